@@ -1,0 +1,93 @@
+//! The history schema shared by every part of faultline.
+//!
+//! A history is a sequence of [`Event`]s, written as JSON Lines (one event per
+//! line) so that a run that dies halfway keeps every line it already wrote.
+//!
+//! ```text
+//! {"process":3,"type":"invoke","f":"write","key":"k1","value":4,"time_ns":1200}
+//! {"process":3,"type":"ok","f":"write","key":"k1","value":4,"time_ns":5400,"node":"n2"}
+//! {"process":"nemesis","type":"invoke","f":"partition","value":{"grudge":{"1":[2,3]}},"time_ns":9000}
+//! ```
+//!
+//! Completion types, and what the checkers may assume of each:
+//! - `ok`: the operation took effect exactly once, at one instant between its
+//!   invocation and this completion, with the result in `value`.
+//! - `fail`: the operation definitely did not take effect (for `cas`, the
+//!   compare-and-set failed because the register held another value; see the
+//!   checkers for how each reader maps other tools' meanings onto this).
+//! - `info`: the outcome is unknown: the operation may or may not have taken
+//!   effect, at any point after its invocation, possibly after later events.
+//!   The process that got `info` never issues another operation; a client
+//!   continues under a new process number.
+//!
+//! `time_ns` is monotonic since the start of the test. `process` is a client
+//! number, or the string `"nemesis"` for fault-injection events.
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What happened to an operation at this point of the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// Who performed an event: a client process, or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+}
+
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(id) => serializer.serialize_u64(*id),
+            Process::Nemesis => serializer.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(u64),
+            Name(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Id(id) => Ok(Process::Client(id)),
+            Raw::Name(name) if name == "nemesis" => Ok(Process::Nemesis),
+            Raw::Name(name) => Err(serde::de::Error::custom(format!(
+                "process must be a number or \"nemesis\", got {name:?}"
+            ))),
+        }
+    }
+}
+
+/// One line of a history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The operation's function: `read`, `write`, `cas`, `get`, `put`,
+    /// `append`, `add`, ... or a nemesis fault name.
+    pub f: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Argument on `invoke`, result on `ok`; `null` when there is none.
+    #[serde(default)]
+    pub value: serde_json::Value,
+    pub time_ns: u64,
+    /// The node that served the operation, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Why an operation failed or is indeterminate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,2 @@
+//! faultline-node: a key-value store replicated with Raft over a write-ahead
+//! log. The Raft core (`raft`) does no I/O; the server wraps it with tokio.

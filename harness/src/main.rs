@@ -1,0 +1,56 @@
+//! The `faultline` binary: parses flags into a validated config and hands it
+//! to one command's `run`, which returns the process exit code.
+//!
+//! Exit codes: 0 valid, 1 invalid, 2 unknown, 3 harness error.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod check_cmd;
+mod test_cmd;
+
+/// Exit code for a harness error (bad input, I/O failure, crash).
+pub const EXIT_HARNESS_ERROR: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "faultline", version, about = "Jepsen-style fault-injection testing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check recorded histories (faultline JSONL, Jepsen logs or EDN).
+    Check(check_cmd::CheckArgs),
+    /// Run a faulted test against a cluster and check its history.
+    Test(Box<test_cmd::TestArgs>),
+    /// Print performance figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are not errors.
+            let code = if err.use_stderr() { EXIT_HARNESS_ERROR } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Check(args) => check_cmd::run(args),
+        Command::Test(args) => test_cmd::run(*args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("faultline: error: {err:#}");
+            ExitCode::from(EXIT_HARNESS_ERROR)
+        }
+    }
+}
