@@ -1,2 +1,3 @@
 //! faultline-node: a key-value store replicated with Raft over a write-ahead
 //! log. The Raft core (`raft`) does no I/O; the server wraps it with tokio.
+pub mod raft;

@@ -6,12 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
-mod check_cmd;
-mod test_cmd;
-
-/// Exit code for a harness error (bad input, I/O failure, crash).
-pub const EXIT_HARNESS_ERROR: u8 = 3;
+use faultline::{bench, check_cmd, test_cmd, EXIT_HARNESS_ERROR};
 
 #[derive(Parser)]
 #[command(name = "faultline", version, about = "Jepsen-style fault-injection testing")]
