@@ -1,0 +1,61 @@
+//! `Db`: how to run one node of a system under test. One implementation per
+//! system; the supervisor does the rest.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use super::ClusterError;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How nodes learn their peers' addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRouting {
+    /// Each node gets its own view: node i dials a proxy listener per pair
+    /// (i → j), so the proxy knows the source from the listener.
+    PerPair,
+    /// All nodes share one view (one proxy listener per destination); the
+    /// proxy finds the source from the kernel socket table.
+    Shared,
+}
+
+/// Everything one node is launched with.
+#[derive(Clone, Debug)]
+pub struct NodeEnv {
+    /// 0-based index (faultline-node's id is `node + 1`).
+    pub node: usize,
+    pub data_dir: PathBuf,
+    /// Where the node's stdout and stderr go (appended across restarts).
+    pub log_path: PathBuf,
+    /// The real address the node serves clients on.
+    pub client_listen: SocketAddr,
+    /// The real address the node serves peers on.
+    pub peer_listen: SocketAddr,
+    /// For each other node j: the (proxied) address this node dials for j.
+    pub peer_dial: Vec<(usize, SocketAddr)>,
+    pub seed: u64,
+}
+
+/// A program to run, with its arguments and extra environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLaunch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+pub trait Db: Send + Sync {
+    fn name(&self) -> &str;
+    fn peer_routing(&self) -> PeerRouting;
+    fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError>;
+    /// Delete the node's state; called with the node killed.
+    fn wipe(&self, node: usize, env: &NodeEnv) -> Result<(), ClusterError>;
+    /// Substrings that mark an error line in a node log ("panicked at").
+    fn log_error_patterns(&self) -> Vec<String>;
+    /// One readiness probe through the node's real client address; must
+    /// return within a short bound of its own.
+    fn is_ready<'a>(&'a self, node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool>;
+    /// The leader's index as the nodes report it (best effort).
+    fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>>;
+}

@@ -1,0 +1,32 @@
+//! Errors of the cluster supervisor.
+use std::path::PathBuf;
+
+use crate::proxy::ProxyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster: invalid config: {0}")]
+    Config(String),
+    #[error("cluster: no node {0}")]
+    NoSuchNode(usize),
+    #[error("cluster: cannot allocate a port: {0}")]
+    Port(#[source] std::io::Error),
+    #[error("cluster: cannot prepare {path}: {source}")]
+    Files { path: PathBuf, source: std::io::Error },
+    #[error("cluster: cannot start node {node} ({program}): {source}")]
+    Spawn { node: usize, program: PathBuf, source: std::io::Error },
+    #[error("cluster: node {node} exited during startup (code {code:?}, signal {signal:?}); see {log}")]
+    ExitedEarly { node: usize, code: Option<i32>, signal: Option<i32>, log: PathBuf },
+    #[error("cluster: node {node} not ready after {timeout_ms} ms; see {log}")]
+    NotReady { node: usize, timeout_ms: u64, log: PathBuf },
+    #[error("cluster: node {node} is {state}, cannot {action}")]
+    WrongState { node: usize, state: &'static str, action: &'static str },
+    #[error("cluster: signal to node {node}: {source}")]
+    Signal { node: usize, source: nix::Error },
+    #[error("cluster: the supervisor thread is gone")]
+    SupervisorGone,
+    #[error("cluster: faultline-node binary not found (set FAULTLINE_NODE_BIN); looked in {0}")]
+    NodeBinaryNotFound(String),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
