@@ -1,1 +1,18 @@
-//! The sans-IO Raft core (not built yet).
+//! The sans-IO Raft core: `RawNode` takes ticks, messages and proposals and
+//! hands back `Ready` batches of entries to persist, messages to send and
+//! entries to apply. It opens no sockets or files, reads no clock, and draws
+//! randomness only from the seed it is given. See `README.md` beside this file.
+
+mod config;
+mod error;
+mod message;
+mod node;
+mod ready;
+mod types;
+
+pub use config::{Config, ConfigError};
+pub use error::{CompactError, NewError, ProposeError, StepError};
+pub use message::{AppendRejection, Message, MessageBody};
+pub use node::RawNode;
+pub use ready::Ready;
+pub use types::{Entry, HardState, ReadState, Restored, Role, Snapshot, SnapshotMeta, Status};
