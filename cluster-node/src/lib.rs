@@ -1,3 +1,7 @@
 //! faultline-node: a key-value store replicated with Raft over a write-ahead
 //! log. The Raft core (`raft`) does no I/O; the server wraps it with tokio.
+pub mod kv;
+pub mod protocol;
 pub mod raft;
+pub mod snapshot;
+pub mod wal;

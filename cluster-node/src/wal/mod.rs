@@ -1,0 +1,261 @@
+//! The write-ahead log: segmented files of CRC32C-framed records.
+//!
+//! Recovery truncates a torn tail of the last segment (the end of a write that
+//! never completed, which was therefore never fsynced nor acknowledged) and
+//! refuses to start on damage anywhere else, naming the file and offset.
+//! Conflict truncation needs no separate record: replaying entry `i` drops
+//! every entry at or after `i`. Group commit happens one level up: the server
+//! appends everything one Raft `Ready` carries and calls `sync` once.
+mod record;
+mod replay;
+
+pub use record::{HardState, Record, WalEntry};
+pub use replay::Recovered;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use record::FrameError;
+
+/// Default segment size after which the next append starts a new file.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("WAL I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("WAL corrupt: {path} at offset {offset}: {reason}; refusing to start")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("WAL segment {seq} is missing before {path}; refusing to start")]
+    SegmentMissing { seq: u64, path: PathBuf },
+    #[error("WAL log gap in {path}: expected entry {expected}, found {found}; refusing to start")]
+    Gap { path: PathBuf, expected: u64, found: u64 },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SegmentMeta {
+    seq: u64,
+    /// Highest entry index written into this segment; 0 when it holds none.
+    index_max: u64,
+}
+
+pub struct Wal {
+    dir: PathBuf,
+    file: File,
+    segments: Vec<SegmentMeta>,
+    segment_bytes: u64,
+    segment_bytes_max: u64,
+    /// Written at the head of every new segment so older segments can be removed.
+    hard_state: HardState,
+    mark: (u64, u64),
+    buffer: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the WAL in `dir` and replays it on top of the
+    /// snapshot at `base` = (index, term); `(0, 0)` when there is no snapshot.
+    pub fn open(dir: &Path, base: (u64, u64), segment_bytes_max: u64) -> Result<(Wal, Recovered), WalError> {
+        assert!(segment_bytes_max > 0, "segment_bytes_max must be positive");
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let seqs = list_segments(dir)?;
+        let mut segments = Vec::with_capacity(seqs.len());
+        let mut replay = replay::Replay::new(base);
+        for (position, &seq) in seqs.iter().enumerate() {
+            let path = segment_path(dir, seq);
+            let is_last = position + 1 == seqs.len();
+            let records = read_segment(&path, is_last)?;
+            let index_max = replay.apply_all(&path, records)?;
+            segments.push(SegmentMeta { seq, index_max });
+        }
+        let recovered = replay.finish(dir)?;
+        let mut wal = match segments.last().copied() {
+            Some(last) => Wal::reopen_last(dir, segments, last.seq, segment_bytes_max)?,
+            None => Wal::create_first(dir, segment_bytes_max)?,
+        };
+        wal.hard_state = recovered.hard_state;
+        wal.mark = recovered.mark;
+        Ok((wal, recovered))
+    }
+
+    fn reopen_last(dir: &Path, segments: Vec<SegmentMeta>, seq: u64, segment_bytes_max: u64) -> Result<Wal, WalError> {
+        let path = segment_path(dir, seq);
+        let file = OpenOptions::new().append(true).open(&path).map_err(io_error(&path))?;
+        let segment_bytes = file.metadata().map_err(io_error(&path))?.len();
+        Ok(Wal::with_file(dir, file, segments, segment_bytes, segment_bytes_max))
+    }
+
+    fn create_first(dir: &Path, segment_bytes_max: u64) -> Result<Wal, WalError> {
+        let file = create_segment(dir, 1)?;
+        let segments = vec![SegmentMeta { seq: 1, index_max: 0 }];
+        Ok(Wal::with_file(dir, file, segments, 0, segment_bytes_max))
+    }
+
+    fn with_file(dir: &Path, file: File, segments: Vec<SegmentMeta>, segment_bytes: u64, segment_bytes_max: u64) -> Wal {
+        Wal {
+            dir: dir.to_path_buf(),
+            file,
+            segments,
+            segment_bytes,
+            segment_bytes_max,
+            hard_state: HardState::default(),
+            mark: (0, 0),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Writes `records` in one `write` call; they are durable only after `sync`.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), WalError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.segment_bytes >= self.segment_bytes_max {
+            self.roll()?;
+        }
+        self.buffer.clear();
+        for r in records {
+            r.encode_into(&mut self.buffer);
+            self.note(r);
+        }
+        let path = self.current_path();
+        self.file.write_all(&self.buffer).map_err(io_error(&path))?;
+        self.segment_bytes += self.buffer.len() as u64;
+        Ok(())
+    }
+
+    fn note(&mut self, r: &Record) {
+        match r {
+            Record::Entry(e) => {
+                let last = self.segments.last_mut().expect("the WAL always has a current segment");
+                last.index_max = last.index_max.max(e.index);
+            }
+            Record::HardState(hs) => self.hard_state = *hs,
+            Record::SnapshotMark { index, term } => self.mark = (*index, *term),
+        }
+    }
+
+    /// Makes every appended record durable (fdatasync also persists the file size).
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        let path = self.current_path();
+        self.file.sync_data().map_err(io_error(&path))
+    }
+
+    /// Records that the log is compacted up to `index` (a snapshot covering it
+    /// is already durable) and removes the segments that only hold older entries.
+    pub fn compact(&mut self, index: u64, term: u64) -> Result<(), WalError> {
+        self.append(&[Record::SnapshotMark { index, term }])?;
+        self.sync()?;
+        let current = self.segments.len() - 1;
+        let removable = self.segments[..current].iter().take_while(|s| s.index_max <= index).count();
+        for segment in self.segments.drain(..removable) {
+            let path = segment_path(&self.dir, segment.seq);
+            fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+        if removable > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn roll(&mut self) -> Result<(), WalError> {
+        self.sync()?;
+        let seq = self.segments.last().expect("the WAL always has a current segment").seq + 1;
+        self.file = create_segment(&self.dir, seq)?;
+        self.segments.push(SegmentMeta { seq, index_max: 0 });
+        self.segment_bytes = 0;
+        let head = [Record::HardState(self.hard_state), Record::SnapshotMark { index: self.mark.0, term: self.mark.1 }];
+        self.append(&head)?;
+        self.sync()
+    }
+
+    fn current_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.segments.last().expect("the WAL always has a current segment").seq)
+    }
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.wal"))
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
+    let mut seqs = Vec::new();
+    for item in fs::read_dir(dir).map_err(io_error(dir))? {
+        let name = item.map_err(io_error(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    for pair in seqs.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            return Err(WalError::SegmentMissing { seq: pair[0] + 1, path: segment_path(dir, pair[1]) });
+        }
+    }
+    Ok(seqs)
+}
+
+fn create_segment(dir: &Path, seq: u64) -> Result<File, WalError> {
+    let path = segment_path(dir, seq);
+    let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error(&path))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Makes a created, renamed or removed directory entry durable.
+pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+}
+
+/// Reads one segment; a torn tail of the last segment is cut off on disk.
+fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, WalError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    while offset < bytes.len() {
+        match Record::decode(&bytes[offset..]) {
+            Ok((record, used)) => {
+                records.push(record);
+                offset += used;
+            }
+            Err(e) if is_last && is_torn_tail(&bytes[offset..], &e) => {
+                tracing::warn!(path = %path.display(), offset, dropped_bytes = bytes.len() - offset, "WAL torn tail truncated");
+                truncate_file(path, offset as u64)?;
+                return Ok(records);
+            }
+            Err(e) => {
+                let reason = format!("{e:?}");
+                return Err(WalError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason });
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// A torn write leaves a short frame, or a bad frame followed only by zeroes
+/// (the file grew but its blocks were never written). Anything else is damage.
+fn is_torn_tail(rest: &[u8], error: &FrameError) -> bool {
+    let all_zero = |b: &[u8]| b.iter().all(|&x| x == 0);
+    match error {
+        FrameError::Short => true,
+        FrameError::BadLength(_) => all_zero(rest),
+        FrameError::BadChecksum | FrameError::BadPayload(_) => {
+            let payload_len = u32::from_le_bytes(rest[0..4].try_into().expect("frame header was read")) as usize;
+            all_zero(&rest[record::FRAME_HEADER_BYTES + payload_len..])
+        }
+    }
+}
+
+fn truncate_file(path: &Path, len: u64) -> Result<(), WalError> {
+    let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+    file.set_len(len).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
