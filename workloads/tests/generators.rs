@@ -1,0 +1,161 @@
+//! Generators against a simulated clock: pure, seeded, deterministic.
+use std::collections::{BTreeMap, BTreeSet};
+
+use faultline_workloads::*;
+
+fn config(kind: WorkloadKind) -> WorkloadConfig {
+    WorkloadConfig { kind, keys_active: 3, ops_per_key_max: 10 }
+}
+
+/// Runs a generator on a fake clock that advances `step_ns` per call, for
+/// at most `calls_max` calls; returns (time_ns, invocation) pairs.
+fn simulate(generator: &mut dyn Generator, step_ns: u64, calls_max: u64) -> Vec<(u64, Invocation)> {
+    let mut out = Vec::new();
+    for call in 0..calls_max {
+        let ctx = Context { time_ns: call * step_ns, process: call % 4 };
+        match generator.next(&ctx) {
+            Next::Invoke(invocation) => out.push((ctx.time_ns, invocation)),
+            Next::Pending => {}
+            Next::Done => break,
+        }
+    }
+    out
+}
+
+#[test]
+fn same_seed_same_operations_other_seed_other_operations() {
+    for kind in WorkloadKind::ALL {
+        let a = simulate(&mut config(kind).generator(7), 1, 200);
+        let b = simulate(&mut config(kind).generator(7), 1, 200);
+        let c = simulate(&mut config(kind).generator(8), 1, 200);
+        assert_eq!(a.len(), 200);
+        assert_eq!(a, b, "{kind}: same seed must give the same ops");
+        assert_ne!(a, c, "{kind}: another seed should give other ops");
+    }
+}
+
+#[test]
+fn keys_rotate_after_ops_per_key_max() {
+    let ops = simulate(&mut config(WorkloadKind::Kv).generator(1), 1, 300);
+    let mut per_key: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, invocation) in &ops {
+        *per_key.entry(invocation.key.clone().unwrap()).or_default() += 1;
+    }
+    assert!(per_key.values().all(|count| *count <= 10), "{per_key:?}");
+    assert!(per_key.len() >= 30, "300 ops over keys of 10 ops need ≥30 keys, got {}", per_key.len());
+    assert!(per_key.keys().all(|key| key.starts_with("kv-")));
+}
+
+#[test]
+fn functions_and_values_match_each_workload() {
+    for kind in WorkloadKind::ALL {
+        let ops = simulate(&mut config(kind).generator(3), 1, 500);
+        let functions: BTreeSet<&str> = ops.iter().map(|(_, op)| op.f.as_str()).collect();
+        let expected: BTreeSet<&str> = match kind {
+            WorkloadKind::Register => ["read", "write"].into(),
+            WorkloadKind::CasRegister => ["read", "write", "cas"].into(),
+            WorkloadKind::Kv => ["read", "write"].into(),
+            WorkloadKind::Set => ["read", "add"].into(),
+            WorkloadKind::Append => ["read", "append"].into(),
+        };
+        assert_eq!(functions, expected, "{kind}");
+        for (_, op) in &ops {
+            match op.f.as_str() {
+                "read" => assert!(op.value.is_null()),
+                "write" if kind == WorkloadKind::Kv => assert!(op.value.is_string()),
+                "write" => assert!(op.value.as_u64().is_some_and(|v| v < 5)),
+                "cas" => assert_eq!(op.value.as_array().map(Vec::len), Some(2)),
+                _ => assert!(op.value.as_u64().is_some()),
+            }
+        }
+    }
+}
+
+#[test]
+fn unique_values_are_unique() {
+    for kind in [WorkloadKind::Kv, WorkloadKind::Set, WorkloadKind::Append] {
+        let ops = simulate(&mut config(kind).generator(5), 1, 1000);
+        let written: Vec<String> = ops
+            .iter()
+            .filter(|(_, op)| op.f != "read")
+            .map(|(_, op)| op.value.to_string())
+            .collect();
+        let distinct: BTreeSet<&String> = written.iter().collect();
+        assert!(written.len() > 400, "{kind}: {}", written.len());
+        assert_eq!(distinct.len(), written.len(), "{kind}");
+    }
+}
+
+#[test]
+fn stagger_holds_the_rate_on_a_simulated_clock() {
+    // 1 op per 10 ms on average, clock in 1 ms steps for 10 s: about 1000 ops.
+    let mut generator = stagger(9, 10_000_000, config(WorkloadKind::Register).generator(9));
+    let ops = simulate(&mut generator, 1_000_000, 10_000);
+    assert!((900..=1100).contains(&ops.len()), "got {} ops", ops.len());
+    let mut again = stagger(9, 10_000_000, config(WorkloadKind::Register).generator(9));
+    assert_eq!(ops, simulate(&mut again, 1_000_000, 10_000), "stagger is deterministic");
+}
+
+#[test]
+fn stagger_returns_pending_between_slots() {
+    let mut generator = stagger(1, 1_000_000_000, config(WorkloadKind::Register).generator(1));
+    let mut pending = 0;
+    let mut invoked = 0;
+    for time_ns in [0, 1, 2, 3] {
+        match generator.next(&Context { time_ns, process: 0 }) {
+            Next::Pending => pending += 1,
+            Next::Invoke(_) => invoked += 1,
+            Next::Done => panic!("stagger over an infinite generator is never done"),
+        }
+    }
+    assert_eq!(invoked, 1);
+    assert_eq!(pending, 3);
+}
+
+#[test]
+fn time_limit_ends_at_the_deadline() {
+    let mut generator = time_limit(50, config(WorkloadKind::Register).generator(1));
+    let ops = simulate(&mut generator, 1, 1000);
+    assert_eq!(ops.len(), 50);
+    assert!(ops.iter().all(|(time_ns, _)| *time_ns < 50));
+    assert_eq!(generator.next(&Context { time_ns: 50, process: 0 }), Next::Done);
+}
+
+#[test]
+fn limit_counts_operations() {
+    let mut generator = limit(7, config(WorkloadKind::Set).generator(1));
+    assert_eq!(simulate(&mut generator, 1, 100).len(), 7);
+    assert_eq!(generator.next(&Context { time_ns: 0, process: 0 }), Next::Done);
+}
+
+#[test]
+fn phases_run_in_order_and_mix_drains_every_arm() {
+    let first = final_reads(&["a".to_string(), "b".to_string()]);
+    let second = final_reads(&["c".to_string()]);
+    let mut generator = phases(vec![Box::new(each(first)), Box::new(each(second))]);
+    let keys: Vec<String> = simulate(&mut generator, 1, 10)
+        .into_iter()
+        .map(|(_, op)| op.key.unwrap())
+        .collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+
+    let arms: Vec<(u32, Box<dyn Generator>)> = vec![
+        (1, Box::new(limit(20, config(WorkloadKind::Register).generator(1)))),
+        (3, Box::new(limit(20, config(WorkloadKind::Set).generator(2)))),
+    ];
+    let ops = simulate(&mut mix(4, arms), 1, 1000);
+    assert_eq!(ops.len(), 40, "mix hands out every op of every arm, then is done");
+    let early_sets = ops[..20].iter().filter(|(_, op)| op.key.as_deref().unwrap().starts_with("set")).count();
+    assert!(early_sets > 10, "weight 3 arm should dominate early, got {early_sets}/20");
+}
+
+#[test]
+fn workload_names_round_trip_and_name_their_checker() {
+    for kind in WorkloadKind::ALL {
+        assert_eq!(kind.name().parse::<WorkloadKind>().unwrap(), kind);
+    }
+    assert!("bogus".parse::<WorkloadKind>().is_err());
+    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed::LinearizableRegister);
+    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed::Set);
+    assert_eq!(WorkloadKind::Append.checker(), CheckerNeed::ListAppend);
+}
