@@ -11,11 +11,19 @@
 //! whose members share one view of peer addresses, from the kernel's socket
 //! table (`socket_table`).
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
 
 mod error;
 mod faults;
+mod link;
+mod route;
+mod shared;
+mod socket_table;
+
+use shared::{Route, Shared};
 
 pub use error::ProxyError;
 pub use faults::{Endpoint, Grudge, LinkFault};
@@ -69,15 +77,31 @@ pub struct ProxyStats {
 /// `shutdown`) closes every listener and connection.
 #[derive(Clone)]
 pub struct FaultProxy {
-    _inner: Arc<()>,
+    handle: Arc<Handle>,
+}
+
+/// Owned by the `FaultProxy` clones only (tasks hold `Shared`), so its drop
+/// means nobody can control the proxy any more.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shut_down();
+    }
 }
 
 impl FaultProxy {
-    /// A proxy with no routes. Must be called inside a tokio runtime: its
-    /// tasks run on the current one.
+    /// A proxy with no routes. Routes must be added inside a tokio runtime:
+    /// their tasks run on the current one.
     pub fn new(config: ProxyConfig) -> Self {
-        let _ = config;
-        todo!()
+        let shared = Arc::new(Shared::new(config));
+        FaultProxy { handle: Arc::new(Handle { shared }) }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
     }
 
     /// Listen on a fresh 127.0.0.1 port; connections accepted there are
@@ -89,8 +113,7 @@ impl FaultProxy {
         to: usize,
         target: SocketAddr,
     ) -> Result<SocketAddr, ProxyError> {
-        let _ = (from, to, target);
-        todo!()
+        self.listen(Some(from), to, target).await
     }
 
     /// For systems whose members share one view of peer addresses (etcd): a
@@ -98,28 +121,55 @@ impl FaultProxy {
     /// kernel socket table (/proc/net/tcp: local port → inode → the
     /// registered pid, or a descendant of it, holding that inode). A
     /// connection whose source is not found is forwarded unaffected by
-    /// partitions and counted in `connections_unattributed`.
+    /// faults and counted in `connections_unattributed`.
     pub async fn add_shared_route(
         &self,
         to: usize,
         target: SocketAddr,
     ) -> Result<SocketAddr, ProxyError> {
-        let _ = (to, target);
-        todo!()
+        self.listen(None, to, target).await
+    }
+
+    async fn listen(
+        &self,
+        from: Option<Endpoint>,
+        to: usize,
+        target: SocketAddr,
+    ) -> Result<SocketAddr, ProxyError> {
+        if !target.ip().is_loopback() {
+            return Err(ProxyError::NotLoopback(target));
+        }
+        if self.shared().is_shut_down() {
+            return Err(ProxyError::ShutDown);
+        }
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(ProxyError::Bind)?;
+        let listen = listener.local_addr().map_err(ProxyError::Bind)?;
+        let route = Arc::new(Route { from, to, target: Mutex::new(target) });
+        self.shared().add_route(listen, route.clone());
+        tokio::spawn(route::accept_loop(self.shared().clone(), listener, route));
+        Ok(listen)
     }
 
     /// Point the route listening on `listen` at a new target (a node that was
     /// restarted on another port). Established connections are kept.
     pub fn retarget(&self, listen: SocketAddr, target: SocketAddr) -> Result<(), ProxyError> {
-        let _ = (listen, target);
-        todo!()
+        if !target.ip().is_loopback() {
+            return Err(ProxyError::NotLoopback(target));
+        }
+        let route = self.shared().route(listen).ok_or(ProxyError::UnknownRoute(listen))?;
+        *shared::lock(&route.target) = target;
+        Ok(())
     }
 
     /// Attribute connections opened by `pid` (or its descendants) on shared
     /// routes to `node`. Re-register after a restart.
     pub fn register_pid(&self, pid: u32, node: usize) {
-        let _ = (pid, node);
-        todo!()
+        self.shared().register_pid(pid, node);
+    }
+
+    /// Forget `pid` (its process is gone; the number may be reused).
+    pub fn unregister_pid(&self, pid: u32) {
+        self.shared().unregister_pid(pid);
     }
 
     /// Replace the partition: bytes from each sender to each receiver in the
@@ -129,33 +179,32 @@ impl FaultProxy {
     /// once the drop ends, so no stream resumes with a hole in it.
     /// Client connections are never affected by partitions.
     pub fn partition(&self, grudge: &Grudge) {
-        let _ = grudge;
-        todo!()
+        self.shared().change_faults(|table| table.partition(grudge));
     }
 
     /// Set the fault on bytes sent by `from` to `to` (one direction);
     /// `LinkFault::default()` clears it.
     pub fn set_link_fault(&self, from: Endpoint, to: Endpoint, fault: LinkFault) {
-        let _ = (from, to, fault);
-        todo!()
+        self.shared().change_faults(|table| table.set_link(from, to, fault));
     }
 
     /// Remove the partition and every link fault.
     pub fn heal(&self) {
-        todo!()
+        self.shared().change_faults(|table| table.heal());
     }
 
     /// The partition and link faults in force, as data.
     pub fn faults(&self) -> (Grudge, BTreeMap<(Endpoint, Endpoint), LinkFault>) {
-        todo!()
+        let table = self.shared().faults();
+        (table.grudge().clone(), table.links().clone())
     }
 
     pub fn stats(&self) -> ProxyStats {
-        todo!()
+        self.shared().stats()
     }
 
     /// Close every listener and connection. Idempotent.
     pub fn shutdown(&self) {
-        todo!()
+        self.shared().shut_down();
     }
 }
