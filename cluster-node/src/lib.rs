@@ -1,7 +1,10 @@
 //! faultline-node: a key-value store replicated with Raft over a write-ahead
 //! log. The Raft core (`raft`) does no I/O; the server wraps it with tokio.
+pub mod config;
 pub mod kv;
 pub mod protocol;
 pub mod raft;
+pub mod server;
 pub mod snapshot;
+pub mod transport;
 pub mod wal;

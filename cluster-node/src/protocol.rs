@@ -75,6 +75,7 @@ pub enum ErrorCode {
     CasMismatch,
     Timeout,
     Stale,
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -86,6 +87,7 @@ impl ErrorCode {
             ErrorCode::CasMismatch => "cas_mismatch",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Stale => "stale",
+            ErrorCode::Overloaded => "overloaded",
         }
     }
 }

@@ -1,0 +1,354 @@
+//! The single task that owns the Raft core, the WAL, the snapshot store and
+//! the state machine, and runs the Ready loop:
+//! send `messages` → install snapshot → append + fsync (`persist_ready`) →
+//! send `messages_after_persist` → apply → serve reads → `advance` → compact.
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::client::{ClientRequest, Responder};
+use super::ServerError;
+use crate::kv::{Command, KvState, Outcome};
+use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
+use crate::raft::{Entry, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta};
+use crate::snapshot::{SnapshotStore, StoredSnapshot};
+use crate::transport::Outbound;
+use crate::wal::{self, Record, Wal, WalEntry};
+
+/// Requests or peer messages taken in one wake-up; they share one Ready and
+/// so one fsync (group commit).
+const INPUT_BATCH_MAX: usize = 1024;
+/// Ready rounds handled before the loop looks at its inputs again.
+const READY_ROUNDS_MAX: usize = 64;
+
+struct Waiter {
+    id: u64,
+    term: u64,
+    deadline: Instant,
+    responder: Responder,
+}
+
+struct ReadWaiter {
+    id: u64,
+    key: String,
+    deadline: Instant,
+    responder: Responder,
+}
+
+pub struct Core {
+    pub raft: RawNode,
+    pub wal: Wal,
+    pub snapshots: SnapshotStore,
+    pub kv: KvState,
+    pub outbound: Outbound,
+    pub applied: (u64, u64),
+    pub snapshot_index: u64,
+    pub snapshot_entries: u64,
+    pub request_timeout: Duration,
+    pub voters: Vec<u64>,
+    writes: BTreeMap<u64, Waiter>,
+    reads_unconfirmed: HashMap<u64, ReadWaiter>,
+    reads_confirmed: Vec<(u64, ReadWaiter)>,
+    read_ctx_next: u64,
+}
+
+pub struct Inputs {
+    pub clients: mpsc::Receiver<ClientRequest>,
+    pub peers: mpsc::Receiver<Message>,
+    pub tick: Duration,
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        raft: RawNode,
+        wal: Wal,
+        snapshots: SnapshotStore,
+        kv: KvState,
+        outbound: Outbound,
+        applied: (u64, u64),
+        snapshot_entries: u64,
+        request_timeout: Duration,
+        voters: Vec<u64>,
+    ) -> Core {
+        Core {
+            raft,
+            wal,
+            snapshots,
+            kv,
+            outbound,
+            applied,
+            snapshot_index: applied.0,
+            snapshot_entries,
+            request_timeout,
+            voters,
+            writes: BTreeMap::new(),
+            reads_unconfirmed: HashMap::new(),
+            reads_confirmed: Vec::new(),
+            read_ctx_next: 1,
+        }
+    }
+
+    /// Runs until `shutdown` resolves (Ok) or the disk fails (Err).
+    pub async fn run(mut self, mut inputs: Inputs, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+        tokio::pin!(shutdown);
+        let mut ticker = tokio::time::interval(inputs.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The event loop runs for the life of the process.
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return Ok(()),
+                _ = ticker.tick() => {
+                    self.raft.tick();
+                    self.expire(Instant::now());
+                }
+                Some(m) = inputs.peers.recv() => {
+                    self.step(m);
+                    for _ in 1..INPUT_BATCH_MAX {
+                        let Ok(m) = inputs.peers.try_recv() else { break };
+                        self.step(m);
+                    }
+                }
+                Some(r) = inputs.clients.recv() => {
+                    self.on_client(r);
+                    for _ in 1..INPUT_BATCH_MAX {
+                        let Ok(r) = inputs.clients.try_recv() else { break };
+                        self.on_client(r);
+                    }
+                }
+            }
+            self.drain_ready()?;
+        }
+    }
+
+    fn step(&mut self, m: Message) {
+        let (from, kind) = (m.from, m.body.kind());
+        if let Err(e) = self.raft.step(m) {
+            tracing::warn!(from, kind, error = %e, "dropping peer message");
+        }
+    }
+
+    fn drain_ready(&mut self) -> Result<(), ServerError> {
+        for _ in 0..READY_ROUNDS_MAX {
+            if !self.raft.has_ready() {
+                return Ok(());
+            }
+            let ready = self.raft.ready();
+            self.handle_ready(ready)?;
+        }
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, mut ready: Ready) -> Result<(), ServerError> {
+        // A leader's appends may go out before its own write: they promise nothing.
+        for m in std::mem::take(&mut ready.messages) {
+            self.outbound.send(m);
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+        self.persist_ready(&ready)?;
+        for m in std::mem::take(&mut ready.messages_after_persist) {
+            self.outbound.send(m);
+        }
+        for entry in &ready.committed_entries {
+            self.apply(entry);
+        }
+        for read in &ready.read_states {
+            if let Some(waiter) = self.reads_unconfirmed.remove(&read.ctx) {
+                self.reads_confirmed.push((read.index, waiter));
+            }
+        }
+        self.serve_reads();
+        self.raft.advance(ready);
+        self.maybe_compact()
+    }
+
+    /// The durability point: entries and hard state reach the disk before any
+    /// message that depends on them is sent and before any client is answered.
+    fn persist_ready(&mut self, ready: &Ready) -> Result<(), ServerError> {
+        let mut records: Vec<Record> = ready.entries.iter().map(to_record).collect();
+        if let Some(hs) = &ready.hard_state {
+            let vote = hs.vote.unwrap_or(0);
+            records.push(Record::HardState(wal::HardState { term: hs.term, vote, commit: hs.commit }));
+        }
+        let must_sync = ready.must_sync || !ready.entries.is_empty();
+        tokio::task::block_in_place(|| {
+            self.wal.append(&records)?;
+            if must_sync {
+                self.wal.sync()?;
+            }
+            Ok::<(), wal::WalError>(())
+        })?;
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+        let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
+        let kv = KvState::from_bytes(&snapshot.data)?;
+        tokio::task::block_in_place(|| {
+            self.snapshots.save(&StoredSnapshot { index, term, data: snapshot.data.clone() })?;
+            self.wal.compact(index, term)?;
+            Ok::<(), ServerError>(())
+        })?;
+        tracing::info!(index, term, "installed snapshot from leader");
+        self.kv = kv;
+        self.applied = (index, term);
+        self.snapshot_index = index;
+        // Writes the snapshot covers can no longer be matched to their entries.
+        let covered: Vec<u64> = self.writes.range(..=index).map(|(i, _)| *i).collect();
+        for i in covered {
+            if let Some(w) = self.writes.remove(&i) {
+                w.responder.answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: &Entry) {
+        if entry.index <= self.applied.0 {
+            return;
+        }
+        assert_eq!(entry.index, self.applied.0 + 1, "committed entries must arrive in order without gaps");
+        self.applied = (entry.index, entry.term);
+        let outcome = if entry.data.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<Command>(&entry.data) {
+                Ok(command) => Some(self.kv.apply(entry.index, &command)),
+                Err(e) => {
+                    tracing::error!(index = entry.index, error = %e, "undecodable committed entry skipped");
+                    None
+                }
+            }
+        };
+        let Some(waiter) = self.writes.remove(&entry.index) else { return };
+        let response = match outcome {
+            Some(outcome) if waiter.term == entry.term => outcome_response(waiter.id, outcome),
+            // Another leader's entry took this index: ours can never commit.
+            _ => fail(waiter.id, ErrorCode::NotLeader, true, Detail::Leader(self.raft.status().leader)),
+        };
+        waiter.responder.answer(response);
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.applied.0;
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.reads_confirmed.drain(..).partition(|(index, _)| *index <= applied);
+        self.reads_confirmed = waiting;
+        for (_, r) in ready {
+            let value = self.kv.get(&r.key).cloned().map(Value::from).unwrap_or(Value::Null);
+            r.responder.answer(Response::Ok { id: r.id, value });
+        }
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), ServerError> {
+        let (index, term) = self.applied;
+        if index < self.snapshot_index + self.snapshot_entries {
+            return Ok(());
+        }
+        let data = self.kv.to_bytes();
+        tokio::task::block_in_place(|| {
+            self.snapshots.save(&StoredSnapshot { index, term, data: data.clone() })?;
+            self.wal.compact(index, term)?;
+            Ok::<(), ServerError>(())
+        })?;
+        let meta = SnapshotMeta { last_index: index, last_term: term, voters: self.voters.clone() };
+        match self.raft.compact(Snapshot { meta, data }) {
+            Ok(()) => tracing::info!(index, term, "snapshot taken, log compacted"),
+            Err(e) => tracing::warn!(index, error = %e, "core refused compaction"),
+        }
+        self.snapshot_index = index;
+        Ok(())
+    }
+
+    fn on_client(&mut self, r: ClientRequest) {
+        let ClientRequest { request, responder } = r;
+        let Request { id, client, seq, operation } = request;
+        let deadline = Instant::now() + self.request_timeout;
+        match operation {
+            Operation::Status => responder.answer(Response::Ok { id, value: self.status_value() }),
+            Operation::Get { key } => {
+                let ctx = self.read_ctx_next;
+                self.read_ctx_next += 1;
+                match self.raft.read_index(ctx) {
+                    Ok(()) => {
+                        self.reads_unconfirmed.insert(ctx, ReadWaiter { id, key, deadline, responder });
+                    }
+                    Err(e) => responder.answer(refusal(id, e)),
+                }
+            }
+            Operation::Write(op) => {
+                let data = serde_json::to_vec(&Command { client, seq, op }).expect("commands always serialize");
+                match self.raft.propose(data) {
+                    Ok((index, term)) => {
+                        self.writes.insert(index, Waiter { id, term, deadline, responder });
+                    }
+                    Err(e) => responder.answer(refusal(id, e)),
+                }
+            }
+        }
+    }
+
+    fn status_value(&self) -> Value {
+        let s = self.raft.status();
+        let role = match s.role {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::PreCandidate => "pre_candidate",
+        };
+        json!({"id": s.id, "role": role, "term": s.term, "leader": s.leader, "commit": s.commit,
+               "applied": self.applied.0, "last_index": s.last_index, "snapshot_index": self.snapshot_index})
+    }
+
+    /// Answers `timeout` (outcome unknown) to requests past their deadline.
+    fn expire(&mut self, now: Instant) {
+        let late: Vec<u64> = self.writes.iter().filter(|(_, w)| w.deadline <= now).map(|(i, _)| *i).collect();
+        for i in late {
+            if let Some(w) = self.writes.remove(&i) {
+                w.responder.answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
+            }
+        }
+        let late: Vec<u64> = self.reads_unconfirmed.iter().filter(|(_, r)| r.deadline <= now).map(|(c, _)| *c).collect();
+        for ctx in late {
+            if let Some(r) = self.reads_unconfirmed.remove(&ctx) {
+                r.responder.answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
+            }
+        }
+        let (late, waiting): (Vec<_>, Vec<_>) = self.reads_confirmed.drain(..).partition(|(_, r)| r.deadline <= now);
+        self.reads_confirmed = waiting;
+        for (_, r) in late {
+            r.responder.answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
+        }
+    }
+}
+
+fn to_record(e: &Entry) -> Record {
+    Record::Entry(WalEntry { index: e.index, term: e.term, payload: e.data.clone() })
+}
+
+fn fail(id: u64, error: ErrorCode, definite: bool, detail: Detail) -> Response {
+    Response::Fail { id: Some(id), error, definite, detail }
+}
+
+fn refusal(id: u64, e: ProposeError) -> Response {
+    match e {
+        ProposeError::NotLeader { leader } => fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader)),
+        other => fail(id, ErrorCode::Overloaded, true, Detail::Message(other.to_string())),
+    }
+}
+
+fn outcome_response(id: u64, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Ok(value) => Response::Ok { id, value: value.map(Value::from).unwrap_or(Value::Null) },
+        Outcome::CasMismatch(current) => fail(id, ErrorCode::CasMismatch, true, Detail::Current(current)),
+        Outcome::Stale => {
+            let message = "seq is older than this client's last applied seq; its outcome is unknown".to_string();
+            fail(id, ErrorCode::Stale, false, Detail::Message(message))
+        }
+    }
+}
