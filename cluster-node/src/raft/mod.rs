@@ -4,10 +4,17 @@
 //! randomness only from the seed it is given. See `README.md` beside this file.
 
 mod config;
+mod election;
 mod error;
+mod log;
 mod message;
 mod node;
+mod progress;
+mod read_index;
 mod ready;
+mod replication;
+mod rules;
+mod snapshot_transfer;
 mod types;
 
 pub use config::{Config, ConfigError};
