@@ -1,1 +1,489 @@
-//! (not built yet)
+//! A test as data: the spec file (YAML), flag overrides, and the validated
+//! `TestPlan` the runner executes.
+//!
+//! Two stages, as in ripgrep's LowArgs/HiArgs: `SpecFile` mirrors the YAML
+//! exactly (unknown fields are errors), overrides from flags are applied to
+//! it, and `TestPlan::from_spec` checks every value and combination once,
+//! before anything starts. The resolved `SpecFile` (seed filled in) is what
+//! the results folder saves as `spec.yaml`, so a run can be replayed from it.
+use std::path::PathBuf;
+
+use faultline_workloads::{WorkloadConfig, WorkloadKind};
+use serde::{Deserialize, Serialize};
+
+use crate::nemesis::Fault;
+
+/// Bad input: reported as one line, exit code 3, before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("spec {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("bad value for {field}: {message}")]
+    Value { field: String, message: String },
+    #[error("impossible combination: {0}")]
+    Combination(String),
+}
+
+fn value_error(field: &str, message: impl Into<String>) -> SpecError {
+    SpecError::Value { field: field.to_string(), message: message.into() }
+}
+
+/// The whole spec file. Every field is optional; defaults give the
+/// no-flag test (5 nodes, 30 s, kill + pause + partition, kv).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecFile {
+    pub name: String,
+    /// Drawn at random (and printed) when absent.
+    pub seed: Option<u64>,
+    /// Where results go: `<store>/<name>/<timestamp>/`.
+    pub store: PathBuf,
+    pub cluster: ClusterSpec,
+    pub client: ClientSpec,
+    pub workload: WorkloadSpec,
+    pub nemesis: NemesisSpec,
+    pub schedule: ScheduleSpec,
+    pub checkers: CheckersSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSpec {
+    /// The system under test; `faultline-node` is the only one built in.
+    pub system: String,
+    pub nodes: usize,
+    /// Path of the node binary; found next to `faultline` when absent.
+    pub node_binary: Option<PathBuf>,
+    pub ready_timeout: String,
+    pub election_timeout: Option<String>,
+    pub heartbeat_interval: Option<String>,
+    /// Extra arguments for every node launch (modes, bug switches).
+    pub node_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSpec {
+    /// An operation without an answer by then is recorded as `info`.
+    pub op_timeout: String,
+    pub connect_timeout: String,
+    /// Leader redirects (`not_leader`) followed within one operation.
+    pub redirects_max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSpec {
+    pub kind: String,
+    pub keys_active: u32,
+    pub ops_per_key_max: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NemesisSpec {
+    /// Fault names: families (`kill`, `pause`, `partition`, `link`), single
+    /// faults (`kill-leader`, `partition-ring`, ...), `mix` or `none`.
+    pub faults: Vec<String>,
+    /// How long each fault lasts, drawn uniformly in [min, max].
+    pub fault_duration_min: String,
+    pub fault_duration_max: String,
+    /// Quiet time between a heal and the next fault, in [min, max].
+    pub heal_duration_min: String,
+    pub heal_duration_max: String,
+    /// Link faults: added latency, jitter, and the `link-slow` throughput cap.
+    pub link_delay: String,
+    pub link_jitter: String,
+    pub link_bandwidth_bytes_per_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSpec {
+    pub time_limit: String,
+    /// Operations per second over all clients.
+    pub rate: f64,
+    /// Client tasks (Jepsen processes) at once.
+    pub concurrency: usize,
+    /// Quiet time after the final heal before the final reads.
+    pub recovery: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckersSpec {
+    /// The cluster must serve a write within this bound after the final heal.
+    pub liveness_timeout: String,
+    /// Extra substrings that fail the run when found in a node log (the
+    /// system's own patterns always apply).
+    pub log_error_patterns: Vec<String>,
+    /// Budget for the linearizability search; beyond it the verdict is unknown.
+    pub check_timeout: String,
+    /// Attempts per final read before it is given up.
+    pub final_read_attempts_max: u32,
+}
+
+impl Default for SpecFile {
+    fn default() -> Self {
+        SpecFile {
+            name: "faultline".to_string(),
+            seed: None,
+            store: PathBuf::from("store"),
+            cluster: ClusterSpec::default(),
+            client: ClientSpec::default(),
+            workload: WorkloadSpec::default(),
+            nemesis: NemesisSpec::default(),
+            schedule: ScheduleSpec::default(),
+            checkers: CheckersSpec::default(),
+        }
+    }
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            system: "faultline-node".to_string(),
+            nodes: 5,
+            node_binary: None,
+            ready_timeout: "10s".to_string(),
+            election_timeout: None,
+            heartbeat_interval: None,
+            node_args: Vec::new(),
+        }
+    }
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        ClientSpec { op_timeout: "1s".to_string(), connect_timeout: "500ms".to_string(), redirects_max: 3 }
+    }
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec { kind: "kv".to_string(), keys_active: 4, ops_per_key_max: 100 }
+    }
+}
+
+impl Default for NemesisSpec {
+    fn default() -> Self {
+        NemesisSpec {
+            faults: vec!["kill".to_string(), "pause".to_string(), "partition".to_string()],
+            fault_duration_min: "2s".to_string(),
+            fault_duration_max: "4s".to_string(),
+            heal_duration_min: "1s".to_string(),
+            heal_duration_max: "3s".to_string(),
+            link_delay: "50ms".to_string(),
+            link_jitter: "50ms".to_string(),
+            link_bandwidth_bytes_per_s: 2_000,
+        }
+    }
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        ScheduleSpec { time_limit: "30s".to_string(), rate: 200.0, concurrency: 10, recovery: "3s".to_string() }
+    }
+}
+
+impl Default for CheckersSpec {
+    fn default() -> Self {
+        CheckersSpec {
+            liveness_timeout: "10s".to_string(),
+            log_error_patterns: Vec::new(),
+            check_timeout: "10s".to_string(),
+            final_read_attempts_max: 5,
+        }
+    }
+}
+
+impl SpecFile {
+    /// Parse a spec from YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<SpecFile, SpecError> {
+        if text.trim().is_empty() {
+            return Ok(SpecFile::default());
+        }
+        serde_saphyr::from_str(text)
+            .map_err(|error| SpecError::Parse { path: origin.to_string(), message: one_line(&error.to_string()) })
+    }
+
+    pub fn read(path: &std::path::Path) -> Result<SpecFile, SpecError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        SpecFile::from_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn to_yaml(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail.
+        serde_saphyr::to_string(self).unwrap_or_else(|error| format!("# spec not serializable: {error}\n"))
+    }
+
+    /// Apply `path=value` overrides (`cluster.nodes=3`); the value is read as
+    /// YAML, so `nemesis.faults=[kill, pause]` works too.
+    pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<SpecFile, SpecError> {
+        let mut tree = serde_json::to_value(self).map_err(|e| value_error("spec", e.to_string()))?;
+        for (path, text) in overrides {
+            let value: serde_json::Value = serde_saphyr::from_str(text)
+                .map_err(|error| value_error(path, one_line(&error.to_string())))?;
+            set_path(&mut tree, path, value)?;
+        }
+        serde_json::from_value(tree).map_err(|error| SpecError::Parse {
+            path: "overrides".to_string(),
+            message: one_line(&error.to_string()),
+        })
+    }
+}
+
+fn set_path(tree: &mut serde_json::Value, path: &str, value: serde_json::Value) -> Result<(), SpecError> {
+    let mut node = tree;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (index, part) in parts.iter().enumerate() {
+        let object = node
+            .as_object_mut()
+            .ok_or_else(|| value_error(path, format!("{part:?} is not inside a section")))?;
+        if !object.contains_key(*part) {
+            return Err(value_error(path, format!("unknown field {part:?}")));
+        }
+        if index + 1 == parts.len() {
+            object.insert(part.to_string(), value);
+            return Ok(());
+        }
+        node = object.get_mut(*part).ok_or_else(|| value_error(path, "unreachable"))?;
+    }
+    Err(value_error(path, "empty field path"))
+}
+
+/// Error text on one line: serde-saphyr adds a source snippet below.
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).take(2).collect::<Vec<_>>().join(": ")
+}
+
+/// Parse `250ms`, `30s`, `2m`, `1.5s` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 2m"))?;
+    let scale_ms = match unit.trim() {
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "m" | "min" => 60_000.0,
+        "" => return Err(format!("{text:?} needs a unit (ms, s or m)")),
+        other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s or m)")),
+    };
+    let ms = number * scale_ms;
+    if !ms.is_finite() || ms > 1e12 {
+        return Err(format!("{text:?} is too long"));
+    }
+    Ok(ms.round() as u64)
+}
+
+fn duration_field(field: &str, text: &str) -> Result<u64, SpecError> {
+    parse_duration_ms(text).map_err(|message| value_error(field, message))
+}
+
+/// The validated test: everything the runner needs, limits in named units.
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    pub name: String,
+    pub seed: u64,
+    pub store_dir: PathBuf,
+    pub nodes: usize,
+    pub node_binary: Option<PathBuf>,
+    pub node_args: Vec<String>,
+    pub ready_timeout_ms: u64,
+    pub election_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
+    pub op_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub redirects_max: u32,
+    pub workload: WorkloadConfig,
+    pub faults: Vec<Fault>,
+    pub fault_duration_ms_min: u64,
+    pub fault_duration_ms_max: u64,
+    pub heal_duration_ms_min: u64,
+    pub heal_duration_ms_max: u64,
+    pub link_delay_ms: u64,
+    pub link_jitter_ms: u64,
+    pub link_bandwidth_bytes_per_s: u64,
+    pub time_limit_ms: u64,
+    pub rate_per_s: f64,
+    pub concurrency: usize,
+    pub recovery_ms: u64,
+    pub liveness_timeout_ms: u64,
+    pub log_error_patterns: Vec<String>,
+    pub check_timeout_ms: u64,
+    pub final_read_attempts_max: u32,
+    /// The spec as resolved (seed filled in), saved as `spec.yaml`.
+    pub resolved: SpecFile,
+}
+
+/// Upper bounds that keep a typo from starting a runaway test.
+const NODES_MAX: usize = 15;
+const CONCURRENCY_MAX: usize = 1_000;
+const RATE_PER_S_MAX: f64 = 100_000.0;
+const KEYS_ACTIVE_MAX: u32 = 10_000;
+
+impl TestPlan {
+    /// Validate every field and combination; `seed_fallback` is used when
+    /// the spec has no seed.
+    pub fn from_spec(spec: &SpecFile, seed_fallback: u64) -> Result<TestPlan, SpecError> {
+        let mut resolved = spec.clone();
+        let seed = *resolved.seed.get_or_insert(seed_fallback);
+        check_name(&spec.name)?;
+        let cluster = &spec.cluster;
+        if cluster.system != "faultline-node" {
+            return Err(value_error(
+                "cluster.system",
+                format!("{:?} is not a known system (built in: faultline-node)", cluster.system),
+            ));
+        }
+        if cluster.nodes == 0 || cluster.nodes > NODES_MAX {
+            return Err(value_error("cluster.nodes", format!("{} is not in 1..={NODES_MAX}", cluster.nodes)));
+        }
+        let workload = workload_config(&spec.workload)?;
+        let faults = faults(&spec.nemesis, cluster.nodes)?;
+        let schedule = &spec.schedule;
+        if schedule.concurrency == 0 || schedule.concurrency > CONCURRENCY_MAX {
+            return Err(value_error(
+                "schedule.concurrency",
+                format!("{} is not in 1..={CONCURRENCY_MAX}", schedule.concurrency),
+            ));
+        }
+        if !(schedule.rate > 0.0 && schedule.rate <= RATE_PER_S_MAX) {
+            return Err(value_error("schedule.rate", format!("{} is not in (0, {RATE_PER_S_MAX}]", schedule.rate)));
+        }
+        let plan = TestPlan {
+            name: spec.name.clone(),
+            seed,
+            store_dir: spec.store.clone(),
+            nodes: cluster.nodes,
+            node_binary: cluster.node_binary.clone(),
+            node_args: cluster.node_args.clone(),
+            ready_timeout_ms: positive("cluster.ready_timeout", &cluster.ready_timeout)?,
+            election_timeout_ms: optional("cluster.election_timeout", &cluster.election_timeout)?,
+            heartbeat_interval_ms: optional("cluster.heartbeat_interval", &cluster.heartbeat_interval)?,
+            op_timeout_ms: positive("client.op_timeout", &spec.client.op_timeout)?,
+            connect_timeout_ms: positive("client.connect_timeout", &spec.client.connect_timeout)?,
+            redirects_max: spec.client.redirects_max,
+            workload,
+            faults,
+            fault_duration_ms_min: positive("nemesis.fault_duration_min", &spec.nemesis.fault_duration_min)?,
+            fault_duration_ms_max: positive("nemesis.fault_duration_max", &spec.nemesis.fault_duration_max)?,
+            heal_duration_ms_min: positive("nemesis.heal_duration_min", &spec.nemesis.heal_duration_min)?,
+            heal_duration_ms_max: positive("nemesis.heal_duration_max", &spec.nemesis.heal_duration_max)?,
+            link_delay_ms: duration_field("nemesis.link_delay", &spec.nemesis.link_delay)?,
+            link_jitter_ms: duration_field("nemesis.link_jitter", &spec.nemesis.link_jitter)?,
+            link_bandwidth_bytes_per_s: spec.nemesis.link_bandwidth_bytes_per_s,
+            time_limit_ms: positive("schedule.time_limit", &schedule.time_limit)?,
+            rate_per_s: schedule.rate,
+            concurrency: schedule.concurrency,
+            recovery_ms: duration_field("schedule.recovery", &schedule.recovery)?,
+            liveness_timeout_ms: positive("checkers.liveness_timeout", &spec.checkers.liveness_timeout)?,
+            log_error_patterns: spec.checkers.log_error_patterns.clone(),
+            check_timeout_ms: positive("checkers.check_timeout", &spec.checkers.check_timeout)?,
+            final_read_attempts_max: spec.checkers.final_read_attempts_max,
+            resolved,
+        };
+        plan.check_combinations()?;
+        Ok(plan)
+    }
+
+    fn check_combinations(&self) -> Result<(), SpecError> {
+        if self.fault_duration_ms_min > self.fault_duration_ms_max {
+            return Err(SpecError::Combination(
+                "nemesis.fault_duration_min is above nemesis.fault_duration_max".to_string(),
+            ));
+        }
+        if self.heal_duration_ms_min > self.heal_duration_ms_max {
+            return Err(SpecError::Combination(
+                "nemesis.heal_duration_min is above nemesis.heal_duration_max".to_string(),
+            ));
+        }
+        if self.final_read_attempts_max == 0 {
+            return Err(value_error("checkers.final_read_attempts_max", "must be at least 1"));
+        }
+        if let (Some(heartbeat), Some(election)) = (self.heartbeat_interval_ms, self.election_timeout_ms) {
+            if heartbeat >= election {
+                return Err(SpecError::Combination(format!(
+                    "cluster.heartbeat_interval ({heartbeat} ms) must be below cluster.election_timeout ({election} ms)"
+                )));
+            }
+        }
+        if self.op_timeout_ms >= self.time_limit_ms {
+            return Err(SpecError::Combination(format!(
+                "client.op_timeout ({} ms) must be below schedule.time_limit ({} ms)",
+                self.op_timeout_ms, self.time_limit_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// Nanoseconds between operations over all clients.
+    pub fn gap_mean_ns(&self) -> u64 {
+        (1e9 / self.rate_per_s) as u64
+    }
+}
+
+fn check_name(name: &str) -> Result<(), SpecError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(value_error("name", format!("{name:?} must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'")))
+    }
+}
+
+fn positive(field: &str, text: &str) -> Result<u64, SpecError> {
+    let ms = duration_field(field, text)?;
+    if ms == 0 {
+        return Err(value_error(field, "must be longer than 0"));
+    }
+    Ok(ms)
+}
+
+fn optional(field: &str, text: &Option<String>) -> Result<Option<u64>, SpecError> {
+    text.as_deref().map(|text| positive(field, text)).transpose()
+}
+
+fn workload_config(spec: &WorkloadSpec) -> Result<WorkloadConfig, SpecError> {
+    let kind: WorkloadKind = spec.kind.parse().map_err(|e: faultline_workloads::UnknownWorkload| value_error("workload.kind", e.to_string()))?;
+    if spec.keys_active == 0 || spec.keys_active > KEYS_ACTIVE_MAX {
+        return Err(value_error("workload.keys_active", format!("{} is not in 1..={KEYS_ACTIVE_MAX}", spec.keys_active)));
+    }
+    if spec.ops_per_key_max == 0 {
+        return Err(value_error("workload.ops_per_key_max", "must be at least 1"));
+    }
+    Ok(WorkloadConfig { kind, keys_active: spec.keys_active, ops_per_key_max: spec.ops_per_key_max })
+}
+
+fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
+    let mut faults: Vec<Fault> = Vec::new();
+    for name in &spec.faults {
+        let expanded = Fault::parse_name(name).map_err(|message| value_error("nemesis.faults", message))?;
+        let single = expanded.len() == 1;
+        let fitting: Vec<Fault> = expanded.iter().copied().filter(|f| nodes >= f.nodes_min()).collect();
+        // A family keeps the members that fit the cluster; a fault named on
+        // its own must fit.
+        if fitting.is_empty() && !expanded.is_empty() || single && fitting.len() != 1 {
+            let fault = expanded[0];
+            return Err(SpecError::Combination(format!(
+                "nemesis {name} needs at least {} nodes, the cluster has {nodes}",
+                fault.nodes_min()
+            )));
+        }
+        for fault in fitting {
+            if !faults.contains(&fault) {
+                faults.push(fault);
+            }
+        }
+    }
+    Ok(faults)
+}

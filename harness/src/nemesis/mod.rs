@@ -1,1 +1,73 @@
-//! (not built yet)
+//! Nemeses: fault injection against a running cluster.
+//!
+//! Each fault family is one small implementation of [`Nemesis`] in its own
+//! file (`kill`, `pause`, `partition`, `link`); `mix` composes them, routing
+//! each fault to the one nemesis that claims its family. What to break is
+//! chosen as plain data first (a target list, a `Grudge`) by pure, seeded,
+//! unit-tested functions, and only then applied to the cluster. `schedule`
+//! decides when: fault and heal alternate at seeded random intervals.
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::cluster::{BoxFuture, Cluster, ClusterError};
+
+mod fault;
+pub mod kill;
+pub mod link;
+pub mod mix;
+pub mod partition;
+pub mod pause;
+pub mod schedule;
+
+pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, PartitionMode, PauseTarget};
+pub use mix::Mix;
+pub use schedule::{Schedule, ScheduleStep};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NemesisError {
+    #[error("nemesis: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("nemesis: no nemesis handles {0}")]
+    Unhandled(Fault),
+    #[error("nemesis: {0:?} is claimed by two nemeses")]
+    Overlap(FaultFamily),
+}
+
+/// What a nemesis did, for the history's `value` field.
+pub type Effect = serde_json::Value;
+
+/// One fault family. `invoke` applies a fault and says what it did; `heal`
+/// undoes everything this nemesis has in force (and is a no-op otherwise).
+pub trait Nemesis: Send {
+    fn handles(&self) -> Vec<FaultFamily>;
+    fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>>;
+    fn heal<'a>(&'a mut self, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>>;
+}
+
+/// Node names as the history shows them: `n1` is index 0 (faultline-node id 1).
+pub fn node_name(node: usize) -> String {
+    format!("n{}", node + 1)
+}
+
+pub fn node_names(nodes: &[usize]) -> Vec<String> {
+    nodes.iter().map(|node| node_name(*node)).collect()
+}
+
+/// `count` distinct nodes out of `0..nodes`, chosen by the seeded rng, sorted.
+pub fn choose_nodes(rng: &mut ChaCha8Rng, nodes: usize, count: usize) -> Vec<usize> {
+    assert!(count <= nodes, "cannot choose {count} of {nodes} nodes");
+    let mut all: Vec<usize> = (0..nodes).collect();
+    all.shuffle(rng);
+    let mut chosen: Vec<usize> = all.into_iter().take(count).collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// The leader if the cluster names one, else a seeded random node. The rng
+/// is drawn from either way so the rest of the schedule does not depend on
+/// whether a leader was known.
+pub async fn leader_or_random(rng: &mut ChaCha8Rng, cluster: &Cluster) -> usize {
+    let fallback = rng.random_range(0..cluster.nodes());
+    cluster.leader().await.unwrap_or(fallback)
+}

@@ -1,0 +1,119 @@
+//! The mapping between workload operations and faultline-node requests.
+//!
+//! The node stores strings, so: register integers are written as decimal
+//! strings; kv values are already strings; set and append-list elements are
+//! appended to the key's string as `" <n>"` with the node's `append`, and a
+//! read splits the string on whitespace. One key per set keeps an add a
+//! single atomic append, so the set checker sees exactly what was applied.
+use faultline_workloads::{Invocation, WorkloadKind};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("operation {0:?} has no key")]
+    NoKey(String),
+    #[error("operation {f:?} has a bad value {value}")]
+    BadValue { f: String, value: String },
+    #[error("unknown operation {0:?}")]
+    UnknownFunction(String),
+    #[error("the node returned {0:?}, which is not a {1}")]
+    BadResult(String, &'static str),
+}
+
+/// The request body (without `id`, `client`, `seq`) for an invocation.
+pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, CodecError> {
+    let key = invocation.key.clone().ok_or_else(|| CodecError::NoKey(invocation.f.clone()))?;
+    let bad = || CodecError::BadValue { f: invocation.f.clone(), value: invocation.value.to_string() };
+    let scalar = |value: &Value| -> Result<String, CodecError> {
+        match value {
+            Value::String(text) => Ok(text.clone()),
+            Value::Number(number) => Ok(number.to_string()),
+            _ => Err(bad()),
+        }
+    };
+    match invocation.f.as_str() {
+        "read" => Ok(json!({"op": "get", "key": key})),
+        "write" => Ok(json!({"op": "put", "key": key, "value": scalar(&invocation.value)?})),
+        "cas" => {
+            let pair = invocation.value.as_array().filter(|pair| pair.len() == 2).ok_or_else(bad)?;
+            Ok(json!({"op": "cas", "key": key, "from": scalar(&pair[0])?, "to": scalar(&pair[1])?}))
+        }
+        "add" | "append" => {
+            let element = invocation.value.as_u64().ok_or_else(bad)?;
+            let _ = kind;
+            Ok(json!({"op": "append", "key": key, "value": format!(" {element}")}))
+        }
+        other => Err(CodecError::UnknownFunction(other.to_string())),
+    }
+}
+
+/// The history value of a successful completion, from the node's `value`.
+pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
+    if invocation.f != "read" {
+        // Writes, cas, adds and appends complete with their argument.
+        return Ok(invocation.value.clone());
+    }
+    let text = match node_value {
+        Value::Null => None,
+        Value::String(text) => Some(text.as_str()),
+        other => return Err(CodecError::BadResult(other.to_string(), "string or null")),
+    };
+    match kind {
+        WorkloadKind::Kv => Ok(json!(text)),
+        WorkloadKind::Register | WorkloadKind::CasRegister => match text {
+            None => Ok(Value::Null),
+            Some(text) => text
+                .parse::<i64>()
+                .map(|n| json!(n))
+                .map_err(|_| CodecError::BadResult(text.to_string(), "integer")),
+        },
+        WorkloadKind::Set | WorkloadKind::Append => {
+            let elements: Result<Vec<u64>, CodecError> = text
+                .unwrap_or("")
+                .split_whitespace()
+                .map(|item| item.parse::<u64>().map_err(|_| CodecError::BadResult(item.to_string(), "list of integers")))
+                .collect();
+            Ok(json!(elements?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(f: &str, value: Value) -> Invocation {
+        Invocation { f: f.to_string(), key: Some("k".to_string()), value }
+    }
+
+    #[test]
+    fn requests_map_each_function() {
+        let kind = WorkloadKind::CasRegister;
+        assert_eq!(request(kind, &op("read", json!(null))).unwrap(), json!({"op":"get","key":"k"}));
+        assert_eq!(request(kind, &op("write", json!(3))).unwrap(), json!({"op":"put","key":"k","value":"3"}));
+        assert_eq!(
+            request(kind, &op("cas", json!([1, 2]))).unwrap(),
+            json!({"op":"cas","key":"k","from":"1","to":"2"})
+        );
+        assert_eq!(
+            request(WorkloadKind::Set, &op("add", json!(7))).unwrap(),
+            json!({"op":"append","key":"k","value":" 7"})
+        );
+        assert!(request(kind, &op("cas", json!(1))).is_err());
+        assert!(request(kind, &op("frob", json!(1))).is_err());
+        let keyless = Invocation { f: "read".into(), key: None, value: json!(null) };
+        assert_eq!(request(kind, &keyless), Err(CodecError::NoKey("read".into())));
+    }
+
+    #[test]
+    fn read_results_decode_per_workload() {
+        let read = op("read", json!(null));
+        assert_eq!(ok_value(WorkloadKind::Register, &read, &json!("4")).unwrap(), json!(4));
+        assert_eq!(ok_value(WorkloadKind::Register, &read, &json!(null)).unwrap(), json!(null));
+        assert!(ok_value(WorkloadKind::Register, &read, &json!("x")).is_err());
+        assert_eq!(ok_value(WorkloadKind::Kv, &read, &json!("v9")).unwrap(), json!("v9"));
+        assert_eq!(ok_value(WorkloadKind::Append, &read, &json!(" 1 5 3")).unwrap(), json!([1, 5, 3]));
+        assert_eq!(ok_value(WorkloadKind::Set, &read, &json!(null)).unwrap(), json!([]));
+        assert_eq!(ok_value(WorkloadKind::Set, &op("add", json!(2)), &json!(" 2")).unwrap(), json!(2));
+    }
+}

@@ -1,0 +1,206 @@
+//! The faultline-node client: newline-delimited JSON over TCP through the
+//! proxy, one request in flight, leader hints followed, and every operation
+//! bounded by `op_timeout_ms` and `redirects_max`.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use faultline_workloads::{Invocation, WorkloadKind};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use super::{codec, Completion, Outcome};
+
+/// The node's own line limit is 2 MiB; allow a little more for framing.
+const RESPONSE_LINE_BYTES_MAX: u64 = 3 * 1024 * 1024;
+/// Responses to other ids (there should be none) skipped before giving up.
+const STRAY_RESPONSES_MAX: u32 = 16;
+
+#[derive(Debug, Clone)]
+pub struct NodeClientConfig {
+    /// The proxied client address of each node, by index.
+    pub addrs: Vec<SocketAddr>,
+    pub kind: WorkloadKind,
+    pub op_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub redirects_max: u32,
+}
+
+struct Connection {
+    node: usize,
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+/// One Jepsen process's connection to the cluster.
+pub struct NodeClient {
+    config: std::sync::Arc<NodeClientConfig>,
+    process: u64,
+    current: usize,
+    connection: Option<Connection>,
+    seq: u64,
+    request_id: u64,
+}
+
+/// Why one attempt did not produce a final answer.
+enum Attempt {
+    Done(Completion),
+    Redirect(Option<usize>),
+}
+
+impl NodeClient {
+    pub fn new(config: std::sync::Arc<NodeClientConfig>, process: u64) -> Self {
+        assert!(!config.addrs.is_empty(), "a client needs at least one node address");
+        let current = (process % config.addrs.len() as u64) as usize;
+        NodeClient { config, process, current, connection: None, seq: 0, request_id: 0 }
+    }
+
+    /// Continue as a fresh process (after an `info`): new connection, and
+    /// the next node, since the old one may be the reason.
+    pub fn become_process(&mut self, process: u64) {
+        self.process = process;
+        self.connection = None;
+        self.rotate();
+    }
+
+    pub fn process(&self) -> u64 {
+        self.process
+    }
+
+    fn rotate(&mut self) {
+        self.current = (self.current + 1) % self.config.addrs.len();
+    }
+
+    pub async fn invoke(&mut self, invocation: &Invocation) -> Completion {
+        let body = match codec::request(self.config.kind, invocation) {
+            Ok(body) => body,
+            Err(error) => return Completion { outcome: Outcome::Fail(error.to_string()), node: None },
+        };
+        self.seq += 1;
+        let deadline = Duration::from_millis(self.config.op_timeout_ms);
+        match tokio::time::timeout(deadline, self.attempts(invocation, body)).await {
+            Ok(completion) => completion,
+            Err(_) => {
+                let node = self.connection.take().map(|c| c.node);
+                self.rotate();
+                Completion { outcome: Outcome::Info("timeout".to_string()), node }
+            }
+        }
+    }
+
+    async fn attempts(&mut self, invocation: &Invocation, body: Value) -> Completion {
+        for _ in 0..=self.config.redirects_max {
+            match self.attempt(invocation, &body).await {
+                Attempt::Done(completion) => return completion,
+                Attempt::Redirect(Some(leader)) if leader < self.config.addrs.len() => {
+                    self.move_to(leader);
+                }
+                Attempt::Redirect(_) => {
+                    self.rotate();
+                    self.connection = None;
+                    // No leader known: give an election a moment.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        Completion { outcome: Outcome::Fail("not_leader".to_string()), node: None }
+    }
+
+    fn move_to(&mut self, node: usize) {
+        if self.current != node {
+            self.current = node;
+            self.connection = None;
+        }
+    }
+
+    async fn attempt(&mut self, invocation: &Invocation, body: &Value) -> Attempt {
+        let node = self.current;
+        if let Err(error) = self.connect().await {
+            self.rotate();
+            // Nothing was sent: the operation did not happen.
+            return Attempt::Done(Completion { outcome: Outcome::Fail(format!("connect: {error}")), node: Some(node) });
+        }
+        self.request_id += 1;
+        let mut request = body.clone();
+        request["id"] = Value::from(self.request_id);
+        request["client"] = Value::from(self.process);
+        request["seq"] = Value::from(self.seq);
+        match self.exchange(&request).await {
+            Ok(response) => self.interpret(invocation, &response, node),
+            Err(error) => {
+                self.connection = None;
+                self.rotate();
+                Attempt::Done(Completion { outcome: Outcome::Info(error), node: Some(node) })
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        if self.connection.is_some() {
+            return Ok(());
+        }
+        let addr = self.config.addrs[self.current];
+        let timeout = Duration::from_millis(self.config.connect_timeout_ms);
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err("timed out".to_string()),
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        self.connection = Some(Connection { node: self.current, reader: BufReader::new(reader), writer });
+        Ok(())
+    }
+
+    /// Send one request and read its response. An error here means the
+    /// request may have been delivered: the caller records `info`.
+    async fn exchange(&mut self, request: &Value) -> Result<Value, String> {
+        let connection = self.connection.as_mut().ok_or("not connected")?;
+        let mut line = request.to_string();
+        line.push('\n');
+        connection.writer.write_all(line.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+        let id = request["id"].clone();
+        for _ in 0..STRAY_RESPONSES_MAX {
+            let mut buffer = Vec::new();
+            let read = (&mut connection.reader)
+                .take(RESPONSE_LINE_BYTES_MAX)
+                .read_until(b'\n', &mut buffer)
+                .await
+                .map_err(|e| format!("receive: {e}"))?;
+            if read == 0 {
+                return Err("connection closed".to_string());
+            }
+            if buffer.last() != Some(&b'\n') {
+                return Err("response line too long".to_string());
+            }
+            let response: Value =
+                serde_json::from_slice(&buffer).map_err(|e| format!("unreadable response: {e}"))?;
+            if response["id"] == id {
+                return Ok(response);
+            }
+        }
+        Err("no response with our id".to_string())
+    }
+
+    fn interpret(&mut self, invocation: &Invocation, response: &Value, node: usize) -> Attempt {
+        let done = |outcome| Attempt::Done(Completion { outcome, node: Some(node) });
+        if response["ok"] == Value::Bool(true) {
+            return match codec::ok_value(self.config.kind, invocation, &response["value"]) {
+                Ok(value) => done(Outcome::Ok(value)),
+                Err(error) => done(Outcome::Info(error.to_string())),
+            };
+        }
+        let error = response["error"].as_str().unwrap_or("unknown").to_string();
+        if error == "not_leader" {
+            // Node ids are 1-based on the wire.
+            let leader = response["leader"].as_u64().and_then(|id| usize::try_from(id).ok()?.checked_sub(1));
+            return Attempt::Redirect(leader);
+        }
+        if response["definite"] == Value::Bool(true) {
+            done(Outcome::Fail(error))
+        } else {
+            done(Outcome::Info(error))
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The faults a nemesis can inject, as plain data, and their names on the
+//! command line and in specs (`kill`, `kill-leader`, `partition-ring`, ...).
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Which nodes a kill takes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KillTarget {
+    Random,
+    Leader,
+    Minority,
+    Majority,
+}
+
+/// Which node a pause stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PauseTarget {
+    Random,
+    Leader,
+}
+
+/// The shape of a network partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionMode {
+    /// Two random halves (the larger one keeps a majority).
+    Halves,
+    /// The leader alone on one side.
+    Leader,
+    /// Every node sees a majority, but no two nodes see the same one.
+    Ring,
+    /// Two halves and one node that sees both.
+    Bridge,
+    /// One random node loses everything the others send it; its own sends
+    /// still arrive.
+    OneWay,
+}
+
+/// A link fault from the proxy on every link into one random node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    Delay,
+    Drop,
+    Reset,
+    Slow,
+}
+
+/// One fault kind a test may inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Fault {
+    Kill(KillTarget),
+    Pause(PauseTarget),
+    Partition(PartitionMode),
+    Link(LinkMode),
+}
+
+/// The family of a fault: what `handles()` of one nemesis claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultFamily {
+    Kill,
+    Pause,
+    Partition,
+    Link,
+}
+
+const KILLS: [Fault; 4] = [
+    Fault::Kill(KillTarget::Random),
+    Fault::Kill(KillTarget::Leader),
+    Fault::Kill(KillTarget::Minority),
+    Fault::Kill(KillTarget::Majority),
+];
+const PAUSES: [Fault; 2] = [Fault::Pause(PauseTarget::Random), Fault::Pause(PauseTarget::Leader)];
+const PARTITIONS: [Fault; 5] = [
+    Fault::Partition(PartitionMode::Halves),
+    Fault::Partition(PartitionMode::Leader),
+    Fault::Partition(PartitionMode::Ring),
+    Fault::Partition(PartitionMode::Bridge),
+    Fault::Partition(PartitionMode::OneWay),
+];
+const LINKS: [Fault; 4] = [
+    Fault::Link(LinkMode::Delay),
+    Fault::Link(LinkMode::Drop),
+    Fault::Link(LinkMode::Reset),
+    Fault::Link(LinkMode::Slow),
+];
+
+impl Fault {
+    pub fn family(self) -> FaultFamily {
+        match self {
+            Fault::Kill(_) => FaultFamily::Kill,
+            Fault::Pause(_) => FaultFamily::Pause,
+            Fault::Partition(_) => FaultFamily::Partition,
+            Fault::Link(_) => FaultFamily::Link,
+        }
+    }
+
+    /// The name in specs, flags and the history's `f` (`kill-leader`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill(KillTarget::Random) => "kill-random",
+            Fault::Kill(KillTarget::Leader) => "kill-leader",
+            Fault::Kill(KillTarget::Minority) => "kill-minority",
+            Fault::Kill(KillTarget::Majority) => "kill-majority",
+            Fault::Pause(PauseTarget::Random) => "pause-random",
+            Fault::Pause(PauseTarget::Leader) => "pause-leader",
+            Fault::Partition(PartitionMode::Halves) => "partition-halves",
+            Fault::Partition(PartitionMode::Leader) => "partition-leader",
+            Fault::Partition(PartitionMode::Ring) => "partition-ring",
+            Fault::Partition(PartitionMode::Bridge) => "partition-bridge",
+            Fault::Partition(PartitionMode::OneWay) => "partition-one-way",
+            Fault::Link(LinkMode::Delay) => "link-delay",
+            Fault::Link(LinkMode::Drop) => "link-drop",
+            Fault::Link(LinkMode::Reset) => "link-reset",
+            Fault::Link(LinkMode::Slow) => "link-slow",
+        }
+    }
+
+    /// Every single fault, in a fixed order.
+    pub fn all() -> Vec<Fault> {
+        KILLS.into_iter().chain(PAUSES).chain(PARTITIONS).chain(LINKS).collect()
+    }
+
+    /// The fewest nodes this fault makes sense on.
+    pub fn nodes_min(self) -> usize {
+        match self {
+            Fault::Kill(KillTarget::Minority | KillTarget::Majority) => 3,
+            Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
+            Fault::Partition(_) | Fault::Link(_) => 2,
+            Fault::Kill(_) | Fault::Pause(_) => 1,
+        }
+    }
+
+    /// Expand one name from a spec or `--nemesis`: a single fault
+    /// (`kill-leader`), a family (`kill` = every kill target), `mix`/`all`
+    /// (everything) or `none`.
+    pub fn parse_name(name: &str) -> Result<Vec<Fault>, String> {
+        let name = name.trim();
+        let family: Option<&[Fault]> = match name {
+            "kill" => Some(&KILLS),
+            "pause" => Some(&PAUSES),
+            "partition" => Some(&PARTITIONS),
+            "link" => Some(&LINKS),
+            _ => None,
+        };
+        if let Some(faults) = family {
+            return Ok(faults.to_vec());
+        }
+        match name {
+            "mix" | "all" => return Ok(Fault::all()),
+            "none" => return Ok(Vec::new()),
+            _ => {}
+        }
+        Fault::all().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
+            format!(
+                "unknown nemesis {name:?} (expected kill, pause, partition, link, mix, none, or one of {})",
+                Fault::all().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// Expand a list of names, dropping duplicates, keeping first-seen order.
+    pub fn parse_names<S: AsRef<str>>(names: &[S]) -> Result<Vec<Fault>, String> {
+        let mut faults = Vec::new();
+        for name in names {
+            for fault in Fault::parse_name(name.as_ref())? {
+                if !faults.contains(&fault) {
+                    faults.push(fault);
+                }
+            }
+        }
+        Ok(faults)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_families_expand() {
+        for fault in Fault::all() {
+            assert_eq!(Fault::parse_name(fault.name()).unwrap(), vec![fault]);
+        }
+        assert_eq!(Fault::parse_name("kill").unwrap().len(), 4);
+        assert_eq!(Fault::parse_name("mix").unwrap().len(), 15);
+        assert!(Fault::parse_name("none").unwrap().is_empty());
+        let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();
+        assert_eq!(faults.len(), 5, "duplicates are dropped");
+        let error = Fault::parse_name("explode").unwrap_err();
+        assert!(error.contains("unknown nemesis \"explode\""), "{error}");
+    }
+}

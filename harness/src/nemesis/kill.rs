@@ -1,0 +1,97 @@
+//! Crash faults: SIGKILL one node, the leader, a minority or a majority;
+//! healing restarts them on their own data.
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use super::{choose_nodes, leader_or_random, node_names, Effect, Fault, FaultFamily, KillTarget, Nemesis, NemesisError};
+use crate::cluster::{BoxFuture, Cluster};
+
+/// How many nodes a kill target takes down in a cluster of `nodes`.
+pub fn kill_count(target: KillTarget, nodes: usize) -> usize {
+    match target {
+        KillTarget::Random | KillTarget::Leader => 1,
+        KillTarget::Minority => ((nodes - 1) / 2).max(1),
+        KillTarget::Majority => nodes / 2 + 1,
+    }
+}
+
+pub struct KillNemesis {
+    rng: ChaCha8Rng,
+    killed: Vec<usize>,
+}
+
+impl KillNemesis {
+    pub fn new(rng: ChaCha8Rng) -> Self {
+        KillNemesis { rng, killed: Vec::new() }
+    }
+
+    async fn targets(&mut self, target: KillTarget, cluster: &Cluster) -> Vec<usize> {
+        let nodes = cluster.nodes();
+        match target {
+            KillTarget::Leader => vec![leader_or_random(&mut self.rng, cluster).await],
+            KillTarget::Random => vec![self.rng.random_range(0..nodes)],
+            KillTarget::Minority | KillTarget::Majority => {
+                choose_nodes(&mut self.rng, nodes, kill_count(target, nodes))
+            }
+        }
+    }
+}
+
+impl Nemesis for KillNemesis {
+    fn handles(&self) -> Vec<FaultFamily> {
+        vec![FaultFamily::Kill]
+    }
+
+    fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(async move {
+            let Fault::Kill(target) = fault else {
+                return Err(NemesisError::Unhandled(fault));
+            };
+            let targets = self.targets(target, cluster).await;
+            for node in &targets {
+                // Remember before acting, so a half-done kill is still healed.
+                self.killed.push(*node);
+                cluster.kill(*node).await?;
+            }
+            Ok(json!({ "killed": node_names(&targets) }))
+        })
+    }
+
+    fn heal<'a>(&'a mut self, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(async move {
+            let killed = std::mem::take(&mut self.killed);
+            if killed.is_empty() {
+                return Ok(Effect::Null);
+            }
+            let mut first_error = None;
+            for node in &killed {
+                if let Err(error) = cluster.restart(*node).await {
+                    first_error.get_or_insert(error);
+                }
+            }
+            match first_error {
+                Some(error) => Err(error.into()),
+                None => Ok(json!({ "restarted": node_names(&killed) })),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_counts_match_their_names() {
+        assert_eq!(kill_count(KillTarget::Minority, 5), 2);
+        assert_eq!(kill_count(KillTarget::Majority, 5), 3);
+        assert_eq!(kill_count(KillTarget::Minority, 3), 1);
+        assert_eq!(kill_count(KillTarget::Majority, 3), 2);
+        assert_eq!(kill_count(KillTarget::Random, 5), 1);
+        for nodes in 3..10 {
+            assert!(kill_count(KillTarget::Minority, nodes) * 2 < nodes);
+            assert!(kill_count(KillTarget::Majority, nodes) * 2 > nodes);
+        }
+    }
+}
