@@ -302,7 +302,8 @@ impl Core {
             Role::PreCandidate => "pre_candidate",
         };
         json!({"id": s.id, "role": role, "term": s.term, "leader": s.leader, "commit": s.commit,
-               "applied": self.applied.0, "last_index": s.last_index, "snapshot_index": self.snapshot_index})
+               "applied": self.applied.0, "last_index": s.last_index, "snapshot_index": self.snapshot_index,
+               "digest": crc32c::crc32c(&self.kv.to_bytes())})
     }
 
     /// Answers `timeout` (outcome unknown) to requests past their deadline.

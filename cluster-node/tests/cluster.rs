@@ -1,0 +1,180 @@
+//! Process tests: real 3- and 5-node clusters on 127.0.0.1.
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{call_leader, Cluster, ClusterView, WAIT_MS_MAX};
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_millis(WAIT_MS_MAX)
+}
+
+#[test]
+fn three_nodes_serve_every_operation() {
+    let cluster = Cluster::start("ops", 3, &[]);
+    let leader = cluster.wait_leader();
+    let mut c = cluster.client(leader).unwrap();
+    let ok = |v: serde_json::Value| {
+        assert_eq!(v["ok"], true, "{v}");
+        v["value"].clone()
+    };
+    assert_eq!(ok(c.call(json!({"op":"get","key":"k"})).unwrap()), json!(null));
+    ok(c.call(json!({"op":"put","key":"k","value":"a"})).unwrap());
+    assert_eq!(ok(c.call(json!({"op":"append","key":"k","value":"b"})).unwrap()), json!("ab"));
+    let mismatch = c.call(json!({"op":"cas","key":"k","from":"zz","to":"c"})).unwrap();
+    assert_eq!((mismatch["error"].clone(), mismatch["definite"].clone(), mismatch["value"].clone()), (json!("cas_mismatch"), json!(true), json!("ab")));
+    ok(c.call(json!({"op":"cas","key":"k","from":"ab","to":"c"})).unwrap());
+    assert_eq!(ok(c.call(json!({"op":"get","key":"k"})).unwrap()), json!("c"));
+    ok(c.call(json!({"op":"delete","key":"k"})).unwrap());
+    ok(c.call(json!({"op":"cas","key":"k","from":null,"to":"fresh"})).unwrap());
+    // A retried (client, seq) applies once.
+    let append = json!({"op":"append","key":"once","value":"x","client":"c1","seq":1});
+    assert_eq!(ok(c.call(append.clone()).unwrap()), json!("x"));
+    assert_eq!(ok(c.call(append).unwrap()), json!("x"));
+    assert_eq!(ok(c.call(json!({"op":"get","key":"once"})).unwrap()), json!("x"));
+    // A follower refuses with a hint.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let refused = cluster.client(follower).unwrap().call(json!({"op":"put","key":"k","value":"v"})).unwrap();
+    assert_eq!((refused["error"].clone(), refused["definite"].clone()), (json!("not_leader"), json!(true)));
+    assert_eq!(refused["leader"], json!(leader));
+    let read = cluster.client(follower).unwrap().call(json!({"op":"get","key":"k"})).unwrap();
+    assert_eq!(read["error"], json!("not_leader"), "a follower must not serve reads from local state");
+    cluster.wait_converged();
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_the_node_survives() {
+    let cluster = Cluster::start("bad", 3, &[]);
+    let leader = cluster.wait_leader();
+    let mut c = cluster.client(leader).unwrap();
+    let garbage = c.send_raw(b"{this is not json\n").unwrap();
+    assert_eq!((garbage["error"].clone(), garbage["definite"].clone()), (json!("bad_request"), json!(true)));
+    let unknown = c.send_raw(b"{\"id\":5,\"op\":\"explode\",\"key\":\"k\"}\n").unwrap();
+    assert_eq!((unknown["id"].clone(), unknown["error"].clone()), (json!(5), json!("bad_request")));
+    let big_key = format!("{{\"id\":6,\"op\":\"put\",\"key\":\"{}\",\"value\":\"v\"}}\n", "k".repeat(2000));
+    assert_eq!(c.send_raw(big_key.as_bytes()).unwrap()["error"], json!("too_large"));
+    // Peers speaking garbage or naming another cluster are dropped; the node keeps serving.
+    for (i, addr) in cluster.peer_addrs.iter().enumerate() {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let _ = s.write_all(b"\x00\x00\x00\x05hello garbage\xff\xff\xff\xff");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let hello = json!({"cluster":"other","from":1,"to":i + 1}).to_string();
+        let _ = s.write_all(&(hello.len() as u32).to_be_bytes());
+        let _ = s.write_all(hello.as_bytes());
+    }
+    // A line over 2 MiB gets too_large and the connection closes.
+    let mut huge = vec![b'x'; 2 * 1024 * 1024 + 10];
+    huge.push(b'\n');
+    let mut c2 = cluster.client(leader).unwrap();
+    assert_eq!(c2.send_raw(&huge).unwrap()["error"], json!("too_large"));
+    assert!(c2.call(json!({"op":"status"})).is_none(), "connection must be closed after an oversized line");
+    let put = json!({"op":"put","key":"after","value":"ok"});
+    assert_eq!(call_leader(&ClusterView::of(&cluster), &put, deadline()).unwrap()["ok"], true);
+    std::thread::sleep(Duration::from_millis(200));
+    let logs: String = (1..=3).map(|id| std::fs::read_to_string(cluster.log_path(id)).unwrap()).collect();
+    assert!(logs.contains("dropping peer connection"), "garbage peers must be logged");
+    assert!(logs.contains("cluster id `other`"), "wrong cluster id must be named in the log");
+    assert!(!logs.contains("panicked"));
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let mut cluster = Cluster::start("sigterm", 3, &[]);
+    cluster.wait_leader();
+    for id in 1..=3 {
+        assert_eq!(cluster.terminate(id), Some(0), "node {id} must exit 0 on SIGTERM");
+    }
+}
+
+/// Writers put distinct keys through whichever node leads, retrying with the
+/// same (client, seq), and remember what was acknowledged.
+fn spawn_writers(cluster: &Arc<Mutex<Cluster>>, writers: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    (0..writers)
+        .map(|w| {
+            let (cluster, stop) = (cluster.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let key = format!("w{w}-{seq}");
+                    let request = json!({"op":"put","key":key,"value":"v","client":format!("writer{w}"),"seq":seq});
+                    let view = ClusterView::of(&cluster.lock().unwrap());
+                    let answer = call_leader(&view, &request, Instant::now() + Duration::from_millis(3_000));
+                    if answer.is_some_and(|a| a["ok"] == true) {
+                        acked.push(key);
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+
+fn verify_acked(cluster: &Cluster, acked: &BTreeSet<String>) {
+    for key in acked {
+        let answer = call_leader(&ClusterView::of(cluster), &json!({"op":"get","key":key}), deadline()).expect("read an acknowledged key");
+        assert_eq!(answer["value"], json!("v"), "acknowledged write {key} lost: {answer}");
+    }
+}
+
+fn kill_leader_during_writes(name: &str, size: usize, rounds: usize) {
+    let cluster = Arc::new(Mutex::new(Cluster::start(name, size, &["--snapshot-entries", "200"])));
+    let stop = Arc::new(AtomicBool::new(false));
+    cluster.lock().unwrap().wait_leader();
+    let writers = spawn_writers(&cluster, 4, &stop);
+    for _ in 0..rounds {
+        std::thread::sleep(Duration::from_millis(400));
+        let leader = cluster.lock().unwrap().wait_leader();
+        cluster.lock().unwrap().kill(leader);
+        std::thread::sleep(Duration::from_millis(600));
+        cluster.lock().unwrap().start_node(leader);
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, Ordering::Relaxed);
+    let acked: BTreeSet<String> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let cluster = cluster.lock().unwrap();
+    assert!(acked.len() >= 20, "too few writes acknowledged ({}) to mean anything", acked.len());
+    cluster.wait_leader();
+    let (applied, _) = cluster.wait_converged();
+    verify_acked(&cluster, &acked);
+    eprintln!("{name}: {} acknowledged writes survived {rounds} leader kills; all nodes at index {applied}", acked.len());
+}
+
+#[test]
+fn three_nodes_survive_leader_kill9_during_writes() {
+    kill_leader_during_writes("kill3", 3, 2);
+}
+
+#[test]
+fn five_nodes_survive_leader_kill9_during_writes() {
+    kill_leader_during_writes("kill5", 5, 2);
+}
+
+#[test]
+fn lagging_follower_catches_up_through_install_snapshot() {
+    let mut cluster = Cluster::start("snap", 3, &["--snapshot-entries", "50"]);
+    let leader = cluster.wait_leader();
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    cluster.kill(follower);
+    let view = ClusterView::of(&cluster);
+    for i in 0..300 {
+        let put = json!({"op":"put","key":format!("k{i}"),"value":format!("v{i}")});
+        assert_eq!(call_leader(&view, &put, deadline()).unwrap()["ok"], true);
+    }
+    let leader_status = cluster.status(cluster.wait_leader()).unwrap();
+    assert!(leader_status["snapshot_index"].as_u64().unwrap() >= 250, "leader must have compacted: {leader_status}");
+    cluster.start_node(follower);
+    cluster.wait_converged();
+    let log = std::fs::read_to_string(cluster.log_path(follower)).unwrap();
+    assert!(log.contains("installed snapshot from leader"), "follower must catch up through InstallSnapshot");
+    // The follower's state is the leader's: make it lead and read through it.
+    let digest = |id: u64| cluster.status(id).unwrap()["digest"].clone();
+    assert_eq!(digest(follower), digest(leader));
+}
