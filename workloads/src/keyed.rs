@@ -80,8 +80,9 @@ impl KeyedGenerator {
                 let to = self.rng.random_range(0..REGISTER_VALUE_RANGE);
                 ("cas", json!([from, to]))
             }
-            WorkloadKind::Kv if roll < 50 => ("read", json!(null)),
-            WorkloadKind::Kv => ("write", json!(format!("v{}", self.unique()))),
+            WorkloadKind::Kv if roll < 40 => ("get", json!(null)),
+            WorkloadKind::Kv if roll < 70 => ("put", json!(format!("v{}", self.unique()))),
+            WorkloadKind::Kv => ("append", json!(format!(".{}", self.unique()))),
             WorkloadKind::Set if roll < 10 => ("read", json!(null)),
             WorkloadKind::Set => ("add", json!(self.unique())),
             WorkloadKind::Append if roll < 50 => ("read", json!(null)),
@@ -104,8 +105,9 @@ pub fn key_name(kind: WorkloadKind, id: u64) -> String {
 }
 
 /// One final read per key, issued by fresh clients after the recovery period.
-pub fn final_reads(keys: &[String]) -> Vec<Invocation> {
+pub fn final_reads(kind: WorkloadKind, keys: &[String]) -> Vec<Invocation> {
+    let f = if kind == WorkloadKind::Kv { "get" } else { "read" };
     keys.iter()
-        .map(|key| Invocation { f: "read".to_string(), key: Some(key.clone()), value: json!(null) })
+        .map(|key| Invocation { f: f.to_string(), key: Some(key.clone()), value: json!(null) })
         .collect()
 }

@@ -6,7 +6,8 @@
 //! - register: `read` null → integer or null; `write` integer.
 //! - cas-register: register ops plus `cas` `[from, to]` (a `fail` means the
 //!   register did not hold `from`).
-//! - kv: `read` null → string or null; `write` a string unique to this write.
+//! - kv: `get` null → string or null; `put` a string unique to this write;
+//!   `append` a unique string, concatenated to the value.
 //! - set: `add` a unique integer; `read` null → list of integers.
 //! - append: `append` a unique integer; `read` null → the list, in order.
 pub mod combinators;
@@ -33,18 +34,13 @@ pub enum WorkloadKind {
     Append,
 }
 
-/// The checker a workload's history needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CheckerNeed {
-    /// Linearizable per key against a read/write register model.
-    LinearizableRegister,
-    /// Linearizable per key against a read/write/cas register model.
-    LinearizableCasRegister,
-    /// Every acknowledged add is in the final read; nothing unknown appears.
-    Set,
-    /// Per key, reads are prefixes of one order of the appended elements.
-    ListAppend,
+/// The checkers a workload's history needs: per-key linearizability against
+/// `model` (a faultline-checkers model name), and, for workloads with final
+/// reads that must hold every acknowledged write, the durability checker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CheckerNeed {
+    pub model: &'static str,
+    pub durability: bool,
 }
 
 impl WorkloadKind {
@@ -77,12 +73,14 @@ impl WorkloadKind {
     }
 
     pub fn checker(self) -> CheckerNeed {
-        match self {
-            WorkloadKind::Register | WorkloadKind::Kv => CheckerNeed::LinearizableRegister,
-            WorkloadKind::CasRegister => CheckerNeed::LinearizableCasRegister,
-            WorkloadKind::Set => CheckerNeed::Set,
-            WorkloadKind::Append => CheckerNeed::ListAppend,
-        }
+        let (model, durability) = match self {
+            WorkloadKind::Register => ("register", false),
+            WorkloadKind::CasRegister => ("cas-register", false),
+            WorkloadKind::Kv => ("kv", false),
+            WorkloadKind::Set => ("set", true),
+            WorkloadKind::Append => ("list-append", true),
+        };
+        CheckerNeed { model, durability }
     }
 }
 

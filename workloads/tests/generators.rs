@@ -54,15 +54,15 @@ fn functions_and_values_match_each_workload() {
         let expected: BTreeSet<&str> = match kind {
             WorkloadKind::Register => ["read", "write"].into(),
             WorkloadKind::CasRegister => ["read", "write", "cas"].into(),
-            WorkloadKind::Kv => ["read", "write"].into(),
+            WorkloadKind::Kv => ["get", "put", "append"].into(),
             WorkloadKind::Set => ["read", "add"].into(),
             WorkloadKind::Append => ["read", "append"].into(),
         };
         assert_eq!(functions, expected, "{kind}");
         for (_, op) in &ops {
             match op.f.as_str() {
-                "read" => assert!(op.value.is_null()),
-                "write" if kind == WorkloadKind::Kv => assert!(op.value.is_string()),
+                "read" | "get" => assert!(op.value.is_null()),
+                "put" | "append" if kind == WorkloadKind::Kv => assert!(op.value.is_string()),
                 "write" => assert!(op.value.as_u64().is_some_and(|v| v < 5)),
                 "cas" => assert_eq!(op.value.as_array().map(Vec::len), Some(2)),
                 _ => assert!(op.value.as_u64().is_some()),
@@ -77,7 +77,7 @@ fn unique_values_are_unique() {
         let ops = simulate(&mut config(kind).generator(5), 1, 1000);
         let written: Vec<String> = ops
             .iter()
-            .filter(|(_, op)| op.f != "read")
+            .filter(|(_, op)| op.f != "read" && op.f != "get")
             .map(|(_, op)| op.value.to_string())
             .collect();
         let distinct: BTreeSet<&String> = written.iter().collect();
@@ -130,8 +130,8 @@ fn limit_counts_operations() {
 
 #[test]
 fn phases_run_in_order_and_mix_drains_every_arm() {
-    let first = final_reads(&["a".to_string(), "b".to_string()]);
-    let second = final_reads(&["c".to_string()]);
+    let first = final_reads(WorkloadKind::Set, &["a".to_string(), "b".to_string()]);
+    let second = final_reads(WorkloadKind::Kv, &["c".to_string()]);
     let mut generator = phases(vec![Box::new(each(first)), Box::new(each(second))]);
     let keys: Vec<String> = simulate(&mut generator, 1, 10)
         .into_iter()
@@ -155,7 +155,8 @@ fn workload_names_round_trip_and_name_their_checker() {
         assert_eq!(kind.name().parse::<WorkloadKind>().unwrap(), kind);
     }
     assert!("bogus".parse::<WorkloadKind>().is_err());
-    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed::LinearizableRegister);
-    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed::Set);
-    assert_eq!(WorkloadKind::Append.checker(), CheckerNeed::ListAppend);
+    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed { model: "kv", durability: false });
+    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed { model: "set", durability: true });
+    assert_eq!(WorkloadKind::Append.checker().model, "list-append");
+    assert_eq!(final_reads(WorkloadKind::Kv, &["k".to_string()])[0].f, "get");
 }

@@ -32,15 +32,19 @@ pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, Cod
         }
     };
     match invocation.f.as_str() {
-        "read" => Ok(json!({"op": "get", "key": key})),
-        "write" => Ok(json!({"op": "put", "key": key, "value": scalar(&invocation.value)?})),
+        "read" | "get" => Ok(json!({"op": "get", "key": key})),
+        "write" | "put" => Ok(json!({"op": "put", "key": key, "value": scalar(&invocation.value)?})),
         "cas" => {
             let pair = invocation.value.as_array().filter(|pair| pair.len() == 2).ok_or_else(bad)?;
             Ok(json!({"op": "cas", "key": key, "from": scalar(&pair[0])?, "to": scalar(&pair[1])?}))
         }
+        // kv appends are strings, concatenated as they are.
+        "append" if kind == WorkloadKind::Kv => {
+            let text = invocation.value.as_str().ok_or_else(bad)?;
+            Ok(json!({"op": "append", "key": key, "value": text}))
+        }
         "add" | "append" => {
             let element = invocation.value.as_u64().ok_or_else(bad)?;
-            let _ = kind;
             Ok(json!({"op": "append", "key": key, "value": format!(" {element}")}))
         }
         other => Err(CodecError::UnknownFunction(other.to_string())),
@@ -49,7 +53,7 @@ pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, Cod
 
 /// The history value of a successful completion, from the node's `value`.
 pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
-    if invocation.f != "read" {
+    if invocation.f != "read" && invocation.f != "get" {
         // Writes, cas, adds and appends complete with their argument.
         return Ok(invocation.value.clone());
     }
@@ -111,7 +115,11 @@ mod tests {
         assert_eq!(ok_value(WorkloadKind::Register, &read, &json!("4")).unwrap(), json!(4));
         assert_eq!(ok_value(WorkloadKind::Register, &read, &json!(null)).unwrap(), json!(null));
         assert!(ok_value(WorkloadKind::Register, &read, &json!("x")).is_err());
-        assert_eq!(ok_value(WorkloadKind::Kv, &read, &json!("v9")).unwrap(), json!("v9"));
+        assert_eq!(ok_value(WorkloadKind::Kv, &op("get", json!(null)), &json!("v9")).unwrap(), json!("v9"));
+        assert_eq!(
+            request(WorkloadKind::Kv, &op("append", json!(".3"))).unwrap(),
+            json!({"op":"append","key":"k","value":".3"})
+        );
         assert_eq!(ok_value(WorkloadKind::Append, &read, &json!(" 1 5 3")).unwrap(), json!([1, 5, 3]));
         assert_eq!(ok_value(WorkloadKind::Set, &read, &json!(null)).unwrap(), json!([]));
         assert_eq!(ok_value(WorkloadKind::Set, &op("add", json!(2)), &json!(" 2")).unwrap(), json!(2));
