@@ -1,7 +1,12 @@
 //! `FaultlineNodeDb`: the embedded system under test, `faultline-node`
 //! (see docs/node-protocol.md), launched with one proxied peer route per
 //! pair.
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 use super::ClusterError;
@@ -33,33 +38,169 @@ impl Db for FaultlineNodeDb {
     fn name(&self) -> &str {
         "faultline-node"
     }
+
     fn peer_routing(&self) -> PeerRouting {
         PeerRouting::PerPair
     }
+
     fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
-        let _ = (node, env);
-        todo!()
+        let peers: Vec<String> =
+            env.peer_dial.iter().map(|(peer, addr)| format!("{}={addr}", peer + 1)).collect();
+        let mut args = vec![
+            "--id".to_string(),
+            (node + 1).to_string(),
+            "--data-dir".to_string(),
+            env.data_dir.display().to_string(),
+            "--client-addr".to_string(),
+            env.client_listen.to_string(),
+            "--peer-addr".to_string(),
+            env.peer_listen.to_string(),
+            "--peers".to_string(),
+            peers.join(","),
+            "--cluster-id".to_string(),
+            self.cluster_id.clone(),
+            "--seed".to_string(),
+            env.seed.to_string(),
+        ];
+        if let Some(ms) = self.election_timeout_ms {
+            args.extend(["--election-timeout-ms".to_string(), ms.to_string()]);
+        }
+        if let Some(ms) = self.heartbeat_interval_ms {
+            args.extend(["--heartbeat-interval-ms".to_string(), ms.to_string()]);
+        }
+        args.extend(self.extra_args.iter().cloned());
+        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new() })
     }
-    fn wipe(&self, node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
-        let _ = (node, env);
-        todo!()
+
+    fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
+        let files_error = |source| ClusterError::Files { path: env.data_dir.clone(), source };
+        match std::fs::remove_dir_all(&env.data_dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(files_error(error)),
+        }
+        std::fs::create_dir_all(&env.data_dir).map_err(files_error)
     }
+
     fn log_error_patterns(&self) -> Vec<String> {
-        todo!()
+        vec!["panicked at".to_string(), "FATAL".to_string()]
     }
-    fn is_ready<'a>(&'a self, node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
-        let _ = (node, env);
-        todo!()
+
+    fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            status(env.client_listen)
+                .await
+                .is_some_and(|reply| reply.get("ok") == Some(&serde_json::Value::Bool(true)))
+        })
     }
+
     fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
-        let _ = envs;
-        todo!()
+        Box::pin(async move {
+            let mut reports = Vec::with_capacity(envs.len());
+            for env in envs {
+                let reply = status(env.client_listen).await;
+                let leader_id = reply.as_ref().and_then(|r| r.get("leader")).and_then(|l| l.as_u64());
+                reports.push(leader_id.and_then(|id| usize::try_from(id).ok()?.checked_sub(1)));
+            }
+            majority(&reports)
+        })
     }
+}
+
+/// Bound on one status request, connect included.
+const STATUS_TIMEOUT_MS: u64 = 500;
+/// Longest status line accepted.
+const STATUS_LINE_BYTES_MAX: u64 = 64 * 1024;
+
+/// The node's answer to `{"id":1,"op":"status"}`, if it gives one in time.
+async fn status(addr: SocketAddr) -> Option<serde_json::Value> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream.write_all(b"{\"id\":1,\"op\":\"status\"}\n").await.ok()?;
+        let mut line = String::new();
+        BufReader::new(stream).take(STATUS_LINE_BYTES_MAX).read_line(&mut line).await.ok()?;
+        serde_json::from_str(&line).ok()
+    };
+    tokio::time::timeout(Duration::from_millis(STATUS_TIMEOUT_MS), exchange).await.ok().flatten()
+}
+
+/// The leader more than half of the answering nodes report, if any.
+fn majority(reports: &[Option<usize>]) -> Option<usize> {
+    let answered: Vec<usize> = reports.iter().flatten().copied().collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for leader in &answered {
+        *counts.entry(*leader).or_insert(0usize) += 1;
+    }
+    let (leader, count) = counts.into_iter().max_by_key(|(_, count)| *count)?;
+    (count * 2 > answered.len()).then_some(leader)
 }
 
 /// The faultline-node binary: `FAULTLINE_NODE_BIN`, else next to the current
 /// executable (or its parent, for test binaries in `deps/`), else
-/// `target/{release,debug}` of the workspace.
+/// `target/{release,debug}` of `CARGO_TARGET_DIR` or of the workspace.
 pub fn find_node_binary() -> Result<PathBuf, ClusterError> {
-    todo!()
+    if let Some(path) = std::env::var_os("FAULTLINE_NODE_BIN") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ClusterError::NodeBinaryNotFound(format!("FAULTLINE_NODE_BIN={}", path.display())))
+        };
+    }
+    let candidates = node_binary_candidates();
+    candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
+        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        ClusterError::NodeBinaryNotFound(looked.join(", "))
+    })
+}
+
+const NODE_BINARY: &str = "faultline-node";
+
+fn node_binary_candidates() -> Vec<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            candidates.push(dir.join(NODE_BINARY));
+        }
+    }
+    let workspace_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target");
+    let target_dirs = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).into_iter();
+    for target in target_dirs.chain([workspace_target]) {
+        for profile in ["release", "debug"] {
+            candidates.push(target.join(profile).join(NODE_BINARY));
+        }
+    }
+    candidates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majority_needs_more_than_half_of_the_answers() {
+        assert_eq!(majority(&[Some(1), Some(1), None]), Some(1));
+        assert_eq!(majority(&[Some(1), Some(2)]), None);
+        assert_eq!(majority(&[Some(0), Some(0), Some(2)]), Some(0));
+        assert_eq!(majority(&[None, None]), None);
+    }
+
+    #[test]
+    fn launch_gives_each_node_its_own_peer_view() {
+        let db = FaultlineNodeDb { election_timeout_ms: Some(300), ..FaultlineNodeDb::new("/bin/node".into()) };
+        let env = NodeEnv {
+            node: 1,
+            data_dir: "/tmp/d".into(),
+            log_path: "/tmp/l".into(),
+            client_listen: "127.0.0.1:7002".parse().unwrap(),
+            peer_listen: "127.0.0.1:8002".parse().unwrap(),
+            peer_dial: vec![(0, "127.0.0.1:9001".parse().unwrap()), (2, "127.0.0.1:9003".parse().unwrap())],
+            seed: 5,
+        };
+        let launch = db.launch(1, &env).unwrap();
+        let args = launch.args.join(" ");
+        assert!(args.starts_with("--id 2 --data-dir /tmp/d --client-addr 127.0.0.1:7002"), "{args}");
+        assert!(args.contains("--peers 1=127.0.0.1:9001,3=127.0.0.1:9003"), "{args}");
+        assert!(args.ends_with("--election-timeout-ms 300"), "{args}");
+    }
 }

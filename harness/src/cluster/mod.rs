@@ -9,13 +9,27 @@
 //! (`faultline_node::FaultlineNodeDb` is the embedded default).
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::proxy::{FaultProxy, ProxyConfig};
 
 mod db;
 mod error;
 mod faultline_node;
+mod ports;
+mod routing;
+mod signals;
+mod supervisor;
+
+use ports::PortReservation;
+use supervisor::Supervisor;
+
+/// The two ports a node binds itself.
+struct NodePorts {
+    client: PortReservation,
+    peer: PortReservation,
+}
 
 pub use db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
@@ -67,101 +81,325 @@ pub struct UnexpectedExit {
 /// clone) kills and reaps every node and closes the proxy.
 #[derive(Clone)]
 pub struct Cluster {
-    _inner: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<dyn Db>,
+    config: ClusterConfig,
+    proxy: FaultProxy,
+    supervisor: Supervisor,
+    /// What each node is launched with; its ports change only when a start
+    /// found them taken.
+    envs: Mutex<Vec<NodeEnv>>,
+    /// The proxied client address of each node.
+    client_addrs: Vec<SocketAddr>,
+    /// Proxy listeners forwarding to each node's client and peer ports.
+    routes_to: Vec<RoutesTo>,
+}
+
+/// The proxy listeners whose target is one node.
+struct RoutesTo {
+    client: SocketAddr,
+    peer: Vec<SocketAddr>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.supervisor.stop_blocking();
+        self.proxy.shutdown();
+    }
 }
 
 impl Cluster {
     /// Allocate ports, open the proxy routes (peer and client), start every
     /// node and wait until each is ready (bounded by `ready_timeout_ms`).
     pub async fn start(db: Arc<dyn Db>, config: ClusterConfig) -> Result<Cluster, ClusterError> {
-        let _ = (db, config);
-        todo!()
+        validate(&config)?;
+        let proxy = FaultProxy::new(config.proxy.clone());
+        let reservations = reserve_node_ports(config.nodes)?;
+        let layout = routing::open_routes(&proxy, db.peer_routing(), &reservations).await?;
+        let envs = (0..config.nodes)
+            .map(|node| node_env(&config, node, &reservations[node], layout.peer_dial[node].clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let supervisor = Supervisor::start(config.nodes)?;
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                proxy,
+                supervisor,
+                envs: Mutex::new(envs),
+                client_addrs: layout.client_addrs,
+                routes_to: layout.routes_to,
+            }),
+        };
+        let nodes = cluster.nodes();
+        let mut reservations = reservations.into_iter().map(Some).collect::<Vec<_>>();
+        for (node, reserved) in reservations.iter_mut().enumerate() {
+            drop(reserved.take()); // Free the node's ports just before its launch.
+            if let Err(error) = cluster.launch(node).await {
+                cluster.shutdown().await;
+                return Err(error);
+            }
+        }
+        // All nodes are already starting, so waiting for them one by one
+        // takes about as long as the slowest.
+        for node in 0..nodes {
+            if let Err(error) = cluster.settle(node).await {
+                cluster.shutdown().await;
+                return Err(error);
+            }
+        }
+        Ok(cluster)
     }
 
     pub fn nodes(&self) -> usize {
-        todo!()
+        self.inner.config.nodes
     }
 
     /// The proxied client address of `node`: clients must use this one.
     pub fn client_addr(&self, node: usize) -> SocketAddr {
-        let _ = node;
-        todo!()
+        self.inner.client_addrs[node]
     }
 
     /// What node `node` was launched with (real, unproxied addresses).
     pub fn node_env(&self, node: usize) -> NodeEnv {
-        let _ = node;
-        todo!()
+        lock(&self.inner.envs)[node].clone()
     }
 
     pub fn proxy(&self) -> &FaultProxy {
-        todo!()
+        &self.inner.proxy
     }
 
-    /// SIGKILL the node's process group and reap it.
+    /// The pid of the node's process while it is running or paused.
+    pub fn pid(&self, node: usize) -> Option<u32> {
+        self.inner.supervisor.pid(node)
+    }
+
+    /// SIGKILL the node's process group and reap it. Killing a killed node
+    /// does nothing.
     pub async fn kill(&self, node: usize) -> Result<(), ClusterError> {
-        let _ = node;
-        todo!()
+        self.check(node)?;
+        let pid = self.pid(node);
+        self.inner.supervisor.kill(node).await?;
+        if let Some(pid) = pid {
+            self.inner.proxy.unregister_pid(pid);
+        }
+        Ok(())
     }
 
-    /// Start a killed node again with the same data dir and wait until it is
-    /// ready (bounded). A running node is killed first.
+    /// Start the node again with the same data dir and wait until it is
+    /// ready (bounded). A running or paused node is killed first.
     pub async fn restart(&self, node: usize) -> Result<(), ClusterError> {
-        let _ = node;
-        todo!()
+        self.kill(node).await?;
+        self.launch(node).await?;
+        self.settle(node).await
     }
 
     /// SIGSTOP the node's process group.
     pub fn pause(&self, node: usize) -> Result<(), ClusterError> {
-        let _ = node;
-        todo!()
+        self.check(node)?;
+        self.inner.supervisor.pause(node, true)
     }
 
     /// SIGCONT the node's process group.
     pub fn resume(&self, node: usize) -> Result<(), ClusterError> {
-        let _ = node;
-        todo!()
+        self.check(node)?;
+        self.inner.supervisor.pause(node, false)
     }
 
     /// Delete the node's data (through `Db::wipe`). The node must be killed.
     pub async fn wipe(&self, node: usize) -> Result<(), ClusterError> {
-        let _ = node;
-        todo!()
+        self.check(node)?;
+        if self.node_state(node) != NodeState::Killed {
+            return Err(ClusterError::WrongState { node, state: "running", action: "wipe" });
+        }
+        let db = self.inner.db.clone();
+        let env = self.node_env(node);
+        tokio::task::spawn_blocking(move || db.wipe(node, &env))
+            .await
+            .map_err(|_| ClusterError::SupervisorGone)?
     }
 
-    /// The leader as the live nodes report it (best effort).
+    /// The leader as the running nodes report it (best effort).
     pub async fn leader(&self) -> Option<usize> {
-        todo!()
+        let envs: Vec<NodeEnv> = lock(&self.inner.envs)
+            .iter()
+            .filter(|env| self.node_state(env.node) == NodeState::Running)
+            .cloned()
+            .collect();
+        self.inner.db.leader(&envs).await
     }
 
+    /// Running, Paused, or Killed (also after a crash).
     pub fn node_state(&self, node: usize) -> NodeState {
-        let _ = node;
-        todo!()
+        self.inner.supervisor.state(node)
     }
 
     /// Exits nobody asked for (crashes), in the order they were seen.
     pub fn unexpected_exits(&self) -> Vec<UnexpectedExit> {
-        todo!()
+        self.inner.supervisor.unexpected_exits()
     }
 
     pub fn log_paths(&self) -> Vec<PathBuf> {
-        todo!()
+        lock(&self.inner.envs).iter().map(|env| env.log_path.clone()).collect()
     }
 
     /// The patterns that mark an error line in a node log (from the `Db`).
     pub fn log_error_patterns(&self) -> Vec<String> {
-        todo!()
+        self.inner.db.log_error_patterns()
     }
 
     /// Kill and reap every node and close the proxy. Idempotent.
     pub async fn shutdown(&self) {
-        todo!()
+        self.inner.supervisor.stop().await;
+        self.inner.proxy.shutdown();
     }
+
+    /// Like `shutdown`, for code that cannot await (signal handlers, drops).
+    pub fn shutdown_blocking(&self) {
+        self.inner.supervisor.stop_blocking();
+        self.inner.proxy.shutdown();
+    }
+
+    fn check(&self, node: usize) -> Result<(), ClusterError> {
+        if node < self.nodes() {
+            Ok(())
+        } else {
+            Err(ClusterError::NoSuchNode(node))
+        }
+    }
+
+    /// Spawn the node's process with its current env.
+    async fn launch(&self, node: usize) -> Result<(), ClusterError> {
+        let env = self.node_env(node);
+        let launch = self.inner.db.launch(node, &env)?;
+        let pid = self.inner.supervisor.spawn(node, launch, env.log_path.clone()).await?;
+        if self.inner.db.peer_routing() == PeerRouting::Shared {
+            self.inner.proxy.register_pid(pid, node);
+        }
+        Ok(())
+    }
+
+    /// Wait until the launched node is ready. A node that exits meanwhile
+    /// (most often because another process took its port) is started again
+    /// on fresh ports, a bounded number of times.
+    async fn settle(&self, node: usize) -> Result<(), ClusterError> {
+        for attempt in 1..=LAUNCH_ATTEMPTS_MAX {
+            match self.wait_ready(node).await {
+                Ok(()) => {
+                    self.inner.supervisor.started(node);
+                    return Ok(());
+                }
+                Err(ClusterError::ExitedEarly { .. }) if attempt < LAUNCH_ATTEMPTS_MAX => {
+                    self.move_ports(node)?;
+                    self.launch(node).await?;
+                }
+                Err(error) => {
+                    let _ = self.inner.supervisor.kill(node).await;
+                    return Err(error);
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn wait_ready(&self, node: usize) -> Result<(), ClusterError> {
+        let env = self.node_env(node);
+        let timeout_ms = self.inner.config.ready_timeout_ms;
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            if self.node_state(node) == NodeState::Killed {
+                let exit = self.inner.supervisor.last_exit(node);
+                return Err(ClusterError::ExitedEarly {
+                    node,
+                    code: exit.and_then(|e| e.code),
+                    signal: exit.and_then(|e| e.signal),
+                    log: env.log_path,
+                });
+            }
+            let probe = self.inner.db.is_ready(node, &env);
+            let probe_bound = Duration::from_millis(READY_PROBE_TIMEOUT_MS);
+            if let Ok(true) = tokio::time::timeout(probe_bound, probe).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(READY_POLL_MS)).await;
+        }
+        Err(ClusterError::NotReady { node, timeout_ms, log: env.log_path })
+    }
+
+    /// Give the node fresh ports and point its proxy routes at them.
+    fn move_ports(&self, node: usize) -> Result<(), ClusterError> {
+        let client = ports::reserve()?.release();
+        let peer = ports::reserve()?.release();
+        let routes = &self.inner.routes_to[node];
+        self.inner.proxy.retarget(routes.client, client)?;
+        for listen in &routes.peer {
+            self.inner.proxy.retarget(*listen, peer)?;
+        }
+        let mut envs = lock(&self.inner.envs);
+        envs[node].client_listen = client;
+        envs[node].peer_listen = peer;
+        Ok(())
+    }
+}
+
+/// Launches of one node tried before its start fails.
+const LAUNCH_ATTEMPTS_MAX: u32 = 3;
+/// Bound on one readiness probe.
+const READY_PROBE_TIMEOUT_MS: u64 = 1_000;
+/// Pause between readiness probes.
+const READY_POLL_MS: u64 = 25;
+/// Largest cluster the supervisor runs.
+const NODES_MAX: usize = 64;
+
+fn validate(config: &ClusterConfig) -> Result<(), ClusterError> {
+    if config.nodes == 0 || config.nodes > NODES_MAX {
+        return Err(ClusterError::Config(format!("nodes must be in 1..={NODES_MAX}, not {}", config.nodes)));
+    }
+    if config.ready_timeout_ms == 0 {
+        return Err(ClusterError::Config("ready_timeout_ms must be positive".into()));
+    }
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // No code panics while holding these locks, so poisoned data is intact.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Client and peer port of every node, held until launch.
+fn reserve_node_ports(nodes: usize) -> Result<Vec<NodePorts>, ClusterError> {
+    (0..nodes)
+        .map(|_| Ok(NodePorts { client: ports::reserve()?, peer: ports::reserve()? }))
+        .collect()
+}
+
+/// The files and addresses of one node; creates its directories.
+fn node_env(
+    config: &ClusterConfig,
+    node: usize,
+    ports: &NodePorts,
+    peer_dial: Vec<(usize, SocketAddr)>,
+) -> Result<NodeEnv, ClusterError> {
+    let data_dir = config.dir.join(format!("node-{node}")).join("data");
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|source| ClusterError::Files { path: data_dir.clone(), source })?;
+    Ok(NodeEnv {
+        node,
+        data_dir,
+        log_path: config.dir.join(format!("node-{node}.log")),
+        client_listen: ports.client.addr(),
+        peer_listen: ports.peer.addr(),
+        peer_dial,
+        seed: config.seed.wrapping_add(node as u64 + 1),
+    })
 }
 
 /// On SIGINT or SIGTERM: shut the cluster down, then exit the process with
 /// 128 + the signal number. Call once per run, inside the runtime.
-pub fn install_signal_cleanup(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
-    let _ = cluster;
-    todo!()
+pub fn install_signal_cleanup(cluster: &Cluster) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
+    signals::install(cluster.clone())
 }

@@ -1,0 +1,53 @@
+//! The proxy routes of a cluster: one client route per node, and peer
+//! routes per pair (each node its own view of its peers) or per destination
+//! (one shared view, sources found from the socket table).
+use std::net::SocketAddr;
+
+use crate::proxy::{Endpoint, FaultProxy};
+
+use super::db::PeerRouting;
+use super::{ClusterError, NodePorts, RoutesTo};
+
+pub(super) struct Layout {
+    pub client_addrs: Vec<SocketAddr>,
+    pub routes_to: Vec<RoutesTo>,
+    /// For each node, the address it dials for each other node.
+    pub peer_dial: Vec<Vec<(usize, SocketAddr)>>,
+}
+
+pub(super) async fn open_routes(
+    proxy: &FaultProxy,
+    routing: PeerRouting,
+    ports: &[NodePorts],
+) -> Result<Layout, ClusterError> {
+    let nodes = ports.len();
+    let mut layout = Layout {
+        client_addrs: Vec::with_capacity(nodes),
+        routes_to: Vec::with_capacity(nodes),
+        peer_dial: vec![Vec::new(); nodes],
+    };
+    for (to, node_ports) in ports.iter().enumerate() {
+        let client = proxy.add_route(Endpoint::Client, to, node_ports.client.addr()).await?;
+        let peer_target = node_ports.peer.addr();
+        let mut peer = Vec::new();
+        match routing {
+            PeerRouting::PerPair => {
+                for from in (0..nodes).filter(|from| *from != to) {
+                    let listen = proxy.add_route(Endpoint::Node(from), to, peer_target).await?;
+                    layout.peer_dial[from].push((to, listen));
+                    peer.push(listen);
+                }
+            }
+            PeerRouting::Shared => {
+                let listen = proxy.add_shared_route(to, peer_target).await?;
+                for from in (0..nodes).filter(|from| *from != to) {
+                    layout.peer_dial[from].push((to, listen));
+                }
+                peer.push(listen);
+            }
+        }
+        layout.client_addrs.push(client);
+        layout.routes_to.push(RoutesTo { client, peer });
+    }
+    Ok(layout)
+}
