@@ -148,7 +148,10 @@ impl RawNode {
 
     fn handle_append_success(&mut self, from: u64, index: u64) {
         let Some(progress) = self.progress.get_mut(&from) else { return };
-        if !progress.maybe_update(index) {
+        let updated = progress.maybe_update(index);
+        // A probe answered at the known match index also proves agreement.
+        let probe_confirmed = progress.match_index == index && matches!(progress.state, ReplicationState::Probe { .. });
+        if !updated && !probe_confirmed {
             return;
         }
         match progress.state {

@@ -1,0 +1,593 @@
+//! Focused scenarios for the Raft core, in the style of etcd's raft_test.go:
+//! in-memory peers wired through a network that delivers until quiet.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use faultline_node::raft::{
+    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, ReadState, Restored, Role, Snapshot,
+    SnapshotMeta,
+};
+
+/// What one node made durable, the way a server's WAL and snapshot file would.
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn persist(&mut self, ready: &faultline_node::raft::Ready) {
+        if let Some(snapshot) = &ready.snapshot {
+            self.entries.clear();
+            self.snapshot = Some(snapshot.clone());
+        }
+        if let Some(first) = ready.entries.first() {
+            self.entries.retain(|e| e.index < first.index);
+            self.entries.extend(ready.entries.iter().cloned());
+        }
+        if let Some(hard_state) = &ready.hard_state {
+            self.hard_state = hard_state.clone();
+        }
+    }
+
+    fn restored(&self) -> Restored {
+        Restored { hard_state: self.hard_state.clone(), snapshot: self.snapshot.clone(), entries: self.entries.clone() }
+    }
+}
+
+type Filter = Box<dyn Fn(&Message) -> bool>;
+
+struct Network {
+    nodes: BTreeMap<u64, RawNode>,
+    disks: BTreeMap<u64, Disk>,
+    applied: BTreeMap<u64, Vec<Entry>>,
+    read_states: BTreeMap<u64, Vec<ReadState>>,
+    snapshots_installed: BTreeMap<u64, u32>,
+    queue: VecDeque<Message>,
+    cut: BTreeSet<(u64, u64)>,
+    /// Messages for which this returns true are dropped.
+    filter: Option<Filter>,
+    delivered: Vec<Message>,
+}
+
+fn config(id: u64, size: u64) -> Config {
+    let mut config = Config::new(id, (1..=size).collect());
+    config.election_timeout_ticks_min = 10;
+    config.election_timeout_ticks_max = 20;
+    config.heartbeat_interval_ticks = 1;
+    config
+}
+
+impl Network {
+    fn new(size: u64, tweak: impl Fn(&mut Config)) -> Network {
+        Network::with_disks(size, tweak, |_| Disk::default())
+    }
+
+    fn with_disks(size: u64, tweak: impl Fn(&mut Config), disk: impl Fn(u64) -> Disk) -> Network {
+        let mut network = Network {
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            read_states: BTreeMap::new(),
+            snapshots_installed: BTreeMap::new(),
+            queue: VecDeque::new(),
+            cut: BTreeSet::new(),
+            filter: None,
+            delivered: Vec::new(),
+        };
+        for id in 1..=size {
+            let mut config = config(id, size);
+            tweak(&mut config);
+            let disk = disk(id);
+            let node = RawNode::new(config, 1000 + id, disk.restored()).expect("valid node");
+            network.nodes.insert(id, node);
+            network.disks.insert(id, disk);
+        }
+        network
+    }
+
+    fn node(&self, id: u64) -> &RawNode {
+        &self.nodes[&id]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut RawNode {
+        self.nodes.get_mut(&id).expect("node exists")
+    }
+
+    fn process_ready(&mut self, id: u64) -> bool {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        if !node.has_ready() {
+            return false;
+        }
+        let ready = node.ready();
+        let disk = self.disks.get_mut(&id).expect("disk exists");
+        disk.persist(&ready);
+        if ready.snapshot.is_some() {
+            *self.snapshots_installed.entry(id).or_default() += 1;
+        }
+        self.queue.extend(ready.messages.iter().cloned());
+        self.queue.extend(ready.messages_after_persist.iter().cloned());
+        self.applied.entry(id).or_default().extend(ready.committed_entries.iter().cloned());
+        self.read_states.entry(id).or_default().extend(ready.read_states.iter().cloned());
+        node.advance(ready);
+        true
+    }
+
+    fn process_all_ready(&mut self) -> bool {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        let mut any = false;
+        for id in ids {
+            any |= self.process_ready(id);
+        }
+        any
+    }
+
+    fn dropped(&self, message: &Message) -> bool {
+        self.cut.contains(&(message.from, message.to)) || self.filter.as_ref().is_some_and(|f| f(message))
+    }
+
+    /// Delivers messages until the cluster goes quiet (bounded).
+    fn stabilize(&mut self) {
+        for _ in 0..100_000 {
+            let any_ready = self.process_all_ready();
+            match self.queue.pop_front() {
+                Some(message) if self.dropped(&message) => {}
+                Some(message) => {
+                    self.delivered.push(message.clone());
+                    let to = message.to;
+                    self.node_mut(to).step(message).expect("correct peers send well-formed messages");
+                }
+                None if !any_ready => return,
+                None => {}
+            }
+        }
+        panic!("network did not stabilize");
+    }
+
+    fn tick(&mut self, id: u64, ticks: u32) {
+        for _ in 0..ticks {
+            self.node_mut(id).tick();
+            self.stabilize();
+        }
+    }
+
+    fn tick_all(&mut self, ticks: u32) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for _ in 0..ticks {
+            for &id in &ids {
+                self.node_mut(id).tick();
+            }
+            self.stabilize();
+        }
+    }
+
+    fn elect(&mut self, id: u64) {
+        self.node_mut(id).campaign();
+        self.stabilize();
+        assert_eq!(self.node(id).status().role, Role::Leader, "node {id} should win");
+    }
+
+    fn isolate(&mut self, id: u64) {
+        for other in self.nodes.keys().copied().collect::<Vec<_>>() {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+        self.filter = None;
+    }
+
+    fn propose(&mut self, id: u64, data: &[u8]) -> (u64, u64) {
+        let result = self.node_mut(id).propose(data.to_vec()).expect("leader accepts");
+        self.stabilize();
+        result
+    }
+
+    fn leaders(&self) -> Vec<u64> {
+        self.nodes.values().filter(|n| n.status().role == Role::Leader).map(|n| n.status().id).collect()
+    }
+
+    fn applied_data(&self, id: u64) -> Vec<Vec<u8>> {
+        self.applied.get(&id).map_or(Vec::new(), |entries| {
+            entries.iter().filter(|e| !e.data.is_empty()).map(|e| e.data.clone()).collect()
+        })
+    }
+
+    fn count_delivered(&self, predicate: impl Fn(&Message) -> bool) -> usize {
+        self.delivered.iter().filter(|m| predicate(m)).count()
+    }
+}
+
+fn entries(terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(k, &term)| Entry { term, index: k as u64 + 1, data: format!("e{}t{term}", k + 1).into_bytes() })
+        .collect()
+}
+
+fn disk_with(terms: &[u64], term: u64, commit: u64) -> Disk {
+    Disk { hard_state: HardState { term, vote: None, commit }, snapshot: None, entries: entries(terms) }
+}
+
+#[test]
+fn config_validation_rejects_bad_limits() {
+    let mut bad = Config::new(1, vec![1, 2, 3]);
+    bad.heartbeat_interval_ticks = bad.election_timeout_ticks_min;
+    assert!(bad.validate().is_err());
+    assert!(Config::new(4, vec![1, 2, 3]).validate().is_err());
+    assert!(Config::new(1, vec![1, 1, 2]).validate().is_err());
+    let mut zero = Config::new(1, vec![1]);
+    zero.inflight_messages_max = 0;
+    assert!(zero.validate().is_err());
+    assert!(Config::new(1, vec![1, 2, 3]).validate().is_ok());
+}
+
+#[test]
+fn single_node_elects_itself_and_commits() {
+    let mut network = Network::new(1, |_| {});
+    network.tick_all(25);
+    assert_eq!(network.leaders(), vec![1]);
+    network.propose(1, b"x");
+    assert_eq!(network.applied_data(1), vec![b"x".to_vec()]);
+    let status = network.node(1).status();
+    assert_eq!(status.commit, 2, "no-op at 1, proposal at 2");
+    assert_eq!(status.applied, 2);
+}
+
+#[test]
+fn three_nodes_elect_exactly_one_leader_by_timeout() {
+    let mut network = Network::new(3, |_| {});
+    network.tick_all(30);
+    let leaders = network.leaders();
+    assert_eq!(leaders.len(), 1, "leaders: {leaders:?}");
+    let term = network.node(leaders[0]).status().term;
+    for node in network.nodes.values() {
+        assert_eq!(node.status().term, term);
+        assert_eq!(node.status().leader, Some(leaders[0]));
+    }
+}
+
+#[test]
+fn proposals_replicate_and_apply_everywhere() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    for k in 0..10u8 {
+        network.propose(1, &[k + 1]);
+    }
+    for id in 1..=3 {
+        assert_eq!(network.applied_data(id).len(), 10, "node {id}");
+        assert_eq!(network.disks[&id].entries.len(), 11);
+    }
+    let err = network.node_mut(2).propose(b"y".to_vec()).unwrap_err();
+    assert_eq!(err, ProposeError::NotLeader { leader: Some(1) });
+}
+
+#[test]
+fn vote_refused_to_a_candidate_with_a_stale_log() {
+    let mut network = Network::new(3, |c| {
+        c.pre_vote = false;
+        c.check_quorum = false;
+    });
+    network.elect(1);
+    network.isolate(3);
+    network.propose(1, b"a");
+    network.heal();
+    network.isolate(1);
+    network.node_mut(3).campaign();
+    network.stabilize();
+    assert_ne!(network.node(3).status().role, Role::Leader, "3 misses entry 2, 2 must refuse");
+    network.elect(2);
+}
+
+#[test]
+fn pre_vote_keeps_a_rejoining_node_from_deposing_the_leader() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    let term = network.node(1).status().term;
+    network.isolate(3);
+    network.tick(3, 100);
+    assert_eq!(network.node(3).status().term, term, "pre-vote failed, so the term never rose");
+    network.heal();
+    network.tick_all(5);
+    assert_eq!(network.node(1).status().role, Role::Leader);
+    assert_eq!(network.node(1).status().term, term);
+    assert_eq!(network.node(3).status().leader, Some(1));
+}
+
+#[test]
+fn without_pre_vote_a_rejoining_node_disrupts_the_term() {
+    let mut network = Network::new(3, |c| {
+        c.pre_vote = false;
+        c.check_quorum = false;
+    });
+    network.elect(1);
+    let term = network.node(1).status().term;
+    network.isolate(3);
+    network.tick(3, 100);
+    assert!(network.node(3).status().term > term);
+    network.heal();
+    network.tick_all(30);
+    assert!(network.node(1).status().term > term, "the old leader was deposed");
+}
+
+#[test]
+fn check_quorum_makes_an_isolated_leader_step_down() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    network.isolate(1);
+    network.tick(1, 25);
+    assert_eq!(network.node(1).status().role, Role::Follower);
+    assert_eq!(network.node(1).status().leader, None);
+}
+
+#[test]
+fn leader_without_check_quorum_stays_leader_when_isolated() {
+    let mut network = Network::new(3, |c| c.check_quorum = false);
+    network.elect(1);
+    network.isolate(1);
+    network.tick(1, 25);
+    assert_eq!(network.node(1).status().role, Role::Leader);
+}
+
+#[test]
+fn failover_elects_a_new_leader_with_every_committed_entry() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    network.propose(1, b"a");
+    network.isolate(1);
+    network.tick_all(40);
+    let leaders: Vec<u64> = network.leaders().into_iter().filter(|&l| l != 1).collect();
+    assert_eq!(leaders.len(), 1);
+    let new_leader = leaders[0];
+    network.propose(new_leader, b"b");
+    let other = if new_leader == 2 { 3 } else { 2 };
+    assert_eq!(network.applied_data(other), vec![b"a".to_vec(), b"b".to_vec()]);
+}
+
+#[test]
+fn fast_backtracking_skips_a_divergent_suffix_in_few_round_trips() {
+    // Leader 1 holds terms 1,1,4,4,...; follower 2 has a long suffix of term 2/3.
+    let mut leader_terms = vec![1, 1];
+    leader_terms.extend(std::iter::repeat_n(4, 30));
+    let mut follower_terms = vec![1, 1];
+    follower_terms.extend(std::iter::repeat_n(2, 40));
+    follower_terms.extend(std::iter::repeat_n(3, 40));
+    let mut network = Network::with_disks(
+        3,
+        |c| c.pre_vote = false,
+        |id| match id {
+            1 | 3 => disk_with(&leader_terms, 4, 2),
+            _ => disk_with(&follower_terms, 3, 2),
+        },
+    );
+    network.elect(1);
+    let rejections = network.count_delivered(|m| {
+        m.to == 1 && m.from == 2 && matches!(m.body, MessageBody::AppendResponse { rejection: Some(_), .. })
+    });
+    assert!(rejections >= 1, "the follower must have rejected at least once");
+    assert!(rejections <= 3, "fast backtracking took {rejections} rejections");
+    assert_eq!(network.node(2).entries(), network.node(1).entries());
+}
+
+#[test]
+fn conflicting_uncommitted_suffix_is_truncated_in_memory_and_on_disk() {
+    let mut network = Network::with_disks(
+        3,
+        |c| c.pre_vote = false,
+        |id| match id {
+            3 => disk_with(&[1, 2, 2, 2], 2, 1),
+            _ => disk_with(&[1, 3], 3, 1),
+        },
+    );
+    network.elect(1);
+    network.propose(1, b"new");
+    let leader_log = network.node(1).entries().to_vec();
+    assert_eq!(network.node(3).entries(), &leader_log[..]);
+    assert_eq!(network.disks[&3].entries, leader_log, "the WAL was truncated before the append");
+    assert!(network.disks[&3].entries.iter().all(|e| e.term != 2));
+}
+
+#[test]
+fn figure_8_old_term_entry_is_not_committed_by_counting_replicas() {
+    // S1 led term 2 and wrote (2, term 2) only locally; S3 holds (2, term 3).
+    let mut network = Network::with_disks(
+        3,
+        |c| {
+            c.pre_vote = false;
+            c.entries_per_message_max = 1;
+        },
+        |id| match id {
+            1 => disk_with(&[1, 2], 3, 1),
+            2 => disk_with(&[1], 3, 1),
+            _ => disk_with(&[1, 3], 3, 1),
+        },
+    );
+    // After the first probe (which both followers reject, lacking (2, term 2)),
+    // term-4 entries never arrive: only the old entry 2 is replicated.
+    let probed = std::cell::RefCell::new(BTreeSet::new());
+    network.filter = Some(Box::new(move |m| {
+        let carries_term_4 =
+            matches!(&m.body, MessageBody::Append { entries, .. } if entries.iter().any(|e| e.term == 4));
+        carries_term_4 && !probed.borrow_mut().insert(m.to)
+    }));
+    network.elect(1);
+    assert_eq!(network.node(1).status().term, 4);
+    for id in 1..=3 {
+        assert_eq!(network.node(id).term_at(2), Some(2), "node {id} holds the old-term entry 2");
+    }
+    assert_eq!(network.node(1).status().commit, 1, "entry 2 (term 2) must not commit by counting");
+    network.heal();
+    network.tick(1, 2);
+    assert_eq!(network.node(1).status().commit, 3, "it commits with the term-4 no-op");
+    assert_eq!(network.node(3).status().commit, 3);
+}
+
+#[test]
+fn lagging_follower_catches_up_through_a_chunked_snapshot() {
+    let mut network = Network::new(3, |c| c.snapshot_chunk_bytes = 7);
+    network.elect(1);
+    network.isolate(3);
+    for k in 0..20u8 {
+        network.propose(1, &[b'a' + k]);
+    }
+    let applied = network.node(1).status().applied;
+    let image: Vec<u8> = network.applied_data(1).concat();
+    let term = network.node(1).term_at(applied).expect("applied entry in log");
+    let meta = SnapshotMeta { last_index: applied, last_term: term, voters: vec![1, 2, 3] };
+    network.node_mut(1).compact(Snapshot { meta, data: image.clone() }).expect("compaction");
+    assert_eq!(network.node(1).first_index(), applied + 1);
+    network.heal();
+    network.tick(1, 3);
+    assert_eq!(network.snapshots_installed.get(&3), Some(&1));
+    assert_eq!(network.disks[&3].snapshot.as_ref().map(|s| s.data.clone()), Some(image.clone()));
+    let chunks = network.count_delivered(|m| matches!(m.body, MessageBody::InstallSnapshot { .. }));
+    assert!(chunks >= image.len().div_ceil(7), "{chunks} chunks for {} bytes", image.len());
+    network.propose(1, b"after");
+    assert_eq!(network.applied_data(3), vec![b"after".to_vec()]);
+    assert_eq!(network.node(3).status().commit, network.node(1).status().commit);
+}
+
+#[test]
+fn restart_recovers_from_snapshot_plus_wal() {
+    let snapshot = Snapshot {
+        meta: SnapshotMeta { last_index: 3, last_term: 1, voters: vec![1] },
+        data: b"image".to_vec(),
+    };
+    let wal = vec![
+        Entry { term: 1, index: 2, data: b"old".to_vec() },
+        Entry { term: 1, index: 3, data: b"old".to_vec() },
+        Entry { term: 1, index: 4, data: b"four".to_vec() },
+        Entry { term: 2, index: 5, data: b"five".to_vec() },
+    ];
+    let restored = Restored { hard_state: HardState { term: 2, vote: Some(1), commit: 5 }, snapshot: Some(snapshot), entries: wal };
+    let mut node = RawNode::new(config(1, 1), 7, restored).expect("restores");
+    assert_eq!(node.first_index(), 4);
+    let status = node.status();
+    assert_eq!((status.term, status.commit, status.applied, status.last_index), (2, 5, 3, 5));
+    let ready = node.ready();
+    let applied: Vec<u64> = ready.committed_entries.iter().map(|e| e.index).collect();
+    assert_eq!(applied, vec![4, 5], "entries after the snapshot are applied again");
+    assert!(ready.entries.is_empty() && ready.hard_state.is_none(), "restored state is already durable");
+    node.advance(ready);
+    assert_eq!(node.status().applied, 5);
+}
+
+#[test]
+fn restore_rejects_a_wal_with_a_gap() {
+    let restored = Restored {
+        hard_state: HardState { term: 1, vote: None, commit: 0 },
+        snapshot: None,
+        entries: vec![Entry { term: 1, index: 2, data: vec![1] }],
+    };
+    assert!(RawNode::new(config(1, 3), 7, restored).is_err());
+}
+
+#[test]
+fn read_index_needs_a_quorum_to_confirm_leadership() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    network.propose(1, b"a");
+    network.isolate(1);
+    network.node_mut(1).read_index(7).expect("leader takes reads");
+    network.tick(1, 3);
+    assert!(network.read_states.get(&1).is_none_or(|r| r.is_empty()), "no read without a quorum");
+    network.heal();
+    network.tick(1, 2);
+    let commit = network.node(1).status().commit;
+    assert_eq!(network.read_states[&1], vec![ReadState { ctx: 7, index: commit }]);
+    assert!(matches!(network.node_mut(2).read_index(8), Err(ProposeError::NotLeader { leader: Some(1) })));
+}
+
+#[test]
+fn read_index_waits_for_the_leader_to_commit_in_its_term() {
+    let mut network = Network::new(3, |_| {});
+    network.filter = Some(Box::new(|m| matches!(m.body, MessageBody::Append { .. })));
+    network.elect(1);
+    network.node_mut(1).read_index(9).expect("leader takes reads");
+    network.tick(1, 3);
+    assert!(network.read_states.get(&1).is_none_or(|r| r.is_empty()), "heartbeats alone do not serve it");
+    network.heal();
+    network.tick(1, 2);
+    assert_eq!(network.read_states[&1], vec![ReadState { ctx: 9, index: 1 }], "served at the no-op's index");
+}
+
+#[test]
+fn votes_and_acks_wait_for_persistence_in_the_ready() {
+    let mut a_config = config(1, 3);
+    a_config.pre_vote = false;
+    let mut a = RawNode::new(a_config, 1, Restored::default()).expect("node");
+    let mut b = RawNode::new(config(2, 3), 2, Restored::default()).expect("node");
+    a.campaign();
+    let ready = a.ready();
+    assert!(ready.messages.is_empty(), "vote requests promise a durable self-vote");
+    assert_eq!(ready.messages_after_persist.len(), 2);
+    assert_eq!(ready.hard_state.as_ref().map(|h| h.vote), Some(Some(1)));
+    assert!(ready.must_sync);
+    let request = ready.messages_after_persist.iter().find(|m| m.to == 2).cloned().expect("request to 2");
+    a.advance(ready);
+    b.step(request).expect("step");
+    let ready = b.ready();
+    assert!(ready.messages.is_empty());
+    assert!(matches!(ready.messages_after_persist[0].body, MessageBody::VoteResponse { granted: true }));
+    assert_eq!(ready.hard_state, Some(HardState { term: 1, vote: Some(1), commit: 0 }));
+    assert!(ready.must_sync);
+}
+
+#[test]
+fn garbage_messages_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    network.propose(1, b"a");
+    for _ in 0..5000 {
+        let to = rng.random_range(1..=3);
+        let from = rng.random_range(0..=4);
+        let term = rng.random_range(0..=4);
+        let index = rng.random_range(0..=6);
+        let entry_term = rng.random_range(0..=4);
+        let body = match rng.random_range(0..10) {
+            0 => MessageBody::PreVote { last_index: index, last_term: entry_term },
+            1 => MessageBody::Vote { last_index: index, last_term: entry_term },
+            2 => MessageBody::VoteResponse { granted: rng.random() },
+            3 => MessageBody::Append {
+                prev_index: index,
+                prev_term: entry_term,
+                entries: vec![Entry { term: rng.random_range(0..=4), index: rng.random_range(0..=8), data: vec![1] }],
+                commit: rng.random_range(0..=9),
+            },
+            4 => MessageBody::AppendResponse { index, rejection: None },
+            5 => MessageBody::Heartbeat { commit: rng.random_range(0..=9), read_seq: 1 },
+            6 => MessageBody::HeartbeatResponse { read_seq: rng.random_range(0..=3) },
+            7 => MessageBody::InstallSnapshot {
+                meta: SnapshotMeta { last_index: index, last_term: entry_term, voters: vec![1, 2, 3] },
+                offset: rng.random_range(0..=4),
+                total_bytes: rng.random_range(0..=8),
+                data: vec![0; rng.random_range(0..=4)],
+                done: rng.random(),
+            },
+            8 => MessageBody::InstallSnapshotResponse { last_index: index, offset_next: 2, done: rng.random() },
+            _ => MessageBody::PreVoteResponse { granted: rng.random() },
+        };
+        let _ = network.node_mut(to).step(Message { from, to, term, body });
+        let ids: Vec<u64> = network.nodes.keys().copied().collect();
+        for id in ids {
+            network.node_mut(id).tick();
+            // Drain without delivering: the garbage may make peers disagree.
+            if network.node(id).has_ready() {
+                let ready = network.node_mut(id).ready();
+                network.node_mut(id).advance(ready);
+            }
+        }
+    }
+    for node in network.nodes.values() {
+        let status = node.status();
+        assert!(status.applied <= status.commit && status.commit <= status.last_index);
+    }
+}
