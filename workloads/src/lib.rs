@@ -11,6 +11,7 @@
 //! - set: `add` a unique integer; `read` null → list of integers.
 //! - append: `append` a unique integer; `read` null → the list, in order.
 pub mod combinators;
+pub mod final_reads;
 pub mod generator;
 pub mod keyed;
 
@@ -20,6 +21,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use combinators::{each, limit, mix, phases, stagger, time_limit};
+pub use final_reads::FinalReads;
 pub use generator::{Context, Generator, Invocation, Next};
 pub use keyed::{final_reads, key_name, KeyedGenerator};
 

@@ -160,3 +160,36 @@ fn workload_names_round_trip_and_name_their_checker() {
     assert_eq!(WorkloadKind::Append.checker().model, "list-append");
     assert_eq!(final_reads(WorkloadKind::Kv, &["k".to_string()])[0].f, "get");
 }
+
+fn completion(process: u64, kind: faultline_checkers::EventType) -> faultline_checkers::Event {
+    faultline_checkers::Event {
+        process: faultline_checkers::Process::Client(process),
+        kind,
+        f: "read".to_string(),
+        key: None,
+        value: serde_json::Value::Null,
+        time_ns: 0,
+        node: None,
+        error: None,
+    }
+}
+
+#[test]
+fn final_reads_retry_failures_up_to_the_bound_and_wait_for_outstanding() {
+    use faultline_checkers::EventType;
+    let keys = vec!["a".to_string(), "b".to_string()];
+    let mut reads = FinalReads::new(WorkloadKind::Set, &keys, 2);
+    let ctx = |process| Context { time_ns: 0, process };
+    let Next::Invoke(first) = reads.next(&ctx(1)) else { panic!("expected a read") };
+    assert_eq!(first.key.as_deref(), Some("a"));
+    assert_eq!(reads.next(&ctx(1)), Next::Pending, "one read per process at a time");
+    let Next::Invoke(second) = reads.next(&ctx(2)) else { panic!("expected a read") };
+    assert_eq!(second.key.as_deref(), Some("b"));
+    assert_eq!(reads.next(&ctx(3)), Next::Pending, "reads outstanding: not done yet");
+    reads.update(&completion(1, EventType::Info));
+    reads.update(&completion(2, EventType::Ok));
+    let Next::Invoke(retry) = reads.next(&ctx(3)) else { panic!("expected the retry") };
+    assert_eq!(retry.key.as_deref(), Some("a"));
+    reads.update(&completion(3, EventType::Fail));
+    assert_eq!(reads.next(&ctx(4)), Next::Done, "two attempts used up");
+}

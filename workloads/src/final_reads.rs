@@ -1,0 +1,63 @@
+//! The final reads: one read per key by fresh clients after the recovery
+//! period, each retried (as a new operation) until it succeeds or has had
+//! `attempts_max` tries. Not done while a read is still outstanding, so the
+//! interpreter waits for retries instead of stopping early.
+use std::collections::{BTreeMap, VecDeque};
+
+use faultline_checkers::{Event, EventType, Process};
+use serde_json::json;
+
+use crate::generator::{Context, Generator, Invocation, Next};
+use crate::WorkloadKind;
+
+pub struct FinalReads {
+    f: &'static str,
+    queue: VecDeque<(String, u32)>,
+    /// process → (key, attempts so far) of reads in flight.
+    outstanding: BTreeMap<u64, (String, u32)>,
+    attempts_max: u32,
+}
+
+impl FinalReads {
+    pub fn new(kind: WorkloadKind, keys: &[String], attempts_max: u32) -> Self {
+        assert!(attempts_max > 0, "attempts_max is validated in the spec");
+        let f = if kind == WorkloadKind::Kv { "get" } else { "read" };
+        FinalReads {
+            f,
+            queue: keys.iter().map(|key| (key.clone(), 0)).collect(),
+            outstanding: BTreeMap::new(),
+            attempts_max,
+        }
+    }
+}
+
+impl Generator for FinalReads {
+    fn next(&mut self, ctx: &Context) -> Next {
+        if self.outstanding.contains_key(&ctx.process) {
+            // This process's previous read has not completed yet.
+            return Next::Pending;
+        }
+        match self.queue.pop_front() {
+            Some((key, attempts)) => {
+                self.outstanding.insert(ctx.process, (key.clone(), attempts + 1));
+                Next::Invoke(Invocation { f: self.f.to_string(), key: Some(key), value: json!(null) })
+            }
+            None if self.outstanding.is_empty() => Next::Done,
+            None => Next::Pending,
+        }
+    }
+
+    fn update(&mut self, event: &Event) {
+        let Process::Client(process) = event.process else {
+            return;
+        };
+        if event.kind == EventType::Invoke {
+            return;
+        }
+        if let Some((key, attempts)) = self.outstanding.remove(&process) {
+            if event.kind != EventType::Ok && attempts < self.attempts_max {
+                self.queue.push_back((key, attempts));
+            }
+        }
+    }
+}
