@@ -1,7 +1,74 @@
-//! faultline's checkers: the history schema, models, the linearizability
-//! search, durability checks, and readers for other tools' history formats.
+//! faultline's checkers: the history schema, readers for other tools'
+//! formats, models, the linearizability search, the durability checker and
+//! verdict composition. Pure functions of their input: no tokio, no
+//! processes, no I/O beyond reading the history files they are given.
 //!
-//! This crate does no I/O beyond reading the files it is asked to read.
+//! # Public API
+//! - [`check_history`]`(&[Event], &CheckConfig) -> Result<CheckResult, CheckError>`:
+//!   linearizability of an in-memory history, per key, keys in parallel.
+//! - [`read::read_path`] / [`read::read_bytes`]: parse a file (faultline
+//!   JSONL, Jepsen log lines or Jepsen EDN maps, detected) into an
+//!   [`OpHistory`]; then [`check_op_history`] checks it.
+//! - [`durability::check_durability`]`(&[Event], &DurabilityConfig)`: set-full
+//!   style accounting of acknowledged writes (lost, recovered, unexpected,
+//!   stale).
+//! - [`compose`]: merge named results; `invalid` beats `unknown` beats `valid`.
+//! - [`Model`]: implement it to check a new datatype with [`check_ops`].
+//!
+//! Every result type is `serde::Serialize`; [`Verdict`] serializes as
+//! `"valid" | "invalid" | "unknown"`.
+//!
+//! # History semantics
+//! See [`history`] for the schema. What each completion means to the checkers:
+//! - `ok`: took effect exactly once, between invocation and completion.
+//! - `fail`: **definitely did not happen**. The operation is dropped. (The
+//!   Jepsen readers differ, following the etcd corpus: a `:fail :cas` is a cas
+//!   that happened and whose compare failed, i.e. an observation that the
+//!   register did not hold `from`; a `:fail :read` is unknown.)
+//! - `info`, or no completion at all: **may or may not have happened, at any
+//!   single point after its invocation** — possibly after every other event.
+//!   The checker treats it as an operation that never returns; a read of
+//!   unknown outcome constrains nothing and is left out.
+//!
+//! # Value conventions per model
+//! - `register`: `read` (value null on invoke; integer or null on ok),
+//!   `write` (integer). Initially null.
+//! - `cas-register`: `register` plus `cas` with value `[from, to]`.
+//! - `kv` (per `key`): `get` (ok value = string; null counts as ""), `put`
+//!   and `append` (string; append concatenates). A missing key reads `""`.
+//! - `set`: `add` (integer), `read` (ok value = array of integers, order
+//!   ignored).
+//! - `list-append` (per `key`): `append` (integer), `read` → array, in order.
+//!
+//! Nemesis events (process `"nemesis"`) are ignored by the models.
+pub mod durability;
+pub mod error;
 pub mod history;
+pub mod linear;
+pub mod model;
+pub mod op;
+pub mod read;
+pub mod value;
+pub mod verdict;
 
+pub use error::{CheckError, ReadError};
 pub use history::{Event, EventType, Process};
+pub use linear::{check_op_history, check_ops, CheckConfig, CheckResult, Counterexample, KeyResult};
+pub use model::{Model, ModelKind};
+pub use op::{Op, OpHistory};
+pub use verdict::{compose, Composed, Named, Verdict};
+
+/// Why [`check_history`] could not produce a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+}
+
+/// Checks an in-memory history for linearizability.
+pub fn check_history(events: &[Event], config: &CheckConfig) -> Result<CheckResult, HistoryError> {
+    let history = read::history_from_events(events)?;
+    Ok(check_op_history(&history, config)?)
+}

@@ -1,0 +1,203 @@
+//! The search's memo: every `(linearized set, model state)` configuration
+//! already explored, so the search never explores one twice (Lowe's
+//! memoisation, as in Porcupine's `cache`).
+//!
+//! Bitsets live in one flat arena (`words` u64s per entry) and entries with
+//! the same hash are chained, which keeps an entry at a few dozen bytes.
+use std::hash::{Hash, Hasher};
+
+/// A fast non-cryptographic hasher (FxHash's multiply-rotate).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ i).wrapping_mul(FX_SEED);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub fn state_hash<S: Hash>(state: &S) -> u64 {
+    let mut hasher = FxHasher::default();
+    state.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// splitmix64: each operation's contribution to the bitset hash, so the hash
+/// is updated in O(1) when an operation is linearized or undone.
+pub fn op_hash(op_index: u32) -> u64 {
+    let mut z = u64::from(op_index).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+const CHAIN_END: u32 = u32::MAX;
+/// Slot key meaning "empty"; real keys are remapped away from it.
+const KEY_EMPTY: u64 = 0;
+const SLOTS_MIN: usize = 1 << 10;
+
+/// Word-by-word: the bitsets are short, and a libc memcmp call costs more.
+fn words_equal(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// An open-addressing table from hash key to the head of its chain. One
+/// slot is one cache line access, where a general hash map needs two: the
+/// cache is memory-bound, so this is most of the search's speed.
+struct Heads {
+    /// (key, chain head); `KEY_EMPTY` marks a free slot.
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl Heads {
+    fn new() -> Heads {
+        Heads { slots: vec![(KEY_EMPTY, CHAIN_END); SLOTS_MIN], len: 0 }
+    }
+
+    /// The slot holding `key`, or the free slot where it belongs.
+    fn find(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut at = (key as usize) & mask;
+        // Bounded: the load factor stays at most 1/2, so a free slot exists.
+        for _ in 0..self.slots.len() {
+            let slot_key = self.slots[at].0;
+            if slot_key == key || slot_key == KEY_EMPTY {
+                return at;
+            }
+            at = (at + 1) & mask;
+        }
+        unreachable!("the heads table is never full");
+    }
+
+    fn grow_if_needed(&mut self) {
+        if (self.len + 1) * 2 <= self.slots.len() {
+            return;
+        }
+        let doubled = vec![(KEY_EMPTY, CHAIN_END); self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        for (key, head) in old.into_iter().filter(|(key, _)| *key != KEY_EMPTY) {
+            let at = self.find(key);
+            self.slots[at] = (key, head);
+        }
+    }
+}
+
+pub struct Cache<S> {
+    words: usize,
+    bits: Vec<u64>,
+    states: Vec<S>,
+    chain_next: Vec<u32>,
+    heads: Heads,
+}
+
+impl<S: Eq + Hash> Cache<S> {
+    pub fn new(words: usize) -> Self {
+        Cache { words, bits: Vec::new(), states: Vec::new(), chain_next: Vec::new(), heads: Heads::new() }
+    }
+
+    /// Inserts the configuration; false if it was already there.
+    pub fn insert(&mut self, bits: &[u64], bits_hash: u64, state: &S) -> bool
+    where
+        S: Clone,
+    {
+        debug_assert_eq!(bits.len(), self.words);
+        let key = match bits_hash ^ state_hash(state).rotate_left(17) {
+            KEY_EMPTY => 1,
+            key => key,
+        };
+        let slot = self.heads.find(key);
+        let head = self.heads.slots[slot].1;
+        if head != CHAIN_END && self.chain_contains(head, bits, state) {
+            return false;
+        }
+        let index = self.states.len() as u32;
+        assert!(index != CHAIN_END, "cache entry count overflows u32");
+        self.bits.extend_from_slice(bits);
+        self.states.push(state.clone());
+        self.chain_next.push(head);
+        if head == CHAIN_END {
+            self.heads.grow_if_needed();
+            let slot = self.heads.find(key);
+            self.heads.slots[slot] = (key, index);
+            self.heads.len += 1;
+        } else {
+            self.heads.slots[slot].1 = index;
+        }
+        true
+    }
+
+    fn chain_contains(&self, head: u32, bits: &[u64], state: &S) -> bool {
+        let mut at = head;
+        while at != CHAIN_END {
+            let index = at as usize;
+            let stored = &self.bits[index * self.words..(index + 1) * self.words];
+            if words_equal(stored, bits) && self.states[index] == *state {
+                return true;
+            }
+            at = self.chain_next[index];
+        }
+        false
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Approximate bytes held (the state's heap part is not counted).
+    pub fn bytes(&self) -> u64 {
+        let per_entry = self.words * 8 + std::mem::size_of::<S>() + 4;
+        (self.len() * per_entry + self.heads.slots.len() * 16) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_reports_duplicates_only() {
+        let mut cache: Cache<i64> = Cache::new(2);
+        assert!(cache.insert(&[1, 0], op_hash(0), &5));
+        assert!(!cache.insert(&[1, 0], op_hash(0), &5));
+        assert!(cache.insert(&[1, 0], op_hash(0), &6));
+        assert!(cache.insert(&[3, 0], op_hash(0) ^ op_hash(1), &5));
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn colliding_hashes_are_told_apart_by_content() {
+        let mut cache: Cache<i64> = Cache::new(1);
+        assert!(cache.insert(&[1], 42, &5));
+        assert!(cache.insert(&[2], 42, &5));
+        assert!(!cache.insert(&[2], 42, &5));
+    }
+}

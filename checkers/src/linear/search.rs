@@ -1,0 +1,236 @@
+//! The search for one key: Wing & Gong's backtracking with Lowe's
+//! memoisation, in Porcupine's form.
+//!
+//! Calls and returns sit in one doubly linked list in time order. The search
+//! walks it from the front: at a call it tries to linearize that operation
+//! now (the model accepts it, and the resulting configuration is new), lifts
+//! it out of the list and restarts from the front; at a return it is stuck
+//! (that operation must have been linearized already), so it undoes the last
+//! linearized operation and tries the next candidate. An empty list means
+//! every operation was linearized.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::cache::{op_hash, Cache};
+use crate::model::Model;
+use crate::op::Op;
+
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+/// How often (in search steps) the clock and the cancel flag are read.
+const BUDGET_CHECK_STEPS: u64 = 4096;
+
+/// Limits on one partition's search.
+pub struct Budget<'a> {
+    pub deadline: Option<Instant>,
+    pub cache_bytes_max: u64,
+    pub cancel: &'a AtomicBool,
+}
+
+/// Where the search got furthest before it had to give up.
+pub struct Stuck {
+    /// Indexes (into the searched ops) of the longest linearizable prefix.
+    pub prefix: Vec<u32>,
+    /// The operation whose return was reached before it could be linearized.
+    pub stuck_op: u32,
+    /// Operations called but not linearized at that point (stuck_op included).
+    pub concurrent: Vec<u32>,
+    /// The model state after the prefix.
+    pub state: String,
+}
+
+pub enum SearchOutcome {
+    Linearizable,
+    NotLinearizable(Stuck),
+    OutOfBudget(String),
+}
+
+/// What a search did, for reports and benchmarks.
+pub struct SearchReport {
+    pub outcome: SearchOutcome,
+    /// Distinct (linearized set, state) configurations explored.
+    pub configurations: u64,
+}
+
+/// Call and return entries as a linked list over parallel arrays.
+struct Entries {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    op_of: Vec<u32>,
+    /// For a call entry, its return entry; NIL for a return entry.
+    match_of: Vec<u32>,
+}
+
+impl Entries {
+    fn new(ops: &[&Op]) -> Entries {
+        // (time, is_return, op): a call sorts before a return at equal time,
+        // so operations that touch in time count as concurrent.
+        let mut order: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
+        for (i, op) in ops.iter().enumerate() {
+            assert!(op.call_ns <= op.return_ns, "operation returns before its call");
+            order.push((op.call_ns, false, i as u32));
+            order.push((op.return_ns, true, i as u32));
+        }
+        order.sort_unstable();
+        let node_count = order.len() + 1;
+        let mut entries = Entries {
+            next: vec![NIL; node_count],
+            prev: vec![NIL; node_count],
+            op_of: vec![NIL; node_count],
+            match_of: vec![NIL; node_count],
+        };
+        let mut call_node = vec![NIL; ops.len()];
+        for (position, (_, is_return, op)) in order.iter().enumerate() {
+            let node = position as u32 + 1;
+            entries.op_of[node as usize] = *op;
+            entries.prev[node as usize] = node - 1;
+            entries.next[node as usize - 1] = node;
+            if *is_return {
+                entries.match_of[call_node[*op as usize] as usize] = node;
+            } else {
+                call_node[*op as usize] = node;
+            }
+        }
+        entries
+    }
+
+    fn is_call(&self, node: u32) -> bool {
+        self.match_of[node as usize] != NIL
+    }
+
+    fn unlink(&mut self, node: u32) {
+        let (prev, next) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[prev as usize] = next;
+        if next != NIL {
+            self.prev[next as usize] = prev;
+        }
+    }
+
+    fn relink(&mut self, node: u32) {
+        let (prev, next) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[prev as usize] = node;
+        if next != NIL {
+            self.prev[next as usize] = node;
+        }
+    }
+
+    /// Takes a call and its return out of the list.
+    fn lift(&mut self, call: u32) {
+        self.unlink(call);
+        self.unlink(self.match_of[call as usize]);
+    }
+
+    /// Exactly undoes `lift` (lifts are undone in reverse order).
+    fn unlift(&mut self, call: u32) {
+        self.relink(self.match_of[call as usize]);
+        self.relink(call);
+    }
+}
+
+struct Linearized {
+    bits: Vec<u64>,
+    hash: u64,
+}
+
+impl Linearized {
+    fn toggle(&mut self, op: u32) {
+        self.bits[op as usize / 64] ^= 1u64 << (op % 64);
+        self.hash ^= op_hash(op);
+    }
+}
+
+/// Searches one key's operations for a linearization.
+pub fn search<M: Model>(model: &M, ops: &[&Op], budget: &Budget) -> SearchReport {
+    let mut cache: Cache<M::State> = Cache::new(ops.len().div_ceil(64).max(1));
+    let outcome = search_with(model, ops, budget, &mut cache);
+    SearchReport { outcome, configurations: cache.len() as u64 }
+}
+
+fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Cache<M::State>) -> SearchOutcome {
+    let mut entries = Entries::new(ops);
+    let mut linearized = Linearized { bits: vec![0; ops.len().div_ceil(64).max(1)], hash: 0 };
+    let mut calls: Vec<(u32, M::State)> = Vec::new();
+    let mut state = model.init();
+    let mut best: Option<Stuck> = None;
+    let mut node = entries.next[HEAD as usize];
+    let mut steps: u64 = 0;
+    while entries.next[HEAD as usize] != NIL {
+        assert!(node != NIL, "walked off the entry list");
+        steps += 1;
+        if steps % BUDGET_CHECK_STEPS == 0 {
+            if let Some(reason) = over_budget(budget, cache) {
+                return SearchOutcome::OutOfBudget(reason);
+            }
+        }
+        if !entries.is_call(node) {
+            if best.as_ref().is_none_or(|b| calls.len() > b.prefix.len()) {
+                best = Some(stuck_at(model, &entries, &calls, node, &state));
+            }
+            let Some((call, previous)) = calls.pop() else {
+                let stuck = best.expect("a stuck point is recorded before giving up");
+                return SearchOutcome::NotLinearizable(stuck);
+            };
+            state = previous;
+            linearized.toggle(entries.op_of[call as usize]);
+            entries.unlift(call);
+            node = entries.next[call as usize];
+            continue;
+        }
+        let op = entries.op_of[node as usize];
+        if let Some(next_state) = model.step(&state, ops[op as usize]) {
+            linearized.toggle(op);
+            if cache.insert(&linearized.bits, linearized.hash, &next_state) {
+                calls.push((node, std::mem::replace(&mut state, next_state)));
+                entries.lift(node);
+                node = entries.next[HEAD as usize];
+                continue;
+            }
+            linearized.toggle(op);
+        }
+        node = entries.next[node as usize];
+    }
+    assert_eq!(calls.len(), ops.len(), "every operation is linearized");
+    SearchOutcome::Linearizable
+}
+
+fn over_budget<S: Eq + std::hash::Hash>(budget: &Budget, cache: &Cache<S>) -> Option<String> {
+    if budget.cancel.load(Ordering::Relaxed) {
+        return Some("cancelled".to_string());
+    }
+    if budget.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        budget.cancel.store(true, Ordering::Relaxed);
+        return Some("the time budget ran out".to_string());
+    }
+    if cache.bytes() > budget.cache_bytes_max {
+        return Some(format!(
+            "the memory budget ran out ({} cached configurations, {} MiB)",
+            cache.len(),
+            cache.bytes() >> 20
+        ));
+    }
+    None
+}
+
+fn stuck_at<M: Model>(
+    model: &M,
+    entries: &Entries,
+    calls: &[(u32, M::State)],
+    stuck_node: u32,
+    state: &M::State,
+) -> Stuck {
+    let stuck_op = entries.op_of[stuck_node as usize];
+    let mut concurrent = vec![stuck_op];
+    let mut node = entries.next[HEAD as usize];
+    while node != stuck_node && node != NIL {
+        if entries.is_call(node) && entries.op_of[node as usize] != stuck_op {
+            concurrent.push(entries.op_of[node as usize]);
+        }
+        node = entries.next[node as usize];
+    }
+    Stuck {
+        prefix: calls.iter().map(|(call, _)| entries.op_of[*call as usize]).collect(),
+        stuck_op,
+        concurrent,
+        state: model.describe_state(state),
+    }
+}

@@ -1,0 +1,72 @@
+//! `kv`: one string value per key (the search partitions by key);
+//! `get`, `put`, `append` (string concatenation). A missing key reads `""`.
+use std::sync::Arc;
+
+use super::{is_ok, unsupported, Model};
+use crate::op::Op;
+use crate::value::{Func, Val};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kv;
+
+fn as_str(val: &Val) -> Option<&str> {
+    match val {
+        Val::Str(s) => Some(s),
+        // A read of a missing key may be reported as null.
+        Val::Nil => Some(""),
+        _ => None,
+    }
+}
+
+impl Model for Kv {
+    type State = Arc<str>;
+
+    fn name(&self) -> &'static str {
+        "kv"
+    }
+
+    fn init(&self) -> Self::State {
+        Arc::from("")
+    }
+
+    fn step(&self, state: &Self::State, op: &Op) -> Option<Self::State> {
+        match op.f {
+            Func::Get if !is_ok(op) => Some(state.clone()),
+            Func::Get => (as_str(&op.output)? == &**state).then(|| state.clone()),
+            Func::Put => match &op.input {
+                Val::Str(s) => Some(s.clone()),
+                _ => None,
+            },
+            Func::Append => {
+                let tail = as_str(&op.input)?;
+                let mut next = String::with_capacity(state.len() + tail.len());
+                next.push_str(state);
+                next.push_str(tail);
+                Some(Arc::from(next))
+            }
+            _ => None,
+        }
+    }
+
+    fn validate(&self, op: &Op) -> Result<(), String> {
+        match op.f {
+            Func::Get if is_ok(op) && as_str(&op.output).is_none() => {
+                Err(format!("get must return a string, got {}", op.output))
+            }
+            Func::Get => Ok(()),
+            Func::Put | Func::Append => match op.input {
+                Val::Str(_) => Ok(()),
+                ref other => Err(format!("{} needs a string value, got {other}", op.f.name())),
+            },
+            _ => Err(unsupported(self.name(), op)),
+        }
+    }
+
+    fn is_read_only(&self, op: &Op) -> bool {
+        op.f == Func::Get
+    }
+
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}

@@ -1,0 +1,117 @@
+//! Jepsen's log lines: `INFO  jepsen.util - 3	:invoke	:read	nil`.
+//!
+//! Only lines containing `jepsen.util - ` are events; every other line of
+//! the log is skipped. Fields after the marker: process, `:type`, `:f`, and
+//! the value (EDN) to the end of the line. Time is the line order.
+use crate::error::ReadError;
+use crate::op::{HistoryBuilder, OpHistory, Record};
+use crate::value::{Func, Val};
+
+use super::edn::{self, event_type, jepsen_fail_meaning};
+
+pub const MARKER: &str = "jepsen.util - ";
+
+fn parse_event(rest: &str, line: u32) -> Result<Record<'static>, String> {
+    let mut rest = rest;
+    let mut next_field = |what: &str| {
+        let trimmed = rest.trim_start();
+        let end = trimmed.find(|c: char| c.is_ascii_whitespace()).unwrap_or(trimmed.len());
+        rest = &trimmed[end..];
+        Some(&trimmed[..end]).filter(|s| !s.is_empty()).ok_or(format!("missing {what}"))
+    };
+    let process_text = next_field("process")?;
+    let process = match process_text {
+        ":nemesis" | "nemesis" => None,
+        p => Some(p.parse::<u64>().map_err(|_| format!("bad process {p:?}"))?),
+    };
+    let type_text = next_field("type")?;
+    let kind = type_text
+        .strip_prefix(':')
+        .and_then(event_type)
+        .ok_or(format!("bad type {type_text:?}"))?;
+    let f_text = next_field("function")?;
+    let f = Func::parse(f_text.trim_start_matches(':'));
+    let value = match rest.trim() {
+        "" => Val::Nil,
+        text => match edn::parse(text) {
+            Ok(value) => edn::to_val(&value),
+            // Nemesis values are free text; a client value must parse.
+            Err(_) if process.is_none() => Val::Opaque,
+            Err(message) => return Err(message),
+        },
+    };
+    Ok(Record {
+        process,
+        kind,
+        f,
+        key: None,
+        value,
+        time_ns: u64::from(line),
+        line,
+        fail_means: jepsen_fail_meaning(f),
+    })
+}
+
+pub fn read_jepsen_log(text: &str) -> Result<OpHistory, ReadError> {
+    let mut builder = HistoryBuilder::new();
+    for (i, text_line) in text.lines().enumerate() {
+        let line = i as u32 + 1;
+        let Some(at) = text_line.find(MARKER) else { continue };
+        let record = parse_event(&text_line[at + MARKER.len()..], line)
+            .map_err(|message| ReadError::BadLine { line, message })?;
+        builder.push(record)?;
+    }
+    Ok(builder.finish_history())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Outcome;
+
+    #[test]
+    fn parses_event_fields() {
+        let record = parse_event("0\t:invoke\t:read\tnil", 1).unwrap();
+        let spaced = parse_event("4   :invoke :cas    [1 2]", 1).unwrap();
+        assert_eq!(spaced.value, Val::Ints(vec![1, 2].into()));
+        assert_eq!(record.process, Some(0));
+        assert_eq!(record.f, Func::Read);
+        assert_eq!(record.value, Val::Nil);
+    }
+
+    #[test]
+    fn reads_the_etcd_semantics() {
+        let text = "noise line\n\
+            INFO  jepsen.util - 1\t:invoke\t:write\t2\n\
+            INFO  jepsen.util - 2\t:invoke\t:cas\t[2 0]\n\
+            INFO  jepsen.util - 1\t:ok\t:write\t2\n\
+            INFO  jepsen.util - 2\t:fail\t:cas\t[2 0]\n\
+            INFO  jepsen.util - 3\t:invoke\t:read\tnil\n\
+            INFO  jepsen.util - 3\t:fail\t:read\t:timed-out\n\
+            INFO  jepsen.util - 4\t:invoke\t:write\t1\n\
+            INFO  jepsen.util - 4\t:info\t:write\t:timed-out\n\
+            INFO  jepsen.util - :nemesis\t:info\t:start\tpartitioned {n1 n2}\n";
+        let history = read_jepsen_log(text).unwrap();
+        let ops = &history.ops_by_key[0];
+        assert_eq!(ops.len(), 4);
+        assert_eq!(ops[0].outcome, Outcome::Ok);
+        assert_eq!(ops[0].input, Val::Int(2));
+        assert_eq!(ops[0].line, 2);
+        assert_eq!(ops[1].f, Func::Cas);
+        assert_eq!(ops[1].outcome, Outcome::Failed);
+        assert_eq!(ops[2].f, Func::Read);
+        assert_eq!(ops[2].outcome, Outcome::Unknown);
+        assert_eq!(ops[3].outcome, Outcome::Unknown);
+        assert_eq!(ops[3].return_ns, crate::op::RETURN_NEVER_NS);
+        assert_eq!(history.nemesis_event_count, 1);
+    }
+
+    #[test]
+    fn a_bad_event_line_names_its_line() {
+        let text = "INFO  jepsen.util - 1\t:invoke\t:write\t2\nINFO  jepsen.util - x\t:ok\t:write\t2\n";
+        match read_jepsen_log(text) {
+            Err(ReadError::BadLine { line, .. }) => assert_eq!(line, 2),
+            other => panic!("expected a bad line error, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! faultline's own JSON Lines histories (see [`crate::history`]).
+//!
+//! Parsing is the bulk of checking a large history, so lines are parsed
+//! into borrowed structs in fixed-size chunks, each chunk split between
+//! threads, and each event goes straight to its compact [`Record`].
+use std::io::Read;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::raw::{json_to_val, RawProcess, RawVal, Text};
+use crate::error::ReadError;
+use crate::history::{Event, EventType, Process};
+use crate::op::{FailMeaning, HistoryBuilder, OpHistory, Record};
+use crate::value::Func;
+
+/// Bytes read per chunk: bounds the memory that parsing holds.
+pub const CHUNK_BYTES: usize = 8 << 20;
+/// Longest line accepted; a longer one is an error, not an unbounded buffer.
+pub const LINE_BYTES_MAX: usize = 64 << 20;
+
+/// One line, borrowing its strings. Same fields as [`Event`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent<'a> {
+    process: RawProcess,
+    #[serde(rename = "type")]
+    kind: EventType,
+    #[serde(borrow)]
+    f: Text<'a>,
+    #[serde(borrow, default)]
+    key: Option<Text<'a>>,
+    #[serde(default)]
+    value: RawVal,
+    time_ns: u64,
+    #[serde(default)]
+    node: Option<IgnoredAny>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+fn parse_line(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
+    let raw: RawEvent = serde_json::from_slice(text).map_err(|err| ReadError::BadLine {
+        line,
+        message: err.to_string(),
+    })?;
+    let _ = (raw.node, raw.error);
+    Ok(Record {
+        process: raw.process.0,
+        kind: raw.kind,
+        f: Func::parse(&raw.f.0),
+        key: raw.key.map(|k| k.0),
+        value: raw.value.0,
+        time_ns: raw.time_ns,
+        line,
+        fail_means: FailMeaning::DidNotHappen,
+    })
+}
+
+fn is_blank(text: &[u8]) -> bool {
+    text.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// Parses complete lines; `first_line` is the 1-based number of the first.
+fn parse_lines(text: &[u8], first_line: u32) -> Result<Vec<Record<'_>>, ReadError> {
+    let mut records = Vec::with_capacity(text.len() / 64);
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if !is_blank(line) {
+            records.push(parse_line(line, first_line + i as u32)?);
+        }
+    }
+    Ok(records)
+}
+
+/// Splits `text` (whole lines) into `parts` pieces at line ends.
+fn split_at_lines(text: &[u8], parts: usize) -> Vec<(&[u8], u32)> {
+    let mut pieces = Vec::with_capacity(parts);
+    let mut rest = text;
+    let mut line_offset = 0u32;
+    for part in (1..=parts).rev() {
+        let target = rest.len() / part;
+        let cut = match rest[target..].iter().position(|b| *b == b'\n') {
+            Some(at) if part > 1 => target + at + 1,
+            _ => rest.len(),
+        };
+        let (piece, tail) = rest.split_at(cut);
+        pieces.push((piece, line_offset));
+        line_offset += piece.iter().filter(|b| **b == b'\n').count() as u32;
+        rest = tail;
+    }
+    pieces
+}
+
+/// Parses a block of whole lines on `threads` threads, in order.
+fn parse_block<'t>(text: &'t [u8], first_line: u32, threads: usize) -> Result<Vec<Vec<Record<'t>>>, ReadError> {
+    let pieces = split_at_lines(text, threads.max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .skip(1)
+            .map(|(piece, offset)| scope.spawn(move || parse_lines(piece, first_line + offset)))
+            .collect();
+        let mut out = vec![parse_lines(pieces[0].0, first_line)?];
+        for handle in handles {
+            out.push(handle.join().expect("a parsing thread panicked")?);
+        }
+        Ok(out)
+    })
+}
+
+fn push_all(builder: &mut HistoryBuilder, blocks: Vec<Vec<Record>>) -> Result<(), ReadError> {
+    for record in blocks.into_iter().flatten() {
+        builder.push(record)?;
+    }
+    Ok(())
+}
+
+/// Reads a JSONL history from `reader`, starting with bytes already read.
+pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -> Result<OpHistory, ReadError> {
+    let mut builder = HistoryBuilder::new();
+    let mut next_line: u32 = 1;
+    let mut buffer = std::mem::take(&mut prefix);
+    loop {
+        let filled = fill(&mut buffer, reader)?;
+        let at_end = filled == 0;
+        let complete = if at_end {
+            buffer.len()
+        } else {
+            match buffer.iter().rposition(|b| *b == b'\n') {
+                Some(at) => at + 1,
+                None if buffer.len() > LINE_BYTES_MAX => {
+                    return Err(ReadError::BadLine { line: next_line, message: "line too long".to_string() })
+                }
+                None => continue,
+            }
+        };
+        let blocks = parse_block(&buffer[..complete], next_line, threads)?;
+        push_all(&mut builder, blocks)?;
+        next_line += buffer[..complete].iter().filter(|b| **b == b'\n').count() as u32;
+        buffer.drain(..complete);
+        if at_end {
+            return Ok(builder.finish_history());
+        }
+    }
+}
+
+/// Appends up to [`CHUNK_BYTES`] to `buffer`; returns how many were read.
+fn fill(buffer: &mut Vec<u8>, reader: &mut impl Read) -> Result<usize, ReadError> {
+    let start = buffer.len();
+    buffer.resize(start + CHUNK_BYTES, 0);
+    let mut filled = 0;
+    while filled < CHUNK_BYTES {
+        let n = reader.read(&mut buffer[start + filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buffer.truncate(start + filled);
+    Ok(filled)
+}
+
+/// Builds the op history of in-memory events (no file involved). `line` in
+/// reports is the event's index + 1.
+pub fn history_from_events(events: &[Event]) -> Result<OpHistory, ReadError> {
+    let mut builder = HistoryBuilder::new();
+    for (i, event) in events.iter().enumerate() {
+        builder.push(Record {
+            process: match event.process {
+                Process::Client(id) => Some(id),
+                Process::Nemesis => None,
+            },
+            kind: event.kind,
+            f: Func::parse(&event.f),
+            key: event.key.as_deref().map(std::borrow::Cow::Borrowed),
+            value: json_to_val(&event.value),
+            time_ns: event.time_ns,
+            line: i as u32 + 1,
+            fail_means: FailMeaning::DidNotHappen,
+        })?;
+    }
+    Ok(builder.finish_history())
+}
