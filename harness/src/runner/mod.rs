@@ -1,1 +1,372 @@
-//! (not built yet)
+//! The runner: executes one validated `TestPlan` against a real cluster.
+//!
+//! Phases, in order (each bounded):
+//! 1. results folder with `spec.yaml` and `seed`; the cluster starts.
+//! 2. main phase: client tasks run the workload (rate-limited, time-limited)
+//!    while the nemesis follows its seeded schedule.
+//! 3. final heal, then the liveness probe (a write must succeed within
+//!    `liveness_timeout_ms`), then the recovery period.
+//! 4. final reads by fresh clients.
+//! 5. the cluster is shut down (no child left) and the history, read back
+//!    from `history.jsonl`, is checked with the checks beyond it.
+//!
+//! SIGINT/SIGTERM at any point: stop, shut the cluster down, keep what was
+//! recorded, exit 3.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use faultline_checkers::{compose, Event, Named};
+use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::checks::{self, Liveness};
+use crate::client::{NodeClient, NodeClientConfig, Outcome};
+use crate::cluster::{find_node_binary, Cluster, ClusterConfig, ClusterError, FaultlineNodeDb};
+use crate::nemesis::link::LinkSettings;
+use crate::nemesis::{Mix, NemesisError, Schedule};
+use crate::spec::TestPlan;
+use crate::store::{RunDir, StoreError};
+
+pub mod clients;
+pub mod history;
+pub mod nemesis_task;
+pub mod progress;
+pub mod results;
+
+use clients::ClientPool;
+use history::Recorder;
+use nemesis_task::{set_state, NemesisRun, NemesisState};
+use progress::{Feed, Progress};
+pub use results::Results;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Nemesis(#[from] NemesisError),
+    #[error("history {path}: {message}")]
+    History { path: PathBuf, message: String },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("interrupted by {signal}; the cluster is shut down; partial history in {dir}")]
+    Interrupted { signal: &'static str, dir: PathBuf },
+}
+
+/// How the run talks to the user.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// No progress display (start and end lines are still printed).
+    pub quiet: bool,
+}
+
+/// Pause between liveness probes that did not succeed.
+const LIVENESS_RETRY_MS: u64 = 50;
+
+/// Run the plan; `Ok` carries the results (whatever the verdict).
+pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunError> {
+    let started = Instant::now();
+    let run_dir = RunDir::create(&plan.store_dir, &plan.name, SystemTime::now())?;
+    run_dir.write("spec.yaml", &plan.resolved.to_yaml())?;
+    run_dir.write("seed", &format!("{}\n", plan.seed))?;
+    run_dir.update_latest()?;
+    println!("faultline: test {:?}, seed {}, results in {}", plan.name, plan.seed, run_dir.path.display());
+    let mut signals = Signals::install()?;
+    let cluster = tokio::select! {
+        cluster = start_cluster(plan, &run_dir) => cluster?,
+        name = signals.next() => return Err(RunError::Interrupted { signal: name, dir: run_dir.path.clone() }),
+    };
+    let outcome = run_on_cluster(plan, options, &cluster, &run_dir, &mut signals).await;
+    let exits = cluster.unexpected_exits();
+    let log_paths = cluster.log_paths();
+    let mut log_patterns = cluster.log_error_patterns();
+    cluster.shutdown().await;
+    if let Err(error) = &outcome {
+        // Keep a note beside the partial history; the run itself failed.
+        let _ = run_dir.write("summary.txt", &format!("faultline test {}: ERROR\nseed        {}\nerror       {error}\n", plan.name, plan.seed));
+    }
+    let liveness = outcome?;
+    log_patterns.extend(plan.log_error_patterns.iter().cloned());
+    let checks = decide(plan, &run_dir, liveness, &exits, &log_paths, &log_patterns).await?;
+    let results = conclude(plan, &run_dir, checks, started);
+    run_dir.write("results.json", &serde_json::to_string_pretty(&results).unwrap_or_default())?;
+    run_dir.write("summary.txt", &results.summary())?;
+    Ok(results)
+}
+
+async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
+    let binary = match &plan.node_binary {
+        Some(binary) => binary.clone(),
+        None => find_node_binary()?,
+    };
+    let mut db = FaultlineNodeDb::new(binary);
+    db.election_timeout_ms = plan.election_timeout_ms;
+    db.heartbeat_interval_ms = plan.heartbeat_interval_ms;
+    db.extra_args = plan.node_args.clone();
+    let mut config = ClusterConfig::new(plan.nodes, run_dir.nodes_dir(), plan.seed);
+    config.ready_timeout_ms = plan.ready_timeout_ms;
+    Ok(Cluster::start(Arc::new(db), config).await?)
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, RunError> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(RunError::Signals)?,
+            terminate: signal(SignalKind::terminate()).map_err(RunError::Signals)?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Phases 2-4 with the history open; returns the liveness probe's result.
+async fn run_on_cluster(
+    plan: &TestPlan,
+    options: RunOptions,
+    cluster: &Cluster,
+    run_dir: &RunDir,
+    signals: &mut Signals,
+) -> Result<Liveness, RunError> {
+    let start = Instant::now();
+    let history_error = |e: std::io::Error| RunError::History { path: run_dir.history_path(), message: e.to_string() };
+    let (recorder, writer) = Recorder::open(&run_dir.history_path(), start).map_err(history_error)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let nemesis_state: NemesisState = Arc::new(std::sync::Mutex::new("healthy".to_string()));
+    let phase = Arc::new(std::sync::Mutex::new("running"));
+    let feed = Feed {
+        counts: recorder.counts.clone(),
+        nemesis: nemesis_state.clone(),
+        start,
+        time_limit_ms: plan.time_limit_ms,
+        phase: phase.clone(),
+    };
+    let progress = Progress::start(feed, options.quiet);
+    let mut mix = Mix::standard(&plan.faults, plan.seed, link_settings(plan))?;
+    let phases = Phases { plan, cluster, recorder: &recorder, stop: &stop, nemesis_state, phase, start };
+    let outcome = tokio::select! {
+        liveness = phases.run(&mut mix) => Ok(liveness),
+        name = signals.next() => {
+            stop.store(true, Ordering::Relaxed);
+            Err(RunError::Interrupted { signal: name, dir: run_dir.path.clone() })
+        }
+    };
+    progress.finish().await;
+    recorder.close().await;
+    drop(recorder);
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| RunError::History { path: run_dir.history_path(), message: e.to_string() })?
+        .map_err(|_| RunError::History { path: run_dir.history_path(), message: "writer panicked".to_string() })?;
+    if let Some(message) = written.error {
+        return Err(RunError::History { path: run_dir.history_path(), message });
+    }
+    outcome
+}
+
+fn link_settings(plan: &TestPlan) -> LinkSettings {
+    LinkSettings {
+        delay_ms: plan.link_delay_ms,
+        jitter_ms: plan.link_jitter_ms,
+        bandwidth_bytes_per_s: plan.link_bandwidth_bytes_per_s,
+    }
+}
+
+struct Phases<'a> {
+    plan: &'a TestPlan,
+    cluster: &'a Cluster,
+    recorder: &'a Recorder,
+    stop: &'a Arc<AtomicBool>,
+    nemesis_state: NemesisState,
+    phase: Arc<std::sync::Mutex<&'static str>>,
+    start: Instant,
+}
+
+impl Phases<'_> {
+    fn set_phase(&self, name: &'static str) {
+        if let Ok(mut phase) = self.phase.lock() {
+            *phase = name;
+        }
+    }
+
+    fn pool(&self, process_next: &Arc<AtomicU64>) -> ClientPool {
+        let config = NodeClientConfig {
+            addrs: (0..self.cluster.nodes()).map(|node| self.cluster.client_addr(node)).collect(),
+            kind: self.plan.workload.kind,
+            op_timeout_ms: self.plan.op_timeout_ms,
+            connect_timeout_ms: self.plan.connect_timeout_ms,
+            redirects_max: self.plan.redirects_max,
+        };
+        ClientPool {
+            recorder: self.recorder.clone(),
+            config: Arc::new(config),
+            process_next: process_next.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+
+    async fn run(&self, mix: &mut Mix) -> Liveness {
+        let plan = self.plan;
+        let process_next = Arc::new(AtomicU64::new(0));
+        let pool = self.pool(&process_next);
+        let time_limit = Duration::from_millis(plan.time_limit_ms);
+        let main: Box<dyn Generator> = Box::new(time_limit_ns(
+            plan.time_limit_ms,
+            stagger(plan.seed ^ 0x5354_4147, plan.gap_mean_ns(), plan.workload.generator(plan.seed)),
+        ));
+        let clients_deadline = self.start + time_limit + Duration::from_millis(2 * plan.op_timeout_ms + 1_000);
+        let mut schedule = Schedule::new(
+            plan.faults.clone(),
+            (plan.fault_duration_ms_min, plan.fault_duration_ms_max),
+            (plan.heal_duration_ms_min, plan.heal_duration_ms_max),
+            plan.seed,
+        );
+        let mut nemesis = NemesisRun {
+            mix,
+            cluster: self.cluster,
+            recorder: self.recorder,
+            state: self.nemesis_state.clone(),
+            stop: self.stop,
+        };
+        tokio::join!(
+            pool.run(main, plan.concurrency, self.start, clients_deadline),
+            nemesis.run(&mut schedule, self.start + time_limit),
+        );
+        self.set_phase("healing");
+        nemesis.heal(true).await;
+        self.set_phase("liveness");
+        let liveness = self.probe_liveness(&pool).await;
+        self.set_phase("recovery");
+        tokio::time::sleep(Duration::from_millis(plan.recovery_ms)).await;
+        self.set_phase("final reads");
+        self.final_reads(&pool).await;
+        liveness
+    }
+
+    /// Writes to a key of its own until one succeeds or the bound passes.
+    async fn probe_liveness(&self, pool: &ClientPool) -> Liveness {
+        let healed = Instant::now();
+        let deadline = healed + Duration::from_millis(self.plan.liveness_timeout_ms);
+        let mut client = NodeClient::new(pool.config.clone(), pool.process_next.fetch_add(1, Ordering::Relaxed));
+        let mut liveness =
+            Liveness { timeout_ms: self.plan.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
+        while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
+            liveness.attempts += 1;
+            let probe = faultline_workloads::Invocation {
+                f: "put".to_string(),
+                key: Some("faultline-liveness".to_string()),
+                value: serde_json::json!(format!("probe-{}", liveness.attempts)),
+            };
+            let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+            let attempt = tokio::time::timeout(Duration::from_millis(remaining_ms.max(1)), client.invoke(&probe)).await;
+            match attempt.map(|completion| completion.outcome) {
+                Ok(Outcome::Ok(_)) => {
+                    liveness.recovered_after_ms = Some(healed.elapsed().as_millis() as u64);
+                    return liveness;
+                }
+                Ok(Outcome::Fail(error) | Outcome::Info(error)) => liveness.last_error = Some(error),
+                Err(_) => liveness.last_error = Some("timeout".to_string()),
+            }
+            client.become_process(pool.process_next.fetch_add(1, Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(LIVENESS_RETRY_MS)).await;
+        }
+        liveness
+    }
+
+    async fn final_reads(&self, pool: &ClientPool) {
+        let plan = self.plan;
+        let keys = self.recorder.keys().await;
+        if keys.is_empty() {
+            return;
+        }
+        let workers = plan.concurrency.min(keys.len());
+        let rounds = keys.len().div_ceil(workers) as u64 * u64::from(plan.final_read_attempts_max);
+        let deadline = Instant::now() + Duration::from_millis(rounds * (plan.op_timeout_ms + 50) + 1_000);
+        let reads = FinalReads::new(plan.workload.kind, &keys, plan.final_read_attempts_max);
+        pool.run(Box::new(reads), workers, Instant::now(), deadline).await;
+        set_state(&self.nemesis_state, "healthy");
+    }
+}
+
+fn time_limit_ns<G: Generator>(time_limit_ms: u64, inner: G) -> impl Generator {
+    time_limit(time_limit_ms.saturating_mul(1_000_000), inner)
+}
+
+/// Phase 5: read the history back and run every check.
+async fn decide(
+    plan: &TestPlan,
+    run_dir: &RunDir,
+    liveness: Liveness,
+    exits: &[crate::cluster::UnexpectedExit],
+    log_paths: &[PathBuf],
+    log_patterns: &[String],
+) -> Result<Vec<Named>, RunError> {
+    let events = read_history(&run_dir.history_path())?;
+    let need = plan.workload.kind.checker();
+    let budget_ms = plan.check_timeout_ms;
+    let history = tokio::task::spawn_blocking(move || checks::check_history(&events, need, budget_ms))
+        .await
+        .map_err(|e| RunError::History { path: run_dir.history_path(), message: format!("checker task: {e}") })?;
+    let (hits, count) = checks::scan_logs(log_paths, log_patterns);
+    Ok(vec![history, liveness.named(), checks::logs::named(&hits, count, log_patterns), checks::unexpected_exits(exits)])
+}
+
+fn read_history(path: &std::path::Path) -> Result<Vec<Event>, RunError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RunError::History { path: path.to_path_buf(), message: e.to_string() })?;
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| {
+            serde_json::from_str(line).map_err(|e| RunError::History {
+                path: path.to_path_buf(),
+                message: format!("line {}: {e}", index + 1),
+            })
+        })
+        .collect()
+}
+
+fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Vec<Named>, started: Instant) -> Results {
+    let reasons = checks.iter().filter_map(checks::reason).collect();
+    let composed = compose(checks);
+    let counts = count_events(&run_dir.history_path());
+    Results {
+        name: plan.name.clone(),
+        seed: plan.seed,
+        verdict: composed.verdict,
+        exit_code: results::exit_code(composed.verdict),
+        reasons,
+        counts,
+        workload: plan.workload.kind.name().to_string(),
+        nemesis: plan.faults.iter().map(|f| f.name().to_string()).collect(),
+        nodes: plan.nodes,
+        time_limit_ms: plan.time_limit_ms,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        run_dir: run_dir.path.clone(),
+        checks: composed,
+    }
+}
+
+/// Counts from the recorded history (what the checkers saw).
+fn count_events(path: &std::path::Path) -> history::CountsSnapshot {
+    let counts = history::Counts::default();
+    if let Ok(events) = read_history(path) {
+        for event in &events {
+            counts.count(event);
+        }
+    }
+    counts.snapshot()
+}
