@@ -1,13 +1,12 @@
 //! Process tests: real 3- and 5-node clusters on 127.0.0.1.
 mod support;
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{call_leader, Cluster, ClusterView, WAIT_MS_MAX};
+use support::{call_leader, spawn_writers, stop_writers, verify_acked, Cluster, ClusterView, WAIT_MS_MAX};
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_millis(WAIT_MS_MAX)
@@ -91,39 +90,6 @@ fn sigterm_exits_zero() {
     }
 }
 
-/// Writers put distinct keys through whichever node leads, retrying with the
-/// same (client, seq), and remember what was acknowledged.
-fn spawn_writers(cluster: &Arc<Mutex<Cluster>>, writers: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Vec<String>>> {
-    (0..writers)
-        .map(|w| {
-            let (cluster, stop) = (cluster.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut acked = Vec::new();
-                let mut seq = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    seq += 1;
-                    let key = format!("w{w}-{seq}");
-                    let request = json!({"op":"put","key":key,"value":"v","client":format!("writer{w}"),"seq":seq});
-                    let view = ClusterView::of(&cluster.lock().unwrap());
-                    let answer = call_leader(&view, &request, Instant::now() + Duration::from_millis(3_000));
-                    if answer.is_some_and(|a| a["ok"] == true) {
-                        acked.push(key);
-                    }
-                }
-                acked
-            })
-        })
-        .collect()
-}
-
-
-fn verify_acked(cluster: &Cluster, acked: &BTreeSet<String>) {
-    for key in acked {
-        let answer = call_leader(&ClusterView::of(cluster), &json!({"op":"get","key":key}), deadline()).expect("read an acknowledged key");
-        assert_eq!(answer["value"], json!("v"), "acknowledged write {key} lost: {answer}");
-    }
-}
-
 fn kill_leader_during_writes(name: &str, size: usize, rounds: usize) {
     let cluster = Arc::new(Mutex::new(Cluster::start(name, size, &["--snapshot-entries", "200"])));
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,8 +103,7 @@ fn kill_leader_during_writes(name: &str, size: usize, rounds: usize) {
         cluster.lock().unwrap().start_node(leader);
     }
     std::thread::sleep(Duration::from_millis(400));
-    stop.store(true, Ordering::Relaxed);
-    let acked: BTreeSet<String> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let acked = stop_writers(&stop, writers);
     let cluster = cluster.lock().unwrap();
     assert!(acked.len() >= 20, "too few writes acknowledged ({}) to mean anything", acked.len());
     cluster.wait_leader();

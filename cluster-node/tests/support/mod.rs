@@ -4,7 +4,10 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,6 +105,27 @@ impl Cluster {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Waits (bounded) for node `id` to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self, id: u64, timeout_ms: u64) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        while Instant::now() < deadline {
+            let child = self.children[(id - 1) as usize].as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.children[(id - 1) as usize] = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn wal_segment(&self, id: u64) -> PathBuf {
+        let dir = self.dir.join(format!("node{id}")).join("wal");
+        let mut segments: Vec<PathBuf> = fs::read_dir(&dir).expect("read the WAL dir").map(|e| e.expect("dir entry").path()).collect();
+        segments.sort();
+        segments.pop().expect("at least one WAL segment")
     }
 
     pub fn is_running(&self, id: u64) -> bool {
@@ -257,4 +281,41 @@ pub fn call_leader(view: &ClusterView, request: &Value, deadline: Instant) -> Op
         std::thread::sleep(Duration::from_millis(10));
     }
     None
+}
+
+/// Writers put distinct keys through whichever node leads, retrying with the
+/// same (client, seq), and return the keys that were acknowledged.
+pub fn spawn_writers(cluster: &Arc<Mutex<Cluster>>, writers: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    (0..writers)
+        .map(|w| {
+            let (cluster, stop) = (cluster.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut acked, mut seq) = (Vec::new(), 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let key = format!("w{w}-{seq}");
+                    let request = json!({"op":"put","key":key,"value":"v","client":format!("writer{w}"),"seq":seq});
+                    let view = ClusterView::of(&cluster.lock().unwrap());
+                    let answer = call_leader(&view, &request, Instant::now() + Duration::from_millis(1_500));
+                    if answer.is_some_and(|a| a["ok"] == true) {
+                        acked.push(key);
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+pub fn verify_acked(cluster: &Cluster, acked: &BTreeSet<String>) {
+    let view = ClusterView::of(cluster);
+    for key in acked {
+        let answer = call_leader(&view, &json!({"op":"get","key":key}), Instant::now() + Duration::from_millis(WAIT_MS_MAX)).expect("read an acknowledged key");
+        assert_eq!(answer["value"], json!("v"), "acknowledged write {key} lost: {answer}");
+    }
+}
+
+pub fn stop_writers(stop: &AtomicBool, writers: Vec<std::thread::JoinHandle<Vec<String>>>) -> BTreeSet<String> {
+    stop.store(true, Ordering::Relaxed);
+    writers.into_iter().flat_map(|h| h.join().unwrap()).collect()
 }
