@@ -97,12 +97,21 @@ impl RawNode {
                 return Err(StepError::Malformed { kind: "append", reason: "conflicts with a committed entry" });
             }
             let skip = (conflict - prev_index - 1) as usize;
+            self.retract_acks_beyond(conflict - 1);
             self.log.truncate_and_append(&entries[skip..]);
         }
         let last_new_index = prev_index + entries.len() as u64;
         self.log.commit_to(commit.min(last_new_index));
         self.send(from, MessageBody::AppendResponse { index: last_new_index, rejection: None });
         Ok(())
+    }
+
+    /// Withdraws queued acks for entries we are about to drop: they would
+    /// tell an older leader we hold entries we no longer have.
+    pub(super) fn retract_acks_beyond(&mut self, index_max: u64) {
+        self.messages_after_persist.retain(|m| {
+            !matches!(m.body, MessageBody::AppendResponse { index, rejection: None } if index > index_max)
+        });
     }
 
     pub(super) fn handle_heartbeat(&mut self, from: u64, commit: u64, read_seq: u64) {

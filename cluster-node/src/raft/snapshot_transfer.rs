@@ -128,6 +128,7 @@ impl RawNode {
             self.log.commit_to(index);
             return;
         }
+        self.retract_acks_beyond(index);
         self.log.install(snapshot);
     }
 }
