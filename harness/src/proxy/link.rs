@@ -2,10 +2,11 @@
 //! fault of their direction to every chunk, and a watcher that closes or
 //! resets the connection when the fault table says so.
 //!
-//! Each pump is a reader and a writer joined by a bounded queue, so delay
-//! and bandwidth limits hold bytes back without stopping the reads (latency
-//! is pipelined, as on a real link) and at most `queue_chunks_max` chunks
-//! wait per direction.
+//! A pump writes a chunk straight through when nothing is held back; under
+//! delay or a bandwidth cap chunks wait in a bounded queue while reading
+//! goes on, so latency is pipelined as on a real link and at most
+//! `queue_chunks_max` chunks wait per direction.
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,6 @@ use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::faults::{Endpoint, Verdict};
@@ -49,10 +49,17 @@ enum PumpStop {
     Hole,
 }
 
+/// Bytes waiting for their delivery time or their share of bandwidth.
 struct Chunk {
     bytes: Vec<u8>,
     deliver_at: Option<Instant>,
     bandwidth_bytes_per_s: Option<u64>,
+}
+
+impl Chunk {
+    fn owned(self, bytes: &[u8]) -> Chunk {
+        Chunk { bytes: bytes.to_vec(), ..self }
+    }
 }
 
 /// Forward between the two streams until the connection ends; closes both.
@@ -131,49 +138,76 @@ struct Pump<'a> {
 }
 
 impl Pump<'_> {
+    /// Forward until EOF (then send FIN) or an error. Chunks due now with
+    /// nothing queued are written straight from the read buffer; delayed or
+    /// throttled ones wait in a bounded queue while reading goes on.
     async fn run(
         &self,
-        reader: ReadHalf<'_>,
-        writer: WriteHalf<'_>,
-        rng: ChaCha8Rng,
-    ) -> Result<(), PumpStop> {
-        let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.queue_chunks_max);
-        tokio::try_join!(self.read(reader, queue_tx, rng), self.write(writer, queue_rx))?;
-        Ok(())
-    }
-
-    async fn read(
-        &self,
         mut reader: ReadHalf<'_>,
-        queue: mpsc::Sender<Chunk>,
+        mut writer: WriteHalf<'_>,
         mut rng: ChaCha8Rng,
     ) -> Result<(), PumpStop> {
+        let queue_max = self.shared.config.queue_chunks_max;
+        let mut queue: VecDeque<Chunk> = VecDeque::with_capacity(queue_max);
         let mut buffer = vec![0u8; self.shared.config.chunk_bytes];
+        let mut throttle = Throttle::default();
+        let mut eof = false;
         // Runs for the life of the connection: ends at EOF or on an error.
         loop {
+            if eof && queue.is_empty() {
+                let _ = writer.shutdown().await;
+                return Ok(());
+            }
+            let head_due = queue.front().map(|chunk| throttle.due(chunk));
             let limit = self.read_limit();
-            let count = reader.read(&mut buffer[..limit]).await.map_err(|_| PumpStop::Io)?;
-            if count == 0 {
-                return Ok(()); // Dropping the queue makes the writer send FIN.
+            tokio::select! {
+                biased;
+                () = sleep_until_some(head_due), if head_due.is_some() => {
+                    let chunk = queue.pop_front().expect("a due head exists");
+                    self.write(&mut writer, &chunk.bytes).await?;
+                    throttle.sent(chunk.bytes.len(), chunk.bandwidth_bytes_per_s);
+                }
+                read = reader.read(&mut buffer[..limit]), if !eof && queue.len() < queue_max => {
+                    let count = read.map_err(|_| PumpStop::Io)?;
+                    if count == 0 {
+                        eof = true;
+                        continue;
+                    }
+                    let Some(chunk) = self.admit(&buffer[..count], &mut rng)? else { continue };
+                    if queue.is_empty() && chunk.deliver_at.is_none() && chunk.bandwidth_bytes_per_s.is_none() {
+                        self.write(&mut writer, &buffer[..count]).await?;
+                        throttle.sent(count, None);
+                    } else {
+                        queue.push_back(chunk.owned(&buffer[..count]));
+                    }
+                }
             }
-            let fault = self.shared.direction(self.from, self.to);
-            if fault.drop {
-                self.hole.store(true, Ordering::Relaxed);
-                Counters::add(&self.shared.counters.bytes_dropped, count as u64);
-                continue;
-            }
-            if self.hole.load(Ordering::Relaxed) {
-                return Err(PumpStop::Hole);
-            }
-            let delay_ms = fault.delay_ms + jitter_ms(&mut rng, fault.jitter_ms);
-            let chunk = Chunk {
-                bytes: buffer[..count].to_vec(),
-                deliver_at: (delay_ms > 0)
-                    .then(|| Instant::now() + Duration::from_millis(delay_ms)),
-                bandwidth_bytes_per_s: fault.bandwidth_bytes_per_s,
-            };
-            queue.send(chunk).await.map_err(|_| PumpStop::Io)?;
         }
+    }
+
+    /// Apply the direction's fault to bytes just read: None when dropped.
+    fn admit(&self, bytes: &[u8], rng: &mut ChaCha8Rng) -> Result<Option<Chunk>, PumpStop> {
+        let fault = self.shared.direction(self.from, self.to);
+        if fault.drop {
+            self.hole.store(true, Ordering::Relaxed);
+            Counters::add(&self.shared.counters.bytes_dropped, bytes.len() as u64);
+            return Ok(None);
+        }
+        if self.hole.load(Ordering::Relaxed) {
+            return Err(PumpStop::Hole);
+        }
+        let delay_ms = fault.delay_ms + jitter_ms(rng, fault.jitter_ms);
+        Ok(Some(Chunk {
+            bytes: Vec::new(),
+            deliver_at: (delay_ms > 0).then(|| Instant::now() + Duration::from_millis(delay_ms)),
+            bandwidth_bytes_per_s: fault.bandwidth_bytes_per_s,
+        }))
+    }
+
+    async fn write(&self, writer: &mut WriteHalf<'_>, bytes: &[u8]) -> Result<(), PumpStop> {
+        writer.write_all(bytes).await.map_err(|_| PumpStop::Io)?;
+        Counters::add(&self.shared.counters.bytes_forwarded, bytes.len() as u64);
+        Ok(())
     }
 
     /// Under a bandwidth cap, read small chunks so the rate is smooth.
@@ -184,27 +218,11 @@ impl Pump<'_> {
             None => chunk_bytes,
         }
     }
+}
 
-    async fn write(
-        &self,
-        mut writer: WriteHalf<'_>,
-        mut queue: mpsc::Receiver<Chunk>,
-    ) -> Result<(), PumpStop> {
-        let mut throttle = Throttle::default();
-        while let Some(chunk) = queue.recv().await {
-            if let Some(deliver_at) = chunk.deliver_at {
-                tokio::time::sleep_until(deliver_at).await;
-            }
-            let start = throttle.start(chunk.bandwidth_bytes_per_s);
-            if let Some(start) = start {
-                tokio::time::sleep_until(start).await;
-            }
-            writer.write_all(&chunk.bytes).await.map_err(|_| PumpStop::Io)?;
-            throttle.sent(chunk.bytes.len(), chunk.bandwidth_bytes_per_s);
-            Counters::add(&self.shared.counters.bytes_forwarded, chunk.bytes.len() as u64);
-        }
-        let _ = writer.shutdown().await;
-        Ok(())
+async fn sleep_until_some(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
@@ -224,13 +242,14 @@ struct Throttle {
 }
 
 impl Throttle {
-    /// When the next chunk may start, if it must wait.
-    fn start(&mut self, rate: Option<u64>) -> Option<Instant> {
-        if rate.is_none() {
-            self.free_at = None;
+    /// When `chunk` may be written: its delivery time, and not before the
+    /// bytes written earlier under a cap have had their time.
+    fn due(&self, chunk: &Chunk) -> Instant {
+        let deliver_at = chunk.deliver_at.unwrap_or_else(Instant::now);
+        match (chunk.bandwidth_bytes_per_s, self.free_at) {
+            (Some(_), Some(free_at)) => deliver_at.max(free_at),
+            _ => deliver_at,
         }
-        let free_at = self.free_at?;
-        (free_at > Instant::now()).then_some(free_at)
     }
 
     fn sent(&mut self, bytes: usize, rate: Option<u64>) {

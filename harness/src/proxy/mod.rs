@@ -49,8 +49,8 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             seed: 0,
-            chunk_bytes: 16 * 1024,
-            queue_chunks_max: 64,
+            chunk_bytes: 64 * 1024,
+            queue_chunks_max: 32,
             connections_max: 4096,
             connect_timeout_ms: 2_000,
         }
