@@ -99,7 +99,9 @@ impl Db for FaultlineNodeDb {
             let mut reports = Vec::with_capacity(envs.len());
             for env in envs {
                 let reply = status(env.client_listen).await;
-                let leader_id = reply.as_ref().and_then(|r| r.get("leader")).and_then(|l| l.as_u64());
+                // The status fields sit in the response's `value`.
+                let value = reply.as_ref().and_then(|r| r.get("value"));
+                let leader_id = value.and_then(|v| v.get("leader")).and_then(|l| l.as_u64());
                 reports.push(leader_id.and_then(|id| usize::try_from(id).ok()?.checked_sub(1)));
             }
             majority(&reports)
