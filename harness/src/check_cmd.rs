@@ -1,14 +1,194 @@
-//! `faultline check`: verdicts for recorded histories.
-use std::path::PathBuf;
+//! `faultline check`: verdicts for recorded histories (faultline JSONL,
+//! Jepsen log lines or Jepsen EDN maps, detected per file).
+//!
+//! Exit code: 0 every file valid, 1 some file invalid, 2 some file unknown
+//! (budget exhausted), 3 some file could not be read or checked. Each bad
+//! input is reported as one line naming the file (and line, when there is
+//! one); the other files are still checked.
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
+
+use faultline_checkers::read::{read_path, Format};
+use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, ModelKind, Verdict};
+use serde::Serialize;
+
+use crate::{EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+
+/// Keys listed one per line in text output when all are valid.
+const TEXT_KEYS_MAX: usize = 10;
+/// Operations of the linearizable prefix shown in text output.
+const TEXT_PREFIX_OPS_MAX: usize = 8;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
     /// History files to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Model: register, cas-register, kv, set, list-append (guessed from the
+    /// operations when absent).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Time budget per file in milliseconds; past it the answer is unknown.
+    #[arg(long)]
+    pub budget_ms: Option<u64>,
+    /// Memory budget of the search caches in MiB; past it the answer is unknown.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_budget_mb: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
-pub fn run(_args: CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`faultline check` is not implemented yet")
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// One file's outcome, as printed.
+#[derive(Serialize)]
+struct FileReport {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<Format>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<CheckResult>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    verdict: Option<Verdict>,
+    exit_code: u8,
+    files: Vec<FileReport>,
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let model = match args.model.as_deref() {
+        Some(name) => Some(name.parse::<ModelKind>()?),
+        None => None,
+    };
+    let config = CheckConfig {
+        model,
+        budget_ms: args.budget_ms,
+        memory_budget_mb: args.memory_budget_mb,
+        ..CheckConfig::default()
+    };
+    let mut files = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        let report = check_file(path, &config);
+        if args.format == OutputFormat::Text {
+            print_text(&report)?;
+        }
+        files.push(report);
+    }
+    let exit_code = exit_code(&files);
+    if args.format == OutputFormat::Json {
+        let verdicts = files.iter().filter_map(|f| f.verdict);
+        let report = Report { verdict: Some(Verdict::merge_all(verdicts)), exit_code, files };
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    }
+    Ok(ExitCode::from(exit_code))
+}
+
+fn check_file(path: &Path, config: &CheckConfig) -> FileReport {
+    let mut report = FileReport {
+        file: path.display().to_string(),
+        format: None,
+        verdict: None,
+        error: None,
+        result: None,
+    };
+    let started = Instant::now();
+    let (format, history) = match read_path(path, config.threads) {
+        Ok(read) => read,
+        Err(err) => {
+            report.error = Some(err.to_string());
+            return report;
+        }
+    };
+    report.format = Some(format);
+    match check_op_history(&history, config) {
+        Ok(mut result) => {
+            // The file's figure includes parsing.
+            result.elapsed_ms = started.elapsed().as_millis() as u64;
+            report.verdict = Some(result.verdict);
+            report.result = Some(result);
+        }
+        Err(err) => report.error = Some(err.to_string()),
+    }
+    report
+}
+
+/// Errors outrank every verdict; then invalid, unknown, valid.
+fn exit_code(files: &[FileReport]) -> u8 {
+    if files.iter().any(|f| f.error.is_some()) {
+        return EXIT_HARNESS_ERROR;
+    }
+    match Verdict::merge_all(files.iter().filter_map(|f| f.verdict)) {
+        Verdict::Valid => EXIT_VALID,
+        Verdict::Invalid => EXIT_INVALID,
+        Verdict::Unknown => EXIT_UNKNOWN,
+    }
+}
+
+fn print_text(report: &FileReport) -> anyhow::Result<()> {
+    if let Some(error) = &report.error {
+        // One line, on stderr, naming the file (the error names the line).
+        eprintln!("faultline: error: {}: {error}", report.file);
+        return Ok(());
+    }
+    let Some(result) = &report.result else { return Ok(()) };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: {} ({}, {} ops, {} keys, {} ms)",
+        report.file,
+        result.verdict.name(),
+        result.model.name(),
+        result.op_count,
+        result.keys.len(),
+        result.elapsed_ms
+    )?;
+    let all_valid = result.verdict == Verdict::Valid;
+    let listed: Vec<&KeyResult> = if all_valid && result.keys.len() > TEXT_KEYS_MAX {
+        Vec::new()
+    } else {
+        result.keys.iter().filter(|k| !all_valid || k.verdict != Verdict::Valid || result.keys.len() <= TEXT_KEYS_MAX).collect()
+    };
+    for key in &listed {
+        print_key(&mut out, key)?;
+    }
+    if listed.len() < result.keys.len() {
+        writeln!(out, "  ({} keys not listed, all valid)", result.keys.len() - listed.len())?;
+    }
+    Ok(())
+}
+
+fn print_key(out: &mut impl Write, key: &KeyResult) -> std::io::Result<()> {
+    write!(out, "  key {:?}: {} ({} ops)", key.key, key.verdict.name(), key.op_count)?;
+    match &key.reason {
+        Some(reason) => writeln!(out, ": {reason}")?,
+        None => writeln!(out)?,
+    }
+    let Some(example) = &key.counterexample else { return Ok(()) };
+    let shown = example.prefix_tail.len().min(TEXT_PREFIX_OPS_MAX);
+    writeln!(out, "    longest linearizable prefix: {} ops; the last {shown}:", example.prefix_len)?;
+    for op in &example.prefix_tail[example.prefix_tail.len() - shown..] {
+        writeln!(out, "      {}", op.text)?;
+    }
+    writeln!(out, "    model state after it: {}", example.state)?;
+    writeln!(out, "    stuck: {} returned before it could be linearized", example.stuck_op.text)?;
+    writeln!(out, "    concurrent operations at that point:")?;
+    for op in &example.concurrent {
+        writeln!(out, "      {}", op.text)?;
+    }
+    Ok(())
 }

@@ -93,7 +93,10 @@ fn split_at_lines(text: &[u8], parts: usize) -> Vec<(&[u8], u32)> {
 
 /// Parses a block of whole lines on `threads` threads, in order.
 fn parse_block<'t>(text: &'t [u8], first_line: u32, threads: usize) -> Result<Vec<Vec<Record<'t>>>, ReadError> {
-    let pieces = split_at_lines(text, threads.max(1));
+    // Below this, a thread costs more than it saves.
+    const PARALLEL_BYTES_MIN: usize = 256 << 10;
+    let parts = if text.len() < PARALLEL_BYTES_MIN { 1 } else { threads.max(1) };
+    let pieces = split_at_lines(text, parts);
     std::thread::scope(|scope| {
         let handles: Vec<_> = pieces
             .iter()
@@ -146,18 +149,7 @@ pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -
 
 /// Appends up to [`CHUNK_BYTES`] to `buffer`; returns how many were read.
 fn fill(buffer: &mut Vec<u8>, reader: &mut impl Read) -> Result<usize, ReadError> {
-    let start = buffer.len();
-    buffer.resize(start + CHUNK_BYTES, 0);
-    let mut filled = 0;
-    while filled < CHUNK_BYTES {
-        let n = reader.read(&mut buffer[start + filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buffer.truncate(start + filled);
-    Ok(filled)
+    Ok(reader.take(CHUNK_BYTES as u64).read_to_end(buffer)?)
 }
 
 /// Builds the op history of in-memory events (no file involved). `line` in

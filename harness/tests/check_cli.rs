@@ -1,0 +1,172 @@
+//! `faultline check` as a user runs it: the built binary on good and bad
+//! inputs, asserting exit codes and one-line errors.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn shared() -> PathBuf {
+    match std::env::var_os("FAULTLINE_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace().join("../shared"),
+    }
+}
+
+fn check(args: &[&str]) -> Output {
+    // `output()` waits for the child, so it is always reaped.
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("check")
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("faultline runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A scratch file in the temp folder, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let dir = std::env::temp_dir().join(format!("faultline-check-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("temp file");
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        // Succeeds only for the last file out: other tests share the folder.
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+fn assert_one_line_error(output: &Output, needles: &[&str]) {
+    assert_eq!(output.status.code(), Some(3), "stderr: {}", stderr(output));
+    let err = stderr(output);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    for needle in needles {
+        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let output = check(&["checkers/examples/cas-register.jsonl"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("cas-register.jsonl: valid (cas-register"), "{}", stdout(&output));
+}
+
+#[test]
+fn the_invalid_example_exits_1_with_a_counterexample() {
+    let output = check(&["checkers/examples/cas-register-invalid.jsonl"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("invalid"), "{text}");
+    assert!(text.contains("stuck: p2 read nil -> ok 1 (line 5)"), "{text}");
+    assert!(text.contains("model state after it: 2"), "{text}");
+}
+
+#[test]
+fn json_output_has_per_key_verdicts() {
+    let output = check(&["--format", "json", "checkers/examples/cas-register-invalid.jsonl"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json output");
+    assert_eq!(report["verdict"], "invalid");
+    assert_eq!(report["files"][0]["result"]["keys"][0]["verdict"], "invalid");
+    assert_eq!(report["files"][0]["result"]["keys"][0]["counterexample"]["prefix_len"], 2);
+}
+
+#[test]
+fn corpus_files_in_every_format_get_their_verdict() {
+    let dir = shared().join("data/porcupine");
+    let file = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
+    assert_eq!(check(&[&file("jepsen/etcd_000.log")]).status.code(), Some(1));
+    assert_eq!(check(&[&file("jepsen/etcd_002.log")]).status.code(), Some(0));
+    assert_eq!(check(&[&file("kv/c10-ok.txt")]).status.code(), Some(0));
+    assert_eq!(check(&["--model", "kv", &file("kv/c10-bad.txt")]).status.code(), Some(1));
+    // One invalid file makes the whole run invalid.
+    let both = check(&[&file("kv/c01-ok.txt"), &file("kv/c01-bad.txt")]);
+    assert_eq!(both.status.code(), Some(1));
+}
+
+#[test]
+fn a_tiny_budget_answers_unknown() {
+    let etcd = shared().join("data/porcupine/jepsen/etcd_002.log");
+    let output = check(&["--budget-ms", "0", etcd.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stdout(&output).contains("unknown"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_missing_file_is_a_one_line_error() {
+    let output = check(&["no/such/history.jsonl"]);
+    assert_one_line_error(&output, &["no/such/history.jsonl", "cannot read file"]);
+}
+
+#[test]
+fn an_unknown_format_is_a_one_line_error() {
+    let file = TempFile::new("prose.txt", "hello\nthis is not a history\n");
+    let output = check(&[file.path()]);
+    assert_one_line_error(&output, &[file.path(), "unknown history format"]);
+}
+
+#[test]
+fn a_bad_line_is_named() {
+    let file = TempFile::new(
+        "bad-line.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null,\"time_ns\":1}\n{\"process\":0,\"type\":\"ok\",\"f\":\"read\"}\n",
+    );
+    let output = check(&[file.path()]);
+    assert_one_line_error(&output, &[file.path(), "line 2", "not a history event"]);
+}
+
+#[test]
+fn an_operation_the_model_cannot_check_is_named() {
+    let file = TempFile::new(
+        "bad-op.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":\"x\",\"time_ns\":1}\n{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":\"x\",\"time_ns\":2}\n",
+    );
+    let output = check(&["--model", "register", file.path()]);
+    assert_one_line_error(&output, &[file.path(), "line 1", "register"]);
+}
+
+#[test]
+fn an_unknown_model_is_a_one_line_error() {
+    let output = check(&["--model", "queue", "checkers/examples/cas-register.jsonl"]);
+    assert_one_line_error(&output, &["unknown model \"queue\""]);
+}
+
+#[test]
+fn an_empty_file_is_an_error() {
+    let file = TempFile::new("empty.jsonl", "");
+    let output = check(&[file.path()]);
+    assert_one_line_error(&output, &[file.path(), "empty history"]);
+}
+
+#[test]
+fn an_error_in_one_file_still_checks_the_others() {
+    let output = check(&["checkers/examples/cas-register.jsonl", "no/such/file"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stdout(&output).contains("cas-register.jsonl: valid"), "{}", stdout(&output));
+    assert!(Path::new(&workspace()).join("checkers/examples/cas-register.jsonl").exists());
+}
