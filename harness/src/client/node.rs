@@ -136,6 +136,11 @@ impl NodeClient {
         }
     }
 
+    /// Connect to the current node and check, with a `status` request,
+    /// that the node behind the proxy answers. The proxy accepts even when
+    /// its target is down; without this check every operation sent to a
+    /// killed node would end in a reset, an `info` the checkers must treat
+    /// as possibly applied, which multiplies their search for nothing.
     async fn connect(&mut self) -> Result<(), String> {
         if self.connection.is_some() {
             return Ok(());
@@ -150,7 +155,19 @@ impl NodeClient {
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         self.connection = Some(Connection { node: self.current, reader: BufReader::new(reader), writer });
-        Ok(())
+        self.request_id += 1;
+        let status = serde_json::json!({"id": self.request_id, "op": "status"});
+        match tokio::time::timeout(timeout, self.exchange(&status)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => {
+                self.connection = None;
+                Err(format!("node not answering: {error}"))
+            }
+            Err(_) => {
+                self.connection = None;
+                Err("node not answering: timed out".to_string())
+            }
+        }
     }
 
     /// Send one request and read its response. An error here means the

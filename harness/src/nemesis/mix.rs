@@ -81,6 +81,7 @@ impl Nemesis for Mix {
             }
             match first_error {
                 Some(error) => Err(error),
+                None if effects.is_empty() => Ok(json!("nothing to heal")),
                 None if effects.len() == 1 => Ok(effects.remove(0)),
                 None => Ok(json!(effects)),
             }

@@ -14,6 +14,7 @@ use crate::cluster::{BoxFuture, Cluster, ClusterError};
 
 mod fault;
 pub mod kill;
+pub mod leader;
 pub mod link;
 pub mod mix;
 pub mod partition;
@@ -69,5 +70,5 @@ pub fn choose_nodes(rng: &mut ChaCha8Rng, nodes: usize, count: usize) -> Vec<usi
 /// whether a leader was known.
 pub async fn leader_or_random(rng: &mut ChaCha8Rng, cluster: &Cluster) -> usize {
     let fallback = rng.random_range(0..cluster.nodes());
-    cluster.leader().await.unwrap_or(fallback)
+    leader::find_leader(cluster).await.unwrap_or(fallback)
 }

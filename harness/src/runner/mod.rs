@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub quiet: bool,
 }
 
+/// Pause between leader probes before the test starts.
+const LEADER_POLL_MS: u64 = 50;
 /// Pause between liveness probes that did not succeed.
 const LIVENESS_RETRY_MS: u64 = 50;
 
@@ -109,7 +111,23 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
     db.extra_args = plan.node_args.clone();
     let mut config = ClusterConfig::new(plan.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.ready_timeout_ms;
-    Ok(Cluster::start(Arc::new(db), config).await?)
+    let cluster = Cluster::start(Arc::new(db), config).await?;
+    wait_for_leader(&cluster, plan.ready_timeout_ms).await;
+    Ok(cluster)
+}
+
+/// Time zero is when the cluster has a leader, so the first operations do
+/// not all fail with `not_leader`. A cluster that never elects one is not
+/// a harness error: the test goes on and its history shows it.
+async fn wait_for_leader(cluster: &Cluster, timeout_ms: u64) {
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    while Instant::now() < deadline {
+        if crate::nemesis::leader::find_leader(cluster).await.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(LEADER_POLL_MS)).await;
+    }
+    eprintln!("faultline: warning: no leader after {timeout_ms} ms; starting the test anyway");
 }
 
 /// SIGINT and SIGTERM as one stream.
