@@ -25,9 +25,9 @@ pub struct Args {
     #[arg(long)]
     pub peer_addr: SocketAddr,
     /// Every other member as `id=host:port`, comma-separated: where this node
-    /// dials to send to that peer. Empty for a single-node cluster.
-    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
-    pub peers: Vec<(u64, SocketAddr)>,
+    /// dials to send to that peer. Empty (or omitted) for a single-node cluster.
+    #[arg(long, value_parser = parse_peers, default_value = "")]
+    pub peers: Peers,
     /// Cluster name; a peer naming another cluster in its handshake is dropped.
     #[arg(long, default_value = "faultline")]
     pub cluster_id: String,
@@ -49,6 +49,15 @@ pub struct Args {
     /// WAL segment size before rolling to a new file.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_bytes: u64,
+}
+
+/// The parsed `--peers` list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peers(pub Vec<(u64, SocketAddr)>);
+
+fn parse_peers(text: &str) -> Result<Peers, String> {
+    let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
+    items.map(parse_peer).collect::<Result<Vec<_>, _>>().map(Peers)
 }
 
 fn parse_peer(text: &str) -> Result<(u64, SocketAddr), String> {
@@ -86,7 +95,7 @@ impl NodeConfig {
             return Err(ConfigError::IdZero);
         }
         let mut seen = vec![args.id];
-        for &(id, _) in &args.peers {
+        for &(id, _) in &args.peers.0 {
             if id == 0 {
                 return Err(ConfigError::PeerZero);
             }
@@ -114,7 +123,7 @@ impl NodeConfig {
 
     /// All voter ids, this node included, sorted.
     pub fn voters(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.args.peers.iter().map(|(id, _)| *id).collect();
+        let mut ids: Vec<u64> = self.args.peers.0.iter().map(|(id, _)| *id).collect();
         ids.push(self.args.id);
         ids.sort_unstable();
         ids
@@ -157,6 +166,8 @@ mod tests {
         let me = args(&["--peers", "1=127.0.0.1:8002"]).unwrap();
         assert!(matches!(NodeConfig::from_args(me), Err(ConfigError::PeerDuplicate(1))));
         let slow = args(&["--heartbeat-interval-ms", "400"]).unwrap();
+        let alone = NodeConfig::from_args(args(&["--peers", ""]).unwrap()).unwrap();
+        assert_eq!(alone.voters(), vec![1]);
         assert!(matches!(NodeConfig::from_args(slow), Err(ConfigError::Timeouts)));
     }
 }

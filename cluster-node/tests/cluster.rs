@@ -143,3 +143,23 @@ fn lagging_follower_catches_up_through_install_snapshot() {
     let digest = |id: u64| cluster.status(id).unwrap()["digest"].clone();
     assert_eq!(digest(follower), digest(leader));
 }
+
+#[test]
+fn pipelined_writes_share_fsyncs() {
+    let cluster = Cluster::start("group", 3, &[]);
+    let leader = cluster.wait_leader();
+    let syncs = |id: u64| cluster.status(id).unwrap()["wal_syncs"].as_u64().unwrap();
+    let before = syncs(leader);
+    let writes_count = 200u64;
+    let lines: String = (1..=writes_count).map(|i| format!("{{\"id\":{i},\"op\":\"put\",\"key\":\"g{i}\",\"value\":\"v\"}}\n")).collect();
+    let mut c = cluster.client(leader).unwrap();
+    let first = c.send_raw(lines.as_bytes()).unwrap();
+    assert_eq!(first["ok"], true, "{first}");
+    for _ in 1..writes_count {
+        let answer = c.read_answer().unwrap();
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+    let used = syncs(leader) - before;
+    eprintln!("group commit: {writes_count} pipelined writes took {used} leader fsyncs");
+    assert!(used < writes_count / 2, "{writes_count} pipelined writes took {used} fsyncs: no group commit");
+}

@@ -90,12 +90,12 @@ pub async fn run(config: NodeConfig, shutdown: impl std::future::Future<Output =
     tracing::info!(id = args.id, client_addr = %args.client_addr, peer_addr = %args.peer_addr, seed, "node started");
 
     let (peer_tx, peer_rx) = mpsc::channel(RECEIVE_QUEUE_MESSAGES_MAX);
-    let peer_ids: Vec<u64> = args.peers.iter().map(|(id, _)| *id).collect();
+    let peer_ids: Vec<u64> = args.peers.0.iter().map(|(id, _)| *id).collect();
     tokio::spawn(transport::accept_loop(peer_listener, args.cluster_id.clone(), args.id, peer_ids, peer_tx));
     let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE_REQUESTS_MAX);
     tokio::spawn(accept_clients(client_listener, client_tx));
 
-    let outbound = Outbound::start(&args.cluster_id, args.id, &args.peers);
+    let outbound = Outbound::start(&args.cluster_id, args.id, &args.peers.0);
     let core = core::Core::new(
         raft,
         disk.wal,

@@ -224,6 +224,11 @@ impl Client {
 
     pub fn send_raw(&mut self, line: &[u8]) -> Option<Value> {
         self.writer.write_all(line).ok()?;
+        self.read_answer()
+    }
+
+    /// Reads the next answer line (for pipelined requests).
+    pub fn read_answer(&mut self) -> Option<Value> {
         let mut answer = String::new();
         self.reader.read_line(&mut answer).ok()?;
         serde_json::from_str(&answer).ok()
