@@ -9,14 +9,13 @@
 mod record;
 mod replay;
 
-pub use record::{HardState, Record, WalEntry};
+pub use record::{FrameError, HardState, Record, WalEntry};
 pub use replay::Recovered;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use record::FrameError;
 
 /// Default segment size after which the next append starts a new file.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
