@@ -33,7 +33,7 @@ pub struct SnapshotStore {
 
 impl SnapshotStore {
     pub fn new(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
-        fs::create_dir_all(dir).map_err(|source| SnapshotError::Io { path: dir.to_path_buf(), source })?;
+        crate::wal::create_dir_durably(dir).map_err(|source| SnapshotError::Io { path: dir.to_path_buf(), source })?;
         Ok(SnapshotStore { dir: dir.to_path_buf() })
     }
 

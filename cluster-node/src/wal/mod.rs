@@ -60,7 +60,7 @@ impl Wal {
     /// snapshot at `base` = (index, term); `(0, 0)` when there is no snapshot.
     pub fn open(dir: &Path, base: (u64, u64), segment_bytes_max: u64) -> Result<(Wal, Recovered), WalError> {
         assert!(segment_bytes_max > 0, "segment_bytes_max must be positive");
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        create_dir_durably(dir).map_err(io_error(dir))?;
         let seqs = list_segments(dir)?;
         let mut segments = Vec::with_capacity(seqs.len());
         let mut replay = replay::Replay::new(base);
@@ -207,6 +207,19 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, WalError> {
     let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error(&path))?;
     sync_dir(dir)?;
     Ok(file)
+}
+
+/// Creates `dir` if missing and makes its entry in the parent durable, so a
+/// crash cannot take away a directory whose files were fsynced.
+pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// Makes a created, renamed or removed directory entry durable.
