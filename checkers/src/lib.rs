@@ -51,6 +51,7 @@ pub mod read;
 pub mod value;
 pub mod verdict;
 
+pub use durability::{check_durability, DurabilityConfig, DurabilityResult};
 pub use error::{CheckError, ReadError};
 pub use history::{Event, EventType, Process};
 pub use linear::{check_op_history, check_ops, CheckConfig, CheckResult, Counterexample, KeyResult};

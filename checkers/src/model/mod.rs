@@ -115,3 +115,106 @@ pub(crate) fn is_ok(op: &Op) -> bool {
 pub(crate) fn unsupported(model: &str, op: &Op) -> String {
     format!("function {} is not part of the {model} model", op.f.name())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::value::Val;
+
+    fn op(f: Func, input: Val, output: Val, outcome: Outcome) -> Op {
+        Op { process: 0, f, input, output, outcome, call_ns: 0, return_ns: 1, line: 1 }
+    }
+
+    fn ok(f: Func, input: Val, output: Val) -> Op {
+        op(f, input, output, Outcome::Ok)
+    }
+
+    fn ints(xs: &[i64]) -> Val {
+        Val::Ints(Arc::from(xs.to_vec()))
+    }
+
+    fn text(s: &str) -> Val {
+        Val::Str(Arc::from(s))
+    }
+
+    #[test]
+    fn register_reads_what_was_written() {
+        let m = Register;
+        let s = m.init();
+        assert_eq!(m.step(&s, &ok(Func::Read, Val::Nil, Val::Nil)), Some(None));
+        assert_eq!(m.step(&s, &ok(Func::Read, Val::Nil, Val::Int(1))), None);
+        let s = m.step(&s, &ok(Func::Write, Val::Int(3), Val::Nil)).unwrap();
+        assert_eq!(s, Some(3));
+        assert_eq!(m.step(&s, &ok(Func::Read, Val::Nil, Val::Int(3))), Some(Some(3)));
+        assert!(m.validate(&ok(Func::Cas, ints(&[1, 2]), Val::Nil)).is_err());
+        assert!(m.validate(&ok(Func::Write, text("x"), Val::Nil)).is_err());
+    }
+
+    #[test]
+    fn cas_register_follows_the_etcd_model() {
+        let m = CasRegister;
+        let one = Some(1);
+        let cas = |outcome| op(Func::Cas, ints(&[1, 2]), Val::Nil, outcome);
+        assert_eq!(m.step(&one, &cas(Outcome::Ok)), Some(Some(2)));
+        assert_eq!(m.step(&None, &cas(Outcome::Ok)), None);
+        // A failed cas is an observation that the register did not hold `from`.
+        assert_eq!(m.step(&None, &cas(Outcome::Failed)), Some(None));
+        assert_eq!(m.step(&one, &cas(Outcome::Failed)), None);
+        // Unknown: takes effect exactly when it can.
+        assert_eq!(m.step(&one, &cas(Outcome::Unknown)), Some(Some(2)));
+        assert_eq!(m.step(&Some(5), &cas(Outcome::Unknown)), Some(Some(5)));
+        assert!(m.validate(&ok(Func::Cas, Val::Int(1), Val::Nil)).is_err());
+        assert!(m.is_read_only(&ok(Func::Read, Val::Nil, Val::Nil)));
+    }
+
+    #[test]
+    fn kv_missing_key_reads_empty_and_append_concatenates() {
+        let m = Kv;
+        let s = m.init();
+        assert!(m.step(&s, &ok(Func::Get, Val::Nil, text(""))).is_some());
+        assert!(m.step(&s, &ok(Func::Get, Val::Nil, Val::Nil)).is_some());
+        let s = m.step(&s, &ok(Func::Append, text("x 0"), Val::Nil)).unwrap();
+        let s = m.step(&s, &ok(Func::Append, text(" y"), Val::Nil)).unwrap();
+        assert_eq!(&*s, "x 0 y");
+        assert!(m.step(&s, &ok(Func::Get, Val::Nil, text("x 0"))).is_none());
+        let s = m.step(&s, &ok(Func::Put, text("z"), Val::Nil)).unwrap();
+        assert!(m.step(&s, &ok(Func::Get, Val::Nil, text("z"))).is_some());
+        assert!(m.validate(&ok(Func::Put, Val::Int(1), Val::Nil)).is_err());
+    }
+
+    #[test]
+    fn set_reads_every_element_in_any_order() {
+        let m = Set;
+        let s = m.step(&m.init(), &ok(Func::Add, Val::Int(2), Val::Nil)).unwrap();
+        let s = m.step(&s, &ok(Func::Add, Val::Int(1), Val::Nil)).unwrap();
+        let s = m.step(&s, &ok(Func::Add, Val::Int(1), Val::Nil)).unwrap();
+        assert!(m.step(&s, &ok(Func::Read, Val::Nil, ints(&[2, 1]))).is_some());
+        assert!(m.step(&s, &ok(Func::Read, Val::Nil, ints(&[1]))).is_none());
+        assert!(m.validate(&ok(Func::Read, Val::Nil, text("x"))).is_err());
+    }
+
+    #[test]
+    fn list_append_reads_in_order() {
+        let m = ListAppend;
+        let s = m.step(&m.init(), &ok(Func::Append, Val::Int(2), Val::Nil)).unwrap();
+        let s = m.step(&s, &ok(Func::Append, Val::Int(1), Val::Nil)).unwrap();
+        assert!(m.step(&s, &ok(Func::Read, Val::Nil, ints(&[2, 1]))).is_some());
+        assert!(m.step(&s, &ok(Func::Read, Val::Nil, ints(&[1, 2]))).is_none());
+    }
+
+    #[test]
+    fn model_names_parse_and_guess() {
+        for kind in ModelKind::ALL {
+            assert_eq!(kind.name().parse::<ModelKind>().unwrap(), kind);
+        }
+        assert!(matches!("queue".parse::<ModelKind>(), Err(CheckError::UnknownModel(_))));
+        assert_eq!(ModelKind::guess(&[Func::Read, Func::Cas], false).unwrap(), ModelKind::CasRegister);
+        assert_eq!(ModelKind::guess(&[Func::Read, Func::Write], false).unwrap(), ModelKind::Register);
+        assert_eq!(ModelKind::guess(&[Func::Get, Func::Append], true).unwrap(), ModelKind::Kv);
+        assert_eq!(ModelKind::guess(&[Func::Add, Func::Read], false).unwrap(), ModelKind::Set);
+        assert_eq!(ModelKind::guess(&[Func::Append, Func::Read], false).unwrap(), ModelKind::ListAppend);
+        assert!(ModelKind::guess(&[], false).is_err());
+    }
+}

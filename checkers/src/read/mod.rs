@@ -88,3 +88,136 @@ fn read_rest_utf8(mut head: Vec<u8>, file: &mut File) -> Result<String, ReadErro
     utf8(&head)?;
     String::from_utf8(head).map_err(|_| ReadError::BadLine { line: 1, message: "not UTF-8 text".to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType, Process};
+    use crate::op::RETURN_NEVER_NS;
+    use crate::value::{Func, Outcome, Val};
+
+    const JSONL: &str = r#"{"process":0,"type":"invoke","f":"write","key":"a","value":1,"time_ns":10}
+{"process":"nemesis","type":"invoke","f":"partition","value":{"n1":["n2"]},"time_ns":11}
+
+{"process":0,"type":"ok","f":"write","key":"a","value":1,"time_ns":20,"node":"n1"}
+{"process":1,"type":"invoke","f":"write","key":"b","value":2,"time_ns":30}
+{"process":1,"type":"fail","f":"write","key":"b","value":2,"time_ns":40,"error":"cas_mismatch"}
+{"process":2,"type":"invoke","f":"cas","key":"a","value":[1,2],"time_ns":50}
+{"process":2,"type":"info","f":"cas","key":"a","value":[1,2],"time_ns":60}
+{"process":3,"type":"invoke","f":"read","key":"a","value":null,"time_ns":70}
+"#;
+
+    #[test]
+    fn jsonl_pairs_events_and_applies_fail_and_info() {
+        let (format, history) = read_bytes(JSONL.as_bytes(), 2).unwrap();
+        assert_eq!(format, Format::Jsonl);
+        assert_eq!(history.keys, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(history.nemesis_event_count, 1);
+        let a = &history.ops_by_key[0];
+        assert_eq!(a.len(), 3);
+        assert_eq!((a[0].f, a[0].outcome, a[0].call_ns, a[0].return_ns), (Func::Write, Outcome::Ok, 10, 20));
+        assert_eq!(a[1].input, Val::Ints(vec![1, 2].into()));
+        assert_eq!((a[1].outcome, a[1].return_ns), (Outcome::Unknown, RETURN_NEVER_NS));
+        // No completion at all: unknown too.
+        assert_eq!((a[2].outcome, a[2].line), (Outcome::Unknown, 9));
+        // fail = did not happen: dropped.
+        assert!(history.ops_by_key[1].is_empty());
+    }
+
+    #[test]
+    fn jsonl_matches_the_event_schema() {
+        let events: Vec<Event> = JSONL.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(events[1].process, Process::Nemesis);
+        assert_eq!(events[2].kind, EventType::Ok);
+        let from_events = history_from_events(&events).unwrap();
+        let (_, from_text) = read_bytes(JSONL.as_bytes(), 1).unwrap();
+        assert_eq!(from_events.op_count(), from_text.op_count());
+        // Round trip: what the harness writes, the reader reads.
+        let written: String = events.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
+        let (_, again) = read_bytes(written.as_bytes(), 1).unwrap();
+        // Same operations; only line numbers differ (the text has a blank line).
+        let without_lines = |h: &OpHistory| {
+            h.ops_by_key.iter().flatten().map(|op| crate::op::Op { line: 0, ..op.clone() }).collect::<Vec<_>>()
+        };
+        assert_eq!(without_lines(&again), without_lines(&from_text));
+    }
+
+    #[test]
+    fn jsonl_errors_name_the_line() {
+        let cases = [
+            ("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n{\"process\":0,\"type\":\"done\",\"f\":\"read\",\"time_ns\":2}\n", 2),
+            ("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1,\"extra\":1}\n", 1),
+            ("{\"process\":\"bob\",\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n", 1),
+            ("{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\nnot json\n", 2),
+        ];
+        for (text, want) in cases {
+            match read_bytes(text.as_bytes(), 1) {
+                Err(ReadError::BadLine { line, .. }) => assert_eq!(line, want, "{text}"),
+                other => panic!("{text}: expected a bad line, got {other:?}"),
+            }
+        }
+        let unpaired = "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time_ns\":1}\n";
+        assert!(matches!(read_bytes(unpaired.as_bytes(), 1), Err(ReadError::Pairing { line: 1, .. })));
+        let twice = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":2}\n";
+        assert!(matches!(read_bytes(twice.as_bytes(), 1), Err(ReadError::Pairing { line: 2, .. })));
+    }
+
+    #[test]
+    fn jsonl_in_parallel_chunks_keeps_order_and_line_numbers() {
+        let mut text = String::new();
+        for i in 0..20_000u64 {
+            text.push_str(&format!("{{\"process\":{},\"type\":\"invoke\",\"f\":\"put\",\"key\":\"k{}\",\"value\":\"v{i}\",\"time_ns\":{}}}\n", i % 7, i % 13, 2 * i));
+            text.push_str(&format!("{{\"process\":{},\"type\":\"ok\",\"f\":\"put\",\"key\":\"k{}\",\"value\":\"v{i}\",\"time_ns\":{}}}\n", i % 7, i % 13, 2 * i + 1));
+        }
+        text.push_str("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"time_ns\":\"late\"}\n");
+        match read_bytes(text.as_bytes(), 2) {
+            Err(ReadError::BadLine { line, .. }) => assert_eq!(line, 40_001),
+            other => panic!("expected a bad line, got {other:?}"),
+        }
+        let good = &text[..text.rfind("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\"").unwrap()];
+        let (_, history) = read_bytes(good.as_bytes(), 2).unwrap();
+        assert_eq!(history.op_count(), 20_000);
+        let first = &history.ops_by_key[0][1];
+        assert_eq!((first.line, first.input.clone()), (27, Val::Str("v13".into())));
+    }
+
+    #[test]
+    fn edn_maps_are_read() {
+        let text = "{:process 0, :type :invoke, :f :append, :key \"4\", :value \"x 0 1 y\"}\n\
+                    {:process 0, :type :ok, :f :append, :key \"4\", :value \"x 0 1 y\"}\n\
+                    {:process :nemesis, :type :info, :f :start, :value [:n1 :n2]}\n\
+                    {:process 3, :type :invoke, :f :get, :key \"4\", :value nil}\n\
+                    {:process 3, :type :ok, :f :get, :key \"4\", :value \"x 0 1 y\", :time 123}\n";
+        let (format, history) = read_bytes(text.as_bytes(), 1).unwrap();
+        assert_eq!(format, Format::Edn);
+        let ops = &history.ops_by_key[0];
+        assert_eq!(history.keys[0], "4");
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops[1].output, Val::Str("x 0 1 y".into()));
+        assert_eq!(history.nemesis_event_count, 1);
+    }
+
+    #[test]
+    fn edn_errors_name_the_line() {
+        let text = "{:process 0, :type :invoke, :f :get, :key \"4\", :value nil}\n{:process 0, :type :ok, :f :get, :key \"4\", :value \"x}\n";
+        assert!(matches!(read_bytes(text.as_bytes(), 1), Err(ReadError::BadLine { line: 2, .. })));
+        let text = "{:process 0, :type :what, :f :get}\n";
+        assert!(matches!(read_bytes(text.as_bytes(), 1), Err(ReadError::BadLine { line: 1, .. })));
+        assert_eq!(parse_edn("[1 2 {:a \"b\\\"c\"}]").unwrap(), Edn::Vector(vec![
+            Edn::Int(1),
+            Edn::Int(2),
+            Edn::Map(vec![(Edn::Keyword("a".into()), Edn::Str("b\"c".into()))]),
+        ]));
+        assert!(parse_edn("[1 2").is_err());
+        assert!(parse_edn("1 2").is_err());
+    }
+
+    #[test]
+    fn format_detection() {
+        assert_eq!(detect(b"\n  {\"process\":1}").unwrap(), Format::Jsonl);
+        assert_eq!(detect(b"{:process 1}").unwrap(), Format::Edn);
+        assert_eq!(detect(b"2017 INFO jepsen.core - start\nINFO  jepsen.util - 1\t:invoke\t:read\tnil\n").unwrap(), Format::JepsenLog);
+        assert!(matches!(detect(b"hello"), Err(ReadError::UnknownFormat)));
+        assert!(matches!(detect(b"\n \n"), Err(ReadError::Empty)));
+    }
+}
