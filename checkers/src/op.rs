@@ -5,11 +5,13 @@
 //! [`OpHistory`], is what the models and the checkers work on.
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use serde::Serialize;
 
 use crate::error::ReadError;
 use crate::history::EventType;
+use crate::linear::FxHasher;
 use crate::value::{Func, Outcome, Val};
 
 /// `return_ns` of an operation that never returned (info, or no completion):
@@ -131,9 +133,15 @@ struct Pending {
 #[derive(Default)]
 pub struct HistoryBuilder {
     history: OpHistory,
-    key_ids: HashMap<String, u32>,
-    pending: HashMap<u64, Pending>,
+    key_ids: HashMap<String, u32, BuildHasherDefault<FxHasher>>,
+    /// Pending invocations of processes below [`PROCESS_DENSE_MAX`], by
+    /// process: the common case, without hashing.
+    pending_dense: Vec<Option<Pending>>,
+    pending: HashMap<u64, Pending, BuildHasherDefault<FxHasher>>,
 }
+
+/// Processes numbered below this have a slot in a vector.
+const PROCESS_DENSE_MAX: u64 = 1 << 16;
 
 impl HistoryBuilder {
     pub fn new() -> Self {
@@ -162,7 +170,7 @@ impl HistoryBuilder {
         if record.kind == EventType::Invoke {
             return self.push_invoke(process, record);
         }
-        let Some(pending) = self.pending.remove(&process) else {
+        let Some(pending) = self.take_pending(process) else {
             return Err(ReadError::Pairing {
                 line: record.line,
                 message: format!("{:?} of process {process} without a pending invoke", record.kind),
@@ -194,7 +202,7 @@ impl HistoryBuilder {
     }
 
     fn push_invoke(&mut self, process: u64, record: Record<'_>) -> Result<(), ReadError> {
-        if let Some(previous) = self.pending.get(&process) {
+        if let Some(previous) = self.pending_of(process) {
             return Err(ReadError::Pairing {
                 line: record.line,
                 message: format!(
@@ -211,8 +219,34 @@ impl HistoryBuilder {
             call_ns: record.time_ns,
             line: record.line,
         };
-        self.pending.insert(process, pending);
+        self.set_pending(process, pending);
         Ok(())
+    }
+
+    fn pending_of(&self, process: u64) -> Option<&Pending> {
+        if process < PROCESS_DENSE_MAX {
+            return self.pending_dense.get(process as usize).and_then(Option::as_ref);
+        }
+        self.pending.get(&process)
+    }
+
+    fn take_pending(&mut self, process: u64) -> Option<Pending> {
+        if process < PROCESS_DENSE_MAX {
+            return self.pending_dense.get_mut(process as usize).and_then(Option::take);
+        }
+        self.pending.remove(&process)
+    }
+
+    fn set_pending(&mut self, process: u64, pending: Pending) {
+        if process >= PROCESS_DENSE_MAX {
+            self.pending.insert(process, pending);
+            return;
+        }
+        let index = process as usize;
+        if index >= self.pending_dense.len() {
+            self.pending_dense.resize_with(index + 1, || None);
+        }
+        self.pending_dense[index] = Some(pending);
     }
 
     fn finish(&mut self, process: u64, pending: Pending, output: Val, outcome: Outcome, return_ns: u64) {
@@ -232,6 +266,8 @@ impl HistoryBuilder {
     /// Invocations still pending at the end become unknown operations.
     pub fn finish_history(mut self) -> OpHistory {
         let mut pending: Vec<(u64, Pending)> = self.pending.drain().collect();
+        let dense = std::mem::take(&mut self.pending_dense);
+        pending.extend(dense.into_iter().enumerate().filter_map(|(p, slot)| slot.map(|s| (p as u64, s))));
         pending.sort_by_key(|(_, p)| p.line);
         for (process, p) in pending {
             self.finish(process, p, Val::Nil, Outcome::Unknown, RETURN_NEVER_NS);

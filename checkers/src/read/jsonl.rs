@@ -40,6 +40,9 @@ struct RawEvent<'a> {
 }
 
 fn parse_line(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
+    if let Some(record) = super::fast::parse_line_fast(text, line) {
+        return Ok(record);
+    }
     let raw: RawEvent = serde_json::from_slice(text).map_err(|err| ReadError::BadLine {
         line,
         message: err.to_string(),

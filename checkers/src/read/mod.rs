@@ -1,6 +1,7 @@
 //! Readers: faultline JSONL, Jepsen log lines and Jepsen EDN maps, with the
 //! format detected from the file's first lines.
 mod edn;
+mod fast;
 mod jepsen_log;
 mod jsonl;
 mod raw;
