@@ -12,9 +12,10 @@
 //! Completion types, and what the checkers may assume of each:
 //! - `ok`: the operation took effect exactly once, at one instant between its
 //!   invocation and this completion, with the result in `value`.
-//! - `fail`: the operation definitely did not take effect (for `cas`, the
-//!   compare-and-set failed because the register held another value; see the
-//!   checkers for how each reader maps other tools' meanings onto this).
+//! - `fail`: the operation definitely did not take effect. The checkers
+//!   drop it. (A cas whose compare failed is a `fail` too: it changed
+//!   nothing; the checkers do not use it as a read. The Jepsen readers map
+//!   Jepsen's own `:fail` differently, see the checkers crate docs.)
 //! - `info`: the outcome is unknown: the operation may or may not have taken
 //!   effect, at any point after its invocation, possibly after later events.
 //!   The process that got `info` never issues another operation; a client
