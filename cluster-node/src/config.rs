@@ -134,6 +134,7 @@ impl NodeConfig {
         config.heartbeat_interval_ticks = 1;
         config.election_timeout_ticks_min = self.election_timeout_ticks_min;
         config.election_timeout_ticks_max = self.election_timeout_ticks_min * 2;
+        config.entries_per_message_max = crate::transport::APPEND_ENTRIES_MAX;
         config
     }
 }

@@ -8,3 +8,4 @@ pub mod server;
 pub mod snapshot;
 pub mod transport;
 pub mod wal;
+pub mod wire;

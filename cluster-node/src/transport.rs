@@ -4,7 +4,7 @@
 //! address, and never writes on connections it accepted, so a proxy on the
 //! (i→j) link can cut that direction alone. Frame: `[len u32 BE][payload]`;
 //! the first frame is a JSON handshake (cluster, from, to), every later one a
-//! JSON `raft::Message`. Queues are bounded and drop when full: Raft resends.
+//! `raft::Message` in the binary form of `wire`. Queues are bounded and drop when full: Raft resends.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,13 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::raft::Message;
 
 /// Bigger frames are refused (sender drops the message, receiver the link).
-pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
+pub const FRAME_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// Worst-case wire size of one entry: the command's JSON may escape each
+/// control character of a key or value in 6 bytes.
+pub const ENTRY_WIRE_BYTES_MAX: usize = 6 * (crate::protocol::VALUE_BYTES_MAX + crate::protocol::KEY_BYTES_MAX) + 1024;
+/// Entries per Append so that any Append fits in one frame.
+pub const APPEND_ENTRIES_MAX: u32 = (FRAME_BYTES_MAX / ENTRY_WIRE_BYTES_MAX) as u32;
+const _: () = assert!(APPEND_ENTRIES_MAX >= 1, "one maximal entry must fit in a frame");
 /// Messages waiting for one peer; more are dropped.
 pub const SEND_QUEUE_MESSAGES_MAX: usize = 1024;
 /// Messages received from all peers waiting for the core; more are dropped.
@@ -42,8 +48,10 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
     #[error("frame of {0} bytes exceeds the {FRAME_BYTES_MAX}-byte limit")]
     TooLarge(usize),
-    #[error("undecodable frame: {0}")]
+    #[error("undecodable handshake: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("undecodable message: {0}")]
+    Wire(#[from] crate::wire::WireError),
     #[error("handshake rejected: {0}")]
     Handshake(String),
 }
@@ -140,7 +148,9 @@ async fn pump(stream: TcpStream, handshake: &Handshake, rx: &mut mpsc::Receiver<
 }
 
 async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), FrameError> {
-    match write_frame(w, &serde_json::to_vec(m)?).await {
+    let mut payload = Vec::new();
+    crate::wire::encode(m, &mut payload);
+    match write_frame(w, &payload).await {
         Err(FrameError::TooLarge(bytes)) => {
             tracing::warn!(to = m.to, kind = m.body.kind(), bytes, "message too large for one frame; dropped");
             Ok(())
@@ -186,7 +196,7 @@ async fn receive(mut stream: TcpStream, expected: &(String, u64, Vec<u64>), tx: 
             Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             other => other?,
         };
-        let message: Message = serde_json::from_slice(&frame)?;
+        let message = crate::wire::decode(&frame)?;
         if message.from != hello.from || message.to != *id {
             return Err(FrameError::Handshake(format!("message {}→{} on link {}→{}", message.from, message.to, hello.from, id)));
         }

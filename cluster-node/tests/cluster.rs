@@ -163,3 +163,22 @@ fn pipelined_writes_share_fsyncs() {
     eprintln!("group commit: {writes_count} pipelined writes took {used} leader fsyncs");
     assert!(used < writes_count / 2, "{writes_count} pipelined writes took {used} fsyncs: no group commit");
 }
+
+#[test]
+fn values_at_the_size_limit_replicate_to_a_lagging_follower() {
+    let mut cluster = Cluster::start("big", 3, &[]);
+    let leader = cluster.wait_leader();
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    cluster.kill(follower);
+    let value = "x".repeat(faultline_node::protocol::VALUE_BYTES_MAX);
+    let mut c = cluster.client(leader).unwrap();
+    // More than one Append's worth, so the catch-up needs several maximal frames.
+    for i in 0..(faultline_node::transport::APPEND_ENTRIES_MAX + 2) {
+        let answer = c.call(json!({"op":"put","key":format!("big{i}"),"value":value})).unwrap();
+        assert_eq!(answer["ok"], true, "{}", answer.to_string().chars().take(200).collect::<String>());
+    }
+    let started = Instant::now();
+    cluster.start_node(follower);
+    cluster.wait_converged();
+    eprintln!("big: follower caught up on {} MiB in {:?}", faultline_node::transport::APPEND_ENTRIES_MAX + 2, started.elapsed());
+}
