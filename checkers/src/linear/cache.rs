@@ -60,8 +60,6 @@ pub fn op_hash(op_index: u32) -> u64 {
 }
 
 const CHAIN_END: u32 = u32::MAX;
-/// Slot key meaning "empty"; real keys are remapped away from it.
-const KEY_EMPTY: u64 = 0;
 const SLOTS_MIN: usize = 1 << 10;
 
 /// Word-by-word: the bitsets are short, and a libc memcmp call costs more.
@@ -69,28 +67,33 @@ fn words_equal(a: &[u64], b: &[u64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// An open-addressing table from hash key to the head of its chain. One
-/// slot is one cache line access, where a general hash map needs two: the
-/// cache is memory-bound, so this is most of the search's speed.
+/// An open-addressing table from hash key to the head of its chain. Each
+/// slot is 8 bytes, (tag, chain head), with the tag the key's high half: the
+/// cache is memory-bound, and a small table misses the CPU cache less.
 struct Heads {
-    /// (key, chain head); `KEY_EMPTY` marks a free slot.
-    slots: Vec<(u64, u32)>,
+    /// (tag, chain head); a head of `CHAIN_END` marks a free slot.
+    slots: Vec<(u32, u32)>,
     len: usize,
 }
 
 impl Heads {
     fn new() -> Heads {
-        Heads { slots: vec![(KEY_EMPTY, CHAIN_END); SLOTS_MIN], len: 0 }
+        Heads { slots: vec![(0, CHAIN_END); SLOTS_MIN], len: 0 }
+    }
+
+    fn tag(key: u64) -> u32 {
+        (key >> 32) as u32
     }
 
     /// The slot holding `key`, or the free slot where it belongs.
     fn find(&self, key: u64) -> usize {
         let mask = self.slots.len() - 1;
+        let tag = Heads::tag(key);
         let mut at = (key as usize) & mask;
         // Bounded: the load factor stays at most 1/2, so a free slot exists.
         for _ in 0..self.slots.len() {
-            let slot_key = self.slots[at].0;
-            if slot_key == key || slot_key == KEY_EMPTY {
+            let (slot_tag, head) = self.slots[at];
+            if head == CHAIN_END || slot_tag == tag {
                 return at;
             }
             at = (at + 1) & mask;
@@ -98,15 +101,15 @@ impl Heads {
         unreachable!("the heads table is never full");
     }
 
-    fn grow_if_needed(&mut self) {
+    fn grow_if_needed(&mut self, keys: &[u64]) {
         if (self.len + 1) * 2 <= self.slots.len() {
             return;
         }
-        let doubled = vec![(KEY_EMPTY, CHAIN_END); self.slots.len() * 2];
+        let doubled = vec![(0, CHAIN_END); self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
-        for (key, head) in old.into_iter().filter(|(key, _)| *key != KEY_EMPTY) {
-            let at = self.find(key);
-            self.slots[at] = (key, head);
+        for (tag, head) in old.into_iter().filter(|(_, head)| *head != CHAIN_END) {
+            let at = self.find(keys[head as usize]);
+            self.slots[at] = (tag, head);
         }
     }
 }
@@ -116,12 +119,14 @@ pub struct Cache<S> {
     bits: Vec<u64>,
     states: Vec<S>,
     chain_next: Vec<u32>,
+    /// Each entry's full key: chains share a tag, not always a key.
+    keys: Vec<u64>,
     heads: Heads,
 }
 
 impl<S: Eq + Hash> Cache<S> {
     pub fn new(words: usize) -> Self {
-        Cache { words, bits: Vec::new(), states: Vec::new(), chain_next: Vec::new(), heads: Heads::new() }
+        Cache { words, bits: Vec::new(), states: Vec::new(), chain_next: Vec::new(), keys: Vec::new(), heads: Heads::new() }
     }
 
     /// Inserts the configuration; false if it was already there.
@@ -130,13 +135,10 @@ impl<S: Eq + Hash> Cache<S> {
         S: Clone,
     {
         debug_assert_eq!(bits.len(), self.words);
-        let key = match bits_hash ^ state_hash(state).rotate_left(17) {
-            KEY_EMPTY => 1,
-            key => key,
-        };
+        let key = bits_hash ^ state_hash(state).rotate_left(17);
         let slot = self.heads.find(key);
         let head = self.heads.slots[slot].1;
-        if head != CHAIN_END && self.chain_contains(head, bits, state) {
+        if head != CHAIN_END && self.chain_contains(head, key, bits, state) {
             return false;
         }
         let index = self.states.len() as u32;
@@ -144,10 +146,11 @@ impl<S: Eq + Hash> Cache<S> {
         self.bits.extend_from_slice(bits);
         self.states.push(state.clone());
         self.chain_next.push(head);
+        self.keys.push(key);
         if head == CHAIN_END {
-            self.heads.grow_if_needed();
+            self.heads.grow_if_needed(&self.keys);
             let slot = self.heads.find(key);
-            self.heads.slots[slot] = (key, index);
+            self.heads.slots[slot] = (Heads::tag(key), index);
             self.heads.len += 1;
         } else {
             self.heads.slots[slot].1 = index;
@@ -155,10 +158,14 @@ impl<S: Eq + Hash> Cache<S> {
         true
     }
 
-    fn chain_contains(&self, head: u32, bits: &[u64], state: &S) -> bool {
+    fn chain_contains(&self, head: u32, key: u64, bits: &[u64], state: &S) -> bool {
         let mut at = head;
         while at != CHAIN_END {
             let index = at as usize;
+            if self.keys[index] != key {
+                at = self.chain_next[index];
+                continue;
+            }
             let stored = &self.bits[index * self.words..(index + 1) * self.words];
             if words_equal(stored, bits) && self.states[index] == *state {
                 return true;
@@ -174,8 +181,8 @@ impl<S: Eq + Hash> Cache<S> {
 
     /// Approximate bytes held (the state's heap part is not counted).
     pub fn bytes(&self) -> u64 {
-        let per_entry = self.words * 8 + std::mem::size_of::<S>() + 4;
-        (self.len() * per_entry + self.heads.slots.len() * 16) as u64
+        let per_entry = self.words * 8 + std::mem::size_of::<S>() + 4 + 8;
+        (self.len() * per_entry + self.heads.slots.len() * 8) as u64
     }
 }
 
