@@ -56,12 +56,40 @@ pub struct KvState {
     data: BTreeMap<String, String>,
     sessions: BTreeMap<String, Session>,
     sessions_max: usize,
+    /// Order-independent digest of `data`, kept up to date on every change so
+    /// `status` can report it without walking the map.
+    #[serde(skip)]
+    digest: u64,
+}
+
+/// One pair's share of the digest; the digest is the wrapping sum of shares.
+fn pair_digest(key: &str, value: &str) -> u64 {
+    let key_crc = crc32c::crc32c(key.as_bytes());
+    let value_crc = crc32c::crc32c_append(key_crc, value.as_bytes());
+    (u64::from(key_crc) << 32) | u64::from(value_crc)
 }
 
 impl KvState {
     pub fn new(sessions_max: usize) -> KvState {
         assert!(sessions_max > 0, "sessions_max must be positive");
-        KvState { data: BTreeMap::new(), sessions: BTreeMap::new(), sessions_max }
+        KvState { data: BTreeMap::new(), sessions: BTreeMap::new(), sessions_max, digest: 0 }
+    }
+
+    /// Equal on replicas holding equal data (sessions aside).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    fn set(&mut self, key: &str, value: String) -> &String {
+        self.remove(key);
+        self.digest = self.digest.wrapping_add(pair_digest(key, &value));
+        self.data.entry(key.to_string()).or_insert(value)
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.data.remove(key) {
+            self.digest = self.digest.wrapping_sub(pair_digest(key, &old));
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&String> {
@@ -108,7 +136,7 @@ impl KvState {
     fn apply_op(&mut self, op: &KvOp) -> Outcome {
         match op {
             KvOp::Put { key, value } => {
-                self.data.insert(key.clone(), value.clone());
+                self.set(key, value.clone());
                 Outcome::Ok(None)
             }
             KvOp::Cas { key, from, to } => {
@@ -116,16 +144,16 @@ impl KvState {
                 if current != from.as_ref() {
                     return Outcome::CasMismatch(current.cloned());
                 }
-                self.data.insert(key.clone(), to.clone());
+                self.set(key, to.clone());
                 Outcome::Ok(None)
             }
             KvOp::Append { key, value } => {
-                let entry = self.data.entry(key.clone()).or_default();
-                entry.push_str(value);
-                Outcome::Ok(Some(entry.clone()))
+                let mut new_value = self.data.get(key).cloned().unwrap_or_default();
+                new_value.push_str(value);
+                Outcome::Ok(Some(self.set(key, new_value).clone()))
             }
             KvOp::Delete { key } => {
-                self.data.remove(key);
+                self.remove(key);
                 Outcome::Ok(None)
             }
         }
@@ -136,7 +164,9 @@ impl KvState {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<KvState, KvError> {
-        serde_json::from_slice(bytes).map_err(KvError::Snapshot)
+        let mut state: KvState = serde_json::from_slice(bytes).map_err(KvError::Snapshot)?;
+        state.digest = state.data.iter().fold(0u64, |sum, (k, v)| sum.wrapping_add(pair_digest(k, v)));
+        Ok(state)
     }
 }
 
@@ -195,11 +225,29 @@ mod tests {
     }
 
     #[test]
+    fn digest_depends_on_content_not_history() {
+        let mut a = KvState::new(4);
+        let mut b = KvState::new(4);
+        a.apply(1, &cmd(None, None, append("x", "1")));
+        a.apply(2, &cmd(None, None, KvOp::Put { key: "y".into(), value: "2".into() }));
+        b.apply(1, &cmd(None, None, KvOp::Put { key: "y".into(), value: "0".into() }));
+        assert_ne!(a.digest(), b.digest());
+        b.apply(2, &cmd(None, None, KvOp::Put { key: "x".into(), value: "1".into() }));
+        b.apply(3, &cmd(None, None, KvOp::Put { key: "y".into(), value: "2".into() }));
+        assert_eq!(a.digest(), b.digest());
+        a.apply(3, &cmd(None, None, KvOp::Delete { key: "x".into() }));
+        b.apply(4, &cmd(None, None, KvOp::Delete { key: "x".into() }));
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(a.digest(), KvState::new(4).digest());
+    }
+
+    #[test]
     fn snapshot_round_trips_and_rejects_garbage() {
         let mut kv = KvState::new(3);
         kv.apply(1, &cmd(Some("a"), Some(7), append("k", "v")));
         let restored = KvState::from_bytes(&kv.to_bytes()).unwrap();
         assert_eq!(restored, kv);
+        assert_eq!(restored.digest(), kv.digest());
         assert!(KvState::from_bytes(b"{not json").is_err());
     }
 }

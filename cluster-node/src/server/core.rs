@@ -315,7 +315,7 @@ impl Core {
         };
         json!({"id": s.id, "role": role, "term": s.term, "leader": s.leader, "commit": s.commit,
                "applied": self.applied.0, "last_index": s.last_index, "snapshot_index": self.snapshot_index, "wal_syncs": self.wal_syncs,
-               "digest": crc32c::crc32c(&self.kv.to_bytes())})
+               "digest": self.kv.digest()})
     }
 
     /// Answers `timeout` (outcome unknown) to requests past their deadline.
