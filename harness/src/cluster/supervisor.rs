@@ -213,6 +213,7 @@ fn spawn(table: &Mutex<Table>, node: usize, launch: &NodeLaunch, log_path: &Path
     let mut log = OpenOptions::new().create(true).append(true).open(log_path).map_err(files_error)?;
     let _ = writeln!(log, "--- faultline supervisor: launching node {node}: {:?} {:?}", launch.program, launch.args);
     let stderr = log.try_clone().map_err(files_error)?;
+    let mut note = log.try_clone().map_err(files_error)?;
     let mut command = Command::new(&launch.program);
     command
         .args(&launch.args)
@@ -229,6 +230,7 @@ fn spawn(table: &Mutex<Table>, node: usize, launch: &NodeLaunch, log_path: &Path
     }
     let child = command.spawn().map_err(spawn_error)?;
     let pid = child.id();
+    let _ = writeln!(note, "--- faultline supervisor: node {node} is pid {pid}");
     let slot = &mut table.slots[node];
     *slot = Slot { child: Some(child), paused: false, starting: true, last_exit: slot.last_exit };
     Ok(pid)
