@@ -1,0 +1,124 @@
+//! Nothing is left running after a test: not after a normal end, and not
+//! after SIGTERM or SIGINT of the harness, which must also exit 3 and keep
+//! the history recorded so far.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn node_binary() -> PathBuf {
+    faultline::cluster::find_node_binary()
+        .expect("faultline-node must be built before these tests: cargo build --release -p faultline-node")
+}
+
+fn store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-cleanup-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn start(store: &Path, time_limit: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--quiet", "--nodes", "3", "--time-limit", time_limit, "--rate", "50", "--concurrency", "3"])
+        .args(["--workload", "kv", "--nemesis", "kill,pause", "--seed", "5", "--name", "t"])
+        .args(["--store", store.to_str().unwrap(), "--node-binary", node_binary().to_str().unwrap()])
+        .args(["--set", "schedule.recovery=200ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Pids of live processes whose command line mentions `marker` (node
+/// processes carry their data dir, inside the test's store, in argv).
+fn processes_mentioning(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // A zombie is dead; its parent just has not reaped it (yet).
+        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) && pid != std::process::id() {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the harness did not exit in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn nodes_marker(store: &Path) -> String {
+    store.join("t").display().to_string()
+}
+
+#[test]
+fn nothing_survives_a_normal_end() {
+    let store = store("normal");
+    let marker = nodes_marker(&store);
+    let mut child = start(&store, "3s");
+    wait_for("3 node processes", Duration::from_secs(30), || processes_mentioning(&marker).len() >= 3);
+    let code = wait_exit(&mut child, Duration::from_secs(90));
+    assert!(code == 0 || code == 1 || code == 2, "a finished run exits 0-2, got {code}");
+    assert_eq!(processes_mentioning(&marker), Vec::<u32>::new(), "node processes left behind");
+    assert!(store.join("t/latest/results.json").exists());
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+fn interrupted_by(signal: Signal, name: &str) {
+    let store = store(name);
+    let marker = nodes_marker(&store);
+    let mut child = start(&store, "60s");
+    wait_for("3 node processes", Duration::from_secs(30), || processes_mentioning(&marker).len() >= 3);
+    let history = store.join("t/latest/history.jsonl");
+    wait_for("history lines", Duration::from_secs(30), || {
+        std::fs::read_to_string(&history).map(|text| text.lines().count() > 20).unwrap_or(false)
+    });
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let code = wait_exit(&mut child, Duration::from_secs(30));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, 3, "{name}: exit code; stderr {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(processes_mentioning(&marker), Vec::<u32>::new(), "{name}: node processes left behind");
+    let lines = std::fs::read_to_string(&history).unwrap();
+    for line in lines.lines() {
+        let _: faultline_checkers::Event = serde_json::from_str(line).expect("every recorded line is a whole event");
+    }
+    let summary = std::fs::read_to_string(store.join("t/latest/summary.txt")).unwrap();
+    assert!(summary.contains("interrupted by"), "{summary}");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
+#[test]
+fn nothing_survives_sigterm() {
+    interrupted_by(Signal::SIGTERM, "sigterm");
+}
+
+#[test]
+fn nothing_survives_sigint() {
+    interrupted_by(Signal::SIGINT, "sigint");
+}
