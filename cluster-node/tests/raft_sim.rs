@@ -17,7 +17,7 @@ use faultline_node::raft::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const STEPS: u32 = 1500;
+const STEPS: u32 = 3000;
 const NETWORK_MESSAGES_MAX: usize = 4000;
 const CONVERGE_ROUNDS_MAX: u32 = 400;
 
@@ -135,6 +135,8 @@ struct Stats {
     crashes: u64,
     snapshots_installed: u64,
     elections: u64,
+    /// Reads asked of a leader after a later term elected another leader.
+    reads_on_deposed_leaders: u64,
 }
 
 fn sim_config(rng: &mut ChaCha8Rng, id: u64, size: u64, pre_vote: bool, check_quorum: bool) -> Config {
@@ -214,22 +216,28 @@ impl Sim {
 
     fn random_event(&mut self) {
         let id = self.random_id();
-        match self.rng.random_range(0..1000) {
-            0..450 => self.deliver_one(),
-            450..550 => self.tick_all(),
-            550..800 => self.handle_ready(id),
-            800..880 => {
+        // Weights per 10 000 steps. Partitions and crashes are rare but
+        // last long enough (hundreds of steps) for elections to happen.
+        match self.rng.random_range(0..10_000) {
+            0..4500 => self.deliver_one(),
+            4500..5500 => self.tick_all(),
+            5500..8600 => self.handle_ready(id),
+            8600..9400 => {
                 let target = self.likely_leader(id);
                 self.propose(target);
             }
-            880..900 => {
+            9400..9600 => {
                 let target = self.likely_leader(id);
                 self.read(target);
             }
-            900..920 => self.compact(id),
-            920..935 => self.repartition(),
-            935..945 => self.heal(),
-            945..950 => self.crash(id),
+            9600..9800 => self.compact(id),
+            9800..9815 => self.repartition(),
+            9815..9820 => self.heal(),
+            9820..9850 => self.tick_all(),
+            9850..9900 => {
+                let target = self.likely_leader(id);
+                self.crash(target);
+            }
             _ => self.restart(id),
         }
     }
@@ -435,6 +443,10 @@ impl Sim {
         let required = self.acked_index_max;
         let node = self.nodes.get_mut(&id).expect("node exists");
         let Some(core) = node.core.as_mut() else { return };
+        let term_max = self.leaders_by_term.keys().next_back().copied().unwrap_or(0);
+        if core.status().role == Role::Leader && core.status().term < term_max {
+            self.stats.reads_on_deposed_leaders += 1;
+        }
         if core.read_index(ctx).is_ok() {
             node.reads.insert(ctx, required);
             self.read_ctx_next += 1;
@@ -455,10 +467,16 @@ impl Sim {
         node.disk.compact(snapshot);
     }
 
+    /// A new partition: half the time the leader alone, else a random split.
     fn repartition(&mut self) {
         self.blocked.clear();
         let ids = self.ids();
-        let minority: Vec<u64> = ids.iter().copied().filter(|_| self.rng.random_bool(0.35)).collect();
+        let leader = self.likely_leader(0);
+        let minority: Vec<u64> = if leader != 0 && self.rng.random_bool(0.5) {
+            vec![leader]
+        } else {
+            ids.iter().copied().filter(|_| self.rng.random_bool(0.35)).collect()
+        };
         for &a in &minority {
             for &b in &ids {
                 if !minority.contains(&b) {
@@ -658,6 +676,7 @@ fn run_seeds(block: u64) {
         total.crashes += stats.crashes;
         total.snapshots_installed += stats.snapshots_installed;
         total.elections += stats.elections;
+        total.reads_on_deposed_leaders += stats.reads_on_deposed_leaders;
     }
     eprintln!("raft_sim block {block}: {count} seeds, {total:?}");
     // The runs must actually exercise the protocol, not idle.
