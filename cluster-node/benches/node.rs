@@ -17,8 +17,10 @@ const CLIENT_COUNTS: [usize; 3] = [1, 8, 64];
 const VALUE_BYTES: usize = 100;
 const STARTUP_WAIT_MS_MAX: u64 = 20_000;
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("an ephemeral port")
+/// `n` distinct free ports: the probe listeners stay open until all are chosen.
+fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("an ephemeral port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("local addr")).collect()
 }
 
 /// Child processes killed and reaped on drop, and their data dir removed.
@@ -147,8 +149,8 @@ impl Putter for NodePutter {
 }
 
 fn start_faultline(dir: &Path) -> (Processes, Vec<SocketAddr>) {
-    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let mut clients = free_addrs(6);
+    let peers = clients.split_off(3);
     let mut children = Vec::new();
     for id in 1..=3usize {
         let peer_list: Vec<String> = (1..=3).filter(|&p| p != id).map(|p| format!("{p}={}", peers[p - 1])).collect();
@@ -284,8 +286,8 @@ impl Putter for EtcdPutter {
 }
 
 fn start_etcd(dir: &Path) -> Option<(Processes, Vec<SocketAddr>)> {
-    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let mut clients = free_addrs(6);
+    let peers = clients.split_off(3);
     let cluster: Vec<String> = (0..3).map(|i| format!("e{i}=http://{}", peers[i])).collect();
     let mut processes = Processes { children: Vec::new(), dir: dir.to_path_buf() };
     for i in 0..3 {

@@ -16,9 +16,22 @@ use serde_json::{json, Value};
 
 pub const WAIT_MS_MAX: u64 = 15_000;
 
+/// Ports handed out in this test process: the kernel may offer a port again
+/// once its probe listener is closed, so never hand one out twice.
+static PORTS_GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+const PORT_ATTEMPTS_MAX: usize = 1000;
+
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr")
+    let mut given = PORTS_GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..PORT_ATTEMPTS_MAX {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let addr = listener.local_addr().expect("local addr");
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
+    panic!("no fresh ephemeral port in {PORT_ATTEMPTS_MAX} attempts");
 }
 
 pub struct Cluster {
