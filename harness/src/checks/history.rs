@@ -39,3 +39,26 @@ pub fn check_history(events: &[Event], need: CheckerNeed, budget_ms: u64) -> Nam
         Err(_) => unknown("the checker panicked".to_string()),
     }
 }
+
+/// Set-full durability of unique elements (set adds, list appends): every
+/// acknowledged element must be in the reads that follow it.
+pub fn check_durability(events: &[Event]) -> Named {
+    use faultline_checkers::durability::{check_durability, DurabilityConfig};
+    let name = "durability".to_string();
+    let outcome = std::panic::catch_unwind(|| check_durability(events, &DurabilityConfig::default()));
+    match outcome {
+        Ok(Ok(result)) => {
+            let mut details = serde_json::to_value(&result).unwrap_or_else(|e| json!({ "reason": e.to_string() }));
+            if result.verdict != Verdict::Valid {
+                let counts = &result.counts;
+                details["reason"] = json!(format!(
+                    "durability: {} lost, {} stale, {} unexpected of {} acknowledged",
+                    counts.lost, counts.stale, counts.unexpected, counts.acknowledged
+                ));
+            }
+            Named { name, verdict: result.verdict, details }
+        }
+        Ok(Err(error)) => Named { name, verdict: Verdict::Unknown, details: json!({ "reason": format!("durability: {error}") }) },
+        Err(_) => Named { name, verdict: Verdict::Unknown, details: json!({ "reason": "durability: the checker panicked" }) },
+    }
+}

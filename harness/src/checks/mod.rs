@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::cluster::UnexpectedExit;
 
-pub use history::check_history;
+pub use history::{check_durability, check_history};
 pub use liveness::Liveness;
 pub use logs::{scan_logs, LogHit};
 

@@ -51,6 +51,8 @@ pub enum RunError {
     Nemesis(#[from] NemesisError),
     #[error("history {path}: {message}")]
     History { path: PathBuf, message: String },
+    #[error("{0}; build it with `cargo build --release -p faultline-node` or pass --node-binary")]
+    NodeBinary(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("interrupted by {signal}; the cluster is shut down; partial history in {dir}")]
@@ -103,7 +105,7 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
     let binary = match &plan.node_binary {
         Some(binary) => binary.clone(),
-        None => find_node_binary()?,
+        None => find_node_binary().map_err(|error| RunError::NodeBinary(error.to_string()))?,
     };
     let mut db = FaultlineNodeDb::new(binary);
     db.election_timeout_ms = plan.election_timeout_ms;
@@ -336,11 +338,18 @@ async fn decide(
     let events = read_history(&run_dir.history_path())?;
     let need = plan.workload.kind.checker();
     let budget_ms = plan.check_timeout_ms;
-    let history = tokio::task::spawn_blocking(move || checks::check_history(&events, need, budget_ms))
-        .await
-        .map_err(|e| RunError::History { path: run_dir.history_path(), message: format!("checker task: {e}") })?;
+    let mut named = tokio::task::spawn_blocking(move || {
+        let mut named = vec![checks::check_history(&events, need, budget_ms)];
+        if need.durability {
+            named.push(checks::check_durability(&events));
+        }
+        named
+    })
+    .await
+    .map_err(|e| RunError::History { path: run_dir.history_path(), message: format!("checker task: {e}") })?;
     let (hits, count) = checks::scan_logs(log_paths, log_patterns);
-    Ok(vec![history, liveness.named(), checks::logs::named(&hits, count, log_patterns), checks::unexpected_exits(exits)])
+    named.extend([liveness.named(), checks::logs::named(&hits, count, log_patterns), checks::unexpected_exits(exits)]);
+    Ok(named)
 }
 
 fn read_history(path: &std::path::Path) -> Result<Vec<Event>, RunError> {
