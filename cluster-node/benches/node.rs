@@ -19,8 +19,13 @@ const STARTUP_WAIT_MS_MAX: u64 = 20_000;
 
 /// `n` distinct free ports: the probe listeners stay open until all are chosen.
 fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("an ephemeral port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local addr")).collect()
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr"))
+        .collect()
 }
 
 /// Child processes killed and reaped on drop, and their data dir removed.
@@ -58,7 +63,11 @@ struct Stats {
     elapsed: Duration,
 }
 
-fn run_load<P: Putter + 'static>(clients: usize, seconds: u64, connect: &(dyn Fn() -> P + Sync)) -> Stats {
+fn run_load<P: Putter + 'static>(
+    clients: usize,
+    seconds: u64,
+    connect: &(dyn Fn() -> P + Sync),
+) -> Stats {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let handles: Vec<_> = (0..clients)
@@ -84,7 +93,11 @@ fn run_load<P: Putter + 'static>(clients: usize, seconds: u64, connect: &(dyn Fn
         .collect();
     std::thread::sleep(Duration::from_secs(seconds));
     stop.store(true, Ordering::Relaxed);
-    let mut stats = Stats { latencies_us: Vec::new(), errors: 0, elapsed: Duration::ZERO };
+    let mut stats = Stats {
+        latencies_us: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
     for h in handles {
         let (l, e) = h.join().expect("client thread");
         stats.latencies_us.extend(l);
@@ -127,9 +140,16 @@ impl NodePutter {
     fn connect(addr: SocketAddr) -> NodePutter {
         let stream = TcpStream::connect(addr).expect("connect to the leader");
         stream.set_nodelay(true).expect("nodelay");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
         let writer = stream.try_clone().expect("clone stream");
-        NodePutter { reader: BufReader::new(stream), writer, id: 0, line: String::new() }
+        NodePutter {
+            reader: BufReader::new(stream),
+            writer,
+            id: 0,
+            line: String::new(),
+        }
     }
 
     fn call(&mut self, request: &str) -> Option<serde_json::Value> {
@@ -143,7 +163,10 @@ impl NodePutter {
 impl Putter for NodePutter {
     fn put(&mut self, key: &str, value: &str) -> bool {
         self.id += 1;
-        let request = format!("{{\"id\":{},\"op\":\"put\",\"key\":\"{key}\",\"value\":\"{value}\"}}\n", self.id);
+        let request = format!(
+            "{{\"id\":{},\"op\":\"put\",\"key\":\"{key}\",\"value\":\"{value}\"}}\n",
+            self.id
+        );
         self.call(&request).is_some_and(|a| a["ok"] == true)
     }
 }
@@ -153,10 +176,23 @@ fn start_faultline(dir: &Path) -> (Processes, Vec<SocketAddr>) {
     let peers = clients.split_off(3);
     let mut children = Vec::new();
     for id in 1..=3usize {
-        let peer_list: Vec<String> = (1..=3).filter(|&p| p != id).map(|p| format!("{p}={}", peers[p - 1])).collect();
+        let peer_list: Vec<String> = (1..=3)
+            .filter(|&p| p != id)
+            .map(|p| format!("{p}={}", peers[p - 1]))
+            .collect();
         let child = Command::new(env!("CARGO_BIN_EXE_faultline-node"))
-            .args(["--id", &id.to_string(), "--client-addr", &clients[id - 1].to_string()])
-            .args(["--peer-addr", &peers[id - 1].to_string(), "--peers", &peer_list.join(",")])
+            .args([
+                "--id",
+                &id.to_string(),
+                "--client-addr",
+                &clients[id - 1].to_string(),
+            ])
+            .args([
+                "--peer-addr",
+                &peers[id - 1].to_string(),
+                "--peers",
+                &peer_list.join(","),
+            ])
             .arg("--data-dir")
             .arg(dir.join(format!("n{id}")))
             .env("RUST_LOG", "warn")
@@ -166,17 +202,27 @@ fn start_faultline(dir: &Path) -> (Processes, Vec<SocketAddr>) {
             .expect("spawn faultline-node");
         children.push(child);
     }
-    (Processes { children, dir: dir.to_path_buf() }, clients)
+    (
+        Processes {
+            children,
+            dir: dir.to_path_buf(),
+        },
+        clients,
+    )
 }
 
 fn faultline_leader(clients: &[SocketAddr]) -> Option<SocketAddr> {
     let deadline = Instant::now() + Duration::from_millis(STARTUP_WAIT_MS_MAX);
     while Instant::now() < deadline {
         for &addr in clients {
-            let Ok(stream) = TcpStream::connect(addr) else { continue };
+            let Ok(stream) = TcpStream::connect(addr) else {
+                continue;
+            };
             drop(stream);
             let mut c = NodePutter::connect(addr);
-            if c.call("{\"id\":1,\"op\":\"status\"}\n").is_some_and(|s| s["value"]["role"] == "leader") {
+            if c.call("{\"id\":1,\"op\":\"status\"}\n")
+                .is_some_and(|s| s["value"]["role"] == "leader")
+            {
                 return Some(addr);
             }
         }
@@ -193,7 +239,11 @@ fn bench_faultline(seconds: u64) {
         return;
     };
     for n in CLIENT_COUNTS {
-        report("faultline-node", n, run_load(n, seconds, &|| NodePutter::connect(leader)));
+        report(
+            "faultline-node",
+            n,
+            run_load(n, seconds, &|| NodePutter::connect(leader)),
+        );
     }
 }
 
@@ -208,8 +258,13 @@ impl EtcdPutter {
     fn connect(addr: SocketAddr) -> Option<EtcdPutter> {
         let stream = TcpStream::connect(addr).ok()?;
         stream.set_nodelay(true).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        Some(EtcdPutter { stream: BufReader::new(stream), host: addr.to_string() })
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        Some(EtcdPutter {
+            stream: BufReader::new(stream),
+            host: addr.to_string(),
+        })
     }
 
     fn post(&mut self, path: &str, body: &str) -> Option<String> {
@@ -265,7 +320,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -280,7 +339,11 @@ fn base64(bytes: &[u8]) -> String {
 
 impl Putter for EtcdPutter {
     fn put(&mut self, key: &str, value: &str) -> bool {
-        let body = format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", base64(key.as_bytes()), base64(value.as_bytes()));
+        let body = format!(
+            "{{\"key\":\"{}\",\"value\":\"{}\"}}",
+            base64(key.as_bytes()),
+            base64(value.as_bytes())
+        );
         self.post("/v3/kv/put", &body).is_some()
     }
 }
@@ -288,8 +351,13 @@ impl Putter for EtcdPutter {
 fn start_etcd(dir: &Path) -> Option<(Processes, Vec<SocketAddr>)> {
     let mut clients = free_addrs(6);
     let peers = clients.split_off(3);
-    let cluster: Vec<String> = (0..3).map(|i| format!("e{i}=http://{}", peers[i])).collect();
-    let mut processes = Processes { children: Vec::new(), dir: dir.to_path_buf() };
+    let cluster: Vec<String> = (0..3)
+        .map(|i| format!("e{i}=http://{}", peers[i]))
+        .collect();
+    let mut processes = Processes {
+        children: Vec::new(),
+        dir: dir.to_path_buf(),
+    };
     for i in 0..3 {
         let child = Command::new("etcd")
             .args(["--name", &format!("e{i}")])
@@ -298,8 +366,16 @@ fn start_etcd(dir: &Path) -> Option<(Processes, Vec<SocketAddr>)> {
             .args(["--listen-client-urls", &format!("http://{}", clients[i])])
             .args(["--advertise-client-urls", &format!("http://{}", clients[i])])
             .args(["--listen-peer-urls", &format!("http://{}", peers[i])])
-            .args(["--initial-advertise-peer-urls", &format!("http://{}", peers[i])])
-            .args(["--initial-cluster", &cluster.join(","), "--initial-cluster-state", "new"])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://{}", peers[i]),
+            ])
+            .args([
+                "--initial-cluster",
+                &cluster.join(","),
+                "--initial-cluster-state",
+                "new",
+            ])
             .args(["--log-level", "error"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -315,8 +391,13 @@ fn etcd_leader(clients: &[SocketAddr]) -> Option<SocketAddr> {
     let deadline = Instant::now() + Duration::from_millis(STARTUP_WAIT_MS_MAX);
     while Instant::now() < deadline {
         for &addr in clients {
-            let status = EtcdPutter::connect(addr).and_then(|mut c| c.post("/v3/maintenance/status", "{}"));
-            let Some(status) = status.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) else { continue };
+            let status =
+                EtcdPutter::connect(addr).and_then(|mut c| c.post("/v3/maintenance/status", "{}"));
+            let Some(status) =
+                status.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            else {
+                continue;
+            };
             let member = &status["header"]["member_id"];
             if !member.is_null() && *member == status["leader"] {
                 return Some(addr);
@@ -328,7 +409,11 @@ fn etcd_leader(clients: &[SocketAddr]) -> Option<SocketAddr> {
 }
 
 fn bench_etcd(seconds: u64) {
-    let on_path = Command::new("etcd").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let on_path = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !on_path {
         println!("etcd: not on PATH; comparison skipped (apt-get install etcd-server)");
         return;
@@ -343,14 +428,26 @@ fn bench_etcd(seconds: u64) {
         return;
     };
     for n in CLIENT_COUNTS {
-        report("etcd", n, run_load(n, seconds, &|| EtcdPutter::connect(leader).expect("connect to the etcd leader")));
+        report(
+            "etcd",
+            n,
+            run_load(n, seconds, &|| {
+                EtcdPutter::connect(leader).expect("connect to the etcd leader")
+            }),
+        );
     }
 }
 
 fn main() {
     // The etcd gateway wants base64; check the encoder against RFC 4648 before trusting it.
-    assert_eq!((base64(b"foob").as_str(), base64(b"foobar").as_str()), ("Zm9vYg==", "Zm9vYmFy"));
-    let seconds = std::env::var("FAULTLINE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3u64);
+    assert_eq!(
+        (base64(b"foob").as_str(), base64(b"foobar").as_str()),
+        ("Zm9vYg==", "Zm9vYmFy")
+    );
+    let seconds = std::env::var("FAULTLINE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3u64);
     println!("3-node clusters on 127.0.0.1, fsync on, {VALUE_BYTES}-byte values, {seconds} s per level, data in {}", std::env::temp_dir().display());
     bench_faultline(seconds);
     bench_etcd(seconds);

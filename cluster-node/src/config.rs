@@ -56,14 +56,28 @@ pub struct Args {
 pub struct Peers(pub Vec<(u64, SocketAddr)>);
 
 fn parse_peers(text: &str) -> Result<Peers, String> {
-    let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
-    items.map(parse_peer).collect::<Result<Vec<_>, _>>().map(Peers)
+    let items = text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty());
+    items
+        .map(parse_peer)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Peers)
 }
 
 fn parse_peer(text: &str) -> Result<(u64, SocketAddr), String> {
-    let (id, addr) = text.split_once('=').ok_or_else(|| format!("peer `{text}` is not `id=host:port`"))?;
-    let id: u64 = id.trim().parse().map_err(|_| format!("peer id `{id}` is not a positive integer"))?;
-    let addr: SocketAddr = addr.trim().parse().map_err(|e| format!("peer address `{addr}`: {e}"))?;
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("peer `{text}` is not `id=host:port`"))?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("peer id `{id}` is not a positive integer"))?;
+    let addr: SocketAddr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("peer address `{addr}`: {e}"))?;
     Ok((id, addr))
 }
 
@@ -117,8 +131,13 @@ impl NodeConfig {
             return Err(ConfigError::LimitZero(name));
         }
         // One tick is one heartbeat interval; the election timeout is a whole number of ticks.
-        let election_ticks = (args.election_timeout_ms / heartbeat_ms).clamp(2, u64::from(u32::MAX / 2));
-        Ok(NodeConfig { tick_ms: heartbeat_ms, election_timeout_ticks_min: election_ticks as u32, args })
+        let election_ticks =
+            (args.election_timeout_ms / heartbeat_ms).clamp(2, u64::from(u32::MAX / 2));
+        Ok(NodeConfig {
+            tick_ms: heartbeat_ms,
+            election_timeout_ticks_min: election_ticks as u32,
+            args,
+        })
     }
 
     /// All voter ids, this node included, sorted.
@@ -144,7 +163,15 @@ mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> Result<Args, clap::Error> {
-        let base = ["faultline-node", "--id", "1", "--data-dir", "/tmp/x", "--client-addr", "127.0.0.1:7001"];
+        let base = [
+            "faultline-node",
+            "--id",
+            "1",
+            "--data-dir",
+            "/tmp/x",
+            "--client-addr",
+            "127.0.0.1:7001",
+        ];
         let base2 = ["--peer-addr", "127.0.0.1:8001"];
         Args::try_parse_from(base.iter().chain(base2.iter()).chain(extra.iter()))
     }
@@ -163,12 +190,21 @@ mod tests {
         assert!(args(&["--peers", "2-127.0.0.1:8002"]).is_err());
         assert!(args(&["--peers", "x=127.0.0.1:8002"]).is_err());
         let dup = args(&["--peers", "2=127.0.0.1:8002,2=127.0.0.1:8003"]).unwrap();
-        assert!(matches!(NodeConfig::from_args(dup), Err(ConfigError::PeerDuplicate(2))));
+        assert!(matches!(
+            NodeConfig::from_args(dup),
+            Err(ConfigError::PeerDuplicate(2))
+        ));
         let me = args(&["--peers", "1=127.0.0.1:8002"]).unwrap();
-        assert!(matches!(NodeConfig::from_args(me), Err(ConfigError::PeerDuplicate(1))));
+        assert!(matches!(
+            NodeConfig::from_args(me),
+            Err(ConfigError::PeerDuplicate(1))
+        ));
         let slow = args(&["--heartbeat-interval-ms", "400"]).unwrap();
         let alone = NodeConfig::from_args(args(&["--peers", ""]).unwrap()).unwrap();
         assert_eq!(alone.voters(), vec![1]);
-        assert!(matches!(NodeConfig::from_args(slow), Err(ConfigError::Timeouts)));
+        assert!(matches!(
+            NodeConfig::from_args(slow),
+            Err(ConfigError::Timeouts)
+        ));
     }
 }

@@ -14,10 +14,22 @@ pub const SESSIONS_MAX_DEFAULT: usize = 10_000;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum KvOp {
-    Put { key: String, value: String },
-    Cas { key: String, from: Option<String>, to: String },
-    Append { key: String, value: String },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Cas {
+        key: String,
+        from: Option<String>,
+        to: String,
+    },
+    Append {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +84,12 @@ fn pair_digest(key: &str, value: &str) -> u64 {
 impl KvState {
     pub fn new(sessions_max: usize) -> KvState {
         assert!(sessions_max > 0, "sessions_max must be positive");
-        KvState { data: BTreeMap::new(), sessions: BTreeMap::new(), sessions_max, digest: 0 }
+        KvState {
+            data: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            sessions_max,
+            digest: 0,
+        }
     }
 
     /// Equal on replicas holding equal data (sessions aside).
@@ -124,13 +141,27 @@ impl KvState {
 
     fn remember(&mut self, client: &str, seq: u64, index: u64, outcome: Outcome) {
         if !self.sessions.contains_key(client) && self.sessions.len() >= self.sessions_max {
-            let oldest = self.sessions.iter().min_by_key(|(_, s)| s.index).map(|(c, _)| c.clone());
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, s)| s.index)
+                .map(|(c, _)| c.clone());
             if let Some(oldest) = oldest {
                 self.sessions.remove(&oldest);
             }
         }
-        self.sessions.insert(client.to_string(), Session { seq, outcome, index });
-        assert!(self.sessions.len() <= self.sessions_max, "session table over its bound");
+        self.sessions.insert(
+            client.to_string(),
+            Session {
+                seq,
+                outcome,
+                index,
+            },
+        );
+        assert!(
+            self.sessions.len() <= self.sessions_max,
+            "session table over its bound"
+        );
     }
 
     fn apply_op(&mut self, op: &KvOp) -> Outcome {
@@ -165,7 +196,10 @@ impl KvState {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<KvState, KvError> {
         let mut state: KvState = serde_json::from_slice(bytes).map_err(KvError::Snapshot)?;
-        state.digest = state.data.iter().fold(0u64, |sum, (k, v)| sum.wrapping_add(pair_digest(k, v)));
+        state.digest = state
+            .data
+            .iter()
+            .fold(0u64, |sum, (k, v)| sum.wrapping_add(pair_digest(k, v)));
         Ok(state)
     }
 }
@@ -175,26 +209,57 @@ mod tests {
     use super::*;
 
     fn cmd(client: Option<&str>, seq: Option<u64>, op: KvOp) -> Command {
-        Command { client: client.map(str::to_string), seq, op }
+        Command {
+            client: client.map(str::to_string),
+            seq,
+            op,
+        }
     }
 
     fn append(key: &str, value: &str) -> KvOp {
-        KvOp::Append { key: key.into(), value: value.into() }
+        KvOp::Append {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn operations_follow_their_semantics() {
         let mut kv = KvState::new(4);
-        let put = KvOp::Put { key: "k".into(), value: "a".into() };
+        let put = KvOp::Put {
+            key: "k".into(),
+            value: "a".into(),
+        };
         assert_eq!(kv.apply(1, &cmd(None, None, put)), Outcome::Ok(None));
-        let bad_cas = KvOp::Cas { key: "k".into(), from: Some("z".into()), to: "b".into() };
-        assert_eq!(kv.apply(2, &cmd(None, None, bad_cas)), Outcome::CasMismatch(Some("a".into())));
-        let cas = KvOp::Cas { key: "k".into(), from: Some("a".into()), to: "b".into() };
+        let bad_cas = KvOp::Cas {
+            key: "k".into(),
+            from: Some("z".into()),
+            to: "b".into(),
+        };
+        assert_eq!(
+            kv.apply(2, &cmd(None, None, bad_cas)),
+            Outcome::CasMismatch(Some("a".into()))
+        );
+        let cas = KvOp::Cas {
+            key: "k".into(),
+            from: Some("a".into()),
+            to: "b".into(),
+        };
         assert_eq!(kv.apply(3, &cmd(None, None, cas)), Outcome::Ok(None));
-        assert_eq!(kv.apply(4, &cmd(None, None, append("k", "c"))), Outcome::Ok(Some("bc".into())));
-        assert_eq!(kv.apply(5, &cmd(None, None, KvOp::Delete { key: "k".into() })), Outcome::Ok(None));
+        assert_eq!(
+            kv.apply(4, &cmd(None, None, append("k", "c"))),
+            Outcome::Ok(Some("bc".into()))
+        );
+        assert_eq!(
+            kv.apply(5, &cmd(None, None, KvOp::Delete { key: "k".into() })),
+            Outcome::Ok(None)
+        );
         assert_eq!(kv.get("k"), None);
-        let cas_absent = KvOp::Cas { key: "k".into(), from: None, to: "n".into() };
+        let cas_absent = KvOp::Cas {
+            key: "k".into(),
+            from: None,
+            to: "n".into(),
+        };
         assert_eq!(kv.apply(6, &cmd(None, None, cas_absent)), Outcome::Ok(None));
         assert_eq!(kv.get("k").map(String::as_str), Some("n"));
     }
@@ -207,7 +272,10 @@ mod tests {
         assert_eq!(first, retry);
         assert_eq!(kv.get("k").map(String::as_str), Some("x"));
         kv.apply(3, &cmd(Some("c1"), Some(2), append("k", "y")));
-        assert_eq!(kv.apply(4, &cmd(Some("c1"), Some(1), append("k", "x"))), Outcome::Stale);
+        assert_eq!(
+            kv.apply(4, &cmd(Some("c1"), Some(1), append("k", "x"))),
+            Outcome::Stale
+        );
         assert_eq!(kv.get("k").map(String::as_str), Some("xy"));
     }
 
@@ -229,11 +297,51 @@ mod tests {
         let mut a = KvState::new(4);
         let mut b = KvState::new(4);
         a.apply(1, &cmd(None, None, append("x", "1")));
-        a.apply(2, &cmd(None, None, KvOp::Put { key: "y".into(), value: "2".into() }));
-        b.apply(1, &cmd(None, None, KvOp::Put { key: "y".into(), value: "0".into() }));
+        a.apply(
+            2,
+            &cmd(
+                None,
+                None,
+                KvOp::Put {
+                    key: "y".into(),
+                    value: "2".into(),
+                },
+            ),
+        );
+        b.apply(
+            1,
+            &cmd(
+                None,
+                None,
+                KvOp::Put {
+                    key: "y".into(),
+                    value: "0".into(),
+                },
+            ),
+        );
         assert_ne!(a.digest(), b.digest());
-        b.apply(2, &cmd(None, None, KvOp::Put { key: "x".into(), value: "1".into() }));
-        b.apply(3, &cmd(None, None, KvOp::Put { key: "y".into(), value: "2".into() }));
+        b.apply(
+            2,
+            &cmd(
+                None,
+                None,
+                KvOp::Put {
+                    key: "x".into(),
+                    value: "1".into(),
+                },
+            ),
+        );
+        b.apply(
+            3,
+            &cmd(
+                None,
+                None,
+                KvOp::Put {
+                    key: "y".into(),
+                    value: "2".into(),
+                },
+            ),
+        );
         assert_eq!(a.digest(), b.digest());
         a.apply(3, &cmd(None, None, KvOp::Delete { key: "x".into() }));
         b.apply(4, &cmd(None, None, KvOp::Delete { key: "x".into() }));

@@ -20,7 +20,9 @@ impl<'de> Deserialize<'de> for ClientId {
         match Value::deserialize(d)? {
             Value::String(s) => Ok(ClientId(s)),
             Value::Number(n) => Ok(ClientId(n.to_string())),
-            _ => Err(serde::de::Error::custom("client must be a string or a number")),
+            _ => Err(serde::de::Error::custom(
+                "client must be a string or a number",
+            )),
         }
     }
 }
@@ -104,22 +106,49 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Rejection> {
         return Err(reject(ErrorCode::BadRequest, "missing field `id`".into()));
     };
     check_sizes(&raw).map_err(|m| reject(ErrorCode::TooLarge, m))?;
-    let operation = operation(raw.op.as_deref(), &raw).map_err(|m| reject(ErrorCode::BadRequest, m))?;
-    Ok(Request { id: request_id, client: raw.client.map(|c| c.0), seq: raw.seq, operation })
+    let operation =
+        operation(raw.op.as_deref(), &raw).map_err(|m| reject(ErrorCode::BadRequest, m))?;
+    Ok(Request {
+        id: request_id,
+        client: raw.client.map(|c| c.0),
+        seq: raw.seq,
+        operation,
+    })
 }
 
 fn operation(op: Option<&str>, raw: &RawRequest) -> Result<Operation, String> {
-    let key = || raw.key.clone().ok_or_else(|| "missing field `key`".to_string());
-    let value = || raw.value.clone().ok_or_else(|| "missing field `value`".to_string());
+    let key = || {
+        raw.key
+            .clone()
+            .ok_or_else(|| "missing field `key`".to_string())
+    };
+    let value = || {
+        raw.value
+            .clone()
+            .ok_or_else(|| "missing field `value`".to_string())
+    };
     match op {
         Some("get") => Ok(Operation::Get { key: key()? }),
-        Some("put") => Ok(Operation::Write(KvOp::Put { key: key()?, value: value()? })),
-        Some("append") => Ok(Operation::Write(KvOp::Append { key: key()?, value: value()? })),
+        Some("put") => Ok(Operation::Write(KvOp::Put {
+            key: key()?,
+            value: value()?,
+        })),
+        Some("append") => Ok(Operation::Write(KvOp::Append {
+            key: key()?,
+            value: value()?,
+        })),
         Some("delete") => Ok(Operation::Write(KvOp::Delete { key: key()? })),
         Some("cas") => {
-            let from = raw.from.clone().ok_or("missing field `from` (use null for an absent key)")?;
+            let from = raw
+                .from
+                .clone()
+                .ok_or("missing field `from` (use null for an absent key)")?;
             let to = raw.to.clone().ok_or("missing field `to`")?;
-            Ok(Operation::Write(KvOp::Cas { key: key()?, from, to }))
+            Ok(Operation::Write(KvOp::Cas {
+                key: key()?,
+                from,
+                to,
+            }))
         }
         Some("status") => Ok(Operation::Status),
         Some(other) => Err(format!("unknown op `{other}`")),
@@ -131,7 +160,11 @@ fn check_sizes(raw: &RawRequest) -> Result<(), String> {
     if raw.key.as_ref().is_some_and(|k| k.len() > KEY_BYTES_MAX) {
         return Err(format!("key longer than {KEY_BYTES_MAX} bytes"));
     }
-    let values = [raw.value.as_ref(), raw.to.as_ref(), raw.from.as_ref().and_then(|f| f.as_ref())];
+    let values = [
+        raw.value.as_ref(),
+        raw.to.as_ref(),
+        raw.from.as_ref().and_then(|f| f.as_ref()),
+    ];
     if values.iter().flatten().any(|v| v.len() > VALUE_BYTES_MAX) {
         return Err(format!("value longer than {VALUE_BYTES_MAX} bytes"));
     }
@@ -147,8 +180,16 @@ fn id_hint(line: &[u8]) -> Option<u64> {
 /// One response line (without the trailing newline).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Response {
-    Ok { id: u64, value: Value },
-    Fail { id: Option<u64>, error: ErrorCode, definite: bool, detail: Detail },
+    Ok {
+        id: u64,
+        value: Value,
+    },
+    Fail {
+        id: Option<u64>,
+        error: ErrorCode,
+        definite: bool,
+        detail: Detail,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -161,7 +202,12 @@ pub enum Detail {
 
 impl Response {
     pub fn rejected(r: Rejection) -> Response {
-        Response::Fail { id: r.id, error: r.error, definite: true, detail: Detail::Message(r.message) }
+        Response::Fail {
+            id: r.id,
+            error: r.error,
+            definite: true,
+            detail: Detail::Message(r.message),
+        }
     }
 
     pub fn to_line(&self) -> String {
@@ -172,7 +218,12 @@ impl Response {
                 map.insert("ok".into(), Value::Bool(true));
                 map.insert("value".into(), value.clone());
             }
-            Response::Fail { id, error, definite, detail } => {
+            Response::Fail {
+                id,
+                error,
+                definite,
+                detail,
+            } => {
                 map.insert("id".into(), id.map(Value::from).unwrap_or(Value::Null));
                 map.insert("ok".into(), Value::Bool(false));
                 map.insert("error".into(), Value::from(error.as_str()));
@@ -193,7 +244,10 @@ fn insert_detail(map: &mut Map<String, Value>, detail: &Detail) {
             }
         }
         Detail::Current(current) => {
-            map.insert("value".into(), current.clone().map(Value::from).unwrap_or(Value::Null));
+            map.insert(
+                "value".into(),
+                current.clone().map(Value::from).unwrap_or(Value::Null),
+            );
         }
         Detail::Message(m) => {
             map.insert("message".into(), Value::from(m.as_str()));
@@ -207,33 +261,78 @@ mod tests {
 
     #[test]
     fn parses_every_op() {
-        let r = parse_request(br#"{"id":1,"op":"put","key":"a","value":"x","client":"c","seq":4}"#).unwrap();
-        assert_eq!(r.operation, Operation::Write(KvOp::Put { key: "a".into(), value: "x".into() }));
+        let r = parse_request(br#"{"id":1,"op":"put","key":"a","value":"x","client":"c","seq":4}"#)
+            .unwrap();
+        assert_eq!(
+            r.operation,
+            Operation::Write(KvOp::Put {
+                key: "a".into(),
+                value: "x".into()
+            })
+        );
         assert_eq!((r.client.as_deref(), r.seq), (Some("c"), Some(4)));
-        let r = parse_request(br#"{"id":2,"op":"cas","key":"a","from":null,"to":"y","client":17}"#).unwrap();
-        assert_eq!(r.operation, Operation::Write(KvOp::Cas { key: "a".into(), from: None, to: "y".into() }));
+        let r = parse_request(br#"{"id":2,"op":"cas","key":"a","from":null,"to":"y","client":17}"#)
+            .unwrap();
+        assert_eq!(
+            r.operation,
+            Operation::Write(KvOp::Cas {
+                key: "a".into(),
+                from: None,
+                to: "y".into()
+            })
+        );
         assert_eq!(r.client.as_deref(), Some("17"));
-        assert_eq!(parse_request(br#"{"id":3,"op":"get","key":"a"}"#).unwrap().operation, Operation::Get { key: "a".into() });
-        assert_eq!(parse_request(br#"{"id":4,"op":"status"}"#).unwrap().operation, Operation::Status);
+        assert_eq!(
+            parse_request(br#"{"id":3,"op":"get","key":"a"}"#)
+                .unwrap()
+                .operation,
+            Operation::Get { key: "a".into() }
+        );
+        assert_eq!(
+            parse_request(br#"{"id":4,"op":"status"}"#)
+                .unwrap()
+                .operation,
+            Operation::Status
+        );
         let r = parse_request(br#"{"id":5,"op":"delete","key":"a"}"#).unwrap();
-        assert_eq!(r.operation, Operation::Write(KvOp::Delete { key: "a".into() }));
+        assert_eq!(
+            r.operation,
+            Operation::Write(KvOp::Delete { key: "a".into() })
+        );
     }
 
     #[test]
     fn malformed_input_is_rejected_with_a_reason() {
         let cases: [(&[u8], Option<u64>, &str); 6] = [
             (b"not json", None, "malformed"),
-            (br#"{"id":9,"op":"put","key":"a"}"#, Some(9), "missing field `value`"),
-            (br#"{"id":9,"op":"cas","key":"a","to":"b"}"#, Some(9), "missing field `from`"),
+            (
+                br#"{"id":9,"op":"put","key":"a"}"#,
+                Some(9),
+                "missing field `value`",
+            ),
+            (
+                br#"{"id":9,"op":"cas","key":"a","to":"b"}"#,
+                Some(9),
+                "missing field `from`",
+            ),
             (br#"{"id":9,"op":"fly","key":"a"}"#, Some(9), "unknown op"),
             (br#"{"op":"get","key":"a"}"#, None, "missing field `id`"),
-            (br#"{"id":9,"op":"get","key":"a","bogus":1}"#, Some(9), "malformed"),
+            (
+                br#"{"id":9,"op":"get","key":"a","bogus":1}"#,
+                Some(9),
+                "malformed",
+            ),
         ];
         for (line, id, needle) in cases {
             let rejection = parse_request(line).unwrap_err();
             assert_eq!(rejection.id, id, "{}", String::from_utf8_lossy(line));
             assert_eq!(rejection.error, ErrorCode::BadRequest);
-            assert!(rejection.message.contains(needle), "{} -> {}", needle, rejection.message);
+            assert!(
+                rejection.message.contains(needle),
+                "{} -> {}",
+                needle,
+                rejection.message
+            );
         }
     }
 
@@ -241,10 +340,16 @@ mod tests {
     fn oversized_key_and_value_are_too_large() {
         let key = "k".repeat(KEY_BYTES_MAX + 1);
         let line = format!(r#"{{"id":1,"op":"get","key":"{key}"}}"#);
-        assert_eq!(parse_request(line.as_bytes()).unwrap_err().error, ErrorCode::TooLarge);
+        assert_eq!(
+            parse_request(line.as_bytes()).unwrap_err().error,
+            ErrorCode::TooLarge
+        );
         let value = "v".repeat(VALUE_BYTES_MAX + 1);
         let line = format!(r#"{{"id":1,"op":"put","key":"k","value":"{value}"}}"#);
-        assert_eq!(parse_request(line.as_bytes()).unwrap_err().error, ErrorCode::TooLarge);
+        assert_eq!(
+            parse_request(line.as_bytes()).unwrap_err().error,
+            ErrorCode::TooLarge
+        );
         let at_limit = "v".repeat(VALUE_BYTES_MAX);
         let line = format!(r#"{{"id":1,"op":"put","key":"k","value":"{at_limit}"}}"#);
         assert!(parse_request(line.as_bytes()).is_ok());
@@ -254,12 +359,42 @@ mod tests {
     fn responses_render_as_documented() {
         let parsed = |r: Response| serde_json::from_str::<Value>(&r.to_line()).unwrap();
         let doc = |s: &str| serde_json::from_str::<Value>(s).unwrap();
-        assert_eq!(parsed(Response::Ok { id: 7, value: Value::Null }), doc(r#"{"id":7,"ok":true,"value":null}"#));
-        let cas = Response::Fail { id: Some(7), error: ErrorCode::CasMismatch, definite: true, detail: Detail::Current(None) };
-        assert_eq!(parsed(cas), doc(r#"{"id":7,"ok":false,"error":"cas_mismatch","definite":true,"value":null}"#));
-        let nl = Response::Fail { id: Some(7), error: ErrorCode::NotLeader, definite: true, detail: Detail::Leader(Some(2)) };
-        assert_eq!(parsed(nl), doc(r#"{"id":7,"ok":false,"error":"not_leader","definite":true,"leader":2}"#));
-        let timeout = Response::Fail { id: Some(7), error: ErrorCode::Timeout, definite: false, detail: Detail::None };
-        assert_eq!(parsed(timeout), doc(r#"{"id":7,"ok":false,"error":"timeout","definite":false}"#));
+        assert_eq!(
+            parsed(Response::Ok {
+                id: 7,
+                value: Value::Null
+            }),
+            doc(r#"{"id":7,"ok":true,"value":null}"#)
+        );
+        let cas = Response::Fail {
+            id: Some(7),
+            error: ErrorCode::CasMismatch,
+            definite: true,
+            detail: Detail::Current(None),
+        };
+        assert_eq!(
+            parsed(cas),
+            doc(r#"{"id":7,"ok":false,"error":"cas_mismatch","definite":true,"value":null}"#)
+        );
+        let nl = Response::Fail {
+            id: Some(7),
+            error: ErrorCode::NotLeader,
+            definite: true,
+            detail: Detail::Leader(Some(2)),
+        };
+        assert_eq!(
+            parsed(nl),
+            doc(r#"{"id":7,"ok":false,"error":"not_leader","definite":true,"leader":2}"#)
+        );
+        let timeout = Response::Fail {
+            id: Some(7),
+            error: ErrorCode::Timeout,
+            definite: false,
+            detail: Detail::None,
+        };
+        assert_eq!(
+            parsed(timeout),
+            doc(r#"{"id":7,"ok":false,"error":"timeout","definite":false}"#)
+        );
     }
 }

@@ -22,7 +22,10 @@ pub struct StoredSnapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("snapshot I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("snapshot {path} is corrupt: {reason}; refusing to start")]
     Corrupt { path: PathBuf, reason: &'static str },
 }
@@ -33,8 +36,13 @@ pub struct SnapshotStore {
 
 impl SnapshotStore {
     pub fn new(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
-        crate::wal::create_dir_durably(dir).map_err(|source| SnapshotError::Io { path: dir.to_path_buf(), source })?;
-        Ok(SnapshotStore { dir: dir.to_path_buf() })
+        crate::wal::create_dir_durably(dir).map_err(|source| SnapshotError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn save(&self, snapshot: &StoredSnapshot) -> Result<(), SnapshotError> {
@@ -44,12 +52,19 @@ impl SnapshotStore {
             let path = path.to_path_buf();
             move |source| SnapshotError::Io { path, source }
         };
-        let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(&temp).map_err(io(&temp))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(io(&temp))?;
         file.write_all(&encode(snapshot)).map_err(io(&temp))?;
         file.sync_all().map_err(io(&temp))?;
         drop(file);
         fs::rename(&temp, &target).map_err(io(&target))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))
     }
 
     /// The last saved snapshot, or `None` when none was ever saved.
@@ -60,7 +75,9 @@ impl SnapshotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SnapshotError::Io { path, source }),
         };
-        decode(&bytes).map(Some).map_err(|reason| SnapshotError::Corrupt { path, reason })
+        decode(&bytes)
+            .map(Some)
+            .map_err(|reason| SnapshotError::Corrupt { path, reason })
     }
 }
 
@@ -79,7 +96,13 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, &'static str> {
     if bytes.len() < HEADER_BYTES || &bytes[0..8] != MAGIC {
         return Err("bad header");
     }
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("header length was checked"));
+    let u64_at = |at: usize| {
+        u64::from_le_bytes(
+            bytes[at..at + 8]
+                .try_into()
+                .expect("header length was checked"),
+        )
+    };
     let (index, term, data_len) = (u64_at(8), u64_at(16), u64_at(24));
     let crc = u32::from_le_bytes(bytes[32..36].try_into().expect("header length was checked"));
     let data = &bytes[HEADER_BYTES..];
@@ -89,7 +112,11 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, &'static str> {
     if crc32c::crc32c(data) != crc {
         return Err("checksum mismatch");
     }
-    Ok(StoredSnapshot { index, term, data: data.to_vec() })
+    Ok(StoredSnapshot {
+        index,
+        term,
+        data: data.to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -101,9 +128,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fl-snap-{}", std::process::id()));
         let store = SnapshotStore::new(&dir).unwrap();
         assert_eq!(store.load().unwrap(), None);
-        let first = StoredSnapshot { index: 5, term: 1, data: b"one".to_vec() };
+        let first = StoredSnapshot {
+            index: 5,
+            term: 1,
+            data: b"one".to_vec(),
+        };
         store.save(&first).unwrap();
-        let second = StoredSnapshot { index: 9, term: 2, data: b"two!".to_vec() };
+        let second = StoredSnapshot {
+            index: 9,
+            term: 2,
+            data: b"two!".to_vec(),
+        };
         store.save(&second).unwrap();
         assert_eq!(store.load().unwrap(), Some(second));
         assert!(!dir.join(TEMP_NAME).exists());
@@ -112,7 +147,13 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert!(matches!(store.load(), Err(SnapshotError::Corrupt { reason: "checksum mismatch", .. })));
+        assert!(matches!(
+            store.load(),
+            Err(SnapshotError::Corrupt {
+                reason: "checksum mismatch",
+                ..
+            })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

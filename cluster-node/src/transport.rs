@@ -20,10 +20,14 @@ use crate::raft::Message;
 pub const FRAME_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// Worst-case wire size of one entry: the command's JSON may escape each
 /// control character of a key or value in 6 bytes.
-pub const ENTRY_WIRE_BYTES_MAX: usize = 6 * (crate::protocol::VALUE_BYTES_MAX + crate::protocol::KEY_BYTES_MAX) + 1024;
+pub const ENTRY_WIRE_BYTES_MAX: usize =
+    6 * (crate::protocol::VALUE_BYTES_MAX + crate::protocol::KEY_BYTES_MAX) + 1024;
 /// Entries per Append so that any Append fits in one frame.
 pub const APPEND_ENTRIES_MAX: u32 = (FRAME_BYTES_MAX / ENTRY_WIRE_BYTES_MAX) as u32;
-const _: () = assert!(APPEND_ENTRIES_MAX >= 1, "one maximal entry must fit in a frame");
+const _: () = assert!(
+    APPEND_ENTRIES_MAX >= 1,
+    "one maximal entry must fit in a frame"
+);
 /// Messages waiting for one peer; more are dropped.
 pub const SEND_QUEUE_MESSAGES_MAX: usize = 1024;
 /// Messages received from all peers waiting for the core; more are dropped.
@@ -56,7 +60,10 @@ pub enum FrameError {
     Handshake(String),
 }
 
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> Result<(), FrameError> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    payload: &[u8],
+) -> Result<(), FrameError> {
     if payload.len() > FRAME_BYTES_MAX {
         return Err(FrameError::TooLarge(payload.len()));
     }
@@ -88,7 +95,11 @@ impl Outbound {
         let mut queues = Vec::with_capacity(peers.len());
         for &(peer, addr) in peers {
             let (tx, rx) = mpsc::channel(SEND_QUEUE_MESSAGES_MAX);
-            let handshake = Handshake { cluster: cluster.to_string(), from: id, to: peer };
+            let handshake = Handshake {
+                cluster: cluster.to_string(),
+                from: id,
+                to: peer,
+            };
             tokio::spawn(dial_loop(addr, handshake, rx));
             queues.push((peer, tx));
         }
@@ -102,7 +113,11 @@ impl Outbound {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(m)) = queue.try_send(message) {
-            tracing::debug!(to = m.to, kind = m.body.kind(), "send queue full; dropping message");
+            tracing::debug!(
+                to = m.to,
+                kind = m.body.kind(),
+                "send queue full; dropping message"
+            );
         }
     }
 }
@@ -117,7 +132,9 @@ async fn dial_loop(addr: SocketAddr, handshake: Handshake, mut rx: mpsc::Receive
                 let _ = stream.set_nodelay(true);
                 match pump(stream, &handshake, &mut rx).await {
                     Ok(()) => return,
-                    Err(e) => tracing::debug!(peer = handshake.to, %addr, error = %e, "peer link lost"),
+                    Err(e) => {
+                        tracing::debug!(peer = handshake.to, %addr, error = %e, "peer link lost")
+                    }
                 }
             }
             Err(e) => tracing::debug!(peer = handshake.to, %addr, error = %e, "peer dial failed"),
@@ -130,7 +147,11 @@ async fn dial_loop(addr: SocketAddr, handshake: Handshake, mut rx: mpsc::Receive
 }
 
 /// Writes the handshake and then messages until the queue closes (Ok) or the link fails.
-async fn pump(stream: TcpStream, handshake: &Handshake, rx: &mut mpsc::Receiver<Message>) -> Result<(), FrameError> {
+async fn pump(
+    stream: TcpStream,
+    handshake: &Handshake,
+    rx: &mut mpsc::Receiver<Message>,
+) -> Result<(), FrameError> {
     let mut w = BufWriter::new(stream);
     write_frame(&mut w, &serde_json::to_vec(handshake)?).await?;
     w.flush().await?;
@@ -152,7 +173,12 @@ async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<
     crate::wire::encode(m, &mut payload);
     match write_frame(w, &payload).await {
         Err(FrameError::TooLarge(bytes)) => {
-            tracing::warn!(to = m.to, kind = m.body.kind(), bytes, "message too large for one frame; dropped");
+            tracing::warn!(
+                to = m.to,
+                kind = m.body.kind(),
+                bytes,
+                "message too large for one frame; dropped"
+            );
             Ok(())
         }
         other => other,
@@ -160,11 +186,19 @@ async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<
 }
 
 /// Accepts peer links and forwards their messages to the core's bounded queue.
-pub async fn accept_loop(listener: TcpListener, cluster: String, id: u64, peers: Vec<u64>, tx: mpsc::Sender<Message>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    cluster: String,
+    id: u64,
+    peers: Vec<u64>,
+    tx: mpsc::Sender<Message>,
+) {
     let permits = Arc::new(Semaphore::new(INBOUND_CONNECTIONS_MAX));
     let expected = Arc::new((cluster, id, peers));
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, remote) = match listener.accept().await {
             Ok(pair) => pair,
             Err(e) => {
@@ -183,7 +217,11 @@ pub async fn accept_loop(listener: TcpListener, cluster: String, id: u64, peers:
     }
 }
 
-async fn receive(mut stream: TcpStream, expected: &(String, u64, Vec<u64>), tx: &mpsc::Sender<Message>) -> Result<(), FrameError> {
+async fn receive(
+    mut stream: TcpStream,
+    expected: &(String, u64, Vec<u64>),
+    tx: &mpsc::Sender<Message>,
+) -> Result<(), FrameError> {
     let (cluster, id, peers) = expected;
     let handshake_wait = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
     let frame = tokio::time::timeout(handshake_wait, read_frame(&mut stream))
@@ -193,12 +231,17 @@ async fn receive(mut stream: TcpStream, expected: &(String, u64, Vec<u64>), tx: 
     check_handshake(&hello, cluster, *id, peers).map_err(FrameError::Handshake)?;
     loop {
         let frame = match read_frame(&mut stream).await {
-            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(())
+            }
             other => other?,
         };
         let message = crate::wire::decode(&frame)?;
         if message.from != hello.from || message.to != *id {
-            return Err(FrameError::Handshake(format!("message {}→{} on link {}→{}", message.from, message.to, hello.from, id)));
+            return Err(FrameError::Handshake(format!(
+                "message {}→{} on link {}→{}",
+                message.from, message.to, hello.from, id
+            )));
         }
         if tx.try_send(message).is_err() {
             tracing::debug!(from = hello.from, "receive queue full; dropping message");
@@ -206,9 +249,17 @@ async fn receive(mut stream: TcpStream, expected: &(String, u64, Vec<u64>), tx: 
     }
 }
 
-pub fn check_handshake(hello: &Handshake, cluster: &str, id: u64, peers: &[u64]) -> Result<(), String> {
+pub fn check_handshake(
+    hello: &Handshake,
+    cluster: &str,
+    id: u64,
+    peers: &[u64],
+) -> Result<(), String> {
     if hello.cluster != cluster {
-        return Err(format!("cluster id `{}`, expected `{cluster}`", hello.cluster));
+        return Err(format!(
+            "cluster id `{}`, expected `{cluster}`",
+            hello.cluster
+        ));
     }
     if hello.to != id {
         return Err(format!("addressed to node {}, this is node {id}", hello.to));
@@ -225,14 +276,30 @@ mod tests {
 
     #[test]
     fn handshake_checks_cluster_recipient_and_sender() {
-        let ok = Handshake { cluster: "c".into(), from: 2, to: 1 };
+        let ok = Handshake {
+            cluster: "c".into(),
+            from: 2,
+            to: 1,
+        };
         assert!(check_handshake(&ok, "c", 1, &[2, 3]).is_ok());
-        let wrong_cluster = Handshake { cluster: "x".into(), ..ok.clone() };
-        assert!(check_handshake(&wrong_cluster, "c", 1, &[2, 3]).unwrap_err().contains("cluster id"));
-        let wrong_to = Handshake { to: 3, ..ok.clone() };
-        assert!(check_handshake(&wrong_to, "c", 1, &[2, 3]).unwrap_err().contains("addressed to"));
+        let wrong_cluster = Handshake {
+            cluster: "x".into(),
+            ..ok.clone()
+        };
+        assert!(check_handshake(&wrong_cluster, "c", 1, &[2, 3])
+            .unwrap_err()
+            .contains("cluster id"));
+        let wrong_to = Handshake {
+            to: 3,
+            ..ok.clone()
+        };
+        assert!(check_handshake(&wrong_to, "c", 1, &[2, 3])
+            .unwrap_err()
+            .contains("addressed to"));
         let stranger = Handshake { from: 9, ..ok };
-        assert!(check_handshake(&stranger, "c", 1, &[2, 3]).unwrap_err().contains("unknown sender"));
+        assert!(check_handshake(&stranger, "c", 1, &[2, 3])
+            .unwrap_err()
+            .contains("unknown sender"));
     }
 
     #[tokio::test]
@@ -243,6 +310,9 @@ mod tests {
         assert_eq!(read_frame(&mut reader).await.unwrap(), b"hello");
         let huge = ((FRAME_BYTES_MAX + 1) as u32).to_be_bytes();
         let mut reader = &huge[..];
-        assert!(matches!(read_frame(&mut reader).await, Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut reader).await,
+            Err(FrameError::TooLarge(_))
+        ));
     }
 }

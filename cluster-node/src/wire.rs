@@ -22,11 +22,22 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
     put_u64(out, m.to);
     put_u64(out, m.term);
     match &m.body {
-        MessageBody::PreVote { last_index, last_term } => put_tagged(out, 0, &[*last_index, *last_term]),
+        MessageBody::PreVote {
+            last_index,
+            last_term,
+        } => put_tagged(out, 0, &[*last_index, *last_term]),
         MessageBody::PreVoteResponse { granted } => put_tagged(out, 1, &[u64::from(*granted)]),
-        MessageBody::Vote { last_index, last_term } => put_tagged(out, 2, &[*last_index, *last_term]),
+        MessageBody::Vote {
+            last_index,
+            last_term,
+        } => put_tagged(out, 2, &[*last_index, *last_term]),
         MessageBody::VoteResponse { granted } => put_tagged(out, 3, &[u64::from(*granted)]),
-        MessageBody::Append { prev_index, prev_term, entries, commit } => {
+        MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+        } => {
             put_tagged(out, 4, &[*prev_index, *prev_term, *commit]);
             put_len(out, entries.len());
             for e in entries {
@@ -41,13 +52,33 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
         },
         MessageBody::Heartbeat { commit, read_seq } => put_tagged(out, 7, &[*commit, *read_seq]),
         MessageBody::HeartbeatResponse { read_seq } => put_tagged(out, 8, &[*read_seq]),
-        MessageBody::InstallSnapshot { meta, offset, total_bytes, data, done } => {
-            put_tagged(out, 9, &[meta.last_index, meta.last_term, *offset, *total_bytes, u64::from(*done)]);
+        MessageBody::InstallSnapshot {
+            meta,
+            offset,
+            total_bytes,
+            data,
+            done,
+        } => {
+            put_tagged(
+                out,
+                9,
+                &[
+                    meta.last_index,
+                    meta.last_term,
+                    *offset,
+                    *total_bytes,
+                    u64::from(*done),
+                ],
+            );
             put_len(out, meta.voters.len());
             meta.voters.iter().for_each(|v| put_u64(out, *v));
             put_bytes(out, data);
         }
-        MessageBody::InstallSnapshotResponse { last_index, offset_next, done } => {
+        MessageBody::InstallSnapshotResponse {
+            last_index,
+            offset_next,
+            done,
+        } => {
             put_tagged(out, 10, &[*last_index, *offset_next, u64::from(*done)]);
         }
     }
@@ -87,7 +118,9 @@ impl<'a> Reader<'a> {
     }
 
     fn u64(&mut self) -> Result<u64, WireError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("took 8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("took 8 bytes"),
+        ))
     }
 
     fn bool(&mut self) -> Result<bool, WireError> {
@@ -117,26 +150,50 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     if !r.bytes.is_empty() {
         return Err(WireError::Trailing(r.bytes.len()));
     }
-    Ok(Message { from, to, term, body })
+    Ok(Message {
+        from,
+        to,
+        term,
+        body,
+    })
 }
 
 fn decode_body(tag: u8, r: &mut Reader) -> Result<MessageBody, WireError> {
     Ok(match tag {
-        0 => MessageBody::PreVote { last_index: r.u64()?, last_term: r.u64()? },
+        0 => MessageBody::PreVote {
+            last_index: r.u64()?,
+            last_term: r.u64()?,
+        },
         1 => MessageBody::PreVoteResponse { granted: r.bool()? },
-        2 => MessageBody::Vote { last_index: r.u64()?, last_term: r.u64()? },
+        2 => MessageBody::Vote {
+            last_index: r.u64()?,
+            last_term: r.u64()?,
+        },
         3 => MessageBody::VoteResponse { granted: r.bool()? },
         4 => decode_append(r)?,
-        5 => MessageBody::AppendResponse { index: r.u64()?, rejection: None },
+        5 => MessageBody::AppendResponse {
+            index: r.u64()?,
+            rejection: None,
+        },
         6 => {
             let index = r.u64()?;
-            let rejection = Some(AppendRejection { hint_index: r.u64()?, hint_term: r.u64()? });
+            let rejection = Some(AppendRejection {
+                hint_index: r.u64()?,
+                hint_term: r.u64()?,
+            });
             MessageBody::AppendResponse { index, rejection }
         }
-        7 => MessageBody::Heartbeat { commit: r.u64()?, read_seq: r.u64()? },
+        7 => MessageBody::Heartbeat {
+            commit: r.u64()?,
+            read_seq: r.u64()?,
+        },
         8 => MessageBody::HeartbeatResponse { read_seq: r.u64()? },
         9 => decode_install_snapshot(r)?,
-        10 => MessageBody::InstallSnapshotResponse { last_index: r.u64()?, offset_next: r.u64()?, done: r.bool()? },
+        10 => MessageBody::InstallSnapshotResponse {
+            last_index: r.u64()?,
+            offset_next: r.u64()?,
+            done: r.bool()?,
+        },
         other => return Err(WireError::Tag(other)),
     })
 }
@@ -147,18 +204,40 @@ fn decode_append(r: &mut Reader) -> Result<MessageBody, WireError> {
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let (term, index) = (r.u64()?, r.u64()?);
-        entries.push(Entry { term, index, data: r.bytes()? });
+        entries.push(Entry {
+            term,
+            index,
+            data: r.bytes()?,
+        });
     }
-    Ok(MessageBody::Append { prev_index, prev_term, entries, commit })
+    Ok(MessageBody::Append {
+        prev_index,
+        prev_term,
+        entries,
+        commit,
+    })
 }
 
 fn decode_install_snapshot(r: &mut Reader) -> Result<MessageBody, WireError> {
-    let (last_index, last_term, offset, total_bytes, done) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.bool()?);
+    let (last_index, last_term, offset, total_bytes, done) =
+        (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.bool()?);
     let count = r.len(8)?;
-    let voters = (0..count).map(|_| r.u64()).collect::<Result<Vec<u64>, _>>()?;
+    let voters = (0..count)
+        .map(|_| r.u64())
+        .collect::<Result<Vec<u64>, _>>()?;
     let data = r.bytes()?;
-    let meta = SnapshotMeta { last_index, last_term, voters };
-    Ok(MessageBody::InstallSnapshot { meta, offset, total_bytes, data, done })
+    let meta = SnapshotMeta {
+        last_index,
+        last_term,
+        voters,
+    };
+    Ok(MessageBody::InstallSnapshot {
+        meta,
+        offset,
+        total_bytes,
+        data,
+        done,
+    })
 }
 
 #[cfg(test)]
@@ -166,32 +245,89 @@ mod tests {
     use super::*;
 
     fn every_kind() -> Vec<MessageBody> {
-        let entries = vec![Entry { term: 2, index: 5, data: b"cmd".to_vec() }, Entry { term: 2, index: 6, data: vec![] }];
-        let meta = SnapshotMeta { last_index: 9, last_term: 2, voters: vec![1, 2, 3] };
+        let entries = vec![
+            Entry {
+                term: 2,
+                index: 5,
+                data: b"cmd".to_vec(),
+            },
+            Entry {
+                term: 2,
+                index: 6,
+                data: vec![],
+            },
+        ];
+        let meta = SnapshotMeta {
+            last_index: 9,
+            last_term: 2,
+            voters: vec![1, 2, 3],
+        };
         vec![
-            MessageBody::PreVote { last_index: 4, last_term: 1 },
+            MessageBody::PreVote {
+                last_index: 4,
+                last_term: 1,
+            },
             MessageBody::PreVoteResponse { granted: true },
-            MessageBody::Vote { last_index: 4, last_term: 1 },
+            MessageBody::Vote {
+                last_index: 4,
+                last_term: 1,
+            },
             MessageBody::VoteResponse { granted: false },
-            MessageBody::Append { prev_index: 4, prev_term: 1, entries, commit: 3 },
-            MessageBody::AppendResponse { index: 6, rejection: None },
-            MessageBody::AppendResponse { index: 6, rejection: Some(AppendRejection { hint_index: 2, hint_term: 1 }) },
-            MessageBody::Heartbeat { commit: 6, read_seq: 11 },
+            MessageBody::Append {
+                prev_index: 4,
+                prev_term: 1,
+                entries,
+                commit: 3,
+            },
+            MessageBody::AppendResponse {
+                index: 6,
+                rejection: None,
+            },
+            MessageBody::AppendResponse {
+                index: 6,
+                rejection: Some(AppendRejection {
+                    hint_index: 2,
+                    hint_term: 1,
+                }),
+            },
+            MessageBody::Heartbeat {
+                commit: 6,
+                read_seq: 11,
+            },
             MessageBody::HeartbeatResponse { read_seq: 11 },
-            MessageBody::InstallSnapshot { meta, offset: 0, total_bytes: 4, data: vec![1, 2, 3, 4], done: true },
-            MessageBody::InstallSnapshotResponse { last_index: 9, offset_next: 4, done: true },
+            MessageBody::InstallSnapshot {
+                meta,
+                offset: 0,
+                total_bytes: 4,
+                data: vec![1, 2, 3, 4],
+                done: true,
+            },
+            MessageBody::InstallSnapshotResponse {
+                last_index: 9,
+                offset_next: 4,
+                done: true,
+            },
         ]
     }
 
     #[test]
     fn every_kind_round_trips_and_every_cut_is_an_error() {
         for body in every_kind() {
-            let m = Message { from: 1, to: 2, term: 7, body };
+            let m = Message {
+                from: 1,
+                to: 2,
+                term: 7,
+                body,
+            };
             let mut bytes = Vec::new();
             encode(&m, &mut bytes);
             assert_eq!(decode(&bytes), Ok(m.clone()));
             for cut in 0..bytes.len() {
-                assert!(decode(&bytes[..cut]).is_err(), "{} cut at {cut}", m.body.kind());
+                assert!(
+                    decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    m.body.kind()
+                );
             }
             bytes.push(0);
             assert_eq!(decode(&bytes), Err(WireError::Trailing(1)));

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{call_leader, spawn_writers, stop_writers, verify_acked, Cluster, ClusterView, WAIT_MS_MAX};
+use support::{
+    call_leader, spawn_writers, stop_writers, verify_acked, Cluster, ClusterView, WAIT_MS_MAX,
+};
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_millis(WAIT_MS_MAX)
@@ -21,27 +23,68 @@ fn three_nodes_serve_every_operation() {
         assert_eq!(v["ok"], true, "{v}");
         v["value"].clone()
     };
-    assert_eq!(ok(c.call(json!({"op":"get","key":"k"})).unwrap()), json!(null));
+    assert_eq!(
+        ok(c.call(json!({"op":"get","key":"k"})).unwrap()),
+        json!(null)
+    );
     ok(c.call(json!({"op":"put","key":"k","value":"a"})).unwrap());
-    assert_eq!(ok(c.call(json!({"op":"append","key":"k","value":"b"})).unwrap()), json!("ab"));
-    let mismatch = c.call(json!({"op":"cas","key":"k","from":"zz","to":"c"})).unwrap();
-    assert_eq!((mismatch["error"].clone(), mismatch["definite"].clone(), mismatch["value"].clone()), (json!("cas_mismatch"), json!(true), json!("ab")));
-    ok(c.call(json!({"op":"cas","key":"k","from":"ab","to":"c"})).unwrap());
-    assert_eq!(ok(c.call(json!({"op":"get","key":"k"})).unwrap()), json!("c"));
+    assert_eq!(
+        ok(c.call(json!({"op":"append","key":"k","value":"b"}))
+            .unwrap()),
+        json!("ab")
+    );
+    let mismatch = c
+        .call(json!({"op":"cas","key":"k","from":"zz","to":"c"}))
+        .unwrap();
+    assert_eq!(
+        (
+            mismatch["error"].clone(),
+            mismatch["definite"].clone(),
+            mismatch["value"].clone()
+        ),
+        (json!("cas_mismatch"), json!(true), json!("ab"))
+    );
+    ok(c.call(json!({"op":"cas","key":"k","from":"ab","to":"c"}))
+        .unwrap());
+    assert_eq!(
+        ok(c.call(json!({"op":"get","key":"k"})).unwrap()),
+        json!("c")
+    );
     ok(c.call(json!({"op":"delete","key":"k"})).unwrap());
-    ok(c.call(json!({"op":"cas","key":"k","from":null,"to":"fresh"})).unwrap());
+    ok(
+        c.call(json!({"op":"cas","key":"k","from":null,"to":"fresh"}))
+            .unwrap(),
+    );
     // A retried (client, seq) applies once.
     let append = json!({"op":"append","key":"once","value":"x","client":"c1","seq":1});
     assert_eq!(ok(c.call(append.clone()).unwrap()), json!("x"));
     assert_eq!(ok(c.call(append).unwrap()), json!("x"));
-    assert_eq!(ok(c.call(json!({"op":"get","key":"once"})).unwrap()), json!("x"));
+    assert_eq!(
+        ok(c.call(json!({"op":"get","key":"once"})).unwrap()),
+        json!("x")
+    );
     // A follower refuses with a hint.
     let follower = (1..=3).find(|&id| id != leader).unwrap();
-    let refused = cluster.client(follower).unwrap().call(json!({"op":"put","key":"k","value":"v"})).unwrap();
-    assert_eq!((refused["error"].clone(), refused["definite"].clone()), (json!("not_leader"), json!(true)));
+    let refused = cluster
+        .client(follower)
+        .unwrap()
+        .call(json!({"op":"put","key":"k","value":"v"}))
+        .unwrap();
+    assert_eq!(
+        (refused["error"].clone(), refused["definite"].clone()),
+        (json!("not_leader"), json!(true))
+    );
     assert_eq!(refused["leader"], json!(leader));
-    let read = cluster.client(follower).unwrap().call(json!({"op":"get","key":"k"})).unwrap();
-    assert_eq!(read["error"], json!("not_leader"), "a follower must not serve reads from local state");
+    let read = cluster
+        .client(follower)
+        .unwrap()
+        .call(json!({"op":"get","key":"k"}))
+        .unwrap();
+    assert_eq!(
+        read["error"],
+        json!("not_leader"),
+        "a follower must not serve reads from local state"
+    );
     cluster.wait_converged();
 }
 
@@ -51,11 +94,25 @@ fn bad_input_gets_clear_errors_and_the_node_survives() {
     let leader = cluster.wait_leader();
     let mut c = cluster.client(leader).unwrap();
     let garbage = c.send_raw(b"{this is not json\n").unwrap();
-    assert_eq!((garbage["error"].clone(), garbage["definite"].clone()), (json!("bad_request"), json!(true)));
-    let unknown = c.send_raw(b"{\"id\":5,\"op\":\"explode\",\"key\":\"k\"}\n").unwrap();
-    assert_eq!((unknown["id"].clone(), unknown["error"].clone()), (json!(5), json!("bad_request")));
-    let big_key = format!("{{\"id\":6,\"op\":\"put\",\"key\":\"{}\",\"value\":\"v\"}}\n", "k".repeat(2000));
-    assert_eq!(c.send_raw(big_key.as_bytes()).unwrap()["error"], json!("too_large"));
+    assert_eq!(
+        (garbage["error"].clone(), garbage["definite"].clone()),
+        (json!("bad_request"), json!(true))
+    );
+    let unknown = c
+        .send_raw(b"{\"id\":5,\"op\":\"explode\",\"key\":\"k\"}\n")
+        .unwrap();
+    assert_eq!(
+        (unknown["id"].clone(), unknown["error"].clone()),
+        (json!(5), json!("bad_request"))
+    );
+    let big_key = format!(
+        "{{\"id\":6,\"op\":\"put\",\"key\":\"{}\",\"value\":\"v\"}}\n",
+        "k".repeat(2000)
+    );
+    assert_eq!(
+        c.send_raw(big_key.as_bytes()).unwrap()["error"],
+        json!("too_large")
+    );
     // Peers speaking garbage or naming another cluster are dropped; the node keeps serving.
     for (i, addr) in cluster.peer_addrs.iter().enumerate() {
         use std::io::Write;
@@ -71,13 +128,27 @@ fn bad_input_gets_clear_errors_and_the_node_survives() {
     huge.push(b'\n');
     let mut c2 = cluster.client(leader).unwrap();
     assert_eq!(c2.send_raw(&huge).unwrap()["error"], json!("too_large"));
-    assert!(c2.call(json!({"op":"status"})).is_none(), "connection must be closed after an oversized line");
+    assert!(
+        c2.call(json!({"op":"status"})).is_none(),
+        "connection must be closed after an oversized line"
+    );
     let put = json!({"op":"put","key":"after","value":"ok"});
-    assert_eq!(call_leader(&ClusterView::of(&cluster), &put, deadline()).unwrap()["ok"], true);
+    assert_eq!(
+        call_leader(&ClusterView::of(&cluster), &put, deadline()).unwrap()["ok"],
+        true
+    );
     std::thread::sleep(Duration::from_millis(200));
-    let logs: String = (1..=3).map(|id| std::fs::read_to_string(cluster.log_path(id)).unwrap()).collect();
-    assert!(logs.contains("dropping peer connection"), "garbage peers must be logged");
-    assert!(logs.contains("cluster id `other`"), "wrong cluster id must be named in the log");
+    let logs: String = (1..=3)
+        .map(|id| std::fs::read_to_string(cluster.log_path(id)).unwrap())
+        .collect();
+    assert!(
+        logs.contains("dropping peer connection"),
+        "garbage peers must be logged"
+    );
+    assert!(
+        logs.contains("cluster id `other`"),
+        "wrong cluster id must be named in the log"
+    );
     assert!(!logs.contains("panicked"));
 }
 
@@ -86,12 +157,20 @@ fn sigterm_exits_zero() {
     let mut cluster = Cluster::start("sigterm", 3, &[]);
     cluster.wait_leader();
     for id in 1..=3 {
-        assert_eq!(cluster.terminate(id), Some(0), "node {id} must exit 0 on SIGTERM");
+        assert_eq!(
+            cluster.terminate(id),
+            Some(0),
+            "node {id} must exit 0 on SIGTERM"
+        );
     }
 }
 
 fn kill_leader_during_writes(name: &str, size: usize, rounds: usize) {
-    let cluster = Arc::new(Mutex::new(Cluster::start(name, size, &["--snapshot-entries", "200"])));
+    let cluster = Arc::new(Mutex::new(Cluster::start(
+        name,
+        size,
+        &["--snapshot-entries", "200"],
+    )));
     let stop = Arc::new(AtomicBool::new(false));
     cluster.lock().unwrap().wait_leader();
     let writers = spawn_writers(&cluster, 4, &stop);
@@ -105,7 +184,11 @@ fn kill_leader_during_writes(name: &str, size: usize, rounds: usize) {
     std::thread::sleep(Duration::from_millis(400));
     let acked = stop_writers(&stop, writers);
     let cluster = cluster.lock().unwrap();
-    assert!(acked.len() >= 20, "too few writes acknowledged ({}) to mean anything", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "too few writes acknowledged ({}) to mean anything",
+        acked.len()
+    );
     cluster.wait_leader();
     let (applied, _) = cluster.wait_converged();
     verify_acked(&cluster, &acked);
@@ -134,11 +217,17 @@ fn lagging_follower_catches_up_through_install_snapshot() {
         assert_eq!(call_leader(&view, &put, deadline()).unwrap()["ok"], true);
     }
     let leader_status = cluster.status(cluster.wait_leader()).unwrap();
-    assert!(leader_status["snapshot_index"].as_u64().unwrap() >= 250, "leader must have compacted: {leader_status}");
+    assert!(
+        leader_status["snapshot_index"].as_u64().unwrap() >= 250,
+        "leader must have compacted: {leader_status}"
+    );
     cluster.start_node(follower);
     cluster.wait_converged();
     let log = std::fs::read_to_string(cluster.log_path(follower)).unwrap();
-    assert!(log.contains("installed snapshot from leader"), "follower must catch up through InstallSnapshot");
+    assert!(
+        log.contains("installed snapshot from leader"),
+        "follower must catch up through InstallSnapshot"
+    );
     // The follower's state is the leader's: make it lead and read through it.
     let digest = |id: u64| cluster.status(id).unwrap()["digest"].clone();
     assert_eq!(digest(follower), digest(leader));
@@ -151,7 +240,9 @@ fn pipelined_writes_share_fsyncs() {
     let syncs = |id: u64| cluster.status(id).unwrap()["wal_syncs"].as_u64().unwrap();
     let before = syncs(leader);
     let writes_count = 200u64;
-    let lines: String = (1..=writes_count).map(|i| format!("{{\"id\":{i},\"op\":\"put\",\"key\":\"g{i}\",\"value\":\"v\"}}\n")).collect();
+    let lines: String = (1..=writes_count)
+        .map(|i| format!("{{\"id\":{i},\"op\":\"put\",\"key\":\"g{i}\",\"value\":\"v\"}}\n"))
+        .collect();
     let mut c = cluster.client(leader).unwrap();
     let first = c.send_raw(lines.as_bytes()).unwrap();
     assert_eq!(first["ok"], true, "{first}");
@@ -161,7 +252,10 @@ fn pipelined_writes_share_fsyncs() {
     }
     let used = syncs(leader) - before;
     eprintln!("group commit: {writes_count} pipelined writes took {used} leader fsyncs");
-    assert!(used < writes_count / 2, "{writes_count} pipelined writes took {used} fsyncs: no group commit");
+    assert!(
+        used < writes_count / 2,
+        "{writes_count} pipelined writes took {used} fsyncs: no group commit"
+    );
 }
 
 #[test]
@@ -174,11 +268,22 @@ fn values_at_the_size_limit_replicate_to_a_lagging_follower() {
     let mut c = cluster.client(leader).unwrap();
     // More than one Append's worth, so the catch-up needs several maximal frames.
     for i in 0..(faultline_node::transport::APPEND_ENTRIES_MAX + 2) {
-        let answer = c.call(json!({"op":"put","key":format!("big{i}"),"value":value})).unwrap();
-        assert_eq!(answer["ok"], true, "{}", answer.to_string().chars().take(200).collect::<String>());
+        let answer = c
+            .call(json!({"op":"put","key":format!("big{i}"),"value":value}))
+            .unwrap();
+        assert_eq!(
+            answer["ok"],
+            true,
+            "{}",
+            answer.to_string().chars().take(200).collect::<String>()
+        );
     }
     let started = Instant::now();
     cluster.start_node(follower);
     cluster.wait_converged();
-    eprintln!("big: follower caught up on {} MiB in {:?}", faultline_node::transport::APPEND_ENTRIES_MAX + 2, started.elapsed());
+    eprintln!(
+        "big: follower caught up on {} MiB in {:?}",
+        faultline_node::transport::APPEND_ENTRIES_MAX + 2,
+        started.elapsed()
+    );
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use support::{call_leader, spawn_writers, stop_writers, verify_acked, Cluster, ClusterView, WAIT_MS_MAX};
+use support::{
+    call_leader, spawn_writers, stop_writers, verify_acked, Cluster, ClusterView, WAIT_MS_MAX,
+};
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_millis(WAIT_MS_MAX)
@@ -17,7 +19,11 @@ fn deadline() -> Instant {
 #[test]
 fn any_node_kill9_rounds_keep_acknowledged_writes() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let cluster = Arc::new(Mutex::new(Cluster::start("anykill", 5, &["--snapshot-entries", "100"])));
+    let cluster = Arc::new(Mutex::new(Cluster::start(
+        "anykill",
+        5,
+        &["--snapshot-entries", "100"],
+    )));
     cluster.lock().unwrap().wait_leader();
     let stop = Arc::new(AtomicBool::new(false));
     let writers = spawn_writers(&cluster, 4, &stop);
@@ -26,7 +32,11 @@ fn any_node_kill9_rounds_keep_acknowledged_writes() {
         std::thread::sleep(Duration::from_millis(300));
         let leader = cluster.lock().unwrap().wait_leader();
         // Even rounds kill the leader, odd rounds a seeded random node.
-        let victim = if round % 2 == 0 { leader } else { rng.random_range(1..=5u64) };
+        let victim = if round % 2 == 0 {
+            leader
+        } else {
+            rng.random_range(1..=5u64)
+        };
         victims.push(victim);
         cluster.lock().unwrap().kill(victim);
         std::thread::sleep(Duration::from_millis(400));
@@ -35,10 +45,17 @@ fn any_node_kill9_rounds_keep_acknowledged_writes() {
     std::thread::sleep(Duration::from_millis(300));
     let acked = stop_writers(&stop, writers);
     let cluster = cluster.lock().unwrap();
-    assert!(acked.len() >= 20, "too few writes acknowledged ({})", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "too few writes acknowledged ({})",
+        acked.len()
+    );
     let (applied, _) = cluster.wait_converged();
     verify_acked(&cluster, &acked);
-    eprintln!("anykill: victims {victims:?}; {} acknowledged writes kept; all 5 nodes at index {applied}", acked.len());
+    eprintln!(
+        "anykill: victims {victims:?}; {} acknowledged writes kept; all 5 nodes at index {applied}",
+        acked.len()
+    );
 }
 
 #[test]
@@ -53,14 +70,21 @@ fn whole_cluster_kill9_keeps_acknowledged_writes() {
     }
     let acked = stop_writers(&stop, writers);
     let mut cluster = cluster.lock().unwrap();
-    assert!(acked.len() >= 10, "too few writes acknowledged ({})", acked.len());
+    assert!(
+        acked.len() >= 10,
+        "too few writes acknowledged ({})",
+        acked.len()
+    );
     for id in 1..=3 {
         cluster.start_node(id);
     }
     cluster.wait_leader();
     cluster.wait_converged();
     verify_acked(&cluster, &acked);
-    eprintln!("allkill: {} acknowledged writes kept across a whole-cluster kill -9", acked.len());
+    eprintln!(
+        "allkill: {} acknowledged writes kept across a whole-cluster kill -9",
+        acked.len()
+    );
 }
 
 #[test]
@@ -92,12 +116,24 @@ fn damaged_wal_torn_tail_recovers_and_mid_file_damage_refuses() {
     bytes[middle] ^= 0x20;
     std::fs::write(&segment, &bytes).unwrap();
     cluster.start_node(flipped);
-    assert_eq!(cluster.wait_exit(flipped, 5_000), Some(2), "a corrupt WAL must stop the node with exit code 2");
+    assert_eq!(
+        cluster.wait_exit(flipped, 5_000),
+        Some(2),
+        "a corrupt WAL must stop the node with exit code 2"
+    );
     let log = std::fs::read_to_string(cluster.log_path(flipped)).unwrap();
-    assert!(log.contains("WAL corrupt") && log.contains(&segment.display().to_string()) && log.contains("offset"), "{log}");
+    assert!(
+        log.contains("WAL corrupt")
+            && log.contains(&segment.display().to_string())
+            && log.contains("offset"),
+        "{log}"
+    );
 
     let put = json!({"op":"put","key":"after","value":"v"});
-    assert_eq!(call_leader(&ClusterView::of(&cluster), &put, deadline()).unwrap()["ok"], true);
+    assert_eq!(
+        call_leader(&ClusterView::of(&cluster), &put, deadline()).unwrap()["ok"],
+        true
+    );
     cluster.wait_converged();
     let torn_log = std::fs::read_to_string(cluster.log_path(torn)).unwrap();
     assert!(torn_log.contains("WAL torn tail truncated"), "{torn_log}");

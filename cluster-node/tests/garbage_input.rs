@@ -9,7 +9,12 @@ use proptest::prelude::*;
 fn valid_wal_bytes() -> Vec<u8> {
     let mut bytes = Vec::new();
     for index in 1..=20u64 {
-        Record::Entry(WalEntry { index, term: 1, payload: vec![b'x'; (index * 7) as usize] }).encode_into(&mut bytes);
+        Record::Entry(WalEntry {
+            index,
+            term: 1,
+            payload: vec![b'x'; (index * 7) as usize],
+        })
+        .encode_into(&mut bytes);
     }
     bytes
 }

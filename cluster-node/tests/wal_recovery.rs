@@ -25,19 +25,31 @@ impl Drop for TempDir {
 const SEGMENT_BYTES_MAX: u64 = 1 << 20;
 
 fn entry(index: u64, term: u64) -> Record {
-    Record::Entry(WalEntry { index, term, payload: format!("payload-{index}").into_bytes() })
+    Record::Entry(WalEntry {
+        index,
+        term,
+        payload: format!("payload-{index}").into_bytes(),
+    })
 }
 
 fn write_entries(dir: &Path, range: std::ops::RangeInclusive<u64>, term: u64) {
     let (mut wal, _) = Wal::open(dir, (0, 0), SEGMENT_BYTES_MAX).unwrap();
     let records: Vec<Record> = range.map(|i| entry(i, term)).collect();
     wal.append(&records).unwrap();
-    wal.append(&[Record::HardState(HardState { term, vote: 1, commit: 2 })]).unwrap();
+    wal.append(&[Record::HardState(HardState {
+        term,
+        vote: 1,
+        commit: 2,
+    })])
+    .unwrap();
     wal.sync().unwrap();
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     files.pop().unwrap()
 }
@@ -107,7 +119,9 @@ fn flipped_bit_mid_file_refuses_with_file_and_offset() {
     // Flip a payload bit of the second record; eight more records follow it.
     bytes[first.len() + 12] ^= 0x04;
     fs::write(&segment, &bytes).unwrap();
-    let err = Wal::open(&tmp.0, (0, 0), SEGMENT_BYTES_MAX).err().expect("corruption must refuse to open");
+    let err = Wal::open(&tmp.0, (0, 0), SEGMENT_BYTES_MAX)
+        .err()
+        .expect("corruption must refuse to open");
     match &err {
         WalError::Corrupt { path, offset, .. } => {
             assert_eq!(path, &segment);
@@ -116,7 +130,10 @@ fn flipped_bit_mid_file_refuses_with_file_and_offset() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let message = err.to_string();
-    assert!(message.contains(&segment.display().to_string()) && message.contains(&format!("offset {}", first.len())));
+    assert!(
+        message.contains(&segment.display().to_string())
+            && message.contains(&format!("offset {}", first.len()))
+    );
     // Refusing must not have "repaired" anything.
     assert_eq!(fs::read(&segment).unwrap(), bytes);
 }
@@ -129,9 +146,20 @@ fn conflicting_entries_replace_the_suffix() {
     wal.append(&[entry(3, 2), entry(4, 2)]).unwrap();
     wal.sync().unwrap();
     let (_, recovered) = Wal::open(&tmp.0, (0, 0), SEGMENT_BYTES_MAX).unwrap();
-    let got: Vec<(u64, u64)> = recovered.entries.iter().map(|e| (e.index, e.term)).collect();
+    let got: Vec<(u64, u64)> = recovered
+        .entries
+        .iter()
+        .map(|e| (e.index, e.term))
+        .collect();
     assert_eq!(got, vec![(1, 1), (2, 1), (3, 2), (4, 2)]);
-    assert_eq!(recovered.hard_state, HardState { term: 1, vote: 1, commit: 2 });
+    assert_eq!(
+        recovered.hard_state,
+        HardState {
+            term: 1,
+            vote: 1,
+            commit: 2
+        }
+    );
 }
 
 #[test]
@@ -140,7 +168,12 @@ fn segments_roll_and_compaction_removes_old_ones() {
     let (mut wal, _) = Wal::open(&tmp.0, (0, 0), 256).unwrap();
     for i in 1..=40 {
         wal.append(&[entry(i, 1)]).unwrap();
-        wal.append(&[Record::HardState(HardState { term: 1, vote: 1, commit: i })]).unwrap();
+        wal.append(&[Record::HardState(HardState {
+            term: 1,
+            vote: 1,
+            commit: i,
+        })])
+        .unwrap();
     }
     wal.sync().unwrap();
     let segments_before = wal.segment_count();
@@ -149,7 +182,14 @@ fn segments_roll_and_compaction_removes_old_ones() {
     assert!(wal.segment_count() < segments_before);
     drop(wal);
     let (_, recovered) = Wal::open(&tmp.0, (30, 1), 256).unwrap();
-    assert_eq!(recovered.entries.iter().map(|e| e.index).collect::<Vec<_>>(), (31..=40).collect::<Vec<_>>());
+    assert_eq!(
+        recovered
+            .entries
+            .iter()
+            .map(|e| e.index)
+            .collect::<Vec<_>>(),
+        (31..=40).collect::<Vec<_>>()
+    );
     assert_eq!(recovered.hard_state.commit, 40);
     assert_eq!(recovered.mark, (30, 1));
 }
@@ -176,6 +216,11 @@ fn missing_middle_segment_refuses() {
     wal.sync().unwrap();
     drop(wal);
     fs::remove_file(tmp.0.join(format!("{:020}.wal", 2))).unwrap();
-    let err = Wal::open(&tmp.0, (0, 0), 128).err().expect("a missing segment must refuse to open");
-    assert!(matches!(err, WalError::SegmentMissing { seq: 2, .. }), "{err}");
+    let err = Wal::open(&tmp.0, (0, 0), 128)
+        .err()
+        .expect("a missing segment must refuse to open");
+    assert!(
+        matches!(err, WalError::SegmentMissing { seq: 2, .. }),
+        "{err}"
+    );
 }

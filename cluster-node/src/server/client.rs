@@ -45,7 +45,10 @@ pub async fn serve(stream: TcpStream, core: mpsc::Sender<ClientRequest>) {
     let _ = writer.await;
 }
 
-async fn write_answers(write_half: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<(Response, OwnedSemaphorePermit)>) {
+async fn write_answers(
+    write_half: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<(Response, OwnedSemaphorePermit)>,
+) {
     let mut w = BufWriter::new(write_half);
     while let Some((response, permit)) = rx.recv().await {
         let mut line = response.to_line();
@@ -72,16 +75,28 @@ async fn read_requests(
     let mut line = Vec::new();
     // Ends at EOF, on an oversized line, or when the node shuts down.
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return Ok(()) };
-        let responder = Responder { reply: reply.clone(), permit };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let responder = Responder {
+            reply: reply.clone(),
+            permit,
+        };
         line.clear();
-        let read = (&mut reader).take(LINE_BYTES_MAX as u64 + 1).read_until(b'\n', &mut line).await?;
+        let read = (&mut reader)
+            .take(LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
         if read == 0 {
             return Ok(());
         }
         if line.len() > LINE_BYTES_MAX {
             let message = format!("request line longer than {LINE_BYTES_MAX} bytes; closing");
-            responder.answer(Response::rejected(Rejection { id: None, error: ErrorCode::TooLarge, message }));
+            responder.answer(Response::rejected(Rejection {
+                id: None,
+                error: ErrorCode::TooLarge,
+                message,
+            }));
             return Ok(());
         }
         let text = trim_line(&line);
@@ -90,7 +105,11 @@ async fn read_requests(
         }
         match protocol::parse_request(text) {
             Ok(request) => {
-                if core.send(ClientRequest { request, responder }).await.is_err() {
+                if core
+                    .send(ClientRequest { request, responder })
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -100,7 +119,13 @@ async fn read_requests(
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
-    let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
-    let start = line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(end);
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(end);
     &line[start..end]
 }

@@ -96,7 +96,11 @@ impl Core {
     }
 
     /// Runs until `shutdown` resolves (Ok) or the disk fails (Err).
-    pub async fn run(mut self, mut inputs: Inputs, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+    pub async fn run(
+        mut self,
+        mut inputs: Inputs,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
         tokio::pin!(shutdown);
         let mut ticker = tokio::time::interval(inputs.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -177,7 +181,11 @@ impl Core {
         let mut records: Vec<Record> = ready.entries.iter().map(to_record).collect();
         if let Some(hs) = &ready.hard_state {
             let vote = hs.vote.unwrap_or(0);
-            records.push(Record::HardState(wal::HardState { term: hs.term, vote, commit: hs.commit }));
+            records.push(Record::HardState(wal::HardState {
+                term: hs.term,
+                vote,
+                commit: hs.commit,
+            }));
         }
         let must_sync = ready.must_sync || !ready.entries.is_empty();
         tokio::task::block_in_place(|| {
@@ -195,7 +203,11 @@ impl Core {
         let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
         let kv = KvState::from_bytes(&snapshot.data)?;
         tokio::task::block_in_place(|| {
-            self.snapshots.save(&StoredSnapshot { index, term, data: snapshot.data.clone() })?;
+            self.snapshots.save(&StoredSnapshot {
+                index,
+                term,
+                data: snapshot.data.clone(),
+            })?;
             self.wal.compact(index, term)?;
             Ok::<(), ServerError>(())
         })?;
@@ -207,7 +219,8 @@ impl Core {
         let covered: Vec<u64> = self.writes.range(..=index).map(|(i, _)| *i).collect();
         for i in covered {
             if let Some(w) = self.writes.remove(&i) {
-                w.responder.answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
+                w.responder
+                    .answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
             }
         }
         Ok(())
@@ -217,7 +230,11 @@ impl Core {
         if entry.index <= self.applied.0 {
             return;
         }
-        assert_eq!(entry.index, self.applied.0 + 1, "committed entries must arrive in order without gaps");
+        assert_eq!(
+            entry.index,
+            self.applied.0 + 1,
+            "committed entries must arrive in order without gaps"
+        );
         self.applied = (entry.index, entry.term);
         let outcome = if entry.data.is_empty() {
             None
@@ -230,21 +247,36 @@ impl Core {
                 }
             }
         };
-        let Some(waiter) = self.writes.remove(&entry.index) else { return };
+        let Some(waiter) = self.writes.remove(&entry.index) else {
+            return;
+        };
         let response = match outcome {
             Some(outcome) if waiter.term == entry.term => outcome_response(waiter.id, outcome),
             // Another leader's entry took this index: ours can never commit.
-            _ => fail(waiter.id, ErrorCode::NotLeader, true, Detail::Leader(self.raft.status().leader)),
+            _ => fail(
+                waiter.id,
+                ErrorCode::NotLeader,
+                true,
+                Detail::Leader(self.raft.status().leader),
+            ),
         };
         waiter.responder.answer(response);
     }
 
     fn serve_reads(&mut self) {
         let applied = self.applied.0;
-        let (ready, waiting): (Vec<_>, Vec<_>) = self.reads_confirmed.drain(..).partition(|(index, _)| *index <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .reads_confirmed
+            .drain(..)
+            .partition(|(index, _)| *index <= applied);
         self.reads_confirmed = waiting;
         for (_, r) in ready {
-            let value = self.kv.get(&r.key).cloned().map(Value::from).unwrap_or(Value::Null);
+            let value = self
+                .kv
+                .get(&r.key)
+                .cloned()
+                .map(Value::from)
+                .unwrap_or(Value::Null);
             r.responder.answer(Response::Ok { id: r.id, value });
         }
     }
@@ -256,11 +288,19 @@ impl Core {
         }
         let data = self.kv.to_bytes();
         tokio::task::block_in_place(|| {
-            self.snapshots.save(&StoredSnapshot { index, term, data: data.clone() })?;
+            self.snapshots.save(&StoredSnapshot {
+                index,
+                term,
+                data: data.clone(),
+            })?;
             self.wal.compact(index, term)?;
             Ok::<(), ServerError>(())
         })?;
-        let meta = SnapshotMeta { last_index: index, last_term: term, voters: self.voters.clone() };
+        let meta = SnapshotMeta {
+            last_index: index,
+            last_term: term,
+            voters: self.voters.clone(),
+        };
         match self.raft.compact(Snapshot { meta, data }) {
             Ok(()) => tracing::info!(index, term, "snapshot taken, log compacted"),
             Err(e) => tracing::warn!(index, error = %e, "core refused compaction"),
@@ -271,12 +311,27 @@ impl Core {
 
     fn on_client(&mut self, r: ClientRequest) {
         let ClientRequest { request, responder } = r;
-        let Request { id, client, seq, operation } = request;
+        let Request {
+            id,
+            client,
+            seq,
+            operation,
+        } = request;
         let deadline = Instant::now() + self.request_timeout;
         match operation {
-            Operation::Status => responder.answer(Response::Ok { id, value: self.status_value() }),
-            Operation::Get { key } => self.start_read(ReadWaiter { id, key, deadline, responder }),
-            Operation::Write(op) => self.start_write(Command { client, seq, op }, id, deadline, responder),
+            Operation::Status => responder.answer(Response::Ok {
+                id,
+                value: self.status_value(),
+            }),
+            Operation::Get { key } => self.start_read(ReadWaiter {
+                id,
+                key,
+                deadline,
+                responder,
+            }),
+            Operation::Write(op) => {
+                self.start_write(Command { client, seq, op }, id, deadline, responder)
+            }
         }
     }
 
@@ -299,7 +354,15 @@ impl Core {
         let data = serde_json::to_vec(&command).expect("commands always serialize");
         match self.raft.propose(data) {
             Ok((index, term)) => {
-                self.writes.insert(index, Waiter { id, term, deadline, responder });
+                self.writes.insert(
+                    index,
+                    Waiter {
+                        id,
+                        term,
+                        deadline,
+                        responder,
+                    },
+                );
             }
             Err(e) => responder.answer(refusal(id, e)),
         }
@@ -320,47 +383,86 @@ impl Core {
 
     /// Answers `timeout` (outcome unknown) to requests past their deadline.
     fn expire(&mut self, now: Instant) {
-        let late: Vec<u64> = self.writes.iter().filter(|(_, w)| w.deadline <= now).map(|(i, _)| *i).collect();
+        let late: Vec<u64> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
         for i in late {
             if let Some(w) = self.writes.remove(&i) {
-                w.responder.answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
+                w.responder
+                    .answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
             }
         }
-        let late: Vec<u64> = self.reads_unconfirmed.iter().filter(|(_, r)| r.deadline <= now).map(|(c, _)| *c).collect();
+        let late: Vec<u64> = self
+            .reads_unconfirmed
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(c, _)| *c)
+            .collect();
         for ctx in late {
             if let Some(r) = self.reads_unconfirmed.remove(&ctx) {
-                r.responder.answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
+                r.responder
+                    .answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
             }
         }
-        let (late, waiting): (Vec<_>, Vec<_>) = self.reads_confirmed.drain(..).partition(|(_, r)| r.deadline <= now);
+        let (late, waiting): (Vec<_>, Vec<_>) = self
+            .reads_confirmed
+            .drain(..)
+            .partition(|(_, r)| r.deadline <= now);
         self.reads_confirmed = waiting;
         for (_, r) in late {
-            r.responder.answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
+            r.responder
+                .answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
         }
     }
 }
 
 fn to_record(e: &Entry) -> Record {
-    Record::Entry(WalEntry { index: e.index, term: e.term, payload: e.data.clone() })
+    Record::Entry(WalEntry {
+        index: e.index,
+        term: e.term,
+        payload: e.data.clone(),
+    })
 }
 
 fn fail(id: u64, error: ErrorCode, definite: bool, detail: Detail) -> Response {
-    Response::Fail { id: Some(id), error, definite, detail }
+    Response::Fail {
+        id: Some(id),
+        error,
+        definite,
+        detail,
+    }
 }
 
 fn refusal(id: u64, e: ProposeError) -> Response {
     match e {
-        ProposeError::NotLeader { leader } => fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader)),
-        other => fail(id, ErrorCode::Overloaded, true, Detail::Message(other.to_string())),
+        ProposeError::NotLeader { leader } => {
+            fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))
+        }
+        other => fail(
+            id,
+            ErrorCode::Overloaded,
+            true,
+            Detail::Message(other.to_string()),
+        ),
     }
 }
 
 fn outcome_response(id: u64, outcome: Outcome) -> Response {
     match outcome {
-        Outcome::Ok(value) => Response::Ok { id, value: value.map(Value::from).unwrap_or(Value::Null) },
-        Outcome::CasMismatch(current) => fail(id, ErrorCode::CasMismatch, true, Detail::Current(current)),
+        Outcome::Ok(value) => Response::Ok {
+            id,
+            value: value.map(Value::from).unwrap_or(Value::Null),
+        },
+        Outcome::CasMismatch(current) => {
+            fail(id, ErrorCode::CasMismatch, true, Detail::Current(current))
+        }
         Outcome::Stale => {
-            let message = "seq is older than this client's last applied seq; its outcome is unknown".to_string();
+            let message =
+                "seq is older than this client's last applied seq; its outcome is unknown"
+                    .to_string();
             fail(id, ErrorCode::Stale, false, Detail::Message(message))
         }
     }

@@ -31,7 +31,10 @@ pub enum ServerError {
     #[error("cannot start the Raft core: {0}")]
     Raft(#[from] NewError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What the disk held at startup.
@@ -54,7 +57,11 @@ fn open_disk(config: &NodeConfig) -> Result<DiskState, ServerError> {
     };
     let (wal, recovered) = Wal::open(&dir.join("wal"), base, config.args.wal_segment_bytes)?;
     let snapshot = stored.map(|s| Snapshot {
-        meta: SnapshotMeta { last_index: s.index, last_term: s.term, voters: config.voters() },
+        meta: SnapshotMeta {
+            last_index: s.index,
+            last_term: s.term,
+            voters: config.voters(),
+        },
         data: s.data,
     });
     let restored = restored_state(recovered, snapshot);
@@ -65,22 +72,49 @@ fn open_disk(config: &NodeConfig) -> Result<DiskState, ServerError> {
         commit = restored.hard_state.commit,
         "recovered from disk"
     );
-    Ok(DiskState { wal, snapshots, kv, restored, applied: base })
+    Ok(DiskState {
+        wal,
+        snapshots,
+        kv,
+        restored,
+        applied: base,
+    })
 }
 
 fn restored_state(recovered: Recovered, snapshot: Option<Snapshot>) -> Restored {
     let hs = recovered.hard_state;
-    let hard_state = HardState { term: hs.term, vote: (hs.vote != 0).then_some(hs.vote), commit: hs.commit };
-    let entries = recovered.entries.into_iter().map(|e| Entry { term: e.term, index: e.index, data: e.payload }).collect();
-    Restored { hard_state, snapshot, entries }
+    let hard_state = HardState {
+        term: hs.term,
+        vote: (hs.vote != 0).then_some(hs.vote),
+        commit: hs.commit,
+    };
+    let entries = recovered
+        .entries
+        .into_iter()
+        .map(|e| Entry {
+            term: e.term,
+            index: e.index,
+            data: e.payload,
+        })
+        .collect();
+    Restored {
+        hard_state,
+        snapshot,
+        entries,
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
 }
 
 /// Runs the node until `shutdown` resolves.
-pub async fn run(config: NodeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
     let args = &config.args;
     let disk = tokio::task::block_in_place(|| open_disk(&config))?;
     let seed = args.seed ^ args.id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -91,7 +125,13 @@ pub async fn run(config: NodeConfig, shutdown: impl std::future::Future<Output =
 
     let (peer_tx, peer_rx) = mpsc::channel(RECEIVE_QUEUE_MESSAGES_MAX);
     let peer_ids: Vec<u64> = args.peers.0.iter().map(|(id, _)| *id).collect();
-    tokio::spawn(transport::accept_loop(peer_listener, args.cluster_id.clone(), args.id, peer_ids, peer_tx));
+    tokio::spawn(transport::accept_loop(
+        peer_listener,
+        args.cluster_id.clone(),
+        args.id,
+        peer_ids,
+        peer_tx,
+    ));
     let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE_REQUESTS_MAX);
     tokio::spawn(accept_clients(client_listener, client_tx));
 
@@ -107,14 +147,20 @@ pub async fn run(config: NodeConfig, shutdown: impl std::future::Future<Output =
         Duration::from_millis(args.request_timeout_ms),
         config.voters(),
     );
-    let inputs = core::Inputs { clients: client_rx, peers: peer_rx, tick: Duration::from_millis(config.tick_ms) };
+    let inputs = core::Inputs {
+        clients: client_rx,
+        peers: peer_rx,
+        tick: Duration::from_millis(config.tick_ms),
+    };
     core.run(inputs, shutdown).await
 }
 
 async fn accept_clients(listener: TcpListener, core: mpsc::Sender<client::ClientRequest>) {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CLIENT_CONNECTIONS_MAX));
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let core = core.clone();

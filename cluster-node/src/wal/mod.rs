@@ -16,24 +16,37 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-
 /// Default segment size after which the next append starts a new file.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
     #[error("WAL I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("WAL corrupt: {path} at offset {offset}: {reason}; refusing to start")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("WAL segment {seq} is missing before {path}; refusing to start")]
     SegmentMissing { seq: u64, path: PathBuf },
     #[error("WAL log gap in {path}: expected entry {expected}, found {found}; refusing to start")]
-    Gap { path: PathBuf, expected: u64, found: u64 },
+    Gap {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
-    move |source| WalError::Io { path: path.to_path_buf(), source }
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -58,7 +71,11 @@ pub struct Wal {
 impl Wal {
     /// Opens (creating if needed) the WAL in `dir` and replays it on top of the
     /// snapshot at `base` = (index, term); `(0, 0)` when there is no snapshot.
-    pub fn open(dir: &Path, base: (u64, u64), segment_bytes_max: u64) -> Result<(Wal, Recovered), WalError> {
+    pub fn open(
+        dir: &Path,
+        base: (u64, u64),
+        segment_bytes_max: u64,
+    ) -> Result<(Wal, Recovered), WalError> {
         assert!(segment_bytes_max > 0, "segment_bytes_max must be positive");
         create_dir_durably(dir).map_err(io_error(dir))?;
         let seqs = list_segments(dir)?;
@@ -81,20 +98,43 @@ impl Wal {
         Ok((wal, recovered))
     }
 
-    fn reopen_last(dir: &Path, segments: Vec<SegmentMeta>, seq: u64, segment_bytes_max: u64) -> Result<Wal, WalError> {
+    fn reopen_last(
+        dir: &Path,
+        segments: Vec<SegmentMeta>,
+        seq: u64,
+        segment_bytes_max: u64,
+    ) -> Result<Wal, WalError> {
         let path = segment_path(dir, seq);
-        let file = OpenOptions::new().append(true).open(&path).map_err(io_error(&path))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
         let segment_bytes = file.metadata().map_err(io_error(&path))?.len();
-        Ok(Wal::with_file(dir, file, segments, segment_bytes, segment_bytes_max))
+        Ok(Wal::with_file(
+            dir,
+            file,
+            segments,
+            segment_bytes,
+            segment_bytes_max,
+        ))
     }
 
     fn create_first(dir: &Path, segment_bytes_max: u64) -> Result<Wal, WalError> {
         let file = create_segment(dir, 1)?;
-        let segments = vec![SegmentMeta { seq: 1, index_max: 0 }];
+        let segments = vec![SegmentMeta {
+            seq: 1,
+            index_max: 0,
+        }];
         Ok(Wal::with_file(dir, file, segments, 0, segment_bytes_max))
     }
 
-    fn with_file(dir: &Path, file: File, segments: Vec<SegmentMeta>, segment_bytes: u64, segment_bytes_max: u64) -> Wal {
+    fn with_file(
+        dir: &Path,
+        file: File,
+        segments: Vec<SegmentMeta>,
+        segment_bytes: u64,
+        segment_bytes_max: u64,
+    ) -> Wal {
         Wal {
             dir: dir.to_path_buf(),
             file,
@@ -129,7 +169,10 @@ impl Wal {
     fn note(&mut self, r: &Record) {
         match r {
             Record::Entry(e) => {
-                let last = self.segments.last_mut().expect("the WAL always has a current segment");
+                let last = self
+                    .segments
+                    .last_mut()
+                    .expect("the WAL always has a current segment");
                 last.index_max = last.index_max.max(e.index);
             }
             Record::HardState(hs) => self.hard_state = *hs,
@@ -149,7 +192,10 @@ impl Wal {
         self.append(&[Record::SnapshotMark { index, term }])?;
         self.sync()?;
         let current = self.segments.len() - 1;
-        let removable = self.segments[..current].iter().take_while(|s| s.index_max <= index).count();
+        let removable = self.segments[..current]
+            .iter()
+            .take_while(|s| s.index_max <= index)
+            .count();
         for segment in self.segments.drain(..removable) {
             let path = segment_path(&self.dir, segment.seq);
             fs::remove_file(&path).map_err(io_error(&path))?;
@@ -166,17 +212,34 @@ impl Wal {
 
     fn roll(&mut self) -> Result<(), WalError> {
         self.sync()?;
-        let seq = self.segments.last().expect("the WAL always has a current segment").seq + 1;
+        let seq = self
+            .segments
+            .last()
+            .expect("the WAL always has a current segment")
+            .seq
+            + 1;
         self.file = create_segment(&self.dir, seq)?;
         self.segments.push(SegmentMeta { seq, index_max: 0 });
         self.segment_bytes = 0;
-        let head = [Record::HardState(self.hard_state), Record::SnapshotMark { index: self.mark.0, term: self.mark.1 }];
+        let head = [
+            Record::HardState(self.hard_state),
+            Record::SnapshotMark {
+                index: self.mark.0,
+                term: self.mark.1,
+            },
+        ];
         self.append(&head)?;
         self.sync()
     }
 
     fn current_path(&self) -> PathBuf {
-        segment_path(&self.dir, self.segments.last().expect("the WAL always has a current segment").seq)
+        segment_path(
+            &self.dir,
+            self.segments
+                .last()
+                .expect("the WAL always has a current segment")
+                .seq,
+        )
     }
 }
 
@@ -189,14 +252,20 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
     for item in fs::read_dir(dir).map_err(io_error(dir))? {
         let name = item.map_err(io_error(dir))?.file_name();
         let name = name.to_string_lossy();
-        if let Some(seq) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(seq) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             seqs.push(seq);
         }
     }
     seqs.sort_unstable();
     for pair in seqs.windows(2) {
         if pair[1] != pair[0] + 1 {
-            return Err(WalError::SegmentMissing { seq: pair[0] + 1, path: segment_path(dir, pair[1]) });
+            return Err(WalError::SegmentMissing {
+                seq: pair[0] + 1,
+                path: segment_path(dir, pair[1]),
+            });
         }
     }
     Ok(seqs)
@@ -204,7 +273,11 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
 
 fn create_segment(dir: &Path, seq: u64) -> Result<File, WalError> {
     let path = segment_path(dir, seq);
-    let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error(&path))?;
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
     sync_dir(dir)?;
     Ok(file)
 }
@@ -224,7 +297,9 @@ pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
 
 /// Makes a created, renamed or removed directory entry durable.
 pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
 }
 
 /// Reads one segment; a torn tail of the last segment is cut off on disk.
@@ -245,7 +320,11 @@ fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, WalError> {
             }
             Err(e) => {
                 let reason = format!("{e:?}");
-                return Err(WalError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason });
+                return Err(WalError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: offset as u64,
+                    reason,
+                });
             }
         }
     }
@@ -260,14 +339,18 @@ fn is_torn_tail(rest: &[u8], error: &FrameError) -> bool {
         FrameError::Short => true,
         FrameError::BadLength(_) => all_zero(rest),
         FrameError::BadChecksum | FrameError::BadPayload(_) => {
-            let payload_len = u32::from_le_bytes(rest[0..4].try_into().expect("frame header was read")) as usize;
+            let payload_len =
+                u32::from_le_bytes(rest[0..4].try_into().expect("frame header was read")) as usize;
             all_zero(&rest[record::FRAME_HEADER_BYTES + payload_len..])
         }
     }
 }
 
 fn truncate_file(path: &Path, len: u64) -> Result<(), WalError> {
-    let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error(path))?;
     file.set_len(len).map_err(io_error(path))?;
     file.sync_all().map_err(io_error(path))
 }

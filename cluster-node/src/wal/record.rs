@@ -34,7 +34,10 @@ pub enum Record {
     Entry(WalEntry),
     HardState(HardState),
     /// The log is compacted (or replaced by an installed snapshot) up to `index`.
-    SnapshotMark { index: u64, term: u64 },
+    SnapshotMark {
+        index: u64,
+        term: u64,
+    },
 }
 
 /// Why one frame could not be decoded; the reader decides torn tail vs corruption.
@@ -71,7 +74,10 @@ impl Record {
             }
         }
         let payload_len = out.len() - start - FRAME_HEADER_BYTES;
-        assert!(payload_len <= PAYLOAD_BYTES_MAX, "WAL record of {payload_len} bytes exceeds the limit");
+        assert!(
+            payload_len <= PAYLOAD_BYTES_MAX,
+            "WAL record of {payload_len} bytes exceeds the limit"
+        );
         let crc = crc32c::crc32c(&out[start + FRAME_HEADER_BYTES..]);
         out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -104,7 +110,11 @@ fn decode_payload(payload: &[u8]) -> Result<Record, FrameError> {
     match payload[0] {
         KIND_ENTRY => {
             let (index, term) = two_u64(body).ok_or(FrameError::BadPayload("entry header"))?;
-            Ok(Record::Entry(WalEntry { index, term, payload: body[16..].to_vec() }))
+            Ok(Record::Entry(WalEntry {
+                index,
+                term,
+                payload: body[16..].to_vec(),
+            }))
         }
         KIND_HARD_STATE if body.len() == 24 => {
             let (term, vote) = two_u64(body).ok_or(FrameError::BadPayload("hard state"))?;
@@ -132,9 +142,21 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let records = vec![
-            Record::Entry(WalEntry { index: 7, term: 3, payload: b"hello".to_vec() }),
-            Record::Entry(WalEntry { index: 8, term: 3, payload: vec![] }),
-            Record::HardState(HardState { term: 3, vote: 2, commit: 7 }),
+            Record::Entry(WalEntry {
+                index: 7,
+                term: 3,
+                payload: b"hello".to_vec(),
+            }),
+            Record::Entry(WalEntry {
+                index: 8,
+                term: 3,
+                payload: vec![],
+            }),
+            Record::HardState(HardState {
+                term: 3,
+                vote: 2,
+                commit: 7,
+            }),
             Record::SnapshotMark { index: 5, term: 2 },
         ];
         let mut bytes = Vec::new();
@@ -153,7 +175,12 @@ mod tests {
     #[test]
     fn flipped_bit_fails_checksum() {
         let mut bytes = Vec::new();
-        Record::HardState(HardState { term: 1, vote: 1, commit: 0 }).encode_into(&mut bytes);
+        Record::HardState(HardState {
+            term: 1,
+            vote: 1,
+            commit: 0,
+        })
+        .encode_into(&mut bytes);
         bytes[12] ^= 0x10;
         assert_eq!(Record::decode(&bytes), Err(FrameError::BadChecksum));
     }
@@ -162,7 +189,10 @@ mod tests {
     fn cut_frame_is_short_and_zeroes_are_bad_length() {
         let mut bytes = Vec::new();
         Record::SnapshotMark { index: 1, term: 1 }.encode_into(&mut bytes);
-        assert_eq!(Record::decode(&bytes[..bytes.len() - 1]), Err(FrameError::Short));
+        assert_eq!(
+            Record::decode(&bytes[..bytes.len() - 1]),
+            Err(FrameError::Short)
+        );
         assert_eq!(Record::decode(&[0u8; 16]), Err(FrameError::BadLength(0)));
     }
 }

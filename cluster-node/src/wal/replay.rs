@@ -21,7 +21,12 @@ pub(super) struct Replay {
 
 impl Replay {
     pub fn new(base: (u64, u64)) -> Replay {
-        Replay { base, hard_state: HardState::default(), mark: (0, 0), entries: Vec::new() }
+        Replay {
+            base,
+            hard_state: HardState::default(),
+            mark: (0, 0),
+            entries: Vec::new(),
+        }
     }
 
     /// Applies one segment's records; returns the highest entry index it held.
@@ -47,10 +52,15 @@ impl Replay {
         if let Some(first) = self.entries.first().map(|f| f.index) {
             let next = first + self.entries.len() as u64;
             if e.index > next {
-                return Err(WalError::Gap { path: path.to_path_buf(), expected: next, found: e.index });
+                return Err(WalError::Gap {
+                    path: path.to_path_buf(),
+                    expected: next,
+                    found: e.index,
+                });
             }
             // Raft conflict truncation: a rewritten index replaces the suffix.
-            self.entries.truncate(e.index.saturating_sub(first) as usize);
+            self.entries
+                .truncate(e.index.saturating_sub(first) as usize);
         }
         self.entries.push(e);
         Ok(())
@@ -59,7 +69,10 @@ impl Replay {
     /// Drops entries up to `index`; drops all when the entry at `index` disagrees
     /// on the term (the snapshot came from a leader whose log differs).
     fn compact_to(&mut self, index: u64, term: u64) {
-        let conflicting = self.entries.iter().any(|e| e.index == index && e.term != term);
+        let conflicting = self
+            .entries
+            .iter()
+            .any(|e| e.index == index && e.term != term);
         if conflicting {
             self.entries.clear();
         } else {
@@ -68,13 +81,25 @@ impl Replay {
     }
 
     pub fn finish(mut self, dir: &Path) -> Result<Recovered, WalError> {
-        let base = if self.base.0 >= self.mark.0 { self.base } else { self.mark };
+        let base = if self.base.0 >= self.mark.0 {
+            self.base
+        } else {
+            self.mark
+        };
         self.compact_to(base.0, base.1);
         if let Some(first) = self.entries.first() {
             if first.index != base.0 + 1 {
-                return Err(WalError::Gap { path: dir.to_path_buf(), expected: base.0 + 1, found: first.index });
+                return Err(WalError::Gap {
+                    path: dir.to_path_buf(),
+                    expected: base.0 + 1,
+                    found: first.index,
+                });
             }
         }
-        Ok(Recovered { hard_state: self.hard_state, mark: base, entries: self.entries })
+        Ok(Recovered {
+            hard_state: self.hard_state,
+            mark: base,
+            entries: self.entries,
+        })
     }
 }

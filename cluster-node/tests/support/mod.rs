@@ -2,14 +2,14 @@
 //! 127.0.0.1, in a temp dir, killed and reaped on drop, plus a tiny client.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -76,7 +76,11 @@ impl Cluster {
             .filter(|&p| p != id)
             .map(|p| format!("{p}={}", self.peer_addrs[(p - 1) as usize]))
             .collect();
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).expect("open node log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .expect("open node log");
         let child = Command::new(env!("CARGO_BIN_EXE_faultline-node"))
             .args(["--id", &id.to_string()])
             .arg("--data-dir")
@@ -84,7 +88,12 @@ impl Cluster {
             .args(["--client-addr", &self.client_addrs[i].to_string()])
             .args(["--peer-addr", &self.peer_addrs[i].to_string()])
             .args(["--peers", &peers.join(",")])
-            .args(["--election-timeout-ms", "150", "--heartbeat-interval-ms", "25"])
+            .args([
+                "--election-timeout-ms",
+                "150",
+                "--heartbeat-interval-ms",
+                "25",
+            ])
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -136,7 +145,10 @@ impl Cluster {
 
     pub fn wal_segment(&self, id: u64) -> PathBuf {
         let dir = self.dir.join(format!("node{id}")).join("wal");
-        let mut segments: Vec<PathBuf> = fs::read_dir(&dir).expect("read the WAL dir").map(|e| e.expect("dir entry").path()).collect();
+        let mut segments: Vec<PathBuf> = fs::read_dir(&dir)
+            .expect("read the WAL dir")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
         segments.sort();
         segments.pop().expect("at least one WAL segment")
     }
@@ -181,7 +193,15 @@ impl Cluster {
         while Instant::now() < deadline {
             last = (1..=self.size() as u64)
                 .filter(|&id| self.is_running(id))
-                .map(|id| self.status(id).map(|s| (s["commit"].as_u64(), s["applied"].as_u64(), s["digest"].as_u64())))
+                .map(|id| {
+                    self.status(id).map(|s| {
+                        (
+                            s["commit"].as_u64(),
+                            s["applied"].as_u64(),
+                            s["digest"].as_u64(),
+                        )
+                    })
+                })
                 .collect::<Vec<_>>();
             let first = last.first().cloned().flatten();
             if let Some((Some(commit), Some(applied), Some(digest))) = first {
@@ -191,7 +211,10 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nodes did not converge within {WAIT_MS_MAX} ms: {last:?}\n{}", self.logs_tail());
+        panic!(
+            "nodes did not converge within {WAIT_MS_MAX} ms: {last:?}\n{}",
+            self.logs_tail()
+        );
     }
 
     pub fn logs_tail(&self) -> String {
@@ -230,9 +253,15 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Option<Client> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_millis(4_000))).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(4_000)))
+            .ok()?;
         let writer = stream.try_clone().ok()?;
-        Some(Client { reader: BufReader::new(stream), writer, id_next: 1 })
+        Some(Client {
+            reader: BufReader::new(stream),
+            writer,
+            id_next: 1,
+        })
     }
 
     pub fn send_raw(&mut self, line: &[u8]) -> Option<Value> {
@@ -255,7 +284,11 @@ impl Client {
         let mut line = request.to_string();
         line.push('\n');
         let answer = self.send_raw(line.as_bytes())?;
-        assert_eq!(answer["id"], json!(id), "answer for another request: {answer}");
+        assert_eq!(
+            answer["id"],
+            json!(id),
+            "answer for another request: {answer}"
+        );
         Some(answer)
     }
 }
@@ -270,8 +303,13 @@ pub struct ClusterView {
 
 impl ClusterView {
     pub fn of(cluster: &Cluster) -> ClusterView {
-        let running = (1..=cluster.size() as u64).map(|id| cluster.is_running(id)).collect();
-        ClusterView { client_addrs: cluster.client_addrs.clone(), running }
+        let running = (1..=cluster.size() as u64)
+            .map(|id| cluster.is_running(id))
+            .collect();
+        ClusterView {
+            client_addrs: cluster.client_addrs.clone(),
+            running,
+        }
     }
 }
 
@@ -283,8 +321,12 @@ pub fn call_leader(view: &ClusterView, request: &Value, deadline: Instant) -> Op
     let mut target = 1u64;
     while Instant::now() < deadline {
         if running(target) {
-            if let Some(answer) = Client::connect(view.client_addrs[(target - 1) as usize]).and_then(|mut c| c.call(request.clone())) {
-                if answer["ok"] == true || (answer["definite"] == true && answer["error"] != "not_leader") {
+            if let Some(answer) = Client::connect(view.client_addrs[(target - 1) as usize])
+                .and_then(|mut c| c.call(request.clone()))
+            {
+                if answer["ok"] == true
+                    || (answer["definite"] == true && answer["error"] != "not_leader")
+                {
                     return Some(answer);
                 }
                 if let Some(leader) = answer["leader"].as_u64() {
@@ -303,7 +345,11 @@ pub fn call_leader(view: &ClusterView, request: &Value, deadline: Instant) -> Op
 
 /// Writers put distinct keys through whichever node leads, retrying with the
 /// same (client, seq), and return the keys that were acknowledged.
-pub fn spawn_writers(cluster: &Arc<Mutex<Cluster>>, writers: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+pub fn spawn_writers(
+    cluster: &Arc<Mutex<Cluster>>,
+    writers: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<String>>> {
     (0..writers)
         .map(|w| {
             let (cluster, stop) = (cluster.clone(), stop.clone());
@@ -328,12 +374,27 @@ pub fn spawn_writers(cluster: &Arc<Mutex<Cluster>>, writers: usize, stop: &Arc<A
 pub fn verify_acked(cluster: &Cluster, acked: &BTreeSet<String>) {
     let view = ClusterView::of(cluster);
     for key in acked {
-        let answer = call_leader(&view, &json!({"op":"get","key":key}), Instant::now() + Duration::from_millis(WAIT_MS_MAX)).expect("read an acknowledged key");
-        assert_eq!(answer["value"], json!("v"), "acknowledged write {key} lost: {answer}");
+        let answer = call_leader(
+            &view,
+            &json!({"op":"get","key":key}),
+            Instant::now() + Duration::from_millis(WAIT_MS_MAX),
+        )
+        .expect("read an acknowledged key");
+        assert_eq!(
+            answer["value"],
+            json!("v"),
+            "acknowledged write {key} lost: {answer}"
+        );
     }
 }
 
-pub fn stop_writers(stop: &AtomicBool, writers: Vec<std::thread::JoinHandle<Vec<String>>>) -> BTreeSet<String> {
+pub fn stop_writers(
+    stop: &AtomicBool,
+    writers: Vec<std::thread::JoinHandle<Vec<String>>>,
+) -> BTreeSet<String> {
     stop.store(true, Ordering::Relaxed);
-    writers.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
 }
