@@ -187,6 +187,15 @@ impl HistoryBuilder {
                 ),
             });
         }
+        if record.time_ns < pending.call_ns {
+            return Err(ReadError::Pairing {
+                line: record.line,
+                message: format!(
+                    "completion at time_ns {} is before its invoke on line {} (time_ns {})",
+                    record.time_ns, pending.line, pending.call_ns
+                ),
+            });
+        }
         let outcome = match (record.kind, record.fail_means) {
             (EventType::Ok, _) => Outcome::Ok,
             (EventType::Fail, FailMeaning::DidNotHappen) => return Ok(()),

@@ -1,4 +1,4 @@
-//! Jepsen's log lines: `INFO  jepsen.util - 3	:invoke	:read	nil`.
+//! Jepsen's log lines: `INFO  jepsen.util - 3 :invoke :read nil` (tab-separated).
 //!
 //! Only lines containing `jepsen.util - ` are events; every other line of
 //! the log is skipped. Fields after the marker: process, `:type`, `:f`, and

@@ -157,6 +157,8 @@ mod tests {
                 other => panic!("{text}: expected a bad line, got {other:?}"),
             }
         }
+        let backwards = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":9}\n{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time_ns\":2}\n";
+        assert!(matches!(read_bytes(backwards.as_bytes(), 1), Err(ReadError::Pairing { line: 2, .. })));
         let unpaired = "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time_ns\":1}\n";
         assert!(matches!(read_bytes(unpaired.as_bytes(), 1), Err(ReadError::Pairing { line: 1, .. })));
         let twice = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":2}\n";

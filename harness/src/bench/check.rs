@@ -89,6 +89,7 @@ fn bench_corpus(runs: u32) -> anyhow::Result<()> {
     println!("Porcupine corpora ({}), read + check, median of {runs} runs per file:", dir.display());
     let mut etcd: Vec<(String, Duration)> = Vec::new();
     let mut mismatches = 0;
+    let cpu_start = cpu_time();
     for line in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
         anyhow::ensure!(fields.len() == 3, "bad expected.tsv line {line:?}");
@@ -118,6 +119,7 @@ fn bench_corpus(runs: u32) -> anyhow::Result<()> {
     for (file, time) in etcd.iter().take(3) {
         println!("    slowest: {file} {:.2} ms", ms(*time));
     }
+    println!("  CPU time for all {runs} runs of every file: {}", cpu_since(cpu_start));
     println!("  verdicts differing from expected.tsv: {mismatches}");
     Ok(())
 }
@@ -128,6 +130,26 @@ fn peak_memory_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// CPU time (user + system, all threads) of this process so far, from
+/// `/proc/self/stat` in clock ticks (assumed 100 per second, the Linux
+/// default). On a shared, loaded machine this is the steadier figure.
+fn cpu_time() -> Option<Duration> {
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SECOND))
+}
+
+fn cpu_since(start: Option<Duration>) -> String {
+    match (start, cpu_time()) {
+        (Some(start), Some(now)) => format!("{:.0} ms", ms(now.saturating_sub(start))),
+        _ => "n/a".to_string(),
+    }
 }
 
 fn reset_peak_memory() {
@@ -148,11 +170,12 @@ fn bench_generated(args: &CheckBenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&path);
         let m = measured?;
         println!(
-            "  {name:<15} {:>7.1} MiB file: parse {:.0} ms, check {:.0} ms, total {:.0} ms, peak memory {} -> {}",
+            "  {name:<15} {:>7.1} MiB file: parse {:.0} ms, check {:.0} ms, total {:.0} ms (CPU {}), peak memory {} -> {}",
             m.file_mib,
             ms(m.parse),
             ms(m.check),
             ms(m.parse + m.check),
+            m.cpu,
             m.peak_mib.map_or("n/a".to_string(), |p| format!("{p:.0} MiB")),
             m.verdict.name()
         );
@@ -166,10 +189,12 @@ struct Measured {
     check: Duration,
     peak_mib: Option<f64>,
     verdict: Verdict,
+    cpu: String,
 }
 
 fn measure(path: &Path, bytes: u64) -> anyhow::Result<Measured> {
     reset_peak_memory();
+    let cpu_start = cpu_time();
     let started = Instant::now();
     let (_, history) = read_path(path, CheckConfig::default().threads)?;
     let parse = started.elapsed();
@@ -181,6 +206,7 @@ fn measure(path: &Path, bytes: u64) -> anyhow::Result<Measured> {
         check,
         peak_mib: peak_memory_mib(),
         verdict: result.verdict,
+        cpu: cpu_since(cpu_start),
     })
 }
 
