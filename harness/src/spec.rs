@@ -487,3 +487,71 @@ fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
     }
     Ok(faults)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
+        assert_eq!(parse_duration_ms("1.5s"), Ok(1_500));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert!(parse_duration_ms("30").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration_ms("3h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration_ms("fast").is_err());
+    }
+
+    #[test]
+    fn the_default_plan_is_the_no_flag_test() {
+        let plan = TestPlan::from_spec(&SpecFile::default(), 5).unwrap();
+        assert_eq!(plan.seed, 5);
+        assert_eq!(plan.resolved.seed, Some(5), "the resolved spec records the seed");
+        assert_eq!(plan.nodes, 5);
+        assert_eq!(plan.time_limit_ms, 30_000);
+        assert_eq!(plan.workload.kind, WorkloadKind::Kv);
+        let families: std::collections::BTreeSet<_> = plan.faults.iter().map(|f| f.family()).collect();
+        assert_eq!(families.len(), 3, "kill, pause and partition");
+        assert_eq!(plan.gap_mean_ns(), 5_000_000, "200 ops/s");
+    }
+
+    #[test]
+    fn overrides_reach_nested_fields_and_refuse_unknown_ones() {
+        let overrides = vec![
+            ("cluster.nodes".to_string(), "3".to_string()),
+            ("nemesis.faults".to_string(), "[pause, link-drop]".to_string()),
+            ("seed".to_string(), "11".to_string()),
+        ];
+        let spec = SpecFile::default().with_overrides(&overrides).unwrap();
+        assert_eq!(spec.cluster.nodes, 3);
+        assert_eq!(spec.nemesis.faults, ["pause", "link-drop"]);
+        assert_eq!(spec.seed, Some(11));
+        let unknown = SpecFile::default().with_overrides(&[("cluster.colour".to_string(), "red".to_string())]);
+        assert!(unknown.unwrap_err().to_string().contains("unknown field \"colour\""));
+        let typed = SpecFile::default().with_overrides(&[("cluster.nodes".to_string(), "many".to_string())]);
+        assert!(typed.is_err());
+    }
+
+    #[test]
+    fn a_family_keeps_what_fits_a_small_cluster() {
+        let mut spec = SpecFile::default();
+        spec.cluster.nodes = 2;
+        spec.nemesis.faults = vec!["kill".to_string(), "partition".to_string()];
+        let plan = TestPlan::from_spec(&spec, 0).unwrap();
+        assert!(plan.faults.iter().all(|fault| fault.nodes_min() <= 2), "{:?}", plan.faults);
+        assert!(plan.faults.contains(&Fault::Kill(crate::nemesis::KillTarget::Leader)));
+        spec.nemesis.faults = vec!["partition-ring".to_string()];
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("needs at least 3 nodes"), "{error}");
+    }
+
+    #[test]
+    fn yaml_round_trips() {
+        let spec = SpecFile::from_yaml("name: x\nseed: 3\nworkload:\n  kind: set\n", "test").unwrap();
+        let again = SpecFile::from_yaml(&spec.to_yaml(), "again").unwrap();
+        assert_eq!(spec, again);
+        let error = SpecFile::from_yaml("workload:\n  kind: set\n  size: 3\n", "test").unwrap_err().to_string();
+        assert!(error.contains("unknown field `size`") && !error.contains('\n'), "{error}");
+    }
+}
