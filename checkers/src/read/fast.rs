@@ -33,8 +33,8 @@ impl<'a> Scanner<'a> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
-    /// A string without escapes or control characters, as UTF-8.
-    fn plain_string(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters.
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.at;
         let len = self.bytes[start..].iter().position(|b| matches!(*b, b'"' | b'\\' | 0..0x20))?;
@@ -42,7 +42,12 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.at = start + len + 1;
-        std::str::from_utf8(&self.bytes[start..start + len]).ok()
+        Some(&self.bytes[start..start + len])
+    }
+
+    /// A string without escapes or control characters, as UTF-8.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_bytes()?).ok()
     }
 
     fn digits(&mut self) -> Option<u64> {
@@ -119,40 +124,40 @@ struct Fields<'a> {
     error: bool,
 }
 
-fn event_type(name: &str) -> Option<EventType> {
+fn event_type(name: &[u8]) -> Option<EventType> {
     match name {
-        "invoke" => Some(EventType::Invoke),
-        "ok" => Some(EventType::Ok),
-        "fail" => Some(EventType::Fail),
-        "info" => Some(EventType::Info),
+        b"invoke" => Some(EventType::Invoke),
+        b"ok" => Some(EventType::Ok),
+        b"fail" => Some(EventType::Fail),
+        b"info" => Some(EventType::Info),
         _ => None,
     }
 }
 
 /// Reads one field's value into `fields`; `None` on anything unusual.
-fn field<'a>(scanner: &mut Scanner<'a>, name: &str, fields: &mut Fields<'a>) -> Option<()> {
+fn field<'a>(scanner: &mut Scanner<'a>, name: &[u8], fields: &mut Fields<'a>) -> Option<()> {
     scanner.skip_space();
     match name {
-        "process" if fields.process.is_none() => {
+        b"process" if fields.process.is_none() => {
             let process = match scanner.peek()? {
-                b'"' => (scanner.plain_string()? == "nemesis").then_some(None)?,
+                b'"' => (scanner.plain_bytes()? == b"nemesis").then_some(None)?,
                 _ => Some(scanner.digits()?),
             };
             fields.process = Some(process);
         }
-        "type" if fields.kind.is_none() => fields.kind = Some(event_type(scanner.plain_string()?)?),
-        "f" if fields.f.is_none() => fields.f = Some(scanner.plain_string()?),
-        "key" if fields.key.is_none() => {
+        b"type" if fields.kind.is_none() => fields.kind = Some(event_type(scanner.plain_bytes()?)?),
+        b"f" if fields.f.is_none() => fields.f = Some(scanner.plain_string()?),
+        b"key" if fields.key.is_none() => {
             let key = match scanner.peek()? {
                 b'n' => scanner.literal(b"null").map(|_| None)?,
                 _ => Some(scanner.plain_string()?),
             };
             fields.key = Some(key);
         }
-        "value" if fields.value.is_none() => fields.value = Some(scanner.value()?),
-        "time_ns" if fields.time_ns.is_none() => fields.time_ns = Some(scanner.digits()?),
-        "node" | "error" => {
-            let seen = if name == "node" { &mut fields.node } else { &mut fields.error };
+        b"value" if fields.value.is_none() => fields.value = Some(scanner.value()?),
+        b"time_ns" if fields.time_ns.is_none() => fields.time_ns = Some(scanner.digits()?),
+        b"node" | b"error" => {
+            let seen = if name == b"node" { &mut fields.node } else { &mut fields.error };
             if *seen {
                 return None;
             }
@@ -173,7 +178,7 @@ pub fn parse_line_fast(bytes: &[u8], line: u32) -> Option<Record<'_>> {
     let mut fields = Fields::default();
     scanner.eat(b'{')?;
     loop {
-        let name = scanner.plain_string()?;
+        let name = scanner.plain_bytes()?;
         scanner.eat(b':')?;
         field(&mut scanner, name, &mut fields)?;
         scanner.skip_space();
