@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use faultline::{bench, check_cmd, test_cmd, EXIT_HARNESS_ERROR};
+use faultline::{bench, check_cmd, matrix, report_cmd, test_cmd, EXIT_HARNESS_ERROR};
 
 #[derive(Parser)]
 #[command(name = "faultline", version, about = "Jepsen-style fault-injection testing")]
@@ -21,6 +21,10 @@ enum Command {
     Check(check_cmd::CheckArgs),
     /// Run a faulted test against a cluster and check its history.
     Test(Box<test_cmd::TestArgs>),
+    /// Rebuild the HTML report of a stored run from its history.
+    Report(report_cmd::ReportArgs),
+    /// Run short seeded tests against each planted bug and weaker mode; print what was caught.
+    Matrix(matrix::MatrixArgs),
     /// Print performance figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -39,6 +43,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check_cmd::run(args),
         Command::Test(args) => test_cmd::run(*args),
+        Command::Report(args) => report_cmd::run(args),
+        Command::Matrix(args) => matrix::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
