@@ -4,8 +4,9 @@
 //! one seed. Raft's safety properties are checked as the run goes, and at
 //! the end every acknowledged write must be in every node's state machine.
 //!
-//! Environment: `FAULTLINE_RAFT_SIM_SEEDS` (seeds per test, default 400 per
-//! test, four tests) and `FAULTLINE_RAFT_SIM_SEED` (run just that seed).
+//! Environment: `FAULTLINE_RAFT_SIM_SEEDS` (seeds per test, default 500 in
+//! each of four tests), `FAULTLINE_RAFT_SIM_SEED` (run just that seed) and
+//! `FAULTLINE_RAFT_SIM_TRACE` (print every delivery, ready, sync and crash).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -113,6 +114,7 @@ struct CommittedEntry {
 
 struct Sim {
     seed: u64,
+    trace: bool,
     rng: ChaCha8Rng,
     nodes: BTreeMap<u64, SimNode>,
     network: Vec<Message>,
@@ -178,6 +180,7 @@ impl Sim {
         }
         Sim {
             seed,
+            trace: std::env::var_os("FAULTLINE_RAFT_SIM_TRACE").is_some(),
             loss_percent: rng.random_range(0..=15),
             duplicate_percent: rng.random_range(0..=10),
             rng,
@@ -286,7 +289,9 @@ impl Sim {
             return;
         }
         let seed = self.seed;
-        if std::env::var("TRACE").is_ok() { eprintln!("deliver {message:?}"); }
+        if self.trace {
+            eprintln!("deliver {message:?}");
+        }
         let Some(core) = self.nodes.get_mut(&message.to).and_then(|n| n.core.as_mut()) else { return };
         let kind = message.body.kind();
         if let Err(error) = core.step(message) {
@@ -347,7 +352,9 @@ impl Sim {
             return;
         }
         let mut ready = core.ready();
-        if std::env::var("TRACE").is_ok() { eprintln!("ready {id} {ready:?} status {:?}", core.status()); }
+        if self.trace {
+            eprintln!("ready {id} {ready:?} status {:?}", core.status());
+        }
         let messages = std::mem::take(&mut ready.messages);
         node.unsynced = Some(ready);
         self.enqueue(messages);
@@ -356,7 +363,9 @@ impl Sim {
     fn sync_ready(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("node exists");
         let Some(mut ready) = node.unsynced.take() else { return };
-        if std::env::var("TRACE").is_ok() { eprintln!("sync {id}"); }
+        if self.trace {
+            eprintln!("sync {id}");
+        }
         node.disk.persist(&ready);
         if let Some(snapshot) = &ready.snapshot {
             node.state_machine = StateMachine::decode(snapshot);
@@ -493,7 +502,9 @@ impl Sim {
 
     fn crash(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("node exists");
-        if std::env::var("TRACE").is_ok() { eprintln!("crash {id}"); }
+        if self.trace {
+            eprintln!("crash {id}");
+        }
         if node.core.take().is_some() {
             // Issued but un-fsynced writes are lost with the process.
             node.unsynced = None;
@@ -667,7 +678,7 @@ fn run_seeds(block: u64) {
         }
         return;
     }
-    let count: u64 = std::env::var("FAULTLINE_RAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(400);
+    let count: u64 = std::env::var("FAULTLINE_RAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
     let mut total = Stats::default();
     for seed in block * count..(block + 1) * count {
         let stats = run_seed(seed);
