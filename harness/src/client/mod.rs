@@ -4,6 +4,8 @@
 //! (pure); `node` is the async TCP client that follows leader hints under
 //! a per-operation deadline.
 pub mod codec;
+pub mod etcd;
+pub mod http;
 pub mod node;
 
 pub use node::{NodeClient, NodeClientConfig};

@@ -16,6 +16,7 @@ use crate::proxy::{FaultProxy, ProxyConfig};
 
 mod db;
 mod error;
+pub mod etcd;
 mod faultline_node;
 mod ports;
 mod routing;
