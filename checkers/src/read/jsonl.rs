@@ -45,7 +45,7 @@ fn parse_line(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
     }
     let raw: RawEvent = serde_json::from_slice(text).map_err(|err| ReadError::BadLine {
         line,
-        message: err.to_string(),
+        message: json_error_message(&err),
     })?;
     let _ = (raw.node, raw.error);
     Ok(Record {
@@ -58,6 +58,14 @@ fn parse_line(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
         line,
         fail_means: FailMeaning::DidNotHappen,
     })
+}
+
+/// serde_json's message with its "at line 1 column N" (always line 1: one
+/// line is parsed at a time) turned into "(column N)".
+fn json_error_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let message = text.rfind(" at line ").map_or(text.as_str(), |at| &text[..at]);
+    format!("{message} (column {})", err.column())
 }
 
 fn is_blank(text: &[u8]) -> bool {

@@ -153,7 +153,10 @@ mod tests {
         ];
         for (text, want) in cases {
             match read_bytes(text.as_bytes(), 1) {
-                Err(ReadError::BadLine { line, .. }) => assert_eq!(line, want, "{text}"),
+                Err(ReadError::BadLine { line, message }) => {
+                    assert_eq!(line, want, "{text}");
+                    assert!(!message.contains("at line"), "{message}");
+                }
                 other => panic!("{text}: expected a bad line, got {other:?}"),
             }
         }
