@@ -7,6 +7,8 @@ pub mod codec;
 pub mod etcd;
 pub mod http;
 pub mod node;
+pub mod redis;
+pub mod resp;
 
 pub use node::{NodeClient, NodeClientConfig};
 

@@ -19,6 +19,7 @@ mod error;
 pub mod etcd;
 mod faultline_node;
 mod ports;
+pub mod redis;
 mod routing;
 mod signals;
 mod supervisor;

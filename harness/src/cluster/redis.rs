@@ -1,0 +1,285 @@
+//! `RedisSentinelDb`: Redis with asynchronous replication and Sentinel
+//! failover. Node i runs one `redis-server` and one `redis-sentinel`, in one
+//! process group (the sentinel also dies with the server, by
+//! `setpriv --pdeathsig`). Node 0 starts as the primary.
+//!
+//! Routing: the server listens on the node's peer port, behind a shared
+//! proxy route, and every server, replica and sentinel addresses servers
+//! by those proxied addresses (`replicaof`, `replica-announce-*`,
+//! `sentinel monitor`), so replication and sentinel health checks cross
+//! the proxy, attributed to the connecting node. The sentinel listens on
+//! the node's client port: clients ask it through the client route, then
+//! reach the primary through its shared route, where they are not a node
+//! and so are never partitioned — a partitioned primary keeps acknowledging
+//! writes that the failover then discards.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
+use super::etcd::find_on_path;
+use super::ClusterError;
+use crate::client::resp::{Reply, RespConnection};
+
+/// The name sentinels monitor the primary under.
+pub const MASTER_NAME: &str = "faultline";
+/// Bound on one readiness or leader probe.
+const PROBE_TIMEOUT_MS: u64 = 500;
+
+#[derive(Clone, Debug)]
+pub struct RedisSentinelDb {
+    pub server_binary: PathBuf,
+    pub sentinel_binary: PathBuf,
+    /// `setpriv`, to tie each sentinel's life to its server; None: the
+    /// process-group kill alone ends it.
+    pub setpriv: Option<PathBuf>,
+    /// Sentinel's `down-after-milliseconds`.
+    pub down_after_ms: u64,
+    /// Sentinel's `failover-timeout`.
+    pub failover_timeout_ms: u64,
+}
+
+impl RedisSentinelDb {
+    /// `redis-server`, `redis-sentinel` (and `setpriv` if present) on PATH.
+    pub fn from_path() -> Result<Self, ClusterError> {
+        Ok(RedisSentinelDb {
+            server_binary: find_on_path("redis-server")?,
+            sentinel_binary: find_on_path("redis-sentinel")?,
+            setpriv: find_on_path("setpriv").ok(),
+            down_after_ms: 1_000,
+            failover_timeout_ms: 3_000,
+        })
+    }
+
+    fn server_conf(&self, node: usize, env: &NodeEnv, routes: &Routes) -> String {
+        let mut conf = format!(
+            "bind 127.0.0.1\nport {}\ndir {}\ndaemonize no\nsave \"\"\nappendonly yes\nappendfsync everysec\n\
+             replica-announce-ip 127.0.0.1\nreplica-announce-port {}\nrepl-ping-replica-period 1\nrepl-timeout 3\n",
+            env.peer_listen.port(),
+            quoted_conf_path(&env.data_dir),
+            routes.own.port(),
+        );
+        if node != 0 {
+            conf.push_str(&format!("replicaof 127.0.0.1 {}\n", routes.primary.port()));
+        }
+        conf
+    }
+
+    fn sentinel_conf(&self, env: &NodeEnv, routes: &Routes) -> String {
+        let quorum = routes.nodes / 2 + 1;
+        format!(
+            "bind 127.0.0.1\nport {}\ndir {}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {} {quorum}\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {}\nsentinel failover-timeout {MASTER_NAME} {}\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            env.client_listen.port(),
+            quoted_conf_path(&env.data_dir),
+            routes.primary.port(),
+            self.down_after_ms,
+            self.failover_timeout_ms,
+        )
+    }
+
+    fn script(&self, server_conf: &Path, sentinel_conf: &Path) -> String {
+        let pdeath = match &self.setpriv {
+            Some(setpriv) => format!("{} --pdeathsig KILL ", shell_quote(&setpriv.display().to_string())),
+            None => String::new(),
+        };
+        format!(
+            "exec 0</dev/null\n{pdeath}{} {} &\nexec {} {}\n",
+            shell_quote(&self.sentinel_binary.display().to_string()),
+            shell_quote(&sentinel_conf.display().to_string()),
+            shell_quote(&self.server_binary.display().to_string()),
+            shell_quote(&server_conf.display().to_string()),
+        )
+    }
+}
+
+/// The proxied server addresses one node needs.
+struct Routes {
+    nodes: usize,
+    own: SocketAddr,
+    primary: SocketAddr,
+}
+
+fn routes(node: usize, env: &NodeEnv) -> Result<Routes, ClusterError> {
+    let find = |wanted: usize| {
+        env.peer_dial.iter().find(|(peer, _)| *peer == wanted).map(|(_, addr)| *addr).ok_or_else(|| {
+            ClusterError::Config(format!("redis node {node}: shared peer routing gave no address for node {wanted}"))
+        })
+    };
+    Ok(Routes { nodes: env.peer_dial.len(), own: find(node)?, primary: find(0)? })
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn quoted_conf_path(path: &Path) -> String {
+    format!("\"{}\"", path.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Write `text` to `path` unless it exists: Redis and Sentinel rewrite
+/// their own config as the topology changes, and a restart must keep that.
+fn write_once(path: &Path, text: &str) -> Result<(), ClusterError> {
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::write(path, text).map_err(|source| ClusterError::Files { path: path.to_path_buf(), source })
+}
+
+impl Db for RedisSentinelDb {
+    fn name(&self) -> &str {
+        "redis-sentinel"
+    }
+
+    fn peer_routing(&self) -> PeerRouting {
+        PeerRouting::Shared
+    }
+
+    fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
+        let routes = routes(node, env)?;
+        let server_conf = env.data_dir.join("redis.conf");
+        let sentinel_conf = env.data_dir.join("sentinel.conf");
+        write_once(&server_conf, &self.server_conf(node, env, &routes))?;
+        write_once(&sentinel_conf, &self.sentinel_conf(env, &routes))?;
+        let script = self.script(&server_conf, &sentinel_conf);
+        Ok(NodeLaunch {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".to_string(), script, format!("faultline-redis-{node}")],
+            env: Vec::new(),
+        })
+    }
+
+    fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
+        let files_error = |source| ClusterError::Files { path: env.data_dir.clone(), source };
+        match std::fs::remove_dir_all(&env.data_dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(files_error(error)),
+        }
+        std::fs::create_dir_all(&env.data_dir).map_err(files_error)
+    }
+
+    fn log_error_patterns(&self) -> Vec<String> {
+        vec!["REDIS BUG REPORT".to_string(), "Guru Meditation".to_string(), "ASSERTION FAILED".to_string()]
+    }
+
+    /// The server answers PING and the sentinel knows every other sentinel
+    /// (else a failover could not gather its quorum).
+    fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let others = env.peer_dial.len().saturating_sub(1);
+            let server = ask(env.peer_listen, &[b"PING"]).await;
+            let sentinels = ask(env.client_listen, &[b"SENTINEL", b"sentinels", MASTER_NAME.as_bytes()]).await;
+            let known = match sentinels {
+                Some(Reply::Array(Some(items))) => items.len(),
+                _ => return false,
+            };
+            server == Some(Reply::Simple("PONG".into())) && known >= others
+        })
+    }
+
+    /// The primary more than half of the answering sentinels name.
+    fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(async move {
+            let mut named = Vec::new();
+            for env in envs {
+                let reply = ask(env.client_listen, &[b"SENTINEL", b"get-master-addr-by-name", MASTER_NAME.as_bytes()]).await;
+                let Some(Reply::Array(Some(items))) = reply else { continue };
+                let port = items.get(1).and_then(Reply::text).and_then(|p| p.parse::<u16>().ok());
+                named.push(port.and_then(|port| node_of_port(envs, port)));
+            }
+            majority(&named)
+        })
+    }
+}
+
+/// Which node serves on `port`, proxied (shared route) or real.
+fn node_of_port(envs: &[NodeEnv], port: u16) -> Option<usize> {
+    let by_route = envs.iter().flat_map(|env| env.peer_dial.iter()).find(|(_, addr)| addr.port() == port);
+    by_route.map(|(node, _)| *node).or_else(|| envs.iter().find(|env| env.peer_listen.port() == port).map(|e| e.node))
+}
+
+fn majority(named: &[Option<usize>]) -> Option<usize> {
+    let answered: Vec<usize> = named.iter().flatten().copied().collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for node in &answered {
+        *counts.entry(*node).or_insert(0usize) += 1;
+    }
+    let (node, count) = counts.into_iter().max_by_key(|(_, count)| *count)?;
+    (count * 2 > answered.len()).then_some(node)
+}
+
+/// One bounded command straight to a server or sentinel (not proxied).
+async fn ask(addr: SocketAddr, args: &[&[u8]]) -> Option<Reply> {
+    let exchange = async {
+        let mut connection = RespConnection::connect(addr, PROBE_TIMEOUT_MS).await.ok()?;
+        connection.command(args).await.ok()
+    };
+    tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), exchange).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(node: usize) -> NodeEnv {
+        NodeEnv {
+            node,
+            data_dir: "/tmp/r".into(),
+            log_path: "/tmp/l".into(),
+            client_listen: "127.0.0.1:7001".parse().unwrap(),
+            peer_listen: "127.0.0.1:8001".parse().unwrap(),
+            peer_dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9000 + n as u16)))).collect(),
+            seed: 1,
+        }
+    }
+
+    fn db() -> RedisSentinelDb {
+        RedisSentinelDb {
+            server_binary: "/usr/bin/redis-server".into(),
+            sentinel_binary: "/usr/bin/redis-sentinel".into(),
+            setpriv: Some("/usr/bin/setpriv".into()),
+            down_after_ms: 1_000,
+            failover_timeout_ms: 3_000,
+        }
+    }
+
+    #[test]
+    fn replicas_follow_the_proxied_primary_and_announce_their_route() {
+        let env = env(2);
+        let routes = routes(2, &env).unwrap();
+        let conf = db().server_conf(2, &env, &routes);
+        assert!(conf.contains("port 8001\n"), "{conf}");
+        assert!(conf.contains("replicaof 127.0.0.1 9000\n"), "{conf}");
+        assert!(conf.contains("replica-announce-port 9002\n"), "{conf}");
+        let primary = db().server_conf(0, &self::env(0), &super::routes(0, &self::env(0)).unwrap());
+        assert!(!primary.contains("replicaof"), "{primary}");
+    }
+
+    #[test]
+    fn sentinels_monitor_the_proxied_primary_with_a_majority_quorum() {
+        let env = env(1);
+        let conf = db().sentinel_conf(&env, &routes(1, &env).unwrap());
+        assert!(conf.contains("port 7001\n"), "{conf}");
+        assert!(conf.contains("sentinel monitor faultline 127.0.0.1 9000 2\n"), "{conf}");
+        assert!(conf.contains("down-after-milliseconds faultline 1000\n"), "{conf}");
+    }
+
+    #[test]
+    fn the_sentinel_dies_with_its_server() {
+        let script = db().script(Path::new("/d/redis.conf"), Path::new("/d/it's.conf"));
+        assert!(script.contains("'/usr/bin/setpriv' --pdeathsig KILL '/usr/bin/redis-sentinel' '/d/it'\\''s.conf' &\n"), "{script}");
+        assert!(script.ends_with("exec '/usr/bin/redis-server' '/d/redis.conf'\n"), "{script}");
+    }
+
+    #[test]
+    fn ports_map_back_to_nodes() {
+        let envs = vec![env(0)];
+        assert_eq!(node_of_port(&envs, 9002), Some(2));
+        assert_eq!(node_of_port(&envs, 8001), Some(0));
+        assert_eq!(node_of_port(&envs, 1), None);
+        assert_eq!(majority(&[Some(1), Some(1), None]), Some(1));
+        assert_eq!(majority(&[Some(1), Some(2)]), None);
+    }
+}
