@@ -591,3 +591,79 @@ fn garbage_messages_never_panic() {
         assert!(status.applied <= status.commit && status.commit <= status.last_index);
     }
 }
+
+fn append(from: u64, to: u64, term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
+    Message { from, to, term, body: MessageBody::Append { prev_index: prev.0, prev_term: prev.1, entries, commit } }
+}
+
+#[test]
+fn truncation_between_ready_and_advance_keeps_the_durable_prefix() {
+    let mut follower = RawNode::new(config(2, 3), 2, Restored::default()).expect("node");
+    let old = vec![
+        Entry { term: 1, index: 1, data: vec![1] },
+        Entry { term: 1, index: 2, data: vec![2] },
+        Entry { term: 1, index: 3, data: vec![3] },
+    ];
+    follower.step(append(1, 2, 1, (0, 0), old, 1)).expect("step");
+    let ready = follower.ready();
+    assert_eq!(ready.entries.len(), 3);
+    // While the server writes 1..=3, a term-2 leader replaces entry 3.
+    let new = vec![Entry { term: 2, index: 3, data: vec![30] }];
+    follower.step(append(3, 2, 2, (2, 1), new, 1)).expect("step");
+    follower.advance(ready);
+    let ready = follower.ready();
+    let indexes: Vec<u64> = ready.entries.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, vec![3], "entries 1 and 2 are durable; only the new 3 is written");
+}
+
+#[test]
+fn acks_for_entries_dropped_by_a_truncation_are_withdrawn() {
+    let mut follower = RawNode::new(config(2, 3), 2, Restored::default()).expect("node");
+    let old = vec![Entry { term: 1, index: 1, data: vec![1] }, Entry { term: 1, index: 2, data: vec![2] }];
+    follower.step(append(1, 2, 1, (0, 0), old, 0)).expect("step");
+    // Before any Ready, a term-2 leader replaces entry 2.
+    let new = vec![Entry { term: 2, index: 2, data: vec![20] }];
+    follower.step(append(3, 2, 2, (1, 1), new, 0)).expect("step");
+    let ready = follower.ready();
+    let acks: Vec<(u64, u64, u64)> = ready
+        .messages_after_persist
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::AppendResponse { index, rejection: None } => Some((m.to, m.term, index)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![(3, 2, 2)], "the term-1 ack of entry 2 must not leave: it no longer holds");
+}
+
+#[test]
+fn steps_refuse_misaddressed_and_unknown_senders() {
+    let mut node = RawNode::new(config(1, 3), 1, Restored::default()).expect("node");
+    let body = MessageBody::Heartbeat { commit: 0, read_seq: 0 };
+    let wrong_to = Message { from: 2, to: 3, term: 1, body: body.clone() };
+    assert!(node.step(wrong_to).is_err());
+    let stranger = Message { from: 9, to: 1, term: 1, body: body.clone() };
+    assert!(node.step(stranger).is_err());
+    let from_self = Message { from: 1, to: 1, term: 1, body };
+    assert!(node.step(from_self).is_err());
+    assert_eq!(node.status().term, 0, "refused messages change nothing");
+}
+
+#[test]
+fn proposals_and_reads_are_bounded() {
+    let mut network = Network::new(3, |c| {
+        c.uncommitted_entries_max = 3;
+        c.reads_pending_max = 2;
+    });
+    network.elect(1);
+    network.isolate(1);
+    for k in 0..3u8 {
+        network.node_mut(1).propose(vec![k + 1]).expect("within the bound");
+    }
+    let err = network.node_mut(1).propose(vec![9]).unwrap_err();
+    assert_eq!(err, ProposeError::TooManyUncommitted { limit: 3 });
+    assert_eq!(network.node_mut(1).propose(Vec::new()).unwrap_err(), ProposeError::Empty);
+    network.node_mut(1).read_index(1).expect("read 1");
+    network.node_mut(1).read_index(2).expect("read 2");
+    assert_eq!(network.node_mut(1).read_index(3).unwrap_err(), ProposeError::TooManyReads { limit: 2 });
+}

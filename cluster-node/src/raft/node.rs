@@ -399,7 +399,9 @@ impl RawNode {
     pub fn advance(&mut self, ready: Ready) {
         assert!(self.ready_outstanding, "advance() without a ready()");
         self.ready_outstanding = false;
-        if let Some(last) = ready.entries.last() {
+        // If a conflict truncated part of this batch meanwhile, what is
+        // durable is the batch up to its last entry still in the log.
+        if let Some(last) = ready.entries.iter().rev().find(|e| self.log.term(e.index) == Some(e.term)) {
             self.log.stable_to(last.index, last.term);
         }
         if let Some(last) = ready.committed_entries.last() {
