@@ -1,0 +1,276 @@
+//! The checkers' results in words: for a non-linearizable key, the last
+//! consistent state, the operation that could not be ordered and the ones
+//! it raced with; for durability, each lost write with its invoke and ack
+//! times and the faults in force then. The same findings feed the page, the
+//! timeline highlights and the JUnit failure text.
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use faultline_checkers::Verdict;
+use serde_json::Value;
+
+use super::digest::Digest;
+use super::input::CheckView;
+
+/// Non-valid keys explained per checker; the rest are counted.
+pub const KEYS_EXPLAINED_MAX: usize = 20;
+/// Raw details shown for checkers the report has no words for.
+const RAW_DETAILS_CHARS_MAX: usize = 4000;
+
+/// Why an operation is highlighted on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Returned before it could be linearized.
+    Stuck,
+    /// Running at the same time as the stuck operation.
+    Concurrent,
+    /// The end of the longest linearizable prefix.
+    Prefix,
+    /// An acknowledged write that later reads do not show.
+    Lost,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Stuck => "stuck",
+            Role::Concurrent => "concurrent",
+            Role::Prefix => "prefix",
+            Role::Lost => "lost",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub line: u32,
+    pub role: Role,
+}
+
+/// An acknowledged write that is gone, with when it happened.
+#[derive(Debug, Clone)]
+pub struct LostWrite {
+    pub key: String,
+    pub element: String,
+    pub write_line: u32,
+    pub read_line: u32,
+    pub invoke_ms: Option<f64>,
+    pub ack_ms: Option<f64>,
+    pub faults: String,
+}
+
+/// One thing a checker found, in words.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub checker: String,
+    pub verdict: Verdict,
+    pub title: String,
+    pub sentences: Vec<String>,
+    /// Labelled lists of operations (`p3 read -> ok 2 (line 40)`).
+    pub op_lists: Vec<(String, Vec<String>)>,
+    pub marks: Vec<Mark>,
+    pub lost: Vec<LostWrite>,
+}
+
+impl Finding {
+    fn new(check: &CheckView, title: String) -> Finding {
+        Finding {
+            checker: check.name.clone(),
+            verdict: check.verdict,
+            title,
+            sentences: Vec::new(),
+            op_lists: Vec::new(),
+            marks: Vec::new(),
+            lost: Vec::new(),
+        }
+    }
+
+    /// Plain text, for JUnit failures and terminals.
+    pub fn text(&self) -> String {
+        let mut out = format!("{}\n", self.title);
+        for sentence in &self.sentences {
+            let _ = writeln!(out, "{sentence}");
+        }
+        for (label, ops) in &self.op_lists {
+            let _ = writeln!(out, "{label}:");
+            for op in ops {
+                let _ = writeln!(out, "  {op}");
+            }
+        }
+        for lost in &self.lost {
+            let _ = writeln!(out, "  {}", lost.sentence());
+        }
+        out
+    }
+}
+
+impl LostWrite {
+    pub fn sentence(&self) -> String {
+        let at = |ms: Option<f64>| ms.map_or("?".to_string(), |ms| format!("{:.3} s", ms / 1e3));
+        format!(
+            "key {:?} element {}: invoked at {} (line {}), acknowledged at {}, missing from the read on line {}; faults then: {}",
+            self.key,
+            self.element,
+            at(self.invoke_ms),
+            self.write_line,
+            at(self.ack_ms),
+            self.read_line,
+            self.faults
+        )
+    }
+}
+
+/// The invocation lines the findings point at, to index while reading.
+pub fn wanted_lines(checks: &[CheckView]) -> HashSet<u32> {
+    let mut lines = HashSet::new();
+    for check in checks {
+        for example in counterexamples(&check.details) {
+            let ops = example.get("prefix_tail").and_then(Value::as_array).into_iter().flatten();
+            let concurrent = example.get("concurrent").and_then(Value::as_array).into_iter().flatten();
+            for op in ops.chain(concurrent).chain(example.get("stuck_op")) {
+                lines.extend(op.get("line").and_then(Value::as_u64).map(|l| l as u32));
+            }
+        }
+        for lost in lost_examples(&check.details) {
+            lines.extend(lost.get("write_line").and_then(Value::as_u64).map(|l| l as u32));
+        }
+    }
+    lines
+}
+
+/// Findings of every checker that is not valid.
+pub fn findings(checks: &[CheckView], digest: &Digest) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for check in checks.iter().filter(|c| c.verdict != Verdict::Valid) {
+        let before = out.len();
+        linear_findings(check, &mut out);
+        durability_finding(check, digest, &mut out);
+        if out.len() == before {
+            out.push(generic_finding(check));
+        }
+    }
+    out
+}
+
+fn counterexamples(details: &Value) -> impl Iterator<Item = &Value> {
+    keys_of(details).filter_map(|key| key.get("counterexample")).filter(|c| !c.is_null())
+}
+
+fn keys_of(details: &Value) -> impl Iterator<Item = &Value> {
+    details.get("keys").and_then(Value::as_array).into_iter().flatten()
+}
+
+fn lost_examples(details: &Value) -> impl Iterator<Item = &Value> {
+    details.pointer("/examples/lost").and_then(Value::as_array).into_iter().flatten()
+}
+
+fn text_of(op: &Value) -> String {
+    op.get("text").and_then(Value::as_str).unwrap_or("?").to_string()
+}
+
+fn line_of(op: &Value) -> Option<u32> {
+    op.get("line").and_then(Value::as_u64).map(|l| l as u32)
+}
+
+fn linear_findings(check: &CheckView, out: &mut Vec<Finding>) {
+    let bad: Vec<&Value> = keys_of(&check.details)
+        .filter(|k| k.get("verdict").and_then(Value::as_str).is_some_and(|v| v != "valid"))
+        .collect();
+    for key in bad.iter().take(KEYS_EXPLAINED_MAX) {
+        out.push(key_finding(check, key));
+    }
+    if bad.len() > KEYS_EXPLAINED_MAX {
+        let mut more = Finding::new(check, format!("… and {} more keys", bad.len() - KEYS_EXPLAINED_MAX));
+        more.sentences.push("Every key's verdict is in the table above and in results.json.".into());
+        out.push(more);
+    }
+}
+
+fn key_finding(check: &CheckView, key: &Value) -> Finding {
+    let name = key.get("key").and_then(Value::as_str).unwrap_or("?");
+    let verdict = key.get("verdict").and_then(Value::as_str).unwrap_or("?");
+    let reason = key.get("reason").and_then(Value::as_str);
+    let mut finding = Finding::new(check, format!("key {name:?} is {verdict}"));
+    if let Some(reason) = reason {
+        finding.sentences.push(format!("The checker says: {reason}."));
+    }
+    let Some(example) = key.get("counterexample").filter(|c| !c.is_null()) else { return finding };
+    let prefix_len = example.get("prefix_len").and_then(Value::as_u64).unwrap_or(0);
+    let state = example.get("state").and_then(Value::as_str).unwrap_or("?");
+    let stuck = example.get("stuck_op").map(text_of).unwrap_or_default();
+    let concurrent: Vec<&Value> = example.get("concurrent").and_then(Value::as_array).into_iter().flatten().collect();
+    let tail: Vec<&Value> = example.get("prefix_tail").and_then(Value::as_array).into_iter().flatten().collect();
+    finding.sentences.push(format!(
+        "The first {prefix_len} operations of key {name:?} can be put in one order that explains every result; after them the last consistent state is {state}."
+    ));
+    finding.sentences.push(format!(
+        "Then {stuck} returned, and no order of it and the {} operations running at the same time can produce its result from {state}: the system answered something no sequential execution allows.",
+        concurrent.len()
+    ));
+    finding.op_lists.push(("could not be ordered".into(), vec![stuck]));
+    finding.op_lists.push(("running at the same time".into(), concurrent.iter().map(|op| text_of(op)).collect()));
+    finding.op_lists.push(("last operations of the consistent prefix".into(), tail.iter().map(|op| text_of(op)).collect()));
+    let mut mark = |op: &Value, role| {
+        if let Some(line) = line_of(op) {
+            finding.marks.push(Mark { line, role });
+        }
+    };
+    tail.iter().for_each(|op| mark(op, Role::Prefix));
+    concurrent.iter().for_each(|op| mark(op, Role::Concurrent));
+    if let Some(op) = example.get("stuck_op") {
+        mark(op, Role::Stuck);
+    }
+    finding
+}
+
+fn durability_finding(check: &CheckView, digest: &Digest, out: &mut Vec<Finding>) {
+    let Some(counts) = check.details.get("counts").filter(|_| check.details.get("examples").is_some()) else { return };
+    let count = |field: &str| counts.get(field).and_then(Value::as_u64).unwrap_or(0);
+    let mut finding = Finding::new(
+        check,
+        format!(
+            "{} of {} acknowledged writes lost, {} stale, {} unexpected",
+            count("lost"),
+            count("acknowledged"),
+            count("stale"),
+            count("unexpected")
+        ),
+    );
+    finding.sentences.push(
+        "An acknowledged write must show in every read that starts after its acknowledgement; these are missing (first examples):"
+            .into(),
+    );
+    for example in lost_examples(&check.details) {
+        let write_line = example.get("write_line").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let op = digest.op_at_line(write_line);
+        let invoke_ns = op.map(|op| op.call_ns);
+        let ack_ns = op.and_then(|op| op.return_ns);
+        let mut faults: Vec<&str> = invoke_ns.map(|ns| digest.faults_at(ns)).unwrap_or_default();
+        faults.extend(ack_ns.map(|ns| digest.faults_at(ns)).unwrap_or_default());
+        faults.dedup();
+        finding.lost.push(LostWrite {
+            key: example.get("key").and_then(Value::as_str).unwrap_or("?").to_string(),
+            element: example.get("element").and_then(Value::as_str).unwrap_or("?").to_string(),
+            write_line,
+            read_line: example.get("read_line").and_then(Value::as_u64).unwrap_or(0) as u32,
+            invoke_ms: invoke_ns.map(|ns| digest.ms(ns)),
+            ack_ms: ack_ns.map(|ns| digest.ms(ns)),
+            faults: if faults.is_empty() { "none".into() } else { faults.join(", ") },
+        });
+        finding.marks.push(Mark { line: write_line, role: Role::Lost });
+    }
+    out.push(finding);
+}
+
+fn generic_finding(check: &CheckView) -> Finding {
+    let title = check.reason().unwrap_or_else(|| format!("{} is {}", check.name, check.verdict.name()));
+    let mut finding = Finding::new(check, title);
+    let mut raw = serde_json::to_string_pretty(&check.details).unwrap_or_default();
+    if raw.len() > RAW_DETAILS_CHARS_MAX {
+        let cut = (0..=RAW_DETAILS_CHARS_MAX).rev().find(|&i| raw.is_char_boundary(i)).unwrap_or(0);
+        raw.truncate(cut);
+        raw.push_str("\n… (cut; see results.json)");
+    }
+    finding.sentences.push(raw);
+    finding
+}
