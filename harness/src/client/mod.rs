@@ -5,6 +5,7 @@
 //! a per-operation deadline.
 pub mod codec;
 pub mod etcd;
+pub mod external;
 pub mod http;
 pub mod node;
 pub mod redis;

@@ -18,6 +18,7 @@ mod db;
 mod error;
 pub mod etcd;
 mod faultline_node;
+pub mod generic;
 mod ports;
 pub mod redis;
 mod routing;

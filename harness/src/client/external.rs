@@ -1,0 +1,208 @@
+//! The external client: a program of the user's, one per Jepsen process,
+//! speaking a line protocol on its stdin and stdout (see
+//! harness/docs/adapters.md):
+//!
+//! - started as `/bin/sh -c <command>` with `FAULTLINE_NODES` (the proxied
+//!   client addresses, comma-separated, node 0 first), `FAULTLINE_PROCESS`
+//!   and `FAULTLINE_WORKLOAD` in its environment;
+//! - per operation, one JSON line in: `{"id":1,"process":0,"f":"write",
+//!   "key":"reg-0","value":3}`;
+//! - one JSON line out: `{"id":1,"type":"ok","value":3}`, `type` one of
+//!   `ok`, `fail` (certainly not applied), `info` (unknown), with an
+//!   optional `error` string and, for `ok` reads, the value read.
+//!
+//! Anything else (a timeout, a crash, a bad line) is `info` for writes and
+//! `fail` for reads, and the program is killed and started afresh for the
+//! next operation. It runs in its own process group, killed (and reaped by
+//! tokio) when the client is dropped, and dies with the harness
+//! (`setpriv --pdeathsig`, when installed).
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_workloads::Invocation;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::{Completion, NodeClientConfig, Outcome};
+
+/// Longest answer line accepted.
+const LINE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+/// Lines with another id skipped before the answer counts as lost.
+const STRAY_LINES_MAX: u32 = 16;
+
+/// How to start the external program.
+#[derive(Debug, Clone)]
+pub struct ExternalCommand {
+    /// Run with `/bin/sh -c`.
+    pub command: String,
+    /// Working directory (the spec's directory, so relative paths work).
+    pub dir: Option<PathBuf>,
+}
+
+struct Program {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The whole group: the shell and whatever it started.
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+pub struct ExternalClient {
+    config: Arc<NodeClientConfig>,
+    command: Arc<ExternalCommand>,
+    process: u64,
+    program: Option<Program>,
+    request_id: u64,
+}
+
+impl ExternalClient {
+    pub fn new(config: Arc<NodeClientConfig>, command: Arc<ExternalCommand>, process: u64) -> Self {
+        ExternalClient { config, command, process, program: None, request_id: 0 }
+    }
+
+    pub fn process(&self) -> u64 {
+        self.process
+    }
+
+    /// A fresh process gets a fresh program.
+    pub fn become_process(&mut self, process: u64) {
+        self.process = process;
+        self.program = None;
+    }
+
+    pub async fn invoke(&mut self, invocation: &Invocation) -> Completion {
+        self.request_id += 1;
+        let request = json!({
+            "id": self.request_id,
+            "process": self.process,
+            "f": invocation.f,
+            "key": invocation.key,
+            "value": invocation.value,
+        });
+        let bound = Duration::from_millis(self.config.op_timeout_ms);
+        let outcome = match tokio::time::timeout(bound, self.exchange(&request)).await {
+            Ok(Ok(answer)) => interpret(invocation, &answer),
+            Ok(Err(Sent::No(error))) => Outcome::Fail(error),
+            Ok(Err(Sent::Maybe(error))) => unknown(invocation, error),
+            Err(_) => unknown(invocation, "timeout".to_string()),
+        };
+        if !matches!(outcome, Outcome::Ok(_)) {
+            // Its state is unknown: start afresh next time.
+            self.program = None;
+        }
+        Completion { outcome, node: None }
+    }
+
+    async fn exchange(&mut self, request: &Value) -> Result<Value, Sent> {
+        if self.program.is_none() {
+            self.program = Some(self.spawn().map_err(Sent::No)?);
+        }
+        let program = self.program.as_mut().ok_or_else(|| Sent::No("no program".into()))?;
+        let mut line = request.to_string();
+        line.push('\n');
+        program.stdin.write_all(line.as_bytes()).await.map_err(|e| Sent::No(format!("client program stdin: {e}")))?;
+        program.stdin.flush().await.map_err(|e| Sent::Maybe(format!("client program stdin: {e}")))?;
+        for _ in 0..STRAY_LINES_MAX {
+            let mut buffer = Vec::new();
+            let read = (&mut program.stdout)
+                .take(LINE_BYTES_MAX)
+                .read_until(b'\n', &mut buffer)
+                .await
+                .map_err(|e| Sent::Maybe(format!("client program stdout: {e}")))?;
+            if read == 0 {
+                return Err(Sent::Maybe("client program exited".into()));
+            }
+            let answer: Value = serde_json::from_slice(&buffer)
+                .map_err(|e| Sent::Maybe(format!("client program wrote a bad line: {e}")))?;
+            if answer["id"] == request["id"] {
+                return Ok(answer);
+            }
+        }
+        Err(Sent::Maybe("client program never answered this id".into()))
+    }
+
+    fn spawn(&self) -> Result<Program, String> {
+        let nodes: Vec<String> = self.config.addrs.iter().map(|a| a.to_string()).collect();
+        let setpriv = PathBuf::from("/usr/bin/setpriv");
+        let mut command = if setpriv.is_file() {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL", "/bin/sh", "-c", &self.command.command]);
+            command
+        } else {
+            let mut command = Command::new("/bin/sh");
+            command.args(["-c", &self.command.command]);
+            command
+        };
+        if let Some(dir) = &self.command.dir {
+            command.current_dir(dir);
+        }
+        command
+            .env("FAULTLINE_NODES", nodes.join(","))
+            .env("FAULTLINE_PROCESS", self.process.to_string())
+            .env("FAULTLINE_WORKLOAD", self.config.kind.name())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|e| format!("cannot start client program: {e}"))?;
+        let stdin = child.stdin.take().ok_or("client program has no stdin")?;
+        let stdout = child.stdout.take().ok_or("client program has no stdout")?;
+        Ok(Program { child, stdin, stdout: BufReader::new(stdout) })
+    }
+}
+
+enum Sent {
+    /// The operation never reached the program.
+    No(String),
+    Maybe(String),
+}
+
+fn unknown(invocation: &Invocation, error: String) -> Outcome {
+    if matches!(invocation.f.as_str(), "read" | "get") {
+        Outcome::Fail(error)
+    } else {
+        Outcome::Info(error)
+    }
+}
+
+fn interpret(invocation: &Invocation, answer: &Value) -> Outcome {
+    let error = answer["error"].as_str().unwrap_or("").to_string();
+    match answer["type"].as_str() {
+        Some("ok") if matches!(invocation.f.as_str(), "read" | "get") => Outcome::Ok(answer["value"].clone()),
+        Some("ok") => Outcome::Ok(invocation.value.clone()),
+        Some("fail") => Outcome::Fail(if error.is_empty() { "fail".into() } else { error }),
+        Some("info") => Outcome::Info(if error.is_empty() { "info".into() } else { error }),
+        _ => unknown(invocation, format!("client program answered {answer}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(f: &str, value: Value) -> Invocation {
+        Invocation { f: f.into(), key: Some("k".into()), value }
+    }
+
+    #[test]
+    fn answers_map_to_outcomes() {
+        assert_eq!(interpret(&op("read", Value::Null), &json!({"type":"ok","value":[1,2]})), Outcome::Ok(json!([1, 2])));
+        assert_eq!(interpret(&op("write", json!(3)), &json!({"type":"ok"})), Outcome::Ok(json!(3)));
+        assert_eq!(interpret(&op("write", json!(3)), &json!({"type":"fail","error":"no"})), Outcome::Fail("no".into()));
+        assert_eq!(interpret(&op("write", json!(3)), &json!({"type":"info"})), Outcome::Info("info".into()));
+        assert!(matches!(interpret(&op("write", json!(3)), &json!({"type":"maybe"})), Outcome::Info(_)));
+        assert!(matches!(interpret(&op("read", Value::Null), &json!({})), Outcome::Fail(_)));
+    }
+}

@@ -1,0 +1,228 @@
+//! `GenericDb`: any system, described by commands instead of code.
+//!
+//! `start` is a shell command template that must run node i in the
+//! foreground (use `exec`); the supervisor owns it like any node (process
+//! group, pdeathsig, SIGKILL for kill, SIGSTOP/SIGCONT for pause). `wipe`
+//! (optional; default: empty the data dir) runs with the node killed.
+//! Readiness is `ready` exiting 0 (optional; default: the node's client
+//! port accepts a TCP connection). Templates see `{node}` (0-based), `{id}`
+//! (1-based), `{data_dir}`, `{client_addr}`, `{client_port}`, `{peer_addr}`,
+//! `{peer_port}`, `{peers}` (`id=host:port,...` of the proxied peer
+//! addresses this node dials) and `{peer_addrs}` (`host:port,...`).
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
+use super::ClusterError;
+
+/// Bound on one `ready` command (under the cluster's 1 s probe bound).
+const READY_COMMAND_TIMEOUT_MS: u64 = 900;
+/// Bound on one `wipe` command.
+const WIPE_COMMAND_TIMEOUT_MS: u64 = 10_000;
+/// Pause between checks of a running wipe command.
+const WIPE_POLL_MS: u64 = 10;
+
+#[derive(Clone, Debug)]
+pub struct GenericDb {
+    pub name: String,
+    pub start: String,
+    pub wipe: Option<String>,
+    pub ready: Option<String>,
+    pub peer_routing: PeerRouting,
+    pub log_error_patterns: Vec<String>,
+    /// Working directory of every command (the spec's directory).
+    pub dir: Option<PathBuf>,
+}
+
+/// `template` with every placeholder of node `env.node` filled in.
+pub fn render(template: &str, env: &NodeEnv) -> String {
+    let peers: Vec<String> = env.peer_dial.iter().map(|(peer, addr)| format!("{}={addr}", peer + 1)).collect();
+    let peer_addrs: Vec<String> = env.peer_dial.iter().map(|(_, addr)| addr.to_string()).collect();
+    template
+        .replace("{node}", &env.node.to_string())
+        .replace("{id}", &(env.node + 1).to_string())
+        .replace("{data_dir}", &env.data_dir.display().to_string())
+        .replace("{client_addr}", &env.client_listen.to_string())
+        .replace("{client_port}", &env.client_listen.port().to_string())
+        .replace("{peer_addr}", &env.peer_listen.to_string())
+        .replace("{peer_port}", &env.peer_listen.port().to_string())
+        .replace("{peers}", &peers.join(","))
+        .replace("{peer_addrs}", &peer_addrs.join(","))
+}
+
+impl GenericDb {
+    fn shell(&self, script: String) -> NodeLaunch {
+        let mut env = Vec::new();
+        if let Some(dir) = &self.dir {
+            env.push(("FAULTLINE_SPEC_DIR".to_string(), dir.display().to_string()));
+        }
+        let script = match &self.dir {
+            Some(dir) => format!("cd '{}' || exit 1\n{script}", dir.display().to_string().replace('\'', "'\\''")),
+            None => script,
+        };
+        NodeLaunch { program: PathBuf::from("/bin/sh"), args: vec!["-c".to_string(), script], env }
+    }
+
+    fn run_wipe(&self, template: &str, env: &NodeEnv) -> Result<(), ClusterError> {
+        let launch = self.shell(render(template, env));
+        let mut command = Command::new(&launch.program);
+        command.args(&launch.args).envs(launch.env.iter().cloned()).stdin(Stdio::null());
+        let spawn_error = |source| ClusterError::Spawn { node: env.node, program: launch.program.clone(), source };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        let deadline = Instant::now() + Duration::from_millis(WIPE_COMMAND_TIMEOUT_MS);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    return Err(ClusterError::Config(format!("node {}: wipe command failed: {status}", env.node)))
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(WIPE_POLL_MS)),
+                Ok(None) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ClusterError::Config(format!(
+                        "node {}: wipe command did not finish within {WIPE_COMMAND_TIMEOUT_MS} ms",
+                        env.node
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Db for GenericDb {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn peer_routing(&self) -> PeerRouting {
+        self.peer_routing
+    }
+
+    fn launch(&self, _node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
+        Ok(self.shell(render(&self.start, env)))
+    }
+
+    fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
+        if let Some(template) = &self.wipe {
+            self.run_wipe(template, env)?;
+        } else {
+            match std::fs::remove_dir_all(&env.data_dir) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ClusterError::Files { path: env.data_dir.clone(), source }),
+            }
+        }
+        std::fs::create_dir_all(&env.data_dir).map_err(|source| ClusterError::Files { path: env.data_dir.clone(), source })
+    }
+
+    fn log_error_patterns(&self) -> Vec<String> {
+        self.log_error_patterns.clone()
+    }
+
+    fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            match &self.ready {
+                Some(template) => self.ready_command(template, env).await,
+                None => TcpStream::connect(env.client_listen).await.is_ok(),
+            }
+        })
+    }
+
+    /// Generic systems have no leader query; leader-targeted faults fall
+    /// back to a random node.
+    fn leader<'a>(&'a self, _envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(async { None })
+    }
+}
+
+impl GenericDb {
+    async fn ready_command(&self, template: &str, env: &NodeEnv) -> bool {
+        let launch = self.shell(render(template, env));
+        let mut command = tokio::process::Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .envs(launch.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let Ok(mut child) = command.spawn() else { return false };
+        let bound = Duration::from_millis(READY_COMMAND_TIMEOUT_MS);
+        match tokio::time::timeout(bound, child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => {
+                if let Some(pid) = child.id() {
+                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = child.kill().await;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> NodeEnv {
+        NodeEnv {
+            node: 1,
+            data_dir: "/tmp/g".into(),
+            log_path: "/tmp/l".into(),
+            client_listen: "127.0.0.1:7001".parse().unwrap(),
+            peer_listen: "127.0.0.1:8001".parse().unwrap(),
+            peer_dial: vec![(0, "127.0.0.1:9000".parse().unwrap()), (2, "127.0.0.1:9002".parse().unwrap())],
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn templates_fill_every_placeholder() {
+        let text = render("n{node} i{id} {data_dir} {client_addr} {client_port} {peer_addr} {peer_port} [{peers}] [{peer_addrs}]", &env());
+        assert_eq!(
+            text,
+            "n1 i2 /tmp/g 127.0.0.1:7001 7001 127.0.0.1:8001 8001 [1=127.0.0.1:9000,3=127.0.0.1:9002] [127.0.0.1:9000,127.0.0.1:9002]"
+        );
+    }
+
+    fn db(ready: Option<&str>, wipe: Option<&str>) -> GenericDb {
+        GenericDb {
+            name: "toy".into(),
+            start: "exec sleep 5".into(),
+            wipe: wipe.map(str::to_string),
+            ready: ready.map(str::to_string),
+            peer_routing: PeerRouting::PerPair,
+            log_error_patterns: vec![],
+            dir: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_is_the_command_exit_status() {
+        let env = env();
+        assert!(db(Some("test {client_port} = 7001"), None).is_ready(1, &env).await);
+        assert!(!db(Some("exit 3"), None).is_ready(1, &env).await);
+        assert!(!db(Some("sleep 5"), None).is_ready(1, &env).await, "a hanging probe is not ready");
+    }
+
+    #[test]
+    fn wipe_runs_the_command_or_empties_the_data_dir() {
+        let dir = std::env::temp_dir().join(format!("faultline-generic-wipe-{}", std::process::id()));
+        let mut env = env();
+        env.data_dir = dir.join("data");
+        std::fs::create_dir_all(&env.data_dir).unwrap();
+        std::fs::write(env.data_dir.join("f"), "x").unwrap();
+        db(None, None).wipe(1, &env).unwrap();
+        assert!(env.data_dir.is_dir() && !env.data_dir.join("f").exists());
+        db(None, Some("touch {data_dir}/../wiped-{id}")).wipe(1, &env).unwrap();
+        assert!(dir.join("wiped-2").exists());
+        assert!(db(None, Some("exit 1")).wipe(1, &env).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
