@@ -236,7 +236,7 @@ async fn child_round_trip(proxy: &FaultProxy, listen: SocketAddr, node: usize) -
         "import socket,sys\n\
          sys.stdin.readline()\n\
          s=socket.create_connection(('127.0.0.1',{port}))\n\
-         s.settimeout(3)\n\
+         s.settimeout(8)\n\
          s.sendall(b'ping')\n\
          try:\n    d=s.recv(4)\n\
          except Exception:\n    d=b''\n\
@@ -255,7 +255,7 @@ async fn child_round_trip(proxy: &FaultProxy, listen: SocketAddr, node: usize) -
     proxy.register_pid(child.id().unwrap(), node);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").await.unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output());
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output());
     let output = output.await.unwrap().unwrap();
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
