@@ -34,7 +34,11 @@ fn stabilize(nodes: &mut [RawNode], queue: &mut VecDeque<Message>) -> u64 {
                 queue.extend(ready.messages.iter().cloned());
                 queue.extend(ready.messages_after_persist.iter().cloned());
                 if k == 0 {
-                    applied += ready.committed_entries.iter().filter(|e| !e.data.is_empty()).count() as u64;
+                    applied += ready
+                        .committed_entries
+                        .iter()
+                        .filter(|e| !e.data.is_empty())
+                        .count() as u64;
                 }
                 node.advance(ready);
             }
@@ -63,7 +67,9 @@ fn bench_three_node_commit_throughput() {
     let mut committed = 0;
     for batch in 0..PROPOSALS / BATCH {
         for k in 0..BATCH {
-            nodes[0].propose((batch * BATCH + k).to_le_bytes().to_vec()).expect("leader");
+            nodes[0]
+                .propose((batch * BATCH + k).to_le_bytes().to_vec())
+                .expect("leader");
         }
         committed += stabilize(&mut nodes, &mut queue);
     }

@@ -68,7 +68,9 @@ impl RaftModel {
             }
             let ready = node.ready();
             state.network.extend(ready.messages.iter().cloned());
-            state.network.extend(ready.messages_after_persist.iter().cloned());
+            state
+                .network
+                .extend(ready.messages_after_persist.iter().cloned());
             node.advance(ready);
         }
         state.network.sort_by_key(message_key);
@@ -93,7 +95,12 @@ impl Model for RaftModel {
         let nodes = (1..=NODES)
             .map(|id| RawNode::new(self.config(id), id, Restored::default()).expect("valid config"))
             .collect();
-        vec![ClusterState { nodes, network: Vec::new(), leaders: BTreeSet::new(), proposals: 0 }]
+        vec![ClusterState {
+            nodes,
+            network: Vec::new(),
+            leaders: BTreeSet::new(),
+            proposals: 0,
+        }]
     }
 
     fn actions(&self, state: &ClusterState, actions: &mut Vec<Action>) {
@@ -118,14 +125,18 @@ impl Model for RaftModel {
                 index
             }
             Action::Propose(index) => {
-                state.nodes[index].propose(vec![state.proposals as u8 + 1]).ok()?;
+                state.nodes[index]
+                    .propose(vec![state.proposals as u8 + 1])
+                    .ok()?;
                 state.proposals += 1;
                 index
             }
             Action::Deliver(k) => {
                 let message = state.network.remove(k);
                 let index = (message.to - 1) as usize;
-                state.nodes[index].step(message).expect("correct peers send well-formed messages");
+                state.nodes[index]
+                    .step(message)
+                    .expect("correct peers send well-formed messages");
                 index
             }
         };
@@ -141,12 +152,21 @@ impl Model for RaftModel {
                 terms.len() == state.leaders.len()
             }),
             Property::always("log matching", |_, state: &ClusterState| {
-                state.nodes.iter().enumerate().all(|(k, a)| state.nodes[k + 1..].iter().all(|b| logs_match(a, b)))
+                state
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .all(|(k, a)| state.nodes[k + 1..].iter().all(|b| logs_match(a, b)))
             }),
             Property::always("commit never beyond the log", |_, state: &ClusterState| {
-                state.nodes.iter().all(|n| n.status().commit <= n.status().last_index)
+                state
+                    .nodes
+                    .iter()
+                    .all(|n| n.status().commit <= n.status().last_index)
             }),
-            Property::sometimes("a leader is elected", |_, state: &ClusterState| !state.leaders.is_empty()),
+            Property::sometimes("a leader is elected", |_, state: &ClusterState| {
+                !state.leaders.is_empty()
+            }),
             Property::sometimes("an entry commits", |_, state: &ClusterState| {
                 state.nodes.iter().any(|n| n.status().commit >= 1)
             }),
@@ -157,7 +177,10 @@ impl Model for RaftModel {
 /// Where two logs share an entry's index and term, their prefixes agree.
 fn logs_match(a: &RawNode, b: &RawNode) -> bool {
     let shared = a.entries().len().min(b.entries().len());
-    let Some(agree) = (0..shared).rev().find(|&k| a.entries()[k].term == b.entries()[k].term) else {
+    let Some(agree) = (0..shared)
+        .rev()
+        .find(|&k| a.entries()[k].term == b.entries()[k].term)
+    else {
         return true;
     };
     a.entries()[..=agree] == b.entries()[..=agree]
@@ -165,16 +188,33 @@ fn logs_match(a: &RawNode, b: &RawNode) -> bool {
 
 fn check(model: RaftModel, depth: usize) {
     let checker = model.checker().target_max_depth(depth).spawn_bfs().join();
-    eprintln!("raft_model: depth {depth}: {} unique states", checker.unique_state_count());
+    eprintln!(
+        "raft_model: depth {depth}: {} unique states",
+        checker.unique_state_count()
+    );
     checker.assert_properties();
 }
 
 #[test]
 fn model_check_three_nodes_without_pre_vote() {
-    check(RaftModel { pre_vote: false, term_max: 2, proposals_max: 1 }, DEPTH_WITHOUT_PRE_VOTE);
+    check(
+        RaftModel {
+            pre_vote: false,
+            term_max: 2,
+            proposals_max: 1,
+        },
+        DEPTH_WITHOUT_PRE_VOTE,
+    );
 }
 
 #[test]
 fn model_check_three_nodes_with_pre_vote() {
-    check(RaftModel { pre_vote: true, term_max: 2, proposals_max: 1 }, DEPTH_WITH_PRE_VOTE);
+    check(
+        RaftModel {
+            pre_vote: true,
+            term_max: 2,
+            proposals_max: 1,
+        },
+        DEPTH_WITH_PRE_VOTE,
+    );
 }

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use faultline_node::raft::{
-    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, Ready, Restored, Role, Snapshot,
-    SnapshotMeta,
+    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, Ready, Restored, Role,
+    Snapshot, SnapshotMeta,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -60,7 +60,11 @@ impl Disk {
     }
 
     fn restored(&self) -> Restored {
-        Restored { hard_state: self.hard_state.clone(), snapshot: self.snapshot.clone(), entries: self.entries.clone() }
+        Restored {
+            hard_state: self.hard_state.clone(),
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
     }
 }
 
@@ -82,12 +86,16 @@ impl StateMachine {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8-byte chunk")))
             .collect();
-        StateMachine { applied_index: snapshot.meta.last_index, values }
+        StateMachine {
+            applied_index: snapshot.meta.last_index,
+            values,
+        }
     }
 }
 
 fn value_of(entry: &Entry) -> Option<u64> {
-    (!entry.data.is_empty()).then(|| u64::from_le_bytes(entry.data[..].try_into().expect("8-byte value")))
+    (!entry.data.is_empty())
+        .then(|| u64::from_le_bytes(entry.data[..].try_into().expect("8-byte value")))
 }
 
 struct SimNode {
@@ -141,7 +149,13 @@ struct Stats {
     reads_on_deposed_leaders: u64,
 }
 
-fn sim_config(rng: &mut ChaCha8Rng, id: u64, size: u64, pre_vote: bool, check_quorum: bool) -> Config {
+fn sim_config(
+    rng: &mut ChaCha8Rng,
+    id: u64,
+    size: u64,
+    pre_vote: bool,
+    check_quorum: bool,
+) -> Config {
     let mut config = Config::new(id, (1..=size).collect());
     config.election_timeout_ticks_min = 10;
     config.election_timeout_ticks_max = 20;
@@ -165,7 +179,8 @@ impl Sim {
         let mut nodes = BTreeMap::new();
         for id in 1..=size {
             let config = sim_config(&mut rng, id, size, pre_vote, check_quorum);
-            let core = RawNode::new(config.clone(), rng.random(), Restored::default()).expect("valid config");
+            let core = RawNode::new(config.clone(), rng.random(), Restored::default())
+                .expect("valid config");
             let node = SimNode {
                 config,
                 core: Some(core),
@@ -254,7 +269,11 @@ impl Sim {
         let leaders: Vec<u64> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.core.as_ref().is_some_and(|c| c.status().role == Role::Leader))
+            .filter(|(_, n)| {
+                n.core
+                    .as_ref()
+                    .is_some_and(|c| c.status().role == Role::Leader)
+            })
             .map(|(&id, _)| id)
             .collect();
         if leaders.is_empty() {
@@ -277,7 +296,11 @@ impl Sim {
         }
         let pick = self.rng.random_range(0..self.network.len());
         let duplicate = self.rng.random_range(0..100) < self.duplicate_percent;
-        let message = if duplicate { self.network[pick].clone() } else { self.network.swap_remove(pick) };
+        let message = if duplicate {
+            self.network[pick].clone()
+        } else {
+            self.network.swap_remove(pick)
+        };
         if self.rng.random_range(0..100) < self.loss_percent {
             return;
         }
@@ -292,7 +315,13 @@ impl Sim {
         if self.trace {
             eprintln!("deliver {message:?}");
         }
-        let Some(core) = self.nodes.get_mut(&message.to).and_then(|n| n.core.as_mut()) else { return };
+        let Some(core) = self
+            .nodes
+            .get_mut(&message.to)
+            .and_then(|n| n.core.as_mut())
+        else {
+            return;
+        };
         let kind = message.body.kind();
         if let Err(error) = core.step(message) {
             panic!("seed {seed}: a correct peer's {kind} message was refused: {error}");
@@ -347,7 +376,9 @@ impl Sim {
             self.sync_ready(id);
             return;
         }
-        let Some(core) = node.core.as_mut() else { return };
+        let Some(core) = node.core.as_mut() else {
+            return;
+        };
         if !core.has_ready() {
             return;
         }
@@ -362,7 +393,9 @@ impl Sim {
 
     fn sync_ready(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let Some(mut ready) = node.unsynced.take() else { return };
+        let Some(mut ready) = node.unsynced.take() else {
+            return;
+        };
         if self.trace {
             eprintln!("sync {id}");
         }
@@ -381,14 +414,21 @@ impl Sim {
         }
         self.serve_reads(id, &ready);
         let node = self.nodes.get_mut(&id).expect("node exists");
-        node.core.as_mut().expect("a node with an unsynced ready is up").advance(ready);
+        node.core
+            .as_mut()
+            .expect("a node with an unsynced ready is up")
+            .advance(ready);
     }
 
     fn apply(&mut self, id: u64, entry: &Entry) {
         let seed = self.seed;
         let node = self.nodes.get_mut(&id).expect("node exists");
         let term_now = node.core.as_ref().map_or(0, |c| c.status().term);
-        assert_eq!(entry.index, node.state_machine.applied_index + 1, "seed {seed}: node {id} applies out of order");
+        assert_eq!(
+            entry.index,
+            node.state_machine.applied_index + 1,
+            "seed {seed}: node {id} applies out of order"
+        );
         node.state_machine.applied_index = entry.index;
         let value = value_of(entry);
         if let Some(value) = value {
@@ -399,7 +439,11 @@ impl Sim {
             self.acked_index_max = self.acked_index_max.max(entry.index);
             self.stats.acked += 1;
         }
-        let record = CommittedEntry { term: entry.term, value, observed_term: term_now };
+        let record = CommittedEntry {
+            term: entry.term,
+            value,
+            observed_term: term_now,
+        };
         let known = self.committed.entry(entry.index).or_insert(record);
         assert!(
             known.term == entry.term && known.value == value,
@@ -414,7 +458,11 @@ impl Sim {
             .filter_map(|(_, c)| c.value)
             .collect();
         let image = StateMachine::decode(snapshot);
-        assert_eq!(image.values, expected, "seed {}: snapshot disagrees with the committed log", self.seed);
+        assert_eq!(
+            image.values, expected,
+            "seed {}: snapshot disagrees with the committed log",
+            self.seed
+        );
     }
 
     fn serve_reads(&mut self, id: u64, ready: &Ready) {
@@ -436,7 +484,9 @@ impl Sim {
     fn propose(&mut self, id: u64) {
         let value = self.value_next;
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let Some(core) = node.core.as_mut() else { return };
+        let Some(core) = node.core.as_mut() else {
+            return;
+        };
         match core.propose(value.to_le_bytes().to_vec()) {
             Ok((index, _term)) => {
                 node.proposals.insert(index, value);
@@ -451,8 +501,15 @@ impl Sim {
         let ctx = self.read_ctx_next;
         let required = self.acked_index_max;
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let Some(core) = node.core.as_mut() else { return };
-        let term_max = self.leaders_by_term.keys().next_back().copied().unwrap_or(0);
+        let Some(core) = node.core.as_mut() else {
+            return;
+        };
+        let term_max = self
+            .leaders_by_term
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
         if core.status().role == Role::Leader && core.status().term < term_max {
             self.stats.reads_on_deposed_leaders += 1;
         }
@@ -464,15 +521,27 @@ impl Sim {
 
     fn compact(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let Some(core) = node.core.as_mut() else { return };
+        let Some(core) = node.core.as_mut() else {
+            return;
+        };
         let applied = node.state_machine.applied_index;
         if applied < core.first_index() + 4 || core.status().applied != applied {
             return;
         }
-        let term = core.term_at(applied).expect("applied entry still in the log");
-        let meta = SnapshotMeta { last_index: applied, last_term: term, voters: node.config.peers.clone() };
-        let snapshot = Snapshot { meta, data: node.state_machine.encode() };
-        core.compact(snapshot.clone()).expect("compaction at the applied index");
+        let term = core
+            .term_at(applied)
+            .expect("applied entry still in the log");
+        let meta = SnapshotMeta {
+            last_index: applied,
+            last_term: term,
+            voters: node.config.peers.clone(),
+        };
+        let snapshot = Snapshot {
+            meta,
+            data: node.state_machine.encode(),
+        };
+        core.compact(snapshot.clone())
+            .expect("compaction at the applied index");
         node.disk.compact(snapshot);
     }
 
@@ -484,7 +553,10 @@ impl Sim {
         let minority: Vec<u64> = if leader != 0 && self.rng.random_bool(0.5) {
             vec![leader]
         } else {
-            ids.iter().copied().filter(|_| self.rng.random_bool(0.35)).collect()
+            ids.iter()
+                .copied()
+                .filter(|_| self.rng.random_bool(0.35))
+                .collect()
         };
         for &a in &minority {
             for &b in &ids {
@@ -519,23 +591,34 @@ impl Sim {
             return;
         }
         let core = RawNode::new(node.config.clone(), seed, node.disk.restored());
-        node.core = Some(core.unwrap_or_else(|e| panic!("seed {}: restart failed: {e}", self.seed)));
+        node.core =
+            Some(core.unwrap_or_else(|e| panic!("seed {}: restart failed: {e}", self.seed)));
         node.incarnation += 1;
         node.proposals.clear();
         node.reads.clear();
-        node.state_machine = node.disk.snapshot.as_ref().map_or_else(StateMachine::default, StateMachine::decode);
+        node.state_machine = node
+            .disk
+            .snapshot
+            .as_ref()
+            .map_or_else(StateMachine::default, StateMachine::decode);
     }
 
     /// Election safety, plus leader completeness for each new leader.
     fn check_election_safety(&mut self) {
         for (&id, node) in &self.nodes {
-            let Some(core) = node.core.as_ref() else { continue };
+            let Some(core) = node.core.as_ref() else {
+                continue;
+            };
             let status = core.status();
             if status.role != Role::Leader {
                 continue;
             }
             match self.leaders_by_term.get(&status.term) {
-                Some(&leader) => assert_eq!(leader, id, "seed {}: two leaders in term {}", self.seed, status.term),
+                Some(&leader) => assert_eq!(
+                    leader, id,
+                    "seed {}: two leaders in term {}",
+                    self.seed, status.term
+                ),
                 None => {
                     self.leaders_by_term.insert(status.term, id);
                     self.stats.elections += 1;
@@ -563,7 +646,11 @@ impl Sim {
     /// Log matching: where two logs hold an entry with the same index and
     /// term, they are identical up to it.
     fn check_log_matching(&self) {
-        let cores: Vec<&RawNode> = self.nodes.values().filter_map(|n| n.core.as_ref()).collect();
+        let cores: Vec<&RawNode> = self
+            .nodes
+            .values()
+            .filter_map(|n| n.core.as_ref())
+            .collect();
         for (k, a) in cores.iter().enumerate() {
             for b in &cores[k + 1..] {
                 check_pair_matches(self.seed, a, b);
@@ -597,7 +684,11 @@ impl Sim {
                 }
             }
         }
-        panic!("seed {}: cluster did not converge: {:?}", self.seed, self.statuses());
+        panic!(
+            "seed {}: cluster did not converge: {:?}",
+            self.seed,
+            self.statuses()
+        );
     }
 
     fn drain(&mut self) {
@@ -618,7 +709,10 @@ impl Sim {
 
     fn propose_marker(&mut self) -> Option<u64> {
         let leader = self.nodes.iter().find_map(|(&id, n)| {
-            n.core.as_ref().filter(|c| c.status().role == Role::Leader).map(|_| id)
+            n.core
+                .as_ref()
+                .filter(|c| c.status().role == Role::Leader)
+                .map(|_| id)
         })?;
         let before = self.value_next;
         self.propose(leader);
@@ -626,37 +720,67 @@ impl Sim {
     }
 
     fn all_applied(&self, value: u64) -> bool {
-        self.nodes.values().all(|n| n.state_machine.values.contains(&value))
+        self.nodes
+            .values()
+            .all(|n| n.state_machine.values.contains(&value))
     }
 
     fn check_final_state(&self) {
-        let reference = &self.nodes.values().next().expect("nodes").state_machine.values;
+        let reference = &self
+            .nodes
+            .values()
+            .next()
+            .expect("nodes")
+            .state_machine
+            .values;
         for (id, node) in &self.nodes {
             let values = &node.state_machine.values;
-            assert_eq!(values, reference, "seed {}: node {id} state machine differs", self.seed);
+            assert_eq!(
+                values, reference,
+                "seed {}: node {id} state machine differs",
+                self.seed
+            );
         }
         let present: BTreeSet<u64> = reference.iter().copied().collect();
-        assert_eq!(present.len(), reference.len(), "seed {}: a write was applied twice", self.seed);
+        assert_eq!(
+            present.len(),
+            reference.len(),
+            "seed {}: a write was applied twice",
+            self.seed
+        );
         for value in &self.acked {
-            assert!(present.contains(value), "seed {}: acknowledged write {value} was lost", self.seed);
+            assert!(
+                present.contains(value),
+                "seed {}: acknowledged write {value} was lost",
+                self.seed
+            );
         }
     }
 
     fn statuses(&self) -> Vec<String> {
-        self.nodes.values().map(|n| format!("{:?}", n.core.as_ref().map(|c| c.status()))).collect()
+        self.nodes
+            .values()
+            .map(|n| format!("{:?}", n.core.as_ref().map(|c| c.status())))
+            .collect()
     }
 }
 
 fn check_pair_matches(seed: u64, a: &RawNode, b: &RawNode) {
     let low = a.first_index().max(b.first_index());
     let high = a.status().last_index.min(b.status().last_index);
-    let Some(agree) = (low..=high).rev().find(|&i| a.term_at(i).is_some() && a.term_at(i) == b.term_at(i)) else {
+    let Some(agree) = (low..=high)
+        .rev()
+        .find(|&i| a.term_at(i).is_some() && a.term_at(i) == b.term_at(i))
+    else {
         return;
     };
     for index in low..=agree {
         let entry_a = &a.entries()[(index - a.first_index()) as usize];
         let entry_b = &b.entries()[(index - b.first_index()) as usize];
-        assert_eq!(entry_a, entry_b, "seed {seed}: log matching broken at {index} (agree at {agree})");
+        assert_eq!(
+            entry_a, entry_b,
+            "seed {seed}: log matching broken at {index} (agree at {agree})"
+        );
     }
 }
 
@@ -672,13 +796,19 @@ fn run_seed(seed: u64) -> Stats {
 }
 
 fn run_seeds(block: u64) {
-    if let Some(seed) = std::env::var("FAULTLINE_RAFT_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(seed) = std::env::var("FAULTLINE_RAFT_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         if block == 0 {
             eprintln!("{:?}", run_seed(seed));
         }
         return;
     }
-    let count: u64 = std::env::var("FAULTLINE_RAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
+    let count: u64 = std::env::var("FAULTLINE_RAFT_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
     let mut total = Stats::default();
     for seed in block * count..(block + 1) * count {
         let stats = run_seed(seed);
@@ -691,7 +821,10 @@ fn run_seeds(block: u64) {
     }
     eprintln!("raft_sim block {block}: {count} seeds, {total:?}");
     // The runs must actually exercise the protocol, not idle.
-    assert!(total.acked > count, "too few acknowledged writes: {total:?}");
+    assert!(
+        total.acked > count,
+        "too few acknowledged writes: {total:?}"
+    );
     assert!(total.elections >= count, "too few elections: {total:?}");
 }
 

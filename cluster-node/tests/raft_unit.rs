@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use faultline_node::raft::{
-    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, ReadState, Restored, Role, Snapshot,
-    SnapshotMeta,
+    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, ReadState, Restored,
+    Role, Snapshot, SnapshotMeta,
 };
 
 /// What one node made durable, the way a server's WAL and snapshot file would.
@@ -32,7 +32,11 @@ impl Disk {
     }
 
     fn restored(&self) -> Restored {
-        Restored { hard_state: self.hard_state.clone(), snapshot: self.snapshot.clone(), entries: self.entries.clone() }
+        Restored {
+            hard_state: self.hard_state.clone(),
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
     }
 }
 
@@ -107,9 +111,16 @@ impl Network {
             *self.snapshots_installed.entry(id).or_default() += 1;
         }
         self.queue.extend(ready.messages.iter().cloned());
-        self.queue.extend(ready.messages_after_persist.iter().cloned());
-        self.applied.entry(id).or_default().extend(ready.committed_entries.iter().cloned());
-        self.read_states.entry(id).or_default().extend(ready.read_states.iter().cloned());
+        self.queue
+            .extend(ready.messages_after_persist.iter().cloned());
+        self.applied
+            .entry(id)
+            .or_default()
+            .extend(ready.committed_entries.iter().cloned());
+        self.read_states
+            .entry(id)
+            .or_default()
+            .extend(ready.read_states.iter().cloned());
         node.advance(ready);
         true
     }
@@ -124,7 +135,8 @@ impl Network {
     }
 
     fn dropped(&self, message: &Message) -> bool {
-        self.cut.contains(&(message.from, message.to)) || self.filter.as_ref().is_some_and(|f| f(message))
+        self.cut.contains(&(message.from, message.to))
+            || self.filter.as_ref().is_some_and(|f| f(message))
     }
 
     /// Delivers messages until the cluster goes quiet (bounded).
@@ -136,7 +148,9 @@ impl Network {
                 Some(message) => {
                     self.delivered.push(message.clone());
                     let to = message.to;
-                    self.node_mut(to).step(message).expect("correct peers send well-formed messages");
+                    self.node_mut(to)
+                        .step(message)
+                        .expect("correct peers send well-formed messages");
                 }
                 None if !any_ready => return,
                 None => {}
@@ -165,7 +179,11 @@ impl Network {
     fn elect(&mut self, id: u64) {
         self.node_mut(id).campaign();
         self.stabilize();
-        assert_eq!(self.node(id).status().role, Role::Leader, "node {id} should win");
+        assert_eq!(
+            self.node(id).status().role,
+            Role::Leader,
+            "node {id} should win"
+        );
     }
 
     fn isolate(&mut self, id: u64) {
@@ -183,18 +201,29 @@ impl Network {
     }
 
     fn propose(&mut self, id: u64, data: &[u8]) -> (u64, u64) {
-        let result = self.node_mut(id).propose(data.to_vec()).expect("leader accepts");
+        let result = self
+            .node_mut(id)
+            .propose(data.to_vec())
+            .expect("leader accepts");
         self.stabilize();
         result
     }
 
     fn leaders(&self) -> Vec<u64> {
-        self.nodes.values().filter(|n| n.status().role == Role::Leader).map(|n| n.status().id).collect()
+        self.nodes
+            .values()
+            .filter(|n| n.status().role == Role::Leader)
+            .map(|n| n.status().id)
+            .collect()
     }
 
     fn applied_data(&self, id: u64) -> Vec<Vec<u8>> {
         self.applied.get(&id).map_or(Vec::new(), |entries| {
-            entries.iter().filter(|e| !e.data.is_empty()).map(|e| e.data.clone()).collect()
+            entries
+                .iter()
+                .filter(|e| !e.data.is_empty())
+                .map(|e| e.data.clone())
+                .collect()
         })
     }
 
@@ -207,12 +236,24 @@ fn entries(terms: &[u64]) -> Vec<Entry> {
     terms
         .iter()
         .enumerate()
-        .map(|(k, &term)| Entry { term, index: k as u64 + 1, data: format!("e{}t{term}", k + 1).into_bytes() })
+        .map(|(k, &term)| Entry {
+            term,
+            index: k as u64 + 1,
+            data: format!("e{}t{term}", k + 1).into_bytes(),
+        })
         .collect()
 }
 
 fn disk_with(terms: &[u64], term: u64, commit: u64) -> Disk {
-    Disk { hard_state: HardState { term, vote: None, commit }, snapshot: None, entries: entries(terms) }
+    Disk {
+        hard_state: HardState {
+            term,
+            vote: None,
+            commit,
+        },
+        snapshot: None,
+        entries: entries(terms),
+    }
 }
 
 #[test]
@@ -281,7 +322,11 @@ fn vote_refused_to_a_candidate_with_a_stale_log() {
     network.isolate(1);
     network.node_mut(3).campaign();
     network.stabilize();
-    assert_ne!(network.node(3).status().role, Role::Leader, "3 misses entry 2, 2 must refuse");
+    assert_ne!(
+        network.node(3).status().role,
+        Role::Leader,
+        "3 misses entry 2, 2 must refuse"
+    );
     network.elect(2);
 }
 
@@ -292,7 +337,11 @@ fn pre_vote_keeps_a_rejoining_node_from_deposing_the_leader() {
     let term = network.node(1).status().term;
     network.isolate(3);
     network.tick(3, 100);
-    assert_eq!(network.node(3).status().term, term, "pre-vote failed, so the term never rose");
+    assert_eq!(
+        network.node(3).status().term,
+        term,
+        "pre-vote failed, so the term never rose"
+    );
     network.heal();
     network.tick_all(5);
     assert_eq!(network.node(1).status().role, Role::Leader);
@@ -313,7 +362,10 @@ fn without_pre_vote_a_rejoining_node_disrupts_the_term() {
     assert!(network.node(3).status().term > term);
     network.heal();
     network.tick_all(30);
-    assert!(network.node(1).status().term > term, "the old leader was deposed");
+    assert!(
+        network.node(1).status().term > term,
+        "the old leader was deposed"
+    );
 }
 
 #[test]
@@ -347,7 +399,10 @@ fn failover_elects_a_new_leader_with_every_committed_entry() {
     let new_leader = leaders[0];
     network.propose(new_leader, b"b");
     let other = if new_leader == 2 { 3 } else { 2 };
-    assert_eq!(network.applied_data(other), vec![b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(
+        network.applied_data(other),
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
 }
 
 #[test]
@@ -368,10 +423,24 @@ fn fast_backtracking_skips_a_divergent_suffix_in_few_round_trips() {
     );
     network.elect(1);
     let rejections = network.count_delivered(|m| {
-        m.to == 1 && m.from == 2 && matches!(m.body, MessageBody::AppendResponse { rejection: Some(_), .. })
+        m.to == 1
+            && m.from == 2
+            && matches!(
+                m.body,
+                MessageBody::AppendResponse {
+                    rejection: Some(_),
+                    ..
+                }
+            )
     });
-    assert!(rejections >= 1, "the follower must have rejected at least once");
-    assert!(rejections <= 3, "fast backtracking took {rejections} rejections");
+    assert!(
+        rejections >= 1,
+        "the follower must have rejected at least once"
+    );
+    assert!(
+        rejections <= 3,
+        "fast backtracking took {rejections} rejections"
+    );
     assert_eq!(network.node(2).entries(), network.node(1).entries());
 }
 
@@ -389,7 +458,10 @@ fn conflicting_uncommitted_suffix_is_truncated_in_memory_and_on_disk() {
     network.propose(1, b"new");
     let leader_log = network.node(1).entries().to_vec();
     assert_eq!(network.node(3).entries(), &leader_log[..]);
-    assert_eq!(network.disks[&3].entries, leader_log, "the WAL was truncated before the append");
+    assert_eq!(
+        network.disks[&3].entries, leader_log,
+        "the WAL was truncated before the append"
+    );
     assert!(network.disks[&3].entries.iter().all(|e| e.term != 2));
 }
 
@@ -412,19 +484,30 @@ fn figure_8_old_term_entry_is_not_committed_by_counting_replicas() {
     // term-4 entries never arrive: only the old entry 2 is replicated.
     let probed = std::cell::RefCell::new(BTreeSet::new());
     network.filter = Some(Box::new(move |m| {
-        let carries_term_4 =
-            matches!(&m.body, MessageBody::Append { entries, .. } if entries.iter().any(|e| e.term == 4));
+        let carries_term_4 = matches!(&m.body, MessageBody::Append { entries, .. } if entries.iter().any(|e| e.term == 4));
         carries_term_4 && !probed.borrow_mut().insert(m.to)
     }));
     network.elect(1);
     assert_eq!(network.node(1).status().term, 4);
     for id in 1..=3 {
-        assert_eq!(network.node(id).term_at(2), Some(2), "node {id} holds the old-term entry 2");
+        assert_eq!(
+            network.node(id).term_at(2),
+            Some(2),
+            "node {id} holds the old-term entry 2"
+        );
     }
-    assert_eq!(network.node(1).status().commit, 1, "entry 2 (term 2) must not commit by counting");
+    assert_eq!(
+        network.node(1).status().commit,
+        1,
+        "entry 2 (term 2) must not commit by counting"
+    );
     network.heal();
     network.tick(1, 2);
-    assert_eq!(network.node(1).status().commit, 3, "it commits with the term-4 no-op");
+    assert_eq!(
+        network.node(1).status().commit,
+        3,
+        "it commits with the term-4 no-op"
+    );
     assert_eq!(network.node(3).status().commit, 3);
 }
 
@@ -438,42 +521,108 @@ fn lagging_follower_catches_up_through_a_chunked_snapshot() {
     }
     let applied = network.node(1).status().applied;
     let image: Vec<u8> = network.applied_data(1).concat();
-    let term = network.node(1).term_at(applied).expect("applied entry in log");
-    let meta = SnapshotMeta { last_index: applied, last_term: term, voters: vec![1, 2, 3] };
-    network.node_mut(1).compact(Snapshot { meta, data: image.clone() }).expect("compaction");
+    let term = network
+        .node(1)
+        .term_at(applied)
+        .expect("applied entry in log");
+    let meta = SnapshotMeta {
+        last_index: applied,
+        last_term: term,
+        voters: vec![1, 2, 3],
+    };
+    network
+        .node_mut(1)
+        .compact(Snapshot {
+            meta,
+            data: image.clone(),
+        })
+        .expect("compaction");
     assert_eq!(network.node(1).first_index(), applied + 1);
     network.heal();
     network.tick(1, 3);
     assert_eq!(network.snapshots_installed.get(&3), Some(&1));
-    assert_eq!(network.disks[&3].snapshot.as_ref().map(|s| s.data.clone()), Some(image.clone()));
+    assert_eq!(
+        network.disks[&3].snapshot.as_ref().map(|s| s.data.clone()),
+        Some(image.clone())
+    );
     let chunks = network.count_delivered(|m| matches!(m.body, MessageBody::InstallSnapshot { .. }));
-    assert!(chunks >= image.len().div_ceil(7), "{chunks} chunks for {} bytes", image.len());
+    assert!(
+        chunks >= image.len().div_ceil(7),
+        "{chunks} chunks for {} bytes",
+        image.len()
+    );
     network.propose(1, b"after");
     assert_eq!(network.applied_data(3), vec![b"after".to_vec()]);
-    assert_eq!(network.node(3).status().commit, network.node(1).status().commit);
+    assert_eq!(
+        network.node(3).status().commit,
+        network.node(1).status().commit
+    );
 }
 
 #[test]
 fn restart_recovers_from_snapshot_plus_wal() {
     let snapshot = Snapshot {
-        meta: SnapshotMeta { last_index: 3, last_term: 1, voters: vec![1] },
+        meta: SnapshotMeta {
+            last_index: 3,
+            last_term: 1,
+            voters: vec![1],
+        },
         data: b"image".to_vec(),
     };
     let wal = vec![
-        Entry { term: 1, index: 2, data: b"old".to_vec() },
-        Entry { term: 1, index: 3, data: b"old".to_vec() },
-        Entry { term: 1, index: 4, data: b"four".to_vec() },
-        Entry { term: 2, index: 5, data: b"five".to_vec() },
+        Entry {
+            term: 1,
+            index: 2,
+            data: b"old".to_vec(),
+        },
+        Entry {
+            term: 1,
+            index: 3,
+            data: b"old".to_vec(),
+        },
+        Entry {
+            term: 1,
+            index: 4,
+            data: b"four".to_vec(),
+        },
+        Entry {
+            term: 2,
+            index: 5,
+            data: b"five".to_vec(),
+        },
     ];
-    let restored = Restored { hard_state: HardState { term: 2, vote: Some(1), commit: 5 }, snapshot: Some(snapshot), entries: wal };
+    let restored = Restored {
+        hard_state: HardState {
+            term: 2,
+            vote: Some(1),
+            commit: 5,
+        },
+        snapshot: Some(snapshot),
+        entries: wal,
+    };
     let mut node = RawNode::new(config(1, 1), 7, restored).expect("restores");
     assert_eq!(node.first_index(), 4);
     let status = node.status();
-    assert_eq!((status.term, status.commit, status.applied, status.last_index), (2, 5, 3, 5));
+    assert_eq!(
+        (
+            status.term,
+            status.commit,
+            status.applied,
+            status.last_index
+        ),
+        (2, 5, 3, 5)
+    );
     let ready = node.ready();
     let applied: Vec<u64> = ready.committed_entries.iter().map(|e| e.index).collect();
-    assert_eq!(applied, vec![4, 5], "entries after the snapshot are applied again");
-    assert!(ready.entries.is_empty() && ready.hard_state.is_none(), "restored state is already durable");
+    assert_eq!(
+        applied,
+        vec![4, 5],
+        "entries after the snapshot are applied again"
+    );
+    assert!(
+        ready.entries.is_empty() && ready.hard_state.is_none(),
+        "restored state is already durable"
+    );
     node.advance(ready);
     assert_eq!(node.status().applied, 5);
 }
@@ -481,9 +630,17 @@ fn restart_recovers_from_snapshot_plus_wal() {
 #[test]
 fn restore_rejects_a_wal_with_a_gap() {
     let restored = Restored {
-        hard_state: HardState { term: 1, vote: None, commit: 0 },
+        hard_state: HardState {
+            term: 1,
+            vote: None,
+            commit: 0,
+        },
         snapshot: None,
-        entries: vec![Entry { term: 1, index: 2, data: vec![1] }],
+        entries: vec![Entry {
+            term: 1,
+            index: 2,
+            data: vec![1],
+        }],
     };
     assert!(RawNode::new(config(1, 3), 7, restored).is_err());
 }
@@ -494,14 +651,29 @@ fn read_index_needs_a_quorum_to_confirm_leadership() {
     network.elect(1);
     network.propose(1, b"a");
     network.isolate(1);
-    network.node_mut(1).read_index(7).expect("leader takes reads");
+    network
+        .node_mut(1)
+        .read_index(7)
+        .expect("leader takes reads");
     network.tick(1, 3);
-    assert!(network.read_states.get(&1).is_none_or(|r| r.is_empty()), "no read without a quorum");
+    assert!(
+        network.read_states.get(&1).is_none_or(|r| r.is_empty()),
+        "no read without a quorum"
+    );
     network.heal();
     network.tick(1, 2);
     let commit = network.node(1).status().commit;
-    assert_eq!(network.read_states[&1], vec![ReadState { ctx: 7, index: commit }]);
-    assert!(matches!(network.node_mut(2).read_index(8), Err(ProposeError::NotLeader { leader: Some(1) })));
+    assert_eq!(
+        network.read_states[&1],
+        vec![ReadState {
+            ctx: 7,
+            index: commit
+        }]
+    );
+    assert!(matches!(
+        network.node_mut(2).read_index(8),
+        Err(ProposeError::NotLeader { leader: Some(1) })
+    ));
 }
 
 #[test]
@@ -509,12 +681,22 @@ fn read_index_waits_for_the_leader_to_commit_in_its_term() {
     let mut network = Network::new(3, |_| {});
     network.filter = Some(Box::new(|m| matches!(m.body, MessageBody::Append { .. })));
     network.elect(1);
-    network.node_mut(1).read_index(9).expect("leader takes reads");
+    network
+        .node_mut(1)
+        .read_index(9)
+        .expect("leader takes reads");
     network.tick(1, 3);
-    assert!(network.read_states.get(&1).is_none_or(|r| r.is_empty()), "heartbeats alone do not serve it");
+    assert!(
+        network.read_states.get(&1).is_none_or(|r| r.is_empty()),
+        "heartbeats alone do not serve it"
+    );
     network.heal();
     network.tick(1, 2);
-    assert_eq!(network.read_states[&1], vec![ReadState { ctx: 9, index: 1 }], "served at the no-op's index");
+    assert_eq!(
+        network.read_states[&1],
+        vec![ReadState { ctx: 9, index: 1 }],
+        "served at the no-op's index"
+    );
 }
 
 #[test]
@@ -525,17 +707,35 @@ fn votes_and_acks_wait_for_persistence_in_the_ready() {
     let mut b = RawNode::new(config(2, 3), 2, Restored::default()).expect("node");
     a.campaign();
     let ready = a.ready();
-    assert!(ready.messages.is_empty(), "vote requests promise a durable self-vote");
+    assert!(
+        ready.messages.is_empty(),
+        "vote requests promise a durable self-vote"
+    );
     assert_eq!(ready.messages_after_persist.len(), 2);
     assert_eq!(ready.hard_state.as_ref().map(|h| h.vote), Some(Some(1)));
     assert!(ready.must_sync);
-    let request = ready.messages_after_persist.iter().find(|m| m.to == 2).cloned().expect("request to 2");
+    let request = ready
+        .messages_after_persist
+        .iter()
+        .find(|m| m.to == 2)
+        .cloned()
+        .expect("request to 2");
     a.advance(ready);
     b.step(request).expect("step");
     let ready = b.ready();
     assert!(ready.messages.is_empty());
-    assert!(matches!(ready.messages_after_persist[0].body, MessageBody::VoteResponse { granted: true }));
-    assert_eq!(ready.hard_state, Some(HardState { term: 1, vote: Some(1), commit: 0 }));
+    assert!(matches!(
+        ready.messages_after_persist[0].body,
+        MessageBody::VoteResponse { granted: true }
+    ));
+    assert_eq!(
+        ready.hard_state,
+        Some(HardState {
+            term: 1,
+            vote: Some(1),
+            commit: 0
+        })
+    );
     assert!(ready.must_sync);
 }
 
@@ -553,29 +753,64 @@ fn garbage_messages_never_panic() {
         let index = rng.random_range(0..=6);
         let entry_term = rng.random_range(0..=4);
         let body = match rng.random_range(0..10) {
-            0 => MessageBody::PreVote { last_index: index, last_term: entry_term },
-            1 => MessageBody::Vote { last_index: index, last_term: entry_term },
-            2 => MessageBody::VoteResponse { granted: rng.random() },
+            0 => MessageBody::PreVote {
+                last_index: index,
+                last_term: entry_term,
+            },
+            1 => MessageBody::Vote {
+                last_index: index,
+                last_term: entry_term,
+            },
+            2 => MessageBody::VoteResponse {
+                granted: rng.random(),
+            },
             3 => MessageBody::Append {
                 prev_index: index,
                 prev_term: entry_term,
-                entries: vec![Entry { term: rng.random_range(0..=4), index: rng.random_range(0..=8), data: vec![1] }],
+                entries: vec![Entry {
+                    term: rng.random_range(0..=4),
+                    index: rng.random_range(0..=8),
+                    data: vec![1],
+                }],
                 commit: rng.random_range(0..=9),
             },
-            4 => MessageBody::AppendResponse { index, rejection: None },
-            5 => MessageBody::Heartbeat { commit: rng.random_range(0..=9), read_seq: 1 },
-            6 => MessageBody::HeartbeatResponse { read_seq: rng.random_range(0..=3) },
+            4 => MessageBody::AppendResponse {
+                index,
+                rejection: None,
+            },
+            5 => MessageBody::Heartbeat {
+                commit: rng.random_range(0..=9),
+                read_seq: 1,
+            },
+            6 => MessageBody::HeartbeatResponse {
+                read_seq: rng.random_range(0..=3),
+            },
             7 => MessageBody::InstallSnapshot {
-                meta: SnapshotMeta { last_index: index, last_term: entry_term, voters: vec![1, 2, 3] },
+                meta: SnapshotMeta {
+                    last_index: index,
+                    last_term: entry_term,
+                    voters: vec![1, 2, 3],
+                },
                 offset: rng.random_range(0..=4),
                 total_bytes: rng.random_range(0..=8),
                 data: vec![0; rng.random_range(0..=4)],
                 done: rng.random(),
             },
-            8 => MessageBody::InstallSnapshotResponse { last_index: index, offset_next: 2, done: rng.random() },
-            _ => MessageBody::PreVoteResponse { granted: rng.random() },
+            8 => MessageBody::InstallSnapshotResponse {
+                last_index: index,
+                offset_next: 2,
+                done: rng.random(),
+            },
+            _ => MessageBody::PreVoteResponse {
+                granted: rng.random(),
+            },
         };
-        let _ = network.node_mut(to).step(Message { from, to, term, body });
+        let _ = network.node_mut(to).step(Message {
+            from,
+            to,
+            term,
+            body,
+        });
         let ids: Vec<u64> = network.nodes.keys().copied().collect();
         for id in ids {
             network.node_mut(id).tick();
@@ -592,59 +827,144 @@ fn garbage_messages_never_panic() {
     }
 }
 
-fn append(from: u64, to: u64, term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
-    Message { from, to, term, body: MessageBody::Append { prev_index: prev.0, prev_term: prev.1, entries, commit } }
+fn append(
+    from: u64,
+    to: u64,
+    term: u64,
+    prev: (u64, u64),
+    entries: Vec<Entry>,
+    commit: u64,
+) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body: MessageBody::Append {
+            prev_index: prev.0,
+            prev_term: prev.1,
+            entries,
+            commit,
+        },
+    }
 }
 
 #[test]
 fn truncation_between_ready_and_advance_keeps_the_durable_prefix() {
     let mut follower = RawNode::new(config(2, 3), 2, Restored::default()).expect("node");
     let old = vec![
-        Entry { term: 1, index: 1, data: vec![1] },
-        Entry { term: 1, index: 2, data: vec![2] },
-        Entry { term: 1, index: 3, data: vec![3] },
+        Entry {
+            term: 1,
+            index: 1,
+            data: vec![1],
+        },
+        Entry {
+            term: 1,
+            index: 2,
+            data: vec![2],
+        },
+        Entry {
+            term: 1,
+            index: 3,
+            data: vec![3],
+        },
     ];
-    follower.step(append(1, 2, 1, (0, 0), old, 1)).expect("step");
+    follower
+        .step(append(1, 2, 1, (0, 0), old, 1))
+        .expect("step");
     let ready = follower.ready();
     assert_eq!(ready.entries.len(), 3);
     // While the server writes 1..=3, a term-2 leader replaces entry 3.
-    let new = vec![Entry { term: 2, index: 3, data: vec![30] }];
-    follower.step(append(3, 2, 2, (2, 1), new, 1)).expect("step");
+    let new = vec![Entry {
+        term: 2,
+        index: 3,
+        data: vec![30],
+    }];
+    follower
+        .step(append(3, 2, 2, (2, 1), new, 1))
+        .expect("step");
     follower.advance(ready);
     let ready = follower.ready();
     let indexes: Vec<u64> = ready.entries.iter().map(|e| e.index).collect();
-    assert_eq!(indexes, vec![3], "entries 1 and 2 are durable; only the new 3 is written");
+    assert_eq!(
+        indexes,
+        vec![3],
+        "entries 1 and 2 are durable; only the new 3 is written"
+    );
 }
 
 #[test]
 fn acks_for_entries_dropped_by_a_truncation_are_withdrawn() {
     let mut follower = RawNode::new(config(2, 3), 2, Restored::default()).expect("node");
-    let old = vec![Entry { term: 1, index: 1, data: vec![1] }, Entry { term: 1, index: 2, data: vec![2] }];
-    follower.step(append(1, 2, 1, (0, 0), old, 0)).expect("step");
+    let old = vec![
+        Entry {
+            term: 1,
+            index: 1,
+            data: vec![1],
+        },
+        Entry {
+            term: 1,
+            index: 2,
+            data: vec![2],
+        },
+    ];
+    follower
+        .step(append(1, 2, 1, (0, 0), old, 0))
+        .expect("step");
     // Before any Ready, a term-2 leader replaces entry 2.
-    let new = vec![Entry { term: 2, index: 2, data: vec![20] }];
-    follower.step(append(3, 2, 2, (1, 1), new, 0)).expect("step");
+    let new = vec![Entry {
+        term: 2,
+        index: 2,
+        data: vec![20],
+    }];
+    follower
+        .step(append(3, 2, 2, (1, 1), new, 0))
+        .expect("step");
     let ready = follower.ready();
     let acks: Vec<(u64, u64, u64)> = ready
         .messages_after_persist
         .iter()
         .filter_map(|m| match m.body {
-            MessageBody::AppendResponse { index, rejection: None } => Some((m.to, m.term, index)),
+            MessageBody::AppendResponse {
+                index,
+                rejection: None,
+            } => Some((m.to, m.term, index)),
             _ => None,
         })
         .collect();
-    assert_eq!(acks, vec![(3, 2, 2)], "the term-1 ack of entry 2 must not leave: it no longer holds");
+    assert_eq!(
+        acks,
+        vec![(3, 2, 2)],
+        "the term-1 ack of entry 2 must not leave: it no longer holds"
+    );
 }
 
 #[test]
 fn steps_refuse_misaddressed_and_unknown_senders() {
     let mut node = RawNode::new(config(1, 3), 1, Restored::default()).expect("node");
-    let body = MessageBody::Heartbeat { commit: 0, read_seq: 0 };
-    let wrong_to = Message { from: 2, to: 3, term: 1, body: body.clone() };
+    let body = MessageBody::Heartbeat {
+        commit: 0,
+        read_seq: 0,
+    };
+    let wrong_to = Message {
+        from: 2,
+        to: 3,
+        term: 1,
+        body: body.clone(),
+    };
     assert!(node.step(wrong_to).is_err());
-    let stranger = Message { from: 9, to: 1, term: 1, body: body.clone() };
+    let stranger = Message {
+        from: 9,
+        to: 1,
+        term: 1,
+        body: body.clone(),
+    };
     assert!(node.step(stranger).is_err());
-    let from_self = Message { from: 1, to: 1, term: 1, body };
+    let from_self = Message {
+        from: 1,
+        to: 1,
+        term: 1,
+        body,
+    };
     assert!(node.step(from_self).is_err());
     assert_eq!(node.status().term, 0, "refused messages change nothing");
 }
@@ -658,12 +978,21 @@ fn proposals_and_reads_are_bounded() {
     network.elect(1);
     network.isolate(1);
     for k in 0..3u8 {
-        network.node_mut(1).propose(vec![k + 1]).expect("within the bound");
+        network
+            .node_mut(1)
+            .propose(vec![k + 1])
+            .expect("within the bound");
     }
     let err = network.node_mut(1).propose(vec![9]).unwrap_err();
     assert_eq!(err, ProposeError::TooManyUncommitted { limit: 3 });
-    assert_eq!(network.node_mut(1).propose(Vec::new()).unwrap_err(), ProposeError::Empty);
+    assert_eq!(
+        network.node_mut(1).propose(Vec::new()).unwrap_err(),
+        ProposeError::Empty
+    );
     network.node_mut(1).read_index(1).expect("read 1");
     network.node_mut(1).read_index(2).expect("read 2");
-    assert_eq!(network.node_mut(1).read_index(3).unwrap_err(), ProposeError::TooManyReads { limit: 2 });
+    assert_eq!(
+        network.node_mut(1).read_index(3).unwrap_err(),
+        ProposeError::TooManyReads { limit: 2 }
+    );
 }

@@ -91,19 +91,35 @@ impl Config {
         let min = self.election_timeout_ticks_min;
         let max = self.election_timeout_ticks_max;
         if heartbeat == 0 || heartbeat >= min || min > max {
-            return Err(ConfigError::TimeoutsInvalid { heartbeat, min, max });
+            return Err(ConfigError::TimeoutsInvalid {
+                heartbeat,
+                min,
+                max,
+            });
         }
         self.validate_limits()
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let limits = [
-            ("inflight_messages_max", u64::from(self.inflight_messages_max)),
-            ("entries_per_message_max", u64::from(self.entries_per_message_max)),
+            (
+                "inflight_messages_max",
+                u64::from(self.inflight_messages_max),
+            ),
+            (
+                "entries_per_message_max",
+                u64::from(self.entries_per_message_max),
+            ),
             ("snapshot_chunk_bytes", u64::from(self.snapshot_chunk_bytes)),
             ("snapshot_bytes_max", self.snapshot_bytes_max),
-            ("uncommitted_entries_max", u64::from(self.uncommitted_entries_max)),
-            ("apply_entries_per_ready_max", u64::from(self.apply_entries_per_ready_max)),
+            (
+                "uncommitted_entries_max",
+                u64::from(self.uncommitted_entries_max),
+            ),
+            (
+                "apply_entries_per_ready_max",
+                u64::from(self.apply_entries_per_ready_max),
+            ),
             ("reads_pending_max", u64::from(self.reads_pending_max)),
         ];
         match limits.iter().find(|(_, value)| *value == 0) {

@@ -42,7 +42,14 @@ impl RawNode {
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let campaign_term = self.term + 1;
         for peer in self.other_peers() {
-            self.send_with_term(peer, campaign_term, MessageBody::PreVote { last_index, last_term });
+            self.send_with_term(
+                peer,
+                campaign_term,
+                MessageBody::PreVote {
+                    last_index,
+                    last_term,
+                },
+            );
         }
         self.record_vote(self.config.id, campaign_term, true);
     }
@@ -56,21 +63,38 @@ impl RawNode {
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         // Vote requests wait for the self-vote to be durable (see rules).
         for peer in self.other_peers() {
-            self.send(peer, MessageBody::Vote { last_index, last_term });
+            self.send(
+                peer,
+                MessageBody::Vote {
+                    last_index,
+                    last_term,
+                },
+            );
         }
         self.record_vote(self.config.id, self.term, true);
     }
 
     fn become_leader(&mut self) {
-        assert!(self.role == Role::Candidate, "only a candidate becomes leader");
+        assert!(
+            self.role == Role::Candidate,
+            "only a candidate becomes leader"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.leave_office();
         let next_index = self.log.last_index() + 1;
         let inflight_max = self.config.inflight_messages_max;
-        self.progress = self.other_peers().into_iter().map(|p| (p, Progress::new(next_index, inflight_max))).collect();
+        self.progress = self
+            .other_peers()
+            .into_iter()
+            .map(|p| (p, Progress::new(next_index, inflight_max)))
+            .collect();
         // The no-op lets the leader commit (and serve reads) in its own term.
-        self.log.push(Entry { term: self.term, index: next_index, data: Vec::new() });
+        self.log.push(Entry {
+            term: self.term,
+            index: next_index,
+            data: Vec::new(),
+        });
         self.broadcast_append(false);
     }
 
@@ -87,15 +111,26 @@ impl RawNode {
     /// Answers a PreVote or Vote whose term is at least ours.
     pub(super) fn handle_vote_request(&mut self, message: &Message) {
         let (pre, last_index, last_term) = match message.body {
-            MessageBody::PreVote { last_index, last_term } => (true, last_index, last_term),
-            MessageBody::Vote { last_index, last_term } => (false, last_index, last_term),
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => (true, last_index, last_term),
+            MessageBody::Vote {
+                last_index,
+                last_term,
+            } => (false, last_index, last_term),
             _ => return,
         };
         let free_to_vote = self.vote == Some(message.from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre && message.term > self.term);
-        let granted =
-            free_to_vote && rules::vote_log_ok(last_term, last_index, self.log.last_term(), self.log.last_index());
+        let granted = free_to_vote
+            && rules::vote_log_ok(
+                last_term,
+                last_index,
+                self.log.last_term(),
+                self.log.last_index(),
+            );
         if pre {
             let term = if granted { message.term } else { self.term };
             self.send_with_term(message.from, term, MessageBody::PreVoteResponse { granted });

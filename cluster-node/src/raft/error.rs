@@ -24,7 +24,10 @@ pub enum StepError {
     #[error("message from unknown peer {from}")]
     UnknownPeer { from: u64 },
     #[error("malformed {kind} message: {reason}")]
-    Malformed { kind: &'static str, reason: &'static str },
+    Malformed {
+        kind: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// A proposal or read the core would not take.
@@ -48,5 +51,9 @@ pub enum CompactError {
     #[error("snapshot index {index} is not after the current snapshot {current}")]
     NotNewer { index: u64, current: u64 },
     #[error("snapshot term {term} at index {index} does not match the log's term {log_term:?}")]
-    TermMismatch { index: u64, term: u64, log_term: Option<u64> },
+    TermMismatch {
+        index: u64,
+        term: u64,
+        log_term: Option<u64>,
+    },
 }

@@ -26,7 +26,11 @@ pub(crate) struct RaftLog {
 
 impl RaftLog {
     /// A log restored from disk: everything handed in is durable.
-    pub(crate) fn restored(snapshot: Option<Snapshot>, entries: Vec<Entry>, committed: u64) -> RaftLog {
+    pub(crate) fn restored(
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        committed: u64,
+    ) -> RaftLog {
         let (snapshot_index, snapshot_term) = snapshot
             .as_ref()
             .map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term));
@@ -96,7 +100,9 @@ impl RaftLog {
     /// Entries in `[low, high]`, at most `count_max` of them.
     pub(crate) fn slice(&self, low: u64, high: u64, count_max: u64) -> Vec<Entry> {
         assert!(low > self.snapshot_index, "slice below the snapshot");
-        let high = high.min(self.last_index()).min(low.saturating_add(count_max) - 1);
+        let high = high
+            .min(self.last_index())
+            .min(low.saturating_add(count_max) - 1);
         if high < low {
             return Vec::new();
         }
@@ -107,8 +113,15 @@ impl RaftLog {
 
     /// Appends one entry at the end (a leader's proposal).
     pub(crate) fn push(&mut self, entry: Entry) {
-        assert_eq!(entry.index, self.last_index() + 1, "log append not contiguous");
-        assert!(entry.term >= self.last_term(), "log terms must not decrease");
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "log append not contiguous"
+        );
+        assert!(
+            entry.term >= self.last_term(),
+            "log terms must not decrease"
+        );
         self.entries.push(entry);
     }
 
@@ -125,7 +138,8 @@ impl RaftLog {
         let Some(first) = entries.first() else { return };
         assert!(first.index > self.committed, "truncating committed entries");
         assert!(first.index <= self.last_index() + 1, "append leaves a gap");
-        self.entries.truncate((first.index - self.snapshot_index - 1) as usize);
+        self.entries
+            .truncate((first.index - self.snapshot_index - 1) as usize);
         self.stable_index = self.stable_index.min(first.index - 1);
         self.entries.extend_from_slice(entries);
     }
@@ -150,7 +164,11 @@ impl RaftLog {
         if index <= self.committed {
             return false;
         }
-        assert!(index <= self.last_index(), "commit {index} beyond the last index {}", self.last_index());
+        assert!(
+            index <= self.last_index(),
+            "commit {index} beyond the last index {}",
+            self.last_index()
+        );
         self.committed = index;
         true
     }
@@ -196,14 +214,21 @@ impl RaftLog {
     }
 
     pub(crate) fn applied_to(&mut self, index: u64) {
-        assert!(index <= self.committed, "applied {index} beyond commit {}", self.committed);
+        assert!(
+            index <= self.committed,
+            "applied {index} beyond commit {}",
+            self.committed
+        );
         self.applied = self.applied.max(index);
     }
 
     /// Replaces the whole log with a snapshot from the leader.
     pub(crate) fn install(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.last_index;
-        assert!(index > self.committed, "installing a snapshot behind the commit");
+        assert!(
+            index > self.committed,
+            "installing a snapshot behind the commit"
+        );
         self.snapshot_index = index;
         self.snapshot_term = snapshot.meta.last_term;
         self.snapshot = Some(snapshot);
@@ -218,7 +243,10 @@ impl RaftLog {
     /// applied state and already persisted. The caller checked the bounds.
     pub(crate) fn compact(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.last_index;
-        assert!(index <= self.applied && index > self.snapshot_index, "compaction out of range");
+        assert!(
+            index <= self.applied && index > self.snapshot_index,
+            "compaction out of range"
+        );
         self.entries.drain(..(index - self.snapshot_index) as usize);
         self.snapshot_index = index;
         self.snapshot_term = snapshot.meta.last_term;

@@ -19,11 +19,21 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MessageBody {
     /// Would you vote for me if I campaigned? Changes no state at the receiver.
-    PreVote { last_index: u64, last_term: u64 },
-    PreVoteResponse { granted: bool },
+    PreVote {
+        last_index: u64,
+        last_term: u64,
+    },
+    PreVoteResponse {
+        granted: bool,
+    },
     /// RequestVote.
-    Vote { last_index: u64, last_term: u64 },
-    VoteResponse { granted: bool },
+    Vote {
+        last_index: u64,
+        last_term: u64,
+    },
+    VoteResponse {
+        granted: bool,
+    },
     /// AppendEntries: `entries` follow (`prev_index`, `prev_term`).
     Append {
         prev_index: u64,
@@ -38,8 +48,13 @@ pub enum MessageBody {
         rejection: Option<AppendRejection>,
     },
     /// Keeps followers quiet and spreads `commit`; `read_seq` confirms reads.
-    Heartbeat { commit: u64, read_seq: u64 },
-    HeartbeatResponse { read_seq: u64 },
+    Heartbeat {
+        commit: u64,
+        read_seq: u64,
+    },
+    HeartbeatResponse {
+        read_seq: u64,
+    },
     /// One chunk of the leader's snapshot: `data` goes at byte `offset` of a
     /// snapshot `total_bytes` long; `done` marks the last chunk.
     InstallSnapshot {

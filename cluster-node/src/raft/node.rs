@@ -72,9 +72,16 @@ impl RawNode {
     pub fn new(config: Config, rng_seed: u64, restored: Restored) -> Result<RawNode, NewError> {
         config.validate()?;
         let log = restore_log(&restored)?;
-        let hard_state = HardState { term: restored.hard_state.term, vote: restored.hard_state.vote, commit: log.committed() };
+        let hard_state = HardState {
+            term: restored.hard_state.term,
+            vote: restored.hard_state.vote,
+            commit: log.committed(),
+        };
         if hard_state.term < log.last_term() {
-            return Err(NewError::TermBelowLog { hard_state_term: hard_state.term, log_term: log.last_term() });
+            return Err(NewError::TermBelowLog {
+                hard_state_term: hard_state.term,
+                log_term: log.last_term(),
+            });
         }
         let mut node = RawNode {
             reads: ReadQueue::default(),
@@ -158,7 +165,10 @@ impl RawNode {
 
     fn check_addressing(&self, message: &Message) -> Result<(), StepError> {
         if message.to != self.config.id {
-            return Err(StepError::WrongRecipient { to: message.to, id: self.config.id });
+            return Err(StepError::WrongRecipient {
+                to: message.to,
+                id: self.config.id,
+            });
         }
         if message.from == self.config.id || !self.config.peers.contains(&message.from) {
             return Err(StepError::UnknownPeer { from: message.from });
@@ -179,7 +189,9 @@ impl RawNode {
             }
             // A granted pre-vote carries the term the pre-candidate asked for.
             MessageBody::PreVoteResponse { granted: true } => true,
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(message.term, Some(message.from));
                 true
             }
@@ -193,7 +205,9 @@ impl RawNode {
     /// Within a lease, a node that heard from a live leader ignores
     /// campaigns: this is what keeps a rejoining node from deposing it.
     fn in_leader_lease(&self, enabled: bool) -> bool {
-        enabled && self.leader.is_some() && self.election_elapsed < self.config.election_timeout_ticks_min
+        enabled
+            && self.leader.is_some()
+            && self.election_elapsed < self.config.election_timeout_ticks_min
     }
 
     /// A message from an earlier term: answer so the stale sender catches up.
@@ -204,7 +218,10 @@ impl RawNode {
                 self.send(message.from, MessageBody::HeartbeatResponse { read_seq: 0 });
             }
             MessageBody::PreVote { .. } => {
-                self.send(message.from, MessageBody::PreVoteResponse { granted: false });
+                self.send(
+                    message.from,
+                    MessageBody::PreVoteResponse { granted: false },
+                );
             }
             _ => {}
         }
@@ -213,7 +230,12 @@ impl RawNode {
     fn step_follower(&mut self, message: Message) -> Result<(), StepError> {
         let from = message.from;
         match message.body {
-            MessageBody::Append { prev_index, prev_term, entries, commit } => {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
                 self.heard_from_leader(from);
                 self.handle_append(from, message.term, prev_index, prev_term, entries, commit)
             }
@@ -222,7 +244,13 @@ impl RawNode {
                 self.handle_heartbeat(from, commit, read_seq);
                 Ok(())
             }
-            MessageBody::InstallSnapshot { meta, offset, total_bytes, data, done } => {
+            MessageBody::InstallSnapshot {
+                meta,
+                offset,
+                total_bytes,
+                data,
+                done,
+            } => {
                 self.heard_from_leader(from);
                 self.handle_snapshot_chunk(from, meta, offset, total_bytes, data, done)
             }
@@ -240,7 +268,9 @@ impl RawNode {
                 self.record_vote(message.from, message.term, granted);
                 Ok(())
             }
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(message.term, Some(message.from));
                 self.step_follower(message)
             }
@@ -251,12 +281,18 @@ impl RawNode {
     fn step_leader(&mut self, message: Message) -> Result<(), StepError> {
         let from = message.from;
         match message.body {
-            MessageBody::AppendResponse { index, rejection } => self.handle_append_response(from, index, rejection),
+            MessageBody::AppendResponse { index, rejection } => {
+                self.handle_append_response(from, index, rejection)
+            }
             MessageBody::HeartbeatResponse { read_seq } => {
                 self.handle_heartbeat_response(from, read_seq);
                 Ok(())
             }
-            MessageBody::InstallSnapshotResponse { last_index, offset_next, done } => {
+            MessageBody::InstallSnapshotResponse {
+                last_index,
+                offset_next,
+                done,
+            } => {
                 self.handle_snapshot_response(from, last_index, offset_next, done);
                 Ok(())
             }
@@ -276,7 +312,12 @@ impl RawNode {
     }
 
     pub(super) fn send_with_term(&mut self, to: u64, term: u64, body: MessageBody) {
-        let message = Message { from: self.config.id, to, term, body };
+        let message = Message {
+            from: self.config.id,
+            to,
+            term,
+            body,
+        };
         if rules::must_persist_before_send(&message.body) {
             self.messages_after_persist.push(message);
         } else {
@@ -285,20 +326,34 @@ impl RawNode {
     }
 
     pub(super) fn other_peers(&self) -> Vec<u64> {
-        self.config.peers.iter().copied().filter(|&p| p != self.config.id).collect()
+        self.config
+            .peers
+            .iter()
+            .copied()
+            .filter(|&p| p != self.config.id)
+            .collect()
     }
 
     pub(super) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        let (min, max) = (self.config.election_timeout_ticks_min, self.config.election_timeout_ticks_max);
-        self.election_timeout_ticks = if min == max { min } else { self.rng.0.random_range(min..=max) };
+        let (min, max) = (
+            self.config.election_timeout_ticks_min,
+            self.config.election_timeout_ticks_max,
+        );
+        self.election_timeout_ticks = if min == max {
+            min
+        } else {
+            self.rng.0.random_range(min..=max)
+        };
     }
 
     /// Appends `data` to the log if this node leads; returns the entry's
     /// (index, term). The entry is acknowledged once it shows up committed.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(u64, u64), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         if data.is_empty() {
             return Err(ProposeError::Empty);
@@ -318,7 +373,9 @@ impl RawNode {
     /// if leadership is lost first, the read is dropped (the caller times out).
     pub fn read_index(&mut self, ctx: u64) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         self.request_read(ctx)
     }
@@ -355,7 +412,11 @@ impl RawNode {
     }
 
     fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote, commit: self.log.committed() }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed(),
+        }
     }
 
     pub fn has_ready(&self) -> bool {
@@ -372,11 +433,14 @@ impl RawNode {
     /// Takes the pending work. Panics if the previous `Ready` was not
     /// `advance`d yet (an API misuse, not an operating error).
     pub fn ready(&mut self) -> Ready {
-        assert!(!self.ready_outstanding, "ready() called again before advance()");
+        assert!(
+            !self.ready_outstanding,
+            "ready() called again before advance()"
+        );
         self.ready_outstanding = true;
         let hard_state = self.hard_state();
-        let term_or_vote_changed =
-            hard_state.term != self.hard_state_emitted.term || hard_state.vote != self.hard_state_emitted.vote;
+        let term_or_vote_changed = hard_state.term != self.hard_state_emitted.term
+            || hard_state.vote != self.hard_state_emitted.vote;
         let hard_state = (hard_state != self.hard_state_emitted).then(|| {
             self.hard_state_emitted = hard_state.clone();
             hard_state
@@ -390,7 +454,9 @@ impl RawNode {
             entries,
             messages: std::mem::take(&mut self.messages),
             messages_after_persist: std::mem::take(&mut self.messages_after_persist),
-            committed_entries: self.log.next_committed(u64::from(self.config.apply_entries_per_ready_max)),
+            committed_entries: self
+                .log
+                .next_committed(u64::from(self.config.apply_entries_per_ready_max)),
             read_states: std::mem::take(&mut self.read_states),
         }
     }
@@ -401,7 +467,12 @@ impl RawNode {
         self.ready_outstanding = false;
         // If a conflict truncated part of this batch meanwhile, what is
         // durable is the batch up to its last entry still in the log.
-        if let Some(last) = ready.entries.iter().rev().find(|e| self.log.term(e.index) == Some(e.term)) {
+        if let Some(last) = ready
+            .entries
+            .iter()
+            .rev()
+            .find(|e| self.log.term(e.index) == Some(e.term))
+        {
             self.log.stable_to(last.index, last.term);
         }
         if let Some(last) = ready.committed_entries.last() {
@@ -426,7 +497,11 @@ impl RawNode {
         }
         let log_term = self.log.term(index);
         if log_term != Some(term) {
-            return Err(CompactError::TermMismatch { index, term, log_term });
+            return Err(CompactError::TermMismatch {
+                index,
+                term,
+                log_term,
+            });
         }
         self.log.compact(snapshot);
         Ok(())
@@ -435,9 +510,16 @@ impl RawNode {
 
 /// Rebuilds the log from the snapshot and WAL entries the server read back.
 fn restore_log(restored: &Restored) -> Result<RaftLog, NewError> {
-    let (snapshot_index, snapshot_term) =
-        restored.snapshot.as_ref().map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term));
-    let entries: Vec<Entry> = restored.entries.iter().filter(|e| e.index > snapshot_index).cloned().collect();
+    let (snapshot_index, snapshot_term) = restored
+        .snapshot
+        .as_ref()
+        .map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term));
+    let entries: Vec<Entry> = restored
+        .entries
+        .iter()
+        .filter(|e| e.index > snapshot_index)
+        .cloned()
+        .collect();
     let mut expected = (snapshot_index + 1, snapshot_term);
     for entry in &entries {
         if entry.index != expected.0 {
@@ -452,5 +534,9 @@ fn restore_log(restored: &Restored) -> Result<RaftLog, NewError> {
     // A commit index written without fsync may run ahead of the durable log;
     // the leader will tell us again.
     let committed = restored.hard_state.commit.clamp(snapshot_index, last_index);
-    Ok(RaftLog::restored(restored.snapshot.clone(), entries, committed))
+    Ok(RaftLog::restored(
+        restored.snapshot.clone(),
+        entries,
+        committed,
+    ))
 }

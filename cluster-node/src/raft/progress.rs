@@ -69,7 +69,10 @@ impl Progress {
     }
 
     pub(crate) fn become_snapshot(&mut self, last_index: u64) {
-        self.state = ReplicationState::Snapshot { last_index, offset: 0 };
+        self.state = ReplicationState::Snapshot {
+            last_index,
+            offset: 0,
+        };
         self.inflight.clear();
     }
 
@@ -79,7 +82,10 @@ impl Progress {
             ReplicationState::Probe { .. } => self.state = ReplicationState::Probe { paused: true },
             ReplicationState::Replicate => {
                 if let Some(last) = last_index {
-                    assert!(self.inflight.len() < self.inflight_max, "inflight window overrun");
+                    assert!(
+                        self.inflight.len() < self.inflight_max,
+                        "inflight window overrun"
+                    );
                     self.inflight.push_back(last);
                     self.next_index = last + 1;
                 }
@@ -131,7 +137,9 @@ impl Progress {
     /// message through so a lost append cannot stall replication forever.
     pub(crate) fn unpause_on_heartbeat(&mut self) {
         match self.state {
-            ReplicationState::Probe { .. } => self.state = ReplicationState::Probe { paused: false },
+            ReplicationState::Probe { .. } => {
+                self.state = ReplicationState::Probe { paused: false }
+            }
             ReplicationState::Replicate => {
                 if self.inflight.len() >= self.inflight_max {
                     self.inflight.pop_front();

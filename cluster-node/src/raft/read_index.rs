@@ -60,7 +60,9 @@ impl RawNode {
         self.reads.seq_issued += 1;
         let (seq, index) = (self.reads.seq_issued, self.log.committed());
         while let Some(ctx) = self.reads.waiting.pop_front() {
-            self.reads.pending.push_back(PendingRead { ctx, index, seq });
+            self.reads
+                .pending
+                .push_back(PendingRead { ctx, index, seq });
         }
         self.heartbeat_elapsed = 0;
         self.broadcast_heartbeat();
@@ -71,13 +73,20 @@ impl RawNode {
     pub(super) fn release_confirmed_reads(&mut self) {
         let quorum = self.config.quorum();
         while let Some(read) = self.reads.pending.front() {
-            let confirmations = 1 + self.progress.values().filter(|p| p.read_seq_acked >= read.seq).count();
+            let confirmations = 1 + self
+                .progress
+                .values()
+                .filter(|p| p.read_seq_acked >= read.seq)
+                .count();
             if !rules::read_confirmed(confirmations, quorum) {
                 break;
             }
             let ctx_index = (read.ctx, read.index);
             self.reads.pending.pop_front();
-            self.read_states.push(ReadState { ctx: ctx_index.0, index: ctx_index.1 });
+            self.read_states.push(ReadState {
+                ctx: ctx_index.0,
+                index: ctx_index.1,
+            });
         }
     }
 }

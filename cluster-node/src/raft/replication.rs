@@ -20,7 +20,9 @@ impl RawNode {
     /// Sends `peer` what it is missing, within its window. Returns true if a
     /// message with entries went out (the caller may try again).
     pub(super) fn send_append(&mut self, peer: u64, allow_empty: bool) -> bool {
-        let Some(progress) = self.progress.get(&peer) else { return false };
+        let Some(progress) = self.progress.get(&peer) else {
+            return false;
+        };
         if progress.is_paused() {
             return false;
         }
@@ -30,7 +32,11 @@ impl RawNode {
             self.start_snapshot(peer);
             return false;
         };
-        let entries = self.log.slice(next_index, self.log.last_index(), u64::from(self.config.entries_per_message_max));
+        let entries = self.log.slice(
+            next_index,
+            self.log.last_index(),
+            u64::from(self.config.entries_per_message_max),
+        );
         if entries.is_empty() && !allow_empty {
             return false;
         }
@@ -39,7 +45,15 @@ impl RawNode {
             progress.sent_append(last_sent);
         }
         let commit = self.log.committed();
-        self.send(peer, MessageBody::Append { prev_index, prev_term, entries, commit });
+        self.send(
+            peer,
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            },
+        );
         last_sent.is_some()
     }
 
@@ -55,7 +69,9 @@ impl RawNode {
     pub(super) fn broadcast_heartbeat(&mut self) {
         let read_seq = self.reads.seq_issued();
         for peer in self.other_peers() {
-            let Some(progress) = self.progress.get(&peer) else { continue };
+            let Some(progress) = self.progress.get(&peer) else {
+                continue;
+            };
             // Never tell a follower to commit past what it is known to hold.
             let commit = progress.match_index.min(self.log.committed());
             let streaming = matches!(progress.state, ReplicationState::Snapshot { .. });
@@ -82,19 +98,37 @@ impl RawNode {
         if prev_index < self.log.committed() {
             // Everything up to our commit matches any current leader.
             let index = self.log.committed();
-            self.send(from, MessageBody::AppendResponse { index, rejection: None });
+            self.send(
+                from,
+                MessageBody::AppendResponse {
+                    index,
+                    rejection: None,
+                },
+            );
             return Ok(());
         }
         if self.log.term(prev_index) != Some(prev_term) {
             let hint_index = prev_index.min(self.log.last_index());
             let (hint_index, hint_term) = self.log.find_conflict_by_term(hint_index, prev_term);
-            let rejection = Some(AppendRejection { hint_index, hint_term });
-            self.send(from, MessageBody::AppendResponse { index: prev_index, rejection });
+            let rejection = Some(AppendRejection {
+                hint_index,
+                hint_term,
+            });
+            self.send(
+                from,
+                MessageBody::AppendResponse {
+                    index: prev_index,
+                    rejection,
+                },
+            );
             return Ok(());
         }
         if let Some(conflict) = self.log.find_conflict(&entries) {
             if conflict <= self.log.committed() {
-                return Err(StepError::Malformed { kind: "append", reason: "conflicts with a committed entry" });
+                return Err(StepError::Malformed {
+                    kind: "append",
+                    reason: "conflicts with a committed entry",
+                });
             }
             let skip = (conflict - prev_index - 1) as usize;
             self.retract_acks_beyond(conflict - 1);
@@ -102,7 +136,13 @@ impl RawNode {
         }
         let last_new_index = prev_index + entries.len() as u64;
         self.log.commit_to(commit.min(last_new_index));
-        self.send(from, MessageBody::AppendResponse { index: last_new_index, rejection: None });
+        self.send(
+            from,
+            MessageBody::AppendResponse {
+                index: last_new_index,
+                rejection: None,
+            },
+        );
         Ok(())
     }
 
@@ -127,9 +167,14 @@ impl RawNode {
         rejection: Option<AppendRejection>,
     ) -> Result<(), StepError> {
         if index > self.log.last_index() {
-            return Err(StepError::Malformed { kind: "append_response", reason: "index beyond the leader's log" });
+            return Err(StepError::Malformed {
+                kind: "append_response",
+                reason: "index beyond the leader's log",
+            });
         }
-        let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return Ok(());
+        };
         progress.recent_active = true;
         match rejection {
             Some(rejection) => self.handle_append_rejection(from, index, rejection),
@@ -142,11 +187,15 @@ impl RawNode {
         // Fast backtracking: jump to the last index where our log could
         // agree with the follower's, not one entry back per round trip.
         let probe_hint = if rejection.hint_term > 0 {
-            self.log.find_conflict_by_term(rejection.hint_index, rejection.hint_term).0
+            self.log
+                .find_conflict_by_term(rejection.hint_index, rejection.hint_term)
+                .0
         } else {
             rejection.hint_index
         };
-        let Some(progress) = self.progress.get_mut(&from) else { return };
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
         if progress.maybe_decrease_to(rejected, probe_hint) {
             if progress.state == ReplicationState::Replicate {
                 progress.become_probe();
@@ -156,10 +205,13 @@ impl RawNode {
     }
 
     fn handle_append_success(&mut self, from: u64, index: u64) {
-        let Some(progress) = self.progress.get_mut(&from) else { return };
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
         let updated = progress.maybe_update(index);
         // A probe answered at the known match index also proves agreement.
-        let probe_confirmed = progress.match_index == index && matches!(progress.state, ReplicationState::Probe { .. });
+        let probe_confirmed = progress.match_index == index
+            && matches!(progress.state, ReplicationState::Probe { .. });
         if !updated && !probe_confirmed {
             return;
         }
@@ -177,7 +229,9 @@ impl RawNode {
     }
 
     pub(super) fn handle_heartbeat_response(&mut self, from: u64, read_seq: u64) {
-        let Some(progress) = self.progress.get_mut(&from) else { return };
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
         progress.recent_active = true;
         progress.read_seq_acked = progress.read_seq_acked.max(read_seq);
         progress.unpause_on_heartbeat();
@@ -198,7 +252,9 @@ impl RawNode {
         if quorum_index <= self.log.committed() {
             return false;
         }
-        let Some(entry_term) = self.log.term(quorum_index) else { return false };
+        let Some(entry_term) = self.log.term(quorum_index) else {
+            return false;
+        };
         if !rules::commit_by_counting_allowed(entry_term, self.term) {
             return false;
         }
@@ -209,8 +265,18 @@ impl RawNode {
 }
 
 /// Rejects an append no correct leader could have sent.
-fn check_append_entries(term: u64, prev_index: u64, prev_term: u64, entries: &[Entry]) -> Result<(), StepError> {
-    let malformed = |reason| Err(StepError::Malformed { kind: "append", reason });
+fn check_append_entries(
+    term: u64,
+    prev_index: u64,
+    prev_term: u64,
+    entries: &[Entry],
+) -> Result<(), StepError> {
+    let malformed = |reason| {
+        Err(StepError::Malformed {
+            kind: "append",
+            reason,
+        })
+    };
     let (mut index, mut entry_term) = (prev_index, prev_term);
     for entry in entries {
         if entry.index != index + 1 {

@@ -71,7 +71,12 @@ mod tests {
 
     #[test]
     fn vote_responses_wait_for_persistence_but_heartbeats_do_not() {
-        assert!(must_persist_before_send(&MessageBody::VoteResponse { granted: true }));
-        assert!(!must_persist_before_send(&MessageBody::Heartbeat { commit: 0, read_seq: 0 }));
+        assert!(must_persist_before_send(&MessageBody::VoteResponse {
+            granted: true
+        }));
+        assert!(!must_persist_before_send(&MessageBody::Heartbeat {
+            commit: 0,
+            read_seq: 0
+        }));
     }
 }

@@ -23,7 +23,9 @@ impl RawNode {
             // Every compacted index is covered by a snapshot we keep.
             unreachable!("log compacted without a snapshot");
         };
-        let Some(progress) = self.progress.get_mut(&peer) else { return };
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
         progress.become_snapshot(last_index);
         self.send_snapshot_chunk(peer);
     }
@@ -31,26 +33,59 @@ impl RawNode {
     /// Leader: sends the chunk at the follower's acknowledged offset,
     /// restarting from zero if we compacted to a newer snapshot meanwhile.
     pub(super) fn send_snapshot_chunk(&mut self, peer: u64) {
-        let Some(snapshot) = self.log.snapshot() else { return };
-        let Some(progress) = self.progress.get_mut(&peer) else { return };
-        let ReplicationState::Snapshot { last_index, offset } = progress.state else { return };
+        let Some(snapshot) = self.log.snapshot() else {
+            return;
+        };
+        let Some(progress) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        let ReplicationState::Snapshot { last_index, offset } = progress.state else {
+            return;
+        };
         let meta = snapshot.meta.clone();
-        let offset = if last_index == meta.last_index { offset } else { 0 };
-        progress.state = ReplicationState::Snapshot { last_index: meta.last_index, offset };
+        let offset = if last_index == meta.last_index {
+            offset
+        } else {
+            0
+        };
+        progress.state = ReplicationState::Snapshot {
+            last_index: meta.last_index,
+            offset,
+        };
         let total_bytes = snapshot.data.len() as u64;
         let start = offset.min(total_bytes) as usize;
         let end = (start + self.config.snapshot_chunk_bytes as usize).min(snapshot.data.len());
         let data = snapshot.data[start..end].to_vec();
         let done = end == snapshot.data.len();
-        let body = MessageBody::InstallSnapshot { meta, offset: start as u64, total_bytes, data, done };
+        let body = MessageBody::InstallSnapshot {
+            meta,
+            offset: start as u64,
+            total_bytes,
+            data,
+            done,
+        };
         self.send(peer, body);
     }
 
     /// Leader: a follower acknowledged a chunk, or the whole snapshot.
-    pub(super) fn handle_snapshot_response(&mut self, from: u64, last_index: u64, offset_next: u64, done: bool) {
-        let Some(progress) = self.progress.get_mut(&from) else { return };
+    pub(super) fn handle_snapshot_response(
+        &mut self,
+        from: u64,
+        last_index: u64,
+        offset_next: u64,
+        done: bool,
+    ) {
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
         progress.recent_active = true;
-        let ReplicationState::Snapshot { last_index: sending, offset } = progress.state else { return };
+        let ReplicationState::Snapshot {
+            last_index: sending,
+            offset,
+        } = progress.state
+        else {
+            return;
+        };
         if last_index != sending {
             return;
         }
@@ -64,7 +99,10 @@ impl RawNode {
             // A duplicate ack; the heartbeat resends if the chunk was lost.
             return;
         }
-        progress.state = ReplicationState::Snapshot { last_index, offset: offset_next };
+        progress.state = ReplicationState::Snapshot {
+            last_index,
+            offset: offset_next,
+        };
         self.send_snapshot_chunk(from);
     }
 
@@ -78,36 +116,79 @@ impl RawNode {
         data: Vec<u8>,
         done: bool,
     ) -> Result<(), StepError> {
-        let malformed = |reason| Err(StepError::Malformed { kind: "install_snapshot", reason });
+        let malformed = |reason| {
+            Err(StepError::Malformed {
+                kind: "install_snapshot",
+                reason,
+            })
+        };
         if total_bytes > self.config.snapshot_bytes_max {
             return malformed("snapshot larger than snapshot_bytes_max");
         }
-        if offset.checked_add(data.len() as u64).is_none_or(|end| end > total_bytes) {
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > total_bytes)
+        {
             return malformed("chunk beyond the snapshot's size");
         }
         let last_index = meta.last_index;
         if last_index <= self.log.committed() {
             // We already hold everything it covers.
             self.snapshot_receiver = None;
-            self.send(from, MessageBody::InstallSnapshotResponse { last_index, offset_next: 0, done: true });
+            self.send(
+                from,
+                MessageBody::InstallSnapshotResponse {
+                    last_index,
+                    offset_next: 0,
+                    done: true,
+                },
+            );
             return Ok(());
         }
         let offset_next = self.receive_chunk(from, meta, offset, total_bytes, data);
         if done && offset_next == total_bytes {
             self.install_received_snapshot();
-            self.send(from, MessageBody::InstallSnapshotResponse { last_index, offset_next, done: true });
+            self.send(
+                from,
+                MessageBody::InstallSnapshotResponse {
+                    last_index,
+                    offset_next,
+                    done: true,
+                },
+            );
         } else {
-            self.send(from, MessageBody::InstallSnapshotResponse { last_index, offset_next, done: false });
+            self.send(
+                from,
+                MessageBody::InstallSnapshotResponse {
+                    last_index,
+                    offset_next,
+                    done: false,
+                },
+            );
         }
         Ok(())
     }
 
     /// Adds a chunk if it continues what we hold; returns the bytes held.
-    fn receive_chunk(&mut self, from: u64, meta: SnapshotMeta, offset: u64, total_bytes: u64, data: Vec<u8>) -> u64 {
+    fn receive_chunk(
+        &mut self,
+        from: u64,
+        meta: SnapshotMeta,
+        offset: u64,
+        total_bytes: u64,
+        data: Vec<u8>,
+    ) -> u64 {
         if offset == 0 {
-            self.snapshot_receiver = Some(SnapshotReceiver { leader: from, meta, total_bytes, data });
+            self.snapshot_receiver = Some(SnapshotReceiver {
+                leader: from,
+                meta,
+                total_bytes,
+                data,
+            });
         } else if let Some(receiver) = self.snapshot_receiver.as_mut() {
-            let same = receiver.leader == from && receiver.meta == meta && receiver.total_bytes == total_bytes;
+            let same = receiver.leader == from
+                && receiver.meta == meta
+                && receiver.total_bytes == total_bytes;
             if !same {
                 self.snapshot_receiver = None;
                 return 0;
@@ -116,12 +197,19 @@ impl RawNode {
                 receiver.data.extend_from_slice(&data);
             }
         }
-        self.snapshot_receiver.as_ref().map_or(0, |r| r.data.len() as u64)
+        self.snapshot_receiver
+            .as_ref()
+            .map_or(0, |r| r.data.len() as u64)
     }
 
     fn install_received_snapshot(&mut self) {
-        let Some(receiver) = self.snapshot_receiver.take() else { return };
-        let snapshot = Snapshot { meta: receiver.meta, data: receiver.data };
+        let Some(receiver) = self.snapshot_receiver.take() else {
+            return;
+        };
+        let snapshot = Snapshot {
+            meta: receiver.meta,
+            data: receiver.data,
+        };
         let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
         if self.log.term(index) == Some(term) {
             // Our log already matches through the snapshot: just commit.
