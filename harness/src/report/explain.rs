@@ -198,13 +198,21 @@ fn key_finding(check: &CheckView, key: &Value) -> Finding {
     let prefix_len = example.get("prefix_len").and_then(Value::as_u64).unwrap_or(0);
     let state = example.get("state").and_then(Value::as_str).unwrap_or("?");
     let stuck = example.get("stuck_op").map(text_of).unwrap_or_default();
-    let concurrent: Vec<&Value> = example.get("concurrent").and_then(Value::as_array).into_iter().flatten().collect();
+    let stuck_line = example.get("stuck_op").and_then(line_of);
+    // The checker lists the stuck operation among the concurrent ones.
+    let concurrent: Vec<&Value> = example
+        .get("concurrent")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|op| line_of(op) != stuck_line)
+        .collect();
     let tail: Vec<&Value> = example.get("prefix_tail").and_then(Value::as_array).into_iter().flatten().collect();
     finding.sentences.push(format!(
         "The first {prefix_len} operations of key {name:?} can be put in one order that explains every result; after them the last consistent state is {state}."
     ));
     finding.sentences.push(format!(
-        "Then {stuck} returned, and no order of it and the {} operations running at the same time can produce its result from {state}: the system answered something no sequential execution allows.",
+        "Then {stuck} returned, and no order of it and the {} other operations running at the same time can produce its result from {state}: the system answered something no sequential execution allows.",
         concurrent.len()
     ));
     finding.op_lists.push(("could not be ordered".into(), vec![stuck]));

@@ -109,7 +109,7 @@ fn latency_point(digest: &Digest, op: &OpRow) -> Option<Value> {
 
 /// Completions per second in equal buckets: `{bucket_ms, ok, fail, info}`.
 fn throughput(digest: &Digest, end_ms: f64) -> Value {
-    let bucket_ms = (end_ms / THROUGHPUT_BUCKETS as f64).max(1.0);
+    let bucket_ms = (end_ms / THROUGHPUT_BUCKETS as f64).max(0.001);
     let buckets = ((end_ms / bucket_ms).ceil() as usize + 1).min(THROUGHPUT_BUCKETS + 1);
     let mut counts = vec![[0u64; 3]; buckets];
     for op in &digest.ops {

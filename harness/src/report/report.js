@@ -100,7 +100,7 @@
   }
   function focus() {
     if (!D.focus) { view.t0 = 0; view.t1 = end; drawAll(); return; }
-    var pad = Math.max((D.focus[1] - D.focus[0]) * 0.5, 1);
+    var pad = Math.max((D.focus[1] - D.focus[0]) * 0.5, end * 0.002, 1e-4);
     view.t0 = D.focus[0] - pad; view.t1 = D.focus[1] + pad; drawAll();
   }
   document.getElementById("zoom-in").onclick = function () { zoom(0.5); };
