@@ -378,7 +378,7 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Vec<Named>, started: Inst
         reasons,
         counts,
         workload: plan.workload.kind.name().to_string(),
-        nemesis: plan.faults.iter().map(|f| f.name().to_string()).collect(),
+        nemesis: plan.resolved.nemesis.faults.clone(),
         nodes: plan.nodes,
         time_limit_ms: plan.time_limit_ms,
         elapsed_ms: started.elapsed().as_millis() as u64,
