@@ -35,7 +35,7 @@ impl Progress {
             match_index: 0,
             next_index,
             state: ReplicationState::Probe { paused: false },
-            inflight: VecDeque::with_capacity(inflight_max as usize),
+            inflight: VecDeque::new(),
             inflight_max: inflight_max as usize,
             recent_active: false,
             read_seq_acked: 0,
