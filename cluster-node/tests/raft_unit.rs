@@ -996,3 +996,48 @@ fn proposals_and_reads_are_bounded() {
         ProposeError::TooManyReads { limit: 2 }
     );
 }
+
+#[test]
+fn compaction_refuses_snapshots_outside_the_applied_log() {
+    use faultline_node::raft::CompactError;
+    let mut network = Network::new(1, |_| {});
+    network.elect(1);
+    network.propose(1, b"a");
+    network.propose(1, b"b");
+    let snapshot = |index, term| Snapshot {
+        meta: SnapshotMeta {
+            last_index: index,
+            last_term: term,
+            voters: vec![1],
+        },
+        data: Vec::new(),
+    };
+    let node = network.node_mut(1);
+    assert_eq!(node.status().applied, 3);
+    assert!(matches!(
+        node.compact(snapshot(4, 1)),
+        Err(CompactError::BeyondApplied {
+            index: 4,
+            applied: 3
+        })
+    ));
+    assert!(matches!(
+        node.compact(snapshot(2, 7)),
+        Err(CompactError::TermMismatch { .. })
+    ));
+    node.compact(snapshot(2, 1)).expect("compacts through 2");
+    assert_eq!(node.first_index(), 3);
+    assert_eq!(
+        node.term_at(2),
+        Some(1),
+        "the snapshot's last term stays known"
+    );
+    assert_eq!(node.term_at(1), None, "compacted");
+    assert!(matches!(
+        node.compact(snapshot(2, 1)),
+        Err(CompactError::NotNewer {
+            index: 2,
+            current: 2
+        })
+    ));
+}
