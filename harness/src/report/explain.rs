@@ -282,3 +282,72 @@ fn generic_finding(check: &CheckView) -> Finding {
     finding.sentences.push(raw);
     finding
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::digest::Builder;
+    use serde_json::json;
+
+    fn op(line: u32, text: &str) -> Value {
+        json!({ "line": line, "text": text })
+    }
+
+    #[test]
+    fn a_counterexample_reads_as_sentences_and_marks_its_operations() {
+        let details = json!({ "keys": [
+            { "key": "a", "verdict": "valid", "op_count": 3 },
+            { "key": "b", "verdict": "invalid", "op_count": 4, "reason": "no linearization",
+              "counterexample": { "key": "b", "prefix_len": 2, "state": "1",
+                "prefix_tail": [op(1, "p0 write 1 -> ok (line 1)")],
+                "stuck_op": op(5, "p2 read nil -> ok 3 (line 5)"),
+                "concurrent": [op(5, "p2 read nil -> ok 3 (line 5)"), op(3, "p1 write 2 -> unknown (line 3)")] } }
+        ]});
+        let check = CheckView { name: "linearizable-register".into(), verdict: Verdict::Invalid, details };
+        assert_eq!(wanted_lines(std::slice::from_ref(&check)), [1, 3, 5].into_iter().collect());
+        let found = findings(&[check], &Digest::default());
+        assert_eq!(found.len(), 1, "only the invalid key is explained");
+        let text = found[0].text();
+        assert!(text.starts_with("key \"b\" is invalid"), "{text}");
+        assert!(text.contains("last consistent state is 1"), "{text}");
+        assert!(text.contains("the 1 other operations running at the same time"), "{text}");
+        let roles: Vec<(u32, Role)> = found[0].marks.iter().map(|m| (m.line, m.role)).collect();
+        assert_eq!(roles, vec![(1, Role::Prefix), (3, Role::Concurrent), (5, Role::Stuck)]);
+    }
+
+    #[test]
+    fn a_lost_write_gets_its_times_and_the_fault_in_force() {
+        let wanted: HashSet<u32> = [2].into_iter().collect();
+        let mut builder = Builder::new(&wanted);
+        let lines = [
+            r#"{"process":"nemesis","type":"invoke","f":"pause-leader","value":null,"time_ns":0}"#,
+            r#"{"process":0,"type":"invoke","f":"add","value":9,"time_ns":1000000}"#,
+            r#"{"process":0,"type":"ok","f":"add","value":9,"time_ns":3000000}"#,
+        ];
+        for (i, line) in lines.iter().enumerate() {
+            builder.push(line, i as u32 + 1);
+        }
+        let digest = builder.finish();
+        let details = json!({ "verdict": "invalid",
+            "counts": { "lost": 1, "acknowledged": 1, "stale": 0, "unexpected": 0 },
+            "examples": { "lost": [{ "key": "", "element": "9", "write_line": 2, "read_line": 7 }] } });
+        let check = CheckView { name: "durability".into(), verdict: Verdict::Invalid, details };
+        let found = findings(&[check], &digest);
+        assert_eq!(found[0].title, "1 of 1 acknowledged writes lost, 0 stale, 0 unexpected");
+        let lost = &found[0].lost[0];
+        assert_eq!((lost.invoke_ms, lost.ack_ms), (Some(1.0), Some(3.0)));
+        assert_eq!(lost.faults, "pause-leader");
+        assert!(lost.sentence().contains("missing from the read on line 7"), "{}", lost.sentence());
+    }
+
+    #[test]
+    fn other_checkers_are_explained_by_their_reason() {
+        let check = CheckView {
+            name: "liveness".into(),
+            verdict: Verdict::Invalid,
+            details: json!({ "reason": "no write succeeded within 10 s of the final heal" }),
+        };
+        let found = findings(&[check], &Digest::default());
+        assert_eq!(found[0].title, "no write succeeded within 10 s of the final heal");
+    }
+}
