@@ -165,17 +165,23 @@ impl Db for RedisSentinelDb {
     }
 
     /// The server answers PING and the sentinel knows every other sentinel
-    /// (else a failover could not gather its quorum).
+    /// and every replica, each linked to the primary (else a failover could
+    /// not gather its quorum, or would find no replica to promote).
     fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let others = env.peer_dial.len().saturating_sub(1);
             let server = ask(env.peer_listen, &[b"PING"]).await;
+            if server != Some(Reply::Simple("PONG".into())) {
+                return false;
+            }
             let sentinels = ask(env.client_listen, &[b"SENTINEL", b"sentinels", MASTER_NAME.as_bytes()]).await;
-            let known = match sentinels {
-                Some(Reply::Array(Some(items))) => items.len(),
-                _ => return false,
-            };
-            server == Some(Reply::Simple("PONG".into())) && known >= others
+            let replicas = ask(env.client_listen, &[b"SENTINEL", b"replicas", MASTER_NAME.as_bytes()]).await;
+            match (sentinels, replicas) {
+                (Some(Reply::Array(Some(sentinels))), Some(Reply::Array(Some(replicas)))) => {
+                    sentinels.len() >= others && replicas.len() >= others && replicas.iter().all(replica_is_linked)
+                }
+                _ => false,
+            }
         })
     }
 
@@ -192,6 +198,16 @@ impl Db for RedisSentinelDb {
             majority(&named)
         })
     }
+}
+
+/// A `SENTINEL replicas` entry (flat field/value pairs) of a replica that
+/// is up and linked to its primary.
+fn replica_is_linked(entry: &Reply) -> bool {
+    let Reply::Array(Some(fields)) = entry else { return false };
+    let field = |name: &str| {
+        fields.chunks(2).find(|pair| pair[0].text().as_deref() == Some(name)).and_then(|pair| pair.get(1)?.text())
+    };
+    field("flags").as_deref() == Some("slave") && field("master-link-status").as_deref() == Some("ok")
 }
 
 /// Which node serves on `port`, proxied (shared route) or real.
@@ -271,6 +287,18 @@ mod tests {
         let script = db().script(Path::new("/d/redis.conf"), Path::new("/d/it's.conf"));
         assert!(script.contains("'/usr/bin/setpriv' --pdeathsig KILL '/usr/bin/redis-sentinel' '/d/it'\\''s.conf' &\n"), "{script}");
         assert!(script.ends_with("exec '/usr/bin/redis-server' '/d/redis.conf'\n"), "{script}");
+    }
+
+    #[test]
+    fn only_linked_replicas_count() {
+        let bulk = |s: &str| Reply::Bulk(Some(s.as_bytes().to_vec()));
+        let entry = |flags: &str, link: &str| {
+            Reply::Array(Some(vec![bulk("flags"), bulk(flags), bulk("master-link-status"), bulk(link)]))
+        };
+        assert!(replica_is_linked(&entry("slave", "ok")));
+        assert!(!replica_is_linked(&entry("s_down,slave,disconnected", "ok")));
+        assert!(!replica_is_linked(&entry("slave", "err")));
+        assert!(!replica_is_linked(&Reply::Integer(1)));
     }
 
     #[test]
