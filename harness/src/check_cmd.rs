@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::{EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 
-/// Keys listed one per line in text output when all are valid.
+/// Up to this many keys, text output lists every key; above, only keys that are not valid.
 const TEXT_KEYS_MAX: usize = 10;
 /// Operations of the linearizable prefix shown in text output.
 const TEXT_PREFIX_OPS_MAX: usize = 8;
@@ -157,12 +157,10 @@ fn print_text(report: &FileReport) -> anyhow::Result<()> {
         result.keys.len(),
         result.elapsed_ms
     )?;
-    let all_valid = result.verdict == Verdict::Valid;
-    let listed: Vec<&KeyResult> = if all_valid && result.keys.len() > TEXT_KEYS_MAX {
-        Vec::new()
-    } else {
-        result.keys.iter().filter(|k| !all_valid || k.verdict != Verdict::Valid || result.keys.len() <= TEXT_KEYS_MAX).collect()
-    };
+    // Every key of a small history; only the keys that are not valid of a
+    // large one.
+    let list_all = result.keys.len() <= TEXT_KEYS_MAX;
+    let listed: Vec<&KeyResult> = result.keys.iter().filter(|k| list_all || k.verdict != Verdict::Valid).collect();
     for key in &listed {
         print_key(&mut out, key)?;
     }

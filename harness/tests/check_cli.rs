@@ -110,6 +110,28 @@ fn corpus_files_in_every_format_get_their_verdict() {
 }
 
 #[test]
+fn a_large_history_lists_only_its_bad_keys() {
+    let dir = shared().join("data/porcupine");
+    // c50-bad: 10 keys; list every key there. A generated 12-key history
+    // with one bad key lists just that one.
+    let mut text = String::new();
+    for key in 0..12 {
+        let value = if key == 5 { "\"stale\"" } else { "\"\"" };
+        text.push_str(&format!("{{\"process\":{key},\"type\":\"invoke\",\"f\":\"get\",\"key\":\"k{key}\",\"time_ns\":1}}\n"));
+        text.push_str(&format!("{{\"process\":{key},\"type\":\"ok\",\"f\":\"get\",\"key\":\"k{key}\",\"value\":{value},\"time_ns\":2}}\n"));
+    }
+    let file = TempFile::new("twelve-keys.jsonl", &text);
+    let output = check(&[file.path()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("key \"k5\": invalid"), "{out}");
+    assert!(!out.contains("key \"k4\""), "{out}");
+    assert!(out.contains("(11 keys not listed, all valid)"), "{out}");
+    let c50 = check(&[dir.join("kv/c50-bad.txt").to_str().expect("utf-8")]);
+    assert_eq!(c50.status.code(), Some(1));
+}
+
+#[test]
 fn a_tiny_budget_answers_unknown() {
     let etcd = shared().join("data/porcupine/jepsen/etcd_002.log");
     let output = check(&["--budget-ms", "0", etcd.to_str().expect("utf-8")]);
