@@ -749,9 +749,13 @@ fn garbage_messages_never_panic() {
     for _ in 0..5000 {
         let to = rng.random_range(1..=3);
         let from = rng.random_range(0..=4);
-        let term = rng.random_range(0..=4);
-        let index = rng.random_range(0..=6);
-        let entry_term = rng.random_range(0..=4);
+        // Mostly plausible values, sometimes extremes that could overflow.
+        let mut pick = |plausible_max: u64| match rng.random_range(0..20) {
+            0 => u64::MAX - rng.random_range(0..2),
+            1 => (1 << 62) + rng.random_range(0..2),
+            _ => rng.random_range(0..=plausible_max),
+        };
+        let (term, index, entry_term) = (pick(4), pick(6), pick(4));
         let body = match rng.random_range(0..10) {
             0 => MessageBody::PreVote {
                 last_index: index,

@@ -163,7 +163,40 @@ impl RawNode {
         }
     }
 
+    /// Terms and indexes beyond this are refused, so arithmetic on them can
+    /// never overflow (no real log gets near it).
+    const TERM_INDEX_MAX: u64 = 1 << 62;
+
+    fn check_bounds(message: &Message) -> Result<(), StepError> {
+        let limit = RawNode::TERM_INDEX_MAX;
+        let fits = match &message.body {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
+                *prev_index <= limit
+                    && *prev_term <= limit
+                    && *commit <= limit
+                    && entries.len() as u64 <= limit - prev_index
+            }
+            MessageBody::InstallSnapshot { meta, .. } => {
+                meta.last_index <= limit && meta.last_term <= limit
+            }
+            _ => true,
+        };
+        if message.term > limit || !fits {
+            return Err(StepError::Malformed {
+                kind: message.body.kind(),
+                reason: "term or index out of range",
+            });
+        }
+        Ok(())
+    }
+
     fn check_addressing(&self, message: &Message) -> Result<(), StepError> {
+        RawNode::check_bounds(message)?;
         if message.to != self.config.id {
             return Err(StepError::WrongRecipient {
                 to: message.to,

@@ -125,7 +125,9 @@ impl Progress {
                 if self.next_index.saturating_sub(1) != rejected {
                     return false;
                 }
-                self.next_index = rejected.min(probe_hint + 1).max(self.match_index + 1);
+                self.next_index = rejected
+                    .min(probe_hint.saturating_add(1))
+                    .max(self.match_index + 1);
                 self.state = ReplicationState::Probe { paused: false };
                 true
             }

@@ -279,7 +279,7 @@ fn check_append_entries(
     };
     let (mut index, mut entry_term) = (prev_index, prev_term);
     for entry in entries {
-        if entry.index != index + 1 {
+        if index.checked_add(1) != Some(entry.index) {
             return malformed("entries not contiguous");
         }
         if entry.term < entry_term || entry.term > term {
