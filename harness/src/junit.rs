@@ -23,19 +23,41 @@ pub struct JunitError {
 
 /// Writes the JUnit XML of one run.
 pub fn write(path: &Path, input: &ReportInput, findings: &[Finding]) -> Result<(), JunitError> {
-    std::fs::write(path, render(input, findings)).map_err(|source| JunitError { path: path.to_path_buf(), source })
+    write_many(path, &[(input.clone(), findings.to_vec())])
 }
 
-/// The XML document.
+/// Writes one test suite per run (or per checked file).
+pub fn write_many(path: &Path, runs: &[(ReportInput, Vec<Finding>)]) -> Result<(), JunitError> {
+    std::fs::write(path, render_many(runs)).map_err(|source| JunitError { path: path.to_path_buf(), source })
+}
+
+/// The XML document of one run.
 pub fn render(input: &ReportInput, findings: &[Finding]) -> String {
+    render_many(&[(input.clone(), findings.to_vec())])
+}
+
+/// The XML document of several runs.
+pub fn render_many(runs: &[(ReportInput, Vec<Finding>)]) -> String {
+    let count = |verdict: Option<Verdict>| {
+        runs.iter().flat_map(|(input, _)| &input.checks).filter(|c| verdict.is_none_or(|v| c.verdict == v)).count()
+    };
+    let (tests, failures, errors) = (count(None), count(Some(Verdict::Invalid)), count(Some(Verdict::Unknown)));
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(xml, "<testsuites name=\"faultline\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
+    for (input, findings) in runs {
+        suite(&mut xml, input, findings);
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn suite(xml: &mut String, input: &ReportInput, findings: &[Finding]) {
     let failures = input.checks.iter().filter(|c| c.verdict == Verdict::Invalid).count();
     let errors = input.checks.iter().filter(|c| c.verdict == Verdict::Unknown).count();
     let tests = input.checks.len();
     let suite = attr(&input.title);
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(xml, "<testsuites name=\"faultline\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     let _ = writeln!(xml, "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
-    properties(&mut xml, input);
+    properties(xml, input);
     for check in &input.checks {
         let _ = write!(xml, "    <testcase classname=\"{suite}\" name=\"{}\"", attr(&check.name));
         if check.verdict == Verdict::Valid {
@@ -59,8 +81,7 @@ pub fn render(input: &ReportInput, findings: &[Finding]) -> String {
             text(&cut(&body))
         );
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
+    xml.push_str("  </testsuite>\n");
 }
 
 fn properties(xml: &mut String, input: &ReportInput) {

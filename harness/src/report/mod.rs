@@ -8,6 +8,7 @@
 //! `history.jsonl`, `seed`, `spec.yaml`, `nodes/`), so the end of a run and
 //! `faultline report` share [`write_run_report`]. Large histories are
 //! windowed and sampled (see [`payload`]) so the page stays small.
+pub mod check;
 pub mod digest;
 pub mod explain;
 pub mod html;
@@ -31,6 +32,8 @@ pub enum ReportError {
     Json { path: PathBuf, source: serde_json::Error },
     #[error("report: {path} is not a results folder (no results.json and no history.jsonl)")]
     NotAResultsFolder { path: PathBuf },
+    #[error(transparent)]
+    Junit(#[from] crate::junit::JunitError),
 }
 
 /// What a written report holds, for the caller to print.
@@ -76,4 +79,15 @@ pub fn write_run_report(run_dir: &Path, out: Option<&Path>) -> Result<ReportStat
     let input = ReportInput::from_run_dir(run_dir)?;
     let default_out = run_dir.join(REPORT_FILE);
     write_report(&input, out.unwrap_or(&default_out))
+}
+
+/// The end of a `faultline test` run: `report.html` in the results folder,
+/// and JUnit XML when asked for.
+pub fn finish_run(run_dir: &Path, junit: Option<&Path>) -> Result<ReportStats, ReportError> {
+    let input = ReportInput::from_run_dir(run_dir)?;
+    let stats = write_report(&input, &run_dir.join(REPORT_FILE))?;
+    if let Some(path) = junit {
+        crate::junit::write(path, &input, &stats.findings)?;
+    }
+    Ok(stats)
 }
