@@ -40,3 +40,33 @@ pub fn input_for_check(file: &Path, result: Option<&CheckResult>, error: Option<
     }
     input
 }
+
+/// One file `faultline check` looked at.
+pub struct Checked<'a> {
+    pub file: &'a Path,
+    pub result: Option<&'a CheckResult>,
+    pub error: Option<&'a str>,
+}
+
+/// `--report` (the first file's page) and `--junit` (a suite per file).
+pub fn write_check_outputs(
+    checked: &[Checked<'_>],
+    report: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<(), super::ReportError> {
+    let inputs: Vec<ReportInput> = checked.iter().map(|c| input_for_check(c.file, c.result, c.error)).collect();
+    if let (Some(out), Some(input)) = (report, inputs.first()) {
+        super::write_report(input, out)?;
+    }
+    if let Some(path) = junit {
+        let runs: Vec<_> = inputs
+            .into_iter()
+            .map(|input| {
+                let findings = super::findings_without_history(&input);
+                (input, findings)
+            })
+            .collect();
+        crate::junit::write_many(path, &runs)?;
+    }
+    Ok(())
+}
