@@ -28,6 +28,8 @@ pub enum Role {
     Prefix,
     /// An acknowledged write that later reads do not show.
     Lost,
+    /// The read that shows a write is lost.
+    Witness,
 }
 
 impl Role {
@@ -37,6 +39,7 @@ impl Role {
             Role::Concurrent => "concurrent",
             Role::Prefix => "prefix",
             Role::Lost => "lost",
+            Role::Witness => "witness",
         }
     }
 }
@@ -132,7 +135,9 @@ pub fn wanted_lines(checks: &[CheckView]) -> HashSet<u32> {
             }
         }
         for lost in lost_examples(&check.details) {
-            lines.extend(lost.get("write_line").and_then(Value::as_u64).map(|l| l as u32));
+            for field in ["write_line", "read_line"] {
+                lines.extend(lost.get(field).and_then(Value::as_u64).filter(|&l| l > 0).map(|l| l as u32));
+            }
         }
     }
     lines
@@ -266,6 +271,9 @@ fn durability_finding(check: &CheckView, digest: &Digest, out: &mut Vec<Finding>
             faults: if faults.is_empty() { "none".into() } else { faults.join(", ") },
         });
         finding.marks.push(Mark { line: write_line, role: Role::Lost });
+        if let Some(read) = finding.lost.last().map(|l| l.read_line).filter(|&l| l > 0) {
+            finding.marks.push(Mark { line: read, role: Role::Witness });
+        }
     }
     out.push(finding);
 }

@@ -145,7 +145,7 @@ fn findings_section(page: &mut String, findings: &[Finding]) {
         lost_table(page, finding);
         page.push_str("</div>");
     }
-    page.push_str("<p class=\"hint\">Highlighted on the timeline below: the stuck operation in red, operations running with it in orange, the end of the consistent prefix in blue, lost writes in purple.</p></section>\n");
+    page.push_str("<p class=\"hint\">Highlighted on the timeline below: the stuck operation in red, operations running with it in orange, the end of the consistent prefix in blue, lost writes in purple, the read that misses one in teal.</p></section>\n");
 }
 
 fn lost_table(page: &mut String, finding: &Finding) {

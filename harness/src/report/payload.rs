@@ -65,7 +65,7 @@ fn roles_by_op(digest: &Digest, findings: &[Finding]) -> HashMap<usize, Role> {
 
 fn rank(role: Role) -> u8 {
     match role {
-        Role::Prefix => 0,
+        Role::Prefix | Role::Witness => 0,
         Role::Concurrent => 1,
         Role::Lost => 2,
         Role::Stuck => 3,
