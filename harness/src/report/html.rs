@@ -32,8 +32,9 @@ pub fn render(input: &ReportInput, digest: &Digest, findings: &[Finding], payloa
     charts(&mut page, digest, payload);
     logs(&mut page, input);
     let data = serde_json::to_string(&payload.data).unwrap_or_else(|_| "{}".to_string());
-    // `</` would end the script element early.
-    let data = data.replace("</", "<\\/");
+    // `</script` or `<!--` inside would end or confuse the script element;
+    // `<` only occurs inside JSON strings, where `\u003c` means the same.
+    let data = data.replace('<', "\\u003c");
     let _ = write!(
         page,
         "<script type=\"application/json\" id=\"report-data\">{data}</script>\n<script>{SCRIPT}</script>\n</body></html>\n"
@@ -225,4 +226,28 @@ pub fn esc(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::digest::Builder;
+    use crate::report::payload;
+    use std::collections::HashSet;
+
+    #[test]
+    fn hostile_names_cannot_break_out_of_text_or_data() {
+        let wanted = HashSet::new();
+        let mut builder = Builder::new(&wanted);
+        let evil = r#"</script><script>alert(1)</script><!--"#;
+        let key = serde_json::to_string(evil).unwrap();
+        builder.push(&format!(r#"{{"process":0,"type":"invoke","f":"write","key":{key},"value":1,"time_ns":1}}"#), 1);
+        builder.push(&format!(r#"{{"process":0,"type":"ok","f":"write","key":{key},"value":1,"time_ns":2}}"#), 2);
+        let digest = builder.finish();
+        let input = ReportInput { title: evil.to_string(), ..ReportInput::default() };
+        let page = render(&input, &digest, &[], &payload::build(&digest, &[]));
+        assert_eq!(page.matches("<script").count(), 2, "only the data and code elements open a script");
+        assert!(!page.contains("<!--"));
+        assert!(page.contains("&lt;/script&gt;"), "the title is escaped");
+    }
 }
