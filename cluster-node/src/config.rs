@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::bugs::Bugs;
+use crate::mode::Mode;
+
 /// A Raft-replicated key-value node, faultline's system under test.
 ///
 /// Clients speak newline-delimited JSON on --client-addr (see
@@ -49,6 +52,22 @@ pub struct Args {
     /// WAL segment size before rolling to a new file.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_bytes: u64,
+    /// Replication mode: raft (default), sync, semi-sync or async. The weaker
+    /// modes acknowledge writes before a quorum has them (see README).
+    #[arg(long, value_parser = parse_mode, default_value = "raft")]
+    pub mode: Mode,
+    /// Planted bugs for `faultline matrix`, comma-separated (see README's
+    /// "Planted bugs" table). Never use outside tests.
+    #[arg(long, value_parser = parse_bugs, default_value = "")]
+    pub bugs: Bugs,
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    Mode::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_bugs(text: &str) -> Result<Bugs, String> {
+    Bugs::parse(text).map_err(|e| e.to_string())
 }
 
 /// The parsed `--peers` list.
@@ -154,6 +173,7 @@ impl NodeConfig {
         config.election_timeout_ticks_min = self.election_timeout_ticks_min;
         config.election_timeout_ticks_max = self.election_timeout_ticks_min * 2;
         config.entries_per_message_max = crate::transport::APPEND_ENTRIES_MAX;
+        config.bugs = self.args.bugs;
         config
     }
 }

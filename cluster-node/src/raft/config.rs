@@ -35,6 +35,9 @@ pub struct Config {
     pub pre_vote: bool,
     /// A leader that has not heard from a quorum for an election timeout steps down.
     pub check_quorum: bool,
+    /// Planted bugs (all off by default); only `faultline matrix` turns them on.
+    #[serde(default)]
+    pub bugs: crate::bugs::Bugs,
 }
 
 /// Why a `Config` is unusable.
@@ -70,6 +73,7 @@ impl Config {
             reads_pending_max: 4096,
             pre_vote: true,
             check_quorum: true,
+            bugs: crate::bugs::Bugs::default(),
         }
     }
 

@@ -125,12 +125,13 @@ impl RawNode {
             || (self.vote.is_none() && self.leader.is_none())
             || (pre && message.term > self.term);
         let granted = free_to_vote
-            && rules::vote_log_ok(
-                last_term,
-                last_index,
-                self.log.last_term(),
-                self.log.last_index(),
-            );
+            && (self.config.bugs.vote_without_log_check
+                || rules::vote_log_ok(
+                    last_term,
+                    last_index,
+                    self.log.last_term(),
+                    self.log.last_index(),
+                ));
         if pre {
             let term = if granted { message.term } else { self.term };
             self.send_with_term(message.from, term, MessageBody::PreVoteResponse { granted });

@@ -425,6 +425,11 @@ impl RawNode {
         }
     }
 
+    /// Leader only: the index each follower is known to hold (empty otherwise).
+    pub fn follower_matches(&self) -> Vec<u64> {
+        self.progress.values().map(|p| p.match_index).collect()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -11,7 +11,9 @@ use tokio::time::Instant;
 
 use super::client::{ClientRequest, Responder};
 use super::ServerError;
-use crate::kv::{Command, KvState, Outcome};
+use crate::bugs::Bugs;
+use crate::kv::{Command, KvOp, KvState, Outcome};
+use crate::mode::Mode;
 use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
 use crate::raft::{Entry, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta};
 use crate::snapshot::{SnapshotStore, StoredSnapshot};
@@ -27,6 +29,9 @@ const READY_ROUNDS_MAX: usize = 64;
 struct Waiter {
     id: u64,
     term: u64,
+    /// Followers that must hold the entry before an early acknowledgement
+    /// (weaker modes, `ack-before-commit`); `None` waits for the commit.
+    early_followers: Option<usize>,
     deadline: Instant,
     responder: Responder,
 }
@@ -55,6 +60,9 @@ pub struct Core {
     read_ctx_next: u64,
     /// fsyncs issued; with group commit this grows slower than the writes.
     wal_syncs: u64,
+    /// Planted bugs and the replication mode; the defaults are the correct node.
+    pub bugs: Bugs,
+    pub mode: Mode,
 }
 
 pub struct Inputs {
@@ -92,6 +100,8 @@ impl Core {
             reads_confirmed: Vec::new(),
             read_ctx_next: 1,
             wal_syncs: 0,
+            bugs: Bugs::default(),
+            mode: Mode::default(),
         }
     }
 
@@ -129,6 +139,7 @@ impl Core {
                 }
             }
             self.drain_ready()?;
+            self.answer_early_writes();
         }
     }
 
@@ -187,7 +198,7 @@ impl Core {
                 commit: hs.commit,
             }));
         }
-        let must_sync = ready.must_sync || !ready.entries.is_empty();
+        let must_sync = !self.bugs.no_fsync && (ready.must_sync || !ready.entries.is_empty());
         tokio::task::block_in_place(|| {
             self.wal.append(&records)?;
             if must_sync {
@@ -261,6 +272,59 @@ impl Core {
             ),
         };
         waiter.responder.answer(response);
+    }
+
+    /// Only planted bugs and weaker modes read without a ReadIndex round.
+    fn reads_locally(&self) -> bool {
+        let leads = self.raft.status().role == Role::Leader;
+        self.bugs.stale_read || (leads && (self.bugs.lease_read || self.mode.reads_locally()))
+    }
+
+    fn local_value(&self, key: &str) -> Value {
+        self.kv
+            .get(key)
+            .cloned()
+            .map(Value::from)
+            .unwrap_or(Value::Null)
+    }
+
+    /// Weaker modes and `ack-before-commit`: answer a put/delete once the
+    /// leader's WAL and enough followers hold it, commit or not.
+    fn answer_early_writes(&mut self) {
+        let durable = self.raft.status().last_index;
+        let matches = self.raft.follower_matches();
+        let held_by = |index: u64| matches.iter().filter(|m| **m >= index).count();
+        let due: Vec<u64> = self
+            .writes
+            .iter()
+            .filter(|(i, w)| {
+                w.early_followers
+                    .is_some_and(|n| **i <= durable && held_by(**i) >= n)
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for i in due {
+            if let Some(w) = self.writes.remove(&i) {
+                w.responder.answer(Response::Ok {
+                    id: w.id,
+                    value: Value::Null,
+                });
+            }
+        }
+    }
+
+    /// How many followers must hold a write before it is acknowledged
+    /// early; only state-independent ops (put, delete) can be, since their
+    /// outcome is known before they apply.
+    fn early_followers(&self, op: &KvOp) -> Option<usize> {
+        if !matches!(op, KvOp::Put { .. } | KvOp::Delete { .. }) {
+            return None;
+        }
+        let followers = self.voters.len().saturating_sub(1);
+        if self.bugs.ack_before_commit {
+            return Some(0);
+        }
+        self.mode.early_ack_followers(followers)
     }
 
     fn serve_reads(&mut self) {
@@ -338,6 +402,14 @@ impl Core {
     /// The read path: never from local state alone; answered once a quorum
     /// confirmed the leadership (ReadIndex) and the state machine caught up.
     fn start_read(&mut self, waiter: ReadWaiter) {
+        if self.reads_locally() {
+            let value = self.local_value(&waiter.key);
+            waiter.responder.answer(Response::Ok {
+                id: waiter.id,
+                value,
+            });
+            return;
+        }
         let ctx = self.read_ctx_next;
         self.read_ctx_next += 1;
         match self.raft.read_index(ctx) {
@@ -352,6 +424,7 @@ impl Core {
     /// fsynced on a quorum), or `timeout` at the deadline.
     fn start_write(&mut self, command: Command, id: u64, deadline: Instant, responder: Responder) {
         let data = serde_json::to_vec(&command).expect("commands always serialize");
+        let early_followers = self.early_followers(&command.op);
         match self.raft.propose(data) {
             Ok((index, term)) => {
                 self.writes.insert(
@@ -359,6 +432,7 @@ impl Core {
                     Waiter {
                         id,
                         term,
+                        early_followers,
                         deadline,
                         responder,
                     },

@@ -64,7 +64,11 @@ fn open_disk(config: &NodeConfig) -> Result<DiskState, ServerError> {
         },
         data: s.data,
     });
-    let restored = restored_state(recovered, snapshot);
+    let mut restored = restored_state(recovered, snapshot);
+    if config.args.bugs.forget_vote {
+        // Planted bug: the persisted vote is ignored, so this term's vote is free again.
+        restored.hard_state.vote = None;
+    }
     tracing::info!(
         snapshot_index = base.0,
         entries = restored.entries.len(),
@@ -136,7 +140,10 @@ pub async fn run(
     tokio::spawn(accept_clients(client_listener, client_tx));
 
     let outbound = Outbound::start(&args.cluster_id, args.id, &args.peers.0);
-    let core = core::Core::new(
+    if args.bugs.any() || args.mode != crate::mode::Mode::Raft {
+        tracing::warn!(bugs = ?args.bugs, mode = args.mode.name(), "running with planted bugs or a weaker replication mode");
+    }
+    let mut core = core::Core::new(
         raft,
         disk.wal,
         disk.snapshots,
@@ -147,6 +154,8 @@ pub async fn run(
         Duration::from_millis(args.request_timeout_ms),
         config.voters(),
     );
+    core.bugs = args.bugs;
+    core.mode = args.mode;
     let inputs = core::Inputs {
         clients: client_rx,
         peers: peer_rx,

@@ -1,0 +1,103 @@
+//! Planted bugs: named switches, all off by default, each flipping exactly
+//! one safety decision of the node, so `faultline matrix` can prove the
+//! harness catches it. The table of which fault exposes which bug lives in
+//! cluster-node/README.md ("Planted bugs").
+use serde::{Deserialize, Serialize};
+
+/// The set of planted bugs a node runs with; `Bugs::default()` is the
+/// correct node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bugs {
+    /// A put/delete is acknowledged once it is in the leader's own log,
+    /// before a quorum holds it.
+    pub ack_before_commit: bool,
+    /// Any node serves a read from its local state, leader or not.
+    pub stale_read: bool,
+    /// A node that believes it leads serves reads from local state without
+    /// confirming leadership with a quorum (a lease with no clock bound).
+    pub lease_read: bool,
+    /// Votes are granted without the log up-to-dateness check (Raft §5.4.1).
+    pub vote_without_log_check: bool,
+    /// The vote is not restored at restart: a node can vote twice in a term.
+    pub forget_vote: bool,
+    /// The leader commits entries of earlier terms by counting replicas
+    /// (Raft paper, figure 8).
+    pub commit_old_term: bool,
+    /// The WAL is never fsynced; acknowledgements rest on the page cache.
+    pub no_fsync: bool,
+}
+
+/// Every switch name, in the order the matrix reports them.
+pub const BUG_NAMES: [&str; 7] = [
+    "ack-before-commit",
+    "stale-read",
+    "lease-read",
+    "vote-without-log-check",
+    "forget-vote",
+    "commit-old-term",
+    "no-fsync",
+];
+
+/// A name in `--bugs` that is not a known switch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown bug `{0}` (known: {known})", known = BUG_NAMES.join(", "))]
+pub struct UnknownBug(pub String);
+
+impl Bugs {
+    /// Parses a comma-separated list of switch names; empty means none.
+    pub fn parse(text: &str) -> Result<Bugs, UnknownBug> {
+        let mut bugs = Bugs::default();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            *bugs
+                .switch(name)
+                .ok_or_else(|| UnknownBug(name.to_string()))? = true;
+        }
+        Ok(bugs)
+    }
+
+    fn switch(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "ack-before-commit" => &mut self.ack_before_commit,
+            "stale-read" => &mut self.stale_read,
+            "lease-read" => &mut self.lease_read,
+            "vote-without-log-check" => &mut self.vote_without_log_check,
+            "forget-vote" => &mut self.forget_vote,
+            "commit-old-term" => &mut self.commit_old_term,
+            "no-fsync" => &mut self.no_fsync,
+            _ => return None,
+        })
+    }
+
+    /// True if any switch is on (the node logs it loudly at startup).
+    pub fn any(&self) -> bool {
+        *self != Bugs::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_to_its_own_switch() {
+        let mut seen = Vec::new();
+        for name in BUG_NAMES {
+            let bugs = Bugs::parse(name).unwrap();
+            assert!(bugs.any(), "{name} switched nothing on");
+            assert!(!seen.contains(&bugs), "{name} shares a switch");
+            seen.push(bugs);
+        }
+        let all = Bugs::parse(&BUG_NAMES.join(",")).unwrap();
+        assert!(all.ack_before_commit && all.no_fsync && all.forget_vote);
+    }
+
+    #[test]
+    fn empty_is_correct_and_unknown_is_an_error() {
+        assert_eq!(Bugs::parse("").unwrap(), Bugs::default());
+        assert_eq!(Bugs::parse(" , ").unwrap(), Bugs::default());
+        assert_eq!(
+            Bugs::parse("stale-read,typo"),
+            Err(UnknownBug("typo".to_string()))
+        );
+    }
+}
