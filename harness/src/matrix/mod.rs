@@ -1,9 +1,232 @@
-//! `faultline matrix` (not built yet).
+//! `faultline matrix`: the detection matrix. For each planted bug and each
+//! weaker replication mode it runs short seeded tests with the faults that
+//! should expose it, stops at the first `invalid` verdict, and prints bug ×
+//! detected × runs needed × time to detection × checkers that fired. Then it
+//! runs the correct node N times and counts false alarms.
+pub mod targets;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-#[derive(clap::Args)]
-pub struct MatrixArgs {}
+use faultline_checkers::Verdict;
 
-pub fn run(_args: MatrixArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`faultline matrix` is not implemented yet")
+use crate::runner::{self, RunError, RunOptions};
+use crate::spec::{SpecFile, TestPlan};
+use crate::EXIT_HARNESS_ERROR;
+pub use targets::Target;
+
+/// Run the detection matrix and print its table.
+#[derive(clap::Args, Debug)]
+pub struct MatrixArgs {
+    /// Only these targets (bug switches or modes), comma-separated; all when absent.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Seeded runs per target before it counts as not detected.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Length of each run's faulted phase.
+    #[arg(long, default_value = "30s")]
+    pub time_limit: String,
+    /// Runs of the correct node under every fault (false-alarm control); 0 skips.
+    #[arg(long, default_value_t = 20)]
+    pub control_runs: u32,
+    /// First seed; run i of a target uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Results root directory.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Path of the faultline-node binary.
+    #[arg(long)]
+    pub node_binary: Option<PathBuf>,
+}
+
+/// Why a probe could not run (a verdict, even invalid, is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error("matrix spec for {target}: {source}")]
+    Spec { target: &'static str, source: crate::spec::SpecError },
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// How each run of a probe is set up.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    pub runs: u32,
+    pub time_limit: String,
+    pub seed: u64,
+    pub store: PathBuf,
+    pub node_binary: Option<PathBuf>,
+}
+
+/// What the runs of one target showed.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub target: Target,
+    /// Runs made (stops at the first detection).
+    pub runs: u32,
+    /// 1-based run that first came back invalid.
+    pub detected_in_run: Option<u32>,
+    /// Wall time from the first run's start to the detecting run's end.
+    pub time_to_detection_ms: Option<u64>,
+    /// Checkers that said invalid in the detecting run.
+    pub fired: Vec<String>,
+    /// Runs whose verdict was unknown (neither valid nor invalid).
+    pub unknown_runs: u32,
+    /// Seed of the detecting run, to replay it.
+    pub seed: Option<u64>,
+}
+
+/// The spec of run `index` of `target`.
+pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> SpecFile {
+    let mut spec = SpecFile::default();
+    spec.name = format!("matrix-{}", target.name);
+    spec.seed = Some(options.seed + u64::from(index));
+    spec.store = options.store.clone();
+    spec.cluster.node_binary = options.node_binary.clone();
+    spec.cluster.node_args = target.node_args.clone();
+    spec.workload.kind = target.workload.to_string();
+    spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
+    spec.schedule.time_limit = options.time_limit.clone();
+    spec
+}
+
+/// Runs `target` up to `options.runs` times, stopping at the first invalid verdict.
+pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, MatrixError> {
+    assert!(options.runs > 0, "a probe needs at least one run");
+    let started = Instant::now();
+    let mut probe = Probe {
+        target: target.clone(),
+        runs: 0,
+        detected_in_run: None,
+        time_to_detection_ms: None,
+        fired: Vec::new(),
+        unknown_runs: 0,
+        seed: None,
+    };
+    for index in 0..options.runs {
+        let spec = spec_for(target, options, index);
+        let plan = TestPlan::from_spec(&spec, options.seed)
+            .map_err(|source| MatrixError::Spec { target: target.name, source })?;
+        let results = runner::run(&plan, RunOptions { quiet: true }).await?;
+        probe.runs += 1;
+        match results.verdict {
+            Verdict::Invalid => {
+                probe.detected_in_run = Some(index + 1);
+                probe.time_to_detection_ms = Some(started.elapsed().as_millis() as u64);
+                probe.fired = results
+                    .checks
+                    .checkers
+                    .iter()
+                    .filter(|c| c.verdict == Verdict::Invalid)
+                    .map(|c| c.name.clone())
+                    .collect();
+                probe.seed = Some(plan.seed);
+                return Ok(probe);
+            }
+            Verdict::Unknown => probe.unknown_runs += 1,
+            Verdict::Valid => {}
+        }
+    }
+    Ok(probe)
+}
+
+/// The printed table, one line per probe.
+pub fn table(probes: &[Probe]) -> String {
+    let mut out = format!(
+        "{:<24} {:<5} {:<9} {:>6} {:>10}  {}\n",
+        "target", "kind", "detected", "runs", "time", "checkers fired (seed)"
+    );
+    for p in probes {
+        let detected = if p.detected_in_run.is_some() { "yes" } else { "NO" };
+        let time = p.time_to_detection_ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+        let fired = match p.seed {
+            Some(seed) => format!("{} (seed {seed})", p.fired.join(",")),
+            None if p.unknown_runs > 0 => format!("- ({} unknown)", p.unknown_runs),
+            None => "-".to_string(),
+        };
+        out.push_str(&format!(
+            "{:<24} {:<5} {:<9} {:>6} {:>10}  {}\n",
+            p.target.name, p.target.kind, detected, p.runs, time, fired
+        ));
+    }
+    out
+}
+
+/// Runs the correct node `runs` times; returns (false alarms, unknown verdicts).
+pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec<u64>), MatrixError> {
+    let target = targets::correct();
+    let (mut alarms, mut unknown, mut alarm_seeds) = (0, 0, Vec::new());
+    for index in 0..runs {
+        let spec = spec_for(&target, options, index);
+        let plan = TestPlan::from_spec(&spec, options.seed)
+            .map_err(|source| MatrixError::Spec { target: target.name, source })?;
+        let results = runner::run(&plan, RunOptions { quiet: true }).await?;
+        match results.verdict {
+            Verdict::Invalid => {
+                alarms += 1;
+                alarm_seeds.push(plan.seed);
+            }
+            Verdict::Unknown => unknown += 1,
+            Verdict::Valid => {}
+        }
+    }
+    Ok((alarms, unknown, alarm_seeds))
+}
+
+pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
+    let targets = if args.only.is_empty() { targets::all() } else {
+        match targets::select(&args.only) {
+            Ok(targets) => targets,
+            Err(message) => {
+                eprintln!("faultline: error: {message}");
+                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+            }
+        }
+    };
+    if args.runs == 0 {
+        eprintln!("faultline: error: --runs must be at least 1");
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+    }
+    let options = ProbeOptions {
+        runs: args.runs,
+        time_limit: args.time_limit.clone(),
+        seed: args.seed,
+        store: args.store.clone(),
+        node_binary: args.node_binary.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut probes = Vec::with_capacity(targets.len());
+    for target in &targets {
+        let probe = match runtime.block_on(probe(target, &options)) {
+            Ok(probe) => probe,
+            Err(error) => {
+                eprintln!("faultline: error: {}: {error}", target.name);
+                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+            }
+        };
+        eprintln!("faultline: matrix {}: {}", target.name, if probe.detected_in_run.is_some() { "detected" } else { "not detected" });
+        probes.push(probe);
+    }
+    print!("{}", table(&probes));
+    let missed = probes.iter().filter(|p| p.detected_in_run.is_none()).count();
+    let mut alarms = 0;
+    if args.control_runs > 0 {
+        let control_options = ProbeOptions { seed: args.seed + 1_000, ..options };
+        match runtime.block_on(control(&control_options, args.control_runs)) {
+            Ok((found, unknown, seeds)) => {
+                alarms = found;
+                println!("correct node: {found} false alarm(s), {unknown} unknown, in {} runs{}", args.control_runs,
+                    if seeds.is_empty() { String::new() } else { format!(" (seeds {seeds:?})") });
+            }
+            Err(error) => {
+                eprintln!("faultline: error: control runs: {error}");
+                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+            }
+        }
+    }
+    println!("matrix: {} of {} targets detected", probes.len() - missed, probes.len());
+    Ok(if missed == 0 && alarms == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

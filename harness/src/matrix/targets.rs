@@ -1,0 +1,103 @@
+//! What the detection matrix tries: each planted bug and each weaker
+//! replication mode, with the workload and faults that should expose it.
+//! Data, not code, in the Jepsen spirit: add a row to test a new bug.
+
+/// One row of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The bug switch or mode name, as printed.
+    pub name: &'static str,
+    /// `bug`, `mode` or `correct` (the false-alarm control).
+    pub kind: &'static str,
+    /// Extra node flags (`--bugs x` or `--mode y`).
+    pub node_args: Vec<String>,
+    pub workload: &'static str,
+    pub faults: Vec<&'static str>,
+    /// Why these faults expose it; printed in the docs' table.
+    pub exposed_by: &'static str,
+}
+
+fn bug(name: &'static str, workload: &'static str, faults: &[&'static str], exposed_by: &'static str) -> Target {
+    Target {
+        name,
+        kind: "bug",
+        node_args: vec!["--bugs".to_string(), name.to_string()],
+        workload,
+        faults: faults.to_vec(),
+        exposed_by,
+    }
+}
+
+fn mode(name: &'static str, faults: &[&'static str], exposed_by: &'static str) -> Target {
+    Target {
+        name,
+        kind: "mode",
+        node_args: vec!["--mode".to_string(), name.to_string()],
+        workload: "register",
+        faults: faults.to_vec(),
+        exposed_by,
+    }
+}
+
+/// Every bug and weaker mode, in report order.
+pub fn all() -> Vec<Target> {
+    vec![
+        bug("stale-read", "register", &["partition-leader", "partition"], "a follower cut off from the leader keeps answering reads"),
+        bug("lease-read", "register", &["partition-leader", "pause-leader"], "a deposed leader that has not noticed yet answers reads"),
+        bug("ack-before-commit", "register", &["partition-leader", "kill-leader"], "writes acked by an isolated leader are truncated by the new one"),
+        bug("vote-without-log-check", "register", &["partition", "kill"], "a lagging node wins an election and truncates committed entries"),
+        bug("forget-vote", "register", &["kill", "partition"], "a restarted node votes twice in one term: two leaders"),
+        bug("commit-old-term", "register", &["partition", "kill"], "figure 8: an old-term entry committed by counting is overwritten"),
+        bug("no-fsync", "register", &["kill"], "needs power loss (un-fsynced data dropped); kill -9 keeps the page cache"),
+        mode("async", &["partition-leader", "kill-leader"], "the old leader's acked writes never reached the new leader"),
+        mode("semi-sync", &["partition", "kill"], "acked with two copies; three other nodes elect a leader without them"),
+        mode("sync", &["partition-leader", "pause-leader"], "reads from a deposed primary's local state"),
+    ]
+}
+
+/// The correct node under every fault: any `invalid` is a false alarm.
+pub fn correct() -> Target {
+    Target {
+        name: "correct",
+        kind: "correct",
+        node_args: Vec::new(),
+        workload: "register",
+        faults: vec!["kill", "pause", "partition"],
+        exposed_by: "nothing: every invalid verdict is a false alarm",
+    }
+}
+
+/// Targets by name (bug switch or mode), in the order given.
+pub fn select(names: &[String]) -> Result<Vec<Target>, String> {
+    let known = all();
+    names
+        .iter()
+        .map(|name| {
+            known.iter().find(|t| t.name == name.as_str()).cloned().ok_or_else(|| {
+                let names: Vec<&str> = known.iter().map(|t| t.name).collect();
+                format!("unknown matrix target {name:?} (known: {})", names.join(", "))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_planted_bug_has_a_row_and_names_are_unique() {
+        let targets = all();
+        // Mirrors faultline_node::bugs::BUG_NAMES (the harness does not link the node).
+        let bug_names = ["ack-before-commit", "stale-read", "lease-read", "vote-without-log-check", "forget-vote", "commit-old-term", "no-fsync"];
+        for name in bug_names {
+            assert!(targets.iter().any(|t| t.name == name), "no matrix row for bug {name}");
+        }
+        let mut names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), targets.len());
+        assert!(select(&["nope".to_string()]).is_err());
+        assert_eq!(select(&["async".to_string()]).unwrap()[0].kind, "mode");
+    }
+}

@@ -1,0 +1,41 @@
+//! The CI slice of the detection matrix: planted bugs and a weaker mode that
+//! short faulted runs must catch (an `invalid` verdict), and the correct
+//! node that the same runs must not flag. The full matrix is
+//! `faultline matrix` (harness/docs/matrix.md).
+use faultline::matrix::{self, targets, ProbeOptions};
+
+fn options(store: &std::path::Path, runs: u32) -> ProbeOptions {
+    ProbeOptions {
+        runs,
+        time_limit: "8s".to_string(),
+        seed: 1,
+        store: store.to_path_buf(),
+        node_binary: None,
+    }
+}
+
+fn store_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-matrix-ci-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_bugs_and_async_mode_are_detected_and_correct_node_is_not() {
+    let store = store_dir("bugs");
+    let selected = targets::select(&["ack-before-commit".to_string(), "async".to_string()]).unwrap();
+    let mut probes = Vec::new();
+    for target in &selected {
+        probes.push(matrix::probe(target, &options(&store, 3)).await.unwrap());
+    }
+    print!("{}", matrix::table(&probes));
+    for probe in &probes {
+        assert!(probe.detected_in_run.is_some(), "{} was not detected in {} runs", probe.target.name, probe.runs);
+        assert!(!probe.fired.is_empty(), "{} detected but no checker named", probe.target.name);
+    }
+    // One test, so the clusters run one at a time on CI's two cores: the
+    // correct node under the same kind of run must not be flagged.
+    let (alarms, _unknown, seeds) = matrix::control(&options(&store, 1), 1).await.unwrap();
+    assert_eq!(alarms, 0, "false alarm on the correct node, seeds {seeds:?}");
+    let _ = std::fs::remove_dir_all(&store);
+}
