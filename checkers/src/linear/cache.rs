@@ -16,10 +16,18 @@ const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+        // Whole words, then the tail byte by byte: a variable-length copy
+        // into a word buffer became a memmove call per word, which showed
+        // as the top symbol of kv checks (string states are hashed).
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
             self.write_u64(u64::from_le_bytes(word));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let word = tail.iter().rev().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            self.write_u64(word);
         }
     }
 
