@@ -14,6 +14,7 @@ use faultline_checkers::read::{read_path, Format};
 use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, ModelKind, Verdict};
 use serde::Serialize;
 
+use crate::report::check::{write_check_outputs, Checked};
 use crate::{EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 
 /// Up to this many keys, text output lists every key; above, only keys that are not valid.
@@ -39,9 +40,18 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Write a self-contained HTML report of the history (one file only).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write JUnit XML: one test suite per file, one test case per checker.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// No text output; errors still go to stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Text,
     Json,
@@ -79,13 +89,31 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         memory_budget_mb: args.memory_budget_mb,
         ..CheckConfig::default()
     };
+    if args.report.is_some() && args.files.len() != 1 {
+        eprintln!("faultline: error: --report takes one history file ({} given)", args.files.len());
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+    }
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let report = check_file(path, &config);
         if args.format == OutputFormat::Text {
-            print_text(&report)?;
+            if !args.quiet {
+                print_text(&report)?;
+            } else if let Some(error) = &report.error {
+                eprintln!("faultline: error: {}: {error}", report.file);
+            }
         }
         files.push(report);
+    }
+    let checked: Vec<Checked<'_>> = args
+        .files
+        .iter()
+        .zip(&files)
+        .map(|(file, report)| Checked { file, result: report.result.as_ref(), error: report.error.as_deref() })
+        .collect();
+    if let Err(error) = write_check_outputs(&checked, args.report.as_deref(), args.junit.as_deref()) {
+        eprintln!("faultline: error: {error}");
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
     let exit_code = exit_code(&files);
     if args.format == OutputFormat::Json {

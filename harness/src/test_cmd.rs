@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::runner::{self, RunOptions};
+use crate::check_cmd::OutputFormat;
+use crate::runner::{self, RunError, RunOptions};
 use crate::spec::{SpecFile, TestPlan};
 use crate::EXIT_HARNESS_ERROR;
 
@@ -63,6 +64,13 @@ pub struct TestArgs {
     /// No progress display.
     #[arg(long)]
     pub quiet: bool,
+    /// Also write JUnit XML: one test case per checker.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// `json`: print the results (results.json) on stdout instead of the
+    /// summary; the other lines go to stderr.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<OutputFormat>,
 }
 
 impl TestArgs {
@@ -152,17 +160,87 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let json = args.format == Some(OutputFormat::Json);
     let options = RunOptions { quiet: args.quiet };
+    let redirect = StdoutToStderr::new(json);
     let results = runtime.block_on(runner::run(&plan, options));
     let results = match results {
         Ok(results) => results,
         Err(error) => {
             eprintln!("faultline: error: {error}");
             eprintln!("faultline: seed {}", plan.seed);
+            // An interrupted run still leaves its history: report it.
+            if let RunError::Interrupted { dir, .. } = &error {
+                let _ = write_report(dir, args.junit.as_deref(), true);
+            }
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
-    print!("{}", results.summary());
-    println!("faultline: verdict {}, seed {}", results.verdict.name(), results.seed);
+    let reported = write_report(&results.run_dir, args.junit.as_deref(), json);
+    drop(redirect);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", results.summary());
+        println!("faultline: verdict {}, seed {}", results.verdict.name(), results.seed);
+    }
+    // A missing report or JUnit file fails a valid run (CI relies on
+    // them) but never hides an invalid or unknown verdict.
+    if !reported && results.exit_code == crate::EXIT_VALID {
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+    }
     Ok(ExitCode::from(results.exit_code))
+}
+
+/// `report.html` in the results folder (and JUnit when asked); says where,
+/// on stderr when stdout is data. False when it could not be written.
+fn write_report(run_dir: &std::path::Path, junit: Option<&std::path::Path>, to_stderr: bool) -> bool {
+    match crate::report::finish_run(run_dir, junit) {
+        Ok(stats) => {
+            let line = format!("faultline: report {}", stats.path.display());
+            if to_stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            true
+        }
+        Err(error) => {
+            eprintln!("faultline: error: {error}");
+            false
+        }
+    }
+}
+
+/// With `--format json`, stdout must carry the JSON document alone: while
+/// this guard lives, file descriptor 1 points at stderr, so the run's other
+/// lines go there; dropping it restores stdout.
+struct StdoutToStderr {
+    saved: Option<std::os::fd::RawFd>,
+}
+
+impl StdoutToStderr {
+    fn new(active: bool) -> StdoutToStderr {
+        use std::io::Write;
+        if !active {
+            return StdoutToStderr { saved: None };
+        }
+        let _ = std::io::stdout().flush();
+        let saved = nix::unistd::dup(1).ok();
+        if saved.is_some() && nix::unistd::dup2(2, 1).is_err() {
+            eprintln!("faultline: warning: cannot point stdout at stderr; the JSON follows other lines");
+        }
+        StdoutToStderr { saved }
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if let Some(saved) = self.saved.take() {
+            let _ = nix::unistd::dup2(saved, 1);
+            let _ = nix::unistd::close(saved);
+        }
+    }
 }
