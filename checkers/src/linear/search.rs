@@ -151,7 +151,9 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
     let mut linearized = Linearized { bits: vec![0; ops.len().div_ceil(64).max(1)], hash: 0 };
     let mut calls: Vec<(u32, M::State)> = Vec::new();
     let mut state = model.init();
-    let mut best: Option<Stuck> = None;
+    // The furthest stuck point and its model state, described only once the
+    // search gives up: a deeper one is found often, a counterexample rarely.
+    let mut best: Option<(Stuck, M::State)> = None;
     let mut node = entries.next[HEAD as usize];
     let mut steps: u64 = 0;
     while entries.next[HEAD as usize] != NIL {
@@ -163,11 +165,12 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
             }
         }
         if !entries.is_call(node) {
-            if best.as_ref().is_none_or(|b| calls.len() > b.prefix.len()) {
-                best = Some(stuck_at(model, &entries, &calls, node, &state));
+            if best.as_ref().is_none_or(|(b, _)| calls.len() > b.prefix.len()) {
+                best = Some((stuck_at(&entries, &calls, node), state.clone()));
             }
             let Some((call, previous)) = calls.pop() else {
-                let stuck = best.expect("a stuck point is recorded before giving up");
+                let (mut stuck, stuck_state) = best.expect("a stuck point is recorded before giving up");
+                stuck.state = model.describe_state(&stuck_state);
                 return SearchOutcome::NotLinearizable(stuck);
             };
             state = previous;
@@ -211,13 +214,8 @@ fn over_budget<S: Eq + std::hash::Hash>(budget: &Budget, cache: &Cache<S>) -> Op
     None
 }
 
-fn stuck_at<M: Model>(
-    model: &M,
-    entries: &Entries,
-    calls: &[(u32, M::State)],
-    stuck_node: u32,
-    state: &M::State,
-) -> Stuck {
+/// The stuck point at `stuck_node`; its `state` is filled in by the caller.
+fn stuck_at<S>(entries: &Entries, calls: &[(u32, S)], stuck_node: u32) -> Stuck {
     let stuck_op = entries.op_of[stuck_node as usize];
     let mut concurrent = vec![stuck_op];
     let mut node = entries.next[HEAD as usize];
@@ -231,6 +229,6 @@ fn stuck_at<M: Model>(
         prefix: calls.iter().map(|(call, _)| entries.op_of[*call as usize]).collect(),
         stuck_op,
         concurrent,
-        state: model.describe_state(state),
+        state: String::new(),
     }
 }
