@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use faultline_workloads::{WorkloadConfig, WorkloadKind};
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::generic::GenericSpec;
 use crate::nemesis::Fault;
 
 /// Bad input: reported as one line, exit code 3, before anything starts.
@@ -51,7 +52,8 @@ pub struct SpecFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSpec {
-    /// The system under test; `faultline-node` is the only one built in.
+    /// The system under test: faultline-node, etcd, redis-sentinel or
+    /// generic (described by `generic`).
     pub system: String,
     pub nodes: usize,
     /// Path of the node binary; found next to `faultline` when absent.
@@ -61,6 +63,9 @@ pub struct ClusterSpec {
     pub heartbeat_interval: Option<String>,
     /// Extra arguments for every node launch (modes, bug switches).
     pub node_args: Vec<String>,
+    /// How to run a `system: generic` (commands and client protocol).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +156,7 @@ impl Default for ClusterSpec {
             election_timeout: None,
             heartbeat_interval: None,
             node_args: Vec::new(),
+            generic: None,
         }
     }
 }
@@ -289,6 +295,7 @@ fn duration_field(field: &str, text: &str) -> Result<u64, SpecError> {
 /// The validated test: everything the runner needs, limits in named units.
 #[derive(Debug, Clone)]
 pub struct TestPlan {
+    pub system: System,
     pub name: String,
     pub seed: u64,
     pub store_dir: PathBuf,
@@ -336,12 +343,7 @@ impl TestPlan {
         let seed = *resolved.seed.get_or_insert(seed_fallback);
         check_name(&spec.name)?;
         let cluster = &spec.cluster;
-        if cluster.system != "faultline-node" {
-            return Err(value_error(
-                "cluster.system",
-                format!("{:?} is not a known system (built in: faultline-node)", cluster.system),
-            ));
-        }
+        let system = system(cluster)?;
         if cluster.nodes == 0 || cluster.nodes > NODES_MAX {
             return Err(value_error("cluster.nodes", format!("{} is not in 1..={NODES_MAX}", cluster.nodes)));
         }
@@ -358,6 +360,7 @@ impl TestPlan {
             return Err(value_error("schedule.rate", format!("{} is not in (0, {RATE_PER_S_MAX}]", schedule.rate)));
         }
         let plan = TestPlan {
+            system,
             name: spec.name.clone(),
             seed,
             store_dir: spec.store.clone(),
@@ -427,6 +430,40 @@ impl TestPlan {
     pub fn gap_mean_ns(&self) -> u64 {
         (1e9 / self.rate_per_s) as u64
     }
+}
+
+/// The system under test, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum System {
+    FaultlineNode,
+    Etcd,
+    RedisSentinel,
+    Generic(GenericSpec),
+}
+
+fn system(cluster: &ClusterSpec) -> Result<System, SpecError> {
+    let system = match cluster.system.as_str() {
+        "faultline-node" => System::FaultlineNode,
+        "etcd" => System::Etcd,
+        "redis-sentinel" => System::RedisSentinel,
+        "generic" => {
+            let generic = cluster.generic.clone().ok_or_else(|| {
+                value_error("cluster.generic", "system: generic needs a cluster.generic section (start, client, ...)")
+            })?;
+            generic.validate().map_err(|(field, message)| value_error(&field, message))?;
+            return Ok(System::Generic(generic));
+        }
+        other => {
+            return Err(value_error(
+                "cluster.system",
+                format!("{other:?} is not a known system (faultline-node, etcd, redis-sentinel, generic)"),
+            ))
+        }
+    };
+    if cluster.generic.is_some() {
+        return Err(value_error("cluster.generic", format!("is only used with system: generic, not {:?}", cluster.system)));
+    }
+    Ok(system)
 }
 
 fn check_name(name: &str) -> Result<(), SpecError> {

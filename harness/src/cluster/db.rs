@@ -33,6 +33,8 @@ pub struct NodeEnv {
     /// The real address the node serves peers on.
     pub peer_listen: SocketAddr,
     /// For each other node j: the (proxied) address this node dials for j.
+    /// With `PeerRouting::Shared` it also holds the node's own entry (the
+    /// address it advertises to its peers).
     pub peer_dial: Vec<(usize, SocketAddr)>,
     pub seed: u64,
 }

@@ -40,7 +40,9 @@ pub(super) async fn open_routes(
             }
             PeerRouting::Shared => {
                 let listen = proxy.add_shared_route(to, peer_target).await?;
-                for from in (0..nodes).filter(|from| *from != to) {
+                // Every node, itself included: the shared view is also
+                // what a node advertises as its own peer address.
+                for from in 0..nodes {
                     layout.peer_dial[from].push((to, listen));
                 }
                 peer.push(listen);

@@ -22,8 +22,8 @@ use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::{self, Liveness};
-use crate::client::{NodeClient, NodeClientConfig, Outcome};
-use crate::cluster::{find_node_binary, Cluster, ClusterConfig, ClusterError, FaultlineNodeDb};
+use crate::client::{AnyClient, NodeClientConfig, Outcome};
+use crate::cluster::{Cluster, ClusterConfig, ClusterError};
 use crate::nemesis::link::LinkSettings;
 use crate::nemesis::{Mix, NemesisError, Schedule};
 use crate::spec::TestPlan;
@@ -34,6 +34,7 @@ pub mod history;
 pub mod nemesis_task;
 pub mod progress;
 pub mod results;
+pub mod system;
 
 use clients::ClientPool;
 use history::Recorder;
@@ -103,18 +104,14 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
 }
 
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
-    let binary = match &plan.node_binary {
-        Some(binary) => binary.clone(),
-        None => find_node_binary().map_err(|error| RunError::NodeBinary(error.to_string()))?,
-    };
-    let mut db = FaultlineNodeDb::new(binary);
-    db.election_timeout_ms = plan.election_timeout_ms;
-    db.heartbeat_interval_ms = plan.heartbeat_interval_ms;
-    db.extra_args = plan.node_args.clone();
+    let db = system::db(plan)?;
     let mut config = ClusterConfig::new(plan.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.ready_timeout_ms;
-    let cluster = Cluster::start(Arc::new(db), config).await?;
-    wait_for_leader(&cluster, plan.ready_timeout_ms).await;
+    let cluster = Cluster::start(db, config).await?;
+    // A generic system has no leader query.
+    if !matches!(plan.system, crate::spec::System::Generic(_)) {
+        wait_for_leader(&cluster, plan.ready_timeout_ms).await;
+    }
     Ok(cluster)
 }
 
@@ -234,6 +231,7 @@ impl Phases<'_> {
         ClientPool {
             recorder: self.recorder.clone(),
             config: Arc::new(config),
+            protocol: system::client_protocol(&self.plan.system),
             process_next: process_next.clone(),
             stop: self.stop.clone(),
         }
@@ -281,7 +279,8 @@ impl Phases<'_> {
     async fn probe_liveness(&self, pool: &ClientPool) -> Liveness {
         let healed = Instant::now();
         let deadline = healed + Duration::from_millis(self.plan.liveness_timeout_ms);
-        let mut client = NodeClient::new(pool.config.clone(), pool.process_next.fetch_add(1, Ordering::Relaxed));
+        let process = pool.process_next.fetch_add(1, Ordering::Relaxed);
+        let mut client = AnyClient::new(&pool.protocol, pool.config.clone(), process);
         let mut liveness =
             Liveness { timeout_ms: self.plan.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
