@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use faultline::{bench, check_cmd, matrix, report_cmd, test_cmd, EXIT_HARNESS_ERROR};
+use faultline::{bench, check_cmd, lazyfs_cmd, matrix, report_cmd, test_cmd, EXIT_HARNESS_ERROR};
 
 #[derive(Parser)]
 #[command(name = "faultline", version, about = "Jepsen-style fault-injection testing")]
@@ -28,6 +28,8 @@ enum Command {
     /// Print performance figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve a FUSE mount that keeps unsynced file data in memory (the power-loss nemesis's file system).
+    Lazyfs(lazyfs_cmd::LazyFsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report_cmd::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Lazyfs(args) => lazyfs_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -61,3 +61,26 @@ pub trait Db: Send + Sync {
     /// The leader's index as the nodes report it (best effort).
     fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>>;
 }
+
+/// Empty `dir` but keep it (it may be a mount point); create it if missing.
+/// What `Db::wipe` does unless a system needs more.
+pub fn clear_dir(dir: &std::path::Path) -> Result<(), ClusterError> {
+    let files_error = |source| ClusterError::Files { path: dir.to_path_buf(), source };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::create_dir_all(dir).map_err(files_error);
+        }
+        Err(error) => return Err(files_error(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(files_error)?;
+        let path = entry.path();
+        let removed = match entry.file_type().map_err(files_error)?.is_dir() {
+            true => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
+        };
+        removed.map_err(|source| ClusterError::Files { path, source })?;
+    }
+    Ok(())
+}

@@ -27,6 +27,8 @@ pub enum ClusterError {
     SupervisorGone,
     #[error("cluster: faultline-node binary not found (set FAULTLINE_NODE_BIN); looked in {0}")]
     NodeBinaryNotFound(String),
+    #[error("cluster: node {node}'s lazyfs volume: {message}; see {log}")]
+    Volume { node: usize, message: String, log: PathBuf },
     #[error(transparent)]
     Proxy(#[from] ProxyError),
 }

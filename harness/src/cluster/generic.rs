@@ -182,16 +182,14 @@ impl Db for GenericDb {
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
-        if let Some(template) = &self.wipe {
-            self.run_wipe(template, env)?;
-        } else {
-            match std::fs::remove_dir_all(&env.data_dir) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ClusterError::Files { path: env.data_dir.clone(), source }),
+        match &self.wipe {
+            Some(template) => {
+                self.run_wipe(template, env)?;
+                std::fs::create_dir_all(&env.data_dir)
+                    .map_err(|source| ClusterError::Files { path: env.data_dir.clone(), source })
             }
+            None => super::db::clear_dir(&env.data_dir),
         }
-        std::fs::create_dir_all(&env.data_dir).map_err(|source| ClusterError::Files { path: env.data_dir.clone(), source })
     }
 
     fn log_error_patterns(&self) -> Vec<String> {

@@ -24,9 +24,11 @@ pub mod redis;
 mod routing;
 mod signals;
 mod supervisor;
+mod volume;
 
 use ports::PortReservation;
 use supervisor::Supervisor;
+use volume::Volumes;
 
 /// The two ports a node binds itself.
 struct NodePorts {
@@ -37,6 +39,7 @@ struct NodePorts {
 pub use db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
 pub use faultline_node::{find_node_binary, FaultlineNodeDb};
+pub use volume::VolumeConfig;
 
 /// How to start a cluster.
 #[derive(Clone, Debug)]
@@ -49,6 +52,9 @@ pub struct ClusterConfig {
     /// Drives node seeds and the proxy's jitter.
     pub seed: u64,
     pub proxy: ProxyConfig,
+    /// Serve each data dir from a lazyfs mount, so `power_cut` can drop
+    /// unsynced data (None: plain directories).
+    pub volumes: Option<VolumeConfig>,
 }
 
 impl ClusterConfig {
@@ -59,6 +65,7 @@ impl ClusterConfig {
             ready_timeout_ms: 10_000,
             seed,
             proxy: ProxyConfig { seed, ..ProxyConfig::default() },
+            volumes: None,
         }
     }
 }
@@ -92,6 +99,7 @@ struct Inner {
     config: ClusterConfig,
     proxy: FaultProxy,
     supervisor: Supervisor,
+    volumes: Option<Volumes>,
     /// What each node is launched with; its ports change only when a start
     /// found them taken.
     envs: Mutex<Vec<NodeEnv>>,
@@ -110,6 +118,9 @@ struct RoutesTo {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.supervisor.stop_blocking();
+        if let Some(volumes) = &self.volumes {
+            volumes.stop_blocking();
+        }
         self.proxy.shutdown();
     }
 }
@@ -125,13 +136,27 @@ impl Cluster {
         let envs = (0..config.nodes)
             .map(|node| node_env(&config, node, &reservations[node], layout.peer_dial[node].clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        let supervisor = Supervisor::start(config.nodes)?;
+        let supervisor = Supervisor::start(config.nodes, nix::sys::signal::Signal::SIGKILL)?;
+        let volumes = match &config.volumes {
+            Some(volume_config) => {
+                let data_dirs: Vec<PathBuf> = envs.iter().map(|env| env.data_dir.clone()).collect();
+                match Volumes::start(volume_config.clone(), &data_dirs).await {
+                    Ok(volumes) => Some(volumes),
+                    Err(error) => {
+                        proxy.shutdown();
+                        return Err(error);
+                    }
+                }
+            }
+            None => None,
+        };
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 db,
                 config,
                 proxy,
                 supervisor,
+                volumes,
                 envs: Mutex::new(envs),
                 client_addrs: layout.client_addrs,
                 routes_to: layout.routes_to,
@@ -200,6 +225,53 @@ impl Cluster {
         self.settle(node).await
     }
 
+    /// Power loss: SIGKILL the node and drop everything it wrote but did
+    /// not fsync (its lazyfs daemon dies too and a new one mounts what was
+    /// synced). The node stays down until `restart`. Needs
+    /// `ClusterConfig::volumes`.
+    pub async fn power_cut(&self, node: usize) -> Result<(), ClusterError> {
+        self.check(node)?;
+        let Some(volumes) = &self.inner.volumes else {
+            return Err(ClusterError::Config("power loss needs lazyfs volumes (ClusterConfig::volumes)".into()));
+        };
+        self.kill(node).await?;
+        volumes.cut(node).await
+    }
+
+    /// True when data dirs are lazyfs mounts (power cuts are possible).
+    pub fn has_volumes(&self) -> bool {
+        self.inner.volumes.is_some()
+    }
+
+    /// Restart several nodes together: launch them all, then wait for each
+    /// (a system whose readiness needs a quorum gets one). Every node is
+    /// tried; the first error is returned.
+    pub async fn restart_all(&self, nodes: &[usize]) -> Result<(), ClusterError> {
+        let mut unique = nodes.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut first_error = None;
+        let mut launched = Vec::with_capacity(unique.len());
+        for &node in &unique {
+            let started = async {
+                self.kill(node).await?;
+                self.launch(node).await
+            };
+            match started.await {
+                Ok(()) => launched.push(node),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        for node in launched {
+            if let Err(error) = self.settle(node).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// SIGSTOP the node's process group.
     pub fn pause(&self, node: usize) -> Result<(), ClusterError> {
         self.check(node)?;
@@ -257,12 +329,18 @@ impl Cluster {
     /// Kill and reap every node and close the proxy. Idempotent.
     pub async fn shutdown(&self) {
         self.inner.supervisor.stop().await;
+        if let Some(volumes) = &self.inner.volumes {
+            volumes.stop().await;
+        }
         self.inner.proxy.shutdown();
     }
 
     /// Like `shutdown`, for code that cannot await (signal handlers, drops).
     pub fn shutdown_blocking(&self) {
         self.inner.supervisor.stop_blocking();
+        if let Some(volumes) = &self.inner.volumes {
+            volumes.stop_blocking();
+        }
         self.inner.proxy.shutdown();
     }
 

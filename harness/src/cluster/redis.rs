@@ -151,13 +151,7 @@ impl Db for RedisSentinelDb {
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
-        let files_error = |source| ClusterError::Files { path: env.data_dir.clone(), source };
-        match std::fs::remove_dir_all(&env.data_dir) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(files_error(error)),
-        }
-        std::fs::create_dir_all(&env.data_dir).map_err(files_error)
+        super::db::clear_dir(&env.data_dir)
     }
 
     fn log_error_patterns(&self) -> Vec<String> {

@@ -56,7 +56,7 @@ struct Table {
 
 enum Request {
     Spawn { node: usize, launch: NodeLaunch, log_path: PathBuf, reply: oneshot::Sender<Result<u32, ClusterError>> },
-    Kill { node: usize, reply: oneshot::Sender<()> },
+    Kill { node: usize, signal: Signal, reply: oneshot::Sender<()> },
     Stop { reply: Option<oneshot::Sender<()>> },
 }
 
@@ -72,7 +72,10 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
 }
 
 impl Supervisor {
-    pub(crate) fn start(nodes: usize) -> Result<Self, ClusterError> {
+    /// A supervisor of `nodes` slots whose children get `death_signal`
+    /// when the harness dies (SIGKILL for nodes; SIGTERM for helpers that
+    /// must clean up, such as lazyfs daemons detaching their mounts).
+    pub(crate) fn start(nodes: usize, death_signal: Signal) -> Result<Self, ClusterError> {
         let table = Arc::new(Mutex::new(Table {
             slots: (0..nodes).map(|_| Slot::default()).collect(),
             unexpected: Vec::new(),
@@ -81,7 +84,7 @@ impl Supervisor {
         let thread_table = table.clone();
         let thread = std::thread::Builder::new()
             .name("faultline-supervisor".into())
-            .spawn(move || run(thread_table, inbox))
+            .spawn(move || run(thread_table, inbox, death_signal))
             .map_err(|source| ClusterError::Spawn { node: 0, program: "supervisor thread".into(), source })?;
         Ok(Supervisor { commands, table, thread: Mutex::new(Some(thread)) })
     }
@@ -96,8 +99,14 @@ impl Supervisor {
 
     /// SIGKILL the node's process group and reap it (bounded).
     pub(crate) async fn kill(&self, node: usize) -> Result<(), ClusterError> {
+        self.signal_and_reap(node, Signal::SIGKILL).await
+    }
+
+    /// Send `signal` to the node's process group and reap it (bounded; a
+    /// child still running after the bound stays in its slot).
+    pub(crate) async fn signal_and_reap(&self, node: usize, signal: Signal) -> Result<(), ClusterError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Kill { node, reply })?;
+        self.send(Request::Kill { node, signal, reply })?;
         answer.await.map_err(|_| ClusterError::SupervisorGone)
     }
 
@@ -174,16 +183,16 @@ fn pid_of(child: &Child) -> Pid {
 }
 
 /// The thread's loop: serve commands, reap exited children between them.
-fn run(table: Arc<Mutex<Table>>, inbox: mpsc::Receiver<Request>) {
+fn run(table: Arc<Mutex<Table>>, inbox: mpsc::Receiver<Request>, death_signal: Signal) {
     // Runs for the life of the cluster; ends on Stop or when every handle
     // is gone, after killing and reaping every child.
     loop {
         match inbox.recv_timeout(Duration::from_millis(REAP_INTERVAL_MS)) {
             Ok(Request::Spawn { node, launch, log_path, reply }) => {
-                let _ = reply.send(spawn(&table, node, &launch, &log_path));
+                let _ = reply.send(spawn(&table, node, &launch, &log_path, death_signal));
             }
-            Ok(Request::Kill { node, reply }) => {
-                kill(&mut lock(&table), node);
+            Ok(Request::Kill { node, signal, reply }) => {
+                kill(&mut lock(&table), node, signal);
                 let _ = reply.send(());
             }
             Ok(Request::Stop { reply }) => {
@@ -203,7 +212,13 @@ fn run(table: Arc<Mutex<Table>>, inbox: mpsc::Receiver<Request>) {
     }
 }
 
-fn spawn(table: &Mutex<Table>, node: usize, launch: &NodeLaunch, log_path: &PathBuf) -> Result<u32, ClusterError> {
+fn spawn(
+    table: &Mutex<Table>,
+    node: usize,
+    launch: &NodeLaunch,
+    log_path: &PathBuf,
+    death_signal: Signal,
+) -> Result<u32, ClusterError> {
     let mut table = lock(table);
     if table.slots[node].child.is_some() {
         return Err(ClusterError::WrongState { node, state: "running", action: "start" });
@@ -226,7 +241,7 @@ fn spawn(table: &Mutex<Table>, node: usize, launch: &NodeLaunch, log_path: &Path
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (prctl, getppid), allocating nothing.
     unsafe {
-        command.pre_exec(move || die_with_parent(parent));
+        command.pre_exec(move || die_with_parent(parent, death_signal));
     }
     let child = command.spawn().map_err(spawn_error)?;
     let pid = child.id();
@@ -236,10 +251,10 @@ fn spawn(table: &Mutex<Table>, node: usize, launch: &NodeLaunch, log_path: &Path
     Ok(pid)
 }
 
-/// In the child: ask for SIGKILL when the forking thread dies, then make
+/// In the child: ask for `signal` when the forking thread dies, then make
 /// sure the parent did not die before the request took effect.
-fn die_with_parent(parent: u32) -> std::io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+fn die_with_parent(parent: u32, signal: Signal) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(signal)
         .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))?;
     if nix::unistd::getppid().as_raw() as u32 != parent {
         return Err(std::io::Error::from_raw_os_error(nix::errno::Errno::ESRCH as i32));
@@ -247,11 +262,12 @@ fn die_with_parent(parent: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// SIGKILL the node's group and wait for the child (bounded).
-fn kill(table: &mut Table, node: usize) {
+/// Signal the node's group (SIGKILL, unless asked otherwise) and wait for
+/// the child (bounded).
+fn kill(table: &mut Table, node: usize, signal: Signal) {
     let slot = &mut table.slots[node];
     let Some(mut child) = slot.child.take() else { return };
-    let _ = killpg(pid_of(&child), Signal::SIGKILL);
+    let _ = killpg(pid_of(&child), signal);
     let deadline = Instant::now() + Duration::from_millis(KILL_WAIT_MS);
     let status = loop {
         match child.try_wait() {
@@ -273,7 +289,7 @@ fn kill(table: &mut Table, node: usize) {
 fn kill_all(table: &Mutex<Table>) {
     let mut table = lock(table);
     for node in 0..table.slots.len() {
-        kill(&mut table, node);
+        kill(&mut table, node, Signal::SIGKILL);
     }
 }
 
@@ -284,6 +300,9 @@ fn reap(table: &mut Table) {
         let Some(child) = &mut slot.child else { continue };
         let Ok(Some(status)) = child.try_wait() else { continue };
         let exit = exit_of(child.id(), status);
+        // Whatever the node started in its group dies with it. The group id
+        // is not reused while any member lives, so this reaches only them.
+        let _ = killpg(pid_of(child), Signal::SIGKILL);
         let starting = slot.starting;
         slot.child = None;
         slot.paused = false;
