@@ -39,6 +39,16 @@ pub enum PartitionMode {
     OneWay,
 }
 
+/// Which nodes lose power (everything they did not fsync is gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerTarget {
+    Random,
+    Leader,
+    Majority,
+    All,
+}
+
 /// A link fault from the proxy on every link into one random node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,6 +66,7 @@ pub enum Fault {
     Pause(PauseTarget),
     Partition(PartitionMode),
     Link(LinkMode),
+    Power(PowerTarget),
 }
 
 /// The family of a fault: what `handles()` of one nemesis claims.
@@ -65,6 +76,7 @@ pub enum FaultFamily {
     Pause,
     Partition,
     Link,
+    Power,
 }
 
 const KILLS: [Fault; 4] = [
@@ -87,6 +99,12 @@ const LINKS: [Fault; 4] = [
     Fault::Link(LinkMode::Reset),
     Fault::Link(LinkMode::Slow),
 ];
+const POWER_LOSSES: [Fault; 4] = [
+    Fault::Power(PowerTarget::Random),
+    Fault::Power(PowerTarget::Leader),
+    Fault::Power(PowerTarget::Majority),
+    Fault::Power(PowerTarget::All),
+];
 
 impl Fault {
     pub fn family(self) -> FaultFamily {
@@ -95,6 +113,7 @@ impl Fault {
             Fault::Pause(_) => FaultFamily::Pause,
             Fault::Partition(_) => FaultFamily::Partition,
             Fault::Link(_) => FaultFamily::Link,
+            Fault::Power(_) => FaultFamily::Power,
         }
     }
 
@@ -116,18 +135,30 @@ impl Fault {
             Fault::Link(LinkMode::Drop) => "link-drop",
             Fault::Link(LinkMode::Reset) => "link-reset",
             Fault::Link(LinkMode::Slow) => "link-slow",
+            Fault::Power(PowerTarget::Random) => "power-loss-random",
+            Fault::Power(PowerTarget::Leader) => "power-loss-leader",
+            Fault::Power(PowerTarget::Majority) => "power-loss-majority",
+            Fault::Power(PowerTarget::All) => "power-loss-all",
         }
     }
 
-    /// Every single fault, in a fixed order.
+    /// Every fault `mix` (or `all`) stands for, in a fixed order: all but
+    /// power loss, which needs FUSE and root and so is asked for by name.
     pub fn all() -> Vec<Fault> {
         KILLS.into_iter().chain(PAUSES).chain(PARTITIONS).chain(LINKS).collect()
+    }
+
+    /// Every single fault, power loss included.
+    pub fn every() -> Vec<Fault> {
+        Fault::all().into_iter().chain(POWER_LOSSES).collect()
     }
 
     /// The fewest nodes this fault makes sense on.
     pub fn nodes_min(self) -> usize {
         match self {
             Fault::Kill(KillTarget::Minority | KillTarget::Majority) => 3,
+            Fault::Power(PowerTarget::Majority) => 3,
+            Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
             Fault::Kill(_) | Fault::Pause(_) => 1,
@@ -144,6 +175,7 @@ impl Fault {
             "pause" => Some(&PAUSES),
             "partition" => Some(&PARTITIONS),
             "link" => Some(&LINKS),
+            "power-loss" => Some(&POWER_LOSSES),
             _ => None,
         };
         if let Some(faults) = family {
@@ -154,10 +186,10 @@ impl Fault {
             "none" => return Ok(Vec::new()),
             _ => {}
         }
-        Fault::all().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
+        Fault::every().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
             format!(
-                "unknown nemesis {name:?} (expected kill, pause, partition, link, mix, none, or one of {})",
-                Fault::all().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, mix, none, or one of {})",
+                Fault::every().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
             )
         })
     }
@@ -188,11 +220,13 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_families_expand() {
-        for fault in Fault::all() {
+        for fault in Fault::every() {
             assert_eq!(Fault::parse_name(fault.name()).unwrap(), vec![fault]);
         }
         assert_eq!(Fault::parse_name("kill").unwrap().len(), 4);
+        assert_eq!(Fault::parse_name("power-loss").unwrap().len(), 4);
         assert_eq!(Fault::parse_name("mix").unwrap().len(), 15);
+        assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(Fault::parse_name("none").unwrap().is_empty());
         let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();
         assert_eq!(faults.len(), 5, "duplicates are dropped");

@@ -64,16 +64,8 @@ impl Nemesis for KillNemesis {
             if killed.is_empty() {
                 return Ok(Effect::Null);
             }
-            let mut first_error = None;
-            for node in &killed {
-                if let Err(error) = cluster.restart(*node).await {
-                    first_error.get_or_insert(error);
-                }
-            }
-            match first_error {
-                Some(error) => Err(error.into()),
-                None => Ok(json!({ "restarted": node_names(&killed) })),
-            }
+            cluster.restart_all(&killed).await?;
+            Ok(json!({ "restarted": node_names(&killed) }))
         })
     }
 }

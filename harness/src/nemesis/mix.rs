@@ -10,6 +10,7 @@ use super::kill::KillNemesis;
 use super::link::{LinkNemesis, LinkSettings};
 use super::partition::PartitionNemesis;
 use super::pause::PauseNemesis;
+use super::power::PowerNemesis;
 use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError};
 use crate::cluster::{BoxFuture, Cluster};
 
@@ -48,6 +49,9 @@ impl Mix {
         }
         if wants(FaultFamily::Link) {
             nemeses.push(Box::new(LinkNemesis::new(stream(4), link)));
+        }
+        if wants(FaultFamily::Power) {
+            nemeses.push(Box::new(PowerNemesis::new(stream(5))));
         }
         Mix::compose(nemeses)
     }

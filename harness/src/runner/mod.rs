@@ -23,9 +23,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::{self, Liveness};
 use crate::client::{AnyClient, NodeClientConfig, Outcome};
-use crate::cluster::{Cluster, ClusterConfig, ClusterError};
+use crate::cluster::{Cluster, ClusterConfig, ClusterError, VolumeConfig};
 use crate::nemesis::link::LinkSettings;
-use crate::nemesis::{Mix, NemesisError, Schedule};
+use crate::nemesis::{FaultFamily, Mix, NemesisError, Schedule};
 use crate::spec::TestPlan;
 use crate::store::{RunDir, StoreError};
 
@@ -54,6 +54,8 @@ pub enum RunError {
     History { path: PathBuf, message: String },
     #[error("{0}; build it with `cargo build --release -p faultline-node` or pass --node-binary")]
     NodeBinary(String),
+    #[error("{0}")]
+    PowerLoss(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("interrupted by {signal}; the cluster is shut down; partial history in {dir}")]
@@ -67,6 +69,8 @@ pub struct RunOptions {
     pub quiet: bool,
 }
 
+/// Unsynced bytes a node's lazyfs mount holds before writing back itself.
+const LAZYFS_DIRTY_MAX_MIB: u64 = 64;
 /// Pause between leader probes before the test starts.
 const LEADER_POLL_MS: u64 = 50;
 /// Pause between liveness probes that did not succeed.
@@ -107,6 +111,12 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
     let db = system::db(plan)?;
     let mut config = ClusterConfig::new(plan.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.ready_timeout_ms;
+    if plan.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
+        crate::lazyfs::available().map_err(RunError::PowerLoss)?;
+        let program = crate::lazyfs::daemon_binary()
+            .map_err(|error| RunError::PowerLoss(format!("power-loss needs the faultline binary to serve lazyfs: {error}")))?;
+        config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
+    }
     let cluster = Cluster::start(db, config).await?;
     // A generic system has no leader query.
     if !matches!(plan.system, crate::spec::System::Generic(_)) {
