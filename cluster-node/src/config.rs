@@ -53,7 +53,9 @@ pub struct Args {
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_bytes: u64,
     /// Replication mode: raft (default), sync, semi-sync or async. The weaker
-    /// modes acknowledge writes before a quorum has them (see README).
+    /// modes acknowledge writes at other points than a quorum commit, read
+    /// on the primary without a quorum round, and keep an isolated primary
+    /// in charge (no check-quorum), as classic primaries do (see README).
     #[arg(long, value_parser = parse_mode, default_value = "raft")]
     pub mode: Mode,
     /// Planted bugs for `faultline matrix`, comma-separated (see README's
@@ -174,6 +176,9 @@ impl NodeConfig {
         config.election_timeout_ticks_max = self.election_timeout_ticks_min * 2;
         config.entries_per_message_max = crate::transport::APPEND_ENTRIES_MAX;
         config.bugs = self.args.bugs;
+        // A classic primary does not step down when it stops hearing its
+        // replicas: that is how the weaker modes' split brain happens.
+        config.check_quorum = self.args.mode.primary_steps_down_when_isolated();
         config
     }
 }

@@ -32,6 +32,9 @@ struct Waiter {
     /// Followers that must hold the entry before an early acknowledgement
     /// (weaker modes, `ack-before-commit`); `None` waits for the commit.
     early_followers: Option<usize>,
+    /// Followers that must hold the entry before an applied write is
+    /// acknowledged (`sync` mode); `None` answers at apply.
+    copies_after_apply: Option<usize>,
     deadline: Instant,
     responder: Responder,
 }
@@ -55,6 +58,8 @@ pub struct Core {
     pub request_timeout: Duration,
     pub voters: Vec<u64>,
     writes: BTreeMap<u64, Waiter>,
+    /// Applied writes waiting for more copies (`sync`), with their answer.
+    replicating: BTreeMap<u64, (Waiter, Response)>,
     reads_unconfirmed: HashMap<u64, ReadWaiter>,
     reads_confirmed: Vec<(u64, ReadWaiter)>,
     read_ctx_next: u64,
@@ -96,6 +101,7 @@ impl Core {
             request_timeout,
             voters,
             writes: BTreeMap::new(),
+            replicating: BTreeMap::new(),
             reads_unconfirmed: HashMap::new(),
             reads_confirmed: Vec::new(),
             read_ctx_next: 1,
@@ -262,6 +268,12 @@ impl Core {
             return;
         };
         let response = match outcome {
+            Some(outcome) if waiter.term == entry.term && waiter.copies_after_apply.is_some() => {
+                // Answered once every follower holds it (answer_early_writes).
+                let response = outcome_response(waiter.id, outcome);
+                self.replicating.insert(entry.index, (waiter, response));
+                return;
+            }
             Some(outcome) if waiter.term == entry.term => outcome_response(waiter.id, outcome),
             // Another leader's entry took this index: ours can never commit.
             _ => fail(
@@ -278,6 +290,14 @@ impl Core {
     fn reads_locally(&self) -> bool {
         let leads = self.raft.status().role == Role::Leader;
         self.bugs.stale_read || (leads && (self.bugs.lease_read || self.mode.reads_locally()))
+    }
+
+    /// `semi-sync` and `async` (with no read bug planted) read on the
+    /// primary without a quorum round, but after its own log is applied, as
+    /// a database primary reads its own acknowledged writes.
+    fn reads_from_own_log(&self) -> bool {
+        let leads = self.raft.status().role == Role::Leader;
+        leads && self.mode.reads_wait_for_own_log() && !self.bugs.stale_read && !self.bugs.lease_read
     }
 
     fn local_value(&self, key: &str) -> Value {
@@ -311,6 +331,17 @@ impl Core {
                 });
             }
         }
+        let copied: Vec<u64> = self
+            .replicating
+            .iter()
+            .filter(|(i, (w, _))| w.copies_after_apply.is_some_and(|n| held_by(**i) >= n))
+            .map(|(i, _)| *i)
+            .collect();
+        for i in copied {
+            if let Some((w, response)) = self.replicating.remove(&i) {
+                w.responder.answer(response);
+            }
+        }
     }
 
     /// How many followers must hold a write before it is acknowledged
@@ -325,6 +356,12 @@ impl Core {
             return Some(0);
         }
         self.mode.early_ack_followers(followers)
+    }
+
+    /// How many followers must hold an applied write before it is
+    /// acknowledged (`sync`: all of them).
+    fn copies_after_apply(&self) -> Option<usize> {
+        self.mode.copies_after_apply(self.voters.len().saturating_sub(1))
     }
 
     fn serve_reads(&mut self) {
@@ -402,6 +439,14 @@ impl Core {
     /// The read path: never from local state alone; answered once a quorum
     /// confirmed the leadership (ReadIndex) and the state machine caught up.
     fn start_read(&mut self, waiter: ReadWaiter) {
+        if self.reads_from_own_log() {
+            // A primary's local state includes every write it acknowledged:
+            // wait until its whole log is applied, then read locally.
+            let index = self.raft.status().last_index;
+            self.reads_confirmed.push((index, waiter));
+            self.serve_reads();
+            return;
+        }
         if self.reads_locally() {
             let value = self.local_value(&waiter.key);
             waiter.responder.answer(Response::Ok {
@@ -425,6 +470,7 @@ impl Core {
     fn start_write(&mut self, command: Command, id: u64, deadline: Instant, responder: Responder) {
         let data = serde_json::to_vec(&command).expect("commands always serialize");
         let early_followers = self.early_followers(&command.op);
+        let copies_after_apply = self.copies_after_apply();
         match self.raft.propose(data) {
             Ok((index, term)) => {
                 self.writes.insert(
@@ -433,6 +479,7 @@ impl Core {
                         id,
                         term,
                         early_followers,
+                        copies_after_apply,
                         deadline,
                         responder,
                     },
@@ -465,6 +512,18 @@ impl Core {
             .collect();
         for i in late {
             if let Some(w) = self.writes.remove(&i) {
+                w.responder
+                    .answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
+            }
+        }
+        let late: Vec<u64> = self
+            .replicating
+            .iter()
+            .filter(|(_, (w, _))| w.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in late {
+            if let Some((w, _)) = self.replicating.remove(&i) {
                 w.responder
                     .answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
             }
