@@ -56,12 +56,16 @@ impl NodeClient {
         NodeClient { config, process, current, connection: None, seq: 0, request_id: 0 }
     }
 
-    /// Continue as a fresh process (after an `info`): new connection, and
-    /// the next node, since the old one may be the reason.
+    /// Continue as a fresh process (after an `info`): a new connection to
+    /// the new process's home node (`process % nodes`), as a fresh Jepsen
+    /// process would open. Process numbers only grow, so successive
+    /// processes visit every node, the ones a partition cut off included:
+    /// a client must not learn to avoid a node the harness cut, or it could
+    /// never see what that node answers.
     pub fn become_process(&mut self, process: u64) {
         self.process = process;
         self.connection = None;
-        self.rotate();
+        self.current = (process % self.config.addrs.len() as u64) as usize;
     }
 
     pub fn process(&self) -> u64 {
