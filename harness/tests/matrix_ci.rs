@@ -11,6 +11,7 @@ fn options(store: &std::path::Path, runs: u32) -> ProbeOptions {
         seed: 1,
         store: store.to_path_buf(),
         node_binary: None,
+        baseline: false,
     }
 }
 
@@ -21,9 +22,18 @@ fn store_dir(name: &str) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planted_bugs_and_async_mode_are_detected_and_correct_node_is_not() {
+async fn planted_bugs_and_weaker_modes_are_detected_and_correct_node_is_not() {
+    // no-fsync needs the power-loss nemesis (FUSE, root).
+    let mut names = vec!["ack-before-commit".to_string(), "async".to_string()];
+    match faultline::lazyfs::available() {
+        Ok(()) => names.push("no-fsync".to_string()),
+        Err(why) if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") => {
+            panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}")
+        }
+        Err(why) => eprintln!("SKIP: no-fsync: {why}"),
+    }
+    let selected = targets::select(&names).unwrap();
     let store = store_dir("bugs");
-    let selected = targets::select(&["ack-before-commit".to_string(), "async".to_string()]).unwrap();
     let mut probes = Vec::new();
     for target in &selected {
         probes.push(matrix::probe(target, &options(&store, 3)).await.unwrap());

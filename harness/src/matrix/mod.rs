@@ -40,6 +40,10 @@ pub struct MatrixArgs {
     /// Path of the faultline-node binary.
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
+    /// Skip the one fault-free run per target that shows whether its faults
+    /// were needed at all.
+    #[arg(long)]
+    pub no_baseline: bool,
 }
 
 /// Why a probe could not run (a verdict, even invalid, is not an error).
@@ -59,6 +63,8 @@ pub struct ProbeOptions {
     pub seed: u64,
     pub store: PathBuf,
     pub node_binary: Option<PathBuf>,
+    /// Also run each target once with no faults (first seed).
+    pub baseline: bool,
 }
 
 /// What the runs of one target showed.
@@ -77,6 +83,27 @@ pub struct Probe {
     pub unknown_runs: u32,
     /// Seed of the detecting run, to replay it.
     pub seed: Option<u64>,
+    /// The verdict of the fault-free run, when one was made: `valid` shows
+    /// the faults were needed to expose the target.
+    pub baseline: Option<Verdict>,
+    /// Why the target could not be tried (a harness error, not a verdict).
+    pub error: Option<String>,
+}
+
+impl Probe {
+    fn new(target: &Target) -> Probe {
+        Probe {
+            target: target.clone(),
+            runs: 0,
+            detected_in_run: None,
+            time_to_detection_ms: None,
+            fired: Vec::new(),
+            unknown_runs: 0,
+            seed: None,
+            baseline: None,
+            error: None,
+        }
+    }
 }
 
 /// The spec of run `index` of `target`.
@@ -96,16 +123,16 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> SpecFile
 /// Runs `target` up to `options.runs` times, stopping at the first invalid verdict.
 pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, MatrixError> {
     assert!(options.runs > 0, "a probe needs at least one run");
+    let mut probe = Probe::new(target);
+    if options.baseline {
+        let mut spec = spec_for(target, options, 0);
+        spec.name = format!("matrix-{}-no-faults", target.name);
+        spec.nemesis.faults = vec!["none".to_string()];
+        let plan = TestPlan::from_spec(&spec, options.seed)
+            .map_err(|source| MatrixError::Spec { target: target.name, source })?;
+        probe.baseline = Some(runner::run(&plan, RunOptions { quiet: true }).await?.verdict);
+    }
     let started = Instant::now();
-    let mut probe = Probe {
-        target: target.clone(),
-        runs: 0,
-        detected_in_run: None,
-        time_to_detection_ms: None,
-        fired: Vec::new(),
-        unknown_runs: 0,
-        seed: None,
-    };
     for index in 0..options.runs {
         let spec = spec_for(target, options, index);
         let plan = TestPlan::from_spec(&spec, options.seed)
@@ -136,20 +163,31 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
 /// The printed table, one line per probe.
 pub fn table(probes: &[Probe]) -> String {
     let mut out = format!(
-        "{:<24} {:<5} {:<9} {:>6} {:>10}  {}\n",
-        "target", "kind", "detected", "runs", "time", "checkers fired (seed)"
+        "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {}\n",
+        "target", "kind", "detected", "runs", "time", "no faults", "checkers fired (seed)"
     );
     for p in probes {
-        let detected = if p.detected_in_run.is_some() { "yes" } else { "NO" };
+        let detected = match (&p.error, p.detected_in_run) {
+            (Some(_), _) => "ERROR",
+            (None, Some(_)) => "yes",
+            (None, None) => "NO",
+        };
+        let baseline = match p.baseline {
+            None => "-",
+            Some(Verdict::Valid) => "valid",
+            Some(Verdict::Invalid) => "INVALID",
+            Some(Verdict::Unknown) => "unknown",
+        };
         let time = p.time_to_detection_ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
         let fired = match p.seed {
+            _ if p.error.is_some() => p.error.clone().unwrap_or_default(),
             Some(seed) => format!("{} (seed {seed})", p.fired.join(",")),
             None if p.unknown_runs > 0 => format!("- ({} unknown)", p.unknown_runs),
             None => "-".to_string(),
         };
         out.push_str(&format!(
-            "{:<24} {:<5} {:<9} {:>6} {:>10}  {}\n",
-            p.target.name, p.target.kind, detected, p.runs, time, fired
+            "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {}\n",
+            p.target.name, p.target.kind, detected, p.runs, time, baseline, fired
         ));
     }
     out
@@ -157,7 +195,11 @@ pub fn table(probes: &[Probe]) -> String {
 
 /// Runs the correct node `runs` times; returns (false alarms, unknown verdicts).
 pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec<u64>), MatrixError> {
-    let target = targets::correct();
+    let mut target = targets::correct();
+    if let Err(why) = crate::lazyfs::available() {
+        eprintln!("faultline: matrix control runs without power-loss: {why}");
+        target.faults.retain(|fault| *fault != "power-loss");
+    }
     let (mut alarms, mut unknown, mut alarm_seeds) = (0, 0, Vec::new());
     for index in 0..runs {
         let spec = spec_for(&target, options, index);
@@ -196,25 +238,34 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         store: args.store.clone(),
         node_binary: args.node_binary.clone(),
+        baseline: !args.no_baseline,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut probes = Vec::with_capacity(targets.len());
     for target in &targets {
+        // One target that cannot run (say, power loss without FUSE) does
+        // not hide the others: its row says why.
         let probe = match runtime.block_on(probe(target, &options)) {
             Ok(probe) => probe,
             Err(error) => {
                 eprintln!("faultline: error: {}: {error}", target.name);
-                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+                Probe { error: Some(error.to_string()), ..Probe::new(target) }
             }
         };
-        eprintln!("faultline: matrix {}: {}", target.name, if probe.detected_in_run.is_some() { "detected" } else { "not detected" });
+        let outcome = match (&probe.error, probe.detected_in_run) {
+            (Some(_), _) => "error",
+            (None, Some(_)) => "detected",
+            (None, None) => "not detected",
+        };
+        eprintln!("faultline: matrix {}: {outcome}", target.name);
         probes.push(probe);
     }
     print!("{}", table(&probes));
+    let errors = probes.iter().filter(|p| p.error.is_some()).count();
     let missed = probes.iter().filter(|p| p.detected_in_run.is_none()).count();
     let mut alarms = 0;
     if args.control_runs > 0 {
-        let control_options = ProbeOptions { seed: args.seed + 1_000, ..options };
+        let control_options = ProbeOptions { seed: args.seed + 1_000, baseline: false, ..options };
         match runtime.block_on(control(&control_options, args.control_runs)) {
             Ok((found, unknown, seeds)) => {
                 alarms = found;
@@ -228,5 +279,9 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!("matrix: {} of {} targets detected", probes.len() - missed, probes.len());
-    Ok(if missed == 0 && alarms == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(match (errors, missed, alarms) {
+        (0, 0, 0) => ExitCode::SUCCESS,
+        (0, _, _) => ExitCode::from(1),
+        _ => ExitCode::from(EXIT_HARNESS_ERROR),
+    })
 }

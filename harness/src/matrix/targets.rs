@@ -49,21 +49,22 @@ pub fn all() -> Vec<Target> {
         bug("vote-without-log-check", "register", &["partition", "kill"], "a lagging node wins an election and truncates committed entries"),
         bug("forget-vote", "register", &["kill", "partition"], "a restarted node votes twice in one term: two leaders"),
         bug("commit-old-term", "register", &["partition", "kill"], "figure 8: an old-term entry committed by counting is overwritten"),
-        bug("no-fsync", "register", &["kill"], "needs power loss (un-fsynced data dropped); kill -9 keeps the page cache"),
-        mode("async", &["partition-leader", "kill-leader"], "the old leader's acked writes never reached the new leader"),
-        mode("semi-sync", &["partition", "kill"], "acked with two copies; three other nodes elect a leader without them"),
-        mode("sync", &["partition-leader"], "reads from a deposed primary's local state"),
+        bug("no-fsync", "register", &["power-loss-majority", "power-loss-all"], "a majority loses power: acked entries that lived only in page caches are gone from a quorum (kill -9 keeps the page cache)"),
+        mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
+        mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
+        mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),
     ]
 }
 
-/// The correct node under every fault: any `invalid` is a false alarm.
+/// The correct node under every fault (power loss included): any
+/// `invalid` is a false alarm.
 pub fn correct() -> Target {
     Target {
         name: "correct",
         kind: "correct",
         node_args: Vec::new(),
         workload: "register",
-        faults: vec!["kill", "pause", "partition"],
+        faults: vec!["kill", "pause", "partition", "link", "power-loss"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
     }
 }
