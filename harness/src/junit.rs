@@ -1,8 +1,11 @@
 //! JUnit XML for CI systems: one test suite per run, one test case per
 //! checker. An invalid checker is a `<failure>` carrying the counterexample
 //! in words; an unknown one (budget exhausted, checker error) is an
-//! `<error>`, so it never passes silently. Written by hand: the format is
-//! small and a dependency would cost more build time than it saves.
+//! `<error>`, so it never passes silently. A run that ended in a harness
+//! error or an interruption (or produced no checker result at all) gets one
+//! more case, `harness`, as an `<error>` carrying the message: a suite with
+//! no test cases reads as "0 tests, passed" in CI. Written by hand: the
+//! format is small and a dependency would cost more build time than it saves.
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -36,12 +39,18 @@ pub fn render(input: &ReportInput, findings: &[Finding]) -> String {
     render_many(&[(input.clone(), findings.to_vec())])
 }
 
+/// The test case name of a harness error.
+pub const HARNESS_CASE: &str = "harness";
+
 /// The XML document of several runs.
 pub fn render_many(runs: &[(ReportInput, Vec<Finding>)]) -> String {
-    let count = |verdict: Option<Verdict>| {
-        runs.iter().flat_map(|(input, _)| &input.checks).filter(|c| verdict.is_none_or(|v| c.verdict == v)).count()
-    };
-    let (tests, failures, errors) = (count(None), count(Some(Verdict::Invalid)), count(Some(Verdict::Unknown)));
+    let (mut tests, mut failures, mut errors) = (0, 0, 0);
+    for (input, _) in runs {
+        let counts = suite_counts(input);
+        tests += counts.tests;
+        failures += counts.failures;
+        errors += counts.errors;
+    }
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(xml, "<testsuites name=\"faultline\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     for (input, findings) in runs {
@@ -51,13 +60,48 @@ pub fn render_many(runs: &[(ReportInput, Vec<Finding>)]) -> String {
     xml
 }
 
+struct Counts {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+}
+
+/// Why a suite gets the `harness` case: the run's harness error, or the
+/// absence of any checker result (nothing was checked, so nothing passed).
+fn harness_message(input: &ReportInput) -> Option<String> {
+    match &input.harness_error {
+        Some(error) => Some(error.clone()),
+        None if input.checks.is_empty() => Some("no checker ran: the run has no verdict".to_string()),
+        None => None,
+    }
+}
+
+fn suite_counts(input: &ReportInput) -> Counts {
+    let harness = usize::from(harness_message(input).is_some());
+    Counts {
+        tests: input.checks.len() + harness,
+        failures: input.checks.iter().filter(|c| c.verdict == Verdict::Invalid).count(),
+        errors: input.checks.iter().filter(|c| c.verdict == Verdict::Unknown).count() + harness,
+    }
+}
+
 fn suite(xml: &mut String, input: &ReportInput, findings: &[Finding]) {
-    let failures = input.checks.iter().filter(|c| c.verdict == Verdict::Invalid).count();
-    let errors = input.checks.iter().filter(|c| c.verdict == Verdict::Unknown).count();
-    let tests = input.checks.len();
+    let Counts { tests, failures, errors } = suite_counts(input);
     let suite = attr(&input.title);
     let _ = writeln!(xml, "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     properties(xml, input);
+    if let Some(message) = harness_message(input) {
+        let mut body = format!("harness error: {message}\n");
+        if let Some(replay) = &input.replay {
+            let _ = writeln!(body, "replay: {replay}");
+        }
+        let _ = writeln!(
+            xml,
+            "    <testcase classname=\"{suite}\" name=\"{HARNESS_CASE}\">\n      <error type=\"harness\" message=\"{}\">{}</error>\n    </testcase>",
+            attr(&message),
+            text(&cut(&body))
+        );
+    }
     for check in &input.checks {
         let _ = write!(xml, "    <testcase classname=\"{suite}\" name=\"{}\"", attr(&check.name));
         if check.verdict == Verdict::Valid {
@@ -162,5 +206,45 @@ mod tests {
         assert!(xml.contains("<testcase classname=\"faultline test &lt;x &amp; y&gt;\" name=\"liveness\"/>"), "{xml}");
         assert!(xml.contains("<property name=\"seed\" value=\"7\"/>"), "{xml}");
         assert_eq!(text("a\u{1}b"), "ab");
+        assert!(!xml.contains("name=\"harness\""), "a run with verdicts has no harness case: {xml}");
+    }
+
+    #[test]
+    fn junit_for_a_harness_error_is_one_errored_case_not_zero_tests() {
+        let input = ReportInput {
+            title: "faultline test t".into(),
+            seed: Some(9),
+            harness_error: Some("interrupted by SIGINT; partial history in <dir>".into()),
+            ..ReportInput::default()
+        };
+        let xml = render(&input, &[]);
+        assert!(xml.contains("<testsuites name=\"faultline\" tests=\"1\" failures=\"0\" errors=\"1\">"), "{xml}");
+        assert!(xml.contains("<testsuite name=\"faultline test t\" tests=\"1\" failures=\"0\" errors=\"1\">"), "{xml}");
+        assert!(xml.contains("<testcase classname=\"faultline test t\" name=\"harness\">"), "{xml}");
+        assert!(
+            xml.contains("<error type=\"harness\" message=\"interrupted by SIGINT; partial history in &lt;dir&gt;\">"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn junit_without_any_checker_result_does_not_pass() {
+        let input = ReportInput { title: "t".into(), ..ReportInput::default() };
+        let xml = render(&input, &[]);
+        assert!(xml.contains("tests=\"1\" failures=\"0\" errors=\"1\""), "{xml}");
+        assert!(xml.contains("message=\"no checker ran: the run has no verdict\""), "{xml}");
+    }
+
+    #[test]
+    fn junit_keeps_verdicts_beside_a_harness_error() {
+        let input = ReportInput {
+            title: "t".into(),
+            checks: vec![CheckView { name: "lin".into(), verdict: Verdict::Valid, details: serde_json::Value::Null }],
+            harness_error: Some("store: cannot write summary.txt".into()),
+            ..ReportInput::default()
+        };
+        let xml = render(&input, &[]);
+        assert!(xml.contains("tests=\"2\" failures=\"0\" errors=\"1\""), "{xml}");
+        assert!(xml.contains("name=\"lin\"/>"), "{xml}");
     }
 }

@@ -3,10 +3,11 @@
 //! Flags override the spec file (`--spec`), which overrides the defaults;
 //! `--set section.field=value` reaches every field the dedicated flags do
 //! not. Bad input is one line on stderr and exit 3, before anything starts.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::check_cmd::OutputFormat;
+use crate::report::{ReportInput, ReportStats};
 use crate::runner::{self, RunError, RunOptions};
 use crate::spec::{SpecFile, TestPlan};
 use crate::EXIT_HARNESS_ERROR;
@@ -163,15 +164,18 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let json = args.format == Some(OutputFormat::Json);
     let options = RunOptions { quiet: args.quiet };
     let redirect = StdoutToStderr::new(json);
+    let latest_before = latest_target(&plan);
     let results = runtime.block_on(runner::run(&plan, options));
     let results = match results {
         Ok(results) => results,
         Err(error) => {
             eprintln!("faultline: error: {error}");
             eprintln!("faultline: seed {}", plan.seed);
-            // An interrupted run still leaves its history: report it.
-            if let RunError::Interrupted { dir, .. } = &error {
-                let _ = write_report(dir, args.junit.as_deref(), true);
+            // A failed run still leaves its history (when it got that far):
+            // report it, and tell CI through JUnit that the run did not pass.
+            let run_dir = failed_run_dir(&plan, &error, latest_before.as_deref());
+            if let Some(stats) = report_failed_run(&plan, run_dir.as_deref(), args.junit.as_deref(), &error.to_string()) {
+                eprintln!("faultline: report {}", stats.path.display());
             }
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
@@ -190,6 +194,51 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
     Ok(ExitCode::from(results.exit_code))
+}
+
+/// Where `<store>/<name>/latest` points, read before the run starts so a
+/// failed run can tell whether it moved the link.
+fn latest_target(plan: &TestPlan) -> Option<PathBuf> {
+    std::fs::read_link(plan.store_dir.join(&plan.name).join("latest")).ok()
+}
+
+/// The results folder of a failed run, if it got one. Interruptions and
+/// history errors name it; for the other errors it is the `latest` link,
+/// taken only when this run moved it and the folder holds this run's seed,
+/// so an older run's folder is never reported as this one.
+fn failed_run_dir(plan: &TestPlan, error: &RunError, latest_before: Option<&Path>) -> Option<PathBuf> {
+    match error {
+        RunError::Interrupted { dir, .. } => return Some(dir.clone()),
+        RunError::History { path, .. } => return path.parent().map(Path::to_path_buf),
+        _ => {}
+    }
+    let test_dir = plan.store_dir.join(&plan.name);
+    let target = std::fs::read_link(test_dir.join("latest")).ok()?;
+    if latest_before == Some(target.as_path()) {
+        return None;
+    }
+    let dir = test_dir.join(target);
+    let seed = std::fs::read_to_string(dir.join("seed")).ok()?;
+    (seed.trim() == plan.seed.to_string()).then_some(dir)
+}
+
+/// `report.html` of a failed run (when its folder has a history) showing
+/// the error instead of verdicts, and JUnit (when asked) with a failing
+/// `harness` case. Problems writing them are printed, not returned: the
+/// exit code is already a harness error.
+fn report_failed_run(plan: &TestPlan, run_dir: Option<&Path>, junit: Option<&Path>, error: &str) -> Option<ReportStats> {
+    let fallback = ReportInput {
+        title: format!("faultline test {}", plan.name),
+        seed: Some(plan.seed),
+        ..ReportInput::default()
+    };
+    match crate::report::finish_failed_run(run_dir, junit, fallback, error) {
+        Ok(stats) => stats,
+        Err(report_error) => {
+            eprintln!("faultline: error: {report_error}");
+            None
+        }
+    }
 }
 
 /// `report.html` in the results folder (and JUnit when asked); says where,
@@ -242,5 +291,102 @@ impl Drop for StdoutToStderr {
             let _ = nix::unistd::dup2(saved, 1);
             let _ = nix::unistd::close(saved);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_in(store: &Path, seed: u64) -> TestPlan {
+        let overrides = [
+            ("store".to_string(), yaml_string(&store.display().to_string())),
+            ("name".to_string(), yaml_string("t")),
+            ("seed".to_string(), seed.to_string()),
+        ];
+        let spec = SpecFile::default().with_overrides(&overrides).expect("overrides apply");
+        TestPlan::from_spec(&spec, 0).expect("the default spec validates")
+    }
+
+    /// `<store>/t/<leaf>/` with a seed and a two-line history, and `latest`
+    /// pointing at it, as the runner leaves a run that failed halfway.
+    fn failed_run(store: &Path, leaf: &str, seed: u64) -> PathBuf {
+        let dir = store.join("t").join(leaf);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("seed"), format!("{seed}\n")).unwrap();
+        std::fs::write(
+            dir.join("history.jsonl"),
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_ns\":1}\n\
+             {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_ns\":2}\n",
+        )
+        .unwrap();
+        let latest = store.join("t/latest");
+        let _ = std::fs::remove_file(&latest);
+        std::os::unix::fs::symlink(leaf, &latest).unwrap();
+        dir
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("faultline-test-cmd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn failed_run_report_and_junit_after_a_cluster_error() {
+        let store = scratch("cluster-error");
+        let plan = plan_in(&store, 11);
+        let before = latest_target(&plan);
+        let dir = failed_run(&store, "20250101T000000", 11);
+        let error = RunError::PowerLoss("node 2 exited while the history was recorded".into());
+        let found = failed_run_dir(&plan, &error, before.as_deref());
+        assert_eq!(found.as_deref(), Some(store.join("t/20250101T000000").as_path()));
+        let junit = store.join("junit.xml");
+        let stats = report_failed_run(&plan, found.as_deref(), Some(&junit), &error.to_string()).expect("a page");
+        assert_eq!(stats.path, dir.join("report.html"));
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains("class=\"verdict harness-error\">HARNESS ERROR<"), "badge");
+        assert!(html.contains("harness error: node 2 exited while the history was recorded"), "message");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("tests=\"1\" failures=\"0\" errors=\"1\""), "{xml}");
+        assert!(xml.contains("name=\"harness\""), "{xml}");
+        assert!(xml.contains("message=\"node 2 exited while the history was recorded\""), "{xml}");
+        let _ = std::fs::remove_dir_all(&store);
+    }
+
+    #[test]
+    fn failed_run_report_never_lands_in_an_older_run() {
+        let store = scratch("older-run");
+        let plan = plan_in(&store, 11);
+        let older = failed_run(&store, "20240101T000000", 11);
+        let before = latest_target(&plan);
+        let error = RunError::NodeBinary("no faultline-node".into());
+        // The failed run never moved `latest`: the folder there is not its own.
+        assert_eq!(failed_run_dir(&plan, &error, before.as_deref()), None);
+        // A moved link to a folder with another seed belongs to another run.
+        failed_run(&store, "20250101T000000", 12);
+        assert_eq!(failed_run_dir(&plan, &error, before.as_deref()), None);
+        // Without a folder, JUnit still says the run did not pass.
+        let junit = store.join("junit.xml");
+        assert!(report_failed_run(&plan, None, Some(&junit), &error.to_string()).is_none());
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("<testsuite name=\"faultline test t\" tests=\"1\" failures=\"0\" errors=\"1\">"), "{xml}");
+        assert!(xml.contains("<property name=\"seed\" value=\"11\"/>"), "{xml}");
+        assert!(!older.join("report.html").exists(), "the older run's folder is untouched");
+        let _ = std::fs::remove_dir_all(&store);
+    }
+
+    #[test]
+    fn failed_run_report_after_a_history_error_uses_its_folder() {
+        let store = scratch("history-error");
+        let plan = plan_in(&store, 11);
+        let dir = failed_run(&store, "20250101T000000", 11);
+        let error = RunError::History { path: dir.join("history.jsonl"), message: "disk full".into() };
+        assert_eq!(failed_run_dir(&plan, &error, None), Some(dir.clone()));
+        report_failed_run(&plan, Some(&dir), None, &error.to_string()).expect("a page");
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains("disk full"), "the history error is on the page");
+        let _ = std::fs::remove_dir_all(&store);
     }
 }

@@ -192,3 +192,44 @@ fn an_error_in_one_file_still_checks_the_others() {
     assert!(stdout(&output).contains("cas-register.jsonl: valid"), "{}", stdout(&output));
     assert!(Path::new(&workspace()).join("checkers/examples/cas-register.jsonl").exists());
 }
+
+/// `faultline bench check` on a small corpus under `<shared>/data/porcupine`
+/// built from two shared kv files and the given expected verdicts.
+fn bench_check(name: &str, expected: &[(&str, bool)]) -> Output {
+    let shared_copy = std::env::temp_dir().join(format!("faultline-bench-check-{name}-{}", std::process::id()));
+    let corpus = shared_copy.join("data/porcupine");
+    std::fs::create_dir_all(corpus.join("kv")).expect("temp corpus");
+    let mut table = String::from("file\tmodel\tlinearizable\n");
+    for (file, linearizable) in expected {
+        std::fs::copy(shared().join("data/porcupine").join(file), corpus.join(file)).expect("shared kv file");
+        table.push_str(&format!("{file}\tkv\t{linearizable}\n"));
+    }
+    std::fs::write(corpus.join("expected.tsv"), table).expect("expected.tsv");
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["bench", "check", "--runs", "1", "--ops", "0"])
+        .env("FAULTLINE_SHARED", &shared_copy)
+        .output()
+        .expect("faultline runs");
+    let _ = std::fs::remove_dir_all(&shared_copy);
+    output
+}
+
+#[test]
+fn bench_check_totals_the_kv_files_and_passes_when_verdicts_match() {
+    let output = bench_check("match", &[("kv/c01-ok.txt", true), ("kv/c01-bad.txt", false)]);
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", stdout(&output), stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("kv/c01-ok.txt"), "each kv file is listed: {out}");
+    assert!(out.contains("kv: 2 files, total "), "the kv files get a total: {out}");
+    assert!(out.contains("verdicts differing from expected.tsv: 0"), "{out}");
+}
+
+#[test]
+fn bench_check_exits_3_naming_a_verdict_that_differs_from_expected() {
+    let output = bench_check("mismatch", &[("kv/c01-ok.txt", false), ("kv/c01-bad.txt", false)]);
+    assert_eq!(output.status.code(), Some(3), "{}\n{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("MISMATCH kv/c01-ok.txt: valid (expected invalid)"), "{}", stdout(&output));
+    let err = stderr(&output);
+    assert!(err.contains("1 corpus verdicts differ from expected.tsv"), "{err}");
+    assert!(err.contains("kv/c01-ok.txt") && !err.contains("c01-bad"), "only the differing file is named: {err}");
+}

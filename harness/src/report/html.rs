@@ -17,7 +17,11 @@ const KEY_ROWS_MAX: usize = 200;
 
 pub fn render(input: &ReportInput, digest: &Digest, findings: &[Finding], payload: &Payload) -> String {
     let mut page = String::with_capacity(1 << 20);
-    let verdict = input.verdict.map_or("no verdict", Verdict::name);
+    let verdict = match (input.verdict, &input.harness_error) {
+        (Some(verdict), _) => verdict.name(),
+        (None, Some(_)) => "harness error",
+        (None, None) => "no verdict",
+    };
     let _ = write!(
         page,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -60,8 +64,11 @@ fn header(page: &mut String, input: &ReportInput, verdict: &str) {
         let _ = write!(page, "<div class=\"fact\"><b>{}</b> {}</div>", esc(label), esc(value));
     }
     page.push_str("</div></header>\n");
-    if !input.reasons.is_empty() {
+    if !input.reasons.is_empty() || input.harness_error.is_some() {
         page.push_str("<section id=\"reasons\"><h2>Why</h2><ul>");
+        if let Some(error) = &input.harness_error {
+            let _ = write!(page, "<li id=\"harness-error\">harness error: {}</li>", esc(error));
+        }
         for reason in &input.reasons {
             let _ = write!(page, "<li>{}</li>", esc(reason));
         }
@@ -70,6 +77,12 @@ fn header(page: &mut String, input: &ReportInput, verdict: &str) {
 }
 
 fn checks_table(page: &mut String, checks: &[CheckView]) {
+    if checks.is_empty() {
+        // A run that ended in a harness error has no verdicts; an empty
+        // table would look like a run with nothing wrong.
+        page.push_str("<section id=\"checks\"><h2>Verdict per checker</h2><p>No checker ran.</p></section>\n");
+        return;
+    }
     page.push_str("<section id=\"checks\"><h2>Verdict per checker</h2><table><tr><th>checker</th><th>verdict</th><th>detail</th></tr>");
     for check in checks {
         let _ = write!(
@@ -249,5 +262,19 @@ mod tests {
         assert_eq!(page.matches("<script").count(), 2, "only the data and code elements open a script");
         assert!(!page.contains("<!--"));
         assert!(page.contains("&lt;/script&gt;"), "the title is escaped");
+    }
+
+    #[test]
+    fn a_harness_error_report_says_so_instead_of_verdicts() {
+        let digest = Builder::new(&HashSet::new()).finish();
+        let input = ReportInput {
+            title: "faultline test t".into(),
+            harness_error: Some("cluster: node 2 <exited>".into()),
+            ..ReportInput::default()
+        };
+        let page = render(&input, &digest, &[], &payload::build(&digest, &[]));
+        assert!(page.contains("class=\"verdict harness-error\">HARNESS ERROR<"), "badge");
+        assert!(page.contains("<li id=\"harness-error\">harness error: cluster: node 2 &lt;exited&gt;</li>"), "reason");
+        assert!(page.contains("No checker ran."), "no empty verdict table");
     }
 }

@@ -52,6 +52,11 @@ pub struct ReportInput {
     pub replay: Option<String>,
     /// Why the run is not valid, one line per failing check.
     pub reasons: Vec<String>,
+    /// The harness error or interruption that ended the run before (or
+    /// instead of) a verdict. The page shows it in place of verdicts and
+    /// JUnit turns it into a test case of its own, so the run never reads
+    /// as "0 tests, passed".
+    pub harness_error: Option<String>,
     /// Label and value lines: workload, nodes, counts, time.
     pub facts: Vec<(String, String)>,
     pub checks: Vec<CheckView>,
@@ -106,7 +111,7 @@ impl ReportInput {
                 .map_err(|source| ReportError::Json { path: results_path.clone(), source })?;
             input.apply_results(results);
         } else {
-            input.reasons.push("results.json is missing: the run did not finish".to_string());
+            input.harness_error = Some(stored_error(run_dir));
         }
         if input.seed.is_none() {
             input.seed = std::fs::read_to_string(run_dir.join("seed")).ok().and_then(|s| s.trim().parse().ok());
@@ -145,6 +150,17 @@ impl ReportInput {
             ),
         ));
         self.facts.push(("time".into(), format!("{:.1} s", results.elapsed_ms as f64 / 1e3)));
+    }
+}
+
+/// What ended a run that left no `results.json`: the `error` line the
+/// runner keeps in `summary.txt` when it can, else a generic sentence.
+fn stored_error(run_dir: &Path) -> String {
+    let summary = std::fs::read_to_string(run_dir.join("summary.txt")).unwrap_or_default();
+    let error = summary.lines().find_map(|line| line.strip_prefix("error ")).map(str::trim).filter(|e| !e.is_empty());
+    match error {
+        Some(error) => error.to_string(),
+        None => "the run did not finish (results.json is missing)".to_string(),
     }
 }
 

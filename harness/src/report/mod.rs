@@ -91,3 +91,45 @@ pub fn finish_run(run_dir: &Path, junit: Option<&Path>) -> Result<ReportStats, R
     }
     Ok(stats)
 }
+
+/// The end of a `faultline test` run that failed with a harness error or
+/// an interruption. With a results folder that holds a history (`run_dir`),
+/// `report.html` shows the history and `error` in place of verdicts; JUnit
+/// (when asked) gets a failing `harness` test case either way, so the file
+/// never reads as a passing run. `fallback` (title, seed) names the run when
+/// there is no folder to read. The stats are `None` when no page was written.
+/// JUnit is written even when the page cannot be: CI reads it first.
+pub fn finish_failed_run(
+    run_dir: Option<&Path>,
+    junit: Option<&Path>,
+    fallback: ReportInput,
+    error: &str,
+) -> Result<Option<ReportStats>, ReportError> {
+    let mut first_error = None;
+    let (mut input, page) = match run_dir.map(|dir| (dir, ReportInput::from_run_dir(dir))) {
+        Some((dir, Ok(input))) => (input, Some(dir.join(REPORT_FILE))),
+        // A folder with neither history nor results has nothing to show.
+        None | Some((_, Err(ReportError::NotAResultsFolder { .. }))) => (fallback, None),
+        Some((_, Err(read_error))) => {
+            first_error = Some(read_error);
+            (fallback, None)
+        }
+    };
+    input.harness_error = Some(error.to_string());
+    let stats = match page.map(|out| write_report(&input, &out)) {
+        Some(Ok(stats)) => Some(stats),
+        Some(Err(write_error)) => {
+            first_error = Some(write_error);
+            None
+        }
+        None => None,
+    };
+    if let Some(path) = junit {
+        let findings = stats.as_ref().map_or_else(|| findings_without_history(&input), |s| s.findings.clone());
+        crate::junit::write(path, &input, &findings)?;
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(stats),
+    }
+}
