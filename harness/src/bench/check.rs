@@ -1,7 +1,10 @@
 //! `faultline bench check`: figures for the linearizability checker.
 //!
 //! 1. The shared Porcupine corpora: median time (read + check) per file over
-//!    `--runs` runs, the etcd total, and each kv file.
+//!    `--runs` runs, each kv file, and the totals of the etcd and kv files.
+//!    A verdict that differs from `expected.tsv` makes the command exit 3
+//!    (harness error), naming the file: figures for a wrong checker are
+//!    not figures.
 //! 2. A generated kv history (default 1,000,000 operations, 1,000 keys,
 //!    10 clients), linearizable by construction, and the same with one
 //!    planted stale read: parse time, check time, total and peak memory.
@@ -52,11 +55,19 @@ pub fn run(args: CheckBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!((1..=RUNS_MAX).contains(&args.runs), "--runs must be 1..={RUNS_MAX}");
     anyhow::ensure!(args.ops <= GENERATED_OPS_MAX, "--ops must be at most {GENERATED_OPS_MAX}");
     anyhow::ensure!(args.keys >= 1 && args.clients >= 1, "--keys and --clients must be at least 1");
-    bench_corpus(args.runs)?;
+    let mismatches = bench_corpus(args.runs)?;
     if args.ops > 0 {
         bench_generated(&args)?;
     }
-    Ok(ExitCode::from(crate::EXIT_VALID))
+    if mismatches.is_empty() {
+        return Ok(ExitCode::from(crate::EXIT_VALID));
+    }
+    // Repeated last, after the figures, so CI logs end with the reason.
+    eprintln!("faultline: error: {} corpus verdicts differ from expected.tsv:", mismatches.len());
+    for mismatch in &mismatches {
+        eprintln!("  {mismatch}");
+    }
+    Ok(ExitCode::from(crate::EXIT_HARNESS_ERROR))
 }
 
 fn shared_dir() -> PathBuf {
@@ -83,45 +94,65 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bench_corpus(runs: u32) -> anyhow::Result<()> {
+/// Times every corpus file; returns the files whose verdict differs from
+/// `expected.tsv`, one line each.
+fn bench_corpus(runs: u32) -> anyhow::Result<Vec<String>> {
     let dir = shared_dir().join("data/porcupine");
     let table = std::fs::read_to_string(dir.join("expected.tsv")).with_context(|| format!("{}", dir.display()))?;
     println!("Porcupine corpora ({}), read + check, median of {runs} runs per file:", dir.display());
     let mut etcd: Vec<(String, Duration)> = Vec::new();
-    let mut mismatches = 0;
+    let mut kv: Vec<(String, Duration)> = Vec::new();
+    let mut mismatches: Vec<String> = Vec::new();
     let cpu_start = cpu_time();
     for line in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
         anyhow::ensure!(fields.len() == 3, "bad expected.tsv line {line:?}");
+        let expected = if fields[2] == "true" { Verdict::Valid } else { Verdict::Invalid };
         let mut times = Vec::new();
+        // Every run's verdict counts: one wrong answer in five is a bug.
+        let mut wrong: Option<Verdict> = None;
         let mut verdict = Verdict::Unknown;
         for _ in 0..runs {
             let (v, t) = time_file(&dir.join(fields[0]))?;
             verdict = v;
+            if v != expected {
+                wrong = Some(v);
+            }
             times.push(t);
         }
-        let expected = if fields[2] == "true" { Verdict::Valid } else { Verdict::Invalid };
-        if verdict != expected {
-            mismatches += 1;
-            println!("  MISMATCH {}: {} (expected {})", fields[0], verdict.name(), expected.name());
+        if let Some(got) = wrong {
+            let mismatch = format!("{}: {} (expected {})", fields[0], got.name(), expected.name());
+            println!("  MISMATCH {mismatch}");
+            mismatches.push(mismatch);
         }
         let time = median(times);
         if fields[0].starts_with("jepsen/") {
             etcd.push((fields[0].to_string(), time));
         } else {
             println!("  {:<22} {:>9.2} ms  {}", fields[0], ms(time), verdict.name());
+            kv.push((fields[0].to_string(), time));
         }
     }
-    let total: Duration = etcd.iter().map(|(_, t)| *t).sum();
-    let per_file = median(etcd.iter().map(|(_, t)| *t).collect());
+    print_total("kv", &kv);
+    print_total("etcd", &etcd);
     etcd.sort_by_key(|(_, t)| Reverse(*t));
-    println!("  etcd: {} files, total {:.1} ms, median per file {:.2} ms", etcd.len(), ms(total), ms(per_file));
     for (file, time) in etcd.iter().take(3) {
         println!("    slowest: {file} {:.2} ms", ms(*time));
     }
     println!("  CPU time for all {runs} runs of every file: {}", cpu_since(cpu_start));
-    println!("  verdicts differing from expected.tsv: {mismatches}");
-    Ok(())
+    println!("  verdicts differing from expected.tsv: {}", mismatches.len());
+    Ok(mismatches)
+}
+
+/// One group's line: file count, total of the per-file medians, and the
+/// median per file.
+fn print_total(group: &str, files: &[(String, Duration)]) {
+    if files.is_empty() {
+        return;
+    }
+    let total: Duration = files.iter().map(|(_, t)| *t).sum();
+    let per_file = median(files.iter().map(|(_, t)| *t).collect());
+    println!("  {group}: {} files, total {:.1} ms, median per file {:.2} ms", files.len(), ms(total), ms(per_file));
 }
 
 /// Peak resident memory since the last reset, in MiB (None off Linux).
