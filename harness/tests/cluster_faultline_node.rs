@@ -86,3 +86,29 @@ async fn three_nodes_behind_the_proxy_survive_a_partition_and_a_restart() {
     assert!(cluster.unexpected_exits().is_empty(), "{:?}", cluster.unexpected_exits());
     cluster.shutdown().await;
 }
+
+/// A node that cannot start again after a kill (its WAL directory replaced
+/// by a file) is remembered as a failed restart, which fails the run's
+/// node-exits check: a crash at startup cannot hide behind the nemesis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_comes_back_fails_the_run() {
+    let binary = find_node_binary().expect("faultline-node is built");
+    let dir = std::env::temp_dir().join(format!("faultline-cluster-failed-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = ClusterConfig::new(3, dir.clone(), 12);
+    config.ready_timeout_ms = 3_000;
+    let cluster = Cluster::start(Arc::new(FaultlineNodeDb::new(binary)), config).await.unwrap();
+    cluster.kill(1).await.unwrap();
+    let wal = cluster.node_env(1).data_dir.join("wal");
+    std::fs::remove_dir_all(&wal).unwrap();
+    std::fs::write(&wal, b"not a directory").unwrap();
+    assert!(cluster.restart_all(&[1]).await.is_err(), "a node without its WAL dir must not start");
+    let failed = cluster.failed_restarts();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].node, 1);
+    let named = faultline::checks::unexpected_exits(&cluster.unexpected_exits(), &failed);
+    assert_eq!(named.verdict, faultline_checkers::Verdict::Invalid);
+    assert!(faultline::checks::reason(&named).unwrap().contains("n2 did not come back"), "{named:?}");
+    cluster.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -87,6 +87,14 @@ pub struct UnexpectedExit {
     pub signal: Option<i32>,
 }
 
+/// A restart (a heal) after which the node never became ready: a crash at
+/// startup, which must fail the run like any other crash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedRestart {
+    pub node: usize,
+    pub error: String,
+}
+
 /// A running cluster. Cheap to clone; `shutdown` (or dropping the last
 /// clone) kills and reaps every node and closes the proxy.
 #[derive(Clone)]
@@ -107,6 +115,7 @@ struct Inner {
     client_addrs: Vec<SocketAddr>,
     /// Proxy listeners forwarding to each node's client and peer ports.
     routes_to: Vec<RoutesTo>,
+    failed_restarts: Mutex<Vec<FailedRestart>>,
 }
 
 /// The proxy listeners whose target is one node.
@@ -160,6 +169,7 @@ impl Cluster {
                 envs: Mutex::new(envs),
                 client_addrs: layout.client_addrs,
                 routes_to: layout.routes_to,
+                failed_restarts: Mutex::new(Vec::new()),
             }),
         };
         let nodes = cluster.nodes();
@@ -222,7 +232,16 @@ impl Cluster {
     pub async fn restart(&self, node: usize) -> Result<(), ClusterError> {
         self.kill(node).await?;
         self.launch(node).await?;
-        self.settle(node).await
+        self.settle_restarted(node).await
+    }
+
+    /// `settle` after a restart; a failure is remembered for the checks.
+    async fn settle_restarted(&self, node: usize) -> Result<(), ClusterError> {
+        let settled = self.settle(node).await;
+        if let Err(error) = &settled {
+            lock(&self.inner.failed_restarts).push(FailedRestart { node, error: error.to_string() });
+        }
+        settled
     }
 
     /// Power loss: SIGKILL the node and drop everything it wrote but did
@@ -265,7 +284,7 @@ impl Cluster {
             }
         }
         for node in launched {
-            if let Err(error) = self.settle(node).await {
+            if let Err(error) = self.settle_restarted(node).await {
                 first_error.get_or_insert(error);
             }
         }
@@ -304,7 +323,8 @@ impl Cluster {
             .filter(|env| self.node_state(env.node) == NodeState::Running)
             .cloned()
             .collect();
-        self.inner.db.leader(&envs).await
+        // A system could name a node that does not exist; that is no leader.
+        self.inner.db.leader(&envs).await.filter(|leader| *leader < self.nodes())
     }
 
     /// Running, Paused, or Killed (also after a crash).
@@ -315,6 +335,11 @@ impl Cluster {
     /// Exits nobody asked for (crashes), in the order they were seen.
     pub fn unexpected_exits(&self) -> Vec<UnexpectedExit> {
         self.inner.supervisor.unexpected_exits()
+    }
+
+    /// Restarts after which the node never became ready, in order.
+    pub fn failed_restarts(&self) -> Vec<FailedRestart> {
+        lock(&self.inner.failed_restarts).clone()
     }
 
     pub fn log_paths(&self) -> Vec<PathBuf> {

@@ -58,7 +58,7 @@ impl Default for ProxyConfig {
 }
 
 /// Counters since the proxy started.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyStats {
     pub routes: u64,
     pub connections_accepted: u64,

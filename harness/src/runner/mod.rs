@@ -25,6 +25,7 @@ use crate::checks::{self, Liveness};
 use crate::client::{AnyClient, NodeClientConfig, Outcome};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, VolumeConfig};
 use crate::nemesis::link::LinkSettings;
+use crate::proxy::ProxyStats;
 use crate::nemesis::{FaultFamily, Mix, NemesisError, Schedule};
 use crate::spec::TestPlan;
 use crate::store::{RunDir, StoreError};
@@ -91,6 +92,8 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
     };
     let outcome = run_on_cluster(plan, options, &cluster, &run_dir, &mut signals).await;
     let exits = cluster.unexpected_exits();
+    let failed_restarts = cluster.failed_restarts();
+    let proxy_stats = cluster.proxy().stats();
     let log_paths = cluster.log_paths();
     let mut log_patterns = cluster.log_error_patterns();
     cluster.shutdown().await;
@@ -100,8 +103,8 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
     }
     let liveness = outcome?;
     log_patterns.extend(plan.log_error_patterns.iter().cloned());
-    let checks = decide(plan, &run_dir, liveness, &exits, &log_paths, &log_patterns).await?;
-    let results = conclude(plan, &run_dir, checks, started);
+    let checks = decide(plan, &run_dir, liveness, (&exits, &failed_restarts), &log_paths, &log_patterns).await?;
+    let results = conclude(plan, &run_dir, checks, started, proxy_stats);
     run_dir.write("results.json", &serde_json::to_string_pretty(&results).unwrap_or_default())?;
     run_dir.write("summary.txt", &results.summary())?;
     Ok(results)
@@ -340,7 +343,7 @@ async fn decide(
     plan: &TestPlan,
     run_dir: &RunDir,
     liveness: Liveness,
-    exits: &[crate::cluster::UnexpectedExit],
+    exits: (&[crate::cluster::UnexpectedExit], &[crate::cluster::FailedRestart]),
     log_paths: &[PathBuf],
     log_patterns: &[String],
 ) -> Result<Vec<Named>, RunError> {
@@ -357,7 +360,7 @@ async fn decide(
     .await
     .map_err(|e| RunError::History { path: run_dir.history_path(), message: format!("checker task: {e}") })?;
     let (hits, count) = checks::scan_logs(log_paths, log_patterns);
-    named.extend([liveness.named(), checks::logs::named(&hits, count, log_patterns), checks::unexpected_exits(exits)]);
+    named.extend([liveness.named(), checks::logs::named(&hits, count, log_patterns), checks::unexpected_exits(exits.0, exits.1)]);
     Ok(named)
 }
 
@@ -375,7 +378,7 @@ fn read_history(path: &std::path::Path) -> Result<Vec<Event>, RunError> {
         .collect()
 }
 
-fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Vec<Named>, started: Instant) -> Results {
+fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Vec<Named>, started: Instant, proxy: ProxyStats) -> Results {
     let reasons = checks.iter().filter_map(checks::reason).collect();
     let composed = compose(checks);
     let counts = count_events(&run_dir.history_path());
@@ -393,6 +396,7 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Vec<Named>, started: Inst
         elapsed_ms: started.elapsed().as_millis() as u64,
         run_dir: run_dir.path.clone(),
         checks: composed,
+        proxy,
     }
 }
 

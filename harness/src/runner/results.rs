@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use faultline_checkers::{Composed, Verdict};
 use serde::Serialize;
 
+use crate::proxy::ProxyStats;
+
 use super::history::CountsSnapshot;
 use crate::{EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 
@@ -25,6 +27,8 @@ pub struct Results {
     pub run_dir: PathBuf,
     /// Verdict and details (counterexample included) per checker.
     pub checks: Composed,
+    /// What the fault proxy saw (connections, cuts, bytes).
+    pub proxy: ProxyStats,
 }
 
 pub fn exit_code(verdict: Verdict) -> u8 {
@@ -36,6 +40,19 @@ pub fn exit_code(verdict: Verdict) -> u8 {
 }
 
 impl Results {
+    /// Connections the proxy could not tie to a node took no partition or
+    /// link fault: say so, since the faults were weaker than asked.
+    pub fn proxy_warning(&self) -> Option<String> {
+        let unattributed = self.proxy.connections_unattributed;
+        (unattributed > 0).then(|| {
+            format!(
+                "{unattributed} of {} proxied connections could not be tied to the node that opened them; \
+                 partitions and link faults did not apply to them",
+                self.proxy.connections_accepted
+            )
+        })
+    }
+
     pub fn summary(&self) -> String {
         let mut text = String::new();
         let counts = &self.counts;
@@ -59,6 +76,9 @@ impl Results {
         }
         for reason in &self.reasons {
             let _ = writeln!(text, "reason      {reason}");
+        }
+        if let Some(warning) = self.proxy_warning() {
+            let _ = writeln!(text, "warning     {warning}");
         }
         let _ = writeln!(text, "results     {}", self.run_dir.display());
         text
