@@ -61,8 +61,15 @@ pub struct ClusterSpec {
     pub ready_timeout: String,
     pub election_timeout: Option<String>,
     pub heartbeat_interval: Option<String>,
-    /// Extra arguments for every node launch (modes, bug switches).
+    /// Extra arguments for every node launch.
     pub node_args: Vec<String>,
+    /// faultline-node only: replication mode (`raft`, `sync`, `semi-sync`,
+    /// `async`); raft when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// faultline-node only: planted bugs to switch on (cluster-node/README.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bugs: Vec<String>,
     /// How to run a `system: generic` (commands and client protocol).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generic: Option<GenericSpec>,
@@ -156,6 +163,8 @@ impl Default for ClusterSpec {
             election_timeout: None,
             heartbeat_interval: None,
             node_args: Vec::new(),
+            mode: None,
+            bugs: Vec::new(),
             generic: None,
         }
     }
@@ -242,21 +251,29 @@ impl SpecFile {
     }
 }
 
+/// Set `path` (`cluster.nodes`) in the spec's JSON tree. Sections that are
+/// absent (optional ones such as `cluster.generic`) are created; whether a
+/// field exists at all is decided when the tree is read back as a spec,
+/// which refuses unknown fields.
 fn set_path(tree: &mut serde_json::Value, path: &str, value: serde_json::Value) -> Result<(), SpecError> {
     let mut node = tree;
     let parts: Vec<&str> = path.split('.').collect();
+    if parts.iter().any(|part| part.is_empty()) {
+        return Err(value_error(path, "empty field name in the path"));
+    }
     for (index, part) in parts.iter().enumerate() {
         let object = node
             .as_object_mut()
             .ok_or_else(|| value_error(path, format!("{part:?} is not inside a section")))?;
-        if !object.contains_key(*part) {
-            return Err(value_error(path, format!("unknown field {part:?}")));
-        }
         if index + 1 == parts.len() {
             object.insert(part.to_string(), value);
             return Ok(());
         }
-        node = object.get_mut(*part).ok_or_else(|| value_error(path, "unreachable"))?;
+        let child = object.entry(part.to_string()).or_insert(serde_json::Value::Null);
+        if child.is_null() {
+            *child = serde_json::Value::Object(serde_json::Map::new());
+        }
+        node = child;
     }
     Err(value_error(path, "empty field path"))
 }
@@ -344,6 +361,7 @@ impl TestPlan {
         check_name(&spec.name)?;
         let cluster = &spec.cluster;
         let system = system(cluster)?;
+        let node_args = node_args(cluster, &system)?;
         if cluster.nodes == 0 || cluster.nodes > NODES_MAX {
             return Err(value_error("cluster.nodes", format!("{} is not in 1..={NODES_MAX}", cluster.nodes)));
         }
@@ -366,7 +384,7 @@ impl TestPlan {
             store_dir: spec.store.clone(),
             nodes: cluster.nodes,
             node_binary: cluster.node_binary.clone(),
-            node_args: cluster.node_args.clone(),
+            node_args,
             ready_timeout_ms: positive("cluster.ready_timeout", &cluster.ready_timeout)?,
             election_timeout_ms: optional("cluster.election_timeout", &cluster.election_timeout)?,
             heartbeat_interval_ms: optional("cluster.heartbeat_interval", &cluster.heartbeat_interval)?,
@@ -464,6 +482,32 @@ fn system(cluster: &ClusterSpec) -> Result<System, SpecError> {
         return Err(value_error("cluster.generic", format!("is only used with system: generic, not {:?}", cluster.system)));
     }
     Ok(system)
+}
+
+/// The node flags of the spec: `--mode`/`--bugs` from `cluster.mode` and
+/// `cluster.bugs` (faultline-node only, checked here), then `node_args`.
+fn node_args(cluster: &ClusterSpec, system: &System) -> Result<Vec<String>, SpecError> {
+    let mut args = Vec::new();
+    let node_only = |field: &str| {
+        value_error(field, format!("only applies to system faultline-node, not {:?}", cluster.system))
+    };
+    if let Some(mode) = &cluster.mode {
+        if *system != System::FaultlineNode {
+            return Err(node_only("cluster.mode"));
+        }
+        faultline_node::mode::Mode::parse(mode).map_err(|error| value_error("cluster.mode", error.to_string()))?;
+        args.extend(["--mode".to_string(), mode.trim().to_string()]);
+    }
+    if !cluster.bugs.is_empty() {
+        if *system != System::FaultlineNode {
+            return Err(node_only("cluster.bugs"));
+        }
+        let list = cluster.bugs.join(",");
+        faultline_node::bugs::Bugs::parse(&list).map_err(|error| value_error("cluster.bugs", error.to_string()))?;
+        args.extend(["--bugs".to_string(), list]);
+    }
+    args.extend(cluster.node_args.iter().cloned());
+    Ok(args)
 }
 
 fn check_name(name: &str) -> Result<(), SpecError> {
@@ -565,9 +609,33 @@ mod tests {
         assert_eq!(spec.nemesis.faults, ["pause", "link-drop"]);
         assert_eq!(spec.seed, Some(11));
         let unknown = SpecFile::default().with_overrides(&[("cluster.colour".to_string(), "red".to_string())]);
-        assert!(unknown.unwrap_err().to_string().contains("unknown field \"colour\""));
+        assert!(unknown.unwrap_err().to_string().contains("unknown field `colour`"));
+        let generic = [("cluster.generic.start", "exec x"), ("cluster.generic.client", "external"), ("cluster.generic.ready", "test -e x")]
+            .map(|(path, value)| (path.to_string(), value.to_string()));
+        let section = SpecFile::default().with_overrides(&generic).unwrap();
+        let set = section.cluster.generic.expect("an absent optional section is created");
+        assert_eq!((set.start.as_str(), set.ready.as_deref()), ("exec x", Some("test -e x")));
         let typed = SpecFile::default().with_overrides(&[("cluster.nodes".to_string(), "many".to_string())]);
         assert!(typed.is_err());
+    }
+
+    #[test]
+    fn mode_and_bugs_become_node_flags_and_are_checked() {
+        let mut spec = SpecFile::default();
+        spec.cluster.mode = Some("async".to_string());
+        spec.cluster.bugs = vec!["stale-read".to_string(), "no-fsync".to_string()];
+        let plan = TestPlan::from_spec(&spec, 0).unwrap();
+        assert_eq!(plan.node_args, ["--mode", "async", "--bugs", "stale-read,no-fsync"]);
+        spec.cluster.bugs = vec!["explode".to_string()];
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("cluster.bugs") && error.contains("unknown bug `explode`"), "{error}");
+        spec.cluster.bugs.clear();
+        spec.cluster.mode = Some("quorum".to_string());
+        assert!(TestPlan::from_spec(&spec, 0).unwrap_err().to_string().contains("cluster.mode"));
+        spec.cluster.mode = Some("sync".to_string());
+        spec.cluster.system = "etcd".to_string();
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("only applies to system faultline-node"), "{error}");
     }
 
     #[test]

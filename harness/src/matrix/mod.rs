@@ -113,7 +113,8 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> SpecFile
     spec.seed = Some(options.seed + u64::from(index));
     spec.store = options.store.clone();
     spec.cluster.node_binary = options.node_binary.clone();
-    spec.cluster.node_args = target.node_args.clone();
+    spec.cluster.bugs = target.bugs.clone();
+    spec.cluster.mode = target.mode.clone();
     spec.workload.kind = target.workload.to_string();
     spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
     spec.schedule.time_limit = options.time_limit.clone();

@@ -9,8 +9,10 @@ pub struct Target {
     pub name: &'static str,
     /// `bug`, `mode` or `correct` (the false-alarm control).
     pub kind: &'static str,
-    /// Extra node flags (`--bugs x` or `--mode y`).
-    pub node_args: Vec<String>,
+    /// `cluster.bugs` of the runs (the bug switch).
+    pub bugs: Vec<String>,
+    /// `cluster.mode` of the runs (a weaker mode).
+    pub mode: Option<String>,
     pub workload: &'static str,
     pub faults: Vec<&'static str>,
     /// Why these faults expose it; printed in the docs' table.
@@ -21,7 +23,8 @@ fn bug(name: &'static str, workload: &'static str, faults: &[&'static str], expo
     Target {
         name,
         kind: "bug",
-        node_args: vec!["--bugs".to_string(), name.to_string()],
+        bugs: vec![name.to_string()],
+        mode: None,
         workload,
         faults: faults.to_vec(),
         exposed_by,
@@ -32,7 +35,8 @@ fn mode(name: &'static str, faults: &[&'static str], exposed_by: &'static str) -
     Target {
         name,
         kind: "mode",
-        node_args: vec!["--mode".to_string(), name.to_string()],
+        bugs: Vec::new(),
+        mode: Some(name.to_string()),
         workload: "register",
         faults: faults.to_vec(),
         exposed_by,
@@ -62,7 +66,8 @@ pub fn correct() -> Target {
     Target {
         name: "correct",
         kind: "correct",
-        node_args: Vec::new(),
+        bugs: Vec::new(),
+        mode: None,
         workload: "register",
         faults: vec!["kill", "pause", "partition", "link", "power-loss"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
