@@ -79,17 +79,22 @@ impl RedisSentinelDb {
         )
     }
 
-    fn script(&self, server_conf: &Path, sentinel_conf: &Path) -> String {
+    /// The ports go on the command line too, where they override the
+    /// config files: a relaunch on fresh ports (the old ones were taken)
+    /// must not reuse the ports the first launch wrote into them.
+    fn script(&self, server_conf: &Path, sentinel_conf: &Path, env: &NodeEnv) -> String {
         let pdeath = match &self.setpriv {
             Some(setpriv) => format!("{} --pdeathsig KILL ", shell_quote(&setpriv.display().to_string())),
             None => String::new(),
         };
         format!(
-            "exec 0</dev/null\n{pdeath}{} {} &\nexec {} {}\n",
+            "exec 0</dev/null\n{pdeath}{} {} --port {} &\nexec {} {} --port {}\n",
             shell_quote(&self.sentinel_binary.display().to_string()),
             shell_quote(&sentinel_conf.display().to_string()),
+            env.client_listen.port(),
             shell_quote(&self.server_binary.display().to_string()),
             shell_quote(&server_conf.display().to_string()),
+            env.peer_listen.port(),
         )
     }
 }
@@ -142,7 +147,7 @@ impl Db for RedisSentinelDb {
         let sentinel_conf = env.data_dir.join("sentinel.conf");
         write_once(&server_conf, &self.server_conf(node, env, &routes))?;
         write_once(&sentinel_conf, &self.sentinel_conf(env, &routes))?;
-        let script = self.script(&server_conf, &sentinel_conf);
+        let script = self.script(&server_conf, &sentinel_conf, env);
         Ok(NodeLaunch {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".to_string(), script, format!("faultline-redis-{node}")],
@@ -277,10 +282,13 @@ mod tests {
     }
 
     #[test]
-    fn the_sentinel_dies_with_its_server() {
-        let script = db().script(Path::new("/d/redis.conf"), Path::new("/d/it's.conf"));
-        assert!(script.contains("'/usr/bin/setpriv' --pdeathsig KILL '/usr/bin/redis-sentinel' '/d/it'\\''s.conf' &\n"), "{script}");
-        assert!(script.ends_with("exec '/usr/bin/redis-server' '/d/redis.conf'\n"), "{script}");
+    fn the_sentinel_dies_with_its_server_and_both_take_the_current_ports() {
+        let script = db().script(Path::new("/d/redis.conf"), Path::new("/d/it's.conf"), &env(1));
+        assert!(
+            script.contains("'/usr/bin/setpriv' --pdeathsig KILL '/usr/bin/redis-sentinel' '/d/it'\\''s.conf' --port 7001 &\n"),
+            "{script}"
+        );
+        assert!(script.ends_with("exec '/usr/bin/redis-server' '/d/redis.conf' --port 8001\n"), "{script}");
     }
 
     #[test]
