@@ -70,7 +70,12 @@ fn same_seed_same_operations_and_faults() {
         let checks: Vec<&str> =
             run.results["checks"]["checkers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert!(checks.contains(&"durability"), "run {name}: {checks:?}");
-        assert_eq!(run.stdout.matches("seed").count() >= 2, true, "the seed is printed at start and end: {}", run.stdout);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        let seed = run.results["seed"].as_u64().unwrap();
+        let first = lines.first().copied().unwrap_or_default();
+        let last = lines.last().copied().unwrap_or_default();
+        assert!(first.contains(&format!("seed {seed},")), "run {name}: the first line names the seed: {first}");
+        assert!(last.contains(&format!("seed {seed}")), "run {name}: the last line names the seed: {last}");
     }
     // Interleaving at the edges may differ; the operations themselves may not.
     let first_a = client_invocations(&a.history, 60);

@@ -1,5 +1,5 @@
-//! Progress while a test runs: an indicatif bar when stdout is a terminal,
-//! a plain line every few seconds otherwise.
+//! Progress while a test runs: an indicatif bar when stderr (where
+//! indicatif draws) is a terminal, a plain line every few seconds otherwise.
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,7 +40,7 @@ impl Feed {
 impl Progress {
     pub fn start(feed: Feed, quiet: bool) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
-        let tty = std::io::stdout().is_terminal();
+        let tty = std::io::stderr().is_terminal();
         let flag = stop.clone();
         let task = tokio::spawn(async move {
             if quiet {
