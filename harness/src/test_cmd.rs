@@ -12,6 +12,13 @@ use crate::runner::{self, RunError, RunOptions};
 use crate::spec::{SpecFile, TestPlan};
 use crate::EXIT_HARNESS_ERROR;
 
+/// Every spec field with its default, for `--help` (the same file is
+/// quoted in harness/docs/test.md; a test keeps the two equal).
+pub const SPEC_FIELDS_HELP: &str = concat!(
+    "Spec fields (YAML; each can be set with --set section.field=value), with their defaults:\n\n",
+    include_str!("../docs/spec-reference.yaml")
+);
+
 /// Run a faulted test against a cluster and check its history.
 ///
 /// With no flags: 5 faultline-node nodes, 30 s of the kv workload under
@@ -19,6 +26,7 @@ use crate::EXIT_HARNESS_ERROR;
 /// Exit code: 0 valid, 1 invalid, 2 unknown, 3 harness error. See
 /// harness/docs/test.md for every spec field.
 #[derive(clap::Args, Debug, Default)]
+#[command(after_long_help = SPEC_FIELDS_HELP)]
 pub struct TestArgs {
     /// YAML spec file (fields: name, seed, store, cluster, client,
     /// workload, nemesis, schedule, checkers).
@@ -30,8 +38,9 @@ pub struct TestArgs {
     /// register | cas-register | kv | set | append.
     #[arg(long, value_name = "KIND")]
     pub workload: Option<String>,
-    /// Comma-separated faults: kill, pause, partition, link (families),
-    /// single faults such as kill-leader or partition-ring, mix, or none.
+    /// Comma-separated faults: kill, pause, partition, link, power-loss
+    /// (families), single faults such as kill-leader or partition-ring,
+    /// mix (all but power-loss), or none.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Cluster size.
@@ -297,6 +306,26 @@ impl Drop for StdoutToStderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const REFERENCE: &str = include_str!("../docs/spec-reference.yaml");
+
+    #[test]
+    fn the_field_reference_is_the_default_spec_and_the_docs_quote_it() {
+        let reference = SpecFile::from_yaml(REFERENCE, "spec-reference.yaml").expect("the reference is a valid spec");
+        let mut default = SpecFile::default();
+        default.seed = Some(1234);
+        assert_eq!(reference, default, "the reference must show every default");
+        // Every field the spec serializes is named in the reference.
+        let tree = serde_json::to_value(SpecFile::default()).unwrap();
+        for (section, fields) in tree.as_object().unwrap() {
+            assert!(REFERENCE.contains(&format!("{section}:")), "{section} missing");
+            for field in fields.as_object().map(|f| f.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+                assert!(REFERENCE.contains(&format!("  {field}:")), "{section}.{field} missing from the reference");
+            }
+        }
+        let docs = include_str!("../docs/test.md");
+        assert!(docs.contains(REFERENCE), "harness/docs/test.md must quote spec-reference.yaml verbatim");
+    }
 
     fn plan_in(store: &Path, seed: u64) -> TestPlan {
         let overrides = [
