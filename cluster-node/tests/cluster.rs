@@ -152,6 +152,112 @@ fn bad_input_gets_clear_errors_and_the_node_survives() {
     assert!(!logs.contains("panicked"));
 }
 
+/// Poses as peer `from` on `to`'s peer port and sends one whole snapshot
+/// through `last_index` (at a term far above the cluster's) in one chunk.
+fn send_snapshot_as_peer(cluster: &Cluster, from: u64, to: u64, last_index: u64, data: Vec<u8>) {
+    use faultline_node::raft::{Message, MessageBody, SnapshotMeta};
+    use std::io::Write;
+    let frame = |payload: &[u8]| {
+        let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(payload);
+        out
+    };
+    let hello = json!({"cluster":"faultline","from":from,"to":to}).to_string();
+    let message = Message {
+        from,
+        to,
+        term: 1_000,
+        body: MessageBody::InstallSnapshot {
+            meta: SnapshotMeta {
+                last_index,
+                last_term: 1_000,
+                voters: vec![1, 2, 3],
+            },
+            offset: 0,
+            total_bytes: data.len() as u64,
+            data,
+            done: true,
+        },
+    };
+    let mut payload = Vec::new();
+    faultline_node::wire::encode(&message, &mut payload);
+    let mut s = std::net::TcpStream::connect(cluster.peer_addrs[(to - 1) as usize]).unwrap();
+    s.write_all(&frame(hello.as_bytes())).unwrap();
+    s.write_all(&frame(&payload)).unwrap();
+    s.flush().unwrap();
+}
+
+/// Waits (bounded) until node `id`'s log contains `text`.
+fn wait_log(cluster: &Cluster, id: u64, text: &str) -> bool {
+    let deadline = deadline();
+    while Instant::now() < deadline {
+        let log = std::fs::read_to_string(cluster.log_path(id)).unwrap_or_default();
+        if log.contains(text) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn undecodable_snapshot_from_a_peer_is_dropped_and_the_node_survives() {
+    let mut cluster = Cluster::start("badsnap", 3, &[]);
+    cluster.wait_leader();
+    let put = json!({"op":"put","key":"before","value":"v"});
+    assert_eq!(
+        call_leader(&ClusterView::of(&cluster), &put, deadline()).unwrap()["ok"],
+        true
+    );
+    cluster.wait_converged();
+    // Node 1 alone, so only our fake leader (posing as a stopped peer) talks to it.
+    let (target, fake) = (1, 2);
+    for id in [2, 3] {
+        cluster.kill(id);
+    }
+    let fields = |s: serde_json::Value| {
+        ["applied", "commit", "snapshot_index", "digest"].map(|f| s[f].as_u64())
+    };
+    let before = fields(cluster.status(target).unwrap());
+
+    send_snapshot_as_peer(&cluster, fake, target, 50, b"{not a state machine".to_vec());
+    assert_eq!(
+        cluster.wait_exit(target, 1_000),
+        None,
+        "an undecodable snapshot from the network must not stop the node"
+    );
+    assert!(
+        wait_log(&cluster, target, "rejected"),
+        "the rejected snapshot must be logged\n{}",
+        cluster.logs_tail()
+    );
+    assert_eq!(fields(cluster.status(target).unwrap()), before);
+
+    // The same path with a decodable snapshot installs it: the rejection
+    // above was the check, not a message that never arrived.
+    let mut kv = faultline_node::kv::KvState::new(16);
+    let op = faultline_node::kv::KvOp::Put {
+        key: "snap".into(),
+        value: "v".into(),
+    };
+    kv.apply(
+        1,
+        &faultline_node::kv::Command {
+            client: None,
+            seq: None,
+            op,
+        },
+    );
+    send_snapshot_as_peer(&cluster, fake, target, 50, kv.to_bytes());
+    assert!(
+        wait_log(&cluster, target, "installed snapshot from leader"),
+        "{}",
+        cluster.logs_tail()
+    );
+    let after = fields(cluster.status(target).unwrap());
+    assert_eq!(after, [Some(50), Some(50), Some(50), Some(kv.digest())]);
+}
+
 #[test]
 fn sigterm_exits_zero() {
     let mut cluster = Cluster::start("sigterm", 3, &[]);

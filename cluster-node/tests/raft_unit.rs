@@ -1045,3 +1045,55 @@ fn compaction_refuses_snapshots_outside_the_applied_log() {
         })
     ));
 }
+
+#[test]
+fn a_snapshot_failing_the_state_machine_check_is_not_adopted() {
+    use faultline_node::raft::StepError;
+    let mut node = RawNode::new(config(3, 3), 7, disk_with(&[1, 1, 1], 1, 3).restored())
+        .expect("a valid restored follower");
+    node.set_snapshot_check(|data| match data.starts_with(b"ok") {
+        true => Ok(()),
+        false => Err("undecodable".to_string()),
+    });
+    let install = |data: &[u8]| Message {
+        from: 1,
+        to: 3,
+        term: 2,
+        body: MessageBody::InstallSnapshot {
+            meta: SnapshotMeta {
+                last_index: 10,
+                last_term: 2,
+                voters: vec![1, 2, 3],
+            },
+            offset: 0,
+            total_bytes: data.len() as u64,
+            data: data.to_vec(),
+            done: true,
+        },
+    };
+    let err = node.step(install(b"garbage")).unwrap_err();
+    assert!(
+        matches!(&err, StepError::SnapshotRejected { index: 10, reason } if reason == "undecodable"),
+        "{err}"
+    );
+    // Nothing moved: no snapshot to install, no ack, the log and commit as before.
+    let ready = node.ready();
+    assert!(ready.snapshot.is_none());
+    let acks = ready
+        .messages
+        .iter()
+        .chain(&ready.messages_after_persist)
+        .filter(|m| matches!(m.body, MessageBody::InstallSnapshotResponse { .. }))
+        .count();
+    assert_eq!(acks, 0, "a rejected snapshot must not be acknowledged");
+    let status = node.status();
+    assert_eq!((status.commit, status.last_index), (3, 3));
+    assert_eq!(node.first_index(), 1);
+    node.advance(ready);
+
+    // The leader's resend with data the state machine accepts is adopted.
+    node.step(install(b"ok: a state machine image"))
+        .expect("an acceptable snapshot");
+    let ready = node.ready();
+    assert_eq!(ready.snapshot.map(|s| s.meta.last_index), Some(10));
+}

@@ -108,34 +108,84 @@ fn zero_filled_tail_is_truncated() {
     assert_eq!(indexes(&tmp.0), vec![1, 2, 3]);
 }
 
-#[test]
-fn flipped_bit_mid_file_refuses_with_file_and_offset() {
-    let tmp = TempDir::new("bitflip");
-    write_entries(&tmp.0, 1..=10, 1);
-    let segment = only_segment(&tmp.0);
-    let mut bytes = fs::read(&segment).unwrap();
-    let mut first = Vec::new();
-    entry(1, 1).encode_into(&mut first);
-    // Flip a payload bit of the second record; eight more records follow it.
-    bytes[first.len() + 12] ^= 0x04;
-    fs::write(&segment, &bytes).unwrap();
-    let err = Wal::open(&tmp.0, (0, 0), SEGMENT_BYTES_MAX)
+/// Bytes that entries `range` (written by `write_entries`) take on disk.
+fn frames_bytes(range: std::ops::RangeInclusive<u64>, term: u64) -> usize {
+    let mut bytes = Vec::new();
+    for i in range {
+        entry(i, term).encode_into(&mut bytes);
+    }
+    bytes.len()
+}
+
+/// Opening must refuse with `Corrupt` naming `segment` and `offset`, in the
+/// error and its message, and must leave the damaged file as it was.
+fn assert_refuses_at(dir: &Path, segment: &Path, offset: usize, damaged: &[u8]) {
+    let err = Wal::open(dir, (0, 0), SEGMENT_BYTES_MAX)
         .err()
         .expect("corruption must refuse to open");
     match &err {
-        WalError::Corrupt { path, offset, .. } => {
-            assert_eq!(path, &segment);
-            assert_eq!(*offset, first.len() as u64);
+        WalError::Corrupt {
+            path, offset: at, ..
+        } => {
+            assert_eq!(path, segment);
+            assert_eq!(*at, offset as u64);
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let message = err.to_string();
     assert!(
         message.contains(&segment.display().to_string())
-            && message.contains(&format!("offset {}", first.len()))
+            && message.contains(&format!("offset {offset}")),
+        "{message}"
     );
     // Refusing must not have "repaired" anything.
-    assert_eq!(fs::read(&segment).unwrap(), bytes);
+    assert_eq!(fs::read(segment).unwrap(), damaged);
+}
+
+#[test]
+fn flipped_bit_mid_file_refuses_with_file_and_offset() {
+    let tmp = TempDir::new("bitflip");
+    write_entries(&tmp.0, 1..=10, 1);
+    let segment = only_segment(&tmp.0);
+    let mut bytes = fs::read(&segment).unwrap();
+    let second = frames_bytes(1..=1, 1);
+    // Flip a payload bit of the second record; eight more records follow it.
+    bytes[second + 16] ^= 0x04;
+    fs::write(&segment, &bytes).unwrap();
+    assert_refuses_at(&tmp.0, &segment, second, &bytes);
+}
+
+#[test]
+fn flipped_length_bit_mid_file_refuses_with_file_and_offset() {
+    let tmp = TempDir::new("lenflip");
+    write_entries(&tmp.0, 1..=10, 1);
+    let segment = only_segment(&tmp.0);
+    let mut bytes = fs::read(&segment).unwrap();
+    let third = frames_bytes(1..=2, 1);
+    // Bit 24 of the third record's little-endian length: 16 MiB more is
+    // still a legal length (below PAYLOAD_BYTES_MAX) but runs far past the end
+    // of the file, as a torn write would; yet eight fsynced records follow
+    // it and must not be dropped.
+    bytes[third + 3] ^= 0x01;
+    fs::write(&segment, &bytes).unwrap();
+    assert_refuses_at(&tmp.0, &segment, third, &bytes);
+}
+
+#[test]
+fn torn_header_is_truncated() {
+    let tmp = TempDir::new("tornheader");
+    write_entries(&tmp.0, 1..=4, 1);
+    let segment = only_segment(&tmp.0);
+    let whole_len = fs::metadata(&segment).unwrap().len();
+    // The crash left fewer bytes than a frame header: its checksum cannot be
+    // checked, and nothing after it was ever written.
+    let mut frame = Vec::new();
+    entry(5, 1).encode_into(&mut frame);
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&frame[..7]).unwrap();
+    drop(file);
+    assert_eq!(indexes(&tmp.0), vec![1, 2, 3, 4]);
+    assert_eq!(fs::metadata(&segment).unwrap().len(), whole_len);
 }
 
 #[test]

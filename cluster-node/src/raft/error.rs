@@ -28,6 +28,10 @@ pub enum StepError {
         kind: &'static str,
         reason: &'static str,
     },
+    /// The snapshot arrived whole but the state machine's check refused its
+    /// data (`RawNode::set_snapshot_check`); the core did not adopt it.
+    #[error("snapshot through index {index} rejected: {reason}")]
+    SnapshotRejected { index: u64, reason: String },
 }
 
 /// A proposal or read the core would not take.

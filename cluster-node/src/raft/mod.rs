@@ -22,4 +22,5 @@ pub use error::{CompactError, NewError, ProposeError, StepError};
 pub use message::{AppendRejection, Message, MessageBody};
 pub use node::RawNode;
 pub use ready::Ready;
+pub use snapshot_transfer::SnapshotCheckFn;
 pub use types::{Entry, HardState, ReadState, Restored, Role, Snapshot, SnapshotMeta, Status};

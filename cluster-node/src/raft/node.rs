@@ -16,7 +16,7 @@ use super::progress::Progress;
 use super::read_index::ReadQueue;
 use super::ready::Ready;
 use super::rules;
-use super::snapshot_transfer::SnapshotReceiver;
+use super::snapshot_transfer::{SnapshotCheck, SnapshotReceiver};
 use super::types::{Entry, HardState, ReadState, Restored, Role, Snapshot, Status};
 
 /// The seeded election-timeout RNG. Hashes by (seed, position) so model
@@ -57,6 +57,8 @@ pub struct RawNode {
     pub(super) progress: BTreeMap<u64, Progress>,
     pub(super) reads: ReadQueue,
     pub(super) snapshot_receiver: Option<SnapshotReceiver>,
+    /// Run on a received snapshot before it is adopted (`set_snapshot_check`).
+    pub(super) snapshot_check: SnapshotCheck,
     pub(super) messages: Vec<Message>,
     pub(super) messages_after_persist: Vec<Message>,
     pub(super) read_states: Vec<ReadState>,
@@ -97,6 +99,7 @@ impl RawNode {
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             snapshot_receiver: None,
+            snapshot_check: SnapshotCheck::default(),
             messages: Vec::new(),
             messages_after_persist: Vec::new(),
             read_states: Vec::new(),

@@ -7,6 +7,42 @@ use super::node::RawNode;
 use super::progress::ReplicationState;
 use super::types::{Snapshot, SnapshotMeta};
 
+/// The state machine's test of a fully received snapshot's data, run before
+/// the core adopts it: `Err(reason)` means the state machine could not
+/// restore from it. A plain function (no captured state), so a `RawNode` stays
+/// a value that model checkers can clone, compare and hash.
+pub type SnapshotCheckFn = fn(&[u8]) -> Result<(), String>;
+
+#[derive(Clone, Copy)]
+pub(crate) struct SnapshotCheck(pub(crate) SnapshotCheckFn);
+
+impl Default for SnapshotCheck {
+    /// Accepts any data: for state machines (and tests) that cannot fail to restore.
+    fn default() -> SnapshotCheck {
+        SnapshotCheck(|_| Ok(()))
+    }
+}
+
+impl std::fmt::Debug for SnapshotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotCheck")
+    }
+}
+
+// The check is configuration, not protocol state: two cores that differ only
+// in it are the same state to a model checker.
+impl PartialEq for SnapshotCheck {
+    fn eq(&self, _: &SnapshotCheck) -> bool {
+        true
+    }
+}
+
+impl Eq for SnapshotCheck {}
+
+impl std::hash::Hash for SnapshotCheck {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
 /// A follower's partly received snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SnapshotReceiver {
@@ -17,6 +53,14 @@ pub(crate) struct SnapshotReceiver {
 }
 
 impl RawNode {
+    /// Sets the state machine's test of received snapshots. A snapshot that
+    /// fails it is dropped before the core adopts it (log, commit index and
+    /// `Ready::snapshot` unchanged) and `step` returns
+    /// `StepError::SnapshotRejected`; the leader resends it on a heartbeat.
+    pub fn set_snapshot_check(&mut self, check: SnapshotCheckFn) {
+        self.snapshot_check = SnapshotCheck(check);
+    }
+
     /// Leader: `peer` needs entries we compacted; stream the snapshot.
     pub(super) fn start_snapshot(&mut self, peer: u64) {
         let Some(last_index) = self.log.snapshot().map(|s| s.meta.last_index) else {
@@ -147,7 +191,9 @@ impl RawNode {
         }
         let offset_next = self.receive_chunk(from, meta, offset, total_bytes, data);
         if done && offset_next == total_bytes {
-            self.install_received_snapshot();
+            // A rejected snapshot gets no ack: the leader's heartbeat resends
+            // its last chunk, which restarts the transfer from offset 0.
+            self.install_received_snapshot()?;
             self.send(
                 from,
                 MessageBody::InstallSnapshotResponse {
@@ -202,9 +248,9 @@ impl RawNode {
             .map_or(0, |r| r.data.len() as u64)
     }
 
-    fn install_received_snapshot(&mut self) {
+    fn install_received_snapshot(&mut self) -> Result<(), StepError> {
         let Some(receiver) = self.snapshot_receiver.take() else {
-            return;
+            return Ok(());
         };
         let snapshot = Snapshot {
             meta: receiver.meta,
@@ -214,9 +260,17 @@ impl RawNode {
         if self.log.term(index) == Some(term) {
             // Our log already matches through the snapshot: just commit.
             self.log.commit_to(index);
-            return;
+            return Ok(());
+        }
+        // Checked before anything changes: once installed, the log and the
+        // commit index say the state machine holds everything through
+        // `index`, and a server that then cannot restore from the data could
+        // only stop or diverge.
+        if let Err(reason) = (self.snapshot_check.0)(&snapshot.data) {
+            return Err(StepError::SnapshotRejected { index, reason });
         }
         self.retract_acks_beyond(index);
         self.log.install(snapshot);
+        Ok(())
     }
 }

@@ -79,7 +79,7 @@ pub struct Inputs {
 impl Core {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        raft: RawNode,
+        mut raft: RawNode,
         wal: Wal,
         snapshots: SnapshotStore,
         kv: KvState,
@@ -89,6 +89,14 @@ impl Core {
         request_timeout: Duration,
         voters: Vec<u64>,
     ) -> Core {
+        // A snapshot from the network is decoded before the core adopts it:
+        // one the state machine cannot restore from is dropped there (and
+        // logged by `step`), leaving the log, commit index and state as they were.
+        raft.set_snapshot_check(|data| {
+            KvState::from_bytes(data)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
         Core {
             raft,
             wal,
@@ -218,7 +226,10 @@ impl Core {
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
-        let kv = KvState::from_bytes(&snapshot.data)?;
+        // The core hands out only snapshots that passed this same decode
+        // (its snapshot check, set in `new`), so a failure here is a bug.
+        let kv = KvState::from_bytes(&snapshot.data)
+            .expect("the Raft core adopted a snapshot its check should have rejected");
         tokio::task::block_in_place(|| {
             self.snapshots.save(&StoredSnapshot {
                 index,

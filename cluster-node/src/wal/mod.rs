@@ -1,4 +1,5 @@
-//! The write-ahead log: segmented files of CRC32C-framed records.
+//! The write-ahead log: segmented files of CRC32C-framed records (the
+//! header carries its own checksum, see `record`).
 //!
 //! Recovery truncates a torn tail of the last segment (the end of a write that
 //! never completed, which was therefore never fsynced nor acknowledged) and
@@ -331,13 +332,19 @@ fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, WalError> {
     Ok(records)
 }
 
-/// A torn write leaves a short frame, or a bad frame followed only by zeroes
-/// (the file grew but its blocks were never written). Anything else is damage.
+/// A torn write leaves a short frame (the file ends inside the header, or
+/// after an intact header whose length runs past the end), or a bad frame
+/// followed only by zeroes (the file grew but its blocks were never written).
+/// Anything else is damage: in particular a header that fails its checksum is
+/// not trusted to say how long the record is, so a `Short` can only come from
+/// a header that is either incomplete or intact.
 fn is_torn_tail(rest: &[u8], error: &FrameError) -> bool {
     let all_zero = |b: &[u8]| b.iter().all(|&x| x == 0);
     match error {
         FrameError::Short => true,
-        FrameError::BadLength(_) => all_zero(rest),
+        FrameError::BadHeader => all_zero(rest),
+        // The header checksum vouches for this length: the writer put it there.
+        FrameError::BadLength(_) => false,
         FrameError::BadChecksum | FrameError::BadPayload(_) => {
             let payload_len =
                 u32::from_le_bytes(rest[0..4].try_into().expect("frame header was read")) as usize;

@@ -1,10 +1,19 @@
-//! WAL record framing: `[payload_len u32 LE][crc32c(payload) u32 LE][payload]`.
+//! WAL record framing:
+//! `[payload_len u32 LE][crc32c(payload) u32 LE][crc32c(first 8 bytes) u32 LE][payload]`.
+//!
+//! The header checksum lets recovery trust the length: without it, one flipped
+//! high bit in a length mid-file reads as "the record runs past the end of
+//! the file", which looks exactly like a torn tail and would be cut off with
+//! every record after it. With it, a record that runs past the end of the file
+//! is a torn tail only when its header is intact.
 //!
 //! The payload starts with a kind byte. Integers are little-endian `u64` so the
 //! on-disk format does not depend on the platform.
 
-/// Bytes before the payload: length and checksum.
-pub const FRAME_HEADER_BYTES: usize = 8;
+/// Bytes before the payload: length, payload checksum, header checksum.
+pub const FRAME_HEADER_BYTES: usize = 12;
+/// The header bytes the header checksum covers (length and payload checksum).
+const HEADER_CHECKED_BYTES: usize = 8;
 /// Largest payload accepted on read or write; a bigger length field is corruption.
 pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -43,8 +52,13 @@ pub enum Record {
 /// Why one frame could not be decoded; the reader decides torn tail vs corruption.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameError {
-    /// Fewer bytes than the frame claims: the end of a torn write, or corruption.
+    /// The file ends inside this frame: fewer bytes than a header, or an
+    /// intact header whose length runs past the end. Only a torn write (or a
+    /// truncated file) leaves this.
     Short,
+    /// The header checksum does not match: the length cannot be trusted.
+    BadHeader,
+    /// The header checksum matches but the length is out of range.
     BadLength(u32),
     BadChecksum,
     BadPayload(&'static str),
@@ -81,6 +95,8 @@ impl Record {
         let crc = crc32c::crc32c(&out[start + FRAME_HEADER_BYTES..]);
         out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        let header_crc = crc32c::crc32c(&out[start..start + HEADER_CHECKED_BYTES]);
+        out[start + 8..start + 12].copy_from_slice(&header_crc.to_le_bytes());
     }
 
     /// Decodes the frame at the start of `bytes`; returns the record and the frame's size.
@@ -90,6 +106,10 @@ impl Record {
         }
         let payload_len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        let header_crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&bytes[..HEADER_CHECKED_BYTES]) != header_crc {
+            return Err(FrameError::BadHeader);
+        }
         if payload_len == 0 || payload_len as usize > PAYLOAD_BYTES_MAX {
             return Err(FrameError::BadLength(payload_len));
         }
@@ -181,18 +201,39 @@ mod tests {
             commit: 0,
         })
         .encode_into(&mut bytes);
-        bytes[12] ^= 0x10;
+        bytes[FRAME_HEADER_BYTES + 4] ^= 0x10;
         assert_eq!(Record::decode(&bytes), Err(FrameError::BadChecksum));
     }
 
     #[test]
-    fn cut_frame_is_short_and_zeroes_are_bad_length() {
+    fn flipped_header_bit_fails_the_header_checksum() {
+        let mut frame = Vec::new();
+        Record::SnapshotMark { index: 1, term: 1 }.encode_into(&mut frame);
+        for byte in 0..FRAME_HEADER_BYTES {
+            for bit in 0..8 {
+                let mut bytes = frame.clone();
+                bytes[byte] ^= 1 << bit;
+                // Even a length now running past the end is not `Short`.
+                assert_eq!(
+                    Record::decode(&bytes),
+                    Err(FrameError::BadHeader),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cut_frame_is_short_and_zeroes_are_a_bad_header() {
         let mut bytes = Vec::new();
         Record::SnapshotMark { index: 1, term: 1 }.encode_into(&mut bytes);
-        assert_eq!(
-            Record::decode(&bytes[..bytes.len() - 1]),
-            Err(FrameError::Short)
-        );
-        assert_eq!(Record::decode(&[0u8; 16]), Err(FrameError::BadLength(0)));
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                Record::decode(&bytes[..cut]),
+                Err(FrameError::Short),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(Record::decode(&[0u8; 32]), Err(FrameError::BadHeader));
     }
 }
