@@ -30,6 +30,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Serve a FUSE mount that keeps unsynced file data in memory (the power-loss nemesis's file system).
     Lazyfs(lazyfs_cmd::LazyFsArgs),
+    /// Internal: kill the process groups named on stdin when stdin ends (the harness died).
+    #[command(hide = true)]
+    Guard,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,10 @@ fn main() -> ExitCode {
         Command::Matrix(args) => matrix::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Lazyfs(args) => lazyfs_cmd::run(args),
+        Command::Guard => {
+            faultline::cluster::serve_guard(std::io::stdin().lock());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

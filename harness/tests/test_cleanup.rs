@@ -122,3 +122,64 @@ fn nothing_survives_sigterm() {
 fn nothing_survives_sigint() {
     interrupted_by(Signal::SIGINT, "sigint");
 }
+
+/// What a node starts in the background (here a `sleep` beside the server,
+/// as a start script without `exec`, or a sidecar, would leave) gets no
+/// parent-death signal of its own; the guard kills it when the harness is
+/// killed with SIGKILL.
+#[test]
+fn a_nodes_background_children_die_with_a_sigkilled_harness() {
+    let store = store("grandchild");
+    let marker = format!("faultline-grandchild-{}", std::process::id());
+    let start = format!(
+        "sleep 1000 & exec python3 -c 'import socket,time;s=socket.socket();s.bind((\"127.0.0.1\",{{client_port}}));s.listen();time.sleep(1000)' {marker}"
+    );
+    let mut harness = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--quiet", "--nodes", "2", "--time-limit", "60s", "--nemesis", "none", "--name", "t"])
+        .args(["--workload", "register", "--store", store.to_str().unwrap()])
+        .args(["--set", "cluster.system=generic", "--set", &format!("cluster.generic.start={start:?}")])
+        .args(["--set", "cluster.generic.client=external", "--set", "cluster.generic.client_command='exec cat >/dev/null'"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Each node: a python server (argv has the marker) whose group also
+    // holds a `sleep 1000` started by the same shell.
+    wait_for("2 node servers", Duration::from_secs(30), || servers(&marker).len() >= 2);
+    // argv words are NUL-separated in /proc/<pid>/cmdline.
+    let sleepers = || processes_mentioning("sleep\u{0}1000").into_iter().filter(|pid| in_group_of(*pid, &servers(&marker))).count();
+    assert_eq!(sleepers(), 2, "each node runs a background sleep");
+    let groups: Vec<String> = servers(&marker).into_iter().filter_map(group_of).collect();
+    assert_eq!(groups.len(), 2);
+    harness.kill().unwrap(); // SIGKILL: only PDEATHSIG and the guard act now.
+    harness.wait().unwrap();
+    wait_for("node servers to die", Duration::from_secs(10), || servers(&marker).is_empty());
+    let in_old_groups = || {
+        processes_mentioning("sleep\u{0}1000").into_iter().filter(|pid| group_of(*pid).is_some_and(|g| groups.contains(&g))).count()
+    };
+    wait_for("background children to die", Duration::from_secs(10), || in_old_groups() == 0);
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+/// The node servers: python processes whose argv holds `marker`.
+fn servers(marker: &str) -> Vec<u32> {
+    processes_mentioning(marker)
+        .into_iter()
+        .filter(|pid| {
+            // argv[0], which a pyenv shim turns into a full path.
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.split(|b| *b == 0).next().is_some_and(|program| program.ends_with(b"python3"))
+        })
+        .collect()
+}
+
+fn group_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(2)).map(str::to_string)
+}
+
+/// True when `pid` shares a process group with one of `others`.
+fn in_group_of(pid: u32, others: &[u32]) -> bool {
+    let wanted = group_of(pid);
+    wanted.is_some() && others.iter().any(|other| group_of(*other) == wanted)
+}

@@ -18,6 +18,7 @@ mod db;
 mod error;
 pub mod etcd;
 mod faultline_node;
+mod guard;
 pub mod generic;
 mod ports;
 pub mod redis;
@@ -39,6 +40,7 @@ struct NodePorts {
 pub use db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
 pub use faultline_node::{find_node_binary, FaultlineNodeDb};
+pub use guard::serve as serve_guard;
 pub use volume::VolumeConfig;
 
 /// How to start a cluster.
@@ -145,7 +147,10 @@ impl Cluster {
         let envs = (0..config.nodes)
             .map(|node| node_env(&config, node, &reservations[node], layout.peer_dial[node].clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        let supervisor = Supervisor::start(config.nodes, nix::sys::signal::Signal::SIGKILL)?;
+        // Without a faultline binary (a library user), PDEATHSIG alone
+        // guards the nodes' direct children.
+        let guard = crate::lazyfs::daemon_binary().ok().and_then(|program| guard::Guard::start(&program));
+        let supervisor = Supervisor::start(config.nodes, nix::sys::signal::Signal::SIGKILL, guard)?;
         let volumes = match &config.volumes {
             Some(volume_config) => {
                 let data_dirs: Vec<PathBuf> = envs.iter().map(|env| env.data_dir.clone()).collect();

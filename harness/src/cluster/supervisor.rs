@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use super::db::NodeLaunch;
+use super::guard::Guard;
 use super::{ClusterError, NodeState, UnexpectedExit};
 
 /// How often the thread looks for exited children when idle.
@@ -54,6 +55,13 @@ struct Table {
     unexpected: Vec<UnexpectedExit>,
 }
 
+/// What the supervisor thread owns besides the table.
+struct Owned {
+    death_signal: Signal,
+    /// Told of every node group, so it can kill them if the harness dies.
+    guard: Option<Guard>,
+}
+
 enum Request {
     Spawn { node: usize, launch: NodeLaunch, log_path: PathBuf, reply: oneshot::Sender<Result<u32, ClusterError>> },
     Kill { node: usize, signal: Signal, reply: oneshot::Sender<()> },
@@ -75,7 +83,7 @@ impl Supervisor {
     /// A supervisor of `nodes` slots whose children get `death_signal`
     /// when the harness dies (SIGKILL for nodes; SIGTERM for helpers that
     /// must clean up, such as lazyfs daemons detaching their mounts).
-    pub(crate) fn start(nodes: usize, death_signal: Signal) -> Result<Self, ClusterError> {
+    pub(crate) fn start(nodes: usize, death_signal: Signal, guard: Option<Guard>) -> Result<Self, ClusterError> {
         let table = Arc::new(Mutex::new(Table {
             slots: (0..nodes).map(|_| Slot::default()).collect(),
             unexpected: Vec::new(),
@@ -84,7 +92,7 @@ impl Supervisor {
         let thread_table = table.clone();
         let thread = std::thread::Builder::new()
             .name("faultline-supervisor".into())
-            .spawn(move || run(thread_table, inbox, death_signal))
+            .spawn(move || run(thread_table, inbox, Owned { death_signal, guard }))
             .map_err(|source| ClusterError::Spawn { node: 0, program: "supervisor thread".into(), source })?;
         Ok(Supervisor { commands, table, thread: Mutex::new(Some(thread)) })
     }
@@ -183,20 +191,26 @@ fn pid_of(child: &Child) -> Pid {
 }
 
 /// The thread's loop: serve commands, reap exited children between them.
-fn run(table: Arc<Mutex<Table>>, inbox: mpsc::Receiver<Request>, death_signal: Signal) {
+fn run(table: Arc<Mutex<Table>>, inbox: mpsc::Receiver<Request>, mut owned: Owned) {
     // Runs for the life of the cluster; ends on Stop or when every handle
     // is gone, after killing and reaping every child.
     loop {
         match inbox.recv_timeout(Duration::from_millis(REAP_INTERVAL_MS)) {
             Ok(Request::Spawn { node, launch, log_path, reply }) => {
-                let _ = reply.send(spawn(&table, node, &launch, &log_path, death_signal));
+                let spawned = spawn(&table, node, &launch, &log_path, owned.death_signal);
+                if let (Ok(pid), Some(guard)) = (&spawned, &mut owned.guard) {
+                    guard.watch(*pid);
+                }
+                let _ = reply.send(spawned);
             }
             Ok(Request::Kill { node, signal, reply }) => {
-                kill(&mut lock(&table), node, signal);
+                let reaped = kill(&mut lock(&table), node, signal);
+                forget(&mut owned, reaped);
                 let _ = reply.send(());
             }
             Ok(Request::Stop { reply }) => {
-                kill_all(&table);
+                let reaped = kill_all(&table);
+                reaped.into_iter().for_each(|pid| forget(&mut owned, Some(pid)));
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
@@ -204,11 +218,13 @@ fn run(table: Arc<Mutex<Table>>, inbox: mpsc::Receiver<Request>, death_signal: S
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                kill_all(&table);
+                let reaped = kill_all(&table);
+                reaped.into_iter().for_each(|pid| forget(&mut owned, Some(pid)));
                 return;
             }
         }
-        reap(&mut lock(&table));
+        let reaped = reap(&mut lock(&table));
+        reaped.into_iter().for_each(|pid| forget(&mut owned, Some(pid)));
     }
 }
 
@@ -262,11 +278,19 @@ fn die_with_parent(parent: u32, signal: Signal) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A reaped group is dead (its members were SIGKILLed with it): the guard
+/// need not watch it any more.
+fn forget(owned: &mut Owned, reaped: Option<u32>) {
+    if let (Some(pid), Some(guard)) = (reaped, &mut owned.guard) {
+        guard.forget(pid);
+    }
+}
+
 /// Signal the node's group (SIGKILL, unless asked otherwise) and wait for
-/// the child (bounded).
-fn kill(table: &mut Table, node: usize, signal: Signal) {
+/// the child (bounded); returns the pid (= group) when it was reaped.
+fn kill(table: &mut Table, node: usize, signal: Signal) -> Option<u32> {
     let slot = &mut table.slots[node];
-    let Some(mut child) = slot.child.take() else { return };
+    let Some(mut child) = slot.child.take() else { return None };
     let _ = killpg(pid_of(&child), signal);
     let deadline = Instant::now() + Duration::from_millis(KILL_WAIT_MS);
     let status = loop {
@@ -277,24 +301,27 @@ fn kill(table: &mut Table, node: usize, signal: Signal) {
             // later reap or the final stop gets it.
             Ok(None) => {
                 slot.child = Some(child);
-                return;
+                return None;
             }
             Err(_) => break None,
         }
     };
+    // What the leader left running in its group goes with it.
+    let _ = killpg(pid_of(&child), Signal::SIGKILL);
     slot.paused = false;
     slot.last_exit = status.map(|s| exit_of(child.id(), s));
+    Some(child.id())
 }
 
-fn kill_all(table: &Mutex<Table>) {
+/// Kill every node; returns the groups reaped.
+fn kill_all(table: &Mutex<Table>) -> Vec<u32> {
     let mut table = lock(table);
-    for node in 0..table.slots.len() {
-        kill(&mut table, node, Signal::SIGKILL);
-    }
+    (0..table.slots.len()).filter_map(|node| kill(&mut table, node, Signal::SIGKILL)).collect()
 }
 
-/// Record children that exited on their own.
-fn reap(table: &mut Table) {
+/// Record children that exited on their own; returns the groups reaped.
+fn reap(table: &mut Table) -> Vec<u32> {
+    let mut reaped = Vec::new();
     for node in 0..table.slots.len() {
         let slot = &mut table.slots[node];
         let Some(child) = &mut slot.child else { continue };
@@ -307,10 +334,12 @@ fn reap(table: &mut Table) {
         slot.child = None;
         slot.paused = false;
         slot.last_exit = Some(exit);
+        reaped.push(exit.pid);
         if !starting {
             table.unexpected.push(UnexpectedExit { node, pid: exit.pid, code: exit.code, signal: exit.signal });
         }
     }
+    reaped
 }
 
 fn exit_of(pid: u32, status: ExitStatus) -> Exit {

@@ -54,7 +54,9 @@ impl Volumes {
                 Mount { mountpoint: data_dir.clone(), backing: node_dir.join("disk"), log: node_dir.join("lazyfs.log") }
             })
             .collect::<Vec<_>>();
-        let supervisor = Supervisor::start(mounts.len(), Signal::SIGTERM)?;
+        // No guard: a guard's SIGKILL would beat the SIGTERM a daemon needs
+        // to detach its mount when the harness dies.
+        let supervisor = Supervisor::start(mounts.len(), Signal::SIGTERM, None)?;
         let volumes = Volumes { config, supervisor, mounts };
         for node in 0..volumes.mounts.len() {
             if let Err(error) = volumes.mount(node).await {
