@@ -5,14 +5,17 @@
 //!
 //! Needs /dev/fuse and root; skipped with a message otherwise, unless
 //! `FAULTLINE_REQUIRE_FUSE=1` (CI), where that is a failure.
+mod process_support;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use process_support::{processes_mentioning, wait_for};
 
 fn fuse_or_skip() -> bool {
     let Err(why) = faultline::lazyfs::available() else { return true };
@@ -39,14 +42,6 @@ fn mount(dir: &Path) -> Child {
         .unwrap();
     wait_for("the mount", Duration::from_secs(10), || faultline::lazyfs::is_mounted(&dir.join("mnt")));
     child
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn write(path: &Path, bytes: &[u8], sync: bool) {
@@ -96,21 +91,6 @@ fn a_power_cut_keeps_exactly_what_was_synced() {
     assert!(mounts_under(&dir).is_empty(), "{:?}", mounts_under(&dir));
     assert_eq!(std::fs::read(dir.join("disk/wal")).unwrap(), b"synced-1 synced-2 kept");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Live processes whose command line mentions `marker`.
-fn processes_mentioning(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) && pid != std::process::id() {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! Nothing is left running after a test: not after a normal end, and not
 //! after SIGTERM or SIGINT of the harness, which must also exit 3 and keep
 //! the history recorded so far.
+mod process_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use process_support::{processes_mentioning, wait_for};
 
 fn node_binary() -> PathBuf {
     faultline::cluster::find_node_binary()
@@ -29,31 +32,6 @@ fn start(store: &Path, time_limit: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// Pids of live processes whose command line mentions `marker` (node
-/// processes carry their data dir, inside the test's store, in argv).
-fn processes_mentioning(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        // A zombie is dead; its parent just has not reaped it (yet).
-        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) && pid != std::process::id() {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> i32 {
