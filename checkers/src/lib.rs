@@ -13,7 +13,9 @@
 //!   style accounting of acknowledged writes (lost, recovered, unexpected,
 //!   stale).
 //! - [`compose`]: merge named results; `invalid` beats `unknown` beats `valid`.
-//! - [`Model`]: implement it to check a new datatype with [`check_ops`].
+//! - [`Model`]: implement it to check a new datatype with [`check_with`]
+//!   (parsed history) or [`check_history_with`] (events). Functions that are
+//!   not built in keep their names: compare `op.f` with `Func::parse("inc")`.
 //!
 //! Every result type is `serde::Serialize`; [`Verdict`] serializes as
 //! `"valid" | "invalid" | "unknown"`.
@@ -54,9 +56,10 @@ pub mod verdict;
 pub use durability::{check_durability, DurabilityConfig, DurabilityResult};
 pub use error::{CheckError, ReadError};
 pub use history::{Event, EventType, Process};
-pub use linear::{check_op_history, check_ops, CheckConfig, CheckResult, Counterexample, KeyResult};
-pub use model::{Model, ModelKind};
+pub use linear::{check_op_history, check_with, CheckConfig, CheckResult, Counterexample, KeyResult};
+pub use model::{Model, ModelKind, ModelName};
 pub use op::{Op, OpHistory};
+pub use value::{Func, Outcome, Val};
 pub use verdict::{compose, Composed, Named, Verdict};
 
 /// Why [`check_history`] could not produce a verdict.
@@ -72,4 +75,15 @@ pub enum HistoryError {
 pub fn check_history(events: &[Event], config: &CheckConfig) -> Result<CheckResult, HistoryError> {
     let history = read::history_from_events(events)?;
     Ok(check_op_history(&history, config)?)
+}
+
+/// Checks an in-memory history against `model`, a user's own [`Model`] or a
+/// built-in; see [`check_with`].
+pub fn check_history_with<M: Model>(
+    model: &M,
+    events: &[Event],
+    config: &CheckConfig,
+) -> Result<CheckResult, HistoryError> {
+    let history = read::history_from_events(events)?;
+    Ok(check_with(model, &history, config)?)
 }

@@ -130,15 +130,28 @@ pub struct Cache<S> {
     /// Each entry's full key: chains share a tag, not always a key.
     keys: Vec<u64>,
     heads: Heads,
+    /// The stored states' heap parts, as their model reports them.
+    state_heap_bytes: u64,
 }
 
 impl<S: Eq + Hash> Cache<S> {
     pub fn new(words: usize) -> Self {
-        Cache { words, bits: Vec::new(), states: Vec::new(), chain_next: Vec::new(), keys: Vec::new(), heads: Heads::new() }
+        Cache {
+            words,
+            bits: Vec::new(),
+            states: Vec::new(),
+            chain_next: Vec::new(),
+            keys: Vec::new(),
+            heads: Heads::new(),
+            state_heap_bytes: 0,
+        }
     }
 
     /// Inserts the configuration; false if it was already there.
-    pub fn insert(&mut self, bits: &[u64], bits_hash: u64, state: &S) -> bool
+    /// `heap_bytes` is asked only for a state actually stored, and before the
+    /// cache clones it, so that it can tell a fresh allocation from one
+    /// already shared ([`crate::Model::state_heap_bytes`]).
+    pub fn insert(&mut self, bits: &[u64], bits_hash: u64, state: &S, heap_bytes: impl FnOnce(&S) -> usize) -> bool
     where
         S: Clone,
     {
@@ -151,6 +164,7 @@ impl<S: Eq + Hash> Cache<S> {
         }
         let index = self.states.len() as u32;
         assert!(index != CHAIN_END, "cache entry count overflows u32");
+        self.state_heap_bytes += heap_bytes(state) as u64;
         self.bits.extend_from_slice(bits);
         self.states.push(state.clone());
         self.chain_next.push(head);
@@ -183,14 +197,19 @@ impl<S: Eq + Hash> Cache<S> {
         false
     }
 
+    pub fn state_heap_bytes(&self) -> u64 {
+        self.state_heap_bytes
+    }
+
     pub fn len(&self) -> usize {
         self.states.len()
     }
 
-    /// Approximate bytes held (the state's heap part is not counted).
+    /// Bytes held: entries, the heads table and the states' heap parts
+    /// (vector slack beyond `len` is not counted: at most a doubling).
     pub fn bytes(&self) -> u64 {
         let per_entry = self.words * 8 + std::mem::size_of::<S>() + 4 + 8;
-        (self.len() * per_entry + self.heads.slots.len() * 8) as u64
+        (self.len() * per_entry + self.heads.slots.len() * 8) as u64 + self.state_heap_bytes
     }
 }
 
@@ -201,18 +220,29 @@ mod tests {
     #[test]
     fn insert_reports_duplicates_only() {
         let mut cache: Cache<i64> = Cache::new(2);
-        assert!(cache.insert(&[1, 0], op_hash(0), &5));
-        assert!(!cache.insert(&[1, 0], op_hash(0), &5));
-        assert!(cache.insert(&[1, 0], op_hash(0), &6));
-        assert!(cache.insert(&[3, 0], op_hash(0) ^ op_hash(1), &5));
+        assert!(cache.insert(&[1, 0], op_hash(0), &5, |_| 0));
+        assert!(!cache.insert(&[1, 0], op_hash(0), &5, |_| 0));
+        assert!(cache.insert(&[1, 0], op_hash(0), &6, |_| 0));
+        assert!(cache.insert(&[3, 0], op_hash(0) ^ op_hash(1), &5, |_| 0));
         assert_eq!(cache.len(), 3);
     }
 
     #[test]
     fn colliding_hashes_are_told_apart_by_content() {
         let mut cache: Cache<i64> = Cache::new(1);
-        assert!(cache.insert(&[1], 42, &5));
-        assert!(cache.insert(&[2], 42, &5));
-        assert!(!cache.insert(&[2], 42, &5));
+        assert!(cache.insert(&[1], 42, &5, |_| 0));
+        assert!(cache.insert(&[2], 42, &5, |_| 0));
+        assert!(!cache.insert(&[2], 42, &5, |_| 0));
+    }
+
+    #[test]
+    fn heap_bytes_are_counted_once_per_stored_state() {
+        let mut cache: Cache<i64> = Cache::new(1);
+        let empty = cache.bytes();
+        assert!(cache.insert(&[1], 1, &5, |_| 1000));
+        let one = cache.bytes();
+        assert!(one >= empty + 1000);
+        assert!(!cache.insert(&[1], 1, &5, |_| panic!("asked for a duplicate")));
+        assert_eq!(cache.bytes(), one);
     }
 }

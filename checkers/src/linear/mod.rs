@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::CheckError;
-use crate::model::{CasRegister, Kv, ListAppend, Model, ModelKind, Register, Set};
+use crate::model::{CasRegister, Kv, ListAppend, Model, ModelKind, ModelName, Register, Set};
 use crate::op::{Op, OpHistory, OpSummary};
 use crate::value::{Func, Outcome, Val};
 use crate::verdict::Verdict;
@@ -23,11 +23,13 @@ pub const COUNTEREXAMPLE_PREFIX_MAX: usize = 200;
 /// How to check a history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckConfig {
-    /// `None`: guess from the functions the history uses.
+    /// `None`: guess from the functions the history uses. Ignored by
+    /// [`check_with`], which is given its model.
     pub model: Option<ModelKind>,
     /// Wall-clock budget for the whole history; `None` = unbounded.
     pub budget_ms: Option<u64>,
-    /// Memory for the search caches of all keys checked at once.
+    /// Memory for the searches of all keys checked at once: their caches
+    /// (model states' heap parts included) and their stacks.
     pub memory_budget_mb: u64,
     /// Keys checked in parallel.
     pub threads: usize,
@@ -85,7 +87,7 @@ pub struct KeyResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
     pub verdict: Verdict,
-    pub model: ModelKind,
+    pub model: ModelName,
     pub op_count: u64,
     pub elapsed_ms: u64,
     pub keys: Vec<KeyResult>,
@@ -98,11 +100,11 @@ pub fn check_op_history(history: &OpHistory, config: &CheckConfig) -> Result<Che
         None => ModelKind::guess(&history.funcs(), first_append_is_string(history))?,
     };
     match kind {
-        ModelKind::Register => check_ops(&Register, kind, history, config),
-        ModelKind::CasRegister => check_ops(&CasRegister, kind, history, config),
-        ModelKind::Kv => check_ops(&Kv, kind, history, config),
-        ModelKind::Set => check_ops(&Set, kind, history, config),
-        ModelKind::ListAppend => check_ops(&ListAppend, kind, history, config),
+        ModelKind::Register => check_with(&Register, history, config),
+        ModelKind::CasRegister => check_with(&CasRegister, history, config),
+        ModelKind::Kv => check_with(&Kv, history, config),
+        ModelKind::Set => check_with(&Set, history, config),
+        ModelKind::ListAppend => check_with(&ListAppend, history, config),
     }
 }
 
@@ -111,19 +113,17 @@ fn first_append_is_string(history: &OpHistory) -> bool {
     first.is_some_and(|op| matches!(op.input, Val::Str(_)))
 }
 
-/// Checks every key of `history` against `model`.
-pub fn check_ops<M: Model>(
-    model: &M,
-    kind: ModelKind,
-    history: &OpHistory,
-    config: &CheckConfig,
-) -> Result<CheckResult, CheckError> {
+/// Checks every key of `history` against `model`, a built-in or a user's
+/// own [`Model`]: keys are searched in parallel, within `config`'s time and
+/// memory budgets (`config.model` is not used). The result names the model
+/// by [`Model::name`].
+pub fn check_with<M: Model>(model: &M, history: &OpHistory, config: &CheckConfig) -> Result<CheckResult, CheckError> {
     let started = Instant::now();
     let partitions = searchable_partitions(model, history)?;
     let keys = check_partitions(model, history, &partitions, config, started);
     Ok(CheckResult {
         verdict: Verdict::merge_all(keys.iter().map(|k| k.verdict)),
-        model: kind,
+        model: ModelName(model.name()),
         op_count: history.op_count(),
         elapsed_ms: started.elapsed().as_millis() as u64,
         keys,
@@ -165,7 +165,7 @@ fn check_partitions<M: Model>(
     let cancel = AtomicBool::new(false);
     let budget = Budget {
         deadline: config.budget_ms.map(|ms| started + Duration::from_millis(ms)),
-        cache_bytes_max: (config.memory_budget_mb << 20) / threads as u64,
+        memory_bytes_max: (config.memory_budget_mb << 20) / threads as u64,
         cancel: &cancel,
     };
     let next = AtomicUsize::new(0);

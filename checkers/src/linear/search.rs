@@ -23,7 +23,9 @@ const BUDGET_CHECK_STEPS: u64 = 4096;
 /// Limits on one partition's search.
 pub struct Budget<'a> {
     pub deadline: Option<Instant>,
-    pub cache_bytes_max: u64,
+    /// Memory of one search: its cache (with the states' heap parts), its
+    /// stack of linearized calls and its entry list.
+    pub memory_bytes_max: u64,
     pub cancel: &'a AtomicBool,
 }
 
@@ -150,6 +152,13 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
     let mut entries = Entries::new(ops);
     let mut linearized = Linearized { bits: vec![0; ops.len().div_ceil(64).max(1)], hash: 0 };
     let mut calls: Vec<(u32, M::State)> = Vec::new();
+    // The entry list (four u32 arrays) and the bitset do not grow.
+    let fixed_bytes = (entries.next.len() * 4 * std::mem::size_of::<u32>() + linearized.bits.len() * 8) as u64;
+    let memory_bytes = |cache: &Cache<M::State>, calls: &Vec<(u32, M::State)>| {
+        // The states on the stack share their heap parts with the cache.
+        cache.bytes() + (calls.capacity() * std::mem::size_of::<(u32, M::State)>()) as u64 + fixed_bytes
+    };
+    let mut heap_bytes_checked: u64 = 0;
     let mut state = model.init();
     // The furthest stuck point and its model state, described only once the
     // search gives up: a deeper one is found often, a counterexample rarely.
@@ -160,7 +169,7 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
         assert!(node != NIL, "walked off the entry list");
         steps += 1;
         if steps % BUDGET_CHECK_STEPS == 0 {
-            if let Some(reason) = over_budget(budget, cache) {
+            if let Some(reason) = over_budget(budget, cache, memory_bytes(cache, &calls)) {
                 return SearchOutcome::OutOfBudget(reason);
             }
         }
@@ -182,7 +191,15 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
         let op = entries.op_of[node as usize];
         if let Some(next_state) = model.step(&state, ops[op as usize]) {
             linearized.toggle(op);
-            if cache.insert(&linearized.bits, linearized.hash, &next_state) {
+            if cache.insert(&linearized.bits, linearized.hash, &next_state, |s| model.state_heap_bytes(s)) {
+                // One stored state can be large (a long string): check the
+                // memory at once, not up to BUDGET_CHECK_STEPS states later.
+                if cache.state_heap_bytes() != heap_bytes_checked {
+                    heap_bytes_checked = cache.state_heap_bytes();
+                    if let Some(reason) = over_memory(budget, cache, memory_bytes(cache, &calls)) {
+                        return SearchOutcome::OutOfBudget(reason);
+                    }
+                }
                 calls.push((node, std::mem::replace(&mut state, next_state)));
                 entries.lift(node);
                 node = entries.next[HEAD as usize];
@@ -196,7 +213,7 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
     SearchOutcome::Linearizable
 }
 
-fn over_budget<S: Eq + std::hash::Hash>(budget: &Budget, cache: &Cache<S>) -> Option<String> {
+fn over_budget<S: Eq + std::hash::Hash>(budget: &Budget, cache: &Cache<S>, memory_bytes: u64) -> Option<String> {
     if budget.cancel.load(Ordering::Relaxed) {
         return Some("cancelled".to_string());
     }
@@ -204,14 +221,18 @@ fn over_budget<S: Eq + std::hash::Hash>(budget: &Budget, cache: &Cache<S>) -> Op
         budget.cancel.store(true, Ordering::Relaxed);
         return Some("the time budget ran out".to_string());
     }
-    if cache.bytes() > budget.cache_bytes_max {
-        return Some(format!(
-            "the memory budget ran out ({} cached configurations, {} MiB)",
-            cache.len(),
-            cache.bytes() >> 20
-        ));
+    over_memory(budget, cache, memory_bytes)
+}
+
+fn over_memory<S: Eq + std::hash::Hash>(budget: &Budget, cache: &Cache<S>, memory_bytes: u64) -> Option<String> {
+    if memory_bytes <= budget.memory_bytes_max {
+        return None;
     }
-    None
+    Some(format!(
+        "the memory budget ran out ({} cached configurations, {} MiB)",
+        cache.len(),
+        memory_bytes >> 20
+    ))
 }
 
 /// The stuck point at `stuck_node`; its `state` is filled in by the caller.

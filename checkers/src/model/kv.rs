@@ -2,7 +2,7 @@
 //! `get`, `put`, `append` (string concatenation). A missing key reads `""`.
 use std::sync::Arc;
 
-use super::{is_ok, unsupported, Model};
+use super::{arc_heap_bytes, is_ok, unsupported, Model};
 use crate::op::Op;
 use crate::value::{Func, Val};
 
@@ -68,5 +68,9 @@ impl Model for Kv {
 
     fn describe_state(&self, state: &Self::State) -> String {
         format!("{state:?}")
+    }
+
+    fn state_heap_bytes(&self, state: &Self::State) -> usize {
+        arc_heap_bytes(state, state.len(), 1)
     }
 }

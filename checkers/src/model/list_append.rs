@@ -2,7 +2,7 @@
 //! whole list, in order.
 use std::sync::Arc;
 
-use super::{is_ok, unsupported, Model};
+use super::{arc_heap_bytes, is_ok, unsupported, Model};
 use crate::op::Op;
 use crate::value::{Func, Val};
 
@@ -47,5 +47,9 @@ impl Model for ListAppend {
 
     fn is_read_only(&self, op: &Op) -> bool {
         op.f == Func::Read
+    }
+
+    fn state_heap_bytes(&self, state: &Self::State) -> usize {
+        arc_heap_bytes(state, state.len(), std::mem::size_of::<i64>())
     }
 }

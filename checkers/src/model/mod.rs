@@ -2,7 +2,9 @@
 //! against. A model is a small trait implementation: an initial state, a pure
 //! `step`, and a state type with equality and hash (the search caches
 //! `(linearized set, state)` pairs). To add one, implement [`Model`] and call
-//! [`crate::linear::check_ops`] with it.
+//! [`crate::check_with`] (or [`crate::check_history_with`]) with it; a
+//! function name that is not built in arrives as [`Func::Other`], and
+//! `Func::parse("inc")` gives the value to compare it with.
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::str::FromStr;
@@ -41,6 +43,58 @@ pub trait Model: Sync {
     fn is_read_only(&self, op: &Op) -> bool;
     fn describe_state(&self, state: &Self::State) -> String {
         format!("{state:?}")
+    }
+    /// Heap bytes `state` holds that nothing else holds yet, so the memory
+    /// budget covers states that grow (strings, sets, lists), not only their
+    /// `size_of`. The search calls it once for each state it stores, just
+    /// before keeping its copy, so it must be cheap. An allocation shared
+    /// with a value already alive (an `Arc` clone of the previous state after
+    /// a read, or of an operation's value) is counted elsewhere or belongs to
+    /// the history: report 0 for it (`Arc::strong_count(state) > 1`).
+    /// Defaults to 0, right for states without heap parts.
+    fn state_heap_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
+}
+
+/// Heap bytes of an `Arc` holding `len` items of `T`, or 0 when the
+/// allocation is already shared (see [`Model::state_heap_bytes`]).
+pub(crate) fn arc_heap_bytes<T: ?Sized>(arc: &std::sync::Arc<T>, len: usize, item_bytes: usize) -> usize {
+    if std::sync::Arc::strong_count(arc) > 1 {
+        return 0;
+    }
+    // The strong and weak counts sit in front of the data.
+    2 * std::mem::size_of::<usize>() + len * item_bytes
+}
+
+/// The name of the model a history was checked with: a built-in's
+/// [`ModelKind::name`] or a user model's [`Model::name`]. Serializes as the
+/// bare name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ModelName(pub &'static str);
+
+impl ModelName {
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl From<ModelKind> for ModelName {
+    fn from(kind: ModelKind) -> Self {
+        ModelName(kind.name())
+    }
+}
+
+impl PartialEq<ModelKind> for ModelName {
+    fn eq(&self, kind: &ModelKind) -> bool {
+        self.0 == kind.name()
+    }
+}
+
+impl std::fmt::Display for ModelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
     }
 }
 
@@ -202,6 +256,26 @@ mod tests {
         let s = m.step(&s, &ok(Func::Append, Val::Int(1), Val::Nil)).unwrap();
         assert!(m.step(&s, &ok(Func::Read, Val::Nil, ints(&[2, 1]))).is_some());
         assert!(m.step(&s, &ok(Func::Read, Val::Nil, ints(&[1, 2]))).is_none());
+    }
+
+    #[test]
+    fn heap_bytes_count_fresh_states_only() {
+        let m = Kv;
+        let s = m.step(&m.init(), &ok(Func::Append, text("abcd"), Val::Nil)).unwrap();
+        assert_eq!(m.state_heap_bytes(&s), 16 + 4);
+        // A read hands back the same allocation: already counted.
+        let read = m.step(&s, &ok(Func::Get, Val::Nil, text("abcd"))).unwrap();
+        assert_eq!(m.state_heap_bytes(&read), 0);
+        // A put's string belongs to the history.
+        let put = text("xy");
+        let s = m.step(&s, &ok(Func::Put, put.clone(), Val::Nil)).unwrap();
+        assert_eq!(m.state_heap_bytes(&s), 0);
+        let l = ListAppend;
+        let s = l.step(&l.init(), &ok(Func::Append, Val::Int(1), Val::Nil)).unwrap();
+        assert_eq!(l.state_heap_bytes(&s), 16 + 8);
+        let s = Set.step(&Set.init(), &ok(Func::Add, Val::Int(1), Val::Nil)).unwrap();
+        assert_eq!(Set.state_heap_bytes(&s), 16 + 8);
+        assert_eq!(Register.state_heap_bytes(&Some(1)), 0);
     }
 
     #[test]
