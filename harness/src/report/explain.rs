@@ -14,6 +14,8 @@ use super::input::CheckView;
 
 /// Non-valid keys explained per checker; the rest are counted.
 pub const KEYS_EXPLAINED_MAX: usize = 20;
+/// Operations of the consistent prefix listed (and outlined), the last ones.
+const PREFIX_TAIL_SHOWN_MAX: usize = 8;
 /// Raw details shown for checkers the report has no words for.
 const RAW_DETAILS_CHARS_MAX: usize = 4000;
 
@@ -212,16 +214,25 @@ fn key_finding(check: &CheckView, key: &Value) -> Finding {
         .flatten()
         .filter(|op| line_of(op) != stuck_line)
         .collect();
-    let tail: Vec<&Value> = example.get("prefix_tail").and_then(Value::as_array).into_iter().flatten().collect();
+    let whole_tail: Vec<&Value> = example.get("prefix_tail").and_then(Value::as_array).into_iter().flatten().collect();
+    // The operations just before the stuck one say what the state was
+    // built from; the whole prefix would bury them.
+    let tail = &whole_tail[whole_tail.len().saturating_sub(PREFIX_TAIL_SHOWN_MAX)..];
     finding.sentences.push(format!(
         "The first {prefix_len} operations of key {name:?} can be put in one order that explains every result; after them the last consistent state is {state}."
     ));
-    finding.sentences.push(format!(
-        "Then {stuck} returned, and no order of it and the {} other operations running at the same time can produce its result from {state}: the system answered something no sequential execution allows.",
-        concurrent.len()
-    ));
+    finding.sentences.push(match concurrent.len() {
+        0 => format!(
+            "Then {stuck} returned, with nothing else running at the same time, and its result cannot follow from {state}: the system answered something no sequential execution allows."
+        ),
+        others => format!(
+            "Then {stuck} returned, and no order of it and the {others} other operations running at the same time can produce its result from {state}: the system answered something no sequential execution allows."
+        ),
+    });
     finding.op_lists.push(("could not be ordered".into(), vec![stuck]));
-    finding.op_lists.push(("running at the same time".into(), concurrent.iter().map(|op| text_of(op)).collect()));
+    if !concurrent.is_empty() {
+        finding.op_lists.push(("running at the same time".into(), concurrent.iter().map(|op| text_of(op)).collect()));
+    }
     finding.op_lists.push(("last operations of the consistent prefix".into(), tail.iter().map(|op| text_of(op)).collect()));
     let mut mark = |op: &Value, role| {
         if let Some(line) = line_of(op) {

@@ -2,7 +2,6 @@
 //! script and the data inlined, so the file opens anywhere offline.
 use std::fmt::Write;
 
-use faultline_checkers::Verdict;
 use serde_json::Value;
 
 use super::digest::Digest;
@@ -100,18 +99,29 @@ fn checks_table(page: &mut String, checks: &[CheckView]) {
     page.push_str("</section>\n");
 }
 
-/// Per-key verdicts of a per-key checker: non-valid keys first.
+/// Per-key verdicts of a per-key checker: the keys that are not valid in
+/// an open list (they are what the reader came for), the valid ones folded
+/// away, so a run with many keys still shows its counterexample on the
+/// first screen.
 fn key_table(page: &mut String, check: &CheckView) {
     let Some(keys) = check.details.get("keys").and_then(Value::as_array) else { return };
     let verdict_of = |k: &Value| k.get("verdict").and_then(Value::as_str).unwrap_or("?").to_string();
-    let mut rows: Vec<&Value> = keys.iter().collect();
-    rows.sort_by_key(|k| verdict_of(k) == "valid");
+    let (valid, other): (Vec<&Value>, Vec<&Value>) = keys.iter().partition(|k| verdict_of(k) == "valid");
+    if !other.is_empty() {
+        let summary = format!("{}: {} of {} keys not valid", esc(&check.name), other.len(), keys.len());
+        key_rows(page, &summary, &other, true, &verdict_of);
+    }
+    if !valid.is_empty() {
+        let summary = format!("{}: {} valid keys", esc(&check.name), valid.len());
+        key_rows(page, &summary, &valid, false, &verdict_of);
+    }
+}
+
+fn key_rows(page: &mut String, summary: &str, rows: &[&Value], open: bool, verdict_of: &dyn Fn(&Value) -> String) {
     let _ = write!(
         page,
-        "<details class=\"keys\"{}><summary>{}: {} keys</summary><table><tr><th>key</th><th>verdict</th><th>ops</th><th>reason</th></tr>",
-        if check.verdict == Verdict::Valid { "" } else { " open" },
-        esc(&check.name),
-        keys.len()
+        "<details class=\"keys\"{}><summary>{summary}</summary><table><tr><th>key</th><th>verdict</th><th>ops</th><th>reason</th></tr>",
+        if open { " open" } else { "" }
     );
     for key in rows.iter().take(KEY_ROWS_MAX) {
         let v = verdict_of(key);
@@ -245,6 +255,7 @@ pub fn esc(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::report::digest::Builder;
+    use faultline_checkers::Verdict;
     use crate::report::payload;
     use std::collections::HashSet;
 
@@ -276,5 +287,19 @@ mod tests {
         assert!(page.contains("class=\"verdict harness-error\">HARNESS ERROR<"), "badge");
         assert!(page.contains("<li id=\"harness-error\">harness error: cluster: node 2 &lt;exited&gt;</li>"), "reason");
         assert!(page.contains("No checker ran."), "no empty verdict table");
+    }
+
+    #[test]
+    fn keys_that_are_not_valid_are_listed_open_and_valid_ones_folded() {
+        let mut keys: Vec<Value> = (0..50).map(|i| serde_json::json!({"key": format!("k{i}"), "verdict": "valid", "op_count": 10})).collect();
+        keys.push(serde_json::json!({"key": "bad", "verdict": "invalid", "op_count": 7, "reason": "no linearization"}));
+        let check = CheckView { name: "linearizable-kv".into(), verdict: Verdict::Invalid, details: serde_json::json!({ "keys": keys }) };
+        let mut page = String::new();
+        key_table(&mut page, &check);
+        let open = page.find("<details class=\"keys\" open><summary>linearizable-kv: 1 of 51 keys not valid</summary>").expect("open list");
+        let folded = page.find("<details class=\"keys\"><summary>linearizable-kv: 50 valid keys</summary>").expect("folded list");
+        assert!(open < folded);
+        let bad = page.find("<td>bad</td>").unwrap();
+        assert!(open < bad && bad < folded, "the invalid key is in the open list");
     }
 }
