@@ -99,7 +99,8 @@ async fn open_outbound(
     Some(outbound)
 }
 
-/// The node that opened a connection on a shared route, from /proc.
+/// The node (or the harness's own client) that opened a connection on a
+/// shared route, from /proc.
 async fn attribute(shared: &Shared, opener_port: u16, listen_port: u16) -> Option<Endpoint> {
     let pids = shared.pids();
     let found = tokio::task::spawn_blocking(move || {
@@ -111,5 +112,5 @@ async fn attribute(shared: &Shared, opener_port: u16, listen_port: u16) -> Optio
     if found.is_none() {
         Counters::add(&shared.counters.connections_unattributed, 1);
     }
-    found.map(Endpoint::Node)
+    found
 }

@@ -7,25 +7,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
-/// The node that holds the socket connected from `opener_port` to
-/// `listen_port` on loopback, among `pids` (pid → node) and their
-/// descendants. Blocking: reads /proc.
+use super::faults::Endpoint;
+
+/// Who holds the socket connected from `opener_port` to `listen_port` on
+/// loopback: a node among `pids` (pid → node) and their descendants, or
+/// this process (the harness's own clients, which sit on the control node
+/// and are never partitioned); None when neither does. Blocking: reads /proc.
 pub(crate) fn find_source(
     opener_port: u16,
     listen_port: u16,
     pids: &BTreeMap<u32, usize>,
-) -> Option<usize> {
+) -> Option<Endpoint> {
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
         let text = fs::read_to_string(table).ok()?;
         socket_inode(&text, opener_port, listen_port)
     })?;
     let parents = parent_map(Path::new("/proc"));
-    pids.iter().find_map(|(pid, node)| {
+    let node = pids.iter().find_map(|(pid, node)| {
         family(*pid, &parents)
             .into_iter()
             .any(|member| holds_socket(member, inode))
-            .then_some(*node)
-    })
+            .then_some(Endpoint::Node(*node))
+    });
+    node.or_else(|| holds_socket(std::process::id(), inode).then_some(Endpoint::Client))
 }
 
 /// The inode of the socket whose local port is `local_port` and remote
