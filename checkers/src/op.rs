@@ -171,65 +171,68 @@ impl HistoryBuilder {
             return self.push_invoke(process, record);
         }
         let Some(pending) = self.take_pending(process) else {
-            return Err(ReadError::Pairing {
-                line: record.line,
-                message: format!("{:?} of process {process} without a pending invoke", record.kind),
-            });
+            return Err(no_pending_error(process, &record));
         };
-        if pending.f != record.f {
-            return Err(ReadError::Pairing {
-                line: record.line,
-                message: format!(
-                    "completion {} of process {process} does not match its invoke {} on line {}",
-                    record.f.name(),
-                    pending.f.name(),
-                    pending.line
-                ),
-            });
+        if let Some((key_id, op)) = complete(process, pending, record)? {
+            self.history.ops_by_key[key_id as usize].push(op);
         }
-        if record.time_ns < pending.call_ns {
-            return Err(ReadError::Pairing {
-                line: record.line,
-                message: format!(
-                    "completion at time_ns {} is before its invoke on line {} (time_ns {})",
-                    record.time_ns, pending.line, pending.call_ns
-                ),
-            });
-        }
-        let outcome = match (record.kind, record.fail_means) {
-            (EventType::Ok, _) => Outcome::Ok,
-            (EventType::Fail, FailMeaning::DidNotHappen) => return Ok(()),
-            (EventType::Fail, FailMeaning::Happened) => Outcome::Failed,
-            _ => Outcome::Unknown,
-        };
-        let (output, return_ns) = match outcome {
-            Outcome::Unknown => (Val::Nil, RETURN_NEVER_NS),
-            _ => (record.value, record.time_ns),
-        };
-        self.finish(process, pending, output, outcome, return_ns);
         Ok(())
     }
 
     fn push_invoke(&mut self, process: u64, record: Record<'_>) -> Result<(), ReadError> {
         if let Some(previous) = self.pending_of(process) {
-            return Err(ReadError::Pairing {
-                line: record.line,
-                message: format!(
-                    "process {process} invokes again while its invoke on line {} is pending",
-                    previous.line
-                ),
-            });
+            return Err(invokes_again_error(process, previous.line, record.line));
         }
         let key_id = self.key_id(record.key.as_deref());
-        let pending = Pending {
-            key_id,
-            f: record.f,
-            input: record.value,
-            call_ns: record.time_ns,
-            line: record.line,
-        };
-        self.set_pending(process, pending);
+        self.set_pending(process, pending_of_invoke(key_id, record));
         Ok(())
+    }
+
+    /// Adds a piece paired on its own (see [`PiecePairing`]); pieces must
+    /// come in history order. The error is the one that pushing the piece's
+    /// events one by one would have returned first.
+    pub fn merge_piece(&mut self, piece: PiecePairing<'_>) -> Result<(), ReadError> {
+        // Interned in the piece's order of first sight, which is the order
+        // pushing its invokes one by one would have interned them in.
+        let key_ids: Vec<u32> = piece.keys.iter().map(|key| self.key_id(Some(key))).collect();
+        let error_line = piece.error.as_ref().map_or(u32::MAX, |(line, _)| *line);
+        for event in piece.boundary {
+            if event.line() >= error_line {
+                break;
+            }
+            self.merge_boundary(event)?;
+        }
+        if let Some((_, error)) = piece.error {
+            return Err(error);
+        }
+        for (local_key, op) in piece.ops {
+            self.history.ops_by_key[key_ids[local_key as usize] as usize].push(op);
+        }
+        for (process, mut pending) in piece.slots.into_pending() {
+            pending.key_id = key_ids[pending.key_id as usize];
+            self.set_pending(process, pending);
+        }
+        self.history.event_count += piece.event_count;
+        self.history.nemesis_event_count += piece.nemesis_event_count;
+        Ok(())
+    }
+
+    fn merge_boundary(&mut self, event: Boundary<'_>) -> Result<(), ReadError> {
+        match event {
+            Boundary::Invoke { process, line } => match self.pending_of(process) {
+                Some(previous) => Err(invokes_again_error(process, previous.line, line)),
+                None => Ok(()),
+            },
+            Boundary::Completion { process, record } => {
+                let Some(pending) = self.take_pending(process) else {
+                    return Err(no_pending_error(process, &record));
+                };
+                if let Some((key_id, op)) = complete(process, pending, record)? {
+                    self.history.ops_by_key[key_id as usize].push(op);
+                }
+                Ok(())
+            }
+        }
     }
 
     fn pending_of(&self, process: u64) -> Option<&Pending> {
@@ -259,17 +262,9 @@ impl HistoryBuilder {
     }
 
     fn finish(&mut self, process: u64, pending: Pending, output: Val, outcome: Outcome, return_ns: u64) {
-        let op = Op {
-            process,
-            f: pending.f,
-            input: pending.input,
-            output,
-            outcome,
-            call_ns: pending.call_ns,
-            return_ns,
-            line: pending.line,
-        };
-        self.history.ops_by_key[pending.key_id as usize].push(op);
+        let key_id = pending.key_id;
+        let op = op_of(process, pending, output, outcome, return_ns);
+        self.history.ops_by_key[key_id as usize].push(op);
     }
 
     /// Invocations still pending at the end become unknown operations.
@@ -285,5 +280,300 @@ impl HistoryBuilder {
             ops.sort_by_key(|op| (op.call_ns, op.line));
         }
         self.history
+    }
+}
+
+fn op_of(process: u64, pending: Pending, output: Val, outcome: Outcome, return_ns: u64) -> Op {
+    Op {
+        process,
+        f: pending.f,
+        input: pending.input,
+        output,
+        outcome,
+        call_ns: pending.call_ns,
+        return_ns,
+        line: pending.line,
+    }
+}
+
+fn pending_of_invoke(key_id: u32, record: Record<'_>) -> Pending {
+    Pending {
+        key_id,
+        f: record.f,
+        input: record.value,
+        call_ns: record.time_ns,
+        line: record.line,
+    }
+}
+
+fn no_pending_error(process: u64, record: &Record<'_>) -> ReadError {
+    ReadError::Pairing {
+        line: record.line,
+        message: format!("{:?} of process {process} without a pending invoke", record.kind),
+    }
+}
+
+fn invokes_again_error(process: u64, previous_line: u32, line: u32) -> ReadError {
+    ReadError::Pairing {
+        line,
+        message: format!("process {process} invokes again while its invoke on line {previous_line} is pending"),
+    }
+}
+
+/// Pairs a completion with its pending invoke: the finished operation and
+/// its key id, or `None` for a fail that means it did not happen.
+fn complete(process: u64, pending: Pending, record: Record<'_>) -> Result<Option<(u32, Op)>, ReadError> {
+    if pending.f != record.f {
+        return Err(ReadError::Pairing {
+            line: record.line,
+            message: format!(
+                "completion {} of process {process} does not match its invoke {} on line {}",
+                record.f.name(),
+                pending.f.name(),
+                pending.line
+            ),
+        });
+    }
+    if record.time_ns < pending.call_ns {
+        return Err(ReadError::Pairing {
+            line: record.line,
+            message: format!(
+                "completion at time_ns {} is before its invoke on line {} (time_ns {})",
+                record.time_ns, pending.line, pending.call_ns
+            ),
+        });
+    }
+    let outcome = match (record.kind, record.fail_means) {
+        (EventType::Ok, _) => Outcome::Ok,
+        (EventType::Fail, FailMeaning::DidNotHappen) => return Ok(None),
+        (EventType::Fail, FailMeaning::Happened) => Outcome::Failed,
+        _ => Outcome::Unknown,
+    };
+    let (output, return_ns) = match outcome {
+        Outcome::Unknown => (Val::Nil, RETURN_NEVER_NS),
+        _ => (record.value, record.time_ns),
+    };
+    let key_id = pending.key_id;
+    Ok(Some((key_id, op_of(process, pending, output, outcome, return_ns))))
+}
+
+/// An event of a piece whose meaning depends on the pieces before it: the
+/// first event of its process in the piece.
+enum Boundary<'a> {
+    /// An invoke: an error if an earlier piece left one pending.
+    Invoke { process: u64, line: u32 },
+    /// A completion, of an invoke in an earlier piece (or of none).
+    Completion { process: u64, record: Record<'a> },
+}
+
+impl Boundary<'_> {
+    fn line(&self) -> u32 {
+        match self {
+            Boundary::Invoke { line, .. } => *line,
+            Boundary::Completion { record, .. } => record.line,
+        }
+    }
+}
+
+/// What a piece knows of one process.
+#[derive(Default)]
+struct Slot {
+    /// An event of the process was seen in the piece.
+    seen: bool,
+    pending: Option<Pending>,
+}
+
+/// Slots by process: a vector below [`PROCESS_DENSE_MAX`], a map above.
+#[derive(Default)]
+struct Slots {
+    dense: Vec<Slot>,
+    sparse: HashMap<u64, Slot, BuildHasherDefault<FxHasher>>,
+}
+
+impl Slots {
+    fn get(&mut self, process: u64) -> &mut Slot {
+        if process >= PROCESS_DENSE_MAX {
+            return self.sparse.entry(process).or_default();
+        }
+        let index = process as usize;
+        if index >= self.dense.len() {
+            self.dense.resize_with(index + 1, Slot::default);
+        }
+        &mut self.dense[index]
+    }
+
+    /// The invokes still pending, by process.
+    fn into_pending(self) -> impl Iterator<Item = (u64, Pending)> {
+        let dense = self.dense.into_iter().enumerate().map(|(p, slot)| (p as u64, slot));
+        dense.chain(self.sparse).filter_map(|(p, slot)| slot.pending.map(|pending| (p, pending)))
+    }
+}
+
+/// Pairs the events of one piece of a history (consecutive lines) without
+/// knowing the pieces before it, so pieces can be paired on separate
+/// threads; [`HistoryBuilder::merge_piece`] then joins them in order.
+/// Key ids here are the piece's own; the merge maps them.
+#[derive(Default)]
+pub struct PiecePairing<'a> {
+    keys: Vec<Cow<'a, str>>,
+    key_ids: HashMap<Cow<'a, str>, u32, BuildHasherDefault<FxHasher>>,
+    /// Operations paired inside the piece, with the piece's key id.
+    ops: Vec<(u32, Op)>,
+    slots: Slots,
+    /// First events of processes, in line order.
+    boundary: Vec<Boundary<'a>>,
+    /// The first pairing error found inside the piece, with its line;
+    /// pairing stops there.
+    error: Option<(u32, ReadError)>,
+    event_count: u64,
+    nemesis_event_count: u64,
+}
+
+impl<'a> PiecePairing<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key_id(&mut self, key: Option<Cow<'a, str>>) -> u32 {
+        let key = key.unwrap_or(Cow::Borrowed(""));
+        if let Some(id) = self.key_ids.get(key.as_ref()) {
+            return *id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.clone());
+        self.key_ids.insert(key, id);
+        id
+    }
+
+    /// Takes the next event of the piece; after a pairing error, events
+    /// are ignored.
+    pub fn push(&mut self, record: Record<'a>) {
+        if self.error.is_some() {
+            return;
+        }
+        self.event_count += 1;
+        let Some(process) = record.process else {
+            self.nemesis_event_count += 1;
+            return;
+        };
+        let line = record.line;
+        if let Err(error) = self.push_client(process, record) {
+            self.error = Some((line, error));
+        }
+    }
+
+    fn push_client(&mut self, process: u64, mut record: Record<'a>) -> Result<(), ReadError> {
+        let slot = self.slots.get(process);
+        let first = !slot.seen;
+        slot.seen = true;
+        if record.kind == EventType::Invoke {
+            if let Some(previous) = &slot.pending {
+                return Err(invokes_again_error(process, previous.line, record.line));
+            }
+            if first {
+                self.boundary.push(Boundary::Invoke { process, line: record.line });
+            }
+            let key_id = self.key_id(record.key.take());
+            let pending = pending_of_invoke(key_id, record);
+            self.slots.get(process).pending = Some(pending);
+            return Ok(());
+        }
+        let Some(pending) = slot.pending.take() else {
+            if first {
+                self.boundary.push(Boundary::Completion { process, record });
+                return Ok(());
+            }
+            return Err(no_pending_error(process, &record));
+        };
+        if let Some(op) = complete(process, pending, record)? {
+            self.ops.push(op);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic event streams over 3 processes and 3 keys: mostly
+    /// well paired, with every kind of pairing mistake now and then.
+    fn records(seed: u64, count: usize) -> Vec<Record<'static>> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let completions = [EventType::Ok, EventType::Fail, EventType::Info];
+        let keys = ["a", "b", "c"];
+        let mut pending = [false; 3];
+        (0..count)
+            .map(|i| {
+                let process = next(3);
+                let mistake = next(40) == 0;
+                let invoke = pending[process as usize] == mistake;
+                pending[process as usize] = invoke;
+                Record {
+                    process: if next(10) == 0 { None } else { Some(process) },
+                    kind: if invoke { EventType::Invoke } else { completions[next(3) as usize] },
+                    f: if next(40) == 0 { Func::Write } else { Func::Read },
+                    key: Some(Cow::Borrowed(keys[next(3) as usize])),
+                    value: Val::Int(next(5) as i64),
+                    // Increasing, but for a rare step back.
+                    time_ns: i as u64 * 10 + if next(40) == 0 { 0 } else { 20 },
+                    line: i as u32 + 1,
+                    fail_means: FailMeaning::DidNotHappen,
+                }
+            })
+            .collect()
+    }
+
+    /// Keys, ops and counts, or the error's text.
+    fn outcome(result: Result<OpHistory, ReadError>) -> Result<(Vec<String>, Vec<Vec<Op>>, u64, u64), String> {
+        result
+            .map(|h| (h.keys, h.ops_by_key, h.event_count, h.nemesis_event_count))
+            .map_err(|err| err.to_string())
+    }
+
+    fn pushed(records: &[Record<'static>]) -> Result<OpHistory, ReadError> {
+        let mut builder = HistoryBuilder::new();
+        for record in records {
+            builder.push(record.clone())?;
+        }
+        Ok(builder.finish_history())
+    }
+
+    fn merged(records: &[Record<'static>], cuts: &[usize]) -> Result<OpHistory, ReadError> {
+        let mut builder = HistoryBuilder::new();
+        let mut start = 0;
+        for end in cuts.iter().copied().chain([records.len()]) {
+            let mut piece = PiecePairing::new();
+            for record in &records[start..end] {
+                piece.push(record.clone());
+            }
+            builder.merge_piece(piece)?;
+            start = end;
+        }
+        Ok(builder.finish_history())
+    }
+
+    #[test]
+    fn pieces_merged_in_order_equal_events_pushed_one_by_one() {
+        let mut errors = 0;
+        for seed in 1..300 {
+            let records = records(seed, 12);
+            let want = outcome(pushed(&records));
+            errors += usize::from(want.is_err());
+            for a in 0..=records.len() {
+                assert_eq!(outcome(merged(&records, &[a])), want, "seed {seed} cut {a}");
+                for b in a..=records.len() {
+                    assert_eq!(outcome(merged(&records, &[a, b])), want, "seed {seed} cuts {a} {b}");
+                }
+            }
+        }
+        // Both kinds of outcome were compared.
+        assert!(errors > 10 && errors < 290, "{errors}");
     }
 }

@@ -1,8 +1,10 @@
 //! faultline's own JSON Lines histories (see [`crate::history`]).
 //!
-//! Parsing is the bulk of checking a large history, so lines are parsed
-//! into borrowed structs in fixed-size chunks, each chunk split between
-//! threads, and each event goes straight to its compact [`Record`].
+//! Parsing is the bulk of checking a large history, so lines are read in
+//! fixed-size chunks, each chunk split between threads, and each thread
+//! parses its lines and pairs their events itself ([`PiecePairing`]): a
+//! record is paired while it is still in cache, and only the pieces'
+//! edges are joined on one thread.
 use std::io::Read;
 
 use serde::de::IgnoredAny;
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use super::raw::{json_to_val, RawProcess, RawVal, Text};
 use crate::error::ReadError;
 use crate::history::{Event, EventType, Process};
-use crate::op::{FailMeaning, HistoryBuilder, OpHistory, Record};
+use crate::op::{FailMeaning, HistoryBuilder, OpHistory, PiecePairing, Record};
 use crate::value::Func;
 
 /// Bytes read per chunk: bounds the memory that parsing holds.
@@ -39,10 +41,9 @@ struct RawEvent<'a> {
     error: Option<IgnoredAny>,
 }
 
-fn parse_line(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
-    if let Some(record) = super::fast::parse_line_fast(text, line) {
-        return Ok(record);
-    }
+/// Parses a line that the fast scanner left: serde_json accepts the same
+/// lines as it and more, and words the errors.
+fn parse_line_slow(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
     let raw: RawEvent = serde_json::from_slice(text).map_err(|err| ReadError::BadLine {
         line,
         message: json_error_message(&err),
@@ -72,19 +73,50 @@ fn is_blank(text: &[u8]) -> bool {
     text.iter().all(|b| b.is_ascii_whitespace())
 }
 
-/// Parses complete lines; `first_line` is the 1-based number of the first.
-fn parse_lines(text: &[u8], first_line: u32) -> Result<Vec<Record<'_>>, ReadError> {
-    let mut records = Vec::with_capacity(text.len() / 64);
-    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
-        if !is_blank(line) {
-            records.push(parse_line(line, first_line + i as u32)?);
-        }
-    }
-    Ok(records)
+/// What one thread made of its piece of a block.
+struct Piece<'t> {
+    pairing: PiecePairing<'t>,
+    /// The piece's first bad line: it stops the piece.
+    parse_error: Option<ReadError>,
 }
 
-/// Splits `text` (whole lines) into `parts` pieces at line ends.
-fn split_at_lines(text: &[u8], parts: usize) -> Vec<(&[u8], u32)> {
+/// Parses and pairs complete lines; `first_line` is the 1-based number of
+/// the first. Pairing right after parsing keeps each record in cache and
+/// spreads the pairing over the threads.
+fn pair_lines(text: &[u8], first_line: u32) -> Piece<'_> {
+    let mut pairing = PiecePairing::new();
+    let mut at = 0;
+    let mut line = first_line;
+    // Bounded by the text: each round moves past one line end.
+    while at < text.len() {
+        let rest = &text[at..];
+        let (record, len) = match super::fast::parse_line_fast_prefix(rest, line) {
+            Some((record, len)) => (Some(record), len),
+            None => {
+                let len = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+                let text = &rest[..len];
+                if is_blank(text) {
+                    (None, len)
+                } else {
+                    match parse_line_slow(text, line) {
+                        Ok(record) => (Some(record), len),
+                        Err(err) => return Piece { pairing, parse_error: Some(err) },
+                    }
+                }
+            }
+        };
+        if let Some(record) = record {
+            pairing.push(record);
+        }
+        at += len + 1;
+        line += 1;
+    }
+    Piece { pairing, parse_error: None }
+}
+
+/// Splits `text` (whole lines) into `parts` pieces at line ends: each with
+/// the number of line ends before it, and the number in all of `text`.
+fn split_at_lines(text: &[u8], parts: usize) -> (Vec<(&[u8], u32)>, u32) {
     let mut pieces = Vec::with_capacity(parts);
     let mut rest = text;
     let mut line_offset = 0u32;
@@ -96,37 +128,56 @@ fn split_at_lines(text: &[u8], parts: usize) -> Vec<(&[u8], u32)> {
         };
         let (piece, tail) = rest.split_at(cut);
         pieces.push((piece, line_offset));
-        line_offset += piece.iter().filter(|b| **b == b'\n').count() as u32;
+        line_offset += count_line_ends(piece);
         rest = tail;
     }
-    pieces
+    (pieces, line_offset)
 }
 
-/// Parses a block of whole lines on `threads` threads, in order.
-fn parse_block<'t>(text: &'t [u8], first_line: u32, threads: usize) -> Result<Vec<Vec<Record<'t>>>, ReadError> {
+fn count_line_ends(text: &[u8]) -> u32 {
+    // Byte sums over short runs vectorize; a filtered count did not.
+    const RUN_BYTES: usize = 128;
+    let mut runs = text.chunks_exact(RUN_BYTES);
+    let mut count = 0u32;
+    for run in &mut runs {
+        let in_run: u8 = run.iter().map(|b| u8::from(*b == b'\n')).sum();
+        count += u32::from(in_run);
+    }
+    count + runs.remainder().iter().filter(|b| **b == b'\n').count() as u32
+}
+
+/// Parses and pairs a block of whole lines on `threads` threads, then
+/// adds it to `builder`; returns the number of line ends in the block.
+/// Errors are as if the block were parsed, then pushed event by event:
+/// the first bad line if there is one, else the first pairing error.
+fn read_block(builder: &mut HistoryBuilder, text: &[u8], first_line: u32, threads: usize) -> Result<u32, ReadError> {
     // Below this, a thread costs more than it saves.
     const PARALLEL_BYTES_MIN: usize = 256 << 10;
     let parts = if text.len() < PARALLEL_BYTES_MIN { 1 } else { threads.max(1) };
-    let pieces = split_at_lines(text, parts);
-    std::thread::scope(|scope| {
+    let (pieces, line_ends) = split_at_lines(text, parts);
+    let pieces = std::thread::scope(|scope| {
         let handles: Vec<_> = pieces
             .iter()
             .skip(1)
-            .map(|(piece, offset)| scope.spawn(move || parse_lines(piece, first_line + offset)))
+            .map(|(piece, offset)| scope.spawn(move || pair_lines(piece, first_line + offset)))
             .collect();
-        let mut out = vec![parse_lines(pieces[0].0, first_line)?];
+        let mut out = vec![pair_lines(pieces[0].0, first_line)];
         for handle in handles {
-            out.push(handle.join().expect("a parsing thread panicked")?);
+            out.push(handle.join().expect("a parsing thread panicked"));
         }
-        Ok(out)
-    })
-}
-
-fn push_all(builder: &mut HistoryBuilder, blocks: Vec<Vec<Record>>) -> Result<(), ReadError> {
-    for record in blocks.into_iter().flatten() {
-        builder.push(record)?;
+        out
+    });
+    let mut pairings = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        if let Some(error) = piece.parse_error {
+            return Err(error);
+        }
+        pairings.push(piece.pairing);
     }
-    Ok(())
+    for pairing in pairings {
+        builder.merge_piece(pairing)?;
+    }
+    Ok(line_ends)
 }
 
 /// Reads a JSONL history from `reader`, starting with bytes already read.
@@ -148,9 +199,7 @@ pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -
                 None => continue,
             }
         };
-        let blocks = parse_block(&buffer[..complete], next_line, threads)?;
-        push_all(&mut builder, blocks)?;
-        next_line += buffer[..complete].iter().filter(|b| **b == b'\n').count() as u32;
+        next_line += read_block(&mut builder, &buffer[..complete], next_line, threads)?;
         buffer.drain(..complete);
         if at_end {
             return Ok(builder.finish_history());
