@@ -481,7 +481,31 @@ fn system(cluster: &ClusterSpec) -> Result<System, SpecError> {
     if cluster.generic.is_some() {
         return Err(value_error("cluster.generic", format!("is only used with system: generic, not {:?}", cluster.system)));
     }
+    refuse_unused_fields(cluster, &system)?;
     Ok(system)
+}
+
+/// A field the chosen system would silently ignore is an error: the user
+/// meant it to do something.
+fn refuse_unused_fields(cluster: &ClusterSpec, system: &System) -> Result<(), SpecError> {
+    let unused: &[(&str, bool)] = match system {
+        System::FaultlineNode | System::Etcd => &[],
+        System::RedisSentinel => &[
+            ("cluster.node_binary", cluster.node_binary.is_some()),
+            ("cluster.heartbeat_interval", cluster.heartbeat_interval.is_some()),
+            ("cluster.node_args", !cluster.node_args.is_empty()),
+        ],
+        System::Generic(_) => &[
+            ("cluster.node_binary", cluster.node_binary.is_some()),
+            ("cluster.election_timeout", cluster.election_timeout.is_some()),
+            ("cluster.heartbeat_interval", cluster.heartbeat_interval.is_some()),
+            ("cluster.node_args", !cluster.node_args.is_empty()),
+        ],
+    };
+    match unused.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(value_error(field, format!("is not used by system {:?}; remove it", cluster.system))),
+        None => Ok(()),
+    }
 }
 
 /// The node flags of the spec: `--mode`/`--bugs` from `cluster.mode` and
@@ -617,6 +641,18 @@ mod tests {
         assert_eq!((set.start.as_str(), set.ready.as_deref()), ("exec x", Some("test -e x")));
         let typed = SpecFile::default().with_overrides(&[("cluster.nodes".to_string(), "many".to_string())]);
         assert!(typed.is_err());
+    }
+
+    #[test]
+    fn fields_a_system_would_ignore_are_refused() {
+        let mut spec = SpecFile::default();
+        spec.cluster.system = "redis-sentinel".to_string();
+        spec.cluster.node_args = vec!["--x".to_string()];
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("cluster.node_args") && error.contains("not used by system"), "{error}");
+        spec.cluster.node_args.clear();
+        spec.cluster.election_timeout = Some("1s".to_string());
+        assert!(TestPlan::from_spec(&spec, 0).is_ok(), "sentinel's down-after comes from election_timeout");
     }
 
     #[test]

@@ -38,7 +38,8 @@ const STRAY_LINES_MAX: u32 = 16;
 pub struct ExternalCommand {
     /// Run with `/bin/sh -c`.
     pub command: String,
-    /// Working directory (the spec's directory, so relative paths work).
+    /// Working directory; None: the harness's own (relative paths in a
+    /// spec are relative to where faultline runs).
     pub dir: Option<PathBuf>,
 }
 

@@ -15,7 +15,7 @@ pub enum ClusterError {
     Files { path: PathBuf, source: std::io::Error },
     #[error("cluster: cannot start node {node} ({program}): {source}")]
     Spawn { node: usize, program: PathBuf, source: std::io::Error },
-    #[error("cluster: node {node} exited during startup (code {code:?}, signal {signal:?}); see {log}")]
+    #[error("cluster: node {node} exited during startup (code {code:?}, signal {signal:?}{hint}); see {log}", hint = startup_hint(*code))]
     ExitedEarly { node: usize, code: Option<i32>, signal: Option<i32>, log: PathBuf },
     #[error("cluster: node {node} not ready after {timeout_ms} ms; see {log}")]
     NotReady { node: usize, timeout_ms: u64, log: PathBuf },
@@ -31,4 +31,13 @@ pub enum ClusterError {
     Volume { node: usize, message: String, log: PathBuf },
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+}
+
+/// What an exit code of a shell-launched node usually means.
+fn startup_hint(code: Option<i32>) -> &'static str {
+    match code {
+        Some(127) => ": command not found",
+        Some(126) => ": command not executable",
+        _ => "",
+    }
 }

@@ -34,7 +34,8 @@ pub struct GenericDb {
     pub ready: Option<String>,
     pub peer_routing: PeerRouting,
     pub log_error_patterns: Vec<String>,
-    /// Working directory of every command (the spec's directory).
+    /// Working directory of every command; None: the harness's own
+    /// (the docs say to run generic specs from where their paths start).
     pub dir: Option<PathBuf>,
 }
 

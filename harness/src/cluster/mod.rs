@@ -403,7 +403,11 @@ impl Cluster {
                     self.inner.supervisor.started(node);
                     return Ok(());
                 }
-                Err(ClusterError::ExitedEarly { .. }) if attempt < LAUNCH_ATTEMPTS_MAX => {
+                // 126/127: the shell could not run the program; fresh ports
+                // will not help.
+                Err(ClusterError::ExitedEarly { code, .. })
+                    if attempt < LAUNCH_ATTEMPTS_MAX && !matches!(code, Some(126 | 127)) =>
+                {
                     self.move_ports(node)?;
                     self.launch(node).await?;
                 }
