@@ -218,20 +218,24 @@ async fn shared_route_attributes_connections_by_process() {
     let listen = proxy.add_shared_route(0, echo).await.unwrap();
     proxy.partition(&grudge(&[(0, &[2]), (2, &[0])]));
 
-    // Our own connection is not a registered node: unattributed, unaffected.
+    // Our own process is the harness's client: attributed, never cut.
     let mut own = TcpStream::connect(listen).await.unwrap();
     assert!(round_trip(&mut own, b"mine", WAIT_MS).await.is_some());
-    assert_eq!(proxy.stats().connections_unattributed, 1);
+    assert_eq!(proxy.stats().connections_unattributed, 0);
 
     // A child registered as node 2 is cut from node 0; one as node 1 is not.
-    assert_eq!(child_round_trip(&proxy, listen, 2).await, "closed");
-    assert_eq!(child_round_trip(&proxy, listen, 1).await, "echo");
+    assert_eq!(child_round_trip(&proxy, listen, Some(2)).await, "closed");
+    assert_eq!(child_round_trip(&proxy, listen, Some(1)).await, "echo");
+    assert_eq!(proxy.stats().connections_unattributed, 0);
+
+    // A process nobody registered is unattributed: counted, not faulted.
+    assert_eq!(child_round_trip(&proxy, listen, None).await, "echo");
     assert_eq!(proxy.stats().connections_unattributed, 1);
 }
 
 /// A python child (a shell wrapping it, to exercise descendants) that
-/// connects to `listen` once it is registered as `node`, and reports.
-async fn child_round_trip(proxy: &FaultProxy, listen: SocketAddr, node: usize) -> String {
+/// connects to `listen` once it is registered as `node` (if any), and reports.
+async fn child_round_trip(proxy: &FaultProxy, listen: SocketAddr, node: Option<usize>) -> String {
     let script = format!(
         "import socket,sys\n\
          sys.stdin.readline()\n\
@@ -252,7 +256,9 @@ async fn child_round_trip(proxy: &FaultProxy, listen: SocketAddr, node: usize) -
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    proxy.register_pid(child.id().unwrap(), node);
+    if let Some(node) = node {
+        proxy.register_pid(child.id().unwrap(), node);
+    }
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"go\n").await.unwrap();
     let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output());
