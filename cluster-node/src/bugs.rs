@@ -14,7 +14,9 @@ pub struct Bugs {
     /// Any node serves a read from its local state, leader or not.
     pub stale_read: bool,
     /// A node that believes it leads serves reads from local state without
-    /// confirming leadership with a quorum (a lease with no clock bound).
+    /// confirming leadership with a quorum, trusting a lease that outlives
+    /// the followers' election timeout (three of the longest), as a lease
+    /// with no clock bound does.
     pub lease_read: bool,
     /// Votes are granted without the log up-to-dateness check (Raft §5.4.1).
     pub vote_without_log_check: bool,

@@ -388,6 +388,22 @@ fn leader_without_check_quorum_stays_leader_when_isolated() {
 }
 
 #[test]
+fn lease_read_bug_keeps_an_isolated_leader_past_the_followers_election() {
+    let mut network = Network::new(3, |c| c.bugs.lease_read = true);
+    network.elect(1);
+    network.isolate(1);
+    // Two of the longest election timeouts: the others elect a new leader,
+    // yet node 1 still believes it leads (two leaders, so local reads are stale).
+    network.tick_all(40);
+    assert_eq!(network.node(1).status().role, Role::Leader);
+    assert!(network.leaders().iter().any(|&l| l != 1), "no second leader");
+    // The lease (3 x 20 ticks) is checked against what node 1 heard during
+    // the previous one, so it steps down by the end of the second.
+    network.tick(1, 90);
+    assert_eq!(network.node(1).status().role, Role::Follower, "the lease never ends");
+}
+
+#[test]
 fn failover_elects_a_new_leader_with_every_committed_entry() {
     let mut network = Network::new(3, |_| {});
     network.elect(1);

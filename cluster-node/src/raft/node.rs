@@ -67,6 +67,9 @@ pub struct RawNode {
     pub(super) ready_outstanding: bool,
 }
 
+/// Election timeouts the planted `lease-read` bug's lease lasts.
+const LEASE_READ_BUG_TIMEOUTS: u32 = 3;
+
 impl RawNode {
     /// Builds a core from the configuration and what the server restored from
     /// disk (`Restored::default()` for a fresh node). `rng_seed` drives every
@@ -119,6 +122,18 @@ impl RawNode {
         }
     }
 
+    /// How long a leader trusts its leadership without hearing a quorum:
+    /// one election timeout, the time after which followers may elect
+    /// another leader. The planted `lease-read` bug trusts it for three of
+    /// the longest, a lease with no bound from the followers' clocks.
+    fn check_quorum_ticks(&self) -> u32 {
+        if self.config.bugs.lease_read {
+            self.config.election_timeout_ticks_max.saturating_mul(LEASE_READ_BUG_TIMEOUTS)
+        } else {
+            self.config.election_timeout_ticks_min
+        }
+    }
+
     fn tick_election(&mut self) {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.election_timeout_ticks {
@@ -129,7 +144,7 @@ impl RawNode {
     fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
-        if self.election_elapsed >= self.config.election_timeout_ticks_min {
+        if self.election_elapsed >= self.check_quorum_ticks() {
             self.election_elapsed = 0;
             if self.config.check_quorum && !self.quorum_recently_active() {
                 self.become_follower(self.term, None);
