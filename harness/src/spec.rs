@@ -109,6 +109,10 @@ pub struct NemesisSpec {
     pub link_delay: String,
     pub link_jitter: String,
     pub link_bandwidth_bytes_per_s: u64,
+    /// Each fault family on its own schedule, so faults of different
+    /// families overlap (a partition while a node is down); otherwise one
+    /// fault at a time.
+    pub concurrent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +197,7 @@ impl Default for NemesisSpec {
             link_delay: "50ms".to_string(),
             link_jitter: "50ms".to_string(),
             link_bandwidth_bytes_per_s: 2_000,
+            concurrent: false,
         }
     }
 }
@@ -334,6 +339,8 @@ pub struct TestPlan {
     pub link_delay_ms: u64,
     pub link_jitter_ms: u64,
     pub link_bandwidth_bytes_per_s: u64,
+    /// One schedule per fault family, overlapping (`nemesis.concurrent`).
+    pub nemesis_concurrent: bool,
     pub time_limit_ms: u64,
     pub rate_per_s: f64,
     pub concurrency: usize,
@@ -400,6 +407,7 @@ impl TestPlan {
             link_delay_ms: duration_field("nemesis.link_delay", &spec.nemesis.link_delay)?,
             link_jitter_ms: duration_field("nemesis.link_jitter", &spec.nemesis.link_jitter)?,
             link_bandwidth_bytes_per_s: spec.nemesis.link_bandwidth_bytes_per_s,
+            nemesis_concurrent: spec.nemesis.concurrent,
             time_limit_ms: positive("schedule.time_limit", &schedule.time_limit)?,
             rate_per_s: schedule.rate,
             concurrency: schedule.concurrency,

@@ -107,7 +107,7 @@ impl Probe {
 }
 
 /// The spec of run `index` of `target`.
-pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> SpecFile {
+pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<SpecFile, MatrixError> {
     let mut spec = SpecFile::default();
     spec.name = format!("matrix-{}", target.name);
     spec.seed = Some(options.seed + u64::from(index));
@@ -118,7 +118,8 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> SpecFile
     spec.workload.kind = target.workload.to_string();
     spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
     spec.schedule.time_limit = options.time_limit.clone();
-    spec
+    let overrides: Vec<(String, String)> = target.overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.with_overrides(&overrides).map_err(|source| MatrixError::Spec { target: target.name, source })
 }
 
 /// Runs `target` up to `options.runs` times, stopping at the first invalid verdict.
@@ -126,7 +127,7 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
     assert!(options.runs > 0, "a probe needs at least one run");
     let mut probe = Probe::new(target);
     if options.baseline {
-        let mut spec = spec_for(target, options, 0);
+        let mut spec = spec_for(target, options, 0)?;
         spec.name = format!("matrix-{}-no-faults", target.name);
         spec.nemesis.faults = vec!["none".to_string()];
         let plan = TestPlan::from_spec(&spec, options.seed)
@@ -135,7 +136,7 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
     }
     let started = Instant::now();
     for index in 0..options.runs {
-        let spec = spec_for(target, options, index);
+        let spec = spec_for(target, options, index)?;
         let plan = TestPlan::from_spec(&spec, options.seed)
             .map_err(|source| MatrixError::Spec { target: target.name, source })?;
         let results = runner::run(&plan, RunOptions { quiet: true }).await?;
@@ -203,7 +204,7 @@ pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec
     }
     let (mut alarms, mut unknown, mut alarm_seeds) = (0, 0, Vec::new());
     for index in 0..runs {
-        let spec = spec_for(&target, options, index);
+        let spec = spec_for(&target, options, index)?;
         let plan = TestPlan::from_spec(&spec, options.seed)
             .map_err(|source| MatrixError::Spec { target: target.name, source })?;
         let results = runner::run(&plan, RunOptions { quiet: true }).await?;

@@ -17,6 +17,9 @@ pub struct Target {
     pub faults: Vec<&'static str>,
     /// Why these faults expose it; printed in the docs' table.
     pub exposed_by: &'static str,
+    /// Spec fields set for this target's runs (`--set` syntax), e.g. a
+    /// fault schedule the bug needs.
+    pub overrides: Vec<(&'static str, &'static str)>,
 }
 
 fn bug(name: &'static str, workload: &'static str, faults: &[&'static str], exposed_by: &'static str) -> Target {
@@ -28,6 +31,7 @@ fn bug(name: &'static str, workload: &'static str, faults: &[&'static str], expo
         workload,
         faults: faults.to_vec(),
         exposed_by,
+        overrides: Vec::new(),
     }
 }
 
@@ -40,6 +44,7 @@ fn mode(name: &'static str, faults: &[&'static str], exposed_by: &'static str) -
         workload: "register",
         faults: faults.to_vec(),
         exposed_by,
+        overrides: Vec::new(),
     }
 }
 
@@ -71,6 +76,7 @@ pub fn correct() -> Target {
         workload: "register",
         faults: vec!["kill", "pause", "partition", "link", "power-loss"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
+        overrides: Vec::new(),
     }
 }
 

@@ -79,6 +79,20 @@ pub enum FaultFamily {
     Power,
 }
 
+impl FaultFamily {
+    /// The family's name: every fault of it is named `<family>-<target>`,
+    /// and its own heal in a concurrent schedule is `heal-<family>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultFamily::Kill => "kill",
+            FaultFamily::Pause => "pause",
+            FaultFamily::Partition => "partition",
+            FaultFamily::Link => "link",
+            FaultFamily::Power => "power-loss",
+        }
+    }
+}
+
 const KILLS: [Fault; 4] = [
     Fault::Kill(KillTarget::Random),
     Fault::Kill(KillTarget::Leader),
@@ -230,6 +244,9 @@ mod tests {
         assert!(Fault::parse_name("none").unwrap().is_empty());
         let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();
         assert_eq!(faults.len(), 5, "duplicates are dropped");
+        for fault in Fault::every() {
+            assert!(fault.name().starts_with(&format!("{}-", fault.family().name())), "{fault}");
+        }
         let error = Fault::parse_name("explode").unwrap_err();
         assert!(error.contains("unknown nemesis \"explode\""), "{error}");
     }

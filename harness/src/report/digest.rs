@@ -215,15 +215,21 @@ impl<'w> Builder<'w> {
     }
 
     fn push_nemesis(&mut self, event: &Line) {
-        let heal = event.f == "heal" || event.f == "final-heal";
+        // `heal-<family>` (a concurrent schedule) ends that family's faults
+        // only; `heal` and `final-heal` end them all.
+        let family = event.f.strip_prefix("heal-").map(|family| format!("{family}-"));
+        let heal = event.f == "heal" || event.f == "final-heal" || family.is_some();
         match (event.kind, heal) {
             (EventType::Invoke, false) => {
                 self.open_faults.push(Span { name: event.f.clone(), start_ns: event.time_ns, end_ns: event.time_ns });
             }
-            // A heal ends every fault at its completion; an injection that
+            // A heal ends its faults at its completion; an injection that
             // failed (info) ends its own fault.
             (EventType::Invoke, true) => {}
-            (_, true) => self.close_faults(|_| true, event.time_ns),
+            (_, true) => match &family {
+                Some(prefix) => self.close_faults(|s| s.name.starts_with(prefix.as_str()), event.time_ns),
+                None => self.close_faults(|_| true, event.time_ns),
+            },
             (EventType::Info | EventType::Fail, false) => self.close_faults(|s| s.name == event.f, event.time_ns),
             (EventType::Ok, false) => {}
         }
@@ -317,5 +323,21 @@ mod tests {
         assert!(d.faults_at(4500).is_empty());
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.ms(3000), 0.002);
+    }
+
+    #[test]
+    fn a_family_heal_ends_only_that_familys_faults() {
+        let d = digest(
+            &[
+                r#"{"process":"nemesis","type":"invoke","f":"partition-halves","value":null,"time_ns":1000}"#,
+                r#"{"process":"nemesis","type":"invoke","f":"kill-leader","value":null,"time_ns":2000}"#,
+                r#"{"process":"nemesis","type":"ok","f":"heal-kill","value":null,"time_ns":3000}"#,
+                r#"{"process":"nemesis","type":"ok","f":"heal-partition","value":null,"time_ns":5000}"#,
+            ],
+            &[],
+        );
+        assert_eq!(d.faults_at(2500), vec!["partition-halves", "kill-leader"]);
+        assert_eq!(d.faults_at(4000), vec!["partition-halves"], "heal-kill left the partition in force");
+        assert!(d.faults_at(5500).is_empty());
     }
 }

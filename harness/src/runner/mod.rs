@@ -39,7 +39,7 @@ pub mod system;
 
 use clients::ClientPool;
 use history::Recorder;
-use nemesis_task::{set_state, NemesisRun, NemesisState};
+use nemesis_task::{set_state, NemesisGroup, NemesisRun, NemesisState};
 use progress::{Feed, Progress};
 pub use results::Results;
 
@@ -186,10 +186,10 @@ async fn run_on_cluster(
         phase: phase.clone(),
     };
     let progress = Progress::start(feed, options.quiet);
-    let mut mix = Mix::standard(&plan.faults, plan.seed, link_settings(plan))?;
+    let groups = nemesis_groups(plan)?;
     let phases = Phases { plan, cluster, recorder: &recorder, stop: &stop, nemesis_state, phase, start };
     let outcome = tokio::select! {
-        liveness = phases.run(&mut mix) => Ok(liveness),
+        liveness = phases.run(groups) => Ok(liveness),
         name = signals.next() => {
             stop.store(true, Ordering::Relaxed);
             Err(RunError::Interrupted { signal: name, dir: run_dir.path.clone() })
@@ -206,6 +206,37 @@ async fn run_on_cluster(
         return Err(RunError::History { path: run_dir.history_path(), message });
     }
     outcome
+}
+
+/// The nemesis schedules of a plan: one for all its faults, or with
+/// `nemesis.concurrent` one per fault family (each with its own seeded
+/// schedule), so a partition can be in force while a node is down.
+fn nemesis_groups(plan: &TestPlan) -> Result<Vec<NemesisGroup>, NemesisError> {
+    let schedule = |faults: Vec<crate::nemesis::Fault>, seed: u64| {
+        Schedule::new(
+            faults,
+            (plan.fault_duration_ms_min, plan.fault_duration_ms_max),
+            (plan.heal_duration_ms_min, plan.heal_duration_ms_max),
+            seed,
+        )
+    };
+    if !plan.nemesis_concurrent {
+        let mix = Mix::standard(&plan.faults, plan.seed, link_settings(plan))?;
+        return Ok(vec![NemesisGroup { mix, schedule: schedule(plan.faults.clone(), plan.seed), heal_name: "heal".into() }]);
+    }
+    let mut families: Vec<FaultFamily> = plan.faults.iter().map(|fault| fault.family()).collect();
+    families.sort_unstable();
+    families.dedup();
+    families
+        .into_iter()
+        .map(|family| {
+            let faults: Vec<_> = plan.faults.iter().copied().filter(|fault| fault.family() == family).collect();
+            let mix = Mix::standard(&faults, plan.seed, link_settings(plan))?;
+            // Each family's schedule gets a stream of its own.
+            let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family as u64);
+            Ok(NemesisGroup { mix, schedule: schedule(faults, seed), heal_name: format!("heal-{}", family.name()) })
+        })
+        .collect()
 }
 
 fn link_settings(plan: &TestPlan) -> LinkSettings {
@@ -250,7 +281,7 @@ impl Phases<'_> {
         }
     }
 
-    async fn run(&self, mix: &mut Mix) -> Liveness {
+    async fn run(&self, groups: Vec<NemesisGroup>) -> Liveness {
         let plan = self.plan;
         let process_next = Arc::new(AtomicU64::new(0));
         let pool = self.pool(&process_next);
@@ -260,14 +291,8 @@ impl Phases<'_> {
             stagger(plan.seed ^ 0x5354_4147, plan.gap_mean_ns(), plan.workload.generator(plan.seed)),
         ));
         let clients_deadline = self.start + time_limit + Duration::from_millis(2 * plan.op_timeout_ms + 1_000);
-        let mut schedule = Schedule::new(
-            plan.faults.clone(),
-            (plan.fault_duration_ms_min, plan.fault_duration_ms_max),
-            (plan.heal_duration_ms_min, plan.heal_duration_ms_max),
-            plan.seed,
-        );
         let mut nemesis = NemesisRun {
-            mix,
+            groups,
             cluster: self.cluster,
             recorder: self.recorder,
             state: self.nemesis_state.clone(),
@@ -275,10 +300,10 @@ impl Phases<'_> {
         };
         tokio::join!(
             pool.run(main, plan.concurrency, self.start, clients_deadline),
-            nemesis.run(&mut schedule, self.start + time_limit),
+            nemesis.run(self.start + time_limit),
         );
         self.set_phase("healing");
-        nemesis.heal(true).await;
+        nemesis.heal_all().await;
         self.set_phase("liveness");
         let liveness = self.probe_liveness(&pool).await;
         self.set_phase("recovery");
@@ -409,4 +434,27 @@ fn count_events(path: &std::path::Path) -> history::CountsSnapshot {
         }
     }
     counts.snapshot()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SpecFile;
+
+    fn plan(concurrent: bool) -> TestPlan {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = vec!["partition-halves".into(), "kill-leader".into(), "kill-random".into()];
+        spec.nemesis.concurrent = concurrent;
+        TestPlan::from_spec(&spec, 1).unwrap()
+    }
+
+    #[test]
+    fn a_concurrent_nemesis_gets_one_schedule_per_family() {
+        let groups = nemesis_groups(&plan(true)).unwrap();
+        let names: Vec<&str> = groups.iter().map(|g| g.heal_name.as_str()).collect();
+        assert_eq!(names, ["heal-kill", "heal-partition"]);
+        let one = nemesis_groups(&plan(false)).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].heal_name, "heal");
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::history::{nemesis_event, Recorder};
 use crate::cluster::Cluster;
-use crate::nemesis::{Fault, Mix, Nemesis, Schedule};
+use crate::nemesis::{Fault, Mix, Nemesis, Schedule, ScheduleStep};
 
 /// The nemesis state the progress display shows (`healthy`, `kill-leader`).
 pub type NemesisState = Arc<Mutex<String>>;
@@ -37,8 +37,44 @@ async fn sleep_until(until: Instant, end: Instant, stop: &AtomicBool) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
+/// One schedule and the nemesis it drives. Tests run one group for all
+/// faults, or (`nemesis.concurrent`) one group per fault family, so faults
+/// of different families overlap.
+pub struct NemesisGroup {
+    pub mix: Mix,
+    pub schedule: Schedule,
+    /// `heal-<family>` in a concurrent schedule, else `heal`.
+    pub heal_name: String,
+}
+
+/// Where one group is in its cycle.
+enum Cycle {
+    /// Quiet until `until`, then `step.fault` is injected.
+    Quiet { until: Instant, step: ScheduleStep },
+    /// A fault in force until `until`, then this group heals.
+    Faulted { until: Instant },
+    /// The schedule has nothing more.
+    Done,
+}
+
+impl Cycle {
+    fn after_heal(schedule: &mut Schedule, now: Instant) -> Cycle {
+        match schedule.next_step() {
+            Some(step) => Cycle::Quiet { until: now + Duration::from_millis(step.quiet_ms), step },
+            None => Cycle::Done,
+        }
+    }
+
+    fn until(&self) -> Option<Instant> {
+        match self {
+            Cycle::Quiet { until, .. } | Cycle::Faulted { until } => Some(*until),
+            Cycle::Done => None,
+        }
+    }
+}
+
 pub struct NemesisRun<'a> {
-    pub mix: &'a mut Mix,
+    pub groups: Vec<NemesisGroup>,
     pub cluster: &'a Cluster,
     pub recorder: &'a Recorder,
     pub state: NemesisState,
@@ -46,31 +82,60 @@ pub struct NemesisRun<'a> {
 }
 
 impl NemesisRun<'_> {
-    /// Follow `schedule` until `end`; leaves the last fault healed.
-    pub async fn run(&mut self, schedule: &mut Schedule, end: Instant) {
-        // Each pass sleeps at least the (positive) quiet time, so the loop
-        // ends by `end`.
-        while let Some(step) = schedule.next_step() {
-            if !sleep_until(Instant::now() + Duration::from_millis(step.quiet_ms), end, self.stop).await {
+    /// Follow every group's schedule until `end`, each at its own pace;
+    /// leaves no fault in force. Deterministic for a seed: the next action
+    /// is always the earliest one due (ties go to the first group).
+    pub async fn run(&mut self, end: Instant) {
+        let now = Instant::now();
+        let mut cycles: Vec<Cycle> = self.groups.iter_mut().map(|g| Cycle::after_heal(&mut g.schedule, now)).collect();
+        // Each pass either returns or performs one action that moves its
+        // group's `until` forward (quiet and fault times are positive), so
+        // the loop ends by `end`.
+        loop {
+            let next = cycles.iter().enumerate().filter_map(|(i, c)| c.until().map(|u| (u, i))).min();
+            let Some((until, group)) = next else {
+                sleep_until(end, end, self.stop).await;
                 return;
+            };
+            if !sleep_until(until, end, self.stop).await || Instant::now() >= end {
+                break;
             }
-            if Instant::now() >= end {
-                return;
-            }
-            self.inject(step.fault).await;
-            let held = sleep_until(Instant::now() + Duration::from_millis(step.fault_ms), end, self.stop).await;
-            self.heal(false).await;
-            if !held {
-                return;
+            cycles[group] = match std::mem::replace(&mut cycles[group], Cycle::Done) {
+                Cycle::Quiet { step, .. } => {
+                    self.inject(group, step.fault).await;
+                    Cycle::Faulted { until: Instant::now() + Duration::from_millis(step.fault_ms) }
+                }
+                Cycle::Faulted { .. } => {
+                    self.heal_group(group).await;
+                    Cycle::after_heal(&mut self.groups[group].schedule, Instant::now())
+                }
+                Cycle::Done => Cycle::Done,
+            };
+            self.show_state(&cycles);
+        }
+        for (group, cycle) in cycles.iter().enumerate() {
+            if matches!(cycle, Cycle::Faulted { .. }) {
+                self.heal_group(group).await;
             }
         }
-        sleep_until(end, end, self.stop).await;
+        set_state(&self.state, "healthy");
     }
 
-    async fn inject(&mut self, fault: Fault) {
+    fn show_state(&self, cycles: &[Cycle]) {
+        let faults: Vec<&str> = cycles
+            .iter()
+            .zip(&self.groups)
+            .filter(|(c, _)| matches!(c, Cycle::Faulted { .. }))
+            .map(|(_, g)| g.heal_name.as_str())
+            .collect();
+        let text = if faults.is_empty() { "healthy".to_string() } else { format!("faulted ({})", faults.join(", ")) };
+        set_state(&self.state, &text);
+    }
+
+    async fn inject(&mut self, group: usize, fault: Fault) {
         set_state(&self.state, fault.name());
         self.recorder.record(nemesis_event(EventType::Invoke, fault.name(), json!(null))).await;
-        let completion = match self.mix.invoke(fault, self.cluster).await {
+        let completion = match self.groups[group].mix.invoke(fault, self.cluster).await {
             Ok(effect) => nemesis_event(EventType::Ok, fault.name(), effect),
             Err(error) => {
                 let mut event = nemesis_event(EventType::Info, fault.name(), json!(null));
@@ -81,17 +146,43 @@ impl NemesisRun<'_> {
         self.recorder.record(completion).await;
     }
 
-    /// Undo every fault in force; `last` marks the final heal of the test.
-    pub async fn heal(&mut self, last: bool) {
-        let f = if last { "final-heal" } else { "heal" };
-        self.recorder.record(nemesis_event(EventType::Invoke, f, json!(null))).await;
-        let completion = match self.mix.heal(self.cluster).await {
-            Ok(effect) => nemesis_event(EventType::Ok, f, effect),
+    /// Undo what one group has in force.
+    async fn heal_group(&mut self, group: usize) {
+        let f = self.groups[group].heal_name.clone();
+        self.recorder.record(nemesis_event(EventType::Invoke, &f, json!(null))).await;
+        let completion = match self.groups[group].mix.heal(self.cluster).await {
+            Ok(effect) => nemesis_event(EventType::Ok, &f, effect),
             Err(error) => {
-                let mut event = nemesis_event(EventType::Info, f, json!(null));
+                let mut event = nemesis_event(EventType::Info, &f, json!(null));
                 event.error = Some(error.to_string());
                 event
             }
+        };
+        self.recorder.record(completion).await;
+    }
+
+    /// Undo every fault of every group: the final heal of the test.
+    pub async fn heal_all(&mut self) {
+        let f = "final-heal";
+        self.recorder.record(nemesis_event(EventType::Invoke, f, json!(null))).await;
+        let mut effects = Vec::new();
+        let mut errors = Vec::new();
+        for group in &mut self.groups {
+            match group.mix.heal(self.cluster).await {
+                Ok(effect) => effects.push(effect),
+                Err(error) => errors.push(error.to_string()),
+            }
+        }
+        let effect = match effects.len() {
+            1 => effects.remove(0),
+            _ => json!(effects),
+        };
+        let completion = if errors.is_empty() {
+            nemesis_event(EventType::Ok, f, effect)
+        } else {
+            let mut event = nemesis_event(EventType::Info, f, effect);
+            event.error = Some(errors.join("; "));
+            event
         };
         self.recorder.record(completion).await;
         set_state(&self.state, "healthy");
