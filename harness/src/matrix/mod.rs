@@ -287,3 +287,32 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         _ => ExitCode::from(EXIT_HARNESS_ERROR),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> ProbeOptions {
+        ProbeOptions {
+            runs: 3,
+            time_limit: "30s".to_string(),
+            seed: 7,
+            store: PathBuf::from("store"),
+            node_binary: None,
+            baseline: true,
+        }
+    }
+
+    #[test]
+    fn every_target_spec_is_a_valid_plan_with_its_overrides() {
+        for target in targets::all().into_iter().chain([targets::correct()]) {
+            let spec = spec_for(&target, &options(), 2).expect("overrides apply");
+            let plan = TestPlan::from_spec(&spec, 0).unwrap_or_else(|e| panic!("{}: {e}", target.name));
+            assert_eq!(plan.seed, 9, "{}: seed + run index", target.name);
+            assert_eq!(plan.nemesis_concurrent, target.overrides.contains(&("nemesis.concurrent", "true")));
+        }
+        let vote = targets::select(&["vote-without-log-check".to_string()]).expect("a row");
+        let plan = TestPlan::from_spec(&spec_for(&vote[0], &options(), 0).expect("spec"), 0).expect("plan");
+        assert_eq!(plan.nodes, 3);
+    }
+}

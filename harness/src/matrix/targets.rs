@@ -53,9 +53,16 @@ pub fn all() -> Vec<Target> {
     vec![
         // Clients stick to the leader; only losing it makes them read elsewhere.
         bug("stale-read", "register", &["partition-leader", "kill-leader"], "clients pushed off the leader read lagging or isolated nodes"),
-        bug("lease-read", "register", &["partition-leader", "pause-leader"], "a deposed leader that has not noticed yet answers reads"),
+        bug("lease-read", "register", &["partition-leader"], "the isolated leader trusts its lease for 3 election timeouts and answers reads while the majority's new leader takes writes"),
         bug("ack-before-commit", "register", &["partition-leader", "kill-leader"], "writes acked by an isolated leader are truncated by the new one"),
-        bug("vote-without-log-check", "register", &["partition", "kill"], "a lagging node wins an election and truncates committed entries"),
+        Target {
+            // Three nodes and overlapping faults: the leader dies while its
+            // partner is cut from the third node, so at the heal the lagging
+            // node can win the vote; the partner's committed entries are
+            // beyond the new leader's log and the cluster cannot commit again.
+            overrides: vec![("cluster.nodes", "3"), ("nemesis.concurrent", "true")],
+            ..bug("vote-without-log-check", "register", &["partition-halves", "kill-leader"], "a lagging node wins an election; the committed entries it lacks stall the cluster (liveness) or are lost")
+        },
         bug("forget-vote", "register", &["kill", "partition"], "a restarted node votes twice in one term: two leaders"),
         bug("commit-old-term", "register", &["partition", "kill"], "figure 8: an old-term entry committed by counting is overwritten"),
         bug("no-fsync", "register", &["power-loss-majority", "power-loss-all"], "a majority loses power: acked entries that lived only in page caches are gone from a quorum (kill -9 keeps the page cache)"),
