@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use faultline_node::raft::{
     Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, ReadState, Restored,
-    Role, Snapshot, SnapshotMeta,
+    Role, Snapshot, SnapshotMeta, StepError,
 };
 
 /// What one node made durable, the way a server's WAL and snapshot file would.
@@ -1112,4 +1112,34 @@ fn a_snapshot_failing_the_state_machine_check_is_not_adopted() {
         .expect("an acceptable snapshot");
     let ready = node.ready();
     assert_eq!(ready.snapshot.map(|s| s.meta.last_index), Some(10));
+}
+
+#[test]
+fn a_second_leader_in_one_term_is_reported_as_a_safety_violation() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    let term = network.node(1).status().term;
+    let heartbeat = |to| Message { from: 3, to, term, body: MessageBody::Heartbeat { commit: 0, read_seq: 0 } };
+    // Node 2 follows node 1 in this term; node 1 leads it.
+    for to in [2, 1] {
+        let error = network.node_mut(to).step(heartbeat(to)).expect_err("refused");
+        assert!(matches!(error, StepError::SafetyViolation { from: 3, .. }), "{error}");
+    }
+    assert_eq!(network.node(1).status().role, Role::Leader);
+    assert_eq!(network.node(2).status().leader, Some(1));
+}
+
+#[test]
+fn a_follower_reporting_entries_beyond_the_leaders_log_is_a_safety_violation() {
+    let mut network = Network::new(3, |_| {});
+    network.elect(1);
+    let status = network.node(1).status();
+    let beyond = Message {
+        from: 2,
+        to: 1,
+        term: status.term,
+        body: MessageBody::AppendResponse { index: 1_000, rejection: None },
+    };
+    let error = network.node_mut(1).step(beyond).expect_err("refused");
+    assert!(matches!(error, StepError::SafetyViolation { from: 2, .. }), "{error}");
 }

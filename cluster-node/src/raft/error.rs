@@ -28,6 +28,16 @@ pub enum StepError {
         kind: &'static str,
         reason: &'static str,
     },
+    /// A well-formed message from the current term that contradicts what
+    /// Raft guarantees (one leader per term; a leader holds every committed
+    /// entry): some node in the cluster broke the protocol. The message is
+    /// dropped; the server reports it loudly, as etcd's raft panics.
+    #[error("raft safety violation in {kind} message from {from}: {reason}")]
+    SafetyViolation {
+        kind: &'static str,
+        from: u64,
+        reason: &'static str,
+    },
     /// The snapshot arrived whole but the state machine's check refused its
     /// data (`RawNode::set_snapshot_check`); the core did not adopt it.
     #[error("snapshot through index {index} rejected: {reason}")]

@@ -97,4 +97,12 @@ impl MessageBody {
             MessageBody::InstallSnapshotResponse { .. } => "install_snapshot_response",
         }
     }
+
+    /// Only a leader sends these, and only in its own term.
+    pub fn is_from_leader(&self) -> bool {
+        matches!(
+            self,
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. }
+        )
+    }
 }

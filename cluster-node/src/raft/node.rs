@@ -280,6 +280,13 @@ impl RawNode {
 
     fn step_follower(&mut self, message: Message) -> Result<(), StepError> {
         let from = message.from;
+        if message.body.is_from_leader() && self.leader.is_some_and(|leader| leader != from) {
+            return Err(StepError::SafetyViolation {
+                kind: message.body.kind(),
+                from,
+                reason: "a second leader in this term",
+            });
+        }
         match message.body {
             MessageBody::Append {
                 prev_index,
@@ -331,6 +338,13 @@ impl RawNode {
 
     fn step_leader(&mut self, message: Message) -> Result<(), StepError> {
         let from = message.from;
+        if message.body.is_from_leader() {
+            return Err(StepError::SafetyViolation {
+                kind: message.body.kind(),
+                from,
+                reason: "another leader in this leader's term",
+            });
+        }
         match message.body {
             MessageBody::AppendResponse { index, rejection } => {
                 self.handle_append_response(from, index, rejection)

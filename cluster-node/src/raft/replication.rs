@@ -125,9 +125,10 @@ impl RawNode {
         }
         if let Some(conflict) = self.log.find_conflict(&entries) {
             if conflict <= self.log.committed() {
-                return Err(StepError::Malformed {
+                return Err(StepError::SafetyViolation {
                     kind: "append",
-                    reason: "conflicts with a committed entry",
+                    from,
+                    reason: "the leader's entries conflict with a committed entry",
                 });
             }
             let skip = (conflict - prev_index - 1) as usize;
@@ -167,9 +168,12 @@ impl RawNode {
         rejection: Option<AppendRejection>,
     ) -> Result<(), StepError> {
         if index > self.log.last_index() {
-            return Err(StepError::Malformed {
+            // The follower holds (or has committed) entries this term's
+            // leader lacks: leader completeness is broken.
+            return Err(StepError::SafetyViolation {
                 kind: "append_response",
-                reason: "index beyond the leader's log",
+                from,
+                reason: "the follower's index is beyond the leader's log",
             });
         }
         let Some(progress) = self.progress.get_mut(&from) else {

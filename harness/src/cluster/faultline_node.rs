@@ -77,7 +77,9 @@ impl Db for FaultlineNodeDb {
     }
 
     fn log_error_patterns(&self) -> Vec<String> {
-        vec!["panicked at".to_string(), "FATAL".to_string()]
+        // A node that sees a peer break Raft's guarantees (two leaders in a
+        // term, a leader missing committed entries) logs this and goes on.
+        ["panicked at", "FATAL", "raft safety violation"].map(String::from).to_vec()
     }
 
     fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
