@@ -313,6 +313,7 @@ mod tests {
         }
         let vote = targets::select(&["vote-without-log-check".to_string()]).expect("a row");
         let plan = TestPlan::from_spec(&spec_for(&vote[0], &options(), 0).expect("spec"), 0).expect("plan");
-        assert_eq!(plan.nodes, 3);
+        assert!(plan.nemesis_concurrent);
+        assert_eq!(plan.nodes, 5);
     }
 }

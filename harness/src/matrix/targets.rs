@@ -56,15 +56,13 @@ pub fn all() -> Vec<Target> {
         bug("lease-read", "register", &["partition-leader"], "the isolated leader trusts its lease for 3 election timeouts and answers reads while the majority's new leader takes writes"),
         bug("ack-before-commit", "register", &["partition-leader", "kill-leader"], "writes acked by an isolated leader are truncated by the new one"),
         Target {
-            // Three nodes and overlapping faults: the leader dies while its
-            // partner is cut from the third node, so at the heal the lagging
-            // node can win the vote; the partner's committed entries are
-            // beyond the new leader's log and the cluster cannot commit again.
-            overrides: vec![("cluster.nodes", "3"), ("nemesis.concurrent", "true")],
-            ..bug("vote-without-log-check", "register", &["partition-halves", "kill-leader"], "a lagging node wins an election; the committed entries it lacks stall the cluster (liveness) or are lost")
+            // Overlapping faults: a leader killed while the cluster is
+            // partitioned leaves lagging nodes to win the next election.
+            overrides: vec![("nemesis.concurrent", "true")],
+            ..bug("vote-without-log-check", "register", &["partition", "kill"], "a lagging node wins an election; followers holding committed entries beyond its log log a raft safety violation and the cluster may stall")
         },
-        bug("forget-vote", "register", &["kill", "partition"], "a restarted node votes twice in one term: two leaders"),
-        bug("commit-old-term", "register", &["partition", "kill"], "figure 8: an old-term entry committed by counting is overwritten"),
+        Target { overrides: vec![("nemesis.concurrent", "true")], ..bug("forget-vote", "register", &["kill", "partition"], "a restarted node votes twice in one term: two leaders") },
+        Target { overrides: vec![("nemesis.concurrent", "true")], ..bug("commit-old-term", "register", &["partition", "kill"], "figure 8: an old-term entry committed by counting is overwritten") },
         bug("no-fsync", "register", &["power-loss-majority", "power-loss-all"], "a majority loses power: acked entries that lived only in page caches are gone from a quorum (kill -9 keeps the page cache)"),
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
