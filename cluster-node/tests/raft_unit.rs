@@ -1143,3 +1143,21 @@ fn a_follower_reporting_entries_beyond_the_leaders_log_is_a_safety_violation() {
     let error = network.node_mut(1).step(beyond).expect_err("refused");
     assert!(matches!(error, StepError::SafetyViolation { from: 2, .. }), "{error}");
 }
+
+#[test]
+fn a_candidate_asks_again_for_votes_lost_on_the_way() {
+    let mut network = Network::new(3, |_| {});
+    network.filter = Some(Box::new(|m: &Message| matches!(m.body, MessageBody::Vote { .. })));
+    network.node_mut(1).campaign();
+    network.stabilize();
+    let status = network.node(1).status();
+    assert_eq!(status.role, Role::Candidate, "pre-votes pass, every vote request is lost");
+    network.heal();
+    // One heartbeat interval, well inside the election timeout: the retry,
+    // not a new campaign, wins the election in the same term.
+    network.tick(1, 1);
+    assert_eq!(network.node(1).status().role, Role::Leader);
+    assert_eq!(network.node(1).status().term, status.term);
+    let asked = network.count_delivered(|m| matches!(m.body, MessageBody::Vote { .. }));
+    assert!(asked >= 1, "the vote requests were sent again");
+}

@@ -108,6 +108,23 @@ impl RawNode {
         self.snapshot_receiver = None;
     }
 
+    /// Candidate: asks again every peer that has not answered this term.
+    /// Raft retries RPCs that get no answer (§5.1): a request lost to a
+    /// broken connection or a restarting peer would otherwise cost the whole
+    /// election timeout.
+    pub(super) fn retry_vote_requests(&mut self) {
+        assert!(self.role == Role::Candidate, "only a candidate asks for votes");
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let silent: Vec<u64> = self
+            .other_peers()
+            .into_iter()
+            .filter(|peer| !self.votes.contains_key(peer))
+            .collect();
+        for peer in silent {
+            self.send(peer, MessageBody::Vote { last_index, last_term });
+        }
+    }
+
     /// Answers a PreVote or Vote whose term is at least ours.
     pub(super) fn handle_vote_request(&mut self, message: &Message) {
         let (pre, last_index, last_term) = match message.body {

@@ -138,6 +138,14 @@ impl RawNode {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.election_timeout_ticks {
             self.campaign();
+            return;
+        }
+        if self.role == Role::Candidate {
+            self.heartbeat_elapsed += 1;
+            if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+                self.heartbeat_elapsed = 0;
+                self.retry_vote_requests();
+            }
         }
     }
 
