@@ -68,6 +68,8 @@ pub struct Core {
     /// Planted bugs and the replication mode; the defaults are the correct node.
     pub bugs: Bugs,
     pub mode: Mode,
+    /// Role and term last logged, so each change is logged once.
+    role_logged: (Role, u64),
 }
 
 pub struct Inputs {
@@ -116,6 +118,7 @@ impl Core {
             wal_syncs: 0,
             bugs: Bugs::default(),
             mode: Mode::default(),
+            role_logged: (Role::Follower, 0),
         }
     }
 
@@ -153,6 +156,7 @@ impl Core {
                 }
             }
             self.drain_ready()?;
+            self.log_role_change();
             self.answer_early_writes();
         }
     }
@@ -168,6 +172,18 @@ impl Core {
             }
             Err(e) => tracing::warn!(from, kind, error = %e, "dropping peer message"),
         }
+    }
+
+    /// One line per election outcome seen here: what an operator reads
+    /// first when a run goes wrong (which leader, in which term).
+    fn log_role_change(&mut self) {
+        let status = self.raft.status();
+        let now = (status.role, status.term);
+        if now == self.role_logged || status.role == Role::PreCandidate {
+            return;
+        }
+        self.role_logged = now;
+        tracing::info!(role = ?status.role, term = status.term, leader = ?status.leader, "role changed");
     }
 
     fn drain_ready(&mut self) -> Result<(), ServerError> {
