@@ -70,7 +70,21 @@ pub struct Core {
     pub mode: Mode,
     /// Role and term last logged, so each change is logged once.
     role_logged: (Role, u64),
+    /// Safety-violation lines are rate-limited: a broken peer repeats the
+    /// same message many times a second.
+    violations: ViolationLog,
 }
+
+/// When the last safety-violation line was written, and how many were
+/// dropped since.
+#[derive(Default)]
+struct ViolationLog {
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+/// At most one safety-violation line per interval.
+const VIOLATION_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Inputs {
     pub clients: mpsc::Receiver<ClientRequest>,
@@ -119,6 +133,7 @@ impl Core {
             bugs: Bugs::default(),
             mode: Mode::default(),
             role_logged: (Role::Follower, 0),
+            violations: ViolationLog::default(),
         }
     }
 
@@ -168,7 +183,15 @@ impl Core {
             // Not this node's fault, but the cluster is broken: an error
             // line the harness's log check reports.
             Err(e @ StepError::SafetyViolation { .. }) => {
-                tracing::error!(from, kind, error = %e, "dropping peer message");
+                let now = Instant::now();
+                let log = &mut self.violations;
+                if log.last_logged.is_some_and(|t| now.duration_since(t) < VIOLATION_LOG_INTERVAL) {
+                    log.suppressed += 1;
+                    return;
+                }
+                let suppressed = std::mem::take(&mut log.suppressed);
+                log.last_logged = Some(now);
+                tracing::error!(from, kind, error = %e, suppressed, "dropping peer message");
             }
             Err(e) => tracing::warn!(from, kind, error = %e, "dropping peer message"),
         }
