@@ -36,6 +36,11 @@ pub struct NodeEnv {
     /// With `PeerRouting::Shared` it also holds the node's own entry (the
     /// address it advertises to its peers).
     pub peer_dial: Vec<(usize, SocketAddr)>,
+    /// For each node j (itself included), a shared proxy route to j's
+    /// client port, attributed like the peer routes: only for a system
+    /// whose nodes also reach each other on their client ports
+    /// ([`Db::peers_dial_client_ports`]); empty otherwise.
+    pub client_peer_dial: Vec<(usize, SocketAddr)>,
     pub seed: u64,
 }
 
@@ -50,6 +55,13 @@ pub struct NodeLaunch {
 pub trait Db: Send + Sync {
     fn name(&self) -> &str;
     fn peer_routing(&self) -> PeerRouting;
+    /// True if nodes also talk to each other on their client ports (Redis
+    /// Sentinels do): each node then gets a shared, attributed route to
+    /// every client port (`NodeEnv::client_peer_dial`), so partitions cut
+    /// that traffic too. Needs `PeerRouting::Shared`.
+    fn peers_dial_client_ports(&self) -> bool {
+        false
+    }
     fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError>;
     /// Delete the node's state; called with the node killed.
     fn wipe(&self, node: usize, env: &NodeEnv) -> Result<(), ClusterError>;

@@ -175,6 +175,7 @@ mod tests {
                 (1, "127.0.0.1:9001".parse().unwrap()),
                 (2, "127.0.0.1:9002".parse().unwrap()),
             ],
+            client_peer_dial: Vec::new(),
             seed: 1,
         }
     }

@@ -252,6 +252,7 @@ mod tests {
             client_listen: "127.0.0.1:7001".parse().unwrap(),
             peer_listen: "127.0.0.1:8001".parse().unwrap(),
             peer_dial: vec![(0, "127.0.0.1:9000".parse().unwrap()), (2, "127.0.0.1:9002".parse().unwrap())],
+            client_peer_dial: Vec::new(),
             seed: 1,
         }
     }

@@ -123,6 +123,8 @@ struct Inner {
 /// The proxy listeners whose target is one node.
 struct RoutesTo {
     client: SocketAddr,
+    /// The shared route to the client port, for peers that dial it.
+    client_shared: Option<SocketAddr>,
     peer: Vec<SocketAddr>,
 }
 
@@ -143,9 +145,13 @@ impl Cluster {
         validate(&config)?;
         let proxy = FaultProxy::new(config.proxy.clone());
         let reservations = reserve_node_ports(config.nodes)?;
-        let layout = routing::open_routes(&proxy, db.peer_routing(), &reservations).await?;
+        let layout =
+            routing::open_routes(&proxy, db.peer_routing(), db.peers_dial_client_ports(), &reservations).await?;
         let envs = (0..config.nodes)
-            .map(|node| node_env(&config, node, &reservations[node], layout.peer_dial[node].clone()))
+            .map(|node| {
+                let (peer_dial, client_peer_dial) = (&layout.peer_dial[node], &layout.client_peer_dial[node]);
+                node_env(&config, node, &reservations[node], peer_dial.clone(), client_peer_dial.clone())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // Without a faultline binary (a library user), PDEATHSIG alone
         // guards the nodes' direct children.
@@ -451,6 +457,9 @@ impl Cluster {
         let peer = ports::reserve()?.release();
         let routes = &self.inner.routes_to[node];
         self.inner.proxy.retarget(routes.client, client)?;
+        if let Some(listen) = routes.client_shared {
+            self.inner.proxy.retarget(listen, client)?;
+        }
         for listen in &routes.peer {
             self.inner.proxy.retarget(*listen, peer)?;
         }
@@ -498,6 +507,7 @@ fn node_env(
     node: usize,
     ports: &NodePorts,
     peer_dial: Vec<(usize, SocketAddr)>,
+    client_peer_dial: Vec<(usize, SocketAddr)>,
 ) -> Result<NodeEnv, ClusterError> {
     let data_dir = config.dir.join(format!("node-{node}")).join("data");
     std::fs::create_dir_all(&data_dir)
@@ -509,6 +519,7 @@ fn node_env(
         client_listen: ports.client.addr(),
         peer_listen: ports.peer.addr(),
         peer_dial,
+        client_peer_dial,
         seed: config.seed.wrapping_add(node as u64 + 1),
     })
 }

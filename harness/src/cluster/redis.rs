@@ -8,7 +8,9 @@
 //! by those proxied addresses (`replicaof`, `replica-announce-*`,
 //! `sentinel monitor`), so replication and sentinel health checks cross
 //! the proxy, attributed to the connecting node. The sentinel listens on
-//! the node's client port: clients ask it through the client route, then
+//! the node's client port and announces a shared route to it, so the
+//! sentinels' gossip and votes cross the proxy too. Clients ask it
+//! through the client route, then
 //! reach the primary through its shared route, where they are not a node
 //! and so are never partitioned — a partitioned primary keeps acknowledging
 //! writes that the failover then discards.
@@ -68,11 +70,13 @@ impl RedisSentinelDb {
     fn sentinel_conf(&self, env: &NodeEnv, routes: &Routes) -> String {
         let quorum = routes.nodes / 2 + 1;
         format!(
-            "bind 127.0.0.1\nport {}\ndir {}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {} {quorum}\n\
+            "bind 127.0.0.1\nport {}\ndir {}\nsentinel announce-ip 127.0.0.1\nsentinel announce-port {}\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {} {quorum}\n\
              sentinel down-after-milliseconds {MASTER_NAME} {}\nsentinel failover-timeout {MASTER_NAME} {}\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n",
             env.client_listen.port(),
             quoted_conf_path(&env.data_dir),
+            routes.own_sentinel.port(),
             routes.primary.port(),
             self.down_after_ms,
             self.failover_timeout_ms,
@@ -99,20 +103,27 @@ impl RedisSentinelDb {
     }
 }
 
-/// The proxied server addresses one node needs.
+/// The proxied addresses one node needs.
 struct Routes {
     nodes: usize,
     own: SocketAddr,
     primary: SocketAddr,
+    /// What this node's sentinel announces to the others.
+    own_sentinel: SocketAddr,
 }
 
 fn routes(node: usize, env: &NodeEnv) -> Result<Routes, ClusterError> {
-    let find = |wanted: usize| {
-        env.peer_dial.iter().find(|(peer, _)| *peer == wanted).map(|(_, addr)| *addr).ok_or_else(|| {
-            ClusterError::Config(format!("redis node {node}: shared peer routing gave no address for node {wanted}"))
+    let find = |dial: &[(usize, SocketAddr)], wanted: usize, what: &str| {
+        dial.iter().find(|(peer, _)| *peer == wanted).map(|(_, addr)| *addr).ok_or_else(|| {
+            ClusterError::Config(format!("redis node {node}: shared routing gave no {what} address for node {wanted}"))
         })
     };
-    Ok(Routes { nodes: env.peer_dial.len(), own: find(node)?, primary: find(0)? })
+    Ok(Routes {
+        nodes: env.peer_dial.len(),
+        own: find(&env.peer_dial, node, "server")?,
+        primary: find(&env.peer_dial, 0, "server")?,
+        own_sentinel: find(&env.client_peer_dial, node, "sentinel")?,
+    })
 }
 
 fn shell_quote(text: &str) -> String {
@@ -139,6 +150,11 @@ impl Db for RedisSentinelDb {
 
     fn peer_routing(&self) -> PeerRouting {
         PeerRouting::Shared
+    }
+
+    /// Sentinels gossip and vote with each other on their own ports.
+    fn peers_dial_client_ports(&self) -> bool {
+        true
     }
 
     fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
@@ -246,6 +262,7 @@ mod tests {
             client_listen: "127.0.0.1:7001".parse().unwrap(),
             peer_listen: "127.0.0.1:8001".parse().unwrap(),
             peer_dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9000 + n as u16)))).collect(),
+            client_peer_dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9100 + n as u16)))).collect(),
             seed: 1,
         }
     }
@@ -278,6 +295,8 @@ mod tests {
         let conf = db().sentinel_conf(&env, &routes(1, &env).unwrap());
         assert!(conf.contains("port 7001\n"), "{conf}");
         assert!(conf.contains("sentinel monitor faultline 127.0.0.1 9000 2\n"), "{conf}");
+        // Other sentinels reach this one through its proxied route.
+        assert!(conf.contains("sentinel announce-port 9101\n"), "{conf}");
         assert!(conf.contains("down-after-milliseconds faultline 1000\n"), "{conf}");
     }
 

@@ -13,18 +13,26 @@ pub(super) struct Layout {
     pub routes_to: Vec<RoutesTo>,
     /// For each node, the address it dials for each other node.
     pub peer_dial: Vec<Vec<(usize, SocketAddr)>>,
+    /// For each node, the shared route to each node's client port (empty
+    /// unless asked for).
+    pub client_peer_dial: Vec<Vec<(usize, SocketAddr)>>,
 }
 
 pub(super) async fn open_routes(
     proxy: &FaultProxy,
     routing: PeerRouting,
+    peers_dial_client_ports: bool,
     ports: &[NodePorts],
 ) -> Result<Layout, ClusterError> {
     let nodes = ports.len();
+    if peers_dial_client_ports && routing != PeerRouting::Shared {
+        return Err(ClusterError::Config("peers dialling client ports needs shared peer routing".into()));
+    }
     let mut layout = Layout {
         client_addrs: Vec::with_capacity(nodes),
         routes_to: Vec::with_capacity(nodes),
         peer_dial: vec![Vec::new(); nodes],
+        client_peer_dial: vec![Vec::new(); nodes],
     };
     for (to, node_ports) in ports.iter().enumerate() {
         let client = proxy.add_route(Endpoint::Client, to, node_ports.client.addr()).await?;
@@ -48,8 +56,16 @@ pub(super) async fn open_routes(
                 peer.push(listen);
             }
         }
+        let mut client_shared = None;
+        if peers_dial_client_ports {
+            let listen = proxy.add_shared_route(to, node_ports.client.addr()).await?;
+            for from in 0..nodes {
+                layout.client_peer_dial[from].push((to, listen));
+            }
+            client_shared = Some(listen);
+        }
         layout.client_addrs.push(client);
-        layout.routes_to.push(RoutesTo { client, peer });
+        layout.routes_to.push(RoutesTo { client, client_shared, peer });
     }
     Ok(layout)
 }
