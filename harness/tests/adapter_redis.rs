@@ -4,7 +4,8 @@
 //! failover, while a client still connected to the old primary keeps
 //! getting acknowledgements — writes the failover then discards. The test
 //! proves the loss happens (asynchronous replication), so the durability
-//! checker has something to find.
+//! checker has something to find. Sentinels reach each other through the
+//! proxy too.
 //!
 //! Skipped with a message when Redis is not installed, unless
 //! `FAULTLINE_REQUIRE_ADAPTERS=1` (CI), where a missing Redis fails.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline::client::redis::RedisClient;
+use faultline::client::resp::{Reply, RespConnection};
 use faultline::client::{NodeClientConfig, Outcome};
 use faultline::cluster::redis::RedisSentinelDb;
 use faultline::cluster::{Cluster, ClusterConfig};
@@ -65,6 +67,21 @@ async fn primary_other_than(cluster: &Cluster, old: Option<usize>, bound: Durati
     None
 }
 
+/// The ports node `node`'s sentinel dials its fellow sentinels on.
+async fn known_sentinel_ports(cluster: &Cluster, node: usize) -> Vec<u16> {
+    let mut connection = RespConnection::connect(cluster.node_env(node).client_listen, 1_000).await.expect("sentinel up");
+    let reply = connection.command(&[b"SENTINEL", b"sentinels", b"faultline"]).await.expect("SENTINEL sentinels");
+    let Reply::Array(Some(entries)) = reply else { panic!("SENTINEL sentinels: {reply:?}") };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let Reply::Array(Some(fields)) = entry else { return None };
+            let port = fields.chunks(2).find(|pair| pair[0].text().as_deref() == Some("port"))?;
+            port.get(1)?.text()?.parse().ok()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_primary_acknowledges_writes_that_the_failover_loses() {
     let Some(db) = redis_or_skip() else { return };
@@ -74,6 +91,12 @@ async fn a_partitioned_primary_acknowledges_writes_that_the_failover_loses() {
     let pids: Vec<u32> = (0..3).map(|n| cluster.pid(n).unwrap()).collect();
     let primary = primary_other_than(&cluster, None, Duration::from_secs(5)).await.expect("sentinels name a primary");
     assert_eq!(primary, 0, "node 0 starts as the primary");
+    for node in 0..3 {
+        let ports = known_sentinel_ports(&cluster, node).await;
+        let routes: Vec<u16> = cluster.node_env(node).client_peer_dial.iter().map(|(_, addr)| addr.port()).collect();
+        assert_eq!(ports.len(), 2, "node {node} knows the other two sentinels");
+        assert!(ports.iter().all(|p| routes.contains(p)), "node {node} reaches sentinels {ports:?} past the proxy {routes:?}");
+    }
 
     let addrs = (0..3).map(|n| cluster.client_addr(n)).collect::<Vec<_>>();
     let config = Arc::new(NodeClientConfig {
