@@ -70,7 +70,10 @@ pub fn op_hash(op_index: u32) -> u64 {
 const CHAIN_END: u32 = u32::MAX;
 const SLOTS_MIN: usize = 1 << 10;
 
-
+/// Word-by-word: the bitsets are short, and a libc memcmp call costs more.
+fn words_equal(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
 
 /// An open-addressing table from hash key to the head of its chain. Each
 /// slot is 8 bytes, (tag, chain head), with the tag the key's high half: the
@@ -121,9 +124,6 @@ impl Heads {
 
 pub struct Cache<S> {
     words: usize,
-    /// Operations a configuration may lack and still subsume another (see
-    /// `search::open_ops`).
-    open: Vec<u64>,
     bits: Vec<u64>,
     states: Vec<S>,
     chain_next: Vec<u32>,
@@ -135,12 +135,9 @@ pub struct Cache<S> {
 }
 
 impl<S: Eq + Hash> Cache<S> {
-    /// `open` has one bit per operation: set for those a stored
-    /// configuration may lack and still subsume a new one.
-    pub fn new(open: Vec<u64>) -> Self {
+    pub fn new(words: usize) -> Self {
         Cache {
-            words: open.len(),
-            open,
+            words,
             bits: Vec::new(),
             states: Vec::new(),
             chain_next: Vec::new(),
@@ -150,9 +147,7 @@ impl<S: Eq + Hash> Cache<S> {
         }
     }
 
-    /// Inserts the configuration; false if it, or the same with one open
-    /// operation fewer (which subsumes it), was already there. `bits_hash`
-    /// is the XOR of `op_hash` over the linearized operations.
+    /// Inserts the configuration; false if it was already there.
     /// `heap_bytes` is asked only for a state actually stored, and before the
     /// cache clones it, so that it can tell a fresh allocation from one
     /// already shared ([`crate::Model::state_heap_bytes`]).
@@ -161,14 +156,10 @@ impl<S: Eq + Hash> Cache<S> {
         S: Clone,
     {
         debug_assert_eq!(bits.len(), self.words);
-        let state_key = state_hash(state).rotate_left(17);
-        let key = bits_hash ^ state_key;
+        let key = bits_hash ^ state_hash(state).rotate_left(17);
         let slot = self.heads.find(key);
         let head = self.heads.slots[slot].1;
-        if head != CHAIN_END && self.chain_contains(head, key, bits, state, None) {
-            return false;
-        }
-        if self.lacks_one_open_op_stored(bits, bits_hash ^ state_key, state) {
+        if head != CHAIN_END && self.chain_contains(head, key, bits, state) {
             return false;
         }
         let index = self.states.len() as u32;
@@ -189,32 +180,7 @@ impl<S: Eq + Hash> Cache<S> {
         true
     }
 
-    /// Subsumption, checked cheaply: is the configuration with one of the
-    /// linearized open operations taken out (same state) stored? A stored
-    /// one lacking several is not looked for: the number of subsets grows
-    /// exponentially, one-less configurations only linearly.
-    fn lacks_one_open_op_stored(&self, bits: &[u64], key: u64, state: &S) -> bool {
-        for (word, (&b, &o)) in bits.iter().zip(&self.open).enumerate() {
-            let mut open_set = b & o;
-            // Bounded by the 64 bits of the word.
-            while open_set != 0 {
-                let bit = open_set.trailing_zeros();
-                open_set &= open_set - 1;
-                let op = (word * 64) as u32 + bit;
-                let lesser_key = key ^ op_hash(op);
-                let slot = self.heads.find(lesser_key);
-                let head = self.heads.slots[slot].1;
-                if head != CHAIN_END && self.chain_contains(head, lesser_key, bits, state, Some((word, 1u64 << bit))) {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Is `(bits, state)` stored, or with `without` = (word, bit), `bits`
-    /// with that bit cleared?
-    fn chain_contains(&self, head: u32, key: u64, bits: &[u64], state: &S, without: Option<(usize, u64)>) -> bool {
+    fn chain_contains(&self, head: u32, key: u64, bits: &[u64], state: &S) -> bool {
         let mut at = head;
         while at != CHAIN_END {
             let index = at as usize;
@@ -223,11 +189,7 @@ impl<S: Eq + Hash> Cache<S> {
                 continue;
             }
             let stored = &self.bits[index * self.words..(index + 1) * self.words];
-            let same_bits = stored.iter().zip(bits).enumerate().all(|(word, (&s, &b))| match without {
-                Some((w, bit)) if w == word => s == b & !bit,
-                _ => s == b,
-            });
-            if same_bits && self.states[index] == *state {
+            if words_equal(stored, bits) && self.states[index] == *state {
                 return true;
             }
             at = self.chain_next[index];
@@ -257,7 +219,7 @@ mod tests {
 
     #[test]
     fn insert_reports_duplicates_only() {
-        let mut cache: Cache<i64> = Cache::new(vec![0; 2]);
+        let mut cache: Cache<i64> = Cache::new(2);
         assert!(cache.insert(&[1, 0], op_hash(0), &5, |_| 0));
         assert!(!cache.insert(&[1, 0], op_hash(0), &5, |_| 0));
         assert!(cache.insert(&[1, 0], op_hash(0), &6, |_| 0));
@@ -267,27 +229,15 @@ mod tests {
 
     #[test]
     fn colliding_hashes_are_told_apart_by_content() {
-        let mut cache: Cache<i64> = Cache::new(vec![0]);
+        let mut cache: Cache<i64> = Cache::new(1);
         assert!(cache.insert(&[1], 42, &5, |_| 0));
         assert!(cache.insert(&[2], 42, &5, |_| 0));
         assert!(!cache.insert(&[2], 42, &5, |_| 0));
     }
 
     #[test]
-    fn one_more_open_op_in_the_same_state_is_subsumed() {
-        // Op 1 is open, op 2 is not.
-        let mut cache: Cache<i64> = Cache::new(vec![0b010]);
-        assert!(cache.insert(&[0b001], op_hash(0), &5, |_| 0));
-        assert!(!cache.insert(&[0b011], op_hash(0) ^ op_hash(1), &5, |_| 0), "op 1 more: subsumed");
-        assert!(cache.insert(&[0b011], op_hash(0) ^ op_hash(1), &6, |_| 0), "another state");
-        assert!(cache.insert(&[0b101], op_hash(0) ^ op_hash(2), &5, |_| 0), "a closed op more");
-        assert!(cache.insert(&[0b010], op_hash(1), &5, |_| 0), "fewer ops: not subsumed");
-        assert_eq!(cache.len(), 4);
-    }
-
-    #[test]
     fn heap_bytes_are_counted_once_per_stored_state() {
-        let mut cache: Cache<i64> = Cache::new(vec![0]);
+        let mut cache: Cache<i64> = Cache::new(1);
         let empty = cache.bytes();
         assert!(cache.insert(&[1], 1, &5, |_| 1000));
         let one = cache.bytes();

@@ -156,10 +156,8 @@ impl Linearized {
 
 /// Bitset of the open operations: unknown outcome and no return, so nothing
 /// ever forces them. Each may have taken effect at any point after its call,
-/// or never: a linearization may leave it out. Hence a configuration
-/// (linearized set, state) is subsumed by one with the same state whose set
-/// lacks some open operations, and the search is done once every closed
-/// operation is linearized.
+/// or never: a linearization may leave it out, so the search is done once
+/// every closed operation is linearized.
 fn open_ops(ops: &[&Op], words: usize) -> Vec<u64> {
     let mut open = vec![0u64; words];
     for (i, op) in ops.iter().enumerate() {
@@ -172,8 +170,7 @@ fn open_ops(ops: &[&Op], words: usize) -> Vec<u64> {
 
 /// Searches one key's operations for a linearization.
 pub fn search<M: Model>(model: &M, ops: &[&Op], budget: &Budget) -> SearchReport {
-    let words = ops.len().div_ceil(64).max(1);
-    let mut cache: Cache<M::State> = Cache::new(open_ops(ops, words));
+    let mut cache: Cache<M::State> = Cache::new(ops.len().div_ceil(64).max(1));
     let outcome = search_with(model, ops, budget, &mut cache);
     SearchReport { outcome, configurations: cache.len() as u64 }
 }
@@ -222,7 +219,11 @@ fn search_with<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Ca
             continue;
         }
         let op = entries.op_of[node as usize];
-        if let Some(next_state) = model.step(&state, ops[op as usize]) {
+        // An open operation that leaves the state as it is changes nothing
+        // but its own pending status: leaving it out does at least as well.
+        let is_open = open[op as usize / 64] & (1u64 << (op % 64)) != 0;
+        let stepped = model.step(&state, ops[op as usize]).filter(|next| !(is_open && *next == state));
+        if let Some(next_state) = stepped {
             linearized.toggle(op, &open);
             if cache.insert(&linearized.bits, linearized.hash, &next_state, |s| model.state_heap_bytes(s)) {
                 // One stored state can be large (a long string): check the
