@@ -68,22 +68,22 @@ pub struct Core {
     /// Planted bugs and the replication mode; the defaults are the correct node.
     pub bugs: Bugs,
     pub mode: Mode,
-    /// Role and term last logged, so each change is logged once.
-    role_logged: (Role, u64),
-    /// Safety-violation lines are rate-limited: a broken peer repeats the
-    /// same message many times a second.
-    violations: ViolationLog,
+    /// Role, term and leader last logged, so each change is logged once.
+    role_logged: (Role, u64, Option<u64>),
+    /// Safety-violation lines are rate-limited per peer: a broken peer
+    /// repeats the same message many times a second.
+    violations: HashMap<u64, ViolationLog>,
 }
 
-/// When the last safety-violation line was written, and how many were
-/// dropped since.
+/// When the last safety-violation line about one peer was written, and how
+/// many were dropped since.
 #[derive(Default)]
 struct ViolationLog {
     last_logged: Option<Instant>,
     suppressed: u64,
 }
 
-/// At most one safety-violation line per interval.
+/// At most one safety-violation line per peer per interval.
 const VIOLATION_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Inputs {
@@ -113,6 +113,7 @@ impl Core {
                 .map(drop)
                 .map_err(|e| e.to_string())
         });
+        let status = raft.status();
         Core {
             raft,
             wal,
@@ -132,8 +133,8 @@ impl Core {
             wal_syncs: 0,
             bugs: Bugs::default(),
             mode: Mode::default(),
-            role_logged: (Role::Follower, 0),
-            violations: ViolationLog::default(),
+            role_logged: (status.role, status.term, status.leader),
+            violations: HashMap::new(),
         }
     }
 
@@ -184,7 +185,8 @@ impl Core {
             // line the harness's log check reports.
             Err(e @ StepError::SafetyViolation { .. }) => {
                 let now = Instant::now();
-                let log = &mut self.violations;
+                // Bounded: messages from unknown peers are refused before this.
+                let log = self.violations.entry(from).or_default();
                 if log.last_logged.is_some_and(|t| now.duration_since(t) < VIOLATION_LOG_INTERVAL) {
                     log.suppressed += 1;
                     return;
@@ -198,11 +200,13 @@ impl Core {
     }
 
     /// One line per election outcome seen here: what an operator reads
-    /// first when a run goes wrong (which leader, in which term).
+    /// first when a run goes wrong (which leader, in which term). A
+    /// follower is logged once it knows its leader.
     fn log_role_change(&mut self) {
         let status = self.raft.status();
-        let now = (status.role, status.term);
-        if now == self.role_logged || status.role == Role::PreCandidate {
+        let now = (status.role, status.term, status.leader);
+        let unsettled = status.role == Role::PreCandidate || (status.role == Role::Follower && status.leader.is_none());
+        if now == self.role_logged || unsettled {
             return;
         }
         self.role_logged = now;
