@@ -9,10 +9,9 @@
 //! `sentinel monitor`), so replication and sentinel health checks cross
 //! the proxy, attributed to the connecting node. The sentinel listens on
 //! the node's client port and announces a shared route to it, so the
-//! sentinels' gossip and votes cross the proxy too. Clients ask it
-//! through the client route, then
-//! reach the primary through its shared route, where they are not a node
-//! and so are never partitioned — a partitioned primary keeps acknowledging
+//! sentinels' gossip and votes cross the proxy too. Clients ask it through
+//! the client route, then reach the primary through its shared route,
+//! where they are not a node and so are never partitioned — a partitioned primary keeps acknowledging
 //! writes that the failover then discards.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
