@@ -12,7 +12,7 @@ use faultline_workloads::{WorkloadConfig, WorkloadKind};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::generic::GenericSpec;
-use crate::nemesis::Fault;
+use crate::nemesis::{Fault, FaultFamily};
 
 /// Bad input: reported as one line, exit code 3, before anything starts.
 #[derive(Debug, thiserror::Error)]
@@ -443,6 +443,15 @@ impl TestPlan {
                 )));
             }
         }
+        let families = |family: FaultFamily| self.faults.iter().any(|fault| fault.family() == family);
+        if self.nemesis_concurrent
+            && families(FaultFamily::Revote)
+            && (families(FaultFamily::Partition) || families(FaultFamily::Link))
+        {
+            return Err(SpecError::Combination(
+                "nemesis revote sets the whole network itself: with nemesis.concurrent it cannot run beside partition or link faults".to_string(),
+            ));
+        }
         if self.op_timeout_ms >= self.time_limit_ms {
             return Err(SpecError::Combination(format!(
                 "client.op_timeout ({} ms) must be below schedule.time_limit ({} ms)",
@@ -598,6 +607,11 @@ fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
             }
         }
     }
+    if faults.contains(&Fault::Revote) && nodes % 2 == 0 {
+        return Err(SpecError::Combination(format!(
+            "nemesis revote needs an odd cluster size (two majorities that share one voter), the cluster has {nodes}"
+        )));
+    }
     Ok(faults)
 }
 
@@ -693,6 +707,29 @@ mod tests {
         spec.nemesis.faults = vec!["partition-ring".to_string()];
         let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
         assert!(error.contains("needs at least 3 nodes"), "{error}");
+    }
+
+    #[test]
+    fn revote_needs_an_odd_cluster_and_the_network_to_itself() {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = vec!["revote".to_string()];
+        for nodes in [3, 5] {
+            spec.cluster.nodes = nodes;
+            assert_eq!(TestPlan::from_spec(&spec, 0).unwrap().faults, [Fault::Revote]);
+        }
+        spec.cluster.nodes = 4;
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("odd cluster size") && error.contains("has 4"), "{error}");
+        spec.cluster.nodes = 5;
+        spec.nemesis.faults = vec!["revote".to_string(), "kill".to_string(), "link-delay".to_string()];
+        assert!(TestPlan::from_spec(&spec, 0).is_ok(), "one fault at a time shares the network");
+        spec.nemesis.concurrent = true;
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("cannot run beside partition or link"), "{error}");
+        spec.nemesis.faults = vec!["revote".to_string(), "kill".to_string()];
+        assert!(TestPlan::from_spec(&spec, 0).is_ok());
+        spec.nemesis.faults = vec!["mix".to_string()];
+        assert!(!TestPlan::from_spec(&spec, 0).unwrap().faults.contains(&Fault::Revote), "mix leaves revote out");
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct TestArgs {
     pub workload: Option<String>,
     /// Comma-separated faults: kill, pause, partition, link, power-loss
     /// (families), single faults such as kill-leader or partition-ring,
-    /// mix (all but power-loss), or none.
+    /// revote (a scenario: one voter restarted between two elections of one
+    /// term), mix (all but power-loss and revote), or none.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Cluster size.

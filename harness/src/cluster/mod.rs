@@ -329,11 +329,21 @@ impl Cluster {
 
     /// The leader as the running nodes report it (best effort).
     pub async fn leader(&self) -> Option<usize> {
+        let all: Vec<usize> = (0..self.nodes()).collect();
+        self.leader_among(&all).await
+    }
+
+    /// The leader as the running nodes among `nodes` report it: what one
+    /// side of a partition believes (best effort).
+    pub async fn leader_among(&self, nodes: &[usize]) -> Option<usize> {
         let envs: Vec<NodeEnv> = lock(&self.inner.envs)
             .iter()
-            .filter(|env| self.node_state(env.node) == NodeState::Running)
+            .filter(|env| nodes.contains(&env.node) && self.node_state(env.node) == NodeState::Running)
             .cloned()
             .collect();
+        if envs.is_empty() {
+            return None;
+        }
         // A system could name a node that does not exist; that is no leader.
         self.inner.db.leader(&envs).await.filter(|leader| *leader < self.nodes())
     }

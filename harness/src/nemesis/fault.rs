@@ -67,6 +67,9 @@ pub enum Fault {
     Partition(PartitionMode),
     Link(LinkMode),
     Power(PowerTarget),
+    /// The revote scenario (`revote.rs`): one voter restarted between two
+    /// elections of one term.
+    Revote,
 }
 
 /// The family of a fault: what `handles()` of one nemesis claims.
@@ -77,11 +80,13 @@ pub enum FaultFamily {
     Partition,
     Link,
     Power,
+    Revote,
 }
 
 impl FaultFamily {
-    /// The family's name: every fault of it is named `<family>-<target>`,
-    /// and its own heal in a concurrent schedule is `heal-<family>`.
+    /// The family's name: every fault of it is named `<family>-<target>`
+    /// (the one fault of `revote` is named as its family), and its own heal
+    /// in a concurrent schedule is `heal-<family>`.
     pub fn name(self) -> &'static str {
         match self {
             FaultFamily::Kill => "kill",
@@ -89,6 +94,7 @@ impl FaultFamily {
             FaultFamily::Partition => "partition",
             FaultFamily::Link => "link",
             FaultFamily::Power => "power-loss",
+            FaultFamily::Revote => "revote",
         }
     }
 }
@@ -128,6 +134,7 @@ impl Fault {
             Fault::Partition(_) => FaultFamily::Partition,
             Fault::Link(_) => FaultFamily::Link,
             Fault::Power(_) => FaultFamily::Power,
+            Fault::Revote => FaultFamily::Revote,
         }
     }
 
@@ -153,18 +160,21 @@ impl Fault {
             Fault::Power(PowerTarget::Leader) => "power-loss-leader",
             Fault::Power(PowerTarget::Majority) => "power-loss-majority",
             Fault::Power(PowerTarget::All) => "power-loss-all",
+            Fault::Revote => "revote",
         }
     }
 
     /// Every fault `mix` (or `all`) stands for, in a fixed order: all but
-    /// power loss, which needs FUSE and root and so is asked for by name.
+    /// power loss, which needs FUSE and root, and revote, a scenario that
+    /// needs an odd cluster and owns the whole network while it runs; both
+    /// are asked for by name.
     pub fn all() -> Vec<Fault> {
         KILLS.into_iter().chain(PAUSES).chain(PARTITIONS).chain(LINKS).collect()
     }
 
-    /// Every single fault, power loss included.
+    /// Every single fault, power loss and revote included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain([Fault::Revote]).collect()
     }
 
     /// The fewest nodes this fault makes sense on.
@@ -174,6 +184,7 @@ impl Fault {
             Fault::Power(PowerTarget::Majority) => 3,
             Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
+            Fault::Revote => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
             Fault::Kill(_) | Fault::Pause(_) => 1,
         }
@@ -241,11 +252,14 @@ mod tests {
         assert_eq!(Fault::parse_name("power-loss").unwrap().len(), 4);
         assert_eq!(Fault::parse_name("mix").unwrap().len(), 15);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
+        assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
+        assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);
         assert!(Fault::parse_name("none").unwrap().is_empty());
         let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();
         assert_eq!(faults.len(), 5, "duplicates are dropped");
         for fault in Fault::every() {
-            assert!(fault.name().starts_with(&format!("{}-", fault.family().name())), "{fault}");
+            let family = fault.family().name();
+            assert!(fault.name() == family || fault.name().starts_with(&format!("{family}-")), "{fault}");
         }
         let error = Fault::parse_name("explode").unwrap_err();
         assert!(error.contains("unknown nemesis \"explode\""), "{error}");

@@ -11,6 +11,7 @@ use super::link::{LinkNemesis, LinkSettings};
 use super::partition::PartitionNemesis;
 use super::pause::PauseNemesis;
 use super::power::PowerNemesis;
+use super::revote::RevoteNemesis;
 use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError};
 use crate::cluster::{BoxFuture, Cluster};
 
@@ -52,6 +53,9 @@ impl Mix {
         }
         if wants(FaultFamily::Power) {
             nemeses.push(Box::new(PowerNemesis::new(stream(5))));
+        }
+        if wants(FaultFamily::Revote) {
+            nemeses.push(Box::new(RevoteNemesis::new(stream(6))));
         }
         Mix::compose(nemeses)
     }

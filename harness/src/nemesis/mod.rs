@@ -1,7 +1,7 @@
 //! Nemeses: fault injection against a running cluster.
 //!
 //! Each fault family is one small implementation of [`Nemesis`] in its own
-//! file (`kill`, `pause`, `partition`, `link`, `power`); `mix` composes them, routing
+//! file (`kill`, `pause`, `partition`, `link`, `power`, `revote`); `mix` composes them, routing
 //! each fault to the one nemesis that claims its family. What to break is
 //! chosen as plain data first (a target list, a `Grudge`) by pure, seeded,
 //! unit-tested functions, and only then applied to the cluster. `schedule`
@@ -20,6 +20,7 @@ pub mod mix;
 pub mod partition;
 pub mod pause;
 pub mod power;
+pub mod revote;
 pub mod schedule;
 
 pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, PartitionMode, PauseTarget, PowerTarget};
