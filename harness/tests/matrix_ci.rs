@@ -24,7 +24,8 @@ fn store_dir(name: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_bugs_and_weaker_modes_are_detected_and_correct_node_is_not() {
     // no-fsync needs the power-loss nemesis (FUSE, root).
-    let mut names = vec!["ack-before-commit".to_string(), "async".to_string()];
+    // forget-vote needs the scripted revote election race.
+    let mut names = vec!["ack-before-commit".to_string(), "forget-vote".to_string(), "async".to_string()];
     match faultline::lazyfs::available() {
         Ok(()) => names.push("no-fsync".to_string()),
         Err(why) if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") => {
