@@ -157,7 +157,8 @@ impl RevoteNemesis {
 }
 
 /// Polls the leader the `nodes` report until `done` holds for it; the last
-/// answer, or `None` when `timeout_ms` passed first.
+/// answer, or `None` when `timeout_ms` passed first. A leader outside
+/// `nodes` (a stale belief about the other side) counts as none.
 async fn poll_leader(
     cluster: &Cluster,
     nodes: &[usize],
@@ -166,7 +167,7 @@ async fn poll_leader(
 ) -> Option<Option<usize>> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     loop {
-        let leader = cluster.leader_among(nodes).await;
+        let leader = cluster.leader_among(nodes).await.filter(|leader| nodes.contains(leader));
         if done(&leader) {
             return Some(leader);
         }
