@@ -528,6 +528,33 @@ fn figure_8_old_term_entry_is_not_committed_by_counting_replicas() {
 }
 
 #[test]
+fn commit_old_term_bug_commits_an_old_entry_by_counting_without_a_no_op() {
+    // The same logs as above, with the planted bug: no no-op, and entry 2
+    // (term 2) commits once S1 and S2 hold it, though S3 holds (2, term 3).
+    let mut network = Network::with_disks(
+        3,
+        |c| {
+            c.pre_vote = false;
+            c.bugs.commit_old_term = true;
+        },
+        |id| match id {
+            1 => disk_with(&[1, 2], 3, 1),
+            2 => disk_with(&[1], 3, 1),
+            _ => disk_with(&[1, 3], 3, 1),
+        },
+    );
+    network.elect(1);
+    assert_eq!(network.node(1).status().term, 4);
+    assert_eq!(network.node(1).term_at(3), None, "no no-op of term 4");
+    assert_eq!(network.node(2).term_at(2), Some(2));
+    assert_eq!(
+        network.node(1).status().commit,
+        2,
+        "entry 2 (term 2) committed by counting replicas"
+    );
+}
+
+#[test]
 fn lagging_follower_catches_up_through_a_chunked_snapshot() {
     let mut network = Network::new(3, |c| c.snapshot_chunk_bytes = 7);
     network.elect(1);

@@ -90,12 +90,20 @@ impl RawNode {
             .map(|p| (p, Progress::new(next_index, inflight_max)))
             .collect();
         // The no-op lets the leader commit (and serve reads) in its own term.
-        self.log.push(Entry {
-            term: self.term,
-            index: next_index,
-            data: Vec::new(),
-        });
-        self.broadcast_append(false);
+        // The planted commit-old-term bug goes without it, as the paper's
+        // figure 8 does: with a no-op sent along with the old entries, the
+        // no-op always commits with them and counting never decides.
+        let no_op = !self.config.bugs.commit_old_term;
+        if no_op {
+            self.log.push(Entry {
+                term: self.term,
+                index: next_index,
+                data: Vec::new(),
+            });
+        }
+        // Without a no-op, an empty append probes each follower's log (the
+        // paper's initial heartbeat), so missing old entries still flow.
+        self.broadcast_append(!no_op);
     }
 
     /// Clears everything that belongs to one stint in one role.
