@@ -444,12 +444,10 @@ impl TestPlan {
             }
         }
         let families = |family: FaultFamily| self.faults.iter().any(|fault| fault.family() == family);
-        if self.nemesis_concurrent
-            && families(FaultFamily::Revote)
-            && (families(FaultFamily::Partition) || families(FaultFamily::Link))
-        {
+        let scripted = families(FaultFamily::Revote) || families(FaultFamily::FigureEight);
+        if self.nemesis_concurrent && scripted && (families(FaultFamily::Partition) || families(FaultFamily::Link)) {
             return Err(SpecError::Combination(
-                "nemesis revote sets the whole network itself: with nemesis.concurrent it cannot run beside partition or link faults".to_string(),
+                "nemeses revote and figure-8 set the whole network themselves: with nemesis.concurrent they cannot run beside partition or link faults".to_string(),
             ));
         }
         if self.op_timeout_ms >= self.time_limit_ms {
@@ -607,10 +605,12 @@ fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
             }
         }
     }
-    if faults.contains(&Fault::Revote) && nodes % 2 == 0 {
-        return Err(SpecError::Combination(format!(
-            "nemesis revote needs an odd cluster size (two majorities that share one voter), the cluster has {nodes}"
-        )));
+    for scenario in [Fault::Revote, Fault::FigureEight] {
+        if faults.contains(&scenario) && nodes % 2 == 0 {
+            return Err(SpecError::Combination(format!(
+                "nemesis {scenario} needs an odd cluster size (two majorities that share one voter), the cluster has {nodes}"
+            )));
+        }
     }
     Ok(faults)
 }
@@ -710,7 +710,7 @@ mod tests {
     }
 
     #[test]
-    fn revote_needs_an_odd_cluster_and_the_network_to_itself() {
+    fn scripted_scenarios_need_an_odd_cluster_and_the_network_to_itself() {
         let mut spec = SpecFile::default();
         spec.nemesis.faults = vec!["revote".to_string()];
         for nodes in [3, 5] {
@@ -730,6 +730,13 @@ mod tests {
         assert!(TestPlan::from_spec(&spec, 0).is_ok());
         spec.nemesis.faults = vec!["mix".to_string()];
         assert!(!TestPlan::from_spec(&spec, 0).unwrap().faults.contains(&Fault::Revote), "mix leaves revote out");
+        spec.nemesis.faults = vec!["figure-8".to_string(), "partition".to_string()];
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("cannot run beside partition or link"), "{error}");
+        spec.nemesis.concurrent = false;
+        spec.cluster.nodes = 4;
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("nemesis figure-8 needs an odd cluster size"), "{error}");
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub struct TestArgs {
     /// Comma-separated faults: kill, pause, partition, link, power-loss
     /// (families), single faults such as kill-leader or partition-ring,
     /// revote (a scenario: one voter restarted between two elections of one
-    /// term), mix (all but power-loss and revote), or none.
+    /// term), figure-8 (the Raft paper's figure-8 order), mix (all but
+    /// power-loss and those two scenarios), or none.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Cluster size.

@@ -70,6 +70,9 @@ pub enum Fault {
     /// The revote scenario (`revote.rs`): one voter restarted between two
     /// elections of one term.
     Revote,
+    /// The figure-8 scenario (`figure8.rs`): old-term entries committed by
+    /// counting, then overwritten.
+    FigureEight,
 }
 
 /// The family of a fault: what `handles()` of one nemesis claims.
@@ -81,11 +84,12 @@ pub enum FaultFamily {
     Link,
     Power,
     Revote,
+    FigureEight,
 }
 
 impl FaultFamily {
     /// The family's name: every fault of it is named `<family>-<target>`
-    /// (the one fault of `revote` is named as its family), and its own heal
+    /// (the one fault of `revote` or `figure-8` is named as its family), and its own heal
     /// in a concurrent schedule is `heal-<family>`.
     pub fn name(self) -> &'static str {
         match self {
@@ -95,6 +99,7 @@ impl FaultFamily {
             FaultFamily::Link => "link",
             FaultFamily::Power => "power-loss",
             FaultFamily::Revote => "revote",
+            FaultFamily::FigureEight => "figure-8",
         }
     }
 }
@@ -135,6 +140,7 @@ impl Fault {
             Fault::Link(_) => FaultFamily::Link,
             Fault::Power(_) => FaultFamily::Power,
             Fault::Revote => FaultFamily::Revote,
+            Fault::FigureEight => FaultFamily::FigureEight,
         }
     }
 
@@ -161,20 +167,21 @@ impl Fault {
             Fault::Power(PowerTarget::Majority) => "power-loss-majority",
             Fault::Power(PowerTarget::All) => "power-loss-all",
             Fault::Revote => "revote",
+            Fault::FigureEight => "figure-8",
         }
     }
 
     /// Every fault `mix` (or `all`) stands for, in a fixed order: all but
-    /// power loss, which needs FUSE and root, and revote, a scenario that
-    /// needs an odd cluster and owns the whole network while it runs; both
-    /// are asked for by name.
+    /// power loss, which needs FUSE and root, and the scripted scenarios
+    /// (revote, figure-8), which need an odd cluster and own the whole
+    /// network while they run; those are asked for by name.
     pub fn all() -> Vec<Fault> {
         KILLS.into_iter().chain(PAUSES).chain(PARTITIONS).chain(LINKS).collect()
     }
 
-    /// Every single fault, power loss and revote included.
+    /// Every single fault, power loss and the scripted scenarios included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).chain([Fault::Revote]).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain([Fault::Revote, Fault::FigureEight]).collect()
     }
 
     /// The fewest nodes this fault makes sense on.
@@ -184,7 +191,7 @@ impl Fault {
             Fault::Power(PowerTarget::Majority) => 3,
             Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
-            Fault::Revote => 3,
+            Fault::Revote | Fault::FigureEight => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
             Fault::Kill(_) | Fault::Pause(_) => 1,
         }
@@ -254,6 +261,7 @@ mod tests {
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
         assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);
+        assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::FigureEight), "figure-8 is asked for by name");
         assert!(Fault::parse_name("none").unwrap().is_empty());
         let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();
         assert_eq!(faults.len(), 5, "duplicates are dropped");

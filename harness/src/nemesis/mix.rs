@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::figure8::FigureEightNemesis;
 use super::kill::KillNemesis;
 use super::link::{LinkNemesis, LinkSettings};
 use super::partition::PartitionNemesis;
@@ -56,6 +57,9 @@ impl Mix {
         }
         if wants(FaultFamily::Revote) {
             nemeses.push(Box::new(RevoteNemesis::new(stream(6))));
+        }
+        if wants(FaultFamily::FigureEight) {
+            nemeses.push(Box::new(FigureEightNemesis::new(stream(7))));
         }
         Mix::compose(nemeses)
     }

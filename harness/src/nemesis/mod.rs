@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cluster::{BoxFuture, Cluster, ClusterError};
 
 mod fault;
+pub mod figure8;
 pub mod kill;
 pub mod leader;
 pub mod link;

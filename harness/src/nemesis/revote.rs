@@ -36,7 +36,7 @@ use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::{Endpoint, LinkFault};
 
 /// How long the voter is cut off while the others write on.
-const LAG_MS: u64 = 500;
+pub(super) const LAG_MS: u64 = 500;
 /// Latency of the first side's bytes to the voter. It must cover the
 /// harness's reaction (one leader poll, a SIGSTOP and a SIGKILL, tens of
 /// milliseconds) so the voter dies before the winner's first entries
@@ -44,9 +44,9 @@ const LAG_MS: u64 = 500;
 /// would come back after the candidate gave up on its term.
 const VOTER_INBOUND_DELAY_MS: u64 = 150;
 /// Bound on waiting for the split cluster's leader to step down.
-const STEP_DOWN_WAIT_MS: u64 = 3_000;
+pub(super) const STEP_DOWN_WAIT_MS: u64 = 3_000;
 /// Bound on each of the two elections: several election timeouts.
-const ELECTION_WAIT_MS: u64 = 4_000;
+pub(super) const ELECTION_WAIT_MS: u64 = 4_000;
 /// Time between leader polls.
 const POLL_MS: u64 = 20;
 
@@ -78,7 +78,7 @@ impl Roles {
         Roles { voter, first, second }
     }
 
-    fn with_voter(side: &[usize], voter: usize) -> Vec<usize> {
+    pub(super) fn with_voter(side: &[usize], voter: usize) -> Vec<usize> {
         let mut joined: Vec<usize> = side.iter().copied().chain(std::iter::once(voter)).collect();
         joined.sort_unstable();
         joined
@@ -159,7 +159,7 @@ impl RevoteNemesis {
 /// Polls the leader the `nodes` report until `done` holds for it; the last
 /// answer, or `None` when `timeout_ms` passed first. A leader outside
 /// `nodes` (a stale belief about the other side) counts as none.
-async fn poll_leader(
+pub(super) async fn poll_leader(
     cluster: &Cluster,
     nodes: &[usize],
     done: impl Fn(&Option<usize>) -> bool,
