@@ -64,7 +64,7 @@ pub fn all() -> Vec<Target> {
         // Random kills never land in the window between a vote and the
         // winner's first entries; the revote scenario opens it on purpose.
         bug("forget-vote", "register", &["revote"], "a voter restarted between two elections of one term votes in both: two leaders of one term meet at heal and log a raft safety violation"),
-        Target { overrides: vec![("nemesis.concurrent", "true")], ..bug("commit-old-term", "register", &["partition", "kill"], "figure 8: an old-term entry committed by counting is overwritten") },
+        bug("commit-old-term", "register", &["figure-8"], "the scripted figure-8 order: old-term entries committed by counting are overwritten by the leader of the term in between; a node holding them as committed logs a raft safety violation"),
         bug("no-fsync", "register", &["power-loss-majority", "power-loss-all"], "a majority loses power: acked entries that lived only in page caches are gone from a quorum (kill -9 keeps the page cache)"),
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
@@ -81,7 +81,7 @@ pub fn correct() -> Target {
         bugs: Vec::new(),
         mode: None,
         workload: "register",
-        faults: vec!["kill", "pause", "partition", "link", "power-loss", "revote"],
+        faults: vec!["kill", "pause", "partition", "link", "power-loss", "revote", "figure-8"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
         overrides: Vec::new(),
     }
