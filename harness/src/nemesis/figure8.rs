@@ -54,14 +54,13 @@ const LATER_LEADER_MS: u64 = 300;
 pub struct FigureEightNemesis {
     rng: ChaCha8Rng,
     paused: Option<usize>,
-    /// Nodes whose client links are cut.
-    clients_cut: Vec<usize>,
+    /// A partition or link fault of ours (client links included) is in force.
     active: bool,
 }
 
 impl FigureEightNemesis {
     pub fn new(rng: ChaCha8Rng) -> Self {
-        FigureEightNemesis { rng, paused: None, clients_cut: Vec::new(), active: false }
+        FigureEightNemesis { rng, paused: None, active: false }
     }
 
     async fn scenario(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
@@ -87,7 +86,6 @@ impl FigureEightNemesis {
         let cut = LinkFault { drop: true, ..LinkFault::default() };
         for &node in &roles.first {
             proxy.set_link_fault(Endpoint::Client, Endpoint::Node(node), cut);
-            self.clients_cut.push(node);
         }
         let slow = LinkFault { delay_ms: SECOND_TO_VOTER_DELAY_MS, ..LinkFault::default() };
         for &node in &roles.second {
@@ -147,7 +145,6 @@ impl Nemesis for FigureEightNemesis {
         Box::pin(async move {
             let active = std::mem::take(&mut self.active);
             let paused = self.paused.take();
-            self.clients_cut.clear();
             if !active && paused.is_none() {
                 return Ok(Effect::Null);
             }
