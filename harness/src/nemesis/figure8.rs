@@ -4,7 +4,8 @@
 //!
 //! Three leader changes in this order never come from random faults, so
 //! the nemesis scripts them with the proxy, pause and the system's leader
-//! report (`Db::leader`), on the groups of [`Roles`]:
+//! report (`Db::leader`), on the groups of [`Roles`] (steps 1 and 2 are
+//! `InForce::open`, shared with revote):
 //!
 //! 1. lag: the voter is isolated while the others write on;
 //! 2. old entries: the three groups are cut apart; the old leader, alone
@@ -34,9 +35,8 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::partition::isolate;
-use super::revote::{poll_leader, Roles, ELECTION_WAIT_MS, LAG_MS, STEP_DOWN_WAIT_MS};
-use super::{leader_or_random, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError};
+use super::scripted::{poll_leader, InForce, Roles, ELECTION_WAIT_MS};
+use super::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::{Endpoint, LinkFault};
 
@@ -53,33 +53,17 @@ const LATER_LEADER_MS: u64 = 300;
 
 pub struct FigureEightNemesis {
     rng: ChaCha8Rng,
-    paused: Option<usize>,
-    /// A partition or link fault of ours (client links included) is in force.
-    active: bool,
+    in_force: InForce,
 }
 
 impl FigureEightNemesis {
     pub fn new(rng: ChaCha8Rng) -> Self {
-        FigureEightNemesis { rng, paused: None, active: false }
+        FigureEightNemesis { rng, in_force: InForce::default() }
     }
 
     async fn scenario(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
-        let nodes = cluster.nodes();
-        let leader = leader_or_random(&mut self.rng, cluster).await;
-        let roles = Roles::choose(&mut self.rng, nodes, leader);
-        let mut effect = json!({
-            "voter": node_name(roles.voter),
-            "first": node_names(&roles.first),
-            "second": node_names(&roles.second),
-        });
+        let (roles, mut effect) = self.in_force.open(&mut self.rng, cluster).await;
         let proxy = cluster.proxy();
-        self.active = true;
-        proxy.partition(&isolate(roles.voter, nodes));
-        tokio::time::sleep(Duration::from_millis(LAG_MS)).await;
-        proxy.partition(&roles.split());
-        let stepped_down = poll_leader(cluster, &roles.first, Option::is_none, STEP_DOWN_WAIT_MS).await;
-        effect["old_leader_stepped_down"] = json!(stepped_down.is_some());
-
         // Clients leave the first side from here on: those waiting on its
         // stepped-down leader fail over to the second side at once, and the
         // first side's later leader gets no entry of its own term.
@@ -113,7 +97,7 @@ impl FigureEightNemesis {
         effect["later_leader"] = json!(node_name(later));
         tokio::time::sleep(Duration::from_millis(LATER_LEADER_MS)).await;
         cluster.pause(later)?;
-        self.paused = Some(later);
+        self.in_force.paused = Some(later);
 
         proxy.partition(&roles.second_election());
         let joined = Roles::with_voter(&roles.second, roles.voter);
@@ -142,19 +126,6 @@ impl Nemesis for FigureEightNemesis {
     }
 
     fn heal<'a>(&'a mut self, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
-        Box::pin(async move {
-            let active = std::mem::take(&mut self.active);
-            let paused = self.paused.take();
-            if !active && paused.is_none() {
-                return Ok(Effect::Null);
-            }
-            // Network and client links first, so the resumed leader meets
-            // the others at once.
-            cluster.proxy().heal();
-            if let Some(node) = paused {
-                cluster.resume(node)?;
-            }
-            Ok(json!({ "network": "healed", "resumed": paused.map(node_name) }))
-        })
+        Box::pin(async move { self.in_force.heal(cluster) })
     }
 }

@@ -22,6 +22,7 @@ pub mod partition;
 pub mod pause;
 pub mod power;
 pub mod revote;
+pub mod scripted;
 pub mod schedule;
 
 pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, PartitionMode, PauseTarget, PowerTarget};
