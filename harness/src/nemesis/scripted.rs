@@ -31,11 +31,11 @@ const POLL_MS: u64 = 20;
 /// Who plays which part, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roles {
-    /// Votes in both elections; restarted in between.
+    /// Votes with each side in turn; its log lags from the opening on.
     pub voter: usize,
-    /// Elects the first leader (with the voter); holds the old leader.
+    /// Holds the old leader; elects a leader with the voter.
     pub first: Vec<usize>,
-    /// Elects the second leader (with the voter).
+    /// Elects a leader with the voter.
     pub second: Vec<usize>,
 }
 
@@ -43,7 +43,7 @@ impl Roles {
     /// `leader` starts on the first side; the voter and the rest of the
     /// sides are drawn from the seeded rng. Needs an odd `nodes >= 3`.
     pub fn choose(rng: &mut ChaCha8Rng, nodes: usize, leader: usize) -> Roles {
-        assert!(nodes >= 3 && nodes % 2 == 1, "revote needs an odd cluster of 3 or more (validated in the spec)");
+        assert!(nodes >= 3 && nodes % 2 == 1, "a scripted scenario needs an odd cluster of 3 or more (validated in the spec)");
         assert!(leader < nodes, "leader {leader} is not one of {nodes} nodes");
         let mut others: Vec<usize> = (0..nodes).filter(|node| *node != leader).collect();
         others.shuffle(rng);
