@@ -444,7 +444,7 @@ impl TestPlan {
             }
         }
         let families = |family: FaultFamily| self.faults.iter().any(|fault| fault.family() == family);
-        let scripted = families(FaultFamily::Revote) || families(FaultFamily::FigureEight);
+        let scripted = self.faults.iter().any(|fault| fault.is_scripted());
         if self.nemesis_concurrent && scripted && (families(FaultFamily::Partition) || families(FaultFamily::Link)) {
             return Err(SpecError::Combination(
                 "nemeses revote and figure-8 set the whole network themselves: with nemesis.concurrent they cannot run beside partition or link faults".to_string(),
@@ -605,12 +605,11 @@ fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
             }
         }
     }
-    for scenario in [Fault::Revote, Fault::FigureEight] {
-        if faults.contains(&scenario) && nodes % 2 == 0 {
-            return Err(SpecError::Combination(format!(
-                "nemesis {scenario} needs an odd cluster size (two majorities that share one voter), the cluster has {nodes}"
-            )));
-        }
+    let odd = nodes % 2 == 1;
+    if let Some(scenario) = faults.iter().find(|fault| fault.is_scripted()).filter(|_| !odd) {
+        return Err(SpecError::Combination(format!(
+            "nemesis {scenario} needs an odd cluster size (two majorities that share one voter), the cluster has {nodes}"
+        )));
     }
     Ok(faults)
 }

@@ -124,6 +124,8 @@ const LINKS: [Fault; 4] = [
     Fault::Link(LinkMode::Reset),
     Fault::Link(LinkMode::Slow),
 ];
+/// The scripted scenarios: an odd cluster, the whole network to themselves.
+const SCRIPTED: [Fault; 2] = [Fault::Revote, Fault::FigureEight];
 const POWER_LOSSES: [Fault; 4] = [
     Fault::Power(PowerTarget::Random),
     Fault::Power(PowerTarget::Leader),
@@ -181,7 +183,13 @@ impl Fault {
 
     /// Every single fault, power loss and the scripted scenarios included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).chain([Fault::Revote, Fault::FigureEight]).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain(SCRIPTED).collect()
+    }
+
+    /// A scripted scenario (revote, figure-8): it needs an odd cluster and
+    /// sets the whole network itself while it runs.
+    pub fn is_scripted(self) -> bool {
+        SCRIPTED.contains(&self)
     }
 
     /// The fewest nodes this fault makes sense on.
