@@ -35,7 +35,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::scripted::{poll_leader, InForce, Roles, ELECTION_WAIT_MS};
+use super::scripted::{poll_leader, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
 use super::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::{Endpoint, LinkFault};
@@ -72,9 +72,7 @@ impl FigureEightNemesis {
             proxy.set_link_fault(Endpoint::Client, Endpoint::Node(node), cut);
         }
         let slow = LinkFault { delay_ms: SECOND_TO_VOTER_DELAY_MS, ..LinkFault::default() };
-        for &node in &roles.second {
-            proxy.set_link_fault(Endpoint::Node(node), Endpoint::Node(roles.voter), slow);
-        }
+        side_to_voter(cluster, &roles.second, roles.voter, slow);
         proxy.partition(&roles.second_election());
         let Some(Some(middle)) = poll_leader(cluster, &roles.second, Option::is_some, ELECTION_WAIT_MS).await else {
             effect["outcome"] = json!("the second side elected no leader");
@@ -85,9 +83,7 @@ impl FigureEightNemesis {
         // A cut both ways closes the connections, and what the proxy still
         // held for the voter is lost with them.
         proxy.partition(&roles.split());
-        for &node in &roles.second {
-            proxy.set_link_fault(Endpoint::Node(node), Endpoint::Node(roles.voter), LinkFault::default());
-        }
+        side_to_voter(cluster, &roles.second, roles.voter, LinkFault::default());
 
         proxy.partition(&roles.first_election());
         let Some(Some(later)) = poll_leader(cluster, &roles.first, Option::is_some, ELECTION_WAIT_MS).await else {

@@ -25,10 +25,10 @@
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::scripted::{poll_leader, InForce, Roles, ELECTION_WAIT_MS};
+use super::scripted::{poll_leader, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
 use super::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
 use crate::cluster::{BoxFuture, Cluster};
-use crate::proxy::{Endpoint, LinkFault};
+use crate::proxy::LinkFault;
 
 /// Latency of the first side's bytes to the voter. It must cover the
 /// harness's reaction (one leader poll, a SIGSTOP and a SIGKILL, tens of
@@ -50,10 +50,8 @@ impl RevoteNemesis {
     async fn scenario(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let (roles, mut effect) = self.in_force.open(&mut self.rng, cluster).await;
         let proxy = cluster.proxy();
-        for &node in &roles.first {
-            let slow = LinkFault { delay_ms: VOTER_INBOUND_DELAY_MS, ..LinkFault::default() };
-            proxy.set_link_fault(Endpoint::Node(node), Endpoint::Node(roles.voter), slow);
-        }
+        let slow = LinkFault { delay_ms: VOTER_INBOUND_DELAY_MS, ..LinkFault::default() };
+        side_to_voter(cluster, &roles.first, roles.voter, slow);
         proxy.partition(&roles.first_election());
         let Some(Some(first_leader)) = poll_leader(cluster, &roles.first, Option::is_some, ELECTION_WAIT_MS).await else {
             effect["outcome"] = json!("the first side elected no leader");

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::partition::{complete_grudge, isolate};
 use super::{leader_or_random, node_name, node_names, Effect, NemesisError};
 use crate::cluster::Cluster;
-use crate::proxy::Grudge;
+use crate::proxy::{Endpoint, Grudge, LinkFault};
 
 /// How long the voter is cut off while the others write on.
 const LAG_MS: u64 = 500;
@@ -75,6 +75,14 @@ impl Roles {
     /// Step 2: all three apart.
     pub fn split(&self) -> Grudge {
         complete_grudge(&[self.first.clone(), vec![self.voter], self.second.clone()])
+    }
+}
+
+/// Sets `fault` on the bytes every node of `side` sends the voter
+/// (`LinkFault::default()` clears it).
+pub(super) fn side_to_voter(cluster: &Cluster, side: &[usize], voter: usize, fault: LinkFault) {
+    for &node in side {
+        cluster.proxy().set_link_fault(Endpoint::Node(node), Endpoint::Node(voter), fault);
     }
 }
 
