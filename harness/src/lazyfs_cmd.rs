@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::lazyfs;
+use faultline_lazyfs as lazyfs;
 use crate::EXIT_HARNESS_ERROR;
 
 #[derive(clap::Args)]

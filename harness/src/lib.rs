@@ -10,7 +10,6 @@ pub mod checks;
 pub mod client;
 pub mod cluster;
 pub mod junit;
-pub mod lazyfs;
 pub mod lazyfs_cmd;
 pub mod matrix;
 pub mod nemesis;

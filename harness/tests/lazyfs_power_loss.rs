@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use process_support::{processes_mentioning, wait_for};
 
 fn fuse_or_skip() -> bool {
-    let Err(why) = faultline::lazyfs::available() else { return true };
+    let Err(why) = faultline_lazyfs::available() else { return true };
     if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") {
         panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}");
     }
@@ -28,7 +28,7 @@ fn fuse_or_skip() -> bool {
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("faultline-lazyfs-{name}-{}", std::process::id()));
-    let _ = faultline::lazyfs::detach(&dir.join("mnt"));
+    let _ = faultline_lazyfs::detach(&dir.join("mnt"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -40,7 +40,7 @@ fn mount(dir: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("the mount", Duration::from_secs(10), || faultline::lazyfs::is_mounted(&dir.join("mnt")));
+    wait_for("the mount", Duration::from_secs(10), || faultline_lazyfs::is_mounted(&dir.join("mnt")));
     child
 }
 
@@ -77,7 +77,7 @@ fn a_power_cut_keeps_exactly_what_was_synced() {
 
     daemon.kill().unwrap(); // The power cut: the daemon's memory is gone.
     daemon.wait().unwrap();
-    faultline::lazyfs::detach(&mnt).unwrap();
+    faultline_lazyfs::detach(&mnt).unwrap();
     let mut daemon = mount(&dir);
     assert_eq!(std::fs::read(mnt.join("wal")).unwrap(), b"synced-1 synced-2 ");
     assert_eq!(std::fs::read(mnt.join("snapshot")).unwrap(), b"snapshot", "a synced file renamed survives");

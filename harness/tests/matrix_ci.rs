@@ -26,7 +26,7 @@ async fn planted_bugs_and_weaker_modes_are_detected_and_correct_node_is_not() {
     // no-fsync needs the power-loss nemesis (FUSE, root).
     // forget-vote needs the scripted revote election race.
     let mut names = vec!["ack-before-commit".to_string(), "forget-vote".to_string(), "async".to_string()];
-    match faultline::lazyfs::available() {
+    match faultline_lazyfs::available() {
         Ok(()) => names.push("no-fsync".to_string()),
         Err(why) if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") => {
             panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}")

@@ -21,6 +21,7 @@ mod faultline_node;
 mod guard;
 pub mod generic;
 mod ports;
+mod programs;
 pub mod redis;
 mod routing;
 mod signals;
@@ -41,6 +42,7 @@ pub use db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
 pub use faultline_node::{find_node_binary, FaultlineNodeDb};
 pub use guard::serve as serve_guard;
+pub use programs::faultline_binary;
 pub use volume::VolumeConfig;
 
 /// How to start a cluster.
@@ -155,7 +157,7 @@ impl Cluster {
             .collect::<Result<Vec<_>, _>>()?;
         // Without a faultline binary (a library user), PDEATHSIG alone
         // guards the nodes' direct children.
-        let guard = crate::lazyfs::daemon_binary().ok().and_then(|program| guard::Guard::start(&program));
+        let guard = programs::faultline_binary().ok().and_then(|program| guard::Guard::start(&program));
         let supervisor = Supervisor::start(config.nodes, nix::sys::signal::Signal::SIGKILL, guard)?;
         let volumes = match &config.volumes {
             Some(volume_config) => {

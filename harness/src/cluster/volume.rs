@@ -1,5 +1,5 @@
 //! Power-loss volumes: each node's data dir is a lazyfs mount (see
-//! `crate::lazyfs`) served by its own `faultline lazyfs` daemon, so a power
+//! the `faultline-lazyfs` crate) served by its own `faultline lazyfs` daemon, so a power
 //! cut can drop exactly what the node wrote but did not fsync.
 //!
 //! The daemons are children of a supervisor of their own whose children get
@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use super::db::NodeLaunch;
 use super::supervisor::Supervisor;
 use super::{ClusterError, NodeState};
-use crate::lazyfs;
+use faultline_lazyfs as lazyfs;
 
 /// How to run the volumes of a cluster.
 #[derive(Clone, Debug)]

@@ -198,7 +198,7 @@ pub fn table(probes: &[Probe]) -> String {
 /// Runs the correct node `runs` times; returns (false alarms, unknown verdicts).
 pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec<u64>), MatrixError> {
     let mut target = targets::correct();
-    if let Err(why) = crate::lazyfs::available() {
+    if let Err(why) = faultline_lazyfs::available() {
         eprintln!("faultline: matrix control runs without power-loss: {why}");
         target.faults.retain(|fault| *fault != "power-loss");
     }

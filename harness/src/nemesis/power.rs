@@ -1,6 +1,6 @@
 //! Power loss: a node (the leader, a majority, or every node) dies and
 //! everything it wrote but did not fsync is gone when it comes back. Needs
-//! the cluster's lazyfs volumes (see `crate::lazyfs`); healing restarts the
+//! the cluster's lazyfs volumes (see the `faultline-lazyfs` crate); healing restarts the
 //! nodes on what their disks kept.
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

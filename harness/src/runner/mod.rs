@@ -115,8 +115,8 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
     let mut config = ClusterConfig::new(plan.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.ready_timeout_ms;
     if plan.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
-        crate::lazyfs::available().map_err(RunError::PowerLoss)?;
-        let program = crate::lazyfs::daemon_binary()
+        faultline_lazyfs::available().map_err(RunError::PowerLoss)?;
+        let program = crate::cluster::faultline_binary()
             .map_err(|error| RunError::PowerLoss(format!("power-loss needs the faultline binary to serve lazyfs: {error}")))?;
         config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
     }

@@ -1,9 +1,11 @@
 //! lazyfs: a FUSE file system that loses what was not fsynced when the
 //! power goes, for the `power-loss` nemesis.
 //!
-//! Each node's data dir is a mount of this file system over a backing
-//! directory. The daemon (`faultline lazyfs`, one process per node, forked
-//! by the cluster supervisor) passes every directory operation straight
+//! This crate owns the file system and its daemon loop ([`serve`]); it
+//! knows nothing of clusters, nodes or faultline's harness. Each node's
+//! data dir is a mount of this file system over a backing directory. The
+//! daemon (`faultline lazyfs`, one process per node, forked by the
+//! harness's cluster supervisor) passes every directory operation straight
 //! through, but keeps written file data in its own memory until that file
 //! is fsynced (see [`fs`] and [`volatile`]). A power cut is then exactly
 //! what it sounds like: SIGKILL the node and the daemon together; the
@@ -21,9 +23,12 @@
 //! page back; hard links are refused (EPERM); the kernel's page cache keeps
 //! what the node read, which is harmless because the whole mount is
 //! replaced on a cut. Mounting needs `/dev/fuse` and CAP_SYS_ADMIN (root).
-pub mod fs;
-pub mod inodes;
-pub mod volatile;
+mod fs;
+mod inodes;
+mod state;
+mod volatile;
+
+
 
 use std::path::{Path, PathBuf};
 
@@ -61,29 +66,6 @@ pub fn available() -> Result<(), String> {
         (false, _) => Err("power-loss needs root (to mount lazyfs with FUSE)".into()),
         (true, false) => Err("power-loss needs /dev/fuse".into()),
     }
-}
-
-/// The `faultline` binary that serves `faultline lazyfs`: `FAULTLINE_BIN`,
-/// else this process when it is `faultline`, else the one beside it or one
-/// directory up (where cargo puts it for integration tests).
-pub fn daemon_binary() -> std::io::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("FAULTLINE_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    if exe.file_name().is_some_and(|name| name == "faultline") {
-        return Ok(exe);
-    }
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("faultline");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::NotFound,
-        format!("no faultline binary beside {} (set FAULTLINE_BIN)", exe.display()),
-    ))
 }
 
 /// True when `path` is the root of a mount (its device differs from its
@@ -138,13 +120,13 @@ pub fn serve(backing: &Path, mountpoint: &Path, dirty_max_bytes: u64) -> Result<
         .spawn(move || {
             if stop.wait().is_ok() {
                 // A clean shutdown is no power cut: sync, then let go.
-                let _ = fs::lock(&watcher_state).sync_all();
+                let _ = state::lock(&watcher_state).sync_all();
                 let _ = detach(&watched);
             }
         })
         .map_err(files(mountpoint))?;
     let served = session.run();
-    let writebacks = fs::lock(&state).writebacks;
+    let writebacks = state::lock(&state).writebacks;
     served.map_err(|source| LazyFsError::Mount { mountpoint: mountpoint.to_path_buf(), backing, source })?;
     Ok(Served { writebacks })
 }

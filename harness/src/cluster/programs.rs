@@ -1,0 +1,28 @@
+//! The `faultline` binary itself, which the cluster starts again as helper
+//! processes: the guard (`faultline guard`) and the lazyfs daemons
+//! (`faultline lazyfs`).
+use std::path::PathBuf;
+
+/// The `faultline` binary: `FAULTLINE_BIN`, else this process when it is
+/// `faultline`, else the one beside it or one directory up (where cargo
+/// puts it for integration tests). A library user without one gets an
+/// error: the guard is then left out and power loss is refused.
+pub fn faultline_binary() -> std::io::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FAULTLINE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    if exe.file_name().is_some_and(|name| name == "faultline") {
+        return Ok(exe);
+    }
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("faultline");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("no faultline binary beside {} (set FAULTLINE_BIN)", exe.display()),
+    ))
+}
