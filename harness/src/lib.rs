@@ -16,8 +16,9 @@ pub mod nemesis;
 pub mod proxy;
 pub mod report;
 pub mod report_cmd;
+pub mod plan;
 pub mod runner;
-pub mod spec;
+pub mod systems;
 pub mod store;
 pub mod test_cmd;
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use crate::check_cmd::OutputFormat;
 use crate::report::{ReportInput, ReportStats};
 use crate::runner::{self, RunError, RunOptions};
-use crate::spec::{SpecFile, TestPlan};
+use crate::plan::{SpecFile, TestPlan};
 use crate::EXIT_HARNESS_ERROR;
 
 /// Every spec field with its default, for `--help` (the same file is
@@ -314,11 +314,11 @@ mod tests {
     #[test]
     fn the_field_reference_is_the_default_spec_and_the_docs_quote_it() {
         let reference = SpecFile::from_yaml(REFERENCE, "spec-reference.yaml").expect("the reference is a valid spec");
-        let mut default = SpecFile::default();
-        default.seed = Some(1234);
+        let reference = TestPlan::from_spec(&reference, 0).expect("the reference is a valid plan").resolved;
+        let default = TestPlan::from_spec(&SpecFile::default(), 1234).expect("the default is a valid plan").resolved;
         assert_eq!(reference, default, "the reference must show every default");
-        // Every field the spec serializes is named in the reference.
-        let tree = serde_json::to_value(SpecFile::default()).unwrap();
+        // Every field the resolved spec has is named in the reference.
+        let tree = serde_json::to_value(&default).unwrap();
         for (section, fields) in tree.as_object().unwrap() {
             assert!(REFERENCE.contains(&format!("{section}:")), "{section} missing");
             for field in fields.as_object().map(|f| f.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
@@ -392,7 +392,7 @@ mod tests {
         let plan = plan_in(&store, 11);
         let older = failed_run(&store, "20240101T000000", 11);
         let before = latest_target(&plan);
-        let error = RunError::NodeBinary("no faultline-node".into());
+        let error = RunError::PowerLoss("no lazyfs".into());
         // The failed run never moved `latest`: the folder there is not its own.
         assert_eq!(failed_run_dir(&plan, &error, before.as_deref()), None);
         // A moved link to a folder with another seed belongs to another run.

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::client::etcd::EtcdClient;
-use faultline::client::{NodeClientConfig, Outcome};
-use faultline::cluster::etcd::EtcdDb;
+use faultline::systems::etcd::EtcdClient;
+use faultline::client::{Client, ClientConfig, Outcome};
+use faultline::systems::etcd::EtcdDb;
 use faultline::cluster::{Cluster, ClusterConfig, ClusterError};
 use faultline::nemesis::partition::isolate;
 use faultline_workloads::{Invocation, WorkloadKind};
@@ -41,9 +41,9 @@ fn fast_db(binary: PathBuf) -> EtcdDb {
 }
 
 /// Clients start at node `process % nodes`.
-fn config_for(cluster: &Cluster, kind: WorkloadKind) -> Arc<NodeClientConfig> {
+fn config_for(cluster: &Cluster, kind: WorkloadKind) -> Arc<ClientConfig> {
     let addrs = (0..cluster.nodes()).map(|n| cluster.client_addr(n)).collect::<Vec<_>>();
-    Arc::new(NodeClientConfig { addrs, kind, op_timeout_ms: 1_500, connect_timeout_ms: 500, redirects_max: 0 })
+    Arc::new(ClientConfig { addrs, kind, op_timeout_ms: 1_500, connect_timeout_ms: 500, redirects_max: 0 })
 }
 
 fn op(f: &str, key: &str, value: Value) -> Invocation {

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::client::external::{ExternalClient, ExternalCommand};
-use faultline::client::{NodeClientConfig, Outcome};
-use faultline::cluster::generic::GenericSpec;
+use faultline::systems::generic::{ExternalClient, ExternalCommand};
+use faultline::client::{Client, ClientConfig, Outcome};
+use faultline::systems::generic::GenericSpec;
 use faultline::cluster::{Cluster, ClusterConfig, ClusterError};
-use faultline::spec::{SpecFile, System, TestPlan};
+use faultline::plan::{SpecFile, TestPlan};
 use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::json;
 
@@ -69,7 +69,7 @@ async fn a_missing_program_is_a_clear_error() {
 }
 
 fn external(command: &str, op_timeout_ms: u64) -> ExternalClient {
-    let config = NodeClientConfig {
+    let config = ClientConfig {
         addrs: vec!["127.0.0.1:1".parse().unwrap()],
         kind: WorkloadKind::Register,
         op_timeout_ms,
@@ -109,10 +109,10 @@ fn specs_choose_and_validate_the_system() {
         let spec = SpecFile::from_yaml(yaml, "test").map_err(|e| e.to_string())?;
         TestPlan::from_spec(&spec, 1).map_err(|e| e.to_string())
     };
-    assert_eq!(plan("cluster: {system: etcd, nodes: 3}").unwrap().system, System::Etcd);
-    assert_eq!(plan("cluster: {system: redis-sentinel, nodes: 3}").unwrap().system, System::RedisSentinel);
+    assert_eq!(plan("cluster: {system: etcd, nodes: 3}").unwrap().cluster.system.name(), "etcd");
+    assert_eq!(plan("cluster: {system: redis-sentinel, nodes: 3}").unwrap().cluster.system.name(), "redis-sentinel");
     let generic = "cluster:\n  system: generic\n  generic:\n    start: exec ./server {client_addr}\n    client: external\n    client_command: python3 client.py\n";
-    assert!(matches!(plan(generic).unwrap().system, System::Generic(_)));
+    assert_eq!(plan(generic).unwrap().cluster.system.name(), "generic");
     let error = plan("cluster: {system: cassandra}").unwrap_err();
     assert!(error.contains("cluster.system") && error.contains("generic"), "{error}");
     let error = plan("cluster: {system: generic}").unwrap_err();
@@ -120,7 +120,7 @@ fn specs_choose_and_validate_the_system() {
     let error = plan(&generic.replace("client: external", "client: grpc")).unwrap_err();
     assert!(error.contains("cluster.generic.client"), "{error}");
     let error = plan(&generic.replace("system: generic", "system: etcd")).unwrap_err();
-    assert!(error.contains("only used with system: generic"), "{error}");
+    assert!(error.contains("unknown field `generic`") && error.contains("system etcd"), "{error}");
     let error = plan(&generic.replace("    client_command: python3 client.py\n", "")).unwrap_err();
     assert!(error.contains("client_command"), "{error}");
 }

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::client::redis::RedisClient;
-use faultline::client::resp::{Reply, RespConnection};
-use faultline::client::{NodeClientConfig, Outcome};
-use faultline::cluster::redis::RedisSentinelDb;
+use faultline::systems::redis_sentinel::RedisClient;
+use faultline::systems::redis_sentinel::{Reply, RespConnection};
+use faultline::client::{Client, ClientConfig, Outcome};
+use faultline::systems::redis_sentinel::RedisSentinelDb;
 use faultline::cluster::{Cluster, ClusterConfig};
 use faultline::nemesis::partition::isolate;
 use faultline_workloads::{Invocation, WorkloadKind};
@@ -99,7 +99,7 @@ async fn a_partitioned_primary_acknowledges_writes_that_the_failover_loses() {
     }
 
     let addrs = (0..3).map(|n| cluster.client_addr(n)).collect::<Vec<_>>();
-    let config = Arc::new(NodeClientConfig {
+    let config = Arc::new(ClientConfig {
         addrs,
         kind: WorkloadKind::Set,
         op_timeout_ms: 1_000,

@@ -17,7 +17,7 @@ fn installed(programs: &[&str]) -> bool {
     let missing: Vec<&str> = programs
         .iter()
         .copied()
-        .filter(|program| faultline::cluster::etcd::find_on_path(program).is_err())
+        .filter(|program| faultline::cluster::find_on_path(program).is_err())
         .collect();
     if missing.is_empty() {
         return true;

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::cluster::{find_node_binary, Cluster, ClusterConfig, FaultlineNodeDb};
+use faultline::cluster::{Cluster, ClusterConfig};
+use faultline::systems::faultline_node::{find_node_binary, FaultlineNodeDb};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

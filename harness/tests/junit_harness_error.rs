@@ -48,7 +48,7 @@ fn junit_and_report_of_an_interrupted_run_say_it_did_not_pass() {
     let dir = kept_dir("junit-interrupted");
     let junit = dir.join("junit.xml");
     let store = dir.join("store");
-    let node = faultline::cluster::find_node_binary().expect("faultline-node is built");
+    let node = faultline::systems::faultline_node::find_node_binary().expect("faultline-node is built");
     let mut child = faultline()
         .args(["test", "--quiet", "--name", "cut", "--seed", "7", "--nodes", "3", "--time-limit", "60s"])
         .args(["--rate", "50", "--nemesis", "none", "--node-binary"])

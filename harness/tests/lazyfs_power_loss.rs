@@ -99,7 +99,7 @@ fn nothing_survives_sigkill_of_a_harness_cutting_power() {
         return;
     }
     let store = scratch("harness");
-    let node_binary = faultline::cluster::find_node_binary().expect("faultline-node must be built");
+    let node_binary = faultline::systems::faultline_node::find_node_binary().expect("faultline-node must be built");
     let mut harness = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(["test", "--quiet", "--nodes", "3", "--time-limit", "60s", "--rate", "50", "--concurrency", "3"])
         .args(["--workload", "register", "--nemesis", "power-loss-random", "--seed", "3", "--name", "t"])

@@ -157,7 +157,7 @@ fn run_script_runs_a_spec_and_leaves_report_and_junit() {
     let output = Command::new(&script)
         .arg(&spec)
         .env("FAULTLINE_BIN", env!("CARGO_BIN_EXE_faultline"))
-        .env("FAULTLINE_NODE_BIN", faultline::cluster::find_node_binary().expect("faultline-node is built"))
+        .env("FAULTLINE_NODE_BIN", faultline::systems::faultline_node::find_node_binary().expect("faultline-node is built"))
         .env("FAULTLINE_STORE", &store)
         .output()
         .unwrap();

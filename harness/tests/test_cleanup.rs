@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use process_support::{processes_mentioning, wait_for};
 
 fn node_binary() -> PathBuf {
-    faultline::cluster::find_node_binary()
+    faultline::systems::faultline_node::find_node_binary()
         .expect("faultline-node must be built before these tests: cargo build --release -p faultline-node")
 }
 

@@ -9,7 +9,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 fn node_binary() -> PathBuf {
-    faultline::cluster::find_node_binary()
+    faultline::systems::faultline_node::find_node_binary()
         .expect("faultline-node must be built before these tests: cargo build --release -p faultline-node")
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const RUN_TIMEOUT_S: u64 = 120;
 
 fn node_binary() -> PathBuf {
-    faultline::cluster::find_node_binary()
+    faultline::systems::faultline_node::find_node_binary()
         .expect("faultline-node must be built before these tests: cargo build --release -p faultline-node")
 }
 

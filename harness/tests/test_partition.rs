@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::client::{NodeClient, NodeClientConfig, Outcome};
-use faultline::cluster::{find_node_binary, Cluster, ClusterConfig, FaultlineNodeDb};
+use faultline::client::{Client, ClientConfig, Outcome};
+use faultline::systems::faultline_node::NodeClient;
+use faultline::cluster::{Cluster, ClusterConfig};
+use faultline::systems::faultline_node::{find_node_binary, FaultlineNodeDb};
 use faultline::nemesis::leader::find_leader;
 use faultline::nemesis::partition::isolate;
 use faultline_workloads::{Invocation, WorkloadKind};
@@ -16,7 +18,7 @@ fn put(key: &str, value: &str) -> Invocation {
 }
 
 fn client(cluster: &Cluster, redirects_max: u32, node: usize) -> NodeClient {
-    let config = NodeClientConfig {
+    let config = ClientConfig {
         addrs: (0..cluster.nodes()).map(|n| cluster.client_addr(n)).collect(),
         kind: WorkloadKind::Kv,
         op_timeout_ms: 1_500,

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 fn node_binary() -> PathBuf {
-    faultline::cluster::find_node_binary()
+    faultline::systems::faultline_node::find_node_binary()
         .expect("faultline-node must be built before these tests: cargo build --release -p faultline-node")
 }
 

@@ -25,8 +25,8 @@ pub enum ClusterError {
     Signal { node: usize, source: nix::Error },
     #[error("cluster: the supervisor thread is gone")]
     SupervisorGone,
-    #[error("cluster: faultline-node binary not found (set FAULTLINE_NODE_BIN); looked in {0}")]
-    NodeBinaryNotFound(String),
+    #[error("cluster: {program} not found: {hint}")]
+    ProgramNotFound { program: &'static str, hint: String },
     #[error("cluster: node {node}'s lazyfs volume: {message}; see {log}")]
     Volume { node: usize, message: String, log: PathBuf },
     #[error(transparent)]

@@ -6,7 +6,7 @@
 //! (`supervisor`), in its own process group, with `PR_SET_PDEATHSIG(SIGKILL)`,
 //! so no child outlives the harness however it exits, and that thread reaps
 //! every child. What a system needs to run is one `Db` implementation
-//! (`faultline_node::FaultlineNodeDb` is the embedded default).
+//! (each system's lives in `crate::systems`).
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,13 +16,9 @@ use crate::proxy::{FaultProxy, ProxyConfig};
 
 mod db;
 mod error;
-pub mod etcd;
-mod faultline_node;
 mod guard;
-pub mod generic;
 mod ports;
 mod programs;
-pub mod redis;
 mod routing;
 mod signals;
 mod supervisor;
@@ -38,11 +34,10 @@ struct NodePorts {
     peer: PortReservation,
 }
 
-pub use db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
+pub use db::{clear_dir, BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
-pub use faultline_node::{find_node_binary, FaultlineNodeDb};
 pub use guard::serve as serve_guard;
-pub use programs::faultline_binary;
+pub use programs::{faultline_binary, find_on_path};
 pub use volume::VolumeConfig;
 
 /// How to start a cluster.

@@ -1,7 +1,19 @@
-//! The `faultline` binary itself, which the cluster starts again as helper
-//! processes: the guard (`faultline guard`) and the lazyfs daemons
-//! (`faultline lazyfs`).
+//! Finding the programs a cluster runs: a system's binaries on the PATH,
+//! and the `faultline` binary itself, which the cluster starts again as
+//! helper processes (the guard, `faultline guard`, and the lazyfs daemons,
+//! `faultline lazyfs`).
 use std::path::PathBuf;
+
+use super::ClusterError;
+
+/// The first executable `name` in PATH, else a clear error.
+pub fn find_on_path(name: &str) -> Result<PathBuf, ClusterError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| ClusterError::Config(format!("{name} not found on PATH; install it (Debian: see harness/docs/adapters.md)")))
+}
 
 /// The `faultline` binary: `FAULTLINE_BIN`, else this process when it is
 /// `faultline`, else the one beside it or one directory up (where cargo

@@ -12,7 +12,8 @@ use std::time::Instant;
 use faultline_checkers::Verdict;
 
 use crate::runner::{self, RunError, RunOptions};
-use crate::spec::{SpecFile, TestPlan};
+use crate::plan::{SpecFile, TestPlan};
+use crate::systems::faultline_node;
 use crate::EXIT_HARNESS_ERROR;
 pub use targets::Target;
 
@@ -50,7 +51,7 @@ pub struct MatrixArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum MatrixError {
     #[error("matrix spec for {target}: {source}")]
-    Spec { target: &'static str, source: crate::spec::SpecError },
+    Spec { target: &'static str, source: crate::plan::SpecError },
     #[error(transparent)]
     Run(#[from] RunError),
 }
@@ -112,9 +113,14 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<S
     spec.name = format!("matrix-{}", target.name);
     spec.seed = Some(options.seed + u64::from(index));
     spec.store = options.store.clone();
-    spec.cluster.node_binary = options.node_binary.clone();
-    spec.cluster.bugs = target.bugs.clone();
-    spec.cluster.mode = target.mode.clone();
+    let node = faultline_node::Options {
+        node_binary: options.node_binary.clone(),
+        bugs: target.bugs.clone(),
+        mode: target.mode.clone(),
+        ..faultline_node::Options::default()
+    };
+    spec.cluster.system = faultline_node::REGISTRATION.name.to_string();
+    spec.cluster.options = crate::systems::fields_of(&node);
     spec.workload.kind = target.workload.to_string();
     spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
     spec.schedule.time_limit = options.time_limit.clone();
@@ -309,11 +315,11 @@ mod tests {
             let spec = spec_for(&target, &options(), 2).expect("overrides apply");
             let plan = TestPlan::from_spec(&spec, 0).unwrap_or_else(|e| panic!("{}: {e}", target.name));
             assert_eq!(plan.seed, 9, "{}: seed + run index", target.name);
-            assert_eq!(plan.nemesis_concurrent, target.overrides.contains(&("nemesis.concurrent", "true")));
+            assert_eq!(plan.nemesis.concurrent, target.overrides.contains(&("nemesis.concurrent", "true")));
         }
         let vote = targets::select(&["vote-without-log-check".to_string()]).expect("a row");
         let plan = TestPlan::from_spec(&spec_for(&vote[0], &options(), 0).expect("spec"), 0).expect("plan");
-        assert!(plan.nemesis_concurrent);
-        assert_eq!(plan.nodes, 5);
+        assert!(plan.nemesis.concurrent);
+        assert_eq!(plan.cluster.nodes, 5);
     }
 }

@@ -10,7 +10,7 @@ use faultline_checkers::EventType;
 use faultline_workloads::{Context, Generator, Next};
 
 use super::history::{client_event, Recorder};
-use crate::client::{AnyClient, ClientProtocol, NodeClientConfig, Outcome};
+use crate::client::{ClientConfig, ClientFactory, Outcome};
 use crate::nemesis::node_name;
 
 /// How long a client waits before asking a `Pending` generator again.
@@ -22,9 +22,9 @@ pub type SharedGenerator = Arc<Mutex<Box<dyn Generator>>>;
 #[derive(Clone)]
 pub struct ClientPool {
     pub recorder: Recorder,
-    pub config: Arc<NodeClientConfig>,
-    /// The system's client protocol.
-    pub protocol: ClientProtocol,
+    pub config: Arc<ClientConfig>,
+    /// Builds the system's clients.
+    pub clients: ClientFactory,
     /// The next unused process number: processes are never reused.
     pub process_next: Arc<AtomicU64>,
     /// Set on interrupt: every task stops after its current operation.
@@ -50,7 +50,7 @@ impl ClientPool {
     }
 
     async fn client_task(self, generator: SharedGenerator, phase_start: Instant, deadline: Instant) {
-        let mut client = AnyClient::new(&self.protocol, self.config.clone(), self.new_process());
+        let mut client = (self.clients)(self.config.clone(), self.new_process());
         while !self.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
             let ctx = Context {
                 time_ns: u64::try_from(phase_start.elapsed().as_nanos()).unwrap_or(u64::MAX),

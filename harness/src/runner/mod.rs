@@ -22,12 +22,11 @@ use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::checks::{self, Liveness};
-use crate::client::{AnyClient, NodeClientConfig, Outcome};
+use crate::client::{ClientConfig, Outcome};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, VolumeConfig};
-use crate::nemesis::link::LinkSettings;
 use crate::proxy::ProxyStats;
 use crate::nemesis::{FaultFamily, Mix, NemesisError, Schedule};
-use crate::spec::TestPlan;
+use crate::plan::TestPlan;
 use crate::store::{RunDir, StoreError};
 
 pub mod clients;
@@ -35,7 +34,6 @@ pub mod history;
 pub mod nemesis_task;
 pub mod progress;
 pub mod results;
-pub mod system;
 
 use clients::ClientPool;
 use history::Recorder;
@@ -53,8 +51,6 @@ pub enum RunError {
     Nemesis(#[from] NemesisError),
     #[error("history {path}: {message}")]
     History { path: PathBuf, message: String },
-    #[error("{0}; build it with `cargo build --release -p faultline-node` or pass --node-binary")]
-    NodeBinary(String),
     #[error("{0}")]
     PowerLoss(String),
     #[error("cannot install signal handlers: {0}")]
@@ -102,7 +98,7 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
         let _ = run_dir.write("summary.txt", &format!("faultline test {}: ERROR\nseed        {}\nerror       {error}\n", plan.name, plan.seed));
     }
     let liveness = outcome?;
-    log_patterns.extend(plan.log_error_patterns.iter().cloned());
+    log_patterns.extend(plan.checks.log_error_patterns.iter().cloned());
     let checks = decide(plan, &run_dir, liveness, (&exits, &failed_restarts), &log_paths, &log_patterns).await?;
     let results = conclude(plan, &run_dir, checks, started, proxy_stats);
     run_dir.write("results.json", &serde_json::to_string_pretty(&results).unwrap_or_default())?;
@@ -111,19 +107,19 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
 }
 
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
-    let db = system::db(plan)?;
-    let mut config = ClusterConfig::new(plan.nodes, run_dir.nodes_dir(), plan.seed);
-    config.ready_timeout_ms = plan.ready_timeout_ms;
-    if plan.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
+    let db = plan.cluster.system.db()?;
+    let mut config = ClusterConfig::new(plan.cluster.nodes, run_dir.nodes_dir(), plan.seed);
+    config.ready_timeout_ms = plan.cluster.ready_timeout_ms;
+    if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
         faultline_lazyfs::available().map_err(RunError::PowerLoss)?;
         let program = crate::cluster::faultline_binary()
             .map_err(|error| RunError::PowerLoss(format!("power-loss needs the faultline binary to serve lazyfs: {error}")))?;
         config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
     }
     let cluster = Cluster::start(db, config).await?;
-    // A generic system has no leader query.
-    if !matches!(plan.system, crate::spec::System::Generic(_)) {
-        wait_for_leader(&cluster, plan.ready_timeout_ms).await;
+    // A system without a leader query cannot be waited for.
+    if plan.cluster.system.capabilities().leader {
+        wait_for_leader(&cluster, plan.cluster.ready_timeout_ms).await;
     }
     Ok(cluster)
 }
@@ -182,7 +178,7 @@ async fn run_on_cluster(
         counts: recorder.counts.clone(),
         nemesis: nemesis_state.clone(),
         start,
-        time_limit_ms: plan.time_limit_ms,
+        time_limit_ms: plan.schedule.time_limit_ms,
         phase: phase.clone(),
     };
     let progress = Progress::start(feed, options.quiet);
@@ -215,36 +211,29 @@ fn nemesis_groups(plan: &TestPlan) -> Result<Vec<NemesisGroup>, NemesisError> {
     let schedule = |faults: Vec<crate::nemesis::Fault>, seed: u64| {
         Schedule::new(
             faults,
-            (plan.fault_duration_ms_min, plan.fault_duration_ms_max),
-            (plan.heal_duration_ms_min, plan.heal_duration_ms_max),
+            (plan.nemesis.fault_duration_ms_min, plan.nemesis.fault_duration_ms_max),
+            (plan.nemesis.heal_duration_ms_min, plan.nemesis.heal_duration_ms_max),
             seed,
         )
     };
-    if !plan.nemesis_concurrent {
-        let mix = Mix::standard(&plan.faults, plan.seed, link_settings(plan))?;
-        return Ok(vec![NemesisGroup { mix, schedule: schedule(plan.faults.clone(), plan.seed), heal_name: "heal".into() }]);
+    let faults = &plan.nemesis.faults;
+    if !plan.nemesis.concurrent {
+        let mix = Mix::standard(faults, plan.seed, plan.nemesis.link)?;
+        return Ok(vec![NemesisGroup { mix, schedule: schedule(faults.clone(), plan.seed), heal_name: "heal".into() }]);
     }
-    let mut families: Vec<FaultFamily> = plan.faults.iter().map(|fault| fault.family()).collect();
+    let mut families: Vec<FaultFamily> = faults.iter().map(|fault| fault.family()).collect();
     families.sort_unstable();
     families.dedup();
     families
         .into_iter()
         .map(|family| {
-            let faults: Vec<_> = plan.faults.iter().copied().filter(|fault| fault.family() == family).collect();
-            let mix = Mix::standard(&faults, plan.seed, link_settings(plan))?;
+            let faults: Vec<_> = faults.iter().copied().filter(|fault| fault.family() == family).collect();
+            let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link)?;
             // Each family's schedule gets a stream of its own.
             let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family as u64);
             Ok(NemesisGroup { mix, schedule: schedule(faults, seed), heal_name: format!("heal-{}", family.name()) })
         })
         .collect()
-}
-
-fn link_settings(plan: &TestPlan) -> LinkSettings {
-    LinkSettings {
-        delay_ms: plan.link_delay_ms,
-        jitter_ms: plan.link_jitter_ms,
-        bandwidth_bytes_per_s: plan.link_bandwidth_bytes_per_s,
-    }
 }
 
 struct Phases<'a> {
@@ -265,17 +254,17 @@ impl Phases<'_> {
     }
 
     fn pool(&self, process_next: &Arc<AtomicU64>) -> ClientPool {
-        let config = NodeClientConfig {
+        let config = ClientConfig {
             addrs: (0..self.cluster.nodes()).map(|node| self.cluster.client_addr(node)).collect(),
-            kind: self.plan.workload.kind,
-            op_timeout_ms: self.plan.op_timeout_ms,
-            connect_timeout_ms: self.plan.connect_timeout_ms,
-            redirects_max: self.plan.redirects_max,
+            kind: self.plan.workload.config.kind,
+            op_timeout_ms: self.plan.client.op_timeout_ms,
+            connect_timeout_ms: self.plan.client.connect_timeout_ms,
+            redirects_max: self.plan.client.redirects_max,
         };
         ClientPool {
             recorder: self.recorder.clone(),
             config: Arc::new(config),
-            protocol: system::client_protocol(&self.plan.system),
+            clients: self.plan.cluster.system.clients(),
             process_next: process_next.clone(),
             stop: self.stop.clone(),
         }
@@ -285,12 +274,16 @@ impl Phases<'_> {
         let plan = self.plan;
         let process_next = Arc::new(AtomicU64::new(0));
         let pool = self.pool(&process_next);
-        let time_limit = Duration::from_millis(plan.time_limit_ms);
+        let time_limit = Duration::from_millis(plan.schedule.time_limit_ms);
+        let workload: Box<dyn Generator> = match &plan.workload.generator {
+            Some(generator) => generator(plan.seed),
+            None => Box::new(plan.workload.config.generator(plan.seed)),
+        };
         let main: Box<dyn Generator> = Box::new(time_limit_ns(
-            plan.time_limit_ms,
-            stagger(plan.seed ^ 0x5354_4147, plan.gap_mean_ns(), plan.workload.generator(plan.seed)),
+            plan.schedule.time_limit_ms,
+            stagger(plan.seed ^ 0x5354_4147, plan.gap_mean_ns(), workload),
         ));
-        let clients_deadline = self.start + time_limit + Duration::from_millis(2 * plan.op_timeout_ms + 1_000);
+        let clients_deadline = self.start + time_limit + Duration::from_millis(2 * plan.client.op_timeout_ms + 1_000);
         let mut nemesis = NemesisRun {
             groups,
             cluster: self.cluster,
@@ -299,7 +292,7 @@ impl Phases<'_> {
             stop: self.stop,
         };
         tokio::join!(
-            pool.run(main, plan.concurrency, self.start, clients_deadline),
+            pool.run(main, plan.schedule.concurrency, self.start, clients_deadline),
             nemesis.run(self.start + time_limit),
         );
         self.set_phase("healing");
@@ -307,7 +300,7 @@ impl Phases<'_> {
         self.set_phase("liveness");
         let liveness = self.probe_liveness(&pool).await;
         self.set_phase("recovery");
-        tokio::time::sleep(Duration::from_millis(plan.recovery_ms)).await;
+        tokio::time::sleep(Duration::from_millis(plan.schedule.recovery_ms)).await;
         self.set_phase("final reads");
         self.final_reads(&pool).await;
         liveness
@@ -316,11 +309,11 @@ impl Phases<'_> {
     /// Writes to a key of its own until one succeeds or the bound passes.
     async fn probe_liveness(&self, pool: &ClientPool) -> Liveness {
         let healed = Instant::now();
-        let deadline = healed + Duration::from_millis(self.plan.liveness_timeout_ms);
+        let deadline = healed + Duration::from_millis(self.plan.checks.liveness_timeout_ms);
         let process = pool.process_next.fetch_add(1, Ordering::Relaxed);
-        let mut client = AnyClient::new(&pool.protocol, pool.config.clone(), process);
+        let mut client = (pool.clients)(pool.config.clone(), process);
         let mut liveness =
-            Liveness { timeout_ms: self.plan.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
+            Liveness { timeout_ms: self.plan.checks.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
             liveness.attempts += 1;
             let probe = faultline_workloads::Invocation {
@@ -350,10 +343,11 @@ impl Phases<'_> {
         if keys.is_empty() {
             return;
         }
-        let workers = plan.concurrency.min(keys.len());
-        let rounds = keys.len().div_ceil(workers) as u64 * u64::from(plan.final_read_attempts_max);
-        let deadline = Instant::now() + Duration::from_millis(rounds * (plan.op_timeout_ms + 50) + 1_000);
-        let reads = FinalReads::new(plan.workload.kind, &keys, plan.final_read_attempts_max);
+        let attempts_max = plan.checks.final_read_attempts_max;
+        let workers = plan.schedule.concurrency.min(keys.len());
+        let rounds = keys.len().div_ceil(workers) as u64 * u64::from(attempts_max);
+        let deadline = Instant::now() + Duration::from_millis(rounds * (plan.client.op_timeout_ms + 50) + 1_000);
+        let reads = FinalReads::new(plan.workload.config.kind, &keys, attempts_max);
         pool.run(Box::new(reads), workers, Instant::now(), deadline).await;
         set_state(&self.nemesis_state, "healthy");
     }
@@ -373,8 +367,8 @@ async fn decide(
     log_patterns: &[String],
 ) -> Result<Vec<Named>, RunError> {
     let events = read_history(&run_dir.history_path())?;
-    let need = plan.workload.kind.checker();
-    let budget_ms = plan.check_timeout_ms;
+    let need = plan.workload.config.kind.checker();
+    let budget_ms = plan.checks.check_timeout_ms;
     let mut named = tokio::task::spawn_blocking(move || {
         let mut named = vec![checks::check_history(&events, need, budget_ms)];
         if need.durability {
@@ -414,10 +408,10 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Vec<Named>, started: Inst
         exit_code: results::exit_code(composed.verdict),
         reasons,
         counts,
-        workload: plan.workload.kind.name().to_string(),
+        workload: plan.workload_name().to_string(),
         nemesis: plan.resolved.nemesis.faults.clone(),
-        nodes: plan.nodes,
-        time_limit_ms: plan.time_limit_ms,
+        nodes: plan.cluster.nodes,
+        time_limit_ms: plan.schedule.time_limit_ms,
         elapsed_ms: started.elapsed().as_millis() as u64,
         run_dir: run_dir.path.clone(),
         checks: composed,
@@ -439,7 +433,7 @@ fn count_events(path: &std::path::Path) -> history::CountsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::SpecFile;
+    use crate::plan::SpecFile;
 
     fn plan(concurrent: bool) -> TestPlan {
         let mut spec = SpecFile::default();

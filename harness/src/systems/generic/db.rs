@@ -13,11 +13,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
-use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
-use super::ClusterError;
+use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
 
 /// Bound on one `ready` command (under the cluster's 1 s probe bound).
 const READY_COMMAND_TIMEOUT_MS: u64 = 900;
@@ -37,80 +35,6 @@ pub struct GenericDb {
     /// Working directory of every command; None: the harness's own
     /// (the docs say to run generic specs from where their paths start).
     pub dir: Option<PathBuf>,
-}
-
-/// The `cluster.generic` part of a spec: a system described by commands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenericSpec {
-    /// Runs node i in the foreground (`exec` the server).
-    pub start: String,
-    /// Deletes node i's state (default: empty its data dir).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wipe: Option<String>,
-    /// Exits 0 once node i is ready (default: its client port accepts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<String>,
-    /// `per-pair` (each node its own view of its peers) or `shared`.
-    #[serde(default = "per_pair")]
-    pub peer_routing: String,
-    #[serde(default)]
-    pub log_error_patterns: Vec<String>,
-    /// `external`, `faultline-node`, `etcd` or `redis-sentinel`.
-    pub client: String,
-    /// The external client program (`client: external`), run by /bin/sh.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_command: Option<String>,
-}
-
-fn per_pair() -> String {
-    "per-pair".to_string()
-}
-
-/// The client protocols a generic system may speak.
-pub const GENERIC_CLIENTS: [&str; 4] = ["external", "faultline-node", "etcd", "redis-sentinel"];
-
-impl GenericSpec {
-    /// Every field checked; the error names the field.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let error = |field: &str, message: String| Err((format!("cluster.generic.{field}"), message));
-        if self.start.trim().is_empty() {
-            return error("start", "must be a command".into());
-        }
-        if self.routing().is_none() {
-            return error("peer_routing", format!("{:?} is not per-pair or shared", self.peer_routing));
-        }
-        if !GENERIC_CLIENTS.contains(&self.client.as_str()) {
-            return error("client", format!("{:?} is not one of {}", self.client, GENERIC_CLIENTS.join(", ")));
-        }
-        match (&self.client[..], &self.client_command) {
-            ("external", None) => error("client_command", "is required with client: external".into()),
-            ("external", Some(command)) if command.trim().is_empty() => error("client_command", "is empty".into()),
-            ("external", Some(_)) | (_, None) => Ok(()),
-            (_, Some(_)) => error("client_command", "is only used with client: external".into()),
-        }
-    }
-
-    pub fn routing(&self) -> Option<PeerRouting> {
-        match self.peer_routing.as_str() {
-            "per-pair" => Some(PeerRouting::PerPair),
-            "shared" => Some(PeerRouting::Shared),
-            _ => None,
-        }
-    }
-
-    /// The Db for a validated spec.
-    pub fn db(&self, dir: Option<PathBuf>) -> GenericDb {
-        GenericDb {
-            name: "generic".to_string(),
-            start: self.start.clone(),
-            wipe: self.wipe.clone(),
-            ready: self.ready.clone(),
-            peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
-            log_error_patterns: self.log_error_patterns.clone(),
-            dir,
-        }
-    }
 }
 
 /// `template` with every placeholder of node `env.node` filled in.
@@ -189,7 +113,7 @@ impl Db for GenericDb {
                 std::fs::create_dir_all(&env.data_dir)
                     .map_err(|source| ClusterError::Files { path: env.data_dir.clone(), source })
             }
-            None => super::db::clear_dir(&env.data_dir),
+            None => crate::cluster::clear_dir(&env.data_dir),
         }
     }
 
@@ -276,28 +200,6 @@ mod tests {
             log_error_patterns: vec![],
             dir: None,
         }
-    }
-
-    #[test]
-    fn specs_are_validated_field_by_field() {
-        let spec = GenericSpec {
-            start: "exec ./server {client_addr}".into(),
-            wipe: None,
-            ready: None,
-            peer_routing: "per-pair".into(),
-            log_error_patterns: vec![],
-            client: "external".into(),
-            client_command: Some("python3 client.py".into()),
-        };
-        assert_eq!(spec.validate(), Ok(()));
-        let field = |spec: GenericSpec| spec.validate().unwrap_err().0;
-        assert_eq!(field(GenericSpec { client_command: None, ..spec.clone() }), "cluster.generic.client_command");
-        assert_eq!(field(GenericSpec { client: "grpc".into(), ..spec.clone() }), "cluster.generic.client");
-        assert_eq!(field(GenericSpec { peer_routing: "mesh".into(), ..spec.clone() }), "cluster.generic.peer_routing");
-        assert_eq!(field(GenericSpec { start: " ".into(), ..spec.clone() }), "cluster.generic.start");
-        let etcd = GenericSpec { client: "etcd".into(), ..spec.clone() };
-        assert_eq!(field(etcd.clone()), "cluster.generic.client_command");
-        assert_eq!(GenericSpec { client_command: None, ..etcd }.validate(), Ok(()));
     }
 
     #[tokio::test]

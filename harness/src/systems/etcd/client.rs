@@ -15,7 +15,9 @@ use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
 
 use super::http::{HttpConnection, HttpError};
-use super::{codec, Completion, NodeClientConfig, Outcome};
+use crate::client::{Client, ClientConfig, Completion, Outcome};
+use crate::cluster::BoxFuture;
+use crate::systems::faultline_node::codec;
 
 /// Read-then-txn rounds of one append before it fails (each lost round
 /// changed nothing).
@@ -23,7 +25,7 @@ const APPEND_ATTEMPTS_MAX: u32 = 8;
 
 /// One Jepsen process's connection to an etcd cluster.
 pub struct EtcdClient {
-    config: Arc<NodeClientConfig>,
+    config: Arc<ClientConfig>,
     process: u64,
     current: usize,
     connection: Option<HttpConnection>,
@@ -40,20 +42,10 @@ enum Trouble {
 }
 
 impl EtcdClient {
-    pub fn new(config: Arc<NodeClientConfig>, process: u64) -> Self {
+    pub fn new(config: Arc<ClientConfig>, process: u64) -> Self {
         assert!(!config.addrs.is_empty(), "a client needs at least one node address");
         let current = (process % config.addrs.len() as u64) as usize;
         EtcdClient { config, process, current, connection: None }
-    }
-
-    pub fn process(&self) -> u64 {
-        self.process
-    }
-
-    /// Continue as a fresh process on the next member.
-    pub fn become_process(&mut self, process: u64) {
-        self.process = process;
-        self.rotate();
     }
 
     fn rotate(&mut self) {
@@ -61,7 +53,7 @@ impl EtcdClient {
         self.connection = None;
     }
 
-    pub async fn invoke(&mut self, invocation: &Invocation) -> Completion {
+    async fn operate(&mut self, invocation: &Invocation) -> Completion {
         let node = self.current;
         let bound = Duration::from_millis(self.config.op_timeout_ms);
         let outcome = match tokio::time::timeout(bound, self.perform(invocation)).await {
@@ -217,6 +209,22 @@ impl EtcdClient {
             Ok(Err(error)) => Err(Trouble::NotSent(format!("member not answering: {error}"))),
             Err(_) => Err(Trouble::NotSent("member not answering: timed out".into())),
         }
+    }
+}
+
+impl Client for EtcdClient {
+    fn process(&self) -> u64 {
+        self.process
+    }
+
+    /// Continue as a fresh process on the next member.
+    fn become_process(&mut self, process: u64) {
+        self.process = process;
+        self.rotate();
+    }
+
+    fn invoke<'a>(&'a mut self, invocation: &'a Invocation) -> BoxFuture<'a, Completion> {
+        Box::pin(self.operate(invocation))
     }
 }
 

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
-use super::ClusterError;
-use crate::client::http::HttpConnection;
+use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use crate::cluster::find_on_path;
+
+use super::http::HttpConnection;
 
 /// How to run etcd.
 #[derive(Clone, Debug)]
@@ -46,15 +47,6 @@ impl EtcdDb {
     pub fn find_binary() -> Result<PathBuf, ClusterError> {
         find_on_path("etcd")
     }
-}
-
-/// The first executable `name` in PATH, else a clear error.
-pub fn find_on_path(name: &str) -> Result<PathBuf, ClusterError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| ClusterError::Config(format!("{name} not found on PATH; install it (Debian: see harness/docs/adapters.md)")))
 }
 
 /// Member `node`'s name.
@@ -103,7 +95,7 @@ impl Db for EtcdDb {
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
-        super::db::clear_dir(&env.data_dir)
+        crate::cluster::clear_dir(&env.data_dir)
     }
 
     fn log_error_patterns(&self) -> Vec<String> {

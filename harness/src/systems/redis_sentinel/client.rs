@@ -15,8 +15,10 @@ use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
 
 use super::resp::{Reply, RespConnection, RespError};
-use super::{Completion, NodeClientConfig, Outcome};
-use crate::cluster::redis::MASTER_NAME;
+use crate::client::{Client, ClientConfig, Completion, Outcome};
+use crate::cluster::BoxFuture;
+
+use super::db::MASTER_NAME;
 
 const CAS_SCRIPT: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 else return 0 end";
@@ -25,7 +27,7 @@ const REFUSALS: [&str; 4] = ["READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS"];
 
 /// One Jepsen process's view of a Redis + Sentinel deployment.
 pub struct RedisClient {
-    config: Arc<NodeClientConfig>,
+    config: Arc<ClientConfig>,
     process: u64,
     /// The sentinel asked first next time.
     sentinel: usize,
@@ -47,23 +49,13 @@ impl From<RespError> for Trouble {
 }
 
 impl RedisClient {
-    pub fn new(config: Arc<NodeClientConfig>, process: u64) -> Self {
+    pub fn new(config: Arc<ClientConfig>, process: u64) -> Self {
         assert!(!config.addrs.is_empty(), "a client needs at least one sentinel address");
         let sentinel = (process % config.addrs.len() as u64) as usize;
         RedisClient { config, process, sentinel, primary: None }
     }
 
-    pub fn process(&self) -> u64 {
-        self.process
-    }
-
-    pub fn become_process(&mut self, process: u64) {
-        self.process = process;
-        self.primary = None;
-        self.sentinel = (self.sentinel + 1) % self.config.addrs.len();
-    }
-
-    pub async fn invoke(&mut self, invocation: &Invocation) -> Completion {
+    async fn operate(&mut self, invocation: &Invocation) -> Completion {
         let bound = Duration::from_millis(self.config.op_timeout_ms);
         let result = match tokio::time::timeout(bound, self.perform(invocation)).await {
             Ok(result) => result,
@@ -149,6 +141,22 @@ impl RedisClient {
             self.sentinel = (self.sentinel + 1) % sentinels;
         }
         Err(Trouble::NotSent(format!("no sentinel named a primary: {last}")))
+    }
+}
+
+impl Client for RedisClient {
+    fn process(&self) -> u64 {
+        self.process
+    }
+
+    fn become_process(&mut self, process: u64) {
+        self.process = process;
+        self.primary = None;
+        self.sentinel = (self.sentinel + 1) % self.config.addrs.len();
+    }
+
+    fn invoke<'a>(&'a mut self, invocation: &'a Invocation) -> BoxFuture<'a, Completion> {
+        Box::pin(self.operate(invocation))
     }
 }
 

@@ -44,17 +44,8 @@ impl HttpConnection {
         HttpConnection { addr, connect_timeout_ms, stream: None }
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     pub fn is_open(&self) -> bool {
         self.stream.is_some()
-    }
-
-    /// Drop the connection (after a timeout: its state is unknown).
-    pub fn close(&mut self) {
-        self.stream = None;
     }
 
     /// Open the connection if it is not; returns true when it was opened now.

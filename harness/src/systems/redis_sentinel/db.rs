@@ -17,10 +17,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
-use super::etcd::find_on_path;
-use super::ClusterError;
-use crate::client::resp::{Reply, RespConnection};
+use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use crate::cluster::find_on_path;
+
+use super::resp::{Reply, RespConnection};
 
 /// The name sentinels monitor the primary under.
 pub const MASTER_NAME: &str = "faultline";
@@ -171,7 +171,7 @@ impl Db for RedisSentinelDb {
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
-        super::db::clear_dir(&env.data_dir)
+        crate::cluster::clear_dir(&env.data_dir)
     }
 
     fn log_error_patterns(&self) -> Vec<String> {

@@ -26,7 +26,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::{Completion, NodeClientConfig, Outcome};
+use crate::client::{Client, ClientConfig, Completion, Outcome};
+use crate::cluster::BoxFuture;
 
 /// Longest answer line accepted.
 const LINE_BYTES_MAX: u64 = 4 * 1024 * 1024;
@@ -60,7 +61,7 @@ impl Drop for Program {
 }
 
 pub struct ExternalClient {
-    config: Arc<NodeClientConfig>,
+    config: Arc<ClientConfig>,
     command: Arc<ExternalCommand>,
     process: u64,
     program: Option<Program>,
@@ -68,21 +69,11 @@ pub struct ExternalClient {
 }
 
 impl ExternalClient {
-    pub fn new(config: Arc<NodeClientConfig>, command: Arc<ExternalCommand>, process: u64) -> Self {
+    pub fn new(config: Arc<ClientConfig>, command: Arc<ExternalCommand>, process: u64) -> Self {
         ExternalClient { config, command, process, program: None, request_id: 0 }
     }
 
-    pub fn process(&self) -> u64 {
-        self.process
-    }
-
-    /// A fresh process gets a fresh program.
-    pub fn become_process(&mut self, process: u64) {
-        self.process = process;
-        self.program = None;
-    }
-
-    pub async fn invoke(&mut self, invocation: &Invocation) -> Completion {
+    async fn operate(&mut self, invocation: &Invocation) -> Completion {
         self.request_id += 1;
         let request = json!({
             "id": self.request_id,
@@ -161,6 +152,22 @@ impl ExternalClient {
         let stdin = child.stdin.take().ok_or("client program has no stdin")?;
         let stdout = child.stdout.take().ok_or("client program has no stdout")?;
         Ok(Program { child, stdin, stdout: BufReader::new(stdout) })
+    }
+}
+
+impl Client for ExternalClient {
+    fn process(&self) -> u64 {
+        self.process
+    }
+
+    /// A fresh process gets a fresh program.
+    fn become_process(&mut self, process: u64) {
+        self.process = process;
+        self.program = None;
+    }
+
+    fn invoke<'a>(&'a mut self, invocation: &'a Invocation) -> BoxFuture<'a, Completion> {
+        Box::pin(self.operate(invocation))
     }
 }
 

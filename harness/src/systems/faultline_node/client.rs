@@ -1,31 +1,23 @@
 //! The faultline-node client: newline-delimited JSON over TCP through the
 //! proxy, one request in flight, leader hints followed, and every operation
 //! bounded by `op_timeout_ms` and `redirects_max`.
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use faultline_workloads::{Invocation, WorkloadKind};
+use faultline_workloads::Invocation;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use super::{codec, Completion, Outcome};
+use crate::client::{Client, ClientConfig, Completion, Outcome};
+use crate::cluster::BoxFuture;
+
+use super::codec;
 
 /// The node's own line limit is 2 MiB; allow a little more for framing.
 const RESPONSE_LINE_BYTES_MAX: u64 = 3 * 1024 * 1024;
 /// Responses to other ids (there should be none) skipped before giving up.
 const STRAY_RESPONSES_MAX: u32 = 16;
-
-#[derive(Debug, Clone)]
-pub struct NodeClientConfig {
-    /// The proxied client address of each node, by index.
-    pub addrs: Vec<SocketAddr>,
-    pub kind: WorkloadKind,
-    pub op_timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-    pub redirects_max: u32,
-}
 
 struct Connection {
     node: usize,
@@ -35,7 +27,7 @@ struct Connection {
 
 /// One Jepsen process's connection to the cluster.
 pub struct NodeClient {
-    config: std::sync::Arc<NodeClientConfig>,
+    config: std::sync::Arc<ClientConfig>,
     process: u64,
     current: usize,
     connection: Option<Connection>,
@@ -50,33 +42,17 @@ enum Attempt {
 }
 
 impl NodeClient {
-    pub fn new(config: std::sync::Arc<NodeClientConfig>, process: u64) -> Self {
+    pub fn new(config: std::sync::Arc<ClientConfig>, process: u64) -> Self {
         assert!(!config.addrs.is_empty(), "a client needs at least one node address");
         let current = (process % config.addrs.len() as u64) as usize;
         NodeClient { config, process, current, connection: None, seq: 0, request_id: 0 }
-    }
-
-    /// Continue as a fresh process (after an `info`): a new connection to
-    /// the new process's home node (`process % nodes`), as a fresh Jepsen
-    /// process would open. Process numbers only grow, so successive
-    /// processes visit every node, the ones a partition cut off included:
-    /// a client must not learn to avoid a node the harness cut, or it could
-    /// never see what that node answers.
-    pub fn become_process(&mut self, process: u64) {
-        self.process = process;
-        self.connection = None;
-        self.current = (process % self.config.addrs.len() as u64) as usize;
-    }
-
-    pub fn process(&self) -> u64 {
-        self.process
     }
 
     fn rotate(&mut self) {
         self.current = (self.current + 1) % self.config.addrs.len();
     }
 
-    pub async fn invoke(&mut self, invocation: &Invocation) -> Completion {
+    async fn operate(&mut self, invocation: &Invocation) -> Completion {
         let body = match codec::request(self.config.kind, invocation) {
             Ok(body) => body,
             Err(error) => return Completion { outcome: Outcome::Fail(error.to_string()), node: None },
@@ -223,5 +199,27 @@ impl NodeClient {
         } else {
             done(Outcome::Info(error))
         }
+    }
+}
+
+impl Client for NodeClient {
+    fn process(&self) -> u64 {
+        self.process
+    }
+
+    /// Continue as a fresh process (after an `info`): a new connection to
+    /// the new process's home node (`process % nodes`), as a fresh Jepsen
+    /// process would open. Process numbers only grow, so successive
+    /// processes visit every node, the ones a partition cut off included:
+    /// a client must not learn to avoid a node the harness cut, or it could
+    /// never see what that node answers.
+    fn become_process(&mut self, process: u64) {
+        self.process = process;
+        self.connection = None;
+        self.current = (process % self.config.addrs.len() as u64) as usize;
+    }
+
+    fn invoke<'a>(&'a mut self, invocation: &'a Invocation) -> BoxFuture<'a, Completion> {
+        Box::pin(self.operate(invocation))
     }
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::db::{BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
-use super::ClusterError;
+use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
 
 /// How to run faultline-node.
 #[derive(Clone, Debug)]
@@ -73,7 +72,7 @@ impl Db for FaultlineNodeDb {
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
-        super::db::clear_dir(&env.data_dir)
+        crate::cluster::clear_dir(&env.data_dir)
     }
 
     fn log_error_patterns(&self) -> Vec<String> {
@@ -147,14 +146,23 @@ pub fn find_node_binary() -> Result<PathBuf, ClusterError> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(ClusterError::NodeBinaryNotFound(format!("FAULTLINE_NODE_BIN={}", path.display())))
+            Err(not_found(format!("FAULTLINE_NODE_BIN={} is not a file", path.display())))
         };
     }
     let candidates = node_binary_candidates();
     candidates.iter().find(|path| path.is_file()).cloned().ok_or_else(|| {
         let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        ClusterError::NodeBinaryNotFound(looked.join(", "))
+        not_found(format!("looked in {}", looked.join(", ")))
     })
+}
+
+fn not_found(looked: String) -> ClusterError {
+    ClusterError::ProgramNotFound {
+        program: NODE_BINARY,
+        hint: format!(
+            "{looked}; build it with `cargo build --release -p faultline-node`, set FAULTLINE_NODE_BIN or pass --node-binary"
+        ),
+    }
 }
 
 const NODE_BINARY: &str = "faultline-node";

@@ -1,0 +1,136 @@
+//! The nemesis section: which faults, how long each lasts, and whether the
+//! cluster can take them (sizes, odd clusters for the scripted scenarios, a
+//! system that names its leader).
+use crate::nemesis::link::LinkSettings;
+use crate::nemesis::{Fault, FaultFamily};
+
+use super::duration::{field, positive};
+use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError};
+
+pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisPlan, SpecError> {
+    let plan = NemesisPlan {
+        faults: faults(spec, cluster.nodes)?,
+        fault_duration_ms_min: positive("nemesis.fault_duration_min", &spec.fault_duration_min)?,
+        fault_duration_ms_max: positive("nemesis.fault_duration_max", &spec.fault_duration_max)?,
+        heal_duration_ms_min: positive("nemesis.heal_duration_min", &spec.heal_duration_min)?,
+        heal_duration_ms_max: positive("nemesis.heal_duration_max", &spec.heal_duration_max)?,
+        link: LinkSettings {
+            delay_ms: field("nemesis.link_delay", &spec.link_delay)?,
+            jitter_ms: field("nemesis.link_jitter", &spec.link_jitter)?,
+            bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
+        },
+        concurrent: spec.concurrent,
+    };
+    check(&plan, cluster)?;
+    Ok(plan)
+}
+
+/// Combinations that cannot run.
+pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), SpecError> {
+    if plan.fault_duration_ms_min > plan.fault_duration_ms_max {
+        return Err(SpecError::Combination(
+            "nemesis.fault_duration_min is above nemesis.fault_duration_max".to_string(),
+        ));
+    }
+    if plan.heal_duration_ms_min > plan.heal_duration_ms_max {
+        return Err(SpecError::Combination(
+            "nemesis.heal_duration_min is above nemesis.heal_duration_max".to_string(),
+        ));
+    }
+    let families = |family: FaultFamily| plan.faults.iter().any(|fault| fault.family() == family);
+    let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) else { return Ok(()) };
+    if plan.concurrent && (families(FaultFamily::Partition) || families(FaultFamily::Link)) {
+        return Err(SpecError::Combination(
+            "nemeses revote and figure-8 set the whole network themselves: with nemesis.concurrent they cannot run beside partition or link faults".to_string(),
+        ));
+    }
+    if cluster.nodes % 2 == 0 {
+        return Err(SpecError::Combination(format!(
+            "nemesis {scenario} needs an odd cluster size (two majorities that share one voter), the cluster has {}",
+            cluster.nodes
+        )));
+    }
+    if !cluster.system.capabilities().leader {
+        return Err(SpecError::Combination(format!(
+            "nemesis {scenario} follows the leader through the system's own report, and system {} does not name its leader",
+            cluster.system.name()
+        )));
+    }
+    Ok(())
+}
+
+fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
+    let mut faults: Vec<Fault> = Vec::new();
+    for name in &spec.faults {
+        let expanded = Fault::parse_name(name).map_err(|message| SpecError::value("nemesis.faults", message))?;
+        let single = expanded.len() == 1;
+        let fitting: Vec<Fault> = expanded.iter().copied().filter(|f| nodes >= f.nodes_min()).collect();
+        // A family keeps the members that fit the cluster; a fault named on
+        // its own must fit.
+        if fitting.is_empty() && !expanded.is_empty() || single && fitting.len() != 1 {
+            let fault = expanded[0];
+            return Err(SpecError::Combination(format!(
+                "nemesis {name} needs at least {} nodes, the cluster has {nodes}",
+                fault.nodes_min()
+            )));
+        }
+        for fault in fitting {
+            if !faults.contains(&fault) {
+                faults.push(fault);
+            }
+        }
+    }
+    Ok(faults)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::nemesis::{Fault, KillTarget};
+    use crate::plan::{SpecFile, TestPlan};
+
+    #[test]
+    fn a_family_keeps_what_fits_a_small_cluster() {
+        let mut spec = SpecFile::default();
+        spec.cluster.nodes = 2;
+        spec.nemesis.faults = vec!["kill".to_string(), "partition".to_string()];
+        let plan = TestPlan::from_spec(&spec, 0).unwrap();
+        assert!(plan.nemesis.faults.iter().all(|fault| fault.nodes_min() <= 2), "{:?}", plan.nemesis.faults);
+        assert!(plan.nemesis.faults.contains(&Fault::Kill(KillTarget::Leader)));
+        spec.nemesis.faults = vec!["partition-ring".to_string()];
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("needs at least 3 nodes"), "{error}");
+    }
+
+    #[test]
+    fn scripted_scenarios_need_an_odd_cluster_the_network_and_a_leader() {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = vec!["revote".to_string()];
+        for nodes in [3, 5] {
+            spec.cluster.nodes = nodes;
+            assert_eq!(TestPlan::from_spec(&spec, 0).unwrap().nemesis.faults, [Fault::Revote]);
+        }
+        spec.cluster.nodes = 4;
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("odd cluster size") && error.contains("has 4"), "{error}");
+        spec.cluster.nodes = 5;
+        spec.nemesis.faults = vec!["revote".to_string(), "kill".to_string(), "link-delay".to_string()];
+        assert!(TestPlan::from_spec(&spec, 0).is_ok(), "one fault at a time shares the network");
+        spec.nemesis.concurrent = true;
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("cannot run beside partition or link"), "{error}");
+        spec.nemesis.faults = vec!["revote".to_string(), "kill".to_string()];
+        assert!(TestPlan::from_spec(&spec, 0).is_ok());
+        spec.nemesis.faults = vec!["mix".to_string()];
+        assert!(!TestPlan::from_spec(&spec, 0).unwrap().nemesis.faults.contains(&Fault::Revote), "mix leaves revote out");
+        spec.nemesis.faults = vec!["figure-8".to_string(), "partition".to_string()];
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("cannot run beside partition or link"), "{error}");
+        spec.nemesis.concurrent = false;
+        spec.cluster.nodes = 4;
+        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
+        assert!(error.contains("nemesis figure-8 needs an odd cluster size"), "{error}");
+        let generic = "cluster:\n  system: generic\n  nodes: 3\n  generic:\n    start: exec x\n    client: external\n    client_command: exec y\nnemesis:\n  faults: [revote]\n";
+        let error = TestPlan::from_spec(&SpecFile::from_yaml(generic, "t").unwrap(), 0).unwrap_err().to_string();
+        assert!(error.contains("does not name its leader"), "{error}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The spec file as the user writes it: YAML read with serde-saphyr into
+//! plain structs whose fields are exactly the spec's (unknown fields are
+//! errors), with the defaults of the no-flag test. Nothing here checks a
+//! value; `TestPlan::from_spec` does that once.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::SpecError;
+
+/// The whole spec file. Every field is optional; defaults give the
+/// no-flag test (5 nodes, 30 s, kill + pause + partition, kv).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecFile {
+    pub name: String,
+    /// Drawn at random (and printed) when absent.
+    pub seed: Option<u64>,
+    /// Where results go: `<store>/<name>/<timestamp>/`.
+    pub store: PathBuf,
+    pub cluster: ClusterSpec,
+    pub client: ClientSpec,
+    pub workload: WorkloadSpec,
+    pub nemesis: NemesisSpec,
+    pub schedule: ScheduleSpec,
+    pub checkers: CheckersSpec,
+}
+
+/// The cluster section. `system`, `nodes` and `ready_timeout` mean the same
+/// for every system; every other field belongs to the system named, which
+/// reads and checks them itself (`crate::systems`), so adding a system
+/// never touches this struct.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterSpec {
+    /// The system under test: a name in the systems registry.
+    pub system: String,
+    pub nodes: usize,
+    pub ready_timeout: String,
+    /// The system's own fields, as written (the validated plan keeps them
+    /// with every default filled in, as the system read them).
+    #[serde(flatten)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSpec {
+    /// An operation without an answer by then is recorded as `info`.
+    pub op_timeout: String,
+    pub connect_timeout: String,
+    /// Leader redirects (`not_leader`) followed within one operation.
+    pub redirects_max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSpec {
+    pub kind: String,
+    pub keys_active: u32,
+    pub ops_per_key_max: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NemesisSpec {
+    /// Fault names: families (`kill`, `pause`, `partition`, `link`), single
+    /// faults (`kill-leader`, `partition-ring`, ...), `mix` or `none`.
+    pub faults: Vec<String>,
+    /// How long each fault lasts, drawn uniformly in [min, max].
+    pub fault_duration_min: String,
+    pub fault_duration_max: String,
+    /// Quiet time between a heal and the next fault, in [min, max].
+    pub heal_duration_min: String,
+    pub heal_duration_max: String,
+    /// Link faults: added latency, jitter, and the `link-slow` throughput cap.
+    pub link_delay: String,
+    pub link_jitter: String,
+    pub link_bandwidth_bytes_per_s: u64,
+    /// Each fault family on its own schedule, so faults of different
+    /// families overlap (a partition while a node is down); otherwise one
+    /// fault at a time.
+    pub concurrent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSpec {
+    pub time_limit: String,
+    /// Operations per second over all clients.
+    pub rate: f64,
+    /// Client tasks (Jepsen processes) at once.
+    pub concurrency: usize,
+    /// Quiet time after the final heal before the final reads.
+    pub recovery: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckersSpec {
+    /// The cluster must serve a write within this bound after the final heal.
+    pub liveness_timeout: String,
+    /// Extra substrings that fail the run when found in a node log (the
+    /// system's own patterns always apply).
+    pub log_error_patterns: Vec<String>,
+    /// Budget for the linearizability search; beyond it the verdict is unknown.
+    pub check_timeout: String,
+    /// Attempts per final read before it is given up.
+    pub final_read_attempts_max: u32,
+}
+
+impl Default for SpecFile {
+    fn default() -> Self {
+        SpecFile {
+            name: "faultline".to_string(),
+            seed: None,
+            store: PathBuf::from("store"),
+            cluster: ClusterSpec::default(),
+            client: ClientSpec::default(),
+            workload: WorkloadSpec::default(),
+            nemesis: NemesisSpec::default(),
+            schedule: ScheduleSpec::default(),
+            checkers: CheckersSpec::default(),
+        }
+    }
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            system: crate::systems::registry::DEFAULT.name.to_string(),
+            nodes: 5,
+            ready_timeout: "10s".to_string(),
+            options: serde_json::Map::new(),
+        }
+    }
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        ClientSpec { op_timeout: "1s".to_string(), connect_timeout: "500ms".to_string(), redirects_max: 3 }
+    }
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec { kind: "kv".to_string(), keys_active: 4, ops_per_key_max: 100 }
+    }
+}
+
+impl Default for NemesisSpec {
+    fn default() -> Self {
+        NemesisSpec {
+            faults: vec!["kill".to_string(), "pause".to_string(), "partition".to_string()],
+            fault_duration_min: "2s".to_string(),
+            fault_duration_max: "4s".to_string(),
+            heal_duration_min: "1s".to_string(),
+            heal_duration_max: "3s".to_string(),
+            link_delay: "50ms".to_string(),
+            link_jitter: "50ms".to_string(),
+            link_bandwidth_bytes_per_s: 2_000,
+            concurrent: false,
+        }
+    }
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        ScheduleSpec { time_limit: "30s".to_string(), rate: 200.0, concurrency: 10, recovery: "3s".to_string() }
+    }
+}
+
+impl Default for CheckersSpec {
+    fn default() -> Self {
+        CheckersSpec {
+            liveness_timeout: "10s".to_string(),
+            log_error_patterns: Vec::new(),
+            check_timeout: "10s".to_string(),
+            final_read_attempts_max: 5,
+        }
+    }
+}
+
+impl SpecFile {
+    /// Parse a spec from YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<SpecFile, SpecError> {
+        if text.trim().is_empty() {
+            return Ok(SpecFile::default());
+        }
+        serde_saphyr::from_str(text)
+            .map_err(|error| SpecError::Parse { path: origin.to_string(), message: one_line(&error.to_string()) })
+    }
+
+    pub fn read(path: &std::path::Path) -> Result<SpecFile, SpecError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        SpecFile::from_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn to_yaml(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail.
+        serde_saphyr::to_string(self).unwrap_or_else(|error| format!("# spec not serializable: {error}\n"))
+    }
+}
+
+/// Error text on one line: serde-saphyr adds a source snippet below.
+pub(super) fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).take(2).collect::<Vec<_>>().join(": ")
+}

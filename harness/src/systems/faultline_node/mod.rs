@@ -1,0 +1,152 @@
+//! faultline-node, the embedded system under test (`cluster-node/`), run
+//! as an external program like any other system: the harness only speaks
+//! its wire protocol (docs/node-protocol.md) and passes its flags.
+//!
+//! Fields of the `cluster` section: `node_binary`, `election_timeout`,
+//! `heartbeat_interval`, `node_args`, `mode` and `bugs` (the planted bugs,
+//! cluster-node/README.md).
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, ClientConfig, ClientFactory};
+use crate::cluster::{ClusterError, Db};
+use crate::plan::{optional_duration, SpecError};
+
+use super::registry::Registration;
+use super::{check_heartbeat, read_options, Capabilities, Configured, System};
+
+mod client;
+pub mod codec;
+mod db;
+pub mod flags;
+
+pub use client::NodeClient;
+pub use db::{find_node_binary, FaultlineNodeDb};
+
+pub const REGISTRATION: Registration = Registration {
+    name: "faultline-node",
+    about: "the embedded Raft key-value node (cluster-node/), with its weaker modes and planted bugs",
+    configure,
+    protocol: Some(clients),
+};
+
+/// The fields this system reads from the `cluster` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Path of the node binary; found next to `faultline` when absent.
+    pub node_binary: Option<PathBuf>,
+    pub election_timeout: Option<String>,
+    /// Must be below `election_timeout`.
+    pub heartbeat_interval: Option<String>,
+    /// Extra arguments for every node launch.
+    pub node_args: Vec<String>,
+    /// Replication mode: `raft` (default), `sync`, `semi-sync`, `async`.
+    pub mode: Option<String>,
+    /// Planted bugs to switch on.
+    pub bugs: Vec<String>,
+}
+
+/// faultline-node, configured.
+#[derive(Debug, Clone)]
+pub struct FaultlineNode {
+    pub binary: Option<PathBuf>,
+    pub election_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
+    /// `--mode`, `--bugs`, then `node_args`.
+    pub args: Vec<String>,
+}
+
+fn configure(options: &serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError> {
+    let options: Options = read_options(REGISTRATION.name, options)?;
+    let system = FaultlineNode::from_options(&options)?;
+    Ok(Configured::new(Arc::new(system), &options))
+}
+
+impl FaultlineNode {
+    pub fn from_options(options: &Options) -> Result<FaultlineNode, SpecError> {
+        let election_timeout_ms = optional_duration("cluster.election_timeout", &options.election_timeout)?;
+        let heartbeat_interval_ms = optional_duration("cluster.heartbeat_interval", &options.heartbeat_interval)?;
+        check_heartbeat(heartbeat_interval_ms, election_timeout_ms)?;
+        let mut args = Vec::new();
+        if let Some(mode) = &options.mode {
+            flags::check_mode(mode).map_err(|message| SpecError::value("cluster.mode", message))?;
+            args.extend(["--mode".to_string(), mode.trim().to_string()]);
+        }
+        if !options.bugs.is_empty() {
+            flags::check_bugs(&options.bugs).map_err(|message| SpecError::value("cluster.bugs", message))?;
+            args.extend(["--bugs".to_string(), options.bugs.join(",")]);
+        }
+        args.extend(options.node_args.iter().cloned());
+        Ok(FaultlineNode { binary: options.node_binary.clone(), election_timeout_ms, heartbeat_interval_ms, args })
+    }
+}
+
+impl System for FaultlineNode {
+    fn name(&self) -> &str {
+        REGISTRATION.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { leader: true }
+    }
+
+    fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
+        let binary = match &self.binary {
+            Some(binary) => binary.clone(),
+            None => find_node_binary()?,
+        };
+        let mut db = FaultlineNodeDb::new(binary);
+        db.election_timeout_ms = self.election_timeout_ms;
+        db.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        db.extra_args = self.args.clone();
+        Ok(Arc::new(db))
+    }
+
+    fn clients(&self) -> ClientFactory {
+        clients()
+    }
+}
+
+fn clients() -> ClientFactory {
+    Arc::new(|config: Arc<ClientConfig>, process| Box::new(NodeClient::new(config, process)) as Box<dyn Client>)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::{SpecFile, TestPlan};
+
+    fn plan(yaml: &str) -> Result<TestPlan, String> {
+        TestPlan::from_spec(&SpecFile::from_yaml(yaml, "t").map_err(|e| e.to_string())?, 0).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn mode_and_bugs_become_node_flags_and_are_checked() {
+        let plan = plan("cluster:\n  mode: async\n  bugs: [stale-read, no-fsync]\n").unwrap();
+        let node = plan.resolved.cluster.options.clone();
+        assert_eq!((&node["mode"], &node["bugs"][1]), (&"async".into(), &"no-fsync".into()));
+        assert!(node.contains_key("node_binary"), "every field, its default filled in");
+        let error = self::plan("cluster:\n  bugs: [explode]\n").unwrap_err();
+        assert!(error.contains("cluster.bugs") && error.contains("unknown bug `explode`"), "{error}");
+        let error = self::plan("cluster:\n  mode: quorum\n").unwrap_err();
+        assert!(error.contains("cluster.mode"), "{error}");
+        let error = self::plan("cluster:\n  system: etcd\n  mode: sync\n").unwrap_err();
+        assert!(error.contains("unknown field `mode`") && error.contains("system etcd"), "{error}");
+        let error = self::plan("cluster:\n  heartbeat_interval: 1s\n  election_timeout: 500ms\n").unwrap_err();
+        assert!(error.contains("must be below cluster.election_timeout"), "{error}");
+    }
+
+    #[test]
+    fn the_flags_reach_the_launch() {
+        let options = super::Options {
+            mode: Some("async".into()),
+            bugs: vec!["stale-read".into(), "no-fsync".into()],
+            node_args: vec!["--x".into()],
+            ..super::Options::default()
+        };
+        let node = super::FaultlineNode::from_options(&options).unwrap();
+        assert_eq!(node.args, ["--mode", "async", "--bugs", "stale-read,no-fsync", "--x"]);
+    }
+}

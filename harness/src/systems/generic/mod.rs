@@ -1,0 +1,179 @@
+//! `generic`: any system, described by commands instead of code (see
+//! harness/docs/adapters.md). The `cluster.generic` section says how to
+//! start, wipe and probe a node ([`db`]) and which client to use: an
+//! external program of the user's speaking faultline's line protocol
+//! ([`external`]), or the client of a registered system.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, ClientConfig, ClientFactory};
+use crate::cluster::{ClusterError, Db, PeerRouting};
+use crate::plan::SpecError;
+
+use super::registry::{self, Registration};
+use super::{read_options, Capabilities, Configured, System};
+
+pub mod db;
+pub mod external;
+
+pub use db::GenericDb;
+pub use external::{ExternalClient, ExternalCommand};
+
+pub const REGISTRATION: Registration =
+    Registration { name: "generic", about: "any system, described by shell commands", configure, protocol: None };
+
+/// The fields this system reads from the `cluster` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    pub generic: Option<GenericSpec>,
+}
+
+/// The `cluster.generic` part of a spec: a system described by commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericSpec {
+    /// Runs node i in the foreground (`exec` the server).
+    pub start: String,
+    /// Deletes node i's state (default: empty its data dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wipe: Option<String>,
+    /// Exits 0 once node i is ready (default: its client port accepts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// `per-pair` (each node its own view of its peers) or `shared`.
+    #[serde(default = "per_pair")]
+    pub peer_routing: String,
+    #[serde(default)]
+    pub log_error_patterns: Vec<String>,
+    /// `external`, or a registered system that lends its client
+    /// (`faultline-node`, `etcd`, `redis-sentinel`).
+    pub client: String,
+    /// The external client program (`client: external`), run by /bin/sh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_command: Option<String>,
+}
+
+fn per_pair() -> String {
+    "per-pair".to_string()
+}
+
+/// The client `client: external` names.
+const EXTERNAL: &str = "external";
+
+impl GenericSpec {
+    /// Every field checked; the error names the field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let error = |field: &str, message: String| Err((format!("cluster.generic.{field}"), message));
+        if self.start.trim().is_empty() {
+            return error("start", "must be a command".into());
+        }
+        if self.routing().is_none() {
+            return error("peer_routing", format!("{:?} is not per-pair or shared", self.peer_routing));
+        }
+        let mut clients = vec![EXTERNAL];
+        clients.extend(registry::protocol_names());
+        if !clients.contains(&self.client.as_str()) {
+            return error("client", format!("{:?} is not one of {}", self.client, clients.join(", ")));
+        }
+        match (&self.client[..], &self.client_command) {
+            (EXTERNAL, None) => error("client_command", "is required with client: external".into()),
+            (EXTERNAL, Some(command)) if command.trim().is_empty() => error("client_command", "is empty".into()),
+            (EXTERNAL, Some(_)) | (_, None) => Ok(()),
+            (_, Some(_)) => error("client_command", "is only used with client: external".into()),
+        }
+    }
+
+    pub fn routing(&self) -> Option<PeerRouting> {
+        match self.peer_routing.as_str() {
+            "per-pair" => Some(PeerRouting::PerPair),
+            "shared" => Some(PeerRouting::Shared),
+            _ => None,
+        }
+    }
+
+    /// The Db for a validated spec.
+    pub fn db(&self, dir: Option<PathBuf>) -> GenericDb {
+        GenericDb {
+            name: "generic".to_string(),
+            start: self.start.clone(),
+            wipe: self.wipe.clone(),
+            ready: self.ready.clone(),
+            peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
+            log_error_patterns: self.log_error_patterns.clone(),
+            dir,
+        }
+    }
+}
+
+/// A generic system, configured.
+#[derive(Debug, Clone)]
+pub struct Generic {
+    pub spec: GenericSpec,
+}
+
+fn configure(options: &serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError> {
+    let options: Options = read_options(REGISTRATION.name, options)?;
+    let spec = options.generic.clone().ok_or_else(|| {
+        SpecError::value("cluster.generic", "system: generic needs a cluster.generic section (start, client, ...)")
+    })?;
+    spec.validate().map_err(|(field, message)| SpecError::value(&field, message))?;
+    Ok(Configured::new(Arc::new(Generic { spec }), &options))
+}
+
+impl System for Generic {
+    fn name(&self) -> &str {
+        REGISTRATION.name
+    }
+
+    /// A generic system has no leader query: leader-targeted faults fall
+    /// back to a seeded random node.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { leader: false }
+    }
+
+    fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
+        Ok(Arc::new(self.spec.db(None)))
+    }
+
+    fn clients(&self) -> ClientFactory {
+        if let Some(clients) = registry::protocol(&self.spec.client) {
+            return clients;
+        }
+        // Validated: anything else is external, with its command.
+        let command = Arc::new(ExternalCommand { command: self.spec.client_command.clone().unwrap_or_default(), dir: None });
+        Arc::new(move |config: Arc<ClientConfig>, process| {
+            Box::new(ExternalClient::new(config, command.clone(), process)) as Box<dyn Client>
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_are_validated_field_by_field() {
+        let spec = GenericSpec {
+            start: "exec ./server {client_addr}".into(),
+            wipe: None,
+            ready: None,
+            peer_routing: "per-pair".into(),
+            log_error_patterns: vec![],
+            client: "external".into(),
+            client_command: Some("python3 client.py".into()),
+        };
+        assert_eq!(spec.validate(), Ok(()));
+        let field = |spec: GenericSpec| spec.validate().unwrap_err().0;
+        assert_eq!(field(GenericSpec { client_command: None, ..spec.clone() }), "cluster.generic.client_command");
+        assert_eq!(field(GenericSpec { client: "grpc".into(), ..spec.clone() }), "cluster.generic.client");
+        assert_eq!(field(GenericSpec { peer_routing: "mesh".into(), ..spec.clone() }), "cluster.generic.peer_routing");
+        assert_eq!(field(GenericSpec { start: " ".into(), ..spec.clone() }), "cluster.generic.start");
+        let etcd = GenericSpec { client: "etcd".into(), ..spec.clone() };
+        assert_eq!(field(etcd.clone()), "cluster.generic.client_command");
+        assert_eq!(GenericSpec { client_command: None, ..etcd }.validate(), Ok(()));
+    }
+
+}

@@ -1,0 +1,99 @@
+//! Systems under test. A [`System`] is one configured system: it read and
+//! checked its own fields of the spec's `cluster` section, it builds the
+//! [`Db`] that runs its nodes and the clients that talk to them, and it
+//! declares what it can do ([`Capabilities`]).
+//!
+//! Each system lives in one folder here (`faultline_node`, `etcd`,
+//! `redis_sentinel`, `generic`): its options, its `Db`, its client and its
+//! wire codec. [`registry`] is the one list that names them. Nothing else
+//! in the harness knows which system it is talking to.
+//!
+//! A Rust user brings a system of their own by implementing [`System`] and
+//! putting it in a plan (see the crate docs); the registry is only for
+//! systems a spec file can name.
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::client::ClientFactory;
+use crate::cluster::{ClusterError, Db};
+use crate::plan::SpecError;
+
+pub mod etcd;
+pub mod faultline_node;
+pub mod generic;
+pub mod redis_sentinel;
+pub mod registry;
+
+/// What a system can do beyond running nodes and serving clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// `Db::leader` names the leader: the run waits for one before it
+    /// starts, leader-targeted faults hit it (else a seeded random node),
+    /// and the scripted Raft scenarios (revote, figure-8) can run.
+    pub leader: bool,
+}
+
+/// One system under test, configured.
+pub trait System: Send + Sync + Debug {
+    /// The name in `cluster.system`, results and reports.
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> Capabilities;
+    /// The `Db` that runs this system's nodes, with its programs found on
+    /// this machine; a missing program is an error that says what to install.
+    fn db(&self) -> Result<Arc<dyn Db>, ClusterError>;
+    /// Builds the client of one Jepsen process.
+    fn clients(&self) -> ClientFactory;
+}
+
+/// A system as the registry hands it over: the system, and its fields as
+/// it read them (defaults filled in) for the resolved `spec.yaml`.
+pub struct Configured {
+    pub system: Arc<dyn System>,
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Configured {
+    /// `options` written back as the fields of the resolved spec.
+    pub fn new<O: Serialize>(system: Arc<dyn System>, options: &O) -> Configured {
+        Configured { system, options: fields_of(options) }
+    }
+}
+
+/// A system's options as fields of the `cluster` section.
+pub fn fields_of<O: Serialize>(options: &O) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(options) {
+        Ok(serde_json::Value::Object(map)) => map,
+        // Options are plain structs: they always serialize to a map.
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Reads a system's fields from the `cluster` section into its own options
+/// type (which should refuse unknown fields); errors name the field.
+pub fn read_options<O: DeserializeOwned>(
+    system: &str,
+    options: &serde_json::Map<String, serde_json::Value>,
+) -> Result<O, SpecError> {
+    let value = serde_json::Value::Object(options.clone());
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        match path.as_str() {
+            "." | "" => SpecError::value("cluster", format!("{inner} (system {system})")),
+            field => SpecError::value(&format!("cluster.{field}"), format!("{inner} (system {system})")),
+        }
+    })
+}
+
+/// The one check every system with both timings makes.
+pub(crate) fn check_heartbeat(heartbeat_ms: Option<u64>, election_ms: Option<u64>) -> Result<(), SpecError> {
+    match (heartbeat_ms, election_ms) {
+        (Some(heartbeat), Some(election)) if heartbeat >= election => Err(SpecError::Combination(format!(
+            "cluster.heartbeat_interval ({heartbeat} ms) must be below cluster.election_timeout ({election} ms)"
+        ))),
+        _ => Ok(()),
+    }
+}
