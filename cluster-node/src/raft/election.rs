@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::message::{Message, MessageBody};
 use super::node::RawNode;
 use super::progress::Progress;
-use super::read_index::ReadQueue;
+use super::read_queue::ReadQueue;
 use super::rules;
 use super::types::{Entry, Role};
 

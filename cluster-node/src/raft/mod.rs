@@ -11,6 +11,7 @@ mod message;
 mod node;
 mod progress;
 mod read_index;
+mod read_queue;
 mod ready;
 mod replication;
 mod rules;

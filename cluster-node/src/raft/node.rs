@@ -13,7 +13,7 @@ use super::error::{CompactError, NewError, ProposeError, StepError};
 use super::log::RaftLog;
 use super::message::{Message, MessageBody};
 use super::progress::Progress;
-use super::read_index::ReadQueue;
+use super::read_queue::ReadQueue;
 use super::ready::Ready;
 use super::rules;
 use super::snapshot_transfer::{SnapshotCheck, SnapshotReceiver};
