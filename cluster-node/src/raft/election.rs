@@ -113,7 +113,7 @@ impl RawNode {
         self.votes = BTreeMap::new();
         self.progress = BTreeMap::new();
         self.reads = ReadQueue::default();
-        self.snapshot_receiver = None;
+        self.snapshot_receiver.clear();
     }
 
     /// Candidate: asks again every peer that has not answered this term.
