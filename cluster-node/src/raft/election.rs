@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::message::{Message, MessageBody};
 use super::node::RawNode;
 use super::progress::Progress;
-use super::read_index::ReadQueue;
+use super::read_queue::ReadQueue;
 use super::rules;
 use super::types::{Entry, Role};
 
@@ -113,7 +113,7 @@ impl RawNode {
         self.votes = BTreeMap::new();
         self.progress = BTreeMap::new();
         self.reads = ReadQueue::default();
-        self.snapshot_receiver = None;
+        self.snapshot_receiver.clear();
     }
 
     /// Candidate: asks again every peer that has not answered this term.

@@ -11,9 +11,11 @@ mod message;
 mod node;
 mod progress;
 mod read_index;
+mod read_queue;
 mod ready;
 mod replication;
 mod rules;
+mod snapshot_receiver;
 mod snapshot_transfer;
 mod types;
 
@@ -22,5 +24,5 @@ pub use error::{CompactError, NewError, ProposeError, StepError};
 pub use message::{AppendRejection, Message, MessageBody};
 pub use node::RawNode;
 pub use ready::Ready;
-pub use snapshot_transfer::SnapshotCheckFn;
+pub use snapshot_receiver::SnapshotCheckFn;
 pub use types::{Entry, HardState, ReadState, Restored, Role, Snapshot, SnapshotMeta, Status};

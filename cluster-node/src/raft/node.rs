@@ -13,10 +13,10 @@ use super::error::{CompactError, NewError, ProposeError, StepError};
 use super::log::RaftLog;
 use super::message::{Message, MessageBody};
 use super::progress::Progress;
-use super::read_index::ReadQueue;
+use super::read_queue::ReadQueue;
 use super::ready::Ready;
 use super::rules;
-use super::snapshot_transfer::{SnapshotCheck, SnapshotReceiver};
+use super::snapshot_receiver::SnapshotReceiver;
 use super::types::{Entry, HardState, ReadState, Restored, Role, Snapshot, Status};
 
 /// The seeded election-timeout RNG. Hashes by (seed, position) so model
@@ -56,9 +56,9 @@ pub struct RawNode {
     /// Leader only: replication progress of every other peer.
     pub(super) progress: BTreeMap<u64, Progress>,
     pub(super) reads: ReadQueue,
-    pub(super) snapshot_receiver: Option<SnapshotReceiver>,
-    /// Run on a received snapshot before it is adopted (`set_snapshot_check`).
-    pub(super) snapshot_check: SnapshotCheck,
+    /// Follower: the snapshot being received, and the state machine's check
+    /// it must pass before it is adopted (`set_snapshot_check`).
+    pub(super) snapshot_receiver: SnapshotReceiver,
     pub(super) messages: Vec<Message>,
     pub(super) messages_after_persist: Vec<Message>,
     pub(super) read_states: Vec<ReadState>,
@@ -101,8 +101,7 @@ impl RawNode {
             election_timeout_ticks: config.election_timeout_ticks_min,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
-            snapshot_receiver: None,
-            snapshot_check: SnapshotCheck::default(),
+            snapshot_receiver: SnapshotReceiver::default(),
             messages: Vec::new(),
             messages_after_persist: Vec::new(),
             read_states: Vec::new(),

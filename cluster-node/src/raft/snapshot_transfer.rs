@@ -1,56 +1,14 @@
 //! InstallSnapshot: the leader streams its latest snapshot in chunks to a
-//! follower behind the compacted log; the follower reassembles and installs it.
+//! follower behind the compacted log; the follower reassembles and installs
+//! it. The follower's partial snapshot and the state machine's check are a
+//! `SnapshotReceiver`; this file feeds it chunks and acts on its answers.
 
 use super::error::StepError;
 use super::message::MessageBody;
 use super::node::RawNode;
 use super::progress::ReplicationState;
+use super::snapshot_receiver::SnapshotCheckFn;
 use super::types::{Snapshot, SnapshotMeta};
-
-/// The state machine's test of a fully received snapshot's data, run before
-/// the core adopts it: `Err(reason)` means the state machine could not
-/// restore from it. A plain function (no captured state), so a `RawNode` stays
-/// a value that model checkers can clone, compare and hash.
-pub type SnapshotCheckFn = fn(&[u8]) -> Result<(), String>;
-
-#[derive(Clone, Copy)]
-pub(crate) struct SnapshotCheck(pub(crate) SnapshotCheckFn);
-
-impl Default for SnapshotCheck {
-    /// Accepts any data: for state machines (and tests) that cannot fail to restore.
-    fn default() -> SnapshotCheck {
-        SnapshotCheck(|_| Ok(()))
-    }
-}
-
-impl std::fmt::Debug for SnapshotCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SnapshotCheck")
-    }
-}
-
-// The check is configuration, not protocol state: two cores that differ only
-// in it are the same state to a model checker.
-impl PartialEq for SnapshotCheck {
-    fn eq(&self, _: &SnapshotCheck) -> bool {
-        true
-    }
-}
-
-impl Eq for SnapshotCheck {}
-
-impl std::hash::Hash for SnapshotCheck {
-    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
-}
-
-/// A follower's partly received snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct SnapshotReceiver {
-    leader: u64,
-    meta: SnapshotMeta,
-    total_bytes: u64,
-    data: Vec<u8>,
-}
 
 impl RawNode {
     /// Sets the state machine's test of received snapshots. A snapshot that
@@ -58,7 +16,7 @@ impl RawNode {
     /// `Ready::snapshot` unchanged) and `step` returns
     /// `StepError::SnapshotRejected`; the leader resends it on a heartbeat.
     pub fn set_snapshot_check(&mut self, check: SnapshotCheckFn) {
-        self.snapshot_check = SnapshotCheck(check);
+        self.snapshot_receiver.set_check(check);
     }
 
     /// Leader: `peer` needs entries we compacted; stream the snapshot.
@@ -86,28 +44,16 @@ impl RawNode {
         let ReplicationState::Snapshot { last_index, offset } = progress.state else {
             return;
         };
-        let meta = snapshot.meta.clone();
-        let offset = if last_index == meta.last_index {
+        let offset = if last_index == snapshot.meta.last_index {
             offset
         } else {
             0
         };
         progress.state = ReplicationState::Snapshot {
-            last_index: meta.last_index,
+            last_index: snapshot.meta.last_index,
             offset,
         };
-        let total_bytes = snapshot.data.len() as u64;
-        let start = offset.min(total_bytes) as usize;
-        let end = (start + self.config.snapshot_chunk_bytes as usize).min(snapshot.data.len());
-        let data = snapshot.data[start..end].to_vec();
-        let done = end == snapshot.data.len();
-        let body = MessageBody::InstallSnapshot {
-            meta,
-            offset: start as u64,
-            total_bytes,
-            data,
-            done,
-        };
+        let body = snapshot_chunk(snapshot, offset, self.config.snapshot_chunk_bytes);
         self.send(peer, body);
     }
 
@@ -160,25 +106,11 @@ impl RawNode {
         data: Vec<u8>,
         done: bool,
     ) -> Result<(), StepError> {
-        let malformed = |reason| {
-            Err(StepError::Malformed {
-                kind: "install_snapshot",
-                reason,
-            })
-        };
-        if total_bytes > self.config.snapshot_bytes_max {
-            return malformed("snapshot larger than snapshot_bytes_max");
-        }
-        if offset
-            .checked_add(data.len() as u64)
-            .is_none_or(|end| end > total_bytes)
-        {
-            return malformed("chunk beyond the snapshot's size");
-        }
+        check_snapshot_chunk(offset, total_bytes, &data, self.config.snapshot_bytes_max)?;
         let last_index = meta.last_index;
         if last_index <= self.log.committed() {
             // We already hold everything it covers.
-            self.snapshot_receiver = None;
+            self.snapshot_receiver.clear();
             self.send(
                 from,
                 MessageBody::InstallSnapshotResponse {
@@ -189,72 +121,29 @@ impl RawNode {
             );
             return Ok(());
         }
-        let offset_next = self.receive_chunk(from, meta, offset, total_bytes, data);
-        if done && offset_next == total_bytes {
+        let offset_next = self
+            .snapshot_receiver
+            .receive(from, meta, offset, total_bytes, data);
+        let installed = done && offset_next == total_bytes;
+        if installed {
             // A rejected snapshot gets no ack: the leader's heartbeat resends
             // its last chunk, which restarts the transfer from offset 0.
             self.install_received_snapshot()?;
-            self.send(
-                from,
-                MessageBody::InstallSnapshotResponse {
-                    last_index,
-                    offset_next,
-                    done: true,
-                },
-            );
-        } else {
-            self.send(
-                from,
-                MessageBody::InstallSnapshotResponse {
-                    last_index,
-                    offset_next,
-                    done: false,
-                },
-            );
         }
+        self.send(
+            from,
+            MessageBody::InstallSnapshotResponse {
+                last_index,
+                offset_next,
+                done: installed,
+            },
+        );
         Ok(())
     }
 
-    /// Adds a chunk if it continues what we hold; returns the bytes held.
-    fn receive_chunk(
-        &mut self,
-        from: u64,
-        meta: SnapshotMeta,
-        offset: u64,
-        total_bytes: u64,
-        data: Vec<u8>,
-    ) -> u64 {
-        if offset == 0 {
-            self.snapshot_receiver = Some(SnapshotReceiver {
-                leader: from,
-                meta,
-                total_bytes,
-                data,
-            });
-        } else if let Some(receiver) = self.snapshot_receiver.as_mut() {
-            let same = receiver.leader == from
-                && receiver.meta == meta
-                && receiver.total_bytes == total_bytes;
-            if !same {
-                self.snapshot_receiver = None;
-                return 0;
-            }
-            if receiver.data.len() as u64 == offset {
-                receiver.data.extend_from_slice(&data);
-            }
-        }
-        self.snapshot_receiver
-            .as_ref()
-            .map_or(0, |r| r.data.len() as u64)
-    }
-
     fn install_received_snapshot(&mut self) -> Result<(), StepError> {
-        let Some(receiver) = self.snapshot_receiver.take() else {
+        let Some(snapshot) = self.snapshot_receiver.take() else {
             return Ok(());
-        };
-        let snapshot = Snapshot {
-            meta: receiver.meta,
-            data: receiver.data,
         };
         let (index, term) = (snapshot.meta.last_index, snapshot.meta.last_term);
         if self.log.term(index) == Some(term) {
@@ -266,11 +155,51 @@ impl RawNode {
         // commit index say the state machine holds everything through
         // `index`, and a server that then cannot restore from the data could
         // only stop or diverge.
-        if let Err(reason) = (self.snapshot_check.0)(&snapshot.data) {
+        if let Err(reason) = self.snapshot_receiver.check(&snapshot.data) {
             return Err(StepError::SnapshotRejected { index, reason });
         }
         self.retract_acks_beyond(index);
         self.log.install(snapshot);
         Ok(())
     }
+}
+
+/// The InstallSnapshot message carrying `snapshot` from `offset` on, at
+/// most `chunk_bytes` of it.
+fn snapshot_chunk(snapshot: &Snapshot, offset: u64, chunk_bytes: u32) -> MessageBody {
+    let total_bytes = snapshot.data.len() as u64;
+    let start = offset.min(total_bytes) as usize;
+    let end = (start + chunk_bytes as usize).min(snapshot.data.len());
+    MessageBody::InstallSnapshot {
+        meta: snapshot.meta.clone(),
+        offset: start as u64,
+        total_bytes,
+        data: snapshot.data[start..end].to_vec(),
+        done: end == snapshot.data.len(),
+    }
+}
+
+/// Rejects a chunk no correct leader could have sent.
+fn check_snapshot_chunk(
+    offset: u64,
+    total_bytes: u64,
+    data: &[u8],
+    snapshot_bytes_max: u64,
+) -> Result<(), StepError> {
+    let malformed = |reason| {
+        Err(StepError::Malformed {
+            kind: "install_snapshot",
+            reason,
+        })
+    };
+    if total_bytes > snapshot_bytes_max {
+        return malformed("snapshot larger than snapshot_bytes_max");
+    }
+    if offset
+        .checked_add(data.len() as u64)
+        .is_none_or(|end| end > total_bytes)
+    {
+        return malformed("chunk beyond the snapshot's size");
+    }
+    Ok(())
 }
