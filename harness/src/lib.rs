@@ -5,22 +5,20 @@
 //! which owns the I/O (cluster, proxy, clients, nemesis) and streams the
 //! history; then the checkers decide.
 pub mod bench;
-pub mod check_cmd;
 pub mod checks;
 pub mod client;
 pub mod cluster;
+pub mod cmd;
 pub mod junit;
-pub mod lazyfs_cmd;
 pub mod matrix;
+pub mod messages;
 pub mod nemesis;
+pub mod plan;
 pub mod proxy;
 pub mod report;
-pub mod report_cmd;
-pub mod plan;
 pub mod runner;
-pub mod systems;
 pub mod store;
-pub mod test_cmd;
+pub mod systems;
 
 /// Exit code for a valid history.
 pub const EXIT_VALID: u8 = 0;

@@ -6,46 +6,15 @@
 pub mod targets;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use faultline_checkers::Verdict;
 
 use crate::runner::{self, RunError, RunOptions};
 use crate::plan::{SpecFile, TestPlan};
+use crate::messages;
 use crate::systems::faultline_node;
-use crate::EXIT_HARNESS_ERROR;
 pub use targets::Target;
-
-/// Run the detection matrix and print its table.
-#[derive(clap::Args, Debug)]
-pub struct MatrixArgs {
-    /// Only these targets (bug switches or modes), comma-separated; all when absent.
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// Seeded runs per target before it counts as not detected.
-    #[arg(long, default_value_t = 3)]
-    pub runs: u32,
-    /// Length of each run's faulted phase.
-    #[arg(long, default_value = "30s")]
-    pub time_limit: String,
-    /// Runs of the correct node under every fault (false-alarm control); 0 skips.
-    #[arg(long, default_value_t = 20)]
-    pub control_runs: u32,
-    /// First seed; run i of a target uses seed + i.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Results root directory.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// Path of the faultline-node binary.
-    #[arg(long)]
-    pub node_binary: Option<PathBuf>,
-    /// Skip the one fault-free run per target that shows whether its faults
-    /// were needed at all.
-    #[arg(long)]
-    pub no_baseline: bool,
-}
 
 /// Why a probe could not run (a verdict, even invalid, is not an error).
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +61,7 @@ pub struct Probe {
 }
 
 impl Probe {
-    fn new(target: &Target) -> Probe {
+    pub fn new(target: &Target) -> Probe {
         Probe {
             target: target.clone(),
             runs: 0,
@@ -205,7 +174,7 @@ pub fn table(probes: &[Probe]) -> String {
 pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec<u64>), MatrixError> {
     let mut target = targets::correct();
     if let Err(why) = faultline_lazyfs::available() {
-        eprintln!("faultline: matrix control runs without power-loss: {why}");
+        messages::progress(format_args!("matrix control runs without power-loss: {why}"));
         target.faults.retain(|fault| *fault != "power-loss");
     }
     let (mut alarms, mut unknown, mut alarm_seeds) = (0, 0, Vec::new());
@@ -224,74 +193,6 @@ pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec
         }
     }
     Ok((alarms, unknown, alarm_seeds))
-}
-
-pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
-    let targets = if args.only.is_empty() { targets::all() } else {
-        match targets::select(&args.only) {
-            Ok(targets) => targets,
-            Err(message) => {
-                eprintln!("faultline: error: {message}");
-                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
-            }
-        }
-    };
-    if args.runs == 0 {
-        eprintln!("faultline: error: --runs must be at least 1");
-        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
-    }
-    let options = ProbeOptions {
-        runs: args.runs,
-        time_limit: args.time_limit.clone(),
-        seed: args.seed,
-        store: args.store.clone(),
-        node_binary: args.node_binary.clone(),
-        baseline: !args.no_baseline,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut probes = Vec::with_capacity(targets.len());
-    for target in &targets {
-        // One target that cannot run (say, power loss without FUSE) does
-        // not hide the others: its row says why.
-        let probe = match runtime.block_on(probe(target, &options)) {
-            Ok(probe) => probe,
-            Err(error) => {
-                eprintln!("faultline: error: {}: {error}", target.name);
-                Probe { error: Some(error.to_string()), ..Probe::new(target) }
-            }
-        };
-        let outcome = match (&probe.error, probe.detected_in_run) {
-            (Some(_), _) => "error",
-            (None, Some(_)) => "detected",
-            (None, None) => "not detected",
-        };
-        eprintln!("faultline: matrix {}: {outcome}", target.name);
-        probes.push(probe);
-    }
-    print!("{}", table(&probes));
-    let errors = probes.iter().filter(|p| p.error.is_some()).count();
-    let missed = probes.iter().filter(|p| p.detected_in_run.is_none()).count();
-    let mut alarms = 0;
-    if args.control_runs > 0 {
-        let control_options = ProbeOptions { seed: args.seed + 1_000, baseline: false, ..options };
-        match runtime.block_on(control(&control_options, args.control_runs)) {
-            Ok((found, unknown, seeds)) => {
-                alarms = found;
-                println!("correct node: {found} false alarm(s), {unknown} unknown, in {} runs{}", args.control_runs,
-                    if seeds.is_empty() { String::new() } else { format!(" (seeds {seeds:?})") });
-            }
-            Err(error) => {
-                eprintln!("faultline: error: control runs: {error}");
-                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
-            }
-        }
-    }
-    println!("matrix: {} of {} targets detected", probes.len() - missed, probes.len());
-    Ok(match (errors, missed, alarms) {
-        (0, 0, 0) => ExitCode::SUCCESS,
-        (0, _, _) => ExitCode::from(1),
-        _ => ExitCode::from(EXIT_HARNESS_ERROR),
-    })
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::client::{ClientConfig, Outcome};
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, VolumeConfig};
 use crate::proxy::ProxyStats;
 use crate::nemesis::{FaultFamily, Mix, NemesisError, Schedule};
+use crate::messages;
 use crate::plan::TestPlan;
 use crate::store::{RunDir, StoreError};
 
@@ -80,7 +81,7 @@ pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<Results, RunErr
     run_dir.write("spec.yaml", &plan.resolved.to_yaml())?;
     run_dir.write("seed", &format!("{}\n", plan.seed))?;
     run_dir.update_latest()?;
-    println!("faultline: test {:?}, seed {}, results in {}", plan.name, plan.seed, run_dir.path.display());
+    messages::run_started(&plan.name, plan.seed, &run_dir.path);
     let mut signals = Signals::install()?;
     let cluster = tokio::select! {
         cluster = start_cluster(plan, &run_dir) => cluster?,
@@ -135,7 +136,7 @@ async fn wait_for_leader(cluster: &Cluster, timeout_ms: u64) {
         }
         tokio::time::sleep(Duration::from_millis(LEADER_POLL_MS)).await;
     }
-    eprintln!("faultline: warning: no leader after {timeout_ms} ms; starting the test anyway");
+    messages::no_leader(timeout_ms);
 }
 
 /// SIGINT and SIGTERM as one stream.

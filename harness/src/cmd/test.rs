@@ -6,17 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::check_cmd::OutputFormat;
+use crate::cmd::OutputFormat;
 use crate::report::{ReportInput, ReportStats};
 use crate::runner::{self, RunError, RunOptions};
 use crate::plan::{SpecFile, TestPlan};
-use crate::EXIT_HARNESS_ERROR;
+use crate::{messages, EXIT_HARNESS_ERROR};
 
 /// Every spec field with its default, for `--help` (the same file is
 /// quoted in harness/docs/test.md; a test keeps the two equal).
 pub const SPEC_FIELDS_HELP: &str = concat!(
     "Spec fields (YAML; each can be set with --set section.field=value), with their defaults:\n\n",
-    include_str!("../docs/spec-reference.yaml")
+    include_str!("../../docs/spec-reference.yaml")
 );
 
 /// Run a faulted test against a cluster and check its history.
@@ -86,64 +86,65 @@ pub struct TestArgs {
 }
 
 impl TestArgs {
-    /// The overrides these flags make, as `field path = YAML value`.
-    pub fn overrides(&self) -> Result<Vec<(String, String)>, String> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        let mut put = |path: &str, value: String| out.push((path.to_string(), value));
-        if let Some(name) = &self.name {
-            put("name", yaml_string(name));
-        }
-        if let Some(workload) = &self.workload {
-            put("workload.kind", yaml_string(workload));
-        }
-        if let Some(nemesis) = &self.nemesis {
-            let items: Vec<String> = nemesis.iter().map(|n| yaml_string(n.trim())).collect();
-            put("nemesis.faults", format!("[{}]", items.join(", ")));
-        }
-        if let Some(nodes) = self.nodes {
-            put("cluster.nodes", nodes.to_string());
-        }
-        if let Some(time_limit) = &self.time_limit {
-            put("schedule.time_limit", yaml_string(time_limit));
-        }
-        if let Some(rate) = self.rate {
-            put("schedule.rate", rate.to_string());
-        }
-        if let Some(concurrency) = self.concurrency {
-            put("schedule.concurrency", concurrency.to_string());
-        }
-        if let Some(seed) = self.seed {
-            put("seed", seed.to_string());
-        }
-        if let Some(store) = &self.store {
-            put("store", yaml_string(&store.display().to_string()));
-        }
-        if let Some(binary) = &self.node_binary {
-            put("cluster.node_binary", yaml_string(&binary.display().to_string()));
-        }
-        for assignment in &self.set {
-            let (path, value) = assignment
-                .split_once('=')
-                .ok_or_else(|| format!("--set {assignment:?} is not FIELD=VALUE"))?;
-            out.push((path.trim().to_string(), value.to_string()));
-        }
-        Ok(out)
-    }
-
-    /// Spec file, then flags, then validation: the plan, or one line of error.
+    /// Spec file, then flags, then `--set`, then validation: the plan, or
+    /// one line of error.
     pub fn plan(&self) -> Result<TestPlan, String> {
-        let base = match &self.spec {
+        let mut spec = match &self.spec {
             Some(path) => SpecFile::read(path).map_err(|e| e.to_string())?,
             None => SpecFile::default(),
         };
-        let spec = base.with_overrides(&self.overrides()?).map_err(|e| e.to_string())?;
+        self.apply_flags(&mut spec);
+        let spec = spec.with_overrides(&self.set_overrides()?).map_err(|e| e.to_string())?;
         TestPlan::from_spec(&spec, fresh_seed()).map_err(|e| e.to_string())
     }
-}
 
-/// A quoted YAML scalar, so `--workload 123` stays a string.
-fn yaml_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_default()
+    /// The dedicated flags, set on the spec's typed fields.
+    fn apply_flags(&self, spec: &mut SpecFile) {
+        if let Some(name) = &self.name {
+            spec.name = name.clone();
+        }
+        if let Some(workload) = &self.workload {
+            spec.workload.kind = workload.clone();
+        }
+        if let Some(nemesis) = &self.nemesis {
+            spec.nemesis.faults = nemesis.iter().map(|name| name.trim().to_string()).collect();
+        }
+        if let Some(nodes) = self.nodes {
+            spec.cluster.nodes = nodes;
+        }
+        if let Some(time_limit) = &self.time_limit {
+            spec.schedule.time_limit = time_limit.clone();
+        }
+        if let Some(rate) = self.rate {
+            spec.schedule.rate = rate;
+        }
+        if let Some(concurrency) = self.concurrency {
+            spec.schedule.concurrency = concurrency;
+        }
+        if let Some(seed) = self.seed {
+            spec.seed = Some(seed);
+        }
+        if let Some(store) = &self.store {
+            spec.store = store.clone();
+        }
+        // A field of the system's own: the system reads it, or refuses it.
+        if let Some(binary) = &self.node_binary {
+            spec.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+        }
+    }
+
+    /// `--set FIELD=VALUE`, as (path, YAML value) pairs.
+    fn set_overrides(&self) -> Result<Vec<(String, String)>, String> {
+        self.set
+            .iter()
+            .map(|assignment| {
+                let (path, value) = assignment
+                    .split_once('=')
+                    .ok_or_else(|| format!("--set {assignment:?} is not FIELD=VALUE"))?;
+                Ok((path.trim().to_string(), value.to_string()))
+            })
+            .collect()
+    }
 }
 
 /// The one place a seed is drawn from outside the test: clock and pid.
@@ -163,7 +164,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let plan = match args.plan() {
         Ok(plan) => plan,
         Err(message) => {
-            eprintln!("faultline: error: {message}");
+            messages::error(message);
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
@@ -180,13 +181,13 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let results = match results {
         Ok(results) => results,
         Err(error) => {
-            eprintln!("faultline: error: {error}");
-            eprintln!("faultline: seed {}", plan.seed);
+            messages::error(&error);
+            messages::run_failed_seed(plan.seed);
             // A failed run still leaves its history (when it got that far):
             // report it, and tell CI through JUnit that the run did not pass.
             let run_dir = failed_run_dir(&plan, &error, latest_before.as_deref());
             if let Some(stats) = report_failed_run(&plan, run_dir.as_deref(), args.junit.as_deref(), &error.to_string()) {
-                eprintln!("faultline: report {}", stats.path.display());
+                messages::report_written(&stats.path, true);
             }
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
@@ -197,7 +198,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         print!("{}", results.summary());
-        println!("faultline: verdict {}, seed {}", results.verdict.name(), results.seed);
+        messages::run_verdict(results.verdict, results.seed);
     }
     // A missing report or JUnit file fails a valid run (CI relies on
     // them) but never hides an invalid or unknown verdict.
@@ -246,7 +247,7 @@ fn report_failed_run(plan: &TestPlan, run_dir: Option<&Path>, junit: Option<&Pat
     match crate::report::finish_failed_run(run_dir, junit, fallback, error) {
         Ok(stats) => stats,
         Err(report_error) => {
-            eprintln!("faultline: error: {report_error}");
+            messages::error(report_error);
             None
         }
     }
@@ -257,16 +258,11 @@ fn report_failed_run(plan: &TestPlan, run_dir: Option<&Path>, junit: Option<&Pat
 fn write_report(run_dir: &std::path::Path, junit: Option<&std::path::Path>, to_stderr: bool) -> bool {
     match crate::report::finish_run(run_dir, junit) {
         Ok(stats) => {
-            let line = format!("faultline: report {}", stats.path.display());
-            if to_stderr {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
+            messages::report_written(&stats.path, to_stderr);
             true
         }
         Err(error) => {
-            eprintln!("faultline: error: {error}");
+            messages::error(error);
             false
         }
     }
@@ -288,7 +284,7 @@ impl StdoutToStderr {
         let _ = std::io::stdout().flush();
         let saved = nix::unistd::dup(1).ok();
         if saved.is_some() && nix::unistd::dup2(2, 1).is_err() {
-            eprintln!("faultline: warning: cannot point stdout at stderr; the JSON follows other lines");
+            messages::warning("cannot point stdout at stderr; the JSON follows other lines");
         }
         StdoutToStderr { saved }
     }
@@ -309,7 +305,7 @@ impl Drop for StdoutToStderr {
 mod tests {
     use super::*;
 
-    const REFERENCE: &str = include_str!("../docs/spec-reference.yaml");
+    const REFERENCE: &str = include_str!("../../docs/spec-reference.yaml");
 
     #[test]
     fn the_field_reference_is_the_default_spec_and_the_docs_quote_it() {
@@ -325,17 +321,12 @@ mod tests {
                 assert!(REFERENCE.contains(&format!("  {field}:")), "{section}.{field} missing from the reference");
             }
         }
-        let docs = include_str!("../docs/test.md");
+        let docs = include_str!("../../docs/test.md");
         assert!(docs.contains(REFERENCE), "harness/docs/test.md must quote spec-reference.yaml verbatim");
     }
 
     fn plan_in(store: &Path, seed: u64) -> TestPlan {
-        let overrides = [
-            ("store".to_string(), yaml_string(&store.display().to_string())),
-            ("name".to_string(), yaml_string("t")),
-            ("seed".to_string(), seed.to_string()),
-        ];
-        let spec = SpecFile::default().with_overrides(&overrides).expect("overrides apply");
+        let spec = SpecFile { store: store.to_path_buf(), name: "t".into(), seed: Some(seed), ..SpecFile::default() };
         TestPlan::from_spec(&spec, 0).expect("the default spec validates")
     }
 

@@ -15,7 +15,8 @@ use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, 
 use serde::Serialize;
 
 use crate::report::check::{write_check_outputs, Checked};
-use crate::{EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+use crate::cmd::OutputFormat;
+use crate::{messages, EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 
 /// Up to this many keys, text output lists every key; above, only keys that are not valid.
 const TEXT_KEYS_MAX: usize = 10;
@@ -51,12 +52,6 @@ pub struct CheckArgs {
     pub quiet: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
-
 /// One file's outcome, as printed.
 #[derive(Serialize)]
 struct FileReport {
@@ -90,7 +85,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         ..CheckConfig::default()
     };
     if args.report.is_some() && args.files.len() != 1 {
-        eprintln!("faultline: error: --report takes one history file ({} given)", args.files.len());
+        messages::error(format_args!("--report takes one history file ({} given)", args.files.len()));
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
     let mut files = Vec::with_capacity(args.files.len());
@@ -100,7 +95,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             if !args.quiet {
                 print_text(&report)?;
             } else if let Some(error) = &report.error {
-                eprintln!("faultline: error: {}: {error}", report.file);
+                messages::error(format_args!("{}: {error}", report.file));
             }
         }
         files.push(report);
@@ -112,7 +107,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .map(|(file, report)| Checked { file, result: report.result.as_ref(), error: report.error.as_deref() })
         .collect();
     if let Err(error) = write_check_outputs(&checked, args.report.as_deref(), args.junit.as_deref()) {
-        eprintln!("faultline: error: {error}");
+        messages::error(error);
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
     let exit_code = exit_code(&files);
@@ -170,7 +165,7 @@ fn exit_code(files: &[FileReport]) -> u8 {
 fn print_text(report: &FileReport) -> anyhow::Result<()> {
     if let Some(error) = &report.error {
         // One line, on stderr, naming the file (the error names the line).
-        eprintln!("faultline: error: {}: {error}", report.file);
+        messages::error(format_args!("{}: {error}", report.file));
         return Ok(());
     }
     let Some(result) = &report.result else { return Ok(()) };

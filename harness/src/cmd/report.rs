@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::report::{self, ReportInput};
-use crate::{junit, EXIT_HARNESS_ERROR};
+use crate::{junit, messages, EXIT_HARNESS_ERROR};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -28,7 +28,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let input = match ReportInput::from_run_dir(&args.results_dir) {
         Ok(input) => input,
         Err(error) => {
-            eprintln!("faultline: error: {error}");
+            messages::error(error);
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
@@ -36,24 +36,18 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let stats = match report::write_report(&input, &out) {
         Ok(stats) => stats,
         Err(error) => {
-            eprintln!("faultline: error: {error}");
+            messages::error(error);
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
     if let Some(path) = &args.junit {
         if let Err(error) = junit::write(path, &input, &stats.findings) {
-            eprintln!("faultline: error: {error}");
+            messages::error(error);
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     }
     if !args.quiet {
-        println!(
-            "faultline: report {} ({} bytes, {} operations, {} on the timeline)",
-            stats.path.display(),
-            stats.bytes,
-            stats.op_count,
-            stats.timeline_ops
-        );
+        messages::report_stats(&stats.path, stats.bytes, stats.op_count, stats.timeline_ops);
     }
     let code = input.verdict.map_or(EXIT_HARNESS_ERROR, crate::runner::results::exit_code);
     Ok(ExitCode::from(code))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use faultline_lazyfs as lazyfs;
-use crate::EXIT_HARNESS_ERROR;
+use crate::{messages, EXIT_HARNESS_ERROR};
 
 #[derive(clap::Args)]
 pub struct LazyFsArgs {
@@ -23,14 +23,14 @@ pub struct LazyFsArgs {
 }
 
 pub fn run(args: LazyFsArgs) -> anyhow::Result<ExitCode> {
-    eprintln!("faultline lazyfs: mounting {} over {}", args.mountpoint.display(), args.backing.display());
+    messages::daemon("lazyfs", format_args!("mounting {} over {}", args.mountpoint.display(), args.backing.display()));
     match lazyfs::serve(&args.backing, &args.mountpoint, args.dirty_max_mib << 20) {
         Ok(served) => {
-            eprintln!("faultline lazyfs: unmounted {} ({} early writebacks)", args.mountpoint.display(), served.writebacks);
+            messages::daemon("lazyfs", format_args!("unmounted {} ({} early writebacks)", args.mountpoint.display(), served.writebacks));
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
-            eprintln!("faultline lazyfs: error: {error}");
+            messages::daemon("lazyfs", format_args!("error: {error}"));
             Ok(ExitCode::from(EXIT_HARNESS_ERROR))
         }
     }

@@ -1,0 +1,106 @@
+//! `faultline matrix`: the detection matrix (see `crate::matrix`): for
+//! each planted bug and weaker mode of faultline-node, short seeded tests
+//! until one is invalid, then false-alarm control runs of the correct node.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::matrix::{self, targets, Probe, ProbeOptions};
+use crate::{messages, EXIT_HARNESS_ERROR};
+
+/// Run the detection matrix and print its table.
+#[derive(clap::Args, Debug)]
+pub struct MatrixArgs {
+    /// Only these targets (bug switches or modes), comma-separated; all when absent.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Seeded runs per target before it counts as not detected.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Length of each run's faulted phase.
+    #[arg(long, default_value = "30s")]
+    pub time_limit: String,
+    /// Runs of the correct node under every fault (false-alarm control); 0 skips.
+    #[arg(long, default_value_t = 20)]
+    pub control_runs: u32,
+    /// First seed; run i of a target uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Results root directory.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Path of the faultline-node binary.
+    #[arg(long)]
+    pub node_binary: Option<PathBuf>,
+    /// Skip the one fault-free run per target that shows whether its faults
+    /// were needed at all.
+    #[arg(long)]
+    pub no_baseline: bool,
+}
+
+pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
+    let targets = if args.only.is_empty() { targets::all() } else {
+        match targets::select(&args.only) {
+            Ok(targets) => targets,
+            Err(message) => {
+                messages::error(message);
+                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+            }
+        }
+    };
+    if args.runs == 0 {
+        messages::error("--runs must be at least 1");
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+    }
+    let options = ProbeOptions {
+        runs: args.runs,
+        time_limit: args.time_limit.clone(),
+        seed: args.seed,
+        store: args.store.clone(),
+        node_binary: args.node_binary.clone(),
+        baseline: !args.no_baseline,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut probes = Vec::with_capacity(targets.len());
+    for target in &targets {
+        // One target that cannot run (say, power loss without FUSE) does
+        // not hide the others: its row says why.
+        let probe = match runtime.block_on(matrix::probe(target, &options)) {
+            Ok(probe) => probe,
+            Err(error) => {
+                messages::error(format_args!("{}: {error}", target.name));
+                Probe { error: Some(error.to_string()), ..Probe::new(target) }
+            }
+        };
+        let outcome = match (&probe.error, probe.detected_in_run) {
+            (Some(_), _) => "error",
+            (None, Some(_)) => "detected",
+            (None, None) => "not detected",
+        };
+        messages::progress(format_args!("matrix {}: {outcome}", target.name));
+        probes.push(probe);
+    }
+    print!("{}", matrix::table(&probes));
+    let errors = probes.iter().filter(|p| p.error.is_some()).count();
+    let missed = probes.iter().filter(|p| p.detected_in_run.is_none()).count();
+    let mut alarms = 0;
+    if args.control_runs > 0 {
+        let control_options = ProbeOptions { seed: args.seed + 1_000, baseline: false, ..options };
+        match runtime.block_on(matrix::control(&control_options, args.control_runs)) {
+            Ok((found, unknown, seeds)) => {
+                alarms = found;
+                println!("correct node: {found} false alarm(s), {unknown} unknown, in {} runs{}", args.control_runs,
+                    if seeds.is_empty() { String::new() } else { format!(" (seeds {seeds:?})") });
+            }
+            Err(error) => {
+                messages::error(format_args!("control runs: {error}"));
+                return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+            }
+        }
+    }
+    println!("matrix: {} of {} targets detected", probes.len() - missed, probes.len());
+    Ok(match (errors, missed, alarms) {
+        (0, 0, 0) => ExitCode::SUCCESS,
+        (0, _, _) => ExitCode::from(1),
+        _ => ExitCode::from(EXIT_HARNESS_ERROR),
+    })
+}
