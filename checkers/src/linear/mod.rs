@@ -15,7 +15,7 @@ use crate::value::{Func, Outcome, Val};
 use crate::verdict::Verdict;
 use search::{Budget, SearchOutcome, Stuck};
 
-pub use cache::{op_hash, state_hash, FxHasher};
+pub use cache::{op_hash, state_hash};
 
 /// Most prefix operations a counterexample lists (the latest ones).
 pub const COUNTEREXAMPLE_PREFIX_MAX: usize = 200;
