@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ReadError;
 use crate::history::EventType;
@@ -52,7 +52,7 @@ impl Op {
 }
 
 /// A compact serializable summary of an operation for reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpSummary {
     pub line: u32,
     pub text: String,
