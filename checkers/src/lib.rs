@@ -9,6 +9,33 @@
 //! - [`read::read_path`] / [`read::read_bytes`]: parse a file (faultline
 //!   JSONL, Jepsen log lines or Jepsen EDN maps, detected) into an
 //!   [`OpHistory`]; then [`check_op_history`] checks it.
+//! - One pass over a faultline JSONL history for several consumers:
+//!   [`read::JsonlEvents`]`::new(impl BufRead)` is an iterator of
+//!   `Result<(u32, Event), ReadError>` (1-based line numbers, blank lines
+//!   skipped, lines bounded by [`read::LINE_BYTES_MAX`]); push each event
+//!   into [`read::EventHistoryBuilder`]`::push(&mut self, line, &Event)`
+//!   while handing it to the other consumers, then `finish()` gives the
+//!   [`OpHistory`] for [`check_op_history`] and
+//!   [`durability::check_op_durability`]:
+//!
+//!   ```
+//!   use faultline_checkers::read::{EventHistoryBuilder, JsonlEvents};
+//!   use faultline_checkers::{check_op_history, CheckConfig, Verdict};
+//!
+//!   let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1,\"time_ns\":1}\n\
+//!               {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"time_ns\":2}\n";
+//!   let mut builder = EventHistoryBuilder::new();
+//!   let mut timeline = Vec::new();
+//!   for item in JsonlEvents::new(text.as_bytes()) {
+//!       let (line, event) = item?;
+//!       builder.push(line, &event)?;
+//!       timeline.push((line, event)); // e.g. a report's timeline
+//!   }
+//!   let result = check_op_history(&builder.finish(), &CheckConfig::default())?;
+//!   assert_eq!(result.verdict, Verdict::Valid);
+//!   assert_eq!(timeline.len(), 2);
+//!   # Ok::<(), Box<dyn std::error::Error>>(())
+//!   ```
 //! - [`durability::check_durability`]`(&[Event], &DurabilityConfig)`: set-full
 //!   style accounting of acknowledged writes (lost, recovered, unexpected,
 //!   stale).
