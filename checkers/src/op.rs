@@ -528,8 +528,10 @@ mod tests {
             .collect()
     }
 
-    /// Keys, ops and counts, or the error's text.
-    fn outcome(result: Result<OpHistory, ReadError>) -> Result<(Vec<String>, Vec<Vec<Op>>, u64, u64), String> {
+    /// Keys, ops, event count and nemesis event count, or the error's text.
+    type Built = Result<(Vec<String>, Vec<Vec<Op>>, u64, u64), String>;
+
+    fn outcome(result: Result<OpHistory, ReadError>) -> Built {
         result
             .map(|h| (h.keys, h.ops_by_key, h.event_count, h.nemesis_event_count))
             .map_err(|err| err.to_string())
