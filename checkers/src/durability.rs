@@ -21,7 +21,7 @@
 //! per key: meant for the final-read workloads, not for million-op histories.
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::Event;
 use crate::op::{Op, OpHistory};
@@ -46,7 +46,7 @@ impl Default for DurabilityConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub acknowledged: u64,
     pub ok: u64,
@@ -61,7 +61,7 @@ pub struct Counts {
 }
 
 /// One element in one class, for a human.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Example {
     pub key: String,
     pub element: String,
@@ -71,7 +71,7 @@ pub struct Example {
     pub read_line: u32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Examples {
     pub lost: Vec<Example>,
     pub stale: Vec<Example>,
@@ -80,7 +80,7 @@ pub struct Examples {
     pub never_read: Vec<Example>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DurabilityResult {
     pub verdict: Verdict,
     pub counts: Counts,

@@ -4,14 +4,12 @@
 //! completion with the pending invocation of the same process. The result,
 //! [`OpHistory`], is what the models and the checkers work on.
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 
-use serde::Serialize;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ReadError;
 use crate::history::EventType;
-use crate::linear::FxHasher;
 use crate::value::{Func, Outcome, Val};
 
 /// `return_ns` of an operation that never returned (info, or no completion):
@@ -54,7 +52,7 @@ impl Op {
 }
 
 /// A compact serializable summary of an operation for reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpSummary {
     pub line: u32,
     pub text: String,
@@ -133,11 +131,11 @@ struct Pending {
 #[derive(Default)]
 pub struct HistoryBuilder {
     history: OpHistory,
-    key_ids: HashMap<String, u32, BuildHasherDefault<FxHasher>>,
+    key_ids: FxHashMap<String, u32>,
     /// Pending invocations of processes below [`PROCESS_DENSE_MAX`], by
     /// process: the common case, without hashing.
     pending_dense: Vec<Option<Pending>>,
-    pending: HashMap<u64, Pending, BuildHasherDefault<FxHasher>>,
+    pending: FxHashMap<u64, Pending>,
 }
 
 /// Processes numbered below this have a slot in a vector.
@@ -387,7 +385,7 @@ struct Slot {
 #[derive(Default)]
 struct Slots {
     dense: Vec<Slot>,
-    sparse: HashMap<u64, Slot, BuildHasherDefault<FxHasher>>,
+    sparse: FxHashMap<u64, Slot>,
 }
 
 impl Slots {
@@ -416,7 +414,7 @@ impl Slots {
 #[derive(Default)]
 pub struct PiecePairing<'a> {
     keys: Vec<Cow<'a, str>>,
-    key_ids: HashMap<Cow<'a, str>, u32, BuildHasherDefault<FxHasher>>,
+    key_ids: FxHashMap<Cow<'a, str>, u32>,
     /// Operations paired inside the piece, with the piece's key id.
     ops: Vec<(u32, Op)>,
     slots: Slots,
@@ -530,8 +528,10 @@ mod tests {
             .collect()
     }
 
-    /// Keys, ops and counts, or the error's text.
-    fn outcome(result: Result<OpHistory, ReadError>) -> Result<(Vec<String>, Vec<Vec<Op>>, u64, u64), String> {
+    /// Keys, ops, event count and nemesis event count, or the error's text.
+    type Built = Result<(Vec<String>, Vec<Vec<Op>>, u64, u64), String>;
+
+    fn outcome(result: Result<OpHistory, ReadError>) -> Built {
         result
             .map(|h| (h.keys, h.ops_by_key, h.event_count, h.nemesis_event_count))
             .map_err(|err| err.to_string())

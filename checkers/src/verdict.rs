@@ -35,7 +35,7 @@ impl Verdict {
 }
 
 /// One named checker's result inside a [`Composed`] result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Named {
     pub name: String,
     pub verdict: Verdict,
@@ -44,7 +44,7 @@ pub struct Named {
 }
 
 /// Several checkers' results and their merged verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Composed {
     pub verdict: Verdict,
     pub checkers: Vec<Named>,

@@ -4,58 +4,14 @@
 //!
 //! Bitsets live in one flat arena (`words` u64s per entry) and entries with
 //! the same hash are chained, which keeps an entry at a few dozen bytes.
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 
-/// A fast non-cryptographic hasher (FxHash's multiply-rotate).
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
+use rustc_hash::FxBuildHasher;
 
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Whole words, then the tail byte by byte: a variable-length copy
-        // into a word buffer became a memmove call per word, which showed
-        // as the top symbol of kv checks (string states are hashed).
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        let tail = words.remainder();
-        if !tail.is_empty() {
-            let word = tail.iter().rev().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-            self.write_u64(word);
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ i).wrapping_mul(FX_SEED);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
+/// The state's part of a cache key. Fx is fast and good enough here: the
+/// states are the search's own, not input crafted to collide.
 pub fn state_hash<S: Hash>(state: &S) -> u64 {
-    let mut hasher = FxHasher::default();
-    state.hash(&mut hasher);
-    hasher.finish()
+    FxBuildHasher.hash_one(state)
 }
 
 /// splitmix64: each operation's contribution to the bitset hash, so the hash

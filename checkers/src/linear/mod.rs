@@ -6,7 +6,7 @@ mod search;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CheckError;
 use crate::model::{CasRegister, Kv, ListAppend, Model, ModelKind, ModelName, Register, Set};
@@ -15,7 +15,7 @@ use crate::value::{Func, Outcome, Val};
 use crate::verdict::Verdict;
 use search::{Budget, SearchOutcome, Stuck};
 
-pub use cache::{op_hash, state_hash, FxHasher};
+pub use cache::{op_hash, state_hash};
 
 /// Most prefix operations a counterexample lists (the latest ones).
 pub const COUNTEREXAMPLE_PREFIX_MAX: usize = 200;
@@ -53,7 +53,7 @@ impl Default for CheckConfig {
 }
 
 /// Why one key's history is not linearizable, for a human.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counterexample {
     pub key: String,
     /// Length of the longest linearizable prefix found.
@@ -70,21 +70,21 @@ pub struct Counterexample {
 }
 
 /// The verdict for one key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyResult {
     pub key: String,
     pub verdict: Verdict,
     pub op_count: u64,
     /// Distinct search configurations explored (a measure of effort).
     pub configurations: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
 }
 
 /// The verdict for a history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     pub verdict: Verdict,
     pub model: ModelName,
@@ -123,7 +123,7 @@ pub fn check_with<M: Model>(model: &M, history: &OpHistory, config: &CheckConfig
     let keys = check_partitions(model, history, &partitions, config, started);
     Ok(CheckResult {
         verdict: Verdict::merge_all(keys.iter().map(|k| k.verdict)),
-        model: ModelName(model.name()),
+        model: ModelName::new(model.name()),
         op_count: history.op_count(),
         elapsed_ms: started.elapsed().as_millis() as u64,
         keys,

@@ -5,11 +5,12 @@
 //! [`crate::check_with`] (or [`crate::check_history_with`]) with it; a
 //! function name that is not built in arrives as [`Func::Other`], and
 //! `Func::parse("inc")` gives the value to compare it with.
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CheckError;
 use crate::op::Op;
@@ -69,20 +70,26 @@ pub(crate) fn arc_heap_bytes<T: ?Sized>(arc: &std::sync::Arc<T>, len: usize, ite
 
 /// The name of the model a history was checked with: a built-in's
 /// [`ModelKind::name`] or a user model's [`Model::name`]. Serializes as the
-/// bare name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// bare name. A name read back (from a results file) is owned: it may name a
+/// user model this process has never seen, so it cannot be `&'static`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ModelName(pub &'static str);
+pub struct ModelName(pub Cow<'static, str>);
 
 impl ModelName {
-    pub fn name(self) -> &'static str {
-        self.0
+    /// The name of a model of this process, without copying it.
+    pub const fn new(name: &'static str) -> Self {
+        ModelName(Cow::Borrowed(name))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
     }
 }
 
 impl From<ModelKind> for ModelName {
     fn from(kind: ModelKind) -> Self {
-        ModelName(kind.name())
+        ModelName::new(kind.name())
     }
 }
 
@@ -94,7 +101,7 @@ impl PartialEq<ModelKind> for ModelName {
 
 impl std::fmt::Display for ModelName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(&self.0)
     }
 }
 

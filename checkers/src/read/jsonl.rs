@@ -10,9 +10,9 @@ use std::io::Read;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::raw::{json_to_val, RawProcess, RawVal, Text};
+use super::raw::{RawProcess, RawVal, Text};
 use crate::error::ReadError;
-use crate::history::{Event, EventType, Process};
+use crate::history::EventType;
 use crate::op::{FailMeaning, HistoryBuilder, OpHistory, PiecePairing, Record};
 use crate::value::Func;
 
@@ -21,7 +21,7 @@ pub const CHUNK_BYTES: usize = 8 << 20;
 /// Longest line accepted; a longer one is an error, not an unbounded buffer.
 pub const LINE_BYTES_MAX: usize = 64 << 20;
 
-/// One line, borrowing its strings. Same fields as [`Event`].
+/// One line, borrowing its strings. Same fields as [`crate::history::Event`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEvent<'a> {
@@ -63,14 +63,19 @@ fn parse_line_slow(text: &[u8], line: u32) -> Result<Record<'_>, ReadError> {
 
 /// serde_json's message with its "at line 1 column N" (always line 1: one
 /// line is parsed at a time) turned into "(column N)".
-fn json_error_message(err: &serde_json::Error) -> String {
+pub(super) fn json_error_message(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let message = text.rfind(" at line ").map_or(text.as_str(), |at| &text[..at]);
     format!("{message} (column {})", err.column())
 }
 
-fn is_blank(text: &[u8]) -> bool {
+pub(super) fn is_blank(text: &[u8]) -> bool {
     text.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// The error for a line longer than [`LINE_BYTES_MAX`].
+pub(super) fn line_too_long(line: u32) -> ReadError {
+    ReadError::BadLine { line, message: format!("line too long (over {LINE_BYTES_MAX} bytes)") }
 }
 
 /// What one thread made of its piece of a block.
@@ -193,9 +198,7 @@ pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -
         } else {
             match buffer.iter().rposition(|b| *b == b'\n') {
                 Some(at) => at + 1,
-                None if buffer.len() > LINE_BYTES_MAX => {
-                    return Err(ReadError::BadLine { line: next_line, message: "line too long".to_string() })
-                }
+                None if buffer.len() > LINE_BYTES_MAX => return Err(line_too_long(next_line)),
                 None => continue,
             }
         };
@@ -210,26 +213,4 @@ pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -
 /// Appends up to [`CHUNK_BYTES`] to `buffer`; returns how many were read.
 fn fill(buffer: &mut Vec<u8>, reader: &mut impl Read) -> Result<usize, ReadError> {
     Ok(reader.take(CHUNK_BYTES as u64).read_to_end(buffer)?)
-}
-
-/// Builds the op history of in-memory events (no file involved). `line` in
-/// reports is the event's index + 1.
-pub fn history_from_events(events: &[Event]) -> Result<OpHistory, ReadError> {
-    let mut builder = HistoryBuilder::new();
-    for (i, event) in events.iter().enumerate() {
-        builder.push(Record {
-            process: match event.process {
-                Process::Client(id) => Some(id),
-                Process::Nemesis => None,
-            },
-            kind: event.kind,
-            f: Func::parse(&event.f),
-            key: event.key.as_deref().map(std::borrow::Cow::Borrowed),
-            value: json_to_val(&event.value),
-            time_ns: event.time_ns,
-            line: i as u32 + 1,
-            fail_means: FailMeaning::DidNotHappen,
-        })?;
-    }
-    Ok(builder.finish_history())
 }

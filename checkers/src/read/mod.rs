@@ -1,6 +1,7 @@
 //! Readers: faultline JSONL, Jepsen log lines and Jepsen EDN maps, with the
 //! format detected from the file's first lines.
 mod edn;
+mod events;
 mod fast;
 mod jepsen_log;
 mod jsonl;
@@ -16,7 +17,8 @@ use crate::error::ReadError;
 use crate::op::OpHistory;
 
 pub use edn::{parse as parse_edn, Edn};
-pub use jsonl::{history_from_events, CHUNK_BYTES};
+pub use events::{history_from_events, EventHistoryBuilder, JsonlEvents};
+pub use jsonl::{CHUNK_BYTES, LINE_BYTES_MAX};
 
 /// Lines looked at to recognise a Jepsen log.
 const DETECT_LINES_MAX: usize = 1000;
@@ -141,6 +143,110 @@ mod tests {
             h.ops_by_key.iter().flatten().map(|op| crate::op::Op { line: 0, ..op.clone() }).collect::<Vec<_>>()
         };
         assert_eq!(without_lines(&again), without_lines(&from_text));
+    }
+
+    /// Reads `text` in one pass, as the harness does: [`JsonlEvents`] into
+    /// [`EventHistoryBuilder`]; the first error of either.
+    fn streamed(text: &str) -> Result<OpHistory, ReadError> {
+        let mut builder = EventHistoryBuilder::new();
+        for item in JsonlEvents::new(text.as_bytes()) {
+            let (line, event) = item?;
+            builder.push(line, &event)?;
+        }
+        Ok(builder.finish())
+    }
+
+    /// Everything the checkers see of a history.
+    fn parts(history: &OpHistory) -> (&[String], &[Vec<crate::op::Op>], u64, u64) {
+        (&history.keys, &history.ops_by_key, history.event_count, history.nemesis_event_count)
+    }
+
+    /// Interleaved operations of 7 processes on 13 keys (one key escaped),
+    /// every completion type, nemesis events, blank lines and `node` fields.
+    fn mixed_history(op_count: u64) -> String {
+        let line = |i: u64, kind: &str, time_ns: u64| {
+            let (f, value) = match i % 3 {
+                0 => ("put", format!("\"v{i}\"")),
+                1 => ("get", "null".to_string()),
+                _ => ("cas", format!("[{},{}]", i % 5, i % 4)),
+            };
+            let key = if i % 13 == 12 { "k\\u0041".to_string() } else { format!("k{}", i % 13) };
+            format!(
+                "{{\"process\":{},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"{key}\",\"value\":{value},\"time_ns\":{time_ns},\"node\":\"n2\"}}\n",
+                i % 7
+            )
+        };
+        let ends = ["ok", "ok", "fail", "info"];
+        let mut text = String::new();
+        for i in 0..op_count {
+            text.push_str(&line(i, "invoke", 3 * i));
+            if i % 50 == 0 {
+                text.push_str(&format!("\n{{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"kill\",\"value\":{{\"nodes\":[\"n1\"]}},\"time_ns\":{}}}\n", 3 * i));
+            }
+            // The previous operation completes after this one is invoked.
+            if i > 0 {
+                text.push_str(&line(i - 1, ends[(i % 4) as usize], 3 * i + 1));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn streamed_events_build_the_history_that_read_bytes_builds() {
+        let (_, from_text) = read_bytes(JSONL.as_bytes(), 1).unwrap();
+        assert_eq!(parts(&streamed(JSONL).unwrap()), parts(&from_text));
+        // 1-based, and the blank line 3 is counted but not yielded.
+        let lines: Vec<u32> = JsonlEvents::new(JSONL.as_bytes()).map(|item| item.unwrap().0).collect();
+        assert_eq!(lines, [1, 2, 4, 5, 6, 7, 8, 9]);
+        // Large enough for read_bytes to pair pieces on two threads.
+        let text = mixed_history(20_000);
+        let (_, from_text) = read_bytes(text.as_bytes(), 2).unwrap();
+        assert!(from_text.op_count() > 10_000 && from_text.nemesis_event_count == 400);
+        assert_eq!(from_text.keys.last().map(String::as_str), Some("kA"));
+        assert_eq!(parts(&streamed(&text).unwrap()), parts(&from_text));
+    }
+
+    #[test]
+    fn streamed_errors_name_the_line_as_read_bytes_does() {
+        let good = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n";
+        let cases = [
+            (format!("{good}\n{{\"process\":0,\"type\":\"done\",\"f\":\"read\",\"time_ns\":2}}\n"), 3),
+            (format!("{good}{{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time_ns\":2,\"extra\":1}}\n"), 2),
+            ("{\"process\":\"bob\",\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n".to_string(), 1),
+            (format!("{good}\n\nnot json\n"), 4),
+            (format!("{good}{{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time_ns\":0}}\n"), 2),
+            (format!("\n{good}{good}"), 3),
+            ("{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time_ns\":1}\n".to_string(), 1),
+        ];
+        for (text, want_line) in cases {
+            let want = read_bytes(text.as_bytes(), 1).unwrap_err();
+            let got = streamed(&text).unwrap_err();
+            assert_eq!(got.to_string(), want.to_string(), "{text}");
+            let line = match got {
+                ReadError::BadLine { line, .. } | ReadError::Pairing { line, .. } => line,
+                other => panic!("{text}: expected a line's error, got {other:?}"),
+            };
+            assert_eq!(line, want_line, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_bound_is_an_error_not_a_buffer() {
+        let first = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":1}\n";
+        let event = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"time_ns\":2}";
+        // An event padded with spaces to exactly LINE_BYTES_MAX bytes is a
+        // line; one byte more is not.
+        let padded = |len: usize| format!("{first}{event}{}\n", " ".repeat(len - event.len()));
+        let history = streamed(&padded(LINE_BYTES_MAX)).unwrap();
+        assert_eq!(history.op_count(), 2);
+        match streamed(&padded(LINE_BYTES_MAX + 1)) {
+            Err(ReadError::BadLine { line: 2, message }) => assert!(message.contains("too long"), "{message}"),
+            other => panic!("expected line 2 too long, got {other:?}"),
+        }
+        // Endless input without a line end: an error at the bound, then the end.
+        let mut endless = JsonlEvents::new(std::io::BufReader::new(std::io::repeat(b' ')));
+        assert!(matches!(endless.next(), Some(Err(ReadError::BadLine { line: 1, .. }))));
+        assert!(endless.next().is_none());
     }
 
     #[test]
