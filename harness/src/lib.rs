@@ -5,20 +5,20 @@
 //! which owns the I/O (cluster, proxy, clients, nemesis) and streams the
 //! history; then the checkers decide.
 pub mod bench;
-pub mod checks;
 pub mod client;
 pub mod cluster;
 pub mod cmd;
-pub mod junit;
+pub mod fields;
 pub mod matrix;
 pub mod messages;
 pub mod nemesis;
 pub mod plan;
 pub mod proxy;
 pub mod report;
-pub mod runner;
-pub mod store;
+pub mod results;
+pub mod run;
 pub mod systems;
+pub mod verdict;
 
 /// Exit code for a valid history.
 pub const EXIT_VALID: u8 = 0;

@@ -107,9 +107,9 @@ async fn a_node_that_never_comes_back_fails_the_run() {
     let failed = cluster.failed_restarts();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].node, 1);
-    let named = faultline::checks::unexpected_exits(&cluster.unexpected_exits(), &failed);
+    let named = faultline::verdict::NodeExitsCheck::check(&cluster.unexpected_exits(), &failed);
     assert_eq!(named.verdict, faultline_checkers::Verdict::Invalid);
-    assert!(faultline::checks::reason(&named).unwrap().contains("n2 did not come back"), "{named:?}");
+    assert!(named.reason_text().unwrap().contains("n2 did not come back"), "{named:?}");
     cluster.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,9 +18,9 @@ const EXIT_WAIT_MAX: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
 fn assert_harness_case(xml: &str, needle: &str) {
-    assert!(xml.contains("<testsuites name=\"faultline\" tests=\"1\" failures=\"0\" errors=\"1\">"), "{xml}");
-    assert!(xml.contains("name=\"harness\">"), "{xml}");
-    assert!(xml.contains("<error type=\"harness\" message=\"") && xml.contains(needle), "{xml}");
+    assert!(junit_counts(xml, "testsuites", 1, 0, 1), "{xml}");
+    assert!(xml.contains("<testcase name=\"harness\""), "{xml}");
+    assert!(xml.contains("<error message=\"") && xml.contains("type=\"harness\"") && xml.contains(needle), "{xml}");
 }
 
 #[test]
@@ -39,8 +39,11 @@ fn junit_of_a_cluster_that_cannot_start_is_one_errored_case() {
     let xml = std::fs::read_to_string(&junit).expect("JUnit is written for a harness error");
     assert_harness_case(&xml, "exited during startup");
     assert!(xml.contains("<property name=\"seed\" value=\"5\"/>"), "{xml}");
-    // No history was recorded, so there is nothing for a page to show.
-    assert!(!dir.join("store/broken/latest/report.html").exists());
+    // No operation was recorded, but the page names the error and links
+    // the node logs that say why the node exited.
+    let html = std::fs::read_to_string(dir.join("store/broken/latest/report.html")).expect("report.html beside the logs");
+    assert!(html.contains("class=\"verdict harness-error\">HARNESS ERROR<") && html.contains("exited during startup"), "error missing");
+    assert!(html.contains("node-0.log"), "node log missing");
 }
 
 #[test]
@@ -99,20 +102,21 @@ fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
-/// A folder as the runner leaves it after a nemesis error: history,
-/// seed and a summary with the error, no results.json.
+/// A folder as the runner leaves it after a nemesis error: the history so
+/// far, the seed, and results.json naming the error with no verdict.
 fn dead_run(dir: &Path) {
     let lines = [
         r#"{"process":0,"type":"invoke","f":"add","value":1,"time_ns":1000000}"#,
         r#"{"process":0,"type":"ok","f":"add","value":1,"time_ns":2000000}"#,
     ];
     std::fs::write(dir.join("history.jsonl"), lines.join("\n") + "\n").unwrap();
-    std::fs::write(dir.join("seed"), "13\n").unwrap();
-    std::fs::write(
-        dir.join("summary.txt"),
-        "faultline test dead: ERROR\nseed        13\nerror       nemesis: cannot pause node 1: no such process\n",
-    )
-    .unwrap();
+    write_results(dir, "dead", 13, Vec::new());
+    let mut results = faultline::results::Results::load(dir).unwrap();
+    results.verdict = None;
+    results.checks = Default::default();
+    results.exit_code = 3;
+    results.error = Some("nemesis: cannot pause node 1: no such process".into());
+    results.save(&faultline::results::RunDir { path: dir.to_path_buf() }).unwrap();
 }
 
 #[test]
@@ -126,4 +130,18 @@ fn junit_and_report_of_a_stored_run_that_died_carry_its_error() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("harness error: nemesis: cannot pause node 1: no such process"), "message missing");
     assert!(html.contains("<code id=\"seed\">13</code>"), "seed missing");
+}
+
+#[test]
+fn a_stored_run_killed_before_its_results_reads_as_unfinished() {
+    let dir = kept_dir("junit-killed-run");
+    dead_run(&dir);
+    std::fs::remove_file(dir.join("results.json")).unwrap();
+    std::fs::write(dir.join("spec.yaml"), "name: killed\nseed: 13\n").unwrap();
+    let junit = dir.join("junit.xml");
+    let output = faultline().arg("report").arg(&dir).arg("--junit").arg(&junit).arg("--quiet").output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "no verdict is a harness error");
+    assert_harness_case(&std::fs::read_to_string(&junit).unwrap(), "the run did not finish (results.json is missing)");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("faultline test killed") && html.contains("all 1 operations"), "name and history");
 }

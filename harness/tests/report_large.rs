@@ -7,7 +7,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use report_support::*;
-use serde_json::json;
+use faultline::verdict::linearizable;
+use faultline_checkers::op::OpSummary;
+use faultline_checkers::{CheckResult, Counterexample, KeyResult, ModelName, Verdict};
 
 const PROCESSES: u64 = 20;
 const KEYS: u64 = 50;
@@ -53,14 +55,18 @@ fn a_million_operations_give_a_bounded_report_with_the_counterexample() {
     let started = Instant::now();
     let line = write_history(&dir.join("history.jsonl"), ops, planted);
     eprintln!("generated {ops} operations in {:?}", started.elapsed());
-    let stuck = json!({"line": line, "text": format!("p{} write {planted} -> ok (line {line})", planted % PROCESSES)});
-    let details = json!({
-        "reason": "planted",
-        "keys": [{"key": "k0", "verdict": "invalid", "op_count": ops / KEYS,
-                  "counterexample": {"key": "k0", "prefix_len": 10, "prefix_tail": [], "stuck_op": stuck,
-                                     "concurrent": [], "state": "7"}}]
-    });
-    write_results(&dir, "large", 1, vec![json!({"name": "linearizable-register", "verdict": "invalid", "details": details})]);
+    let stuck = OpSummary { line, text: format!("p{} write {planted} -> ok (line {line})", planted % PROCESSES) };
+    let example = Counterexample { key: "k0".into(), prefix_len: 10, prefix_tail: vec![], stuck_op: stuck, concurrent: vec![], state: "7".into() };
+    let key = KeyResult {
+        key: "k0".into(),
+        verdict: Verdict::Invalid,
+        op_count: ops / KEYS,
+        configurations: 1,
+        reason: Some("planted".into()),
+        counterexample: Some(example),
+    };
+    let result = CheckResult { verdict: Verdict::Invalid, model: ModelName::new("register"), op_count: ops, elapsed_ms: 1, keys: vec![key] };
+    write_results(&dir, "large", 1, vec![linearizable::to_check("linearizable-register".into(), Ok(result))]);
     let started = Instant::now();
     let output = faultline().arg("report").arg(&dir).output().unwrap();
     let render = started.elapsed();

@@ -9,7 +9,6 @@ use faultline::client::{Client, ClientConfig, Outcome};
 use faultline::systems::faultline_node::NodeClient;
 use faultline::cluster::{Cluster, ClusterConfig};
 use faultline::systems::faultline_node::{find_node_binary, FaultlineNodeDb};
-use faultline::nemesis::leader::find_leader;
 use faultline::nemesis::partition::isolate;
 use faultline_workloads::{Invocation, WorkloadKind};
 
@@ -54,7 +53,7 @@ async fn isolated_leader_cannot_commit_while_the_majority_can() {
         .expect("cluster starts");
     let deadline = Instant::now() + Duration::from_secs(10);
     let leader = loop {
-        if let Some(leader) = find_leader(&cluster).await {
+        if let Some(leader) = cluster.leader().await {
             break leader;
         }
         assert!(Instant::now() < deadline, "no leader elected");
@@ -70,7 +69,7 @@ async fn isolated_leader_cannot_commit_while_the_majority_can() {
     let majority_node = (leader + 1) % 3;
     let committed = write_eventually(&cluster, majority_node, "majority", Duration::from_secs(10)).await;
     assert!(committed.is_some(), "the majority side must elect a leader and commit");
-    let new_leader = find_leader(&cluster).await;
+    let new_leader = cluster.leader().await;
     assert_ne!(new_leader, Some(leader), "the isolated node cannot stay the leader the others follow");
 
     cluster.proxy().heal();

@@ -18,6 +18,7 @@ pub mod keyed;
 use std::fmt;
 use std::str::FromStr;
 
+use faultline_checkers::ModelKind;
 use serde::{Deserialize, Serialize};
 
 pub use combinators::{each, limit, mix, phases, stagger, time_limit};
@@ -37,11 +38,11 @@ pub enum WorkloadKind {
 }
 
 /// The checkers a workload's history needs: per-key linearizability against
-/// `model` (a faultline-checkers model name), and, for workloads with final
-/// reads that must hold every acknowledged write, the durability checker.
+/// `model`, and, for workloads with final reads that must hold every
+/// acknowledged write, the durability checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CheckerNeed {
-    pub model: &'static str,
+    pub model: ModelKind,
     pub durability: bool,
 }
 
@@ -76,11 +77,11 @@ impl WorkloadKind {
 
     pub fn checker(self) -> CheckerNeed {
         let (model, durability) = match self {
-            WorkloadKind::Register => ("register", false),
-            WorkloadKind::CasRegister => ("cas-register", false),
-            WorkloadKind::Kv => ("kv", false),
-            WorkloadKind::Set => ("set", true),
-            WorkloadKind::Append => ("list-append", true),
+            WorkloadKind::Register => (ModelKind::Register, false),
+            WorkloadKind::CasRegister => (ModelKind::CasRegister, false),
+            WorkloadKind::Kv => (ModelKind::Kv, false),
+            WorkloadKind::Set => (ModelKind::Set, true),
+            WorkloadKind::Append => (ModelKind::ListAppend, true),
         };
         CheckerNeed { model, durability }
     }

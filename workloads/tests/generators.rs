@@ -1,6 +1,7 @@
 //! Generators against a simulated clock: pure, seeded, deterministic.
 use std::collections::{BTreeMap, BTreeSet};
 
+use faultline_checkers::ModelKind;
 use faultline_workloads::*;
 
 fn config(kind: WorkloadKind) -> WorkloadConfig {
@@ -155,9 +156,9 @@ fn workload_names_round_trip_and_name_their_checker() {
         assert_eq!(kind.name().parse::<WorkloadKind>().unwrap(), kind);
     }
     assert!("bogus".parse::<WorkloadKind>().is_err());
-    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed { model: "kv", durability: false });
-    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed { model: "set", durability: true });
-    assert_eq!(WorkloadKind::Append.checker().model, "list-append");
+    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed { model: ModelKind::Kv, durability: false });
+    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed { model: ModelKind::Set, durability: true });
+    assert_eq!(WorkloadKind::Append.checker().model, ModelKind::ListAppend);
     assert_eq!(final_reads(WorkloadKind::Kv, &["k".to_string()])[0].f, "get");
 }
 

@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use faultline_checkers::read::{read_path, Format};
-use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, ModelKind, Verdict};
+use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, ModelKind, OpHistory, Verdict};
 use serde::Serialize;
 
-use crate::report::check::{write_check_outputs, Checked};
+use crate::report::{self, shell_word, ReportInput, Timeline};
+use crate::verdict::{linearizable, Check};
 use crate::cmd::OutputFormat;
 use crate::{messages, EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 
@@ -89,8 +90,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
     let mut files = Vec::with_capacity(args.files.len());
+    let mut first_history = None;
     for path in &args.files {
-        let report = check_file(path, &config);
+        let (report, history) = check_file(path, &config);
+        if first_history.is_none() {
+            first_history = history;
+        }
         if args.format == OutputFormat::Text {
             if !args.quiet {
                 print_text(&report)?;
@@ -100,13 +105,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         files.push(report);
     }
-    let checked: Vec<Checked<'_>> = args
-        .files
-        .iter()
-        .zip(&files)
-        .map(|(file, report)| Checked { file, result: report.result.as_ref(), error: report.error.as_deref() })
-        .collect();
-    if let Err(error) = write_check_outputs(&checked, args.report.as_deref(), args.junit.as_deref()) {
+    let timeline = first_history.as_ref().map(Timeline::from_ops).unwrap_or_default();
+    if let Err(error) = write_outputs(&files, &timeline, args.report.as_deref(), args.junit.as_deref()) {
         messages::error(error);
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
@@ -121,7 +121,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code))
 }
 
-fn check_file(path: &Path, config: &CheckConfig) -> FileReport {
+/// One file's verdict, and its parsed history for the report's timeline.
+fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistory>) {
     let mut report = FileReport {
         file: path.display().to_string(),
         format: None,
@@ -134,7 +135,7 @@ fn check_file(path: &Path, config: &CheckConfig) -> FileReport {
         Ok(read) => read,
         Err(err) => {
             report.error = Some(err.to_string());
-            return report;
+            return (report, None);
         }
     };
     report.format = Some(format);
@@ -147,7 +148,55 @@ fn check_file(path: &Path, config: &CheckConfig) -> FileReport {
         }
         Err(err) => report.error = Some(err.to_string()),
     }
-    report
+    (report, Some(history))
+}
+
+/// The report input of one checked file.
+fn report_input(file: &FileReport) -> ReportInput {
+    let mut input = ReportInput { title: format!("faultline check {}", file.file), ..ReportInput::default() };
+    if let Some(error) = &file.error {
+        input.verdict = Some(Verdict::Unknown);
+        input.reasons.push(error.clone());
+        input.checks.push(Check::failed("read", error.clone()));
+    }
+    if let Some(result) = &file.result {
+        let check = linearizable::to_check(format!("linearizable-{}", result.model.name()), Ok(result.clone()));
+        input.reasons.extend(check.reason_text());
+        input.verdict = Some(input.verdict.map_or(result.verdict, |v| v.merge(result.verdict)));
+        input.checks.push(check);
+        input.facts.push((
+            "history".into(),
+            format!("{} operations, {} keys, model {}", result.op_count, result.keys.len(), result.model.name()),
+        ));
+        input.facts.push(("checked in".into(), format!("{} ms", result.elapsed_ms)));
+        input.replay = Some(format!("faultline check {} --model {}", shell_word(&file.file), result.model.name()));
+    }
+    input
+}
+
+/// `--report` (the first file's page, drawn from the history already
+/// parsed) and `--junit` (a suite per file).
+fn write_outputs(
+    files: &[FileReport],
+    timeline: &Timeline,
+    report_path: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<(), report::ReportError> {
+    let inputs: Vec<ReportInput> = files.iter().map(report_input).collect();
+    if let (Some(out), Some(input)) = (report_path, inputs.first()) {
+        report::write_report(input, timeline, out)?;
+    }
+    if let Some(path) = junit {
+        let runs: Vec<_> = inputs
+            .into_iter()
+            .map(|input| {
+                let findings = report::explain::findings(&input.checks, &Timeline::default());
+                (input, findings)
+            })
+            .collect();
+        report::junit::write_many(path, &runs)?;
+    }
+    Ok(())
 }
 
 /// Errors outrank every verdict; then invalid, unknown, valid.

@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::report::{self, ReportInput};
-use crate::{junit, messages, EXIT_HARNESS_ERROR};
+use crate::report;
+use crate::results::Results;
+use crate::run::RunOutcome;
+use crate::{messages, EXIT_HARNESS_ERROR};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
@@ -25,30 +27,29 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let input = match ReportInput::from_run_dir(&args.results_dir) {
-        Ok(input) => input,
+    let outcome = match RunOutcome::load(&args.results_dir) {
+        Ok(outcome) => outcome,
         Err(error) => {
-            messages::error(error);
+            messages::error(format_args!("report: {error}"));
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
-    let out = args.out.clone().unwrap_or_else(|| args.results_dir.join(report::REPORT_FILE));
-    let stats = match report::write_report(&input, &out) {
+    let written = report::write_run(
+        &outcome.results,
+        &outcome.dir,
+        &outcome.timeline,
+        args.out.as_deref(),
+        args.junit.as_deref(),
+    );
+    let stats = match written {
         Ok(stats) => stats,
         Err(error) => {
             messages::error(error);
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
-    if let Some(path) = &args.junit {
-        if let Err(error) = junit::write(path, &input, &stats.findings) {
-            messages::error(error);
-            return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
-        }
-    }
     if !args.quiet {
         messages::report_stats(&stats.path, stats.bytes, stats.op_count, stats.timeline_ops);
     }
-    let code = input.verdict.map_or(EXIT_HARNESS_ERROR, crate::runner::results::exit_code);
-    Ok(ExitCode::from(code))
+    Ok(ExitCode::from(Results::exit_code_of(outcome.results.verdict)))
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cmd::OutputFormat;
-use crate::report::{ReportInput, ReportStats};
-use crate::runner::{self, RunError, RunOptions};
+use crate::report;
+use crate::run::{self, RunFailure, RunOptions, RunOutcome};
 use crate::plan::{SpecFile, TestPlan};
 use crate::{messages, EXIT_HARNESS_ERROR};
 
@@ -174,31 +174,26 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let json = args.format == Some(OutputFormat::Json);
-    let options = RunOptions { quiet: args.quiet };
     let redirect = StdoutToStderr::new(json);
-    let latest_before = latest_target(&plan);
-    let results = runtime.block_on(runner::run(&plan, options));
-    let results = match results {
-        Ok(results) => results,
-        Err(error) => {
-            messages::error(&error);
+    let outcome = match runtime.block_on(run::run(&plan, RunOptions { quiet: args.quiet })) {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            messages::error(&failure.error);
             messages::run_failed_seed(plan.seed);
-            // A failed run still leaves its history (when it got that far):
-            // report it, and tell CI through JUnit that the run did not pass.
-            let run_dir = failed_run_dir(&plan, &error, latest_before.as_deref());
-            if let Some(stats) = report_failed_run(&plan, run_dir.as_deref(), args.junit.as_deref(), &error.to_string()) {
-                messages::report_written(&stats.path, true);
-            }
+            report_failure(&plan, &failure, args.junit.as_deref());
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
-    let reported = write_report(&results.run_dir, args.junit.as_deref(), json);
+    let results = &outcome.results;
+    let reported = write_report(&outcome, args.junit.as_deref(), json);
     drop(redirect);
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", serde_json::to_string_pretty(results)?);
     } else {
         print!("{}", results.summary());
-        messages::run_verdict(results.verdict, results.seed);
+        if let Some(verdict) = results.verdict {
+            messages::run_verdict(verdict, results.seed);
+        }
     }
     // A missing report or JUnit file fails a valid run (CI relies on
     // them) but never hides an invalid or unknown verdict.
@@ -208,55 +203,33 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(results.exit_code))
 }
 
-/// Where `<store>/<name>/latest` points, read before the run starts so a
-/// failed run can tell whether it moved the link.
-fn latest_target(plan: &TestPlan) -> Option<PathBuf> {
-    std::fs::read_link(plan.store_dir.join(&plan.name).join("latest")).ok()
-}
-
-/// The results folder of a failed run, if it got one. Interruptions and
-/// history errors name it; for the other errors it is the `latest` link,
-/// taken only when this run moved it and the folder holds this run's seed,
-/// so an older run's folder is never reported as this one.
-fn failed_run_dir(plan: &TestPlan, error: &RunError, latest_before: Option<&Path>) -> Option<PathBuf> {
-    match error {
-        RunError::Interrupted { dir, .. } => return Some(dir.clone()),
-        RunError::History { path, .. } => return path.parent().map(Path::to_path_buf),
-        _ => {}
-    }
-    let test_dir = plan.store_dir.join(&plan.name);
-    let target = std::fs::read_link(test_dir.join("latest")).ok()?;
-    if latest_before == Some(target.as_path()) {
-        return None;
-    }
-    let dir = test_dir.join(target);
-    let seed = std::fs::read_to_string(dir.join("seed")).ok()?;
-    (seed.trim() == plan.seed.to_string()).then_some(dir)
-}
-
-/// `report.html` of a failed run (when its folder has a history) showing
-/// the error instead of verdicts, and JUnit (when asked) with a failing
-/// `harness` case. Problems writing them are printed, not returned: the
-/// exit code is already a harness error.
-fn report_failed_run(plan: &TestPlan, run_dir: Option<&Path>, junit: Option<&Path>, error: &str) -> Option<ReportStats> {
-    let fallback = ReportInput {
-        title: format!("faultline test {}", plan.name),
-        seed: Some(plan.seed),
-        ..ReportInput::default()
-    };
-    match crate::report::finish_failed_run(run_dir, junit, fallback, error) {
-        Ok(stats) => stats,
-        Err(report_error) => {
-            messages::error(report_error);
-            None
+/// A failed run still leaves its history when it got as far as a folder:
+/// its report shows the history and the error in place of verdicts, and
+/// JUnit (when asked) fails with a `harness` case either way, so CI never
+/// reads the run as passed. Problems writing them are printed: the exit
+/// code is already a harness error.
+fn report_failure(plan: &TestPlan, failure: &RunFailure, junit: Option<&Path>) {
+    let written = match (&failure.partial, junit) {
+        (Some(partial), _) => {
+            report::write_run(&partial.results, &partial.dir, &partial.timeline, None, junit).map(|stats| Some(stats.path))
         }
+        (None, Some(junit)) => {
+            let title = format!("faultline test {}", plan.name);
+            report::write_junit_without_run(junit, title, plan.seed, &failure.error.to_string()).map(|()| None)
+        }
+        (None, None) => Ok(None),
+    };
+    match written {
+        Ok(Some(page)) => messages::report_written(&page, true),
+        Ok(None) => {}
+        Err(error) => messages::error(error),
     }
 }
 
 /// `report.html` in the results folder (and JUnit when asked); says where,
 /// on stderr when stdout is data. False when it could not be written.
-fn write_report(run_dir: &std::path::Path, junit: Option<&std::path::Path>, to_stderr: bool) -> bool {
-    match crate::report::finish_run(run_dir, junit) {
+fn write_report(outcome: &RunOutcome, junit: Option<&Path>, to_stderr: bool) -> bool {
+    match report::write_run(&outcome.results, &outcome.dir, &outcome.timeline, None, junit) {
         Ok(stats) => {
             messages::report_written(&stats.path, to_stderr);
             true
@@ -304,6 +277,7 @@ impl Drop for StdoutToStderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::RunError;
 
     const REFERENCE: &str = include_str!("../../docs/spec-reference.yaml");
 
@@ -325,29 +299,6 @@ mod tests {
         assert!(docs.contains(REFERENCE), "harness/docs/test.md must quote spec-reference.yaml verbatim");
     }
 
-    fn plan_in(store: &Path, seed: u64) -> TestPlan {
-        let spec = SpecFile { store: store.to_path_buf(), name: "t".into(), seed: Some(seed), ..SpecFile::default() };
-        TestPlan::from_spec(&spec, 0).expect("the default spec validates")
-    }
-
-    /// `<store>/t/<leaf>/` with a seed and a two-line history, and `latest`
-    /// pointing at it, as the runner leaves a run that failed halfway.
-    fn failed_run(store: &Path, leaf: &str, seed: u64) -> PathBuf {
-        let dir = store.join("t").join(leaf);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("seed"), format!("{seed}\n")).unwrap();
-        std::fs::write(
-            dir.join("history.jsonl"),
-            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_ns\":1}\n\
-             {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_ns\":2}\n",
-        )
-        .unwrap();
-        let latest = store.join("t/latest");
-        let _ = std::fs::remove_file(&latest);
-        std::os::unix::fs::symlink(leaf, &latest).unwrap();
-        dir
-    }
-
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("faultline-test-cmd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -355,60 +306,47 @@ mod tests {
         dir
     }
 
+    fn plan_in(store: &Path, seed: u64) -> TestPlan {
+        let spec = SpecFile { store: store.to_path_buf(), name: "t".into(), seed: Some(seed), ..SpecFile::default() };
+        TestPlan::from_spec(&spec, 0).expect("the default spec validates")
+    }
+
     #[test]
-    fn failed_run_report_and_junit_after_a_cluster_error() {
-        let store = scratch("cluster-error");
+    fn a_failure_with_a_folder_reports_its_history_and_the_error() {
+        let store = scratch("with-folder");
         let plan = plan_in(&store, 11);
-        let before = latest_target(&plan);
-        let dir = failed_run(&store, "20250101T000000", 11);
-        let error = RunError::PowerLoss("node 2 exited while the history was recorded".into());
-        let found = failed_run_dir(&plan, &error, before.as_deref());
-        assert_eq!(found.as_deref(), Some(store.join("t/20250101T000000").as_path()));
+        let dir = store.join("t/20250101T000000");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("seed"), "11\n").unwrap();
+        std::fs::write(
+            dir.join("history.jsonl"),
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_ns\":1}\n",
+        )
+        .unwrap();
+        let partial = RunOutcome::load(&dir).expect("a folder with a history is a (partial) outcome");
+        assert_eq!(partial.results.error.as_deref(), Some("the run did not finish (results.json is missing)"));
+        let failure = RunFailure { error: RunError::PowerLoss("node 2 exited".into()), partial: Some(partial) };
         let junit = store.join("junit.xml");
-        let stats = report_failed_run(&plan, found.as_deref(), Some(&junit), &error.to_string()).expect("a page");
-        assert_eq!(stats.path, dir.join("report.html"));
+        report_failure(&plan, &failure, Some(&junit));
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
         assert!(html.contains("class=\"verdict harness-error\">HARNESS ERROR<"), "badge");
-        assert!(html.contains("harness error: node 2 exited while the history was recorded"), "message");
+        assert!(html.contains("all 1 operations"), "the history is drawn");
         let xml = std::fs::read_to_string(&junit).unwrap();
-        assert!(xml.contains("tests=\"1\" failures=\"0\" errors=\"1\""), "{xml}");
-        assert!(xml.contains("name=\"harness\""), "{xml}");
-        assert!(xml.contains("message=\"node 2 exited while the history was recorded\""), "{xml}");
+        assert!(xml.contains("name=\"harness\"") && xml.contains("errors=\"1\""), "{xml}");
         let _ = std::fs::remove_dir_all(&store);
     }
 
     #[test]
-    fn failed_run_report_never_lands_in_an_older_run() {
-        let store = scratch("older-run");
-        let plan = plan_in(&store, 11);
-        let older = failed_run(&store, "20240101T000000", 11);
-        let before = latest_target(&plan);
-        let error = RunError::PowerLoss("no lazyfs".into());
-        // The failed run never moved `latest`: the folder there is not its own.
-        assert_eq!(failed_run_dir(&plan, &error, before.as_deref()), None);
-        // A moved link to a folder with another seed belongs to another run.
-        failed_run(&store, "20250101T000000", 12);
-        assert_eq!(failed_run_dir(&plan, &error, before.as_deref()), None);
-        // Without a folder, JUnit still says the run did not pass.
+    fn a_failure_without_a_folder_still_fails_junit() {
+        let store = scratch("without-folder");
+        let plan = plan_in(&store, 12);
+        let failure = RunFailure { error: RunError::PowerLoss("power-loss needs root".into()), partial: None };
         let junit = store.join("junit.xml");
-        assert!(report_failed_run(&plan, None, Some(&junit), &error.to_string()).is_none());
+        report_failure(&plan, &failure, Some(&junit));
         let xml = std::fs::read_to_string(&junit).unwrap();
-        assert!(xml.contains("<testsuite name=\"faultline test t\" tests=\"1\" failures=\"0\" errors=\"1\">"), "{xml}");
-        assert!(xml.contains("<property name=\"seed\" value=\"11\"/>"), "{xml}");
-        assert!(!older.join("report.html").exists(), "the older run's folder is untouched");
-        let _ = std::fs::remove_dir_all(&store);
-    }
-
-    #[test]
-    fn failed_run_report_after_a_history_error_uses_its_folder() {
-        let store = scratch("history-error");
-        let plan = plan_in(&store, 11);
-        let dir = failed_run(&store, "20250101T000000", 11);
-        let error = RunError::History { path: dir.join("history.jsonl"), message: "disk full".into() };
-        assert_eq!(failed_run_dir(&plan, &error, None), Some(dir.clone()));
-        report_failed_run(&plan, Some(&dir), None, &error.to_string()).expect("a page");
-        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-        assert!(html.contains("disk full"), "the history error is on the page");
+        assert!(xml.contains("<testsuite name=\"faultline test t\"") && xml.contains("tests=\"1\""), "{xml}");
+        assert!(xml.contains("<property name=\"seed\" value=\"12\"/>"), "{xml}");
+        assert!(xml.contains("message=\"power-loss needs root\""), "{xml}");
         let _ = std::fs::remove_dir_all(&store);
     }
 }

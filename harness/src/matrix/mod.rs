@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use faultline_checkers::Verdict;
 
-use crate::runner::{self, RunError, RunOptions};
+use crate::results::Results;
+use crate::run::{self, RunFailure, RunOptions};
 use crate::plan::{SpecFile, TestPlan};
 use crate::messages;
 use crate::systems::faultline_node;
@@ -22,7 +23,7 @@ pub enum MatrixError {
     #[error("matrix spec for {target}: {source}")]
     Spec { target: &'static str, source: crate::plan::SpecError },
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(#[from] RunFailure),
 }
 
 /// How each run of a probe is set up.
@@ -97,6 +98,16 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<S
     spec.with_overrides(&overrides).map_err(|source| MatrixError::Spec { target: target.name, source })
 }
 
+/// One run of a probe, without a progress display.
+async fn run_quietly(plan: &TestPlan) -> Result<Results, MatrixError> {
+    Ok(run::run(plan, RunOptions { quiet: true }).await?.results)
+}
+
+/// A finished run always has a verdict; without one it counts as unknown.
+fn verdict(results: &Results) -> Verdict {
+    results.verdict.unwrap_or(Verdict::Unknown)
+}
+
 /// Runs `target` up to `options.runs` times, stopping at the first invalid verdict.
 pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, MatrixError> {
     assert!(options.runs > 0, "a probe needs at least one run");
@@ -107,16 +118,16 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
         spec.nemesis.faults = vec!["none".to_string()];
         let plan = TestPlan::from_spec(&spec, options.seed)
             .map_err(|source| MatrixError::Spec { target: target.name, source })?;
-        probe.baseline = Some(runner::run(&plan, RunOptions { quiet: true }).await?.verdict);
+        probe.baseline = Some(verdict(&run_quietly(&plan).await?));
     }
     let started = Instant::now();
     for index in 0..options.runs {
         let spec = spec_for(target, options, index)?;
         let plan = TestPlan::from_spec(&spec, options.seed)
             .map_err(|source| MatrixError::Spec { target: target.name, source })?;
-        let results = runner::run(&plan, RunOptions { quiet: true }).await?;
+        let results = run_quietly(&plan).await?;
         probe.runs += 1;
-        match results.verdict {
+        match verdict(&results) {
             Verdict::Invalid => {
                 probe.detected_in_run = Some(index + 1);
                 probe.time_to_detection_ms = Some(started.elapsed().as_millis() as u64);
@@ -182,8 +193,7 @@ pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec
         let spec = spec_for(&target, options, index)?;
         let plan = TestPlan::from_spec(&spec, options.seed)
             .map_err(|source| MatrixError::Spec { target: target.name, source })?;
-        let results = runner::run(&plan, RunOptions { quiet: true }).await?;
-        match results.verdict {
+        match verdict(&run_quietly(&plan).await?) {
             Verdict::Invalid => {
                 alarms += 1;
                 alarm_seeds.push(plan.seed);

@@ -15,7 +15,6 @@ use crate::cluster::{BoxFuture, Cluster, ClusterError};
 mod fault;
 pub mod figure8;
 pub mod kill;
-pub mod leader;
 pub mod link;
 pub mod mix;
 pub mod partition;
@@ -74,5 +73,5 @@ pub fn choose_nodes(rng: &mut ChaCha8Rng, nodes: usize, count: usize) -> Vec<usi
 /// whether a leader was known.
 pub async fn leader_or_random(rng: &mut ChaCha8Rng, cluster: &Cluster) -> usize {
     let fallback = rng.random_range(0..cluster.nodes());
-    leader::find_leader(cluster).await.unwrap_or(fallback)
+    cluster.leader().await.unwrap_or(fallback)
 }

@@ -17,34 +17,15 @@ use faultline_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use crate::nemesis::link::LinkSettings;
 use crate::nemesis::Fault;
 use crate::systems::System;
+use crate::verdict::Checker;
 
-mod duration;
 mod nemesis;
 mod overrides;
 mod spec;
 
-pub use duration::{human_ms, parse_duration_ms};
-pub(crate) use duration::{optional as optional_duration, positive as positive_duration};
+pub use crate::fields::SpecError;
+use crate::fields::{duration, positive_duration};
 pub use spec::{CheckersSpec, ClientSpec, ClusterSpec, NemesisSpec, ScheduleSpec, SpecFile, WorkloadSpec};
-
-/// Bad input: reported as one line, exit code 3, before anything starts.
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("cannot read spec {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("spec {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("bad value for {field}: {message}")]
-    Value { field: String, message: String },
-    #[error("impossible combination: {0}")]
-    Combination(String),
-}
-
-impl SpecError {
-    pub fn value(field: &str, message: impl Into<String>) -> SpecError {
-        SpecError::Value { field: field.to_string(), message: message.into() }
-    }
-}
 
 /// The validated test: everything the runner needs, limits in named units.
 #[derive(Debug, Clone)]
@@ -88,6 +69,9 @@ pub struct WorkloadPlan {
     /// A generator of your own for the main phase (the Rust API); None:
     /// the standard workload's.
     pub generator: Option<GeneratorFactory>,
+    /// Checkers of your own for the history (the Rust API); None: the ones
+    /// the standard workload names.
+    pub checkers: Option<Vec<Arc<dyn Checker>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +91,7 @@ impl std::fmt::Debug for WorkloadPlan {
         f.debug_struct("WorkloadPlan")
             .field("config", &self.config)
             .field("generator", &self.generator.as_ref().map(|_| "custom"))
+            .field("checkers", &self.checkers.as_ref().map(|checkers| checkers.iter().map(|c| c.name()).collect::<Vec<_>>()))
             .finish()
     }
 }
@@ -149,7 +134,7 @@ impl TestPlan {
             nemesis: nemesis::plan(&spec.nemesis, &cluster)?,
             cluster,
             client: client_plan(&spec.client)?,
-            workload: WorkloadPlan { config: workload_config(&spec.workload)?, generator: None },
+            workload: WorkloadPlan { config: workload_config(&spec.workload)?, generator: None, checkers: None },
             schedule: schedule_plan(&spec.schedule)?,
             checks: checks_plan(&spec.checkers)?,
             resolved,
@@ -214,7 +199,7 @@ fn schedule_plan(spec: &ScheduleSpec) -> Result<SchedulePlan, SpecError> {
         time_limit_ms: positive_duration("schedule.time_limit", &spec.time_limit)?,
         rate_per_s: spec.rate,
         concurrency: spec.concurrency,
-        recovery_ms: duration::field("schedule.recovery", &spec.recovery)?,
+        recovery_ms: duration("schedule.recovery", &spec.recovery)?,
     })
 }
 

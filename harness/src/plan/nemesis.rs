@@ -4,7 +4,7 @@
 use crate::nemesis::link::LinkSettings;
 use crate::nemesis::{Fault, FaultFamily};
 
-use super::duration::{field, positive};
+use crate::fields::{duration, positive_duration as positive};
 use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError};
 
 pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisPlan, SpecError> {
@@ -15,8 +15,8 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
         heal_duration_ms_min: positive("nemesis.heal_duration_min", &spec.heal_duration_min)?,
         heal_duration_ms_max: positive("nemesis.heal_duration_max", &spec.heal_duration_max)?,
         link: LinkSettings {
-            delay_ms: field("nemesis.link_delay", &spec.link_delay)?,
-            jitter_ms: field("nemesis.link_jitter", &spec.link_jitter)?,
+            delay_ms: duration("nemesis.link_delay", &spec.link_delay)?,
+            jitter_ms: duration("nemesis.link_jitter", &spec.link_jitter)?,
             bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
         },
         concurrent: spec.concurrent,

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::spec::{one_line, SpecFile};
-use super::SpecError;
+use crate::fields::SpecError;
 
 impl SpecFile {
     /// Apply `path=value` overrides (`cluster.nodes=3`); the value is read as

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::SpecError;
+use crate::fields::SpecError;
 
 /// The whole spec file. Every field is optional; defaults give the
 /// no-flag test (5 nodes, 30 s, kill + pause + partition, kv).

@@ -58,7 +58,7 @@ impl Default for ProxyConfig {
 }
 
 /// Counters since the proxy started.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyStats {
     pub routes: u64,
     pub connections_accepted: u64,

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
-use super::digest::{Digest, OpRow, Outcome};
+use super::timeline::{OpRow, Outcome, Timeline};
 use super::explain::{Finding, Role};
 
 pub const TIMELINE_OPS_MAX: usize = 20_000;
@@ -21,40 +21,40 @@ pub struct Payload {
     pub latency_points: u64,
 }
 
-pub fn build(digest: &Digest, findings: &[Finding]) -> Payload {
-    let roles = roles_by_op(digest, findings);
+pub fn build(timeline: &Timeline, findings: &[Finding]) -> Payload {
+    let roles = roles_by_op(timeline, findings);
     let highlighted: BTreeSet<usize> = roles.keys().copied().collect();
-    let shown = timeline_indices(digest.ops.len(), &highlighted);
-    let sampled = latency_indices(digest, &highlighted);
-    let end_ms = digest.ms(digest.last_ns);
-    let mut processes: Vec<u64> = shown.iter().map(|&i| digest.ops[i].process).collect();
+    let shown = timeline_indices(timeline.ops.len(), &highlighted);
+    let sampled = latency_indices(timeline, &highlighted);
+    let end_ms = timeline.ms(timeline.last_ns);
+    let mut processes: Vec<u64> = shown.iter().map(|&i| timeline.ops[i].process).collect();
     processes.sort_unstable();
     processes.dedup();
     let lane: HashMap<u64, usize> = processes.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-    let timeline: Vec<Value> = shown.iter().map(|&i| timeline_row(digest, i, lane[&digest.ops[i].process], &roles)).collect();
-    let latency: Vec<Value> = sampled.iter().filter_map(|&i| latency_point(digest, &digest.ops[i])).collect();
-    let focus = focus_ms(digest, &highlighted);
+    let rows: Vec<Value> = shown.iter().map(|&i| timeline_row(timeline, i, lane[&timeline.ops[i].process], &roles)).collect();
+    let latency: Vec<Value> = sampled.iter().filter_map(|&i| latency_point(timeline, &timeline.ops[i])).collect();
+    let focus = focus_ms(timeline, &highlighted);
     let data = json!({
         "end_ms": round(end_ms),
-        "op_count": digest.ops.len(),
+        "op_count": timeline.ops.len(),
         "processes": processes,
-        "keys": digest.keys,
-        "fs": digest.fs,
-        "timeline": timeline,
-        "timeline_total": digest.ops.len(),
+        "keys": timeline.keys,
+        "fs": timeline.fs,
+        "timeline": rows,
+        "timeline_total": timeline.ops.len(),
         "latency": latency,
-        "throughput": throughput(digest, end_ms),
-        "spans": digest.spans.iter().map(|s| json!([s.name, round(digest.ms(s.start_ns)), round(digest.ms(s.end_ns))])).collect::<Vec<_>>(),
+        "throughput": throughput(timeline, end_ms),
+        "spans": timeline.spans.iter().map(|s| json!([s.name, round(timeline.ms(s.start_ns)), round(timeline.ms(s.end_ns))])).collect::<Vec<_>>(),
         "focus": focus,
     });
     Payload { data, timeline_ops: shown.len() as u64, latency_points: latency.len() as u64 }
 }
 
 /// The strongest role of each highlighted operation, by op index.
-fn roles_by_op(digest: &Digest, findings: &[Finding]) -> HashMap<usize, Role> {
+fn roles_by_op(timeline: &Timeline, findings: &[Finding]) -> HashMap<usize, Role> {
     let mut roles = HashMap::new();
     for mark in findings.iter().flat_map(|f| &f.marks) {
-        let Some(&index) = digest.by_line.get(&mark.line) else { continue };
+        let Some(index) = timeline.index_of_line(mark.line) else { continue };
         let entry = roles.entry(index).or_insert(mark.role);
         if rank(mark.role) > rank(*entry) {
             *entry = mark.role;
@@ -85,36 +85,36 @@ fn timeline_indices(op_count: usize, highlighted: &BTreeSet<usize>) -> Vec<usize
 }
 
 /// Every n-th completed operation, so the sample spans the whole run.
-fn latency_indices(digest: &Digest, highlighted: &BTreeSet<usize>) -> Vec<usize> {
-    let stride = digest.ops.len().div_ceil(LATENCY_POINTS_MAX).max(1);
-    let mut picked: BTreeSet<usize> = (0..digest.ops.len()).step_by(stride).collect();
+fn latency_indices(timeline: &Timeline, highlighted: &BTreeSet<usize>) -> Vec<usize> {
+    let stride = timeline.ops.len().div_ceil(LATENCY_POINTS_MAX).max(1);
+    let mut picked: BTreeSet<usize> = (0..timeline.ops.len()).step_by(stride).collect();
     picked.extend(highlighted.iter().take(LATENCY_POINTS_MAX / 10));
     picked.into_iter().collect()
 }
 
 /// `[lane, start_ms, end_ms|null, outcome, key, line, text, role|null]`.
-fn timeline_row(digest: &Digest, index: usize, lane: usize, roles: &HashMap<usize, Role>) -> Value {
-    let op = &digest.ops[index];
-    let end = op.return_ns.map(|ns| round(digest.ms(ns)));
+fn timeline_row(timeline: &Timeline, index: usize, lane: usize, roles: &HashMap<usize, Role>) -> Value {
+    let op = &timeline.ops[index];
+    let end = op.return_ns.map(|ns| round(timeline.ms(ns)));
     let role = roles.get(&index).map(|r| r.name());
-    json!([lane, round(digest.ms(op.call_ns)), end, op.outcome.code(), op.key, op.line, op.text, role])
+    json!([lane, round(timeline.ms(op.call_ns)), end, op.outcome.code(), op.key, op.line, op.text, role])
 }
 
 /// `[complete_ms, latency_ms, outcome]` for a completed operation.
-fn latency_point(digest: &Digest, op: &OpRow) -> Option<Value> {
+fn latency_point(timeline: &Timeline, op: &OpRow) -> Option<Value> {
     let end = op.return_ns?;
     let latency = end.saturating_sub(op.call_ns) as f64 / 1e6;
-    Some(json!([round(digest.ms(end)), round(latency), op.outcome.code()]))
+    Some(json!([round(timeline.ms(end)), round(latency), op.outcome.code()]))
 }
 
 /// Completions per second in equal buckets: `{bucket_ms, ok, fail, info}`.
-fn throughput(digest: &Digest, end_ms: f64) -> Value {
+fn throughput(timeline: &Timeline, end_ms: f64) -> Value {
     let bucket_ms = (end_ms / THROUGHPUT_BUCKETS as f64).max(0.001);
     let buckets = ((end_ms / bucket_ms).ceil() as usize + 1).min(THROUGHPUT_BUCKETS + 1);
     let mut counts = vec![[0u64; 3]; buckets];
-    for op in &digest.ops {
+    for op in &timeline.ops {
         let Some(end) = op.return_ns else { continue };
-        let slot = ((digest.ms(end) / bucket_ms) as usize).min(buckets - 1);
+        let slot = ((timeline.ms(end) / bucket_ms) as usize).min(buckets - 1);
         let column = match op.outcome {
             Outcome::Ok => 0,
             Outcome::Fail => 1,
@@ -128,14 +128,14 @@ fn throughput(digest: &Digest, end_ms: f64) -> Value {
 }
 
 /// The time range the timeline opens on: the highlighted operations.
-fn focus_ms(digest: &Digest, highlighted: &BTreeSet<usize>) -> Value {
+fn focus_ms(timeline: &Timeline, highlighted: &BTreeSet<usize>) -> Value {
     if highlighted.is_empty() {
         return Value::Null;
     }
-    let ops = highlighted.iter().map(|&i| &digest.ops[i]);
+    let ops = highlighted.iter().map(|&i| &timeline.ops[i]);
     let start = ops.clone().map(|op| op.call_ns).min().unwrap_or(0);
-    let end = ops.map(|op| op.return_ns.unwrap_or(digest.last_ns)).max().unwrap_or(0);
-    json!([round(digest.ms(start)), round(digest.ms(end))])
+    let end = ops.map(|op| op.return_ns.unwrap_or(timeline.last_ns)).max().unwrap_or(0);
+    json!([round(timeline.ms(start)), round(timeline.ms(end))])
 }
 
 /// Three decimals of a millisecond: enough to draw, short to embed.

@@ -19,13 +19,14 @@ use serde::Serialize;
 
 use crate::client::ClientFactory;
 use crate::cluster::{ClusterError, Db};
-use crate::plan::SpecError;
+use crate::fields::SpecError;
 
 pub mod etcd;
 pub mod faultline_node;
 pub mod generic;
 pub mod redis_sentinel;
 pub mod registry;
+pub mod text_values;
 
 /// What a system can do beyond running nodes and serving clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +47,37 @@ pub trait System: Send + Sync + Debug {
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError>;
     /// Builds the client of one Jepsen process.
     fn clients(&self) -> ClientFactory;
+}
+
+/// The client protocols the registered systems lend, by system name: what
+/// a `generic` system may borrow with `client: <name>`. The registry hands
+/// it to every system it configures.
+#[derive(Debug, Clone, Copy)]
+pub struct Protocols<'a> {
+    pub lent: &'a [(&'static str, fn() -> ClientFactory)],
+}
+
+impl Protocols<'_> {
+    pub fn names(&self) -> Vec<&'static str> {
+        self.lent.iter().map(|(name, _)| *name).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<fn() -> ClientFactory> {
+        self.lent.iter().find(|(lender, _)| *lender == name).map(|(_, clients)| *clients)
+    }
+}
+
+/// How a spec reaches one system.
+pub struct Registration {
+    /// The name in `cluster.system`.
+    pub name: &'static str,
+    /// One line for `--help` and errors.
+    pub about: &'static str,
+    /// Reads and checks the system's own fields of the `cluster` section.
+    pub configure: fn(&serde_json::Map<String, serde_json::Value>, Protocols<'_>) -> Result<Configured, SpecError>,
+    /// The system's client on its own, which `generic` systems may borrow
+    /// (`client: etcd`); None: it has none to lend.
+    pub protocol: Option<fn() -> ClientFactory>,
 }
 
 /// A system as the registry hands it over: the system, and its fields as

@@ -1,22 +1,9 @@
 //! The systems a spec can name. Adding one is a folder in `systems/` and
 //! one line in [`SYSTEMS`].
 use crate::client::ClientFactory;
-use crate::plan::SpecError;
+use crate::fields::SpecError;
 
-use super::{etcd, faultline_node, generic, redis_sentinel, Configured};
-
-/// How a spec reaches one system.
-pub struct Registration {
-    /// The name in `cluster.system`.
-    pub name: &'static str,
-    /// One line for `--help` and errors.
-    pub about: &'static str,
-    /// Reads and checks the system's own fields of the `cluster` section.
-    pub configure: fn(&serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError>,
-    /// The system's client on its own, which `generic` systems may borrow
-    /// (`client: etcd`); None: it has none to lend.
-    pub protocol: Option<fn() -> ClientFactory>,
-}
+use super::{etcd, faultline_node, generic, redis_sentinel, Configured, Protocols, Registration};
 
 /// Every system a spec can name, the default first.
 pub const SYSTEMS: [&Registration; 4] =
@@ -35,15 +22,35 @@ pub fn configure(name: &str, options: &serde_json::Map<String, serde_json::Value
     let system = find(name).ok_or_else(|| {
         SpecError::value("cluster.system", format!("{name:?} is not a known system ({})", names.join(", ")))
     })?;
-    (system.configure)(options)
+    let lent: Vec<(&'static str, fn() -> ClientFactory)> =
+        SYSTEMS.iter().filter_map(|system| Some((system.name, system.protocol?))).collect();
+    (system.configure)(options, Protocols { lent: &lent })
 }
 
-/// The client protocol of system `name`, when it lends one.
-pub fn protocol(name: &str) -> Option<ClientFactory> {
-    find(name).and_then(|system| system.protocol).map(|clients| clients())
-}
+#[cfg(test)]
+mod tests {
+    use super::configure as registry_configure;
+    use serde_json::json;
 
-/// The names of the systems that lend their client protocol.
-pub fn protocol_names() -> Vec<&'static str> {
-    SYSTEMS.iter().filter(|system| system.protocol.is_some()).map(|system| system.name).collect()
+    fn configure(system: &str, fields: serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let serde_json::Value::Object(fields) = fields else { panic!("fields are a map") };
+        registry_configure(system, &fields).map(|configured| configured.options).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn mode_and_bugs_are_checked_and_every_field_is_resolved() {
+        let node = configure("faultline-node", json!({"mode": "async", "bugs": ["stale-read", "no-fsync"]})).unwrap();
+        assert_eq!((&node["mode"], &node["bugs"][1]), (&json!("async"), &json!("no-fsync")));
+        assert!(node.contains_key("node_binary"), "every field, its default filled in");
+        let error = configure("faultline-node", json!({"bugs": ["explode"]})).unwrap_err();
+        assert!(error.contains("cluster.bugs") && error.contains("unknown bug `explode`"), "{error}");
+        let error = configure("faultline-node", json!({"mode": "quorum"})).unwrap_err();
+        assert!(error.contains("cluster.mode"), "{error}");
+        let error = configure("etcd", json!({"mode": "sync"})).unwrap_err();
+        assert!(error.contains("unknown field `mode`") && error.contains("system etcd"), "{error}");
+        let error = configure("faultline-node", json!({"heartbeat_interval": "1s", "election_timeout": "500ms"})).unwrap_err();
+        assert!(error.contains("must be below cluster.election_timeout"), "{error}");
+        let error = configure("faultline-node", json!({"bugs": "stale-read"})).unwrap_err();
+        assert!(error.contains("cluster.bugs") && error.contains("expected a sequence"), "{error}");
+    }
 }

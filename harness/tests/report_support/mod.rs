@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faultline_checkers::durability::{check_durability, DurabilityConfig};
+use faultline::results::{Counts, Results, RunDir};
+use faultline::verdict::{compose, linearizable, Check, CheckDetails, Checker, Durability};
 use faultline_checkers::read::read_path;
 use faultline_checkers::{check_op_history, CheckConfig, Event, Verdict};
-use serde_json::{json, Value};
 
 pub fn faultline() -> Command {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -27,25 +27,38 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Writes `results.json` and the other files `faultline test` leaves.
-pub fn write_results(dir: &Path, name: &str, seed: u64, checkers: Vec<Value>) {
-    let verdict = checkers
-        .iter()
-        .map(|c| serde_json::from_value::<Verdict>(c["verdict"].clone()).unwrap())
-        .fold(Verdict::Valid, Verdict::merge);
-    let reasons: Vec<Value> = checkers.iter().filter_map(|c| c["details"].get("reason").cloned()).collect();
-    let results = json!({
-        "name": name, "seed": seed, "verdict": verdict, "exit_code": 0, "reasons": reasons,
-        "counts": {"invoke": 3, "ok": 3, "fail": 0, "info": 0, "nemesis": 2},
-        "workload": "cas-register", "nemesis": ["kill"], "nodes": 3,
-        "time_limit_ms": 1000, "elapsed_ms": 1200, "run_dir": dir,
-        "checks": {"verdict": verdict, "checkers": checkers},
-    });
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
+/// Writes `results.json` (the typed results `faultline test` saves) and
+/// the other files a run leaves.
+pub fn write_results(dir: &Path, name: &str, seed: u64, checks: Vec<Check>) {
+    let checks = compose(checks);
+    let results = Results {
+        name: name.into(),
+        seed,
+        system: "faultline-node".into(),
+        verdict: checks.verdict,
+        exit_code: Results::exit_code_of(checks.verdict),
+        error: None,
+        reasons: checks.checkers.iter().filter_map(Check::reason_text).collect(),
+        counts: Counts { invoke: 3, ok: 3, fail: 0, info: 0, nemesis: 2 },
+        workload: "cas-register".into(),
+        nemesis: vec!["kill".into()],
+        nodes: 3,
+        time_limit_ms: 1000,
+        elapsed_ms: 1200,
+        run_dir: dir.to_path_buf(),
+        checks,
+        proxy: Default::default(),
+    };
+    results.save(&RunDir { path: dir.to_path_buf() }).unwrap();
     std::fs::write(dir.join("seed"), format!("{seed}\n")).unwrap();
     std::fs::write(dir.join("spec.yaml"), format!("name: {name}\nseed: {seed}\n")).unwrap();
     std::fs::create_dir_all(dir.join("nodes")).unwrap();
     std::fs::write(dir.join("nodes/node-0.log"), "node 0 started\n").unwrap();
+}
+
+/// A valid check with no details worth showing.
+pub fn valid(name: &str) -> Check {
+    Check { name: name.into(), verdict: Verdict::Valid, reason: None, details: CheckDetails::Notes { lines: Vec::new() } }
 }
 
 /// A run folder whose cas-register history is not linearizable: the
@@ -59,11 +72,8 @@ pub fn invalid_register_run(dir: &Path) {
     let (_, history) = read_path(&dir.join("history.jsonl"), 1).unwrap();
     let result = check_op_history(&history, &CheckConfig::default()).unwrap();
     assert_eq!(result.verdict, Verdict::Invalid, "the planted history must be invalid");
-    let details = serde_json::to_value(&result).unwrap();
-    let checker = json!({"name": "linearizable-cas-register", "verdict": "invalid",
-        "details": merge(details, json!({"reason": "linearizable-cas-register: key \"\" is not linearizable"}))});
-    let liveness = json!({"name": "liveness", "verdict": "valid", "details": {}});
-    write_results(dir, "planted-register", 42, vec![checker, liveness]);
+    let check = linearizable::to_check("linearizable-cas-register".into(), Ok(result));
+    write_results(dir, "planted-register", 42, vec![check, valid("liveness")]);
 }
 
 /// A run folder of the set workload where an acknowledged add is lost
@@ -81,17 +91,10 @@ pub fn lost_write_run(dir: &Path) {
     ];
     std::fs::write(dir.join("history.jsonl"), lines.join("\n") + "\n").unwrap();
     let events: Vec<Event> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let result = check_durability(&events, &DurabilityConfig::default()).unwrap();
-    assert_eq!(result.verdict, Verdict::Invalid, "the planted loss must be found");
-    let details = merge(serde_json::to_value(&result).unwrap(), json!({"reason": "durability: 1 lost"}));
-    write_results(dir, "planted-loss", 7, vec![json!({"name": "durability", "verdict": "invalid", "details": details})]);
-}
-
-fn merge(mut base: Value, extra: Value) -> Value {
-    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
-        base.extend(extra.clone());
-    }
-    base
+    let history = faultline_checkers::read::history_from_events(&events).unwrap();
+    let check = Durability.check(&history);
+    assert_eq!(check.verdict, Verdict::Invalid, "the planted loss must be found");
+    write_results(dir, "planted-loss", 7, vec![check]);
 }
 
 /// Chromium's path: `FAULTLINE_CHROMIUM`, else the usual names on PATH.
@@ -183,4 +186,14 @@ pub fn dom_number(dom: &str, id: &str, attribute: &str) -> Option<u64> {
     let value_start = tag.find(&key)? + key.len();
     let value_end = value_start + tag[value_start..].find('"')?;
     tag[value_start..value_end].parse().ok()
+}
+
+/// Whether the first `<tag ...>` of a JUnit document carries these counts
+/// (attribute order is the writer's business).
+pub fn junit_counts(xml: &str, tag: &str, tests: u64, failures: u64, errors: u64) -> bool {
+    let Some(start) = xml.find(&format!("<{tag} ")) else { return false };
+    let element = &xml[start..start + xml[start..].find('>').unwrap_or(0)];
+    [("tests", tests), ("failures", failures), ("errors", errors)]
+        .iter()
+        .all(|(name, count)| element.contains(&format!(" {name}=\"{count}\"")))
 }

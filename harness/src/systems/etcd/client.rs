@@ -2,7 +2,7 @@
 //! `txn`; keys and values base64) over `http`, through the proxy.
 //!
 //! Data model: a register, kv or list key holds one string (integers as
-//! decimal, list elements appended as `" <n>"`, as in `codec`); a set key
+//! decimal, list elements appended as `" <n>"`, as in `text_values`); a set key
 //! `k` is the prefix `k/`, one etcd key per element, so an add is a single
 //! put. Ranges are linearizable (etcd's default); cas is a txn comparing
 //! the value; append is a read then a txn comparing `mod_revision`, retried
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::http::{HttpConnection, HttpError};
 use crate::client::{Client, ClientConfig, Completion, Outcome};
 use crate::cluster::BoxFuture;
-use crate::systems::faultline_node::codec;
+use crate::systems::text_values;
 
 /// Read-then-txn rounds of one append before it fails (each lost round
 /// changed nothing).
@@ -249,7 +249,7 @@ fn txn_outcome(reply: &Value, invocation: &Invocation, fail_message: &str) -> Ou
 
 fn decode_read(kind: WorkloadKind, invocation: &Invocation, value: Option<String>) -> Outcome {
     let node_value = value.map(Value::String).unwrap_or(Value::Null);
-    match codec::ok_value(kind, invocation, &node_value) {
+    match text_values::ok_value(kind, invocation, &node_value) {
         Ok(value) => Outcome::Ok(value),
         Err(error) => Outcome::Fail(error.to_string()),
     }

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
-use crate::plan::{optional_duration, SpecError};
+use crate::fields::{optional_duration, SpecError};
 
-use super::registry::Registration;
-use super::{check_heartbeat, read_options, Capabilities, Configured, System};
+use super::{check_heartbeat, read_options, Capabilities, Configured, Protocols, Registration, System};
 
 mod client;
 mod db;
@@ -53,7 +52,7 @@ pub struct Etcd {
     pub args: Vec<String>,
 }
 
-fn configure(options: &serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError> {
+fn configure(options: &serde_json::Map<String, serde_json::Value>, _: Protocols<'_>) -> Result<Configured, SpecError> {
     let options: Options = read_options(REGISTRATION.name, options)?;
     let election_timeout_ms = optional_duration("cluster.election_timeout", &options.election_timeout)?;
     let heartbeat_interval_ms = optional_duration("cluster.heartbeat_interval", &options.heartbeat_interval)?;

@@ -3,22 +3,14 @@
 //! The node stores strings, so: register integers are written as decimal
 //! strings; kv values are already strings; set and append-list elements are
 //! appended to the key's string as `" <n>"` with the node's `append`, and a
-//! read splits the string on whitespace. One key per set keeps an add a
-//! single atomic append, so the set checker sees exactly what was applied.
+//! read splits the string on whitespace (`crate::systems::text_values`).
+//! One key per set keeps an add a single atomic append, so the set checker
+//! sees exactly what was applied.
 use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CodecError {
-    #[error("operation {0:?} has no key")]
-    NoKey(String),
-    #[error("operation {f:?} has a bad value {value}")]
-    BadValue { f: String, value: String },
-    #[error("unknown operation {0:?}")]
-    UnknownFunction(String),
-    #[error("the node returned {0:?}, which is not a {1}")]
-    BadResult(String, &'static str),
-}
+pub use crate::systems::text_values::CodecError;
+use crate::systems::text_values;
 
 /// The request body (without `id`, `client`, `seq`) for an invocation.
 pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, CodecError> {
@@ -51,35 +43,10 @@ pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, Cod
     }
 }
 
-/// The history value of a successful completion, from the node's `value`.
+/// The history value of a successful completion, from the node's `value`
+/// (a string per key, as `text_values` reads it).
 pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
-    if invocation.f != "read" && invocation.f != "get" {
-        // Writes, cas, adds and appends complete with their argument.
-        return Ok(invocation.value.clone());
-    }
-    let text = match node_value {
-        Value::Null => None,
-        Value::String(text) => Some(text.as_str()),
-        other => return Err(CodecError::BadResult(other.to_string(), "string or null")),
-    };
-    match kind {
-        WorkloadKind::Kv => Ok(json!(text)),
-        WorkloadKind::Register | WorkloadKind::CasRegister => match text {
-            None => Ok(Value::Null),
-            Some(text) => text
-                .parse::<i64>()
-                .map(|n| json!(n))
-                .map_err(|_| CodecError::BadResult(text.to_string(), "integer")),
-        },
-        WorkloadKind::Set | WorkloadKind::Append => {
-            let elements: Result<Vec<u64>, CodecError> = text
-                .unwrap_or("")
-                .split_whitespace()
-                .map(|item| item.parse::<u64>().map_err(|_| CodecError::BadResult(item.to_string(), "list of integers")))
-                .collect();
-            Ok(json!(elements?))
-        }
-    }
+    text_values::ok_value(kind, invocation, node_value)
 }
 
 #[cfg(test)]

@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
-use crate::plan::{optional_duration, SpecError};
+use crate::fields::{optional_duration, SpecError};
 
-use super::registry::Registration;
-use super::{check_heartbeat, read_options, Capabilities, Configured, System};
+use super::{check_heartbeat, read_options, Capabilities, Configured, Protocols, Registration, System};
 
 mod client;
 pub mod codec;
@@ -59,7 +58,7 @@ pub struct FaultlineNode {
     pub args: Vec<String>,
 }
 
-fn configure(options: &serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError> {
+fn configure(options: &serde_json::Map<String, serde_json::Value>, _: Protocols<'_>) -> Result<Configured, SpecError> {
     let options: Options = read_options(REGISTRATION.name, options)?;
     let system = FaultlineNode::from_options(&options)?;
     Ok(Configured::new(Arc::new(system), &options))
@@ -116,28 +115,6 @@ fn clients() -> ClientFactory {
 
 #[cfg(test)]
 mod tests {
-    use crate::plan::{SpecFile, TestPlan};
-
-    fn plan(yaml: &str) -> Result<TestPlan, String> {
-        TestPlan::from_spec(&SpecFile::from_yaml(yaml, "t").map_err(|e| e.to_string())?, 0).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn mode_and_bugs_become_node_flags_and_are_checked() {
-        let plan = plan("cluster:\n  mode: async\n  bugs: [stale-read, no-fsync]\n").unwrap();
-        let node = plan.resolved.cluster.options.clone();
-        assert_eq!((&node["mode"], &node["bugs"][1]), (&"async".into(), &"no-fsync".into()));
-        assert!(node.contains_key("node_binary"), "every field, its default filled in");
-        let error = self::plan("cluster:\n  bugs: [explode]\n").unwrap_err();
-        assert!(error.contains("cluster.bugs") && error.contains("unknown bug `explode`"), "{error}");
-        let error = self::plan("cluster:\n  mode: quorum\n").unwrap_err();
-        assert!(error.contains("cluster.mode"), "{error}");
-        let error = self::plan("cluster:\n  system: etcd\n  mode: sync\n").unwrap_err();
-        assert!(error.contains("unknown field `mode`") && error.contains("system etcd"), "{error}");
-        let error = self::plan("cluster:\n  heartbeat_interval: 1s\n  election_timeout: 500ms\n").unwrap_err();
-        assert!(error.contains("must be below cluster.election_timeout"), "{error}");
-    }
-
     #[test]
     fn the_flags_reach_the_launch() {
         let options = super::Options {

@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db, PeerRouting};
-use crate::plan::SpecError;
+use crate::fields::SpecError;
 
-use super::registry::{self, Registration};
-use super::{read_options, Capabilities, Configured, System};
+use super::{read_options, Capabilities, Configured, Protocols, Registration, System};
 
 pub mod db;
 pub mod external;
@@ -64,8 +63,9 @@ fn per_pair() -> String {
 const EXTERNAL: &str = "external";
 
 impl GenericSpec {
-    /// Every field checked; the error names the field.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Every field checked against the protocols other systems lend; the
+    /// error names the field.
+    pub fn validate(&self, protocols: Protocols<'_>) -> Result<(), (String, String)> {
         let error = |field: &str, message: String| Err((format!("cluster.generic.{field}"), message));
         if self.start.trim().is_empty() {
             return error("start", "must be a command".into());
@@ -74,7 +74,7 @@ impl GenericSpec {
             return error("peer_routing", format!("{:?} is not per-pair or shared", self.peer_routing));
         }
         let mut clients = vec![EXTERNAL];
-        clients.extend(registry::protocol_names());
+        clients.extend(protocols.names());
         if !clients.contains(&self.client.as_str()) {
             return error("client", format!("{:?} is not one of {}", self.client, clients.join(", ")));
         }
@@ -112,15 +112,18 @@ impl GenericSpec {
 #[derive(Debug, Clone)]
 pub struct Generic {
     pub spec: GenericSpec,
+    /// The client protocol `client:` borrows; None: the external program.
+    pub borrowed: Option<fn() -> ClientFactory>,
 }
 
-fn configure(options: &serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError> {
+fn configure(options: &serde_json::Map<String, serde_json::Value>, protocols: Protocols<'_>) -> Result<Configured, SpecError> {
     let options: Options = read_options(REGISTRATION.name, options)?;
     let spec = options.generic.clone().ok_or_else(|| {
         SpecError::value("cluster.generic", "system: generic needs a cluster.generic section (start, client, ...)")
     })?;
-    spec.validate().map_err(|(field, message)| SpecError::value(&field, message))?;
-    Ok(Configured::new(Arc::new(Generic { spec }), &options))
+    spec.validate(protocols).map_err(|(field, message)| SpecError::value(&field, message))?;
+    let borrowed = protocols.get(&spec.client);
+    Ok(Configured::new(Arc::new(Generic { spec, borrowed }), &options))
 }
 
 impl System for Generic {
@@ -139,8 +142,8 @@ impl System for Generic {
     }
 
     fn clients(&self) -> ClientFactory {
-        if let Some(clients) = registry::protocol(&self.spec.client) {
-            return clients;
+        if let Some(clients) = self.borrowed {
+            return clients();
         }
         // Validated: anything else is external, with its command.
         let command = Arc::new(ExternalCommand { command: self.spec.client_command.clone().unwrap_or_default(), dir: None });
@@ -154,6 +157,10 @@ impl System for Generic {
 mod tests {
     use super::*;
 
+    fn lenders() -> Vec<(&'static str, fn() -> ClientFactory)> {
+        let clients: fn() -> ClientFactory = || unreachable!("not built in this test");
+        vec![("faultline-node", clients), ("etcd", clients)]
+    }
     #[test]
     fn specs_are_validated_field_by_field() {
         let spec = GenericSpec {
@@ -165,15 +172,17 @@ mod tests {
             client: "external".into(),
             client_command: Some("python3 client.py".into()),
         };
-        assert_eq!(spec.validate(), Ok(()));
-        let field = |spec: GenericSpec| spec.validate().unwrap_err().0;
+        let lent = lenders();
+        let protocols = Protocols { lent: &lent };
+        assert_eq!(spec.validate(protocols), Ok(()));
+        let field = |spec: GenericSpec| spec.validate(protocols).unwrap_err().0;
         assert_eq!(field(GenericSpec { client_command: None, ..spec.clone() }), "cluster.generic.client_command");
         assert_eq!(field(GenericSpec { client: "grpc".into(), ..spec.clone() }), "cluster.generic.client");
         assert_eq!(field(GenericSpec { peer_routing: "mesh".into(), ..spec.clone() }), "cluster.generic.peer_routing");
         assert_eq!(field(GenericSpec { start: " ".into(), ..spec.clone() }), "cluster.generic.start");
         let etcd = GenericSpec { client: "etcd".into(), ..spec.clone() };
         assert_eq!(field(etcd.clone()), "cluster.generic.client_command");
-        assert_eq!(GenericSpec { client_command: None, ..etcd }.validate(), Ok(()));
+        assert_eq!(GenericSpec { client_command: None, ..etcd }.validate(protocols), Ok(()));
     }
 
 }

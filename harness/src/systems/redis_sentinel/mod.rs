@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
-use crate::plan::{optional_duration, SpecError};
+use crate::fields::{optional_duration, SpecError};
 
-use super::registry::Registration;
-use super::{read_options, Capabilities, Configured, System};
+use super::{read_options, Capabilities, Configured, Protocols, Registration, System};
 
 mod client;
 mod db;
@@ -44,7 +43,7 @@ pub struct RedisSentinel {
     pub down_after_ms: Option<u64>,
 }
 
-fn configure(options: &serde_json::Map<String, serde_json::Value>) -> Result<Configured, SpecError> {
+fn configure(options: &serde_json::Map<String, serde_json::Value>, _: Protocols<'_>) -> Result<Configured, SpecError> {
     let options: Options = read_options(REGISTRATION.name, options)?;
     let down_after_ms = optional_duration("cluster.election_timeout", &options.election_timeout)?;
     Ok(Configured::new(Arc::new(RedisSentinel { down_after_ms }), &options))

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use faultline_checkers::EventType;
 use serde_json::json;
 
-use super::history::{nemesis_event, Recorder};
+use super::recorder::{nemesis_event, Recorder};
 use crate::cluster::Cluster;
-use crate::nemesis::{Fault, Mix, Nemesis, Schedule, ScheduleStep};
+use crate::nemesis::{Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep};
+use crate::plan::TestPlan;
 
 /// The nemesis state the progress display shows (`healthy`, `kill-leader`).
 pub type NemesisState = Arc<Mutex<String>>;
@@ -45,6 +46,40 @@ pub struct NemesisGroup {
     pub schedule: Schedule,
     /// `heal-<family>` in a concurrent schedule, else `heal`.
     pub heal_name: String,
+}
+
+impl NemesisGroup {
+    /// The nemesis schedules of a plan: one for all its faults, or with
+    /// `nemesis.concurrent` one per fault family (each with its own seeded
+    /// schedule), so a partition can be in force while a node is down.
+    pub fn for_plan(plan: &TestPlan) -> Result<Vec<NemesisGroup>, NemesisError> {
+        let schedule = |faults: Vec<crate::nemesis::Fault>, seed: u64| {
+            Schedule::new(
+                faults,
+                (plan.nemesis.fault_duration_ms_min, plan.nemesis.fault_duration_ms_max),
+                (plan.nemesis.heal_duration_ms_min, plan.nemesis.heal_duration_ms_max),
+                seed,
+            )
+        };
+        let faults = &plan.nemesis.faults;
+        if !plan.nemesis.concurrent {
+            let mix = Mix::standard(faults, plan.seed, plan.nemesis.link)?;
+            return Ok(vec![NemesisGroup { mix, schedule: schedule(faults.clone(), plan.seed), heal_name: "heal".into() }]);
+        }
+        let mut families: Vec<FaultFamily> = faults.iter().map(|fault| fault.family()).collect();
+        families.sort_unstable();
+        families.dedup();
+        families
+            .into_iter()
+            .map(|family| {
+                let faults: Vec<_> = faults.iter().copied().filter(|fault| fault.family() == family).collect();
+                let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link)?;
+                // Each family's schedule gets a stream of its own.
+                let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family as u64);
+                Ok(NemesisGroup { mix, schedule: schedule(faults, seed), heal_name: format!("heal-{}", family.name()) })
+            })
+            .collect()
+    }
 }
 
 /// Where one group is in its cycle.
@@ -186,5 +221,29 @@ impl NemesisRun<'_> {
         };
         self.recorder.record(completion).await;
         set_state(&self.state, "healthy");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::SpecFile;
+    use crate::plan::TestPlan;
+
+    fn plan(concurrent: bool) -> TestPlan {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = vec!["partition-halves".into(), "kill-leader".into(), "kill-random".into()];
+        spec.nemesis.concurrent = concurrent;
+        TestPlan::from_spec(&spec, 1).unwrap()
+    }
+
+    #[test]
+    fn a_concurrent_nemesis_gets_one_schedule_per_family() {
+        let groups = NemesisGroup::for_plan(&plan(true)).unwrap();
+        let names: Vec<&str> = groups.iter().map(|g| g.heal_name.as_str()).collect();
+        assert_eq!(names, ["heal-kill", "heal-partition"]);
+        let one = NemesisGroup::for_plan(&plan(false)).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].heal_name, "heal");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::history::Counts;
+use super::recorder::LiveCounts;
 use super::nemesis_task::NemesisState;
 
 const BAR_TICK_MS: u64 = 200;
@@ -20,7 +20,7 @@ pub struct Progress {
 
 /// What the display reads.
 pub struct Feed {
-    pub counts: Arc<Counts>,
+    pub counts: Arc<LiveCounts>,
     pub nemesis: NemesisState,
     pub start: Instant,
     pub time_limit_ms: u64,

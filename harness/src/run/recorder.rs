@@ -12,12 +12,15 @@ use std::time::Instant;
 use faultline_checkers::{Event, EventType, Process};
 use tokio::sync::{mpsc, Mutex};
 
+use crate::results::Counts;
+
 /// Events queued between the clients and the writer thread.
 const HISTORY_QUEUE_EVENTS_MAX: usize = 4_096;
 
-/// Live counts for the progress display and the results.
+/// Live counts for the progress display (the results count what was read
+/// back from the history file).
 #[derive(Debug, Default)]
-pub struct Counts {
+pub struct LiveCounts {
     pub invoke: AtomicU64,
     pub ok: AtomicU64,
     pub fail: AtomicU64,
@@ -25,18 +28,9 @@ pub struct Counts {
     pub nemesis: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct CountsSnapshot {
-    pub invoke: u64,
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-    pub nemesis: u64,
-}
-
-impl Counts {
-    pub fn snapshot(&self) -> CountsSnapshot {
-        CountsSnapshot {
+impl LiveCounts {
+    pub fn snapshot(&self) -> Counts {
+        Counts {
             invoke: self.invoke.load(Ordering::Relaxed),
             ok: self.ok.load(Ordering::Relaxed),
             fail: self.fail.load(Ordering::Relaxed),
@@ -76,7 +70,7 @@ struct Inner {
 pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
     start: Instant,
-    pub counts: Arc<Counts>,
+    pub counts: Arc<LiveCounts>,
 }
 
 impl Recorder {

@@ -1,7 +1,28 @@
-//! Durations in specs (`250ms`, `30s`, `1.5s`, `2m`), read with humantime
-//! into whole milliseconds. A bare number is refused: `30` could mean
-//! seconds or milliseconds, and guessing wrong silently is worse.
-use super::SpecError;
+//! How every part of a spec reads its values: the one-line [`SpecError`]
+//! that names the field, and durations (`250ms`, `30s`, `1.5s`, `2m`) read
+//! with humantime into whole milliseconds. A bare number is refused: `30`
+//! could mean seconds or milliseconds, and guessing wrong silently is
+//! worse. The plan and each system's own fields use it alike.
+use std::path::PathBuf;
+
+/// Bad input: reported as one line, exit code 3, before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("spec {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("bad value for {field}: {message}")]
+    Value { field: String, message: String },
+    #[error("impossible combination: {0}")]
+    Combination(String),
+}
+
+impl SpecError {
+    pub fn value(field: &str, message: impl Into<String>) -> SpecError {
+        SpecError::Value { field: field.to_string(), message: message.into() }
+    }
+}
 
 /// The longest duration a spec may give, in milliseconds (about 31 years):
 /// a bound against a typo, far above any real test.
@@ -27,13 +48,13 @@ pub fn human_ms(ms: u64) -> String {
     humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
 }
 
-pub(super) fn field(field: &str, text: &str) -> Result<u64, SpecError> {
+pub fn duration(field: &str, text: &str) -> Result<u64, SpecError> {
     parse_duration_ms(text).map_err(|message| SpecError::value(field, message))
 }
 
 /// A duration that must be longer than zero.
-pub(crate) fn positive(field_name: &str, text: &str) -> Result<u64, SpecError> {
-    let ms = field(field_name, text)?;
+pub fn positive_duration(field_name: &str, text: &str) -> Result<u64, SpecError> {
+    let ms = duration(field_name, text)?;
     if ms == 0 {
         return Err(SpecError::value(field_name, "must be longer than 0"));
     }
@@ -41,8 +62,8 @@ pub(crate) fn positive(field_name: &str, text: &str) -> Result<u64, SpecError> {
 }
 
 /// An optional duration that, when given, must be longer than zero.
-pub(crate) fn optional(field_name: &str, text: &Option<String>) -> Result<Option<u64>, SpecError> {
-    text.as_deref().map(|text| positive(field_name, text)).transpose()
+pub fn optional_duration(field_name: &str, text: &Option<String>) -> Result<Option<u64>, SpecError> {
+    text.as_deref().map(|text| positive_duration(field_name, text)).transpose()
 }
 
 #[cfg(test)]

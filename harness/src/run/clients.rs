@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use faultline_checkers::EventType;
 use faultline_workloads::{Context, Generator, Next};
 
-use super::history::{client_event, Recorder};
+use super::recorder::{client_event, Recorder};
 use crate::client::{ClientConfig, ClientFactory, Outcome};
 use crate::nemesis::node_name;
 

@@ -3,9 +3,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use faultline_checkers::{Named, Verdict};
-use serde::Serialize;
-use serde_json::json;
+use faultline_checkers::Verdict;
+use serde::{Deserialize, Serialize};
+
+use super::{Check, CheckDetails};
 
 /// Lines kept per run; the count of hits is still exact.
 const HITS_KEPT_MAX: usize = 20;
@@ -14,7 +15,7 @@ const HIT_LINE_BYTES_MAX: usize = 500;
 /// Bytes of one log read at most (logs of a short test are far smaller).
 const LOG_BYTES_MAX: u64 = 512 * 1024 * 1024;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogHit {
     pub path: PathBuf,
     pub line_number: u64,
@@ -22,15 +23,41 @@ pub struct LogHit {
     pub line: String,
 }
 
-/// All lines matching any pattern (substring match), the first
-/// `HITS_KEPT_MAX` kept, plus the total count.
-pub fn scan_logs(paths: &[PathBuf], patterns: &[String]) -> (Vec<LogHit>, u64) {
-    let mut hits = Vec::new();
-    let mut count = 0;
-    for path in paths {
-        count += scan_log(path, patterns, &mut hits);
+/// What the scan of the node logs found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogScan {
+    pub patterns: Vec<String>,
+    /// Every matching line counts, kept or not.
+    pub count: u64,
+    /// The first `HITS_KEPT_MAX` matching lines.
+    pub hits: Vec<LogHit>,
+}
+
+impl LogScan {
+    /// All lines matching any pattern (substring match), the first
+    /// `HITS_KEPT_MAX` kept, plus the total count.
+    pub fn scan(paths: &[PathBuf], patterns: &[String]) -> LogScan {
+        let mut hits = Vec::new();
+        let mut count = 0;
+        for path in paths {
+            count += scan_log(path, patterns, &mut hits);
+        }
+        LogScan { patterns: patterns.to_vec(), count, hits }
     }
-    (hits, count)
+
+    pub fn check(&self) -> Check {
+        let verdict = if self.count == 0 { Verdict::Valid } else { Verdict::Invalid };
+        let reason = self.hits.first().map(|hit| {
+            format!(
+                "{} error line(s) in node logs, first {}:{}: {}",
+                self.count,
+                hit.path.display(),
+                hit.line_number,
+                hit.line.trim()
+            )
+        });
+        Check { name: "node-logs".to_string(), verdict, reason, details: CheckDetails::NodeLogs(self.clone()) }
+    }
 }
 
 fn scan_log(path: &Path, patterns: &[String], hits: &mut Vec<LogHit>) -> u64 {
@@ -61,18 +88,6 @@ fn scan_log(path: &Path, patterns: &[String], hits: &mut Vec<LogHit>) -> u64 {
     count
 }
 
-pub fn named(hits: &[LogHit], count: u64, patterns: &[String]) -> Named {
-    let verdict = if count == 0 { Verdict::Valid } else { Verdict::Invalid };
-    let reason = hits.first().map(|hit| {
-        format!("{} error line(s) in node logs, first {}:{}: {}", count, hit.path.display(), hit.line_number, hit.line.trim())
-    });
-    Named {
-        name: "node-logs".to_string(),
-        verdict,
-        details: json!({ "patterns": patterns, "count": count, "hits": hits, "reason": reason }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,17 +101,17 @@ mod tests {
         std::fs::write(&clean, "INFO started\nINFO leader elected\n").unwrap();
         std::fs::write(&broken, "INFO started\nthread 'main' panicked at src/raft.rs:10\nFATAL x\n").unwrap();
         let patterns = vec!["panicked at".to_string(), "FATAL".to_string()];
-        let (hits, count) = scan_logs(&[clean.clone()], &patterns);
-        assert!(hits.is_empty());
-        assert_eq!(named(&hits, count, &patterns).verdict, Verdict::Valid);
-        let (hits, count) = scan_logs(&[clean, broken.clone(), dir.join("missing.log")], &patterns);
-        assert_eq!(count, 2);
-        assert_eq!(hits[0].line_number, 2);
-        assert_eq!(hits[0].pattern, "panicked at");
-        assert_eq!(hits[1].path, broken);
-        let result = named(&hits, count, &patterns);
-        assert_eq!(result.verdict, Verdict::Invalid);
-        assert!(result.details["reason"].as_str().unwrap().contains("panicked at src/raft.rs:10"));
+        let scan = LogScan::scan(&[clean.clone()], &patterns);
+        assert!(scan.hits.is_empty());
+        assert_eq!(scan.check().verdict, Verdict::Valid);
+        let scan = LogScan::scan(&[clean, broken.clone(), dir.join("missing.log")], &patterns);
+        assert_eq!(scan.count, 2);
+        assert_eq!(scan.hits[0].line_number, 2);
+        assert_eq!(scan.hits[0].pattern, "panicked at");
+        assert_eq!(scan.hits[1].path, broken);
+        let check = scan.check();
+        assert_eq!(check.verdict, Verdict::Invalid);
+        assert!(check.reason.unwrap().contains("panicked at src/raft.rs:10"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

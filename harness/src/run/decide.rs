@@ -1,0 +1,84 @@
+//! After the test: the history is read back from disk once, with the
+//! checkers' own reader, and every event feeds both the checks' history and
+//! the report's timeline; then every check runs. What the checks judge is
+//! what was durably recorded (the second path).
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use faultline_checkers::read::{EventHistoryBuilder, JsonlEvents};
+use faultline_checkers::{OpHistory, ReadError};
+
+use crate::cluster::{FailedRestart, UnexpectedExit};
+use crate::plan::TestPlan;
+use crate::report::timeline::{Timeline, TimelineBuilder};
+use crate::verdict::{check_safely, Check, Checker, Durability, Linearizable, Liveness, LogScan, NodeExitsCheck};
+
+use super::RunError;
+
+/// What the cluster saw, for the checks beyond the history.
+pub struct ClusterFacts {
+    pub exits: Vec<UnexpectedExit>,
+    pub failed_restarts: Vec<FailedRestart>,
+    pub log_paths: Vec<PathBuf>,
+    pub log_patterns: Vec<String>,
+}
+
+/// Every check of the run, and the timeline for the report.
+pub async fn decide(
+    plan: &TestPlan,
+    history: PathBuf,
+    liveness: Liveness,
+    facts: ClusterFacts,
+) -> Result<(Vec<Check>, Timeline), RunError> {
+    let checkers = history_checkers(plan);
+    let path = history.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let (ops, timeline) = read_back(&path)?;
+        let checks: Vec<Check> = match ops {
+            Ok(ops) => checkers.iter().map(|checker| check_safely(checker.as_ref(), &ops)).collect(),
+            Err(error) => checkers.iter().map(|checker| Check::failed(checker.name(), format!("history: {error}"))).collect(),
+        };
+        Ok::<_, RunError>((checks, timeline))
+    });
+    let (mut checks, timeline) = task
+        .await
+        .map_err(|error| RunError::History { path: history, message: format!("checker task: {error}") })??;
+    let logs = LogScan::scan(&facts.log_paths, &facts.log_patterns);
+    checks.extend([liveness.check(), logs.check(), NodeExitsCheck::check(&facts.exits, &facts.failed_restarts)]);
+    Ok((checks, timeline))
+}
+
+/// The checkers the workload names (or yours, from the Rust API).
+fn history_checkers(plan: &TestPlan) -> Vec<Arc<dyn Checker>> {
+    if let Some(checkers) = &plan.workload.checkers {
+        return checkers.clone();
+    }
+    let need = plan.workload.config.kind.checker();
+    let mut checkers: Vec<Arc<dyn Checker>> =
+        vec![Arc::new(Linearizable { model: need.model, budget_ms: plan.checks.check_timeout_ms })];
+    if need.durability {
+        checkers.push(Arc::new(Durability));
+    }
+    checkers
+}
+
+/// One pass over `history.jsonl`. A line that is not an event is a harness
+/// error (the recorder wrote it); a history whose operations do not pair
+/// up is the checks' business (they become unknown, naming the line).
+pub fn read_back(path: &Path) -> Result<(Result<OpHistory, ReadError>, Timeline), RunError> {
+    let history_error = |message: String| RunError::History { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(|error| history_error(error.to_string()))?;
+    let mut ops = Ok(EventHistoryBuilder::new());
+    let mut timeline = TimelineBuilder::default();
+    for item in JsonlEvents::new(BufReader::with_capacity(1 << 20, file)) {
+        let (line, event) = item.map_err(|error| history_error(error.to_string()))?;
+        if let Ok(builder) = &mut ops {
+            if let Err(error) = builder.push(line, &event) {
+                ops = Err(error);
+            }
+        }
+        timeline.push(line, &event);
+    }
+    Ok((ops.map(EventHistoryBuilder::finish), timeline.finish()))
+}

@@ -1,0 +1,188 @@
+//! The runner: executes one validated `TestPlan` against a real cluster.
+//!
+//! Phases, in order (each bounded):
+//! 1. results folder with `spec.yaml` and `seed`; the cluster starts.
+//! 2. main phase: client tasks run the workload (rate-limited, time-limited)
+//!    while the nemesis follows its seeded schedule.
+//! 3. final heal, then the liveness probe (a write must succeed within
+//!    `liveness_timeout_ms`), then the recovery period.
+//! 4. final reads by fresh clients.
+//! 5. the cluster is shut down (no child left); the history is read back
+//!    once and every check runs ([`decide`]).
+//!
+//! SIGINT/SIGTERM at any point: stop, shut the cluster down, keep what was
+//! recorded, exit 3. A run that fails after its folder exists still writes
+//! `results.json` (naming the error) and hands back what it has.
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use faultline_checkers::Verdict;
+
+use crate::cluster::{Cluster, ClusterConfig, ClusterError, VolumeConfig};
+use crate::messages;
+use crate::nemesis::{FaultFamily, NemesisError};
+use crate::plan::TestPlan;
+use crate::proxy::ProxyStats;
+use crate::report::Timeline;
+use crate::results::{Results, RunDir, StoreError};
+use crate::verdict::{compose, Check, Checks};
+
+pub mod clients;
+pub mod decide;
+pub mod nemesis_task;
+mod outcome;
+mod phases;
+pub mod progress;
+pub mod recorder;
+mod signals;
+
+pub use outcome::{RunFailure, RunOutcome};
+use signals::Signals;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Nemesis(#[from] NemesisError),
+    #[error("history {path}: {message}")]
+    History { path: PathBuf, message: String },
+    #[error("{0}")]
+    PowerLoss(String),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("interrupted by {signal}; the cluster is shut down; partial history in {dir}")]
+    Interrupted { signal: &'static str, dir: PathBuf },
+}
+
+/// How the run talks to the user.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// No progress display (start and end lines are still printed).
+    pub quiet: bool,
+}
+
+/// Unsynced bytes a node's lazyfs mount holds before writing back itself.
+const LAZYFS_DIRTY_MAX_MIB: u64 = 64;
+/// Pause between leader probes before the test starts.
+const LEADER_POLL_MS: u64 = 50;
+/// Pause between liveness probes that did not succeed.
+const LIVENESS_RETRY_MS: u64 = 50;
+
+/// Run the plan. `Ok` carries the results whatever the verdict; `Err` a
+/// harness error, with what the run left when it had a folder.
+pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<RunOutcome, RunFailure> {
+    let started = Instant::now();
+    let run_dir = RunDir::create(&plan.store_dir, &plan.name, SystemTime::now())
+        .map_err(|error| RunFailure { error: error.into(), partial: None })?;
+    match run_in(plan, options, &run_dir, started).await {
+        Ok(outcome) => Ok(outcome),
+        Err((error, proxy)) => Err(failed(plan, &run_dir, started, error, proxy)),
+    }
+}
+
+/// Everything after the folder exists. An error comes back with what the
+/// proxy saw, for the results of the failed run.
+async fn run_in(
+    plan: &TestPlan,
+    options: RunOptions,
+    run_dir: &RunDir,
+    started: Instant,
+) -> Result<RunOutcome, (RunError, ProxyStats)> {
+    let no_proxy = |error: RunError| (error, ProxyStats::default());
+    run_dir.write("spec.yaml", &plan.resolved.to_yaml()).map_err(|e| no_proxy(e.into()))?;
+    run_dir.write("seed", &format!("{}\n", plan.seed)).map_err(|e| no_proxy(e.into()))?;
+    run_dir.update_latest().map_err(|e| no_proxy(e.into()))?;
+    messages::run_started(&plan.name, plan.seed, &run_dir.path);
+    let mut signals = Signals::install().map_err(no_proxy)?;
+    let cluster = tokio::select! {
+        cluster = start_cluster(plan, run_dir) => cluster.map_err(no_proxy)?,
+        name = signals.next() => return Err(no_proxy(RunError::Interrupted { signal: name, dir: run_dir.path.clone() })),
+    };
+    let liveness = phases::run_on_cluster(plan, options, &cluster, run_dir, &mut signals).await;
+    let facts = decide::ClusterFacts {
+        exits: cluster.unexpected_exits(),
+        failed_restarts: cluster.failed_restarts(),
+        log_paths: cluster.log_paths(),
+        log_patterns: cluster.log_error_patterns().into_iter().chain(plan.checks.log_error_patterns.iter().cloned()).collect(),
+    };
+    let proxy = cluster.proxy().stats();
+    cluster.shutdown().await;
+    let with_proxy = |error: RunError| (error, proxy.clone());
+    let liveness = liveness.map_err(with_proxy)?;
+    let (checks, timeline) = decide::decide(plan, run_dir.history_path(), liveness, facts).await.map_err(with_proxy)?;
+    let results = conclude(plan, run_dir, compose(checks), &timeline, started, proxy.clone());
+    results.save(run_dir).map_err(|error| with_proxy(error.into()))?;
+    Ok(RunOutcome { dir: run_dir.path.clone(), results, timeline })
+}
+
+/// The results of a run a harness error ended, saved beside whatever
+/// history it had, so the report and `faultline report` can show both.
+fn failed(plan: &TestPlan, run_dir: &RunDir, started: Instant, error: RunError, proxy: ProxyStats) -> RunFailure {
+    let timeline = Timeline::read(&run_dir.history_path()).unwrap_or_default();
+    let mut results = conclude(plan, run_dir, Checks::default(), &timeline, started, proxy);
+    results.error = Some(error.to_string());
+    // The error is what the caller reports; a second one writing the
+    // results would hide it.
+    let _ = results.save(run_dir);
+    RunFailure { error, partial: Some(RunOutcome { dir: run_dir.path.clone(), results, timeline }) }
+}
+
+async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
+    let db = plan.cluster.system.db()?;
+    let mut config = ClusterConfig::new(plan.cluster.nodes, run_dir.nodes_dir(), plan.seed);
+    config.ready_timeout_ms = plan.cluster.ready_timeout_ms;
+    if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
+        faultline_lazyfs::available().map_err(RunError::PowerLoss)?;
+        let program = crate::cluster::faultline_binary()
+            .map_err(|error| RunError::PowerLoss(format!("power-loss needs the faultline binary to serve lazyfs: {error}")))?;
+        config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
+    }
+    let cluster = Cluster::start(db, config).await?;
+    // A system without a leader query cannot be waited for.
+    if plan.cluster.system.capabilities().leader {
+        wait_for_leader(&cluster, plan.cluster.ready_timeout_ms).await;
+    }
+    Ok(cluster)
+}
+
+/// Time zero is when the cluster has a leader, so the first operations do
+/// not all fail with `not_leader`. A cluster that never elects one is not
+/// a harness error: the test goes on and its history shows it.
+async fn wait_for_leader(cluster: &Cluster, timeout_ms: u64) {
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    while Instant::now() < deadline {
+        if cluster.leader().await.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(LEADER_POLL_MS)).await;
+    }
+    messages::no_leader(timeout_ms);
+}
+
+/// The results of the run: checks composed, counts from the history as read
+/// back (what the checks judged).
+fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Checks, timeline: &Timeline, started: Instant, proxy: ProxyStats) -> Results {
+    let reasons = checks.checkers.iter().filter_map(Check::reason_text).collect();
+    let verdict: Option<Verdict> = checks.verdict;
+    Results {
+        name: plan.name.clone(),
+        seed: plan.seed,
+        system: plan.cluster.system.name().to_string(),
+        verdict,
+        exit_code: Results::exit_code_of(verdict),
+        error: None,
+        reasons,
+        counts: timeline.counts,
+        workload: plan.workload_name().to_string(),
+        nemesis: plan.resolved.nemesis.faults.clone(),
+        nodes: plan.cluster.nodes,
+        time_limit_ms: plan.schedule.time_limit_ms,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        run_dir: run_dir.path.clone(),
+        checks,
+        proxy,
+    }
+}

@@ -1,0 +1,186 @@
+//! Phases 2-4 of a run, with the history open: the main phase (clients
+//! and nemesis together), the final heal, the liveness probe, the recovery
+//! period and the final reads.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
+
+use crate::client::{ClientConfig, Outcome};
+use crate::cluster::Cluster;
+use crate::plan::TestPlan;
+use crate::results::RunDir;
+use crate::verdict::Liveness;
+
+use super::clients::ClientPool;
+use super::nemesis_task::{set_state, NemesisGroup, NemesisRun, NemesisState};
+use super::progress::{Feed, Progress};
+use super::recorder::Recorder;
+use super::signals::Signals;
+use super::{RunError, RunOptions, LIVENESS_RETRY_MS};
+
+/// Phases 2-4 with the history open; returns the liveness probe's result.
+pub(super) async fn run_on_cluster(
+    plan: &TestPlan,
+    options: RunOptions,
+    cluster: &Cluster,
+    run_dir: &RunDir,
+    signals: &mut Signals,
+) -> Result<Liveness, RunError> {
+    let start = Instant::now();
+    let history_error = |e: std::io::Error| RunError::History { path: run_dir.history_path(), message: e.to_string() };
+    let (recorder, writer) = Recorder::open(&run_dir.history_path(), start).map_err(history_error)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let nemesis_state: NemesisState = Arc::new(std::sync::Mutex::new("healthy".to_string()));
+    let phase = Arc::new(std::sync::Mutex::new("running"));
+    let feed = Feed {
+        counts: recorder.counts.clone(),
+        nemesis: nemesis_state.clone(),
+        start,
+        time_limit_ms: plan.schedule.time_limit_ms,
+        phase: phase.clone(),
+    };
+    let progress = Progress::start(feed, options.quiet);
+    let groups = NemesisGroup::for_plan(plan)?;
+    let phases = Phases { plan, cluster, recorder: &recorder, stop: &stop, nemesis_state, phase, start };
+    let outcome = tokio::select! {
+        liveness = phases.run(groups) => Ok(liveness),
+        name = signals.next() => {
+            stop.store(true, Ordering::Relaxed);
+            Err(RunError::Interrupted { signal: name, dir: run_dir.path.clone() })
+        }
+    };
+    progress.finish().await;
+    recorder.close().await;
+    drop(recorder);
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| RunError::History { path: run_dir.history_path(), message: e.to_string() })?
+        .map_err(|_| RunError::History { path: run_dir.history_path(), message: "writer panicked".to_string() })?;
+    if let Some(message) = written.error {
+        return Err(RunError::History { path: run_dir.history_path(), message });
+    }
+    outcome
+}
+
+struct Phases<'a> {
+    plan: &'a TestPlan,
+    cluster: &'a Cluster,
+    recorder: &'a Recorder,
+    stop: &'a Arc<AtomicBool>,
+    nemesis_state: NemesisState,
+    phase: Arc<std::sync::Mutex<&'static str>>,
+    start: Instant,
+}
+
+impl Phases<'_> {
+    fn set_phase(&self, name: &'static str) {
+        if let Ok(mut phase) = self.phase.lock() {
+            *phase = name;
+        }
+    }
+
+    fn pool(&self, process_next: &Arc<AtomicU64>) -> ClientPool {
+        let config = ClientConfig {
+            addrs: (0..self.cluster.nodes()).map(|node| self.cluster.client_addr(node)).collect(),
+            kind: self.plan.workload.config.kind,
+            op_timeout_ms: self.plan.client.op_timeout_ms,
+            connect_timeout_ms: self.plan.client.connect_timeout_ms,
+            redirects_max: self.plan.client.redirects_max,
+        };
+        ClientPool {
+            recorder: self.recorder.clone(),
+            config: Arc::new(config),
+            clients: self.plan.cluster.system.clients(),
+            process_next: process_next.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+
+    async fn run(&self, groups: Vec<NemesisGroup>) -> Liveness {
+        let plan = self.plan;
+        let process_next = Arc::new(AtomicU64::new(0));
+        let pool = self.pool(&process_next);
+        let time_limit = Duration::from_millis(plan.schedule.time_limit_ms);
+        let workload: Box<dyn Generator> = match &plan.workload.generator {
+            Some(generator) => generator(plan.seed),
+            None => Box::new(plan.workload.config.generator(plan.seed)),
+        };
+        let main: Box<dyn Generator> = Box::new(time_limit_ns(
+            plan.schedule.time_limit_ms,
+            stagger(plan.seed ^ 0x5354_4147, plan.gap_mean_ns(), workload),
+        ));
+        let clients_deadline = self.start + time_limit + Duration::from_millis(2 * plan.client.op_timeout_ms + 1_000);
+        let mut nemesis = NemesisRun {
+            groups,
+            cluster: self.cluster,
+            recorder: self.recorder,
+            state: self.nemesis_state.clone(),
+            stop: self.stop,
+        };
+        tokio::join!(
+            pool.run(main, plan.schedule.concurrency, self.start, clients_deadline),
+            nemesis.run(self.start + time_limit),
+        );
+        self.set_phase("healing");
+        nemesis.heal_all().await;
+        self.set_phase("liveness");
+        let liveness = self.probe_liveness(&pool).await;
+        self.set_phase("recovery");
+        tokio::time::sleep(Duration::from_millis(plan.schedule.recovery_ms)).await;
+        self.set_phase("final reads");
+        self.final_reads(&pool).await;
+        liveness
+    }
+
+    /// Writes to a key of its own until one succeeds or the bound passes.
+    async fn probe_liveness(&self, pool: &ClientPool) -> Liveness {
+        let healed = Instant::now();
+        let deadline = healed + Duration::from_millis(self.plan.checks.liveness_timeout_ms);
+        let process = pool.process_next.fetch_add(1, Ordering::Relaxed);
+        let mut client = (pool.clients)(pool.config.clone(), process);
+        let mut liveness =
+            Liveness { timeout_ms: self.plan.checks.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
+        while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
+            liveness.attempts += 1;
+            let probe = faultline_workloads::Invocation {
+                f: "put".to_string(),
+                key: Some("faultline-liveness".to_string()),
+                value: serde_json::json!(format!("probe-{}", liveness.attempts)),
+            };
+            let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+            let attempt = tokio::time::timeout(Duration::from_millis(remaining_ms.max(1)), client.invoke(&probe)).await;
+            match attempt.map(|completion| completion.outcome) {
+                Ok(Outcome::Ok(_)) => {
+                    liveness.recovered_after_ms = Some(healed.elapsed().as_millis() as u64);
+                    return liveness;
+                }
+                Ok(Outcome::Fail(error) | Outcome::Info(error)) => liveness.last_error = Some(error),
+                Err(_) => liveness.last_error = Some("timeout".to_string()),
+            }
+            client.become_process(pool.process_next.fetch_add(1, Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(LIVENESS_RETRY_MS)).await;
+        }
+        liveness
+    }
+
+    async fn final_reads(&self, pool: &ClientPool) {
+        let plan = self.plan;
+        let keys = self.recorder.keys().await;
+        if keys.is_empty() {
+            return;
+        }
+        let attempts_max = plan.checks.final_read_attempts_max;
+        let workers = plan.schedule.concurrency.min(keys.len());
+        let rounds = keys.len().div_ceil(workers) as u64 * u64::from(attempts_max);
+        let deadline = Instant::now() + Duration::from_millis(rounds * (plan.client.op_timeout_ms + 50) + 1_000);
+        let reads = FinalReads::new(plan.workload.config.kind, &keys, attempts_max);
+        pool.run(Box::new(reads), workers, Instant::now(), deadline).await;
+        set_state(&self.nemesis_state, "healthy");
+    }
+}
+
+fn time_limit_ns<G: Generator>(time_limit_ms: u64, inner: G) -> impl Generator {
+    time_limit(time_limit_ms.saturating_mul(1_000_000), inner)
+}
