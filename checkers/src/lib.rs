@@ -39,13 +39,13 @@
 //! - [`durability::check_durability`]`(&[Event], &DurabilityConfig)`: set-full
 //!   style accounting of acknowledged writes (lost, recovered, unexpected,
 //!   stale).
-//! - [`compose`]: merge named results; `invalid` beats `unknown` beats `valid`.
+//! - [`Verdict::merge`]: `invalid` beats `unknown` beats `valid`.
 //! - [`Model`]: implement it to check a new datatype with [`check_with`]
 //!   (parsed history) or [`check_history_with`] (events). Functions that are
 //!   not built in keep their names: compare `op.f` with `Func::parse("inc")`.
 //!
 //! Every result type ([`CheckResult`] and what it holds, [`DurabilityResult`]
-//! and what it holds, [`Composed`]) is `serde::Serialize` and
+//! and what it holds) is `serde::Serialize` and
 //! `serde::Deserialize`, so a results file reads back into the same types;
 //! [`Verdict`] serializes as `"valid" | "invalid" | "unknown"`.
 //!
@@ -89,7 +89,7 @@ pub use linear::{check_op_history, check_with, CheckConfig, CheckResult, Counter
 pub use model::{Model, ModelKind, ModelName};
 pub use op::{Op, OpHistory};
 pub use value::{Func, Outcome, Val};
-pub use verdict::{compose, Composed, Named, Verdict};
+pub use verdict::Verdict;
 
 /// Why [`check_history`] could not produce a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -151,13 +151,5 @@ mod tests {
         let json = serde_json::to_string(&durability).expect("serializable");
         let read_back: DurabilityResult = serde_json::from_str(&json).expect("deserializable");
         assert_eq!(read_back, durability);
-
-        let composed = compose(vec![Named {
-            name: "durability".to_string(),
-            verdict: durability.verdict,
-            details: serde_json::to_value(&durability).expect("serializable"),
-        }]);
-        let json = serde_json::to_string(&composed).expect("serializable");
-        assert_eq!(serde_json::from_str::<Composed>(&json).expect("deserializable"), composed);
     }
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use crate::proxy::{Endpoint, FaultProxy};
 
 use super::db::PeerRouting;
-use super::{ClusterError, NodePorts, RoutesTo};
+use super::launch::NodePorts;
+use super::{ClusterError, RoutesTo};
 
 pub(super) struct Layout {
     pub client_addrs: Vec<SocketAddr>,

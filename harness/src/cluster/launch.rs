@@ -1,0 +1,135 @@
+//! Bringing nodes up: launching a node's process with its env, waiting
+//! (bounded) until it answers its readiness probe, and moving it to fresh
+//! ports when another process took its own; plus the files and ports a
+//! node starts with.
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::ports::{self, PortReservation};
+use super::{lock, Cluster, ClusterConfig, ClusterError, NodeEnv, NodeState, PeerRouting};
+
+/// The two ports a node binds itself.
+pub(super) struct NodePorts {
+    pub(super) client: PortReservation,
+    pub(super) peer: PortReservation,
+}
+
+/// Launches of one node tried before its start fails.
+const LAUNCH_ATTEMPTS_MAX: u32 = 3;
+/// Bound on one readiness probe.
+const READY_PROBE_TIMEOUT_MS: u64 = 1_000;
+/// Pause between readiness probes.
+const READY_POLL_MS: u64 = 25;
+
+impl Cluster {
+    /// Spawn the node's process with its current env.
+    pub(super) async fn launch(&self, node: usize) -> Result<(), ClusterError> {
+        let env = self.node_env(node);
+        let launch = self.inner.db.launch(node, &env)?;
+        let pid = self.inner.supervisor.spawn(node, launch, env.log_path.clone()).await?;
+        if self.inner.db.peer_routing() == PeerRouting::Shared {
+            self.inner.proxy.register_pid(pid, node);
+        }
+        Ok(())
+    }
+
+    /// Wait until the launched node is ready. A node that exits meanwhile
+    /// (most often because another process took its port) is started again
+    /// on fresh ports, a bounded number of times.
+    pub(super) async fn settle(&self, node: usize) -> Result<(), ClusterError> {
+        for attempt in 1..=LAUNCH_ATTEMPTS_MAX {
+            match self.wait_ready(node).await {
+                Ok(()) => {
+                    self.inner.supervisor.started(node);
+                    return Ok(());
+                }
+                // 126/127: the shell could not run the program; fresh ports
+                // will not help.
+                Err(ClusterError::ExitedEarly { code, .. })
+                    if attempt < LAUNCH_ATTEMPTS_MAX && !matches!(code, Some(126 | 127)) =>
+                {
+                    self.move_ports(node)?;
+                    self.launch(node).await?;
+                }
+                Err(error) => {
+                    let _ = self.inner.supervisor.kill(node).await;
+                    return Err(error);
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn wait_ready(&self, node: usize) -> Result<(), ClusterError> {
+        let env = self.node_env(node);
+        let timeout_ms = self.inner.config.ready_timeout_ms;
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            if self.node_state(node) == NodeState::Killed {
+                let exit = self.inner.supervisor.last_exit(node);
+                return Err(ClusterError::ExitedEarly {
+                    node,
+                    code: exit.and_then(|e| e.code),
+                    signal: exit.and_then(|e| e.signal),
+                    log: env.log_path,
+                });
+            }
+            let probe = self.inner.db.is_ready(node, &env);
+            let probe_bound = Duration::from_millis(READY_PROBE_TIMEOUT_MS);
+            if let Ok(true) = tokio::time::timeout(probe_bound, probe).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(READY_POLL_MS)).await;
+        }
+        Err(ClusterError::NotReady { node, timeout_ms, log: env.log_path })
+    }
+
+    /// Give the node fresh ports and point its proxy routes at them.
+    fn move_ports(&self, node: usize) -> Result<(), ClusterError> {
+        let client = ports::reserve()?.release();
+        let peer = ports::reserve()?.release();
+        let routes = &self.inner.routes_to[node];
+        self.inner.proxy.retarget(routes.client, client)?;
+        if let Some(listen) = routes.client_shared {
+            self.inner.proxy.retarget(listen, client)?;
+        }
+        for listen in &routes.peer {
+            self.inner.proxy.retarget(*listen, peer)?;
+        }
+        let mut envs = lock(&self.inner.envs);
+        envs[node].client_listen = client;
+        envs[node].peer_listen = peer;
+        Ok(())
+    }
+}
+
+/// Client and peer port of every node, held until launch.
+pub(super) fn reserve_node_ports(nodes: usize) -> Result<Vec<NodePorts>, ClusterError> {
+    (0..nodes)
+        .map(|_| Ok(NodePorts { client: ports::reserve()?, peer: ports::reserve()? }))
+        .collect()
+}
+
+/// The files and addresses of one node; creates its directories.
+pub(super) fn node_env(
+    config: &ClusterConfig,
+    node: usize,
+    ports: &NodePorts,
+    peer_dial: Vec<(usize, SocketAddr)>,
+    client_peer_dial: Vec<(usize, SocketAddr)>,
+) -> Result<NodeEnv, ClusterError> {
+    let data_dir = config.dir.join(format!("node-{node}")).join("data");
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|source| ClusterError::Files { path: data_dir.clone(), source })?;
+    Ok(NodeEnv {
+        node,
+        data_dir,
+        log_path: config.dir.join(format!("node-{node}.log")),
+        client_listen: ports.client.addr(),
+        peer_listen: ports.peer.addr(),
+        peer_dial,
+        client_peer_dial,
+        seed: config.seed.wrapping_add(node as u64 + 1),
+    })
+}
