@@ -7,7 +7,7 @@
 //! daemon (`faultline lazyfs`, one process per node, forked by the
 //! harness's cluster supervisor) passes every directory operation straight
 //! through, but keeps written file data in its own memory until that file
-//! is fsynced (see [`fs`] and [`volatile`]). A power cut is then exactly
+//! is fsynced (see `fs.rs`, `state.rs` and `volatile.rs`). A power cut is then exactly
 //! what it sounds like: SIGKILL the node and the daemon together; the
 //! unsynced bytes die with the daemon, the stale mount is detached, a new
 //! daemon mounts the backing directory again, and the node restarts on

@@ -15,7 +15,7 @@ use crate::{messages, EXIT_HARNESS_ERROR};
 pub struct ReportArgs {
     /// A results folder written by `faultline test`.
     pub results_dir: PathBuf,
-    /// Where to write the page (default: <results-dir>/report.html).
+    /// Where to write the page (default: RESULTS_DIR/report.html).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Also write JUnit XML: one test case per checker.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use crate::cmd::OutputFormat;
 use crate::report;
 use crate::run::{self, RunFailure, RunOptions, RunOutcome};
-use crate::plan::{SpecFile, TestPlan};
+use crate::plan::{fresh_seed, SpecFile, TestPlan};
 use crate::{messages, EXIT_HARNESS_ERROR};
 
 /// Every spec field with its default, for `--help` (the same file is
@@ -32,7 +32,7 @@ pub struct TestArgs {
     /// workload, nemesis, schedule, checkers).
     #[arg(long, value_name = "FILE")]
     pub spec: Option<PathBuf>,
-    /// Test name: results go to <store>/<name>/<timestamp>/.
+    /// Test name: results go to STORE/NAME/TIMESTAMP/.
     #[arg(long)]
     pub name: Option<String>,
     /// register | cas-register | kv | set | append.
@@ -145,19 +145,6 @@ impl TestArgs {
             })
             .collect()
     }
-}
-
-/// The one place a seed is drawn from outside the test: clock and pid.
-/// It is printed at the start and end, so the run can be replayed.
-fn fresh_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    // splitmix64 finalizer, to spread clock bits over the whole seed.
-    let mut z = nanos ^ (u64::from(std::process::id()) << 32);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) % 1_000_000_000
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {

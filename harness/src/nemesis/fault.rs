@@ -60,7 +60,7 @@ pub enum LinkMode {
 }
 
 /// One fault kind a test may inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
     Kill(KillTarget),
     Pause(PauseTarget),
@@ -73,6 +73,10 @@ pub enum Fault {
     /// The figure-8 scenario (`figure8.rs`): old-term entries committed by
     /// counting, then overwritten.
     FigureEight,
+    /// A fault of your own (the Rust API), injected by the nemesis that
+    /// claims `FaultFamily::Custom` of the same name. Never parsed from a
+    /// spec.
+    Custom(&'static str),
 }
 
 /// The family of a fault: what `handles()` of one nemesis claims.
@@ -85,9 +89,34 @@ pub enum FaultFamily {
     Power,
     Revote,
     FigureEight,
+    /// A family of your own: one fault, of the same name.
+    Custom(&'static str),
 }
 
 impl FaultFamily {
+    /// A number of the family's own, which seeds its schedule's stream in a
+    /// concurrent nemesis: the built-in families keep their place in this
+    /// enum, so a seed replays as it always did; a custom family gets a
+    /// hash of its name above them.
+    pub fn stream(self) -> u64 {
+        match self {
+            FaultFamily::Kill => 0,
+            FaultFamily::Pause => 1,
+            FaultFamily::Partition => 2,
+            FaultFamily::Link => 3,
+            FaultFamily::Power => 4,
+            FaultFamily::Revote => 5,
+            FaultFamily::FigureEight => 6,
+            // FNV-1a: stable across builds, unlike the std hasher.
+            FaultFamily::Custom(name) => {
+                let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                    (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+                });
+                7 + (hash & 0xffff)
+            }
+        }
+    }
+
     /// The family's name: every fault of it is named `<family>-<target>`
     /// (the one fault of `revote` or `figure-8` is named as its family), and its own heal
     /// in a concurrent schedule is `heal-<family>`.
@@ -100,6 +129,7 @@ impl FaultFamily {
             FaultFamily::Power => "power-loss",
             FaultFamily::Revote => "revote",
             FaultFamily::FigureEight => "figure-8",
+            FaultFamily::Custom(name) => name,
         }
     }
 }
@@ -143,6 +173,7 @@ impl Fault {
             Fault::Power(_) => FaultFamily::Power,
             Fault::Revote => FaultFamily::Revote,
             Fault::FigureEight => FaultFamily::FigureEight,
+            Fault::Custom(name) => FaultFamily::Custom(name),
         }
     }
 
@@ -170,6 +201,7 @@ impl Fault {
             Fault::Power(PowerTarget::All) => "power-loss-all",
             Fault::Revote => "revote",
             Fault::FigureEight => "figure-8",
+            Fault::Custom(name) => name,
         }
     }
 
@@ -201,7 +233,7 @@ impl Fault {
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
             Fault::Revote | Fault::FigureEight => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
-            Fault::Kill(_) | Fault::Pause(_) => 1,
+            Fault::Kill(_) | Fault::Pause(_) | Fault::Custom(_) => 1,
         }
     }
 

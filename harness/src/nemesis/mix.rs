@@ -6,14 +6,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::figure8::FigureEightNemesis;
 use super::kill::KillNemesis;
 use super::link::{LinkNemesis, LinkSettings};
 use super::partition::PartitionNemesis;
 use super::pause::PauseNemesis;
 use super::power::PowerNemesis;
-use super::revote::RevoteNemesis;
-use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError};
+use super::scenarios::figure8::FigureEightNemesis;
+use super::scenarios::revote::RevoteNemesis;
+use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError, NemesisFactory};
 use crate::cluster::{BoxFuture, Cluster};
 
 pub struct Mix {
@@ -35,8 +35,9 @@ impl Mix {
     }
 
     /// The standard nemeses for the faults of a test, each with its own
-    /// stream derived from the seed.
-    pub fn standard(faults: &[Fault], seed: u64, link: LinkSettings) -> Result<Mix, NemesisError> {
+    /// stream derived from the seed, and those of `custom` (the Rust API)
+    /// that claim one of the faults.
+    pub fn standard(faults: &[Fault], seed: u64, link: LinkSettings, custom: &[NemesisFactory]) -> Result<Mix, NemesisError> {
         let stream = |family: u64| ChaCha8Rng::seed_from_u64(seed ^ (0x6e65_6d65_7369_7300 + family));
         let mut nemeses: Vec<Box<dyn Nemesis>> = Vec::new();
         let wants = |family: FaultFamily| faults.iter().any(|fault| fault.family() == family);
@@ -60,6 +61,12 @@ impl Mix {
         }
         if wants(FaultFamily::FigureEight) {
             nemeses.push(Box::new(FigureEightNemesis::new(stream(7))));
+        }
+        for (index, factory) in custom.iter().enumerate() {
+            let nemesis = factory(seed ^ (0x6e65_6d65_7369_7300 + 64 + index as u64));
+            if nemesis.handles().into_iter().any(wants) {
+                nemeses.push(nemesis);
+            }
         }
         Mix::compose(nemeses)
     }
@@ -116,9 +123,9 @@ mod tests {
     fn standard_mix_claims_exactly_the_requested_families() {
         let link = LinkSettings { delay_ms: 1, jitter_ms: 1, bandwidth_bytes_per_s: 1 };
         let faults = Fault::parse_names(&["kill-leader", "partition"]).unwrap();
-        let mix = Mix::standard(&faults, 1, link).unwrap();
+        let mix = Mix::standard(&faults, 1, link, &[]).unwrap();
         assert_eq!(mix.handles(), vec![FaultFamily::Kill, FaultFamily::Partition]);
-        let all = Mix::standard(&Fault::all(), 1, link).unwrap();
+        let all = Mix::standard(&Fault::all(), 1, link, &[]).unwrap();
         assert_eq!(all.handles().len(), 4);
     }
 }

@@ -1,7 +1,9 @@
 //! Nemeses: fault injection against a running cluster.
 //!
 //! Each fault family is one small implementation of [`Nemesis`] in its own
-//! file (`kill`, `pause`, `partition`, `link`, `power`, `revote`); `mix` composes them, routing
+//! file (`kill`, `pause`, `partition`, `link`, `power`), and the scripted
+//! Raft scenarios live in `scenarios/` (`revote`, `figure8`); a test can add
+//! nemeses of its own ([`NemesisFactory`], `Fault::Custom`). `mix` composes them, routing
 //! each fault to the one nemesis that claims its family. What to break is
 //! chosen as plain data first (a target list, a `Grudge`) by pure, seeded,
 //! unit-tested functions, and only then applied to the cluster. `schedule`
@@ -13,15 +15,13 @@ use rand_chacha::ChaCha8Rng;
 use crate::cluster::{BoxFuture, Cluster, ClusterError};
 
 mod fault;
-pub mod figure8;
 pub mod kill;
 pub mod link;
 pub mod mix;
 pub mod partition;
 pub mod pause;
 pub mod power;
-pub mod revote;
-pub mod scripted;
+pub mod scenarios;
 pub mod schedule;
 
 pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, PartitionMode, PauseTarget, PowerTarget};
@@ -37,6 +37,9 @@ pub enum NemesisError {
     #[error("nemesis: {0:?} is claimed by two nemeses")]
     Overlap(FaultFamily),
 }
+
+/// Builds a nemesis of your own (the Rust API) from a seed of its own.
+pub type NemesisFactory = std::sync::Arc<dyn Fn(u64) -> Box<dyn Nemesis> + Send + Sync>;
 
 /// What a nemesis did, for the history's `value` field.
 pub type Effect = serde_json::Value;

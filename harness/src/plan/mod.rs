@@ -12,11 +12,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use faultline_workloads::{Generator, WorkloadConfig, WorkloadKind};
+use faultline_workloads::{Generator, Invocation, WorkloadConfig, WorkloadKind};
 
 use crate::nemesis::link::LinkSettings;
-use crate::nemesis::Fault;
-use crate::systems::System;
+use crate::nemesis::{Fault, NemesisFactory};
+use crate::systems::{Configured, System};
 use crate::verdict::Checker;
 
 mod nemesis;
@@ -72,9 +72,15 @@ pub struct WorkloadPlan {
     /// Checkers of your own for the history (the Rust API); None: the ones
     /// the standard workload names.
     pub checkers: Option<Vec<Arc<dyn Checker>>>,
+    /// The write the liveness probe makes on attempt n (the Rust API, for a
+    /// client that does not speak `put`); None: `put faultline-liveness`.
+    pub liveness_write: Option<LivenessWrite>,
 }
 
-#[derive(Debug, Clone)]
+/// The liveness probe's write for attempt n (1-based).
+pub type LivenessWrite = Arc<dyn Fn(u64) -> Invocation + Send + Sync>;
+
+#[derive(Clone)]
 pub struct NemesisPlan {
     pub faults: Vec<Fault>,
     pub fault_duration_ms_min: u64,
@@ -84,6 +90,21 @@ pub struct NemesisPlan {
     pub link: LinkSettings,
     /// One schedule per fault family, overlapping (`nemesis.concurrent`).
     pub concurrent: bool,
+    /// Nemeses of your own (the Rust API), for the custom faults in `faults`.
+    pub custom: Vec<NemesisFactory>,
+}
+
+impl std::fmt::Debug for NemesisPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NemesisPlan")
+            .field("faults", &self.faults)
+            .field("fault_duration_ms", &(self.fault_duration_ms_min, self.fault_duration_ms_max))
+            .field("heal_duration_ms", &(self.heal_duration_ms_min, self.heal_duration_ms_max))
+            .field("link", &self.link)
+            .field("concurrent", &self.concurrent)
+            .field("custom", &self.custom.len())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for WorkloadPlan {
@@ -122,10 +143,22 @@ impl TestPlan {
     /// Validate every field and combination; `seed_fallback` is used when
     /// the spec has no seed.
     pub fn from_spec(spec: &SpecFile, seed_fallback: u64) -> Result<TestPlan, SpecError> {
+        TestPlan::build(spec, seed_fallback, None)
+    }
+
+    /// Like [`TestPlan::from_spec`], for a system given in code (the Rust
+    /// API) instead of named in `cluster.system`: the spec's cluster
+    /// section then holds only `nodes` and `ready_timeout`.
+    pub fn with_system(spec: &SpecFile, seed_fallback: u64, system: Arc<dyn System>) -> Result<TestPlan, SpecError> {
+        TestPlan::build(spec, seed_fallback, Some(system))
+    }
+
+    fn build(spec: &SpecFile, seed_fallback: u64, system: Option<Arc<dyn System>>) -> Result<TestPlan, SpecError> {
         let mut resolved = spec.clone();
         let seed = *resolved.seed.get_or_insert(seed_fallback);
         check_name(&spec.name)?;
-        let (cluster, options) = cluster_plan(&spec.cluster)?;
+        let (cluster, options) = cluster_plan(&spec.cluster, system)?;
+        resolved.cluster.system = cluster.system.name().to_string();
         resolved.cluster.options = options;
         let plan = TestPlan {
             name: spec.name.clone(),
@@ -134,7 +167,7 @@ impl TestPlan {
             nemesis: nemesis::plan(&spec.nemesis, &cluster)?,
             cluster,
             client: client_plan(&spec.client)?,
-            workload: WorkloadPlan { config: workload_config(&spec.workload)?, generator: None, checkers: None },
+            workload: WorkloadPlan { config: workload_config(&spec.workload)?, generator: None, checkers: None, liveness_write: None },
             schedule: schedule_plan(&spec.schedule)?,
             checks: checks_plan(&spec.checkers)?,
             resolved,
@@ -164,17 +197,48 @@ impl TestPlan {
     }
 }
 
-fn cluster_plan(spec: &ClusterSpec) -> Result<(ClusterPlan, serde_json::Map<String, serde_json::Value>), SpecError> {
+type Fields = serde_json::Map<String, serde_json::Value>;
+
+fn cluster_plan(spec: &ClusterSpec, system: Option<Arc<dyn System>>) -> Result<(ClusterPlan, Fields), SpecError> {
     if spec.nodes == 0 || spec.nodes > NODES_MAX {
         return Err(SpecError::value("cluster.nodes", format!("{} is not in 1..={NODES_MAX}", spec.nodes)));
     }
-    let configured = crate::systems::registry::configure(&spec.system, &spec.options)?;
+    let configured = match system {
+        None => crate::systems::registry::configure(&spec.system, &spec.options)?,
+        Some(_) if !spec.options.is_empty() => {
+            let fields: Vec<&str> = spec.options.keys().map(String::as_str).collect();
+            return Err(SpecError::value(
+                "cluster",
+                format!("{} belong to a registered system, not to one given in code", fields.join(", ")),
+            ));
+        }
+        Some(system) => Configured { system, options: Fields::new() },
+    };
     let plan = ClusterPlan {
         system: configured.system,
         nodes: spec.nodes,
         ready_timeout_ms: positive_duration("cluster.ready_timeout", &spec.ready_timeout)?,
     };
     Ok((plan, configured.options))
+}
+
+/// The one place a seed is drawn from outside the test: clock and pid.
+/// It is printed at the start and end, so the run can be replayed.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // splitmix64 finalizer, to spread clock bits over the whole seed.
+    let mut z = nanos ^ (u64::from(std::process::id()) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % 1_000_000_000
+}
+
+/// The nemesis combinations a plan cannot run (for a plan changed after
+/// validation, as the Rust API does when it adds faults of your own).
+pub fn check_nemesis(plan: &TestPlan) -> Result<(), SpecError> {
+    nemesis::check(&plan.nemesis, &plan.cluster)
 }
 
 fn client_plan(spec: &ClientSpec) -> Result<ClientPlan, SpecError> {

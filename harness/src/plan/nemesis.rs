@@ -20,6 +20,7 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
             bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
         },
         concurrent: spec.concurrent,
+        custom: Vec::new(),
     };
     check(&plan, cluster)?;
     Ok(plan)

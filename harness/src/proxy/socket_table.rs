@@ -1,7 +1,7 @@
 //! Which process opened a TCP connection, from the kernel's socket table:
 //! the connecting socket's ports → its inode (/proc/net/tcp, tcp6) → the
 //! registered process, or a descendant of it, holding that inode
-//! (/proc/<pid>/fd). Used for systems whose members share one view of
+//! (`/proc/<pid>/fd`). Used for systems whose members share one view of
 //! peer addresses, where the listener alone cannot tell the source.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -233,8 +233,10 @@ impl TimelineBuilder {
 
     fn push_nemesis(&mut self, event: &Event) {
         // `heal-<family>` (a concurrent schedule) ends that family's faults
-        // only; `heal` and `final-heal` end them all.
-        let family = event.f.strip_prefix("heal-").map(|family| format!("{family}-"));
+        // only (`<family>-<target>`, or the family's one fault named as the
+        // family: `revote`, a custom fault); `heal` and `final-heal` end
+        // them all.
+        let family = event.f.strip_prefix("heal-");
         let heal = event.f == "heal" || event.f == "final-heal" || family.is_some();
         match (event.kind, heal) {
             (EventType::Invoke, false) => {
@@ -244,7 +246,7 @@ impl TimelineBuilder {
             // failed (info) ends its own fault.
             (EventType::Invoke, true) => {}
             (_, true) => match &family {
-                Some(prefix) => self.close_faults(|s| s.name.starts_with(prefix.as_str()), event.time_ns),
+                Some(family) => self.close_faults(|s| in_family(&s.name, family), event.time_ns),
                 None => self.close_faults(|_| true, event.time_ns),
             },
             (EventType::Info | EventType::Fail, false) => self.close_faults(|s| s.name == event.f, event.time_ns),
@@ -267,6 +269,10 @@ impl TimelineBuilder {
         self.timeline.spans.sort_by_key(|s| s.start_ns);
         self.timeline
     }
+}
+
+fn in_family(fault: &str, family: &str) -> bool {
+    fault == family || fault.strip_prefix(family).is_some_and(|rest| rest.starts_with('-'))
 }
 
 fn intern(index: &mut HashMap<String, u32>, names: &mut Vec<String>, name: &str) -> u32 {
@@ -354,10 +360,15 @@ pub(crate) mod tests {
             r#"{"process":"nemesis","type":"invoke","f":"kill-leader","value":null,"time_ns":2000}"#,
             r#"{"process":"nemesis","type":"ok","f":"heal-kill","value":null,"time_ns":3000}"#,
             r#"{"process":"nemesis","type":"ok","f":"heal-partition","value":null,"time_ns":5000}"#,
+            r#"{"process":"nemesis","type":"invoke","f":"revote","value":null,"time_ns":6000}"#,
+            r#"{"process":"nemesis","type":"ok","f":"heal-revote","value":null,"time_ns":7000}"#,
+            r#"{"process":"nemesis","type":"invoke","f":"kill-random","value":null,"time_ns":8000}"#,
         ]);
         assert_eq!(t.faults_at(2500), vec!["partition-halves", "kill-leader"]);
         assert_eq!(t.faults_at(4000), vec!["partition-halves"], "heal-kill left the partition in force");
         assert!(t.faults_at(5500).is_empty());
+        assert_eq!(t.faults_at(6500), vec!["revote"]);
+        assert!(t.faults_at(7500).is_empty(), "heal-revote ends the fault named as its family");
     }
 
     #[test]

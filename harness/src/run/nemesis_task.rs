@@ -63,7 +63,7 @@ impl NemesisGroup {
         };
         let faults = &plan.nemesis.faults;
         if !plan.nemesis.concurrent {
-            let mix = Mix::standard(faults, plan.seed, plan.nemesis.link)?;
+            let mix = Mix::standard(faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
             return Ok(vec![NemesisGroup { mix, schedule: schedule(faults.clone(), plan.seed), heal_name: "heal".into() }]);
         }
         let mut families: Vec<FaultFamily> = faults.iter().map(|fault| fault.family()).collect();
@@ -73,9 +73,9 @@ impl NemesisGroup {
             .into_iter()
             .map(|family| {
                 let faults: Vec<_> = faults.iter().copied().filter(|fault| fault.family() == family).collect();
-                let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link)?;
+                let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
                 // Each family's schedule gets a stream of its own.
-                let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family as u64);
+                let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family.stream());
                 Ok(NemesisGroup { mix, schedule: schedule(faults, seed), heal_name: format!("heal-{}", family.name()) })
             })
             .collect()

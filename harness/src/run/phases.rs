@@ -144,10 +144,13 @@ impl Phases<'_> {
             Liveness { timeout_ms: self.plan.checks.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
             liveness.attempts += 1;
-            let probe = faultline_workloads::Invocation {
-                f: "put".to_string(),
-                key: Some("faultline-liveness".to_string()),
-                value: serde_json::json!(format!("probe-{}", liveness.attempts)),
+            let probe = match &self.plan.workload.liveness_write {
+                Some(write) => write(liveness.attempts),
+                None => faultline_workloads::Invocation {
+                    f: "put".to_string(),
+                    key: Some("faultline-liveness".to_string()),
+                    value: serde_json::json!(format!("probe-{}", liveness.attempts)),
+                },
             };
             let remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
             let attempt = tokio::time::timeout(Duration::from_millis(remaining_ms.max(1)), client.invoke(&probe)).await;

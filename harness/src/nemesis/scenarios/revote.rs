@@ -25,8 +25,8 @@
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::scripted::{poll_leader, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
-use super::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
+use super::{poll_leader, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
+use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::LinkFault;
 

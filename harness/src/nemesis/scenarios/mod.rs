@@ -7,6 +7,8 @@
 //! while the others write on, so its log falls behind and it can win no
 //! election itself; then the first side, the voter and the second side are
 //! cut apart until the first side reports no leader.
+pub mod figure8;
+pub mod revote;
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
@@ -14,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::partition::{complete_grudge, isolate};
-use super::{leader_or_random, node_name, node_names, Effect, NemesisError};
+use crate::nemesis::partition::{complete_grudge, isolate};
+use crate::nemesis::{leader_or_random, node_name, node_names, Effect, NemesisError};
 use crate::cluster::Cluster;
 use crate::proxy::{Endpoint, Grudge, LinkFault};
 
