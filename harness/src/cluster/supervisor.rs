@@ -290,7 +290,7 @@ fn forget(owned: &mut Owned, reaped: Option<u32>) {
 /// the child (bounded); returns the pid (= group) when it was reaped.
 fn kill(table: &mut Table, node: usize, signal: Signal) -> Option<u32> {
     let slot = &mut table.slots[node];
-    let Some(mut child) = slot.child.take() else { return None };
+    let mut child = slot.child.take()?;
     let _ = killpg(pid_of(&child), signal);
     let deadline = Instant::now() + Duration::from_millis(KILL_WAIT_MS);
     let status = loop {

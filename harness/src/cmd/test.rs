@@ -312,7 +312,7 @@ mod tests {
         .unwrap();
         let partial = RunOutcome::load(&dir).expect("a folder with a history is a (partial) outcome");
         assert_eq!(partial.results.error.as_deref(), Some("the run did not finish (results.json is missing)"));
-        let failure = RunFailure { error: RunError::PowerLoss("node 2 exited".into()), partial: Some(partial) };
+        let failure = RunFailure { error: RunError::PowerLoss("node 2 exited".into()), partial: Some(Box::new(partial)) };
         let junit = store.join("junit.xml");
         report_failure(&plan, &failure, Some(&junit));
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

@@ -79,10 +79,12 @@ impl Probe {
 
 /// The spec of run `index` of `target`.
 pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<SpecFile, MatrixError> {
-    let mut spec = SpecFile::default();
-    spec.name = format!("matrix-{}", target.name);
-    spec.seed = Some(options.seed + u64::from(index));
-    spec.store = options.store.clone();
+    let mut spec = SpecFile {
+        name: format!("matrix-{}", target.name),
+        seed: Some(options.seed + u64::from(index)),
+        store: options.store.clone(),
+        ..SpecFile::default()
+    };
     let node = faultline_node::Options {
         node_binary: options.node_binary.clone(),
         bugs: target.bugs.clone(),

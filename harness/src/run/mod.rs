@@ -127,7 +127,7 @@ fn failed(plan: &TestPlan, run_dir: &RunDir, started: Instant, error: RunError, 
     // The error is what the caller reports; a second one writing the
     // results would hide it.
     let _ = results.save(run_dir);
-    RunFailure { error, partial: Some(RunOutcome { dir: run_dir.path.clone(), results, timeline }) }
+    RunFailure { error, partial: Some(Box::new(RunOutcome { dir: run_dir.path.clone(), results, timeline })) }
 }
 
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {

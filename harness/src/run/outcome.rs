@@ -25,7 +25,7 @@ pub struct RunOutcome {
 #[derive(Debug)]
 pub struct RunFailure {
     pub error: RunError,
-    pub partial: Option<RunOutcome>,
+    pub partial: Option<Box<RunOutcome>>,
 }
 
 impl std::fmt::Display for RunFailure {

@@ -54,8 +54,11 @@ pub trait System: Send + Sync + Debug {
 /// it to every system it configures.
 #[derive(Debug, Clone, Copy)]
 pub struct Protocols<'a> {
-    pub lent: &'a [(&'static str, fn() -> ClientFactory)],
+    pub lent: &'a [Lender],
 }
+
+/// A system that lends its client protocol: its name, and its clients.
+pub type Lender = (&'static str, fn() -> ClientFactory);
 
 impl Protocols<'_> {
     pub fn names(&self) -> Vec<&'static str> {

@@ -1,9 +1,8 @@
 //! The systems a spec can name. Adding one is a folder in `systems/` and
 //! one line in [`SYSTEMS`].
-use crate::client::ClientFactory;
 use crate::fields::SpecError;
 
-use super::{etcd, faultline_node, generic, redis_sentinel, Configured, Protocols, Registration};
+use super::{etcd, faultline_node, generic, redis_sentinel, Configured, Lender, Protocols, Registration};
 
 /// Every system a spec can name, the default first.
 pub const SYSTEMS: [&Registration; 4] =
@@ -22,7 +21,7 @@ pub fn configure(name: &str, options: &serde_json::Map<String, serde_json::Value
     let system = find(name).ok_or_else(|| {
         SpecError::value("cluster.system", format!("{name:?} is not a known system ({})", names.join(", ")))
     })?;
-    let lent: Vec<(&'static str, fn() -> ClientFactory)> =
+    let lent: Vec<Lender> =
         SYSTEMS.iter().filter_map(|system| Some((system.name, system.protocol?))).collect();
     (system.configure)(options, Protocols { lent: &lent })
 }

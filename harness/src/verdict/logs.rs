@@ -101,7 +101,7 @@ mod tests {
         std::fs::write(&clean, "INFO started\nINFO leader elected\n").unwrap();
         std::fs::write(&broken, "INFO started\nthread 'main' panicked at src/raft.rs:10\nFATAL x\n").unwrap();
         let patterns = vec!["panicked at".to_string(), "FATAL".to_string()];
-        let scan = LogScan::scan(&[clean.clone()], &patterns);
+        let scan = LogScan::scan(std::slice::from_ref(&clean), &patterns);
         assert!(scan.hits.is_empty());
         assert_eq!(scan.check().verdict, Verdict::Valid);
         let scan = LogScan::scan(&[clean, broken.clone(), dir.join("missing.log")], &patterns);

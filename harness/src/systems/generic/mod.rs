@@ -157,7 +157,7 @@ impl System for Generic {
 mod tests {
     use super::*;
 
-    fn lenders() -> Vec<(&'static str, fn() -> ClientFactory)> {
+    fn lenders() -> Vec<crate::systems::Lender> {
         let clients: fn() -> ClientFactory = || unreachable!("not built in this test");
         vec![("faultline-node", clients), ("etcd", clients)]
     }
