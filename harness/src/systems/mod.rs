@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::client::ClientFactory;
 use crate::cluster::{ClusterError, Db};
-use crate::fields::SpecError;
+use crate::fields::{optional_duration, SpecError};
 
 pub mod etcd;
 pub mod faultline_node;
@@ -123,12 +123,15 @@ pub fn read_options<O: DeserializeOwned>(
     })
 }
 
-/// The one check every system with both timings makes.
-pub(crate) fn check_heartbeat(heartbeat_ms: Option<u64>, election_ms: Option<u64>) -> Result<(), SpecError> {
+/// `cluster.election_timeout` and `cluster.heartbeat_interval` of a system
+/// that takes both, in milliseconds; the heartbeat must be the shorter.
+pub(crate) fn timings(election: &Option<String>, heartbeat: &Option<String>) -> Result<(Option<u64>, Option<u64>), SpecError> {
+    let election_ms = optional_duration("cluster.election_timeout", election)?;
+    let heartbeat_ms = optional_duration("cluster.heartbeat_interval", heartbeat)?;
     match (heartbeat_ms, election_ms) {
         (Some(heartbeat), Some(election)) if heartbeat >= election => Err(SpecError::Combination(format!(
             "cluster.heartbeat_interval ({heartbeat} ms) must be below cluster.election_timeout ({election} ms)"
         ))),
-        _ => Ok(()),
+        _ => Ok((election_ms, heartbeat_ms)),
     }
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
-use crate::fields::{optional_duration, SpecError};
+use crate::fields::SpecError;
 
-use super::{check_heartbeat, read_options, Capabilities, Configured, Protocols, Registration, System};
+use super::{read_options, timings, Capabilities, Configured, Protocols, Registration, System};
 
 mod client;
 mod db;
@@ -54,9 +54,7 @@ pub struct Etcd {
 
 fn configure(options: &serde_json::Map<String, serde_json::Value>, _: Protocols<'_>) -> Result<Configured, SpecError> {
     let options: Options = read_options(REGISTRATION.name, options)?;
-    let election_timeout_ms = optional_duration("cluster.election_timeout", &options.election_timeout)?;
-    let heartbeat_interval_ms = optional_duration("cluster.heartbeat_interval", &options.heartbeat_interval)?;
-    check_heartbeat(heartbeat_interval_ms, election_timeout_ms)?;
+    let (election_timeout_ms, heartbeat_interval_ms) = timings(&options.election_timeout, &options.heartbeat_interval)?;
     let system = Etcd {
         binary: options.node_binary.clone(),
         election_timeout_ms,

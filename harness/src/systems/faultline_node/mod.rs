@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
-use crate::fields::{optional_duration, SpecError};
+use crate::fields::SpecError;
 
-use super::{check_heartbeat, read_options, Capabilities, Configured, Protocols, Registration, System};
+use super::{read_options, timings, Capabilities, Configured, Protocols, Registration, System};
 
 mod client;
 pub mod codec;
@@ -66,9 +66,7 @@ fn configure(options: &serde_json::Map<String, serde_json::Value>, _: Protocols<
 
 impl FaultlineNode {
     pub fn from_options(options: &Options) -> Result<FaultlineNode, SpecError> {
-        let election_timeout_ms = optional_duration("cluster.election_timeout", &options.election_timeout)?;
-        let heartbeat_interval_ms = optional_duration("cluster.heartbeat_interval", &options.heartbeat_interval)?;
-        check_heartbeat(heartbeat_interval_ms, election_timeout_ms)?;
+        let (election_timeout_ms, heartbeat_interval_ms) = timings(&options.election_timeout, &options.heartbeat_interval)?;
         let mut args = Vec::new();
         if let Some(mode) = &options.mode {
             flags::check_mode(mode).map_err(|message| SpecError::value("cluster.mode", message))?;
