@@ -63,3 +63,19 @@ pub fn no_leader(timeout_ms: u64) {
 pub fn daemon(name: &str, message: impl Display) {
     eprintln!("faultline {name}: {message}");
 }
+
+/// A plain progress line of a run, when stdout is not a terminal.
+pub fn progress_line(elapsed_s: f64, line: &str) {
+    println!("[{elapsed_s:>5.1}s] {line}");
+}
+
+/// The matrix's false-alarm control runs, after its table.
+pub fn matrix_control(alarms: u32, unknown: u32, runs: u32, alarm_seeds: &[u64]) {
+    let seeds = if alarm_seeds.is_empty() { String::new() } else { format!(" (seeds {alarm_seeds:?})") };
+    println!("correct node: {alarms} false alarm(s), {unknown} unknown, in {runs} runs{seeds}");
+}
+
+/// The matrix's last line.
+pub fn matrix_detected(detected: usize, targets: usize) {
+    println!("matrix: {detected} of {targets} targets detected");
+}

@@ -88,8 +88,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         match runtime.block_on(matrix::control(&control_options, args.control_runs)) {
             Ok((found, unknown, seeds)) => {
                 alarms = found;
-                println!("correct node: {found} false alarm(s), {unknown} unknown, in {} runs{}", args.control_runs,
-                    if seeds.is_empty() { String::new() } else { format!(" (seeds {seeds:?})") });
+                messages::matrix_control(found, unknown, args.control_runs, &seeds);
             }
             Err(error) => {
                 messages::error(format_args!("control runs: {error}"));
@@ -97,7 +96,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("matrix: {} of {} targets detected", probes.len() - missed, probes.len());
+    messages::matrix_detected(probes.len() - missed, probes.len());
     Ok(match (errors, missed, alarms) {
         (0, 0, 0) => ExitCode::SUCCESS,
         (0, _, _) => ExitCode::from(1),

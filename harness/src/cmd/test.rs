@@ -64,7 +64,8 @@ pub struct TestArgs {
     /// Results root directory (default: store).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// Path of the faultline-node binary.
+    /// Path of the node binary (`cluster.node_binary`, for the systems
+    /// that take one: faultline-node, etcd).
     #[arg(long, value_name = "PATH")]
     pub node_binary: Option<PathBuf>,
     /// Override any spec field: --set client.op_timeout=2s (repeatable).

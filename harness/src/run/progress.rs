@@ -80,7 +80,7 @@ async fn plain(feed: Feed, stop: Arc<AtomicBool>) {
     let mut next_line = Instant::now() + Duration::from_millis(PLAIN_LINE_EVERY_MS);
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_line {
-            println!("[{:>5.1}s] {}", feed.start.elapsed().as_secs_f64(), feed.line());
+            crate::messages::progress_line(feed.start.elapsed().as_secs_f64(), &feed.line());
             next_line += Duration::from_millis(PLAIN_LINE_EVERY_MS);
         }
         tokio::time::sleep(Duration::from_millis(BAR_TICK_MS)).await;
