@@ -11,7 +11,9 @@
 //!   read that began after that point did not contain it;
 //! - `stale`: missing from some read that began after it was known, but seen
 //!   again by a later one (each such read counts as one stale read);
-//! - `never_read`: acknowledged but no read began after that;
+//! - `never_read`: acknowledged but no read began after that (a read that
+//!   failed is no read: it did not happen). Nothing confirms it, nor shows it
+//!   lost: the key's durability is `unknown`, never `valid`;
 //! - `indeterminate`: `info` and never seen (it may not have happened);
 //! - `unexpected`: a read returned an element nobody wrote, or one whose write
 //!   `fail`ed (definitely did not happen).
@@ -58,6 +60,18 @@ pub struct Counts {
     pub indeterminate: u64,
     pub unexpected: u64,
     pub reads: u64,
+    /// Writes of unknown outcome (`info`) that a read saw, so they count as
+    /// written: with the acknowledged ones, what `lost` and `stale` are of.
+    #[serde(default)]
+    pub seen_indeterminate: u64,
+}
+
+/// A key with acknowledged writes that no later read confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unconfirmed {
+    pub key: String,
+    pub acknowledged: u64,
+    pub never_read: u64,
 }
 
 /// One element in one class, for a human.
@@ -85,7 +99,16 @@ pub struct DurabilityResult {
     pub verdict: Verdict,
     pub counts: Counts,
     pub examples: Examples,
+    /// Keys whose acknowledged writes no read confirmed (the first
+    /// [`UNCONFIRMED_KEYS_MAX`]), with `unconfirmed_key_count` in all.
+    #[serde(default)]
+    pub unconfirmed: Vec<Unconfirmed>,
+    #[serde(default)]
+    pub unconfirmed_key_count: u64,
 }
+
+/// Unconfirmed keys listed by name; the rest are counted.
+pub const UNCONFIRMED_KEYS_MAX: usize = 20;
 
 /// Checks an in-memory history.
 pub fn check_durability(events: &[Event], config: &DurabilityConfig) -> Result<DurabilityResult, ReadError> {
@@ -96,20 +119,31 @@ pub fn check_durability(events: &[Event], config: &DurabilityConfig) -> Result<D
 pub fn check_op_durability(history: &OpHistory, config: &DurabilityConfig) -> DurabilityResult {
     let mut counts = Counts::default();
     let mut examples = Examples::default();
+    let (mut unconfirmed, mut unconfirmed_key_count) = (Vec::new(), 0);
     for (key, ops) in history.keys.iter().zip(&history.ops_by_key) {
+        let before = counts.clone();
         check_key(key, ops, &mut counts, &mut examples);
+        let never_read = counts.never_read - before.never_read;
+        if never_read > 0 {
+            unconfirmed_key_count += 1;
+            if unconfirmed.len() < UNCONFIRMED_KEYS_MAX {
+                let acknowledged = counts.acknowledged - before.acknowledged;
+                unconfirmed.push(Unconfirmed { key: key.clone(), acknowledged, never_read });
+            }
+        }
     }
     let bad = counts.lost > 0 || counts.unexpected > 0 || (config.stale_is_invalid && counts.stale > 0);
     let verified = counts.ok + counts.recovered + counts.lost + counts.stale;
     let verdict = if bad {
         Verdict::Invalid
-    } else if counts.acknowledged > 0 && verified == 0 {
-        // Nothing was ever read back: durability is not shown either way.
+    } else if counts.never_read > 0 || verified == 0 {
+        // An acknowledged write no read confirmed is not shown kept, nor
+        // lost; and with nothing read back at all, nothing is shown.
         Verdict::Unknown
     } else {
         Verdict::Valid
     };
-    DurabilityResult { verdict, counts, examples }
+    DurabilityResult { verdict, counts, examples, unconfirmed, unconfirmed_key_count }
 }
 
 struct Read {
@@ -184,7 +218,10 @@ fn classify(
     // with `Outcome::Failed` does not exist, so seen-but-failed cannot occur.
     let known_ns = match (write.outcome, first_seen) {
         (Outcome::Ok, _) => write.return_ns,
-        (_, Some(read)) => read.return_ns,
+        (_, Some(read)) => {
+            counts.seen_indeterminate += 1;
+            read.return_ns
+        }
         (_, None) => {
             counts.indeterminate += 1;
             return;
@@ -302,6 +339,38 @@ mod tests {
         let result = check(&events);
         assert_eq!(result.verdict, Verdict::Invalid);
         assert_eq!(result.counts.unexpected, 2);
+    }
+
+    #[test]
+    fn acknowledged_writes_no_read_confirmed_make_their_key_unknown() {
+        let mut events = Vec::new();
+        add(&mut events, 0, 1, EventType::Ok, 10);
+        read(&mut events, 2, &[1], 20);
+        add(&mut events, 1, 2, EventType::Ok, 30);
+        // The final read of the key failed: it did not happen.
+        events.push(event(2, EventType::Invoke, "read", serde_json::Value::Null, 40));
+        events.push(event(2, EventType::Fail, "read", serde_json::Value::Null, 41));
+        let result = check(&events);
+        assert_eq!(result.verdict, Verdict::Unknown, "not valid: element 2 was never confirmed");
+        assert_eq!((result.counts.ok, result.counts.never_read), (1, 1));
+        assert_eq!(result.unconfirmed, [Unconfirmed { key: String::new(), acknowledged: 2, never_read: 1 }]);
+    }
+
+    #[test]
+    fn seen_indeterminate_writes_are_counted_apart_from_the_acknowledged() {
+        let mut events = Vec::new();
+        add(&mut events, 0, 1, EventType::Info, 10);
+        add(&mut events, 1, 2, EventType::Ok, 20);
+        read(&mut events, 2, &[1, 2], 30);
+        read(&mut events, 2, &[], 40);
+        let result = check(&events);
+        assert_eq!(result.verdict, Verdict::Invalid);
+        assert_eq!((result.counts.lost, result.counts.acknowledged, result.counts.seen_indeterminate), (2, 1, 1));
+    }
+
+    #[test]
+    fn no_write_and_no_read_is_unknown() {
+        assert_eq!(check(&[]).verdict, Verdict::Unknown);
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub struct CheckConfig {
     /// neighbours can take exponentially long. Keys left undecided are
     /// reported `unknown` with the reason.
     pub stop_at_first_invalid: bool,
+    /// A key that would be valid with no acknowledged observation of its
+    /// state (no read returned) is `unknown` instead. faultline's own runs
+    /// check this way; off by default, so third-party histories get the
+    /// verdicts Porcupine and Knossos give (a key only written is valid).
+    pub require_evidence: bool,
 }
 
 impl Default for CheckConfig {
@@ -48,6 +53,7 @@ impl Default for CheckConfig {
             memory_budget_mb: 1024,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()).min(8),
             stop_at_first_invalid: true,
+            require_evidence: false,
         }
     }
 }
@@ -120,9 +126,16 @@ fn first_append_is_string(history: &OpHistory) -> bool {
 pub fn check_with<M: Model>(model: &M, history: &OpHistory, config: &CheckConfig) -> Result<CheckResult, CheckError> {
     let started = Instant::now();
     let partitions = searchable_partitions(model, history)?;
-    let keys = check_partitions(model, history, &partitions, config, started);
+    let mut keys = check_partitions(model, history, &partitions, config, started);
+    if config.require_evidence {
+        for (key, ops) in keys.iter_mut().zip(&history.ops_by_key) {
+            require_evidence(model, key, ops);
+        }
+    }
+    // No key at all shows nothing either.
+    let verdict = if keys.is_empty() { Verdict::Unknown } else { Verdict::merge_all(keys.iter().map(|k| k.verdict)) };
     Ok(CheckResult {
-        verdict: Verdict::merge_all(keys.iter().map(|k| k.verdict)),
+        verdict,
         model: ModelName::new(model.name()),
         op_count: history.op_count(),
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -201,6 +214,23 @@ fn check_partitions<M: Model>(
         }
     }
     keys
+}
+
+/// A key that would be valid without one acknowledged observation of its
+/// state (a read that returned) is `unknown`: nothing was shown either way.
+fn require_evidence<M: Model>(model: &M, key: &mut KeyResult, ops: &[Op]) {
+    // A Jepsen `:fail :cas` (Outcome::Failed) happened and saw the state
+    // was not `from`: evidence too.
+    let observed = |op: &Op| matches!(op.outcome, Outcome::Ok | Outcome::Failed) && model.observes(op);
+    if key.verdict != Verdict::Valid || ops.iter().any(observed) {
+        return;
+    }
+    let reads = ops.iter().filter(|op| model.is_read_only(op)).count();
+    key.verdict = Verdict::Unknown;
+    key.reason = Some(format!(
+        "no evidence: no read of this key returned ({} operations, {reads} of them reads of unknown outcome; failed reads did not happen and are not counted)",
+        ops.len()
+    ));
 }
 
 fn key_result(key: &str, ops: &[&Op], outcome: SearchOutcome) -> KeyResult {

@@ -57,6 +57,11 @@ impl Model for CasRegister {
         op.f == Func::Read
     }
 
+    /// An acknowledged cas found `from`: it saw the state as a read does.
+    fn observes(&self, op: &Op) -> bool {
+        matches!(op.f, Func::Read | Func::Cas)
+    }
+
     fn describe_state(&self, state: &Self::State) -> String {
         state.map_or("nil".to_string(), |v| v.to_string())
     }

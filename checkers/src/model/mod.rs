@@ -42,6 +42,13 @@ pub trait Model: Sync {
     /// True if `op` never changes the state: such an operation with an
     /// unknown outcome constrains nothing and is left out of the search.
     fn is_read_only(&self, op: &Op) -> bool;
+    /// True if `op`, acknowledged, is evidence of the state: a key whose
+    /// history holds none (every read failed, or there were none) says
+    /// nothing about linearizability, and is `unknown`, never `valid`.
+    /// Defaults to the read-only operations.
+    fn observes(&self, op: &Op) -> bool {
+        self.is_read_only(op)
+    }
     fn describe_state(&self, state: &Self::State) -> String {
         format!("{state:?}")
     }

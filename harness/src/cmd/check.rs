@@ -39,6 +39,11 @@ pub struct CheckArgs {
     /// Memory budget of the search caches in MiB; past it the answer is unknown.
     #[arg(long, default_value_t = 1024)]
     pub memory_budget_mb: u64,
+    /// A key no read of which returned is `unknown` instead of `valid` (as
+    /// faultline judges its own runs; off, a key only written is valid, as
+    /// Porcupine and Knossos say).
+    #[arg(long)]
+    pub require_evidence: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -83,6 +88,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         model,
         budget_ms: args.budget_ms,
         memory_budget_mb: args.memory_budget_mb,
+        require_evidence: args.require_evidence,
         ..CheckConfig::default()
     };
     if args.report.is_some() && args.files.len() != 1 {

@@ -197,14 +197,16 @@ fn key_finding(check: &Check, key: &KeyResult) -> Finding {
 }
 
 fn durability_finding(check: &Check, result: &DurabilityResult, timeline: &Timeline) -> Finding {
-    let counts = &result.counts;
-    let mut finding = Finding::new(
-        check,
-        format!(
-            "{} of {} acknowledged writes lost, {} stale, {} unexpected",
-            counts.lost, counts.acknowledged, counts.stale, counts.unexpected
-        ),
-    );
+    if result.verdict == Verdict::Unknown {
+        let mut finding = Finding::new(check, crate::verdict::durability::unconfirmed(result));
+        finding.sentences.push(
+            "A write is shown kept only by a read that starts after it was acknowledged and returns; a read that failed did not happen. These keys had none:".into(),
+        );
+        let keys = result.unconfirmed.iter().map(|key| format!("key {:?}: {} of {} acknowledged never confirmed", key.key, key.never_read, key.acknowledged));
+        finding.op_lists.push(("keys never confirmed".into(), keys.collect()));
+        return finding;
+    }
+    let mut finding = Finding::new(check, crate::verdict::durability::problems(&result.counts));
     finding.sentences.push(
         "An acknowledged write must show in every read that starts after its acknowledgement; these are missing (first examples):"
             .into(),
@@ -306,10 +308,12 @@ mod tests {
             verdict: Verdict::Invalid,
             counts: Counts { lost: 1, acknowledged: 1, ..Counts::default() },
             examples: Examples { lost: vec![lost], ..Examples::default() },
+            unconfirmed: Vec::new(),
+            unconfirmed_key_count: 0,
         };
         let check = Check { name: "durability".into(), verdict: Verdict::Invalid, reason: None, details: CheckDetails::Durability(result) };
         let found = findings(&[check], &t);
-        assert_eq!(found[0].title, "1 of 1 acknowledged writes lost, 0 stale, 0 unexpected");
+        assert_eq!(found[0].title, "1 lost, 0 stale, 0 unexpected of 1 acknowledged");
         let lost = &found[0].lost[0];
         assert_eq!((lost.invoke_ms, lost.ack_ms), (Some(1.0), Some(3.0)));
         assert_eq!(lost.faults, "pause-leader");

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn results_round_trip_through_results_json() {
-        let liveness = Liveness { timeout_ms: 5, recovered_after_ms: Some(1), attempts: 1, last_error: None };
+        let liveness = Liveness { timeout_ms: 5, recovered_after_ms: Some(1), attempts: 1, ..Liveness::default() };
         let notes = Check { name: "mine".into(), verdict: Verdict::Invalid, reason: Some("x".into()), details: CheckDetails::Notes { lines: vec!["a".into()] } };
         let results = Results {
             name: "t".into(),

@@ -11,7 +11,7 @@ use crate::client::{ClientConfig, Outcome};
 use crate::cluster::Cluster;
 use crate::plan::TestPlan;
 use crate::results::RunDir;
-use crate::verdict::Liveness;
+use crate::verdict::liveness::{Liveness, Miss};
 
 use super::clients::ClientPool;
 use super::nemesis_task::{set_state, NemesisGroup, NemesisRun, NemesisState};
@@ -140,8 +140,7 @@ impl Phases<'_> {
         let deadline = healed + Duration::from_millis(self.plan.checks.liveness_timeout_ms);
         let process = pool.process_next.fetch_add(1, Ordering::Relaxed);
         let mut client = (pool.clients)(pool.config.clone(), process);
-        let mut liveness =
-            Liveness { timeout_ms: self.plan.checks.liveness_timeout_ms, recovered_after_ms: None, attempts: 0, last_error: None };
+        let mut liveness = Liveness::new(self.plan.checks.liveness_timeout_ms);
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
             liveness.attempts += 1;
             let probe = match &self.plan.workload.liveness_write {
@@ -159,8 +158,9 @@ impl Phases<'_> {
                     liveness.recovered_after_ms = Some(healed.elapsed().as_millis() as u64);
                     return liveness;
                 }
-                Ok(Outcome::Fail(error) | Outcome::Info(error)) => liveness.last_error = Some(error),
-                Err(_) => liveness.last_error = Some("timeout".to_string()),
+                Ok(Outcome::Fail(error)) => liveness.missed(Miss::Fail(error)),
+                Ok(Outcome::Info(error)) => liveness.missed(Miss::Info(error)),
+                Err(_) => liveness.missed(Miss::Timeout),
             }
             client.become_process(pool.process_next.fetch_add(1, Ordering::Relaxed));
             tokio::time::sleep(Duration::from_millis(LIVENESS_RETRY_MS)).await;

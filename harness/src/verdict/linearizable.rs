@@ -16,8 +16,10 @@ pub struct LinearizableWith<M> {
     pub budget_ms: u64,
 }
 
+/// A run's history is judged on evidence: a key no read of which returned
+/// is `unknown`, never `valid`.
 fn config(model: Option<ModelKind>, budget_ms: u64) -> CheckConfig {
-    CheckConfig { model, budget_ms: Some(budget_ms), ..CheckConfig::default() }
+    CheckConfig { model, budget_ms: Some(budget_ms), require_evidence: true, ..CheckConfig::default() }
 }
 
 impl Checker for Linearizable {
@@ -50,13 +52,17 @@ pub fn to_check(name: String, result: Result<CheckResult, String>) -> Check {
         Err(error) => return Check::failed(name, format!("checker error: {error}")),
     };
     let reason = (result.verdict != Verdict::Valid).then(|| {
-        let reason = result
-            .keys
-            .iter()
-            .find(|key| key.verdict == result.verdict)
-            .map(|key| format!("key {:?}: {}", key.key, key.reason.as_deref().unwrap_or(result.verdict.name())))
-            .unwrap_or_else(|| format!("history is {}", result.verdict.name()));
-        format!("{name}: {reason}")
+        let alike = result.keys.iter().filter(|key| key.verdict == result.verdict).count();
+        let reason = match result.keys.iter().find(|key| key.verdict == result.verdict) {
+            Some(key) => format!("key {:?}: {}", key.key, key.reason.as_deref().unwrap_or(result.verdict.name())),
+            None if result.keys.is_empty() => "no operation to check".to_string(),
+            None => format!("history is {}", result.verdict.name()),
+        };
+        let more = match alike {
+            0 | 1 => String::new(),
+            alike => format!(" ({alike} of {} keys {})", result.keys.len(), result.verdict.name()),
+        };
+        format!("{name}: {reason}{more}")
     });
     Check { name, verdict: result.verdict, reason, details: CheckDetails::Linearizable(result) }
 }

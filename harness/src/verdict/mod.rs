@@ -128,12 +128,7 @@ mod tests {
             name: "liveness".into(),
             verdict: Verdict::Invalid,
             reason: Some("no write".into()),
-            details: CheckDetails::Liveness(Liveness {
-                timeout_ms: 10,
-                recovered_after_ms: None,
-                attempts: 2,
-                last_error: Some("timeout".into()),
-            }),
+            details: CheckDetails::Liveness(Liveness { timeout_ms: 10, attempts: 2, failed: 2, ..Liveness::default() }),
         };
         let json = serde_json::to_value(&check).unwrap();
         assert_eq!(json["details"]["kind"], "liveness");
