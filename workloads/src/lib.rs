@@ -4,8 +4,10 @@
 //!
 //! Operations, as they appear in the history (`f`, `value` on invoke → on ok):
 //! - register: `read` null → integer or null; `write` integer.
-//! - cas-register: register ops plus `cas` `[from, to]` (a `fail` means the
-//!   register did not hold `from`).
+//! - cas-register: register ops plus `cas` `[from, to]`. A `fail` means it
+//!   changed nothing (often: the register did not hold `from`); the checkers
+//!   do not read it as an observation of the value (see the history schema
+//!   in faultline-checkers).
 //! - kv: `get` null → string or null; `put` a string unique to this write;
 //!   `append` a unique string, concatenated to the value.
 //! - set: `add` a unique integer; `read` null → list of integers.

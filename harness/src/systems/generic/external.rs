@@ -9,11 +9,14 @@
 //!   "key":"reg-0","value":3}`;
 //! - one JSON line out: `{"id":1,"type":"ok","value":3}`, `type` one of
 //!   `ok`, `fail` (certainly not applied), `info` (unknown), with an
-//!   optional `error` string and, for `ok` reads, the value read.
+//!   optional `error` string, an optional `node` (which node served it: a
+//!   0-based index or `"n1"`), and, for `ok` reads, the value read.
 //!
 //! Anything else (a timeout, a crash, a bad line) is `info` for writes and
 //! `fail` for reads, and the program is killed and started afresh for the
-//! next operation. It runs in its own process group, killed (and reaped by
+//! next operation. A program that answered `ok` or `fail` keeps running,
+//! with its session; after `info` the next operation comes from a fresh
+//! process and so a fresh program. It runs in its own process group, killed (and reaped by
 //! tokio) when the client is dropped, and dies with the harness
 //! (`setpriv --pdeathsig`, when installed).
 use std::path::PathBuf;
@@ -83,17 +86,24 @@ impl ExternalClient {
             "value": invocation.value,
         });
         let bound = Duration::from_millis(self.config.op_timeout_ms);
-        let outcome = match tokio::time::timeout(bound, self.exchange(&request)).await {
-            Ok(Ok(answer)) => interpret(invocation, &answer),
-            Ok(Err(Sent::No(error))) => Outcome::Fail(error),
-            Ok(Err(Sent::Maybe(error))) => unknown(invocation, error),
-            Err(_) => unknown(invocation, "timeout".to_string()),
+        let (outcome, node, answered) = match tokio::time::timeout(bound, self.exchange(&request)).await {
+            Ok(Ok(answer)) => {
+                let (outcome, node) = interpret(invocation, &answer, self.config.addrs.len());
+                (outcome, node, true)
+            }
+            Ok(Err(Sent::No(error))) => (Outcome::Fail(error), None, false),
+            Ok(Err(Sent::Maybe(error))) => (unknown(invocation, error), None, false),
+            Err(_) => (unknown(invocation, "timeout".to_string()), None, false),
         };
-        if !matches!(outcome, Outcome::Ok(_)) {
-            // Its state is unknown: start afresh next time.
+        // A program that answered `ok` or `fail` is in a known state and
+        // keeps its session, as a Jepsen client does. One that timed out,
+        // exited or wrote a bad line is not: start afresh next time. After
+        // `info` the runner moves on to a fresh process, and so a fresh
+        // program, anyway.
+        if !answered {
             self.program = None;
         }
-        Completion { outcome, node: None }
+        Completion { outcome, node }
     }
 
     async fn exchange(&mut self, request: &Value) -> Result<Value, Sent> {
@@ -185,15 +195,24 @@ fn unknown(invocation: &Invocation, error: String) -> Outcome {
     }
 }
 
-fn interpret(invocation: &Invocation, answer: &Value) -> Outcome {
+/// The outcome of an answer, and the node that served it when the answer
+/// names one (`"node": 0`, a 0-based index, or `"node": "n1"`, the
+/// history's name) among the `nodes` of the cluster.
+fn interpret(invocation: &Invocation, answer: &Value, nodes: usize) -> (Outcome, Option<usize>) {
     let error = answer["error"].as_str().unwrap_or("").to_string();
-    match answer["type"].as_str() {
+    let outcome = match answer["type"].as_str() {
         Some("ok") if matches!(invocation.f.as_str(), "read" | "get") => Outcome::Ok(answer["value"].clone()),
         Some("ok") => Outcome::Ok(invocation.value.clone()),
         Some("fail") => Outcome::Fail(if error.is_empty() { "fail".into() } else { error }),
         Some("info") => Outcome::Info(if error.is_empty() { "info".into() } else { error }),
-        _ => unknown(invocation, format!("client program answered {answer}")),
-    }
+        _ => return (unknown(invocation, format!("client program answered {answer}")), None),
+    };
+    let node = match &answer["node"] {
+        Value::Number(index) => index.as_u64().and_then(|index| usize::try_from(index).ok()),
+        Value::String(name) => name.strip_prefix('n').and_then(|id| id.parse::<usize>().ok()).and_then(|id| id.checked_sub(1)),
+        _ => None,
+    };
+    (outcome, node.filter(|node| *node < nodes))
 }
 
 #[cfg(test)]
@@ -205,12 +224,19 @@ mod tests {
     }
 
     #[test]
-    fn answers_map_to_outcomes() {
-        assert_eq!(interpret(&op("read", Value::Null), &json!({"type":"ok","value":[1,2]})), Outcome::Ok(json!([1, 2])));
-        assert_eq!(interpret(&op("write", json!(3)), &json!({"type":"ok"})), Outcome::Ok(json!(3)));
-        assert_eq!(interpret(&op("write", json!(3)), &json!({"type":"fail","error":"no"})), Outcome::Fail("no".into()));
-        assert_eq!(interpret(&op("write", json!(3)), &json!({"type":"info"})), Outcome::Info("info".into()));
-        assert!(matches!(interpret(&op("write", json!(3)), &json!({"type":"maybe"})), Outcome::Info(_)));
-        assert!(matches!(interpret(&op("read", Value::Null), &json!({})), Outcome::Fail(_)));
+    fn answers_map_to_outcomes_and_name_their_node() {
+        let outcome = |f: &str, value: Value, answer: Value| interpret(&op(f, value), &answer, 3).0;
+        assert_eq!(outcome("read", Value::Null, json!({"type":"ok","value":[1,2]})), Outcome::Ok(json!([1, 2])));
+        assert_eq!(outcome("write", json!(3), json!({"type":"ok"})), Outcome::Ok(json!(3)));
+        assert_eq!(outcome("write", json!(3), json!({"type":"fail","error":"no"})), Outcome::Fail("no".into()));
+        assert_eq!(outcome("write", json!(3), json!({"type":"info"})), Outcome::Info("info".into()));
+        assert!(matches!(outcome("write", json!(3), json!({"type":"maybe"})), Outcome::Info(_)));
+        assert!(matches!(outcome("read", Value::Null, json!({})), Outcome::Fail(_)));
+        let node = |answer: Value| interpret(&op("write", json!(3)), &answer, 3).1;
+        assert_eq!(node(json!({"type":"ok","node":2})), Some(2));
+        assert_eq!(node(json!({"type":"fail","node":"n1"})), Some(0));
+        assert_eq!(node(json!({"type":"ok","node":3})), None, "no node 3 in a cluster of 3");
+        assert_eq!(node(json!({"type":"ok","node":"x"})), None);
+        assert_eq!(node(json!({"type":"ok"})), None);
     }
 }
