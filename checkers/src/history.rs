@@ -92,3 +92,46 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// The first line of a history faultline writes, before any event: when
+/// the run started by the wall clock, so `time_ns` (counted from that
+/// moment) lines up with node logs. Readers skip it; other tools' histories
+/// have none.
+///
+/// ```text
+/// {"history":"faultline","version":1,"start_unix_ns":1764800000000000000}
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Always `"faultline"`: what tells a header from an event.
+    pub history: HeaderTag,
+    pub version: u32,
+    /// The wall-clock time of `time_ns` 0, in nanoseconds since 1970.
+    pub start_unix_ns: u64,
+}
+
+/// The tag of a [`Header`]: the string `"faultline"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderTag {
+    Faultline,
+}
+
+impl Header {
+    pub const VERSION: u32 = 1;
+
+    pub fn new(start_unix_ns: u64) -> Header {
+        Header { history: HeaderTag::Faultline, version: Header::VERSION, start_unix_ns }
+    }
+
+    /// The header a line holds, if it is one.
+    pub fn parse(line: &[u8]) -> Option<Header> {
+        let line = line.trim_ascii();
+        // Cheap test first: every header starts so; events never do.
+        if !line.starts_with(b"{\"history\"") {
+            return None;
+        }
+        serde_json::from_slice(line).ok()
+    }
+}

@@ -13,7 +13,7 @@ use std::io::{BufRead, Read};
 use super::jsonl::{is_blank, json_error_message, line_too_long, LINE_BYTES_MAX};
 use super::raw::json_to_val;
 use crate::error::ReadError;
-use crate::history::{Event, Process};
+use crate::history::{Event, Header, Process};
 use crate::op::{FailMeaning, HistoryBuilder, OpHistory, Record};
 use crate::value::Func;
 
@@ -39,6 +39,7 @@ pub struct JsonlEvents<R> {
     line_count: u32,
     /// Set at the end of input and after an error.
     finished: bool,
+    header: Option<Header>,
 }
 
 /// What one line held.
@@ -50,7 +51,13 @@ enum LineRead {
 
 impl<R: BufRead> JsonlEvents<R> {
     pub fn new(reader: R) -> Self {
-        JsonlEvents { reader, buffer: Vec::new(), line_count: 0, finished: false }
+        JsonlEvents { reader, buffer: Vec::new(), line_count: 0, finished: false, header: None }
+    }
+
+    /// The history's [`Header`], once its first line has been read (None
+    /// for a history without one).
+    pub fn header(&self) -> Option<Header> {
+        self.header
     }
 
     fn read_line(&mut self) -> Result<LineRead, ReadError> {
@@ -74,6 +81,12 @@ impl<R: BufRead> JsonlEvents<R> {
         }
         if is_blank(text) {
             return Ok(LineRead::Blank);
+        }
+        if line == 1 {
+            if let Some(header) = Header::parse(text) {
+                self.header = Some(header);
+                return Ok(LineRead::Blank);
+            }
         }
         let event: Event = serde_json::from_slice(text).map_err(|err| ReadError::BadLine {
             line,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::raw::{RawProcess, RawVal, Text};
 use crate::error::ReadError;
-use crate::history::EventType;
+use crate::history::{EventType, Header};
 use crate::op::{FailMeaning, HistoryBuilder, OpHistory, PiecePairing, Record};
 use crate::value::Func;
 
@@ -190,6 +190,7 @@ pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -
     let mut builder = HistoryBuilder::new();
     let mut next_line: u32 = 1;
     let mut buffer = std::mem::take(&mut prefix);
+    blank_header(&mut buffer);
     loop {
         let filled = fill(&mut buffer, reader)?;
         let at_end = filled == 0;
@@ -207,6 +208,15 @@ pub fn read_jsonl(mut prefix: Vec<u8>, reader: &mut impl Read, threads: usize) -
         if at_end {
             return Ok(builder.finish_history());
         }
+    }
+}
+
+/// A header on the first line becomes blanks, which every reader skips, so
+/// line numbers stay those of the file.
+fn blank_header(buffer: &mut [u8]) {
+    let end = buffer.iter().position(|b| *b == b'\n').unwrap_or(buffer.len());
+    if Header::parse(&buffer[..end]).is_some() {
+        buffer[..end].fill(b' ');
     }
 }
 

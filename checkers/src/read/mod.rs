@@ -128,6 +128,25 @@ mod tests {
     }
 
     #[test]
+    fn a_header_line_is_skipped_and_line_numbers_stay() {
+        let header = serde_json::to_string(&crate::history::Header::new(1_764_800_000_000_000_000)).unwrap();
+        assert_eq!(header, r#"{"history":"faultline","version":1,"start_unix_ns":1764800000000000000}"#);
+        let with = format!("{header}\n{JSONL}");
+        let (format, read) = read_bytes(with.as_bytes(), 2).unwrap();
+        assert_eq!(format, Format::Jsonl);
+        let (_, plain) = read_bytes(JSONL.as_bytes(), 2).unwrap();
+        let line = |h: &OpHistory| h.ops_by_key[0].iter().map(|op| op.line).collect::<Vec<_>>();
+        assert_eq!(line(&read), line(&plain).iter().map(|l| l + 1).collect::<Vec<_>>(), "lines count the header");
+        let mut events = super::JsonlEvents::new(with.as_bytes());
+        let (first_line, _) = events.next().unwrap().unwrap();
+        assert_eq!(first_line, 2);
+        assert_eq!(events.header().map(|h| h.start_unix_ns), Some(1_764_800_000_000_000_000));
+        // Only the first line may be a header.
+        let late = format!("{JSONL}{header}\n");
+        assert!(matches!(read_bytes(late.as_bytes(), 1), Err(ReadError::BadLine { .. })));
+    }
+
+    #[test]
     fn jsonl_matches_the_event_schema() {
         let events: Vec<Event> = JSONL.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(events[1].process, Process::Nemesis);

@@ -60,6 +60,8 @@ pub struct LostWrite {
     pub read_line: u32,
     pub invoke_ms: Option<f64>,
     pub ack_ms: Option<f64>,
+    /// The wall-clock time of the invocation, when the history has one.
+    pub invoke_wall: Option<String>,
     pub faults: String,
 }
 
@@ -111,8 +113,9 @@ impl Finding {
 impl LostWrite {
     pub fn sentence(&self) -> String {
         let at = |ms: Option<f64>| ms.map_or("?".to_string(), |ms| format!("{:.3} s", ms / 1e3));
+        let wall = self.invoke_wall.as_ref().map_or(String::new(), |wall| format!(" ({wall})"));
         format!(
-            "key {:?} element {}: invoked at {} (line {}), acknowledged at {}, missing from the read on line {}; faults then: {}",
+            "key {:?} element {}: invoked at {}{wall} (line {}), acknowledged at {}, missing from the read on line {}; faults then: {}",
             self.key,
             self.element,
             at(self.invoke_ms),
@@ -225,6 +228,7 @@ fn durability_finding(check: &Check, result: &DurabilityResult, timeline: &Timel
             read_line: example.read_line,
             invoke_ms: invoke_ns.map(|ns| timeline.ms(ns)),
             ack_ms: ack_ns.map(|ns| timeline.ms(ns)),
+            invoke_wall: invoke_ns.and_then(|ns| timeline.wall_clock(ns)),
             faults: if faults.is_empty() { "none".into() } else { faults.join(", ") },
         });
         finding.marks.push(Mark { line: example.write_line, role: Role::Lost });

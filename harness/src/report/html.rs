@@ -192,7 +192,10 @@ fn finding_view(finding: &Finding) -> FindingView<'_> {
             .map(|lost| LostRow {
                 key: &lost.key,
                 element: &lost.element,
-                invoked: at(lost.invoke_ms),
+                invoked: match &lost.invoke_wall {
+                    Some(wall) => format!("{} ({wall})", at(lost.invoke_ms)),
+                    None => at(lost.invoke_ms),
+                },
                 acknowledged: at(lost.ack_ms),
                 faults: &lost.faults,
                 write_line: lost.write_line,

@@ -61,6 +61,11 @@ impl ReportInput {
             ),
             ("time".into(), format!("{:.1} s", results.elapsed_ms as f64 / 1e3)),
         ];
+        let mut facts = facts;
+        if let Some(start_unix_ns) = results.start_unix_ns {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_unix_ns);
+            facts.push(("started".into(), format!("{} (time 0 of the history)", humantime::format_rfc3339_millis(at))));
+        }
         let (logs, logs_not_listed) = list_logs(run_dir);
         ReportInput {
             title: format!("faultline test {}", results.name),

@@ -46,6 +46,8 @@ pub fn build(timeline: &Timeline, findings: &[Finding]) -> Payload {
         "throughput": throughput(timeline, end_ms),
         "spans": timeline.spans.iter().map(|s| json!([s.name, round(timeline.ms(s.start_ns)), round(timeline.ms(s.end_ns))])).collect::<Vec<_>>(),
         "focus": focus,
+        // The wall-clock time of the timeline's 0, for the tooltip.
+        "wall_start_ms": timeline.start_unix_ns.map(|ns| (ns + timeline.first_ns) / 1_000_000),
     });
     Payload { data, timeline_ops: shown.len() as u64, latency_points: latency.len() as u64 }
 }

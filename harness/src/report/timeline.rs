@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use faultline_checkers::read::JsonlEvents;
-use faultline_checkers::{Event, EventType, OpHistory, Process, ReadError};
+use faultline_checkers::{Event, EventType, Header, OpHistory, Process, ReadError};
 
 use crate::results::Counts;
 
@@ -70,6 +70,8 @@ pub struct Timeline {
     pub first_ns: u64,
     pub last_ns: u64,
     pub counts: Counts,
+    /// The wall-clock time of `time_ns` 0, from the history's header.
+    pub start_unix_ns: Option<u64>,
     /// Why the history could not be read to its end (a torn last line of a
     /// run that was killed, or a file that is not faultline JSONL).
     pub unread: Option<String>,
@@ -91,6 +93,13 @@ impl Timeline {
         self.ops.binary_search_by_key(&line, |op| op.line).ok()
     }
 
+    /// The wall-clock time of `ns`, for lining the history up with logs.
+    pub fn wall_clock(&self, ns: u64) -> Option<String> {
+        let unix_ns = self.start_unix_ns?.checked_add(ns)?;
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
+        Some(humantime::format_rfc3339_millis(at).to_string())
+    }
+
     /// Names of the faults in force at `ns`.
     pub fn faults_at(&self, ns: u64) -> Vec<&str> {
         self.spans.iter().filter(|s| s.start_ns <= ns && ns <= s.end_ns).map(|s| s.name.as_str()).collect()
@@ -102,7 +111,8 @@ impl Timeline {
     pub fn read(path: &Path) -> std::io::Result<Timeline> {
         let file = std::fs::File::open(path)?;
         let mut builder = TimelineBuilder::default();
-        for item in JsonlEvents::new(std::io::BufReader::with_capacity(1 << 20, file)) {
+        let mut events = JsonlEvents::new(std::io::BufReader::with_capacity(1 << 20, file));
+        for item in events.by_ref() {
             match item {
                 Ok((line, event)) => builder.push(line, &event),
                 Err(error) => {
@@ -111,6 +121,7 @@ impl Timeline {
                 }
             }
         }
+        builder.started(events.header());
         Ok(builder.finish())
     }
 
@@ -174,6 +185,11 @@ impl TimelineBuilder {
             Process::Nemesis => self.push_nemesis(event),
             Process::Client(process) => self.push_client(process, event, line),
         }
+    }
+
+    /// The history's header, when it had one.
+    pub fn started(&mut self, header: Option<Header>) {
+        self.timeline.start_unix_ns = header.map(|header| header.start_unix_ns);
     }
 
     /// The reader stopped at `error`.

@@ -40,6 +40,10 @@ pub struct Results {
     pub nodes: usize,
     pub time_limit_ms: u64,
     pub elapsed_ms: u64,
+    /// The wall-clock time the history's `time_ns` counts from, in
+    /// nanoseconds since 1970 (also in the history's header line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_unix_ns: Option<u64>,
     pub run_dir: PathBuf,
     /// Verdict and details (counterexamples included) per check.
     pub checks: Checks,
@@ -134,6 +138,7 @@ mod tests {
             nodes: 3,
             time_limit_ms: 1_000,
             elapsed_ms: 1_500,
+            start_unix_ns: Some(1_764_800_000_000_000_000),
             run_dir: "store/t/1".into(),
             checks: compose(vec![liveness.check(), notes]),
             proxy: ProxyStats::default(),

@@ -71,7 +71,8 @@ pub fn read_back(path: &Path) -> Result<(Result<OpHistory, ReadError>, Timeline)
     let file = std::fs::File::open(path).map_err(|error| history_error(error.to_string()))?;
     let mut ops = Ok(EventHistoryBuilder::new());
     let mut timeline = TimelineBuilder::default();
-    for item in JsonlEvents::new(BufReader::with_capacity(1 << 20, file)) {
+    let mut events = JsonlEvents::new(BufReader::with_capacity(1 << 20, file));
+    for item in events.by_ref() {
         let (line, event) = item.map_err(|error| history_error(error.to_string()))?;
         if let Ok(builder) = &mut ops {
             if let Err(error) = builder.push(line, &event) {
@@ -80,5 +81,6 @@ pub fn read_back(path: &Path) -> Result<(Result<OpHistory, ReadError>, Timeline)
         }
         timeline.push(line, &event);
     }
+    timeline.started(events.header());
     Ok((ops.map(EventHistoryBuilder::finish), timeline.finish()))
 }

@@ -181,6 +181,7 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Checks, timeline: &Timeli
         nodes: plan.cluster.nodes,
         time_limit_ms: plan.schedule.time_limit_ms,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        start_unix_ns: timeline.start_unix_ns,
         run_dir: run_dir.path.clone(),
         checks,
         proxy,

@@ -56,7 +56,7 @@ impl RunOutcome {
         };
         let results = match finished {
             true => Results::load(dir)?,
-            false => unfinished(dir, timeline.counts),
+            false => Results { start_unix_ns: timeline.start_unix_ns, ..unfinished(dir, timeline.counts) },
         };
         Ok(RunOutcome { dir: dir.to_path_buf(), results, timeline })
     }
@@ -82,6 +82,7 @@ fn unfinished(dir: &Path, counts: Counts) -> Results {
         nodes: spec.as_ref().map_or(0, |spec| spec.cluster.nodes),
         time_limit_ms: 0,
         elapsed_ms: 0,
+        start_unix_ns: None,
         run_dir: dir.to_path_buf(),
         checks: Checks::default(),
         proxy: Default::default(),

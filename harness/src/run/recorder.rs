@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use faultline_checkers::{Event, EventType, Process};
+use faultline_checkers::{Event, EventType, Header, Process};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::results::Counts;
@@ -74,9 +74,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Open `path` and start the writer thread; `start` is time zero.
+    /// Open `path`, write the history's header (the wall-clock time of
+    /// `start`, time zero) and start the writer thread.
     pub fn open(path: &Path, start: Instant) -> std::io::Result<(Recorder, std::thread::JoinHandle<Written>)> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let start_unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+            .saturating_sub(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0));
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let header = serde_json::to_string(&Header::new(start_unix_ns)).map_err(std::io::Error::other)?;
+        file.write_all(format!("{header}\n").as_bytes())?;
         let (sender, receiver) = mpsc::channel(HISTORY_QUEUE_EVENTS_MAX);
         let writer = std::thread::Builder::new()
             .name("faultline-history".to_string())
@@ -178,7 +185,7 @@ mod tests {
         recorder.record(nemesis_event(EventType::Invoke, "kill-leader", serde_json::Value::Null)).await;
         // Lines are on disk before the writer is told to stop.
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_to_string(&path).unwrap().lines().count() < 801 {
+        while std::fs::read_to_string(&path).unwrap().lines().count() < 802 {
             assert!(Instant::now() < deadline, "history lines not flushed");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
@@ -187,7 +194,9 @@ mod tests {
         let written = writer.join().unwrap();
         assert_eq!(written.events, 801);
         let text = std::fs::read_to_string(&path).unwrap();
-        let events: Vec<Event> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        let (header, events) = text.split_once('\n').unwrap();
+        assert!(Header::parse(header.as_bytes()).is_some_and(|h| h.start_unix_ns > 1_700_000_000_000_000_000), "{header}");
+        let events: Vec<Event> = events.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert!(events.windows(2).all(|pair| pair[0].time_ns <= pair[1].time_ns));
         let counts = recorder.counts.snapshot();
         assert_eq!((counts.invoke, counts.ok, counts.nemesis), (400, 400, 1));

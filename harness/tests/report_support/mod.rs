@@ -45,6 +45,7 @@ pub fn write_results(dir: &Path, name: &str, seed: u64, checks: Vec<Check>) {
         nodes: 3,
         time_limit_ms: 1000,
         elapsed_ms: 1200,
+        start_unix_ns: None,
         run_dir: dir.to_path_buf(),
         checks,
         proxy: Default::default(),

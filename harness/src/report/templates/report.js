@@ -140,7 +140,9 @@
     if (!hit) { tip.style.display = "none"; return; }
     var lat = hit[2] === null ? "never completed" : (hit[2] - hit[1]).toFixed(3) + " ms";
     tip.textContent = "p" + D.processes[hit[0]] + " key " + D.keys[hit[4]] + "\n" + hit[6] + "\nline " + hit[5] +
-      ", " + (hit[1] / 1000).toFixed(4) + " s, " + lat + (hit[7] ? "\n" + hit[7] : "");
+      ", " + (hit[1] / 1000).toFixed(4) + " s" +
+      (D.wall_start_ms !== null ? " (" + new Date(D.wall_start_ms + hit[1]).toISOString() + ")" : "") +
+      ", " + lat + (hit[7] ? "\n" + hit[7] : "");
     tip.style.left = (e.clientX + 12) + "px"; tip.style.top = (e.clientY + 12) + "px"; tip.style.display = "block";
   });
   tl.addEventListener("mouseleave", function () { tip.style.display = "none"; });
