@@ -25,6 +25,7 @@ fn spec(start: &str, ready: Option<&str>) -> GenericSpec {
         start: start.into(),
         wipe: None,
         ready: ready.map(str::to_string),
+        leader: None,
         peer_routing: "per-pair".into(),
         log_error_patterns: vec![],
         client: "faultline-node".into(),

@@ -96,3 +96,29 @@ pub fn clear_dir(dir: &std::path::Path) -> Result<(), ClusterError> {
     }
     Ok(())
 }
+
+/// The leader more than half of the answers name, if any: how a `Db` turns
+/// its nodes' reports into one answer (a node that did not answer is not
+/// an answer).
+pub fn majority<T: Ord + Clone>(answers: &[T]) -> Option<T> {
+    let mut counts = std::collections::BTreeMap::new();
+    for answer in answers {
+        *counts.entry(answer).or_insert(0usize) += 1;
+    }
+    let (leader, count) = counts.into_iter().max_by_key(|(_, count)| *count)?;
+    (count * 2 > answers.len()).then(|| leader.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::majority;
+
+    #[test]
+    fn majority_needs_more_than_half_of_the_answers() {
+        assert_eq!(majority(&[1, 1]), Some(1));
+        assert_eq!(majority(&[1, 2]), None);
+        assert_eq!(majority(&[0, 0, 2]), Some(0));
+        assert_eq!(majority::<usize>(&[]), None);
+        assert_eq!(majority(&["7".to_string(), "7".to_string(), "9".to_string()]), Some("7".to_string()));
+    }
+}

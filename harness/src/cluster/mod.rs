@@ -28,7 +28,7 @@ use launch::{node_env, reserve_node_ports};
 use supervisor::Supervisor;
 use volume::Volumes;
 
-pub use db::{clear_dir, BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
+pub use db::{clear_dir, majority, BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
 pub use guard::serve as serve_guard;
 pub use programs::{faultline_binary, find_on_path};

@@ -30,6 +30,9 @@ pub enum PartitionMode {
     Halves,
     /// The leader alone on one side.
     Leader,
+    /// One random node alone on one side (what `partition-leader` does, and
+    /// is recorded as, on a system that cannot name its leader).
+    Random,
     /// Every node sees a majority, but no two nodes see the same one.
     Ring,
     /// Two halves and one node that sees both.
@@ -156,6 +159,8 @@ const LINKS: [Fault; 4] = [
 ];
 /// The scripted scenarios: an odd cluster, the whole network to themselves.
 const SCRIPTED: [Fault; 2] = [Fault::Revote, Fault::FigureEight];
+/// Faults no family or `mix` stands for, named on their own.
+const BY_NAME_ONLY: [Fault; 1] = [Fault::Partition(PartitionMode::Random)];
 const POWER_LOSSES: [Fault; 4] = [
     Fault::Power(PowerTarget::Random),
     Fault::Power(PowerTarget::Leader),
@@ -188,6 +193,7 @@ impl Fault {
             Fault::Pause(PauseTarget::Leader) => "pause-leader",
             Fault::Partition(PartitionMode::Halves) => "partition-halves",
             Fault::Partition(PartitionMode::Leader) => "partition-leader",
+            Fault::Partition(PartitionMode::Random) => "partition-random",
             Fault::Partition(PartitionMode::Ring) => "partition-ring",
             Fault::Partition(PartitionMode::Bridge) => "partition-bridge",
             Fault::Partition(PartitionMode::OneWay) => "partition-one-way",
@@ -215,13 +221,26 @@ impl Fault {
 
     /// Every single fault, power loss and the scripted scenarios included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).chain(SCRIPTED).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
     }
 
     /// A scripted scenario (revote, figure-8): it needs an odd cluster and
     /// sets the whole network itself while it runs.
     pub fn is_scripted(self) -> bool {
         SCRIPTED.contains(&self)
+    }
+
+    /// What this fault does on a system that cannot name its leader, named
+    /// so: a leader-targeted fault hits a random node there, and the history
+    /// says so.
+    pub fn without_leader(self) -> Fault {
+        match self {
+            Fault::Kill(KillTarget::Leader) => Fault::Kill(KillTarget::Random),
+            Fault::Pause(PauseTarget::Leader) => Fault::Pause(PauseTarget::Random),
+            Fault::Partition(PartitionMode::Leader) => Fault::Partition(PartitionMode::Random),
+            Fault::Power(PowerTarget::Leader) => Fault::Power(PowerTarget::Random),
+            other => other,
+        }
     }
 
     /// The fewest nodes this fault makes sense on.

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use rand::seq::SliceRandom;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
@@ -114,6 +115,7 @@ impl PartitionNemesis {
         match mode {
             PartitionMode::Halves => halves(&mut self.rng, nodes),
             PartitionMode::Leader => isolate(leader_or_random(&mut self.rng, cluster).await, nodes),
+            PartitionMode::Random => isolate(self.rng.random_range(0..nodes), nodes),
             PartitionMode::Ring => majority_ring(&mut self.rng, nodes),
             PartitionMode::Bridge => bridge(&mut self.rng, nodes),
             PartitionMode::OneWay => one_way(&mut self.rng, nodes),

@@ -8,8 +8,14 @@ use crate::fields::{duration, positive_duration as positive};
 use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError};
 
 pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisPlan, SpecError> {
+    let mut faults = faults(spec, cluster.nodes)?;
+    if !cluster.system.capabilities().leader {
+        // A system that cannot name its leader gets what a leader-targeted
+        // fault would do there (a random node), under that fault's name.
+        faults = faults.into_iter().map(Fault::without_leader).collect();
+    }
     let plan = NemesisPlan {
-        faults: faults(spec, cluster.nodes)?,
+        faults,
         fault_duration_ms_min: positive("nemesis.fault_duration_min", &spec.fault_duration_min)?,
         fault_duration_ms_max: positive("nemesis.fault_duration_max", &spec.fault_duration_max)?,
         heal_duration_ms_min: positive("nemesis.heal_duration_min", &spec.heal_duration_min)?,
@@ -133,5 +139,17 @@ mod tests {
         let generic = "cluster:\n  system: generic\n  nodes: 3\n  generic:\n    start: exec x\n    client: external\n    client_command: exec y\nnemesis:\n  faults: [revote]\n";
         let error = TestPlan::from_spec(&SpecFile::from_yaml(generic, "t").unwrap(), 0).unwrap_err().to_string();
         assert!(error.contains("does not name its leader"), "{error}");
+        let with_leader = generic.replace("    client: external\n", "    client: external\n    leader: echo 0\n");
+        assert!(TestPlan::from_spec(&SpecFile::from_yaml(&with_leader, "t").unwrap(), 0).is_ok(), "a leader command names it");
+    }
+
+    #[test]
+    fn leader_targeted_faults_are_what_they_do_on_a_system_without_a_leader() {
+        let generic = "cluster:\n  system: generic\n  nodes: 3\n  generic:\n    start: exec x\n    client: external\n    client_command: exec y\nnemesis:\n  faults: [kill-leader, pause-leader, partition-leader, kill-minority]\n";
+        let plan = TestPlan::from_spec(&SpecFile::from_yaml(generic, "t").unwrap(), 0).unwrap();
+        let names: Vec<&str> = plan.nemesis.faults.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["kill-random", "pause-random", "partition-random", "kill-minority"]);
+        let node = TestPlan::from_spec(&SpecFile::from_yaml("nemesis:\n  faults: [kill-leader]\n", "t").unwrap(), 0).unwrap();
+        assert_eq!(node.nemesis.faults, [Fault::Kill(KillTarget::Leader)], "faultline-node names its leader");
     }
 }

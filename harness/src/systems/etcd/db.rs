@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
-use crate::cluster::find_on_path;
+use crate::cluster::{find_on_path, majority};
 
 use super::http::HttpConnection;
 
@@ -131,16 +131,6 @@ impl Db for EtcdDb {
     }
 }
 
-/// The member id more than half of the answers name.
-fn majority(reports: &[String]) -> Option<String> {
-    let mut counts = std::collections::BTreeMap::new();
-    for report in reports {
-        *counts.entry(report.as_str()).or_insert(0usize) += 1;
-    }
-    let (leader, count) = counts.into_iter().max_by_key(|(_, count)| *count)?;
-    (count * 2 > reports.len()).then(|| leader.to_string())
-}
-
 /// One bounded gateway request straight to a member (not proxied).
 async fn probe(addr: SocketAddr, path: &str, body: Option<&[u8]>) -> Option<Value> {
     let exchange = async {
@@ -189,13 +179,5 @@ mod tests {
         let mut partial = env(1);
         partial.peer_dial.retain(|(peer, _)| *peer != 1);
         assert!(matches!(EtcdDb::new("/x".into()).launch(1, &partial), Err(ClusterError::Config(_))));
-    }
-
-    #[test]
-    fn leader_needs_a_majority_of_reports() {
-        let reports = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(majority(&reports(&["7", "7", "9"])), Some("7".to_string()));
-        assert_eq!(majority(&reports(&["7", "9"])), None);
-        assert_eq!(majority(&[]), None);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
 
 /// How to run faultline-node.
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ impl Db for FaultlineNodeDb {
                 let leader_id = value.as_ref().and_then(|r| r["value"]["leader"].as_u64());
                 reports.push(leader_id.and_then(|id| usize::try_from(id).ok()?.checked_sub(1)));
             }
-            majority(&reports)
+            majority(&reports.into_iter().flatten().collect::<Vec<_>>())
         })
     }
 }
@@ -124,17 +124,6 @@ async fn status(addr: SocketAddr) -> Option<serde_json::Value> {
         serde_json::from_str(&line).ok()
     };
     tokio::time::timeout(Duration::from_millis(STATUS_TIMEOUT_MS), exchange).await.ok().flatten()
-}
-
-/// The leader more than half of the answering nodes report, if any.
-fn majority(reports: &[Option<usize>]) -> Option<usize> {
-    let answered: Vec<usize> = reports.iter().flatten().copied().collect();
-    let mut counts = std::collections::BTreeMap::new();
-    for leader in &answered {
-        *counts.entry(*leader).or_insert(0usize) += 1;
-    }
-    let (leader, count) = counts.into_iter().max_by_key(|(_, count)| *count)?;
-    (count * 2 > answered.len()).then_some(leader)
 }
 
 /// The faultline-node binary: `FAULTLINE_NODE_BIN`, else next to the current
@@ -187,14 +176,6 @@ fn node_binary_candidates() -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn majority_needs_more_than_half_of_the_answers() {
-        assert_eq!(majority(&[Some(1), Some(1), None]), Some(1));
-        assert_eq!(majority(&[Some(1), Some(2)]), None);
-        assert_eq!(majority(&[Some(0), Some(0), Some(2)]), Some(0));
-        assert_eq!(majority(&[None, None]), None);
-    }
 
     #[test]
     fn launch_gives_each_node_its_own_peer_view() {

@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use tokio::io::AsyncReadExt;
 
-/// Bound on one `ready` command (under the cluster's 1 s probe bound).
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+
+/// Bound on one `ready` or `leader` command (under the cluster's 1 s
+/// probe bound).
 const READY_COMMAND_TIMEOUT_MS: u64 = 900;
+/// Output of a probe command read at most.
+const PROBE_OUTPUT_BYTES_MAX: u64 = 4096;
 /// Bound on one `wipe` command.
 const WIPE_COMMAND_TIMEOUT_MS: u64 = 10_000;
 /// Pause between checks of a running wipe command.
@@ -30,6 +35,9 @@ pub struct GenericDb {
     pub start: String,
     pub wipe: Option<String>,
     pub ready: Option<String>,
+    /// Prints the leader's node (a 0-based index, or `n1` for node 0), or
+    /// nothing when there is none.
+    pub leader: Option<String>,
     pub peer_routing: PeerRouting,
     pub log_error_patterns: Vec<String>,
     /// Working directory of every command; None: the harness's own
@@ -124,43 +132,68 @@ impl Db for GenericDb {
     fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             match &self.ready {
-                Some(template) => self.ready_command(template, env).await,
+                Some(template) => run_probe(self.shell(render(template, env))).await.is_some(),
                 None => TcpStream::connect(env.client_listen).await.is_ok(),
             }
         })
     }
 
-    /// Generic systems have no leader query; leader-targeted faults fall
-    /// back to a random node.
-    fn leader<'a>(&'a self, _envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
-        Box::pin(async { None })
+    /// The `leader` command, run for every running node at once; the
+    /// leader more than half of the answers name. Without the command a
+    /// generic system names no leader.
+    fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
+        Box::pin(async move {
+            let template = self.leader.as_deref()?;
+            let mut probes = tokio::task::JoinSet::new();
+            for env in envs {
+                probes.spawn(run_probe(self.shell(render(template, env))));
+            }
+            let mut answers = Vec::with_capacity(envs.len());
+            while let Some(output) = probes.join_next().await {
+                answers.extend(output.ok().flatten().as_deref().and_then(parse_node));
+            }
+            majority(&answers)
+        })
     }
 }
 
-impl GenericDb {
-    async fn ready_command(&self, template: &str, env: &NodeEnv) -> bool {
-        let launch = self.shell(render(template, env));
-        let mut command = tokio::process::Command::new(&launch.program);
-        command
-            .args(&launch.args)
-            .envs(launch.env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        let Ok(mut child) = command.spawn() else { return false };
-        let bound = Duration::from_millis(READY_COMMAND_TIMEOUT_MS);
-        match tokio::time::timeout(bound, child.wait()).await {
-            Ok(Ok(status)) => status.success(),
-            _ => {
-                if let Some(pid) = child.id() {
-                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
-                }
-                let _ = child.kill().await;
-                false
-            }
+/// Runs a probe command (`ready`, `leader`) of one node, bounded; its
+/// output when it exits 0, else None.
+async fn run_probe(launch: NodeLaunch) -> Option<String> {
+    let mut command = tokio::process::Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .envs(launch.env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command.spawn().ok()?;
+    let mut stdout = child.stdout.take()?;
+    let run = async {
+        let mut output = Vec::new();
+        (&mut stdout).take(PROBE_OUTPUT_BYTES_MAX).read_to_end(&mut output).await.ok()?;
+        let status = child.wait().await.ok()?;
+        status.success().then(|| String::from_utf8_lossy(&output).into_owned())
+    };
+    let bound = Duration::from_millis(READY_COMMAND_TIMEOUT_MS);
+    let answer = tokio::time::timeout(bound, run).await.ok().flatten();
+    if answer.is_none() {
+        if let Some(pid) = child.id() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
         }
+        let _ = child.kill().await;
+    }
+    answer
+}
+
+/// A node named by a `leader` command: `2` (a 0-based index) or `n3`.
+fn parse_node(output: &str) -> Option<usize> {
+    let text = output.trim();
+    match text.strip_prefix('n') {
+        Some(id) => id.parse::<usize>().ok()?.checked_sub(1),
+        None => text.parse().ok(),
     }
 }
 
@@ -196,6 +229,7 @@ mod tests {
             start: "exec sleep 5".into(),
             wipe: wipe.map(str::to_string),
             ready: ready.map(str::to_string),
+            leader: None,
             peer_routing: PeerRouting::PerPair,
             log_error_patterns: vec![],
             dir: None,
@@ -208,6 +242,20 @@ mod tests {
         assert!(db(Some("test {client_port} = 7001"), None).is_ready(1, &env).await);
         assert!(!db(Some("exit 3"), None).is_ready(1, &env).await);
         assert!(!db(Some("sleep 5"), None).is_ready(1, &env).await, "a hanging probe is not ready");
+    }
+
+    #[tokio::test]
+    async fn the_leader_is_what_most_nodes_name() {
+        let mut leader = db(None, None);
+        let envs: Vec<NodeEnv> = (0..3).map(|node| NodeEnv { node, ..env() }).collect();
+        assert_eq!(leader.leader(&envs).await, None, "no command: no leader");
+        leader.leader = Some("test {node} = 2 || echo n2".into());
+        assert_eq!(leader.leader(&envs).await, Some(1), "two of three say n2");
+        leader.leader = Some("echo 2".into());
+        assert_eq!(leader.leader(&envs).await, Some(2));
+        leader.leader = Some("true".into());
+        assert_eq!(leader.leader(&envs).await, None, "nothing printed: no leader");
+        assert_eq!((parse_node(" 0\n"), parse_node("n1"), parse_node("n0"), parse_node("x")), (Some(0), Some(0), None, None));
     }
 
     #[test]

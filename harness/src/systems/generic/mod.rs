@@ -42,6 +42,10 @@ pub struct GenericSpec {
     /// Exits 0 once node i is ready (default: its client port accepts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
+    /// Prints the leader as node i sees it (a 0-based index, or `n1` for
+    /// node 0), or nothing; without it the system names no leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
     /// `per-pair` (each node its own view of its peers) or `shared`.
     #[serde(default = "per_pair")]
     pub peer_routing: String,
@@ -101,6 +105,7 @@ impl GenericSpec {
             start: self.start.clone(),
             wipe: self.wipe.clone(),
             ready: self.ready.clone(),
+            leader: self.leader.clone(),
             peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
             log_error_patterns: self.log_error_patterns.clone(),
             dir,
@@ -131,10 +136,11 @@ impl System for Generic {
         REGISTRATION.name
     }
 
-    /// A generic system has no leader query: leader-targeted faults fall
-    /// back to a seeded random node.
+    /// A generic system names its leader only with a `leader` command;
+    /// without one, leader-targeted faults hit a seeded random node and
+    /// are recorded as such.
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: false }
+        Capabilities { leader: self.spec.leader.is_some() }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
@@ -167,6 +173,7 @@ mod tests {
             start: "exec ./server {client_addr}".into(),
             wipe: None,
             ready: None,
+            leader: None,
             peer_routing: "per-pair".into(),
             log_error_patterns: vec![],
             client: "external".into(),
