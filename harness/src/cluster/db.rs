@@ -41,7 +41,37 @@ pub struct NodeEnv {
     /// whose nodes also reach each other on their client ports
     /// ([`Db::peers_dial_client_ports`]); empty otherwise.
     pub client_peer_dial: Vec<(usize, SocketAddr)>,
+    /// The node's further peer ports ([`Db::peer_port_names`]), each
+    /// routed through the proxy like the main one, so a partition cuts them
+    /// all together.
+    pub named_peers: Vec<NamedPeerPort>,
     pub seed: u64,
+}
+
+/// One more peer port of a node (an election port beside a replication
+/// port, say), named by its system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedPeerPort {
+    pub name: String,
+    /// The real address the node serves it on.
+    pub listen: SocketAddr,
+    /// For each other node j (and itself, with shared routing): the
+    /// proxied address this node dials for j's port of this name.
+    pub dial: Vec<(usize, SocketAddr)>,
+}
+
+impl NodeEnv {
+    /// The node's own proxied address for its main peer port, which it
+    /// advertises to its peers: only with shared routing, where every node
+    /// dials the same address for it.
+    pub fn advertised(&self) -> Option<SocketAddr> {
+        self.peer_dial.iter().find(|(peer, _)| *peer == self.node).map(|(_, addr)| *addr)
+    }
+
+    /// The further peer port named `name`.
+    pub fn named_peer(&self, name: &str) -> Option<&NamedPeerPort> {
+        self.named_peers.iter().find(|port| port.name == name)
+    }
 }
 
 /// A program to run, with its arguments and extra environment.
@@ -61,6 +91,12 @@ pub trait Db: Send + Sync {
     /// that traffic too. Needs `PeerRouting::Shared`.
     fn peers_dial_client_ports(&self) -> bool {
         false
+    }
+    /// Names of the node's further peer ports, besides the main one (for a
+    /// node that talks to its peers on several ports); each gets its own
+    /// real port and proxied routes (`NodeEnv::named_peers`).
+    fn peer_port_names(&self) -> Vec<String> {
+        Vec::new()
     }
     fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError>;
     /// Delete the node's state; called with the node killed.

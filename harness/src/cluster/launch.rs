@@ -2,16 +2,17 @@
 //! (bounded) until it answers its readiness probe, and moving it to fresh
 //! ports when another process took its own; plus the files and ports a
 //! node starts with.
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::ports::{self, PortReservation};
-use super::{lock, Cluster, ClusterConfig, ClusterError, NodeEnv, NodeState, PeerRouting};
+use super::routing::Layout;
+use super::{lock, Cluster, ClusterConfig, ClusterError, NamedPeerPort, NodeEnv, NodeState, PeerRouting};
 
-/// The two ports a node binds itself.
+/// The ports a node binds itself: client, peer, and its named peer ports.
 pub(super) struct NodePorts {
     pub(super) client: PortReservation,
     pub(super) peer: PortReservation,
+    pub(super) named: Vec<PortReservation>,
 }
 
 /// Launches of one node tried before its start fails.
@@ -97,17 +98,32 @@ impl Cluster {
         for listen in &routes.peer {
             self.inner.proxy.retarget(*listen, peer)?;
         }
+        let mut named = Vec::with_capacity(routes.named_peer.len());
+        for listeners in &routes.named_peer {
+            let port = ports::reserve()?.release();
+            for listen in listeners {
+                self.inner.proxy.retarget(*listen, port)?;
+            }
+            named.push(port);
+        }
         let mut envs = lock(&self.inner.envs);
         envs[node].client_listen = client;
         envs[node].peer_listen = peer;
+        for (port, address) in envs[node].named_peers.iter_mut().zip(named) {
+            port.listen = address;
+        }
         Ok(())
     }
 }
 
-/// Client and peer port of every node, held until launch.
-pub(super) fn reserve_node_ports(nodes: usize) -> Result<Vec<NodePorts>, ClusterError> {
+/// Client, peer and `named` further peer ports of every node, held until
+/// launch.
+pub(super) fn reserve_node_ports(nodes: usize, named: usize) -> Result<Vec<NodePorts>, ClusterError> {
     (0..nodes)
-        .map(|_| Ok(NodePorts { client: ports::reserve()?, peer: ports::reserve()? }))
+        .map(|_| {
+            let named = (0..named).map(|_| ports::reserve()).collect::<Result<Vec<_>, _>>()?;
+            Ok(NodePorts { client: ports::reserve()?, peer: ports::reserve()?, named })
+        })
         .collect()
 }
 
@@ -116,8 +132,8 @@ pub(super) fn node_env(
     config: &ClusterConfig,
     node: usize,
     ports: &NodePorts,
-    peer_dial: Vec<(usize, SocketAddr)>,
-    client_peer_dial: Vec<(usize, SocketAddr)>,
+    layout: &Layout,
+    names: &[String],
 ) -> Result<NodeEnv, ClusterError> {
     let data_dir = config.dir.join(format!("node-{node}")).join("data");
     std::fs::create_dir_all(&data_dir)
@@ -128,8 +144,18 @@ pub(super) fn node_env(
         log_path: config.dir.join(format!("node-{node}.log")),
         client_listen: ports.client.addr(),
         peer_listen: ports.peer.addr(),
-        peer_dial,
-        client_peer_dial,
+        peer_dial: layout.peer_dial[node].clone(),
+        client_peer_dial: layout.client_peer_dial[node].clone(),
+        named_peers: names
+            .iter()
+            .zip(&ports.named)
+            .enumerate()
+            .map(|(index, (name, port))| NamedPeerPort {
+                name: name.clone(),
+                listen: port.addr(),
+                dial: layout.named_peer_dial[node][index].clone(),
+            })
+            .collect(),
         seed: config.seed.wrapping_add(node as u64 + 1),
     })
 }

@@ -28,7 +28,7 @@ use launch::{node_env, reserve_node_ports};
 use supervisor::Supervisor;
 use volume::Volumes;
 
-pub use db::{clear_dir, majority, BoxFuture, Db, NodeEnv, NodeLaunch, PeerRouting};
+pub use db::{clear_dir, majority, BoxFuture, Db, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting};
 pub use error::ClusterError;
 pub use guard::serve as serve_guard;
 pub use programs::{faultline_binary, find_on_path};
@@ -117,6 +117,8 @@ struct RoutesTo {
     /// The shared route to the client port, for peers that dial it.
     client_shared: Option<SocketAddr>,
     peer: Vec<SocketAddr>,
+    /// Listeners of each named peer port, in `Db::peer_port_names` order.
+    named_peer: Vec<Vec<SocketAddr>>,
 }
 
 impl Drop for Inner {
@@ -135,14 +137,12 @@ impl Cluster {
     pub async fn start(db: Arc<dyn Db>, config: ClusterConfig) -> Result<Cluster, ClusterError> {
         validate(&config)?;
         let proxy = FaultProxy::new(config.proxy.clone());
-        let reservations = reserve_node_ports(config.nodes)?;
+        let names = db.peer_port_names();
+        let reservations = reserve_node_ports(config.nodes, names.len())?;
         let layout =
             routing::open_routes(&proxy, db.peer_routing(), db.peers_dial_client_ports(), &reservations).await?;
         let envs = (0..config.nodes)
-            .map(|node| {
-                let (peer_dial, client_peer_dial) = (&layout.peer_dial[node], &layout.client_peer_dial[node]);
-                node_env(&config, node, &reservations[node], peer_dial.clone(), client_peer_dial.clone())
-            })
+            .map(|node| node_env(&config, node, &reservations[node], &layout, &names))
             .collect::<Result<Vec<_>, _>>()?;
         // Without a faultline binary (a library user), PDEATHSIG alone
         // guards the nodes' direct children.

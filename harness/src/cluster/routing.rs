@@ -17,6 +17,9 @@ pub(super) struct Layout {
     /// For each node, the shared route to each node's client port (empty
     /// unless asked for).
     pub client_peer_dial: Vec<Vec<(usize, SocketAddr)>>,
+    /// For each node and each named peer port, the address it dials for
+    /// each node's port of that name.
+    pub named_peer_dial: Vec<Vec<Vec<(usize, SocketAddr)>>>,
 }
 
 pub(super) async fn open_routes(
@@ -34,27 +37,21 @@ pub(super) async fn open_routes(
         routes_to: Vec::with_capacity(nodes),
         peer_dial: vec![Vec::new(); nodes],
         client_peer_dial: vec![Vec::new(); nodes],
+        named_peer_dial: vec![vec![Vec::new(); ports.first().map_or(0, |p| p.named.len())]; nodes],
     };
     for (to, node_ports) in ports.iter().enumerate() {
         let client = proxy.add_route(Endpoint::Client, to, node_ports.client.addr()).await?;
-        let peer_target = node_ports.peer.addr();
-        let mut peer = Vec::new();
-        match routing {
-            PeerRouting::PerPair => {
-                for from in (0..nodes).filter(|from| *from != to) {
-                    let listen = proxy.add_route(Endpoint::Node(from), to, peer_target).await?;
-                    layout.peer_dial[from].push((to, listen));
-                    peer.push(listen);
-                }
-            }
-            PeerRouting::Shared => {
-                let listen = proxy.add_shared_route(to, peer_target).await?;
-                // Every node, itself included: the shared view is also
-                // what a node advertises as its own peer address.
-                for from in 0..nodes {
-                    layout.peer_dial[from].push((to, listen));
-                }
-                peer.push(listen);
+        let mut dial = Vec::new();
+        let peer = peer_routes(proxy, routing, nodes, to, node_ports.peer.addr(), &mut dial).await?;
+        for (from, entry) in dial {
+            layout.peer_dial[from].push(entry);
+        }
+        let mut named_peer = Vec::with_capacity(node_ports.named.len());
+        for (index, port) in node_ports.named.iter().enumerate() {
+            let mut dial = Vec::new();
+            named_peer.push(peer_routes(proxy, routing, nodes, to, port.addr(), &mut dial).await?);
+            for (from, entry) in dial {
+                layout.named_peer_dial[from][index].push(entry);
             }
         }
         let mut client_shared = None;
@@ -66,7 +63,39 @@ pub(super) async fn open_routes(
             client_shared = Some(listen);
         }
         layout.client_addrs.push(client);
-        layout.routes_to.push(RoutesTo { client, client_shared, peer });
+        layout.routes_to.push(RoutesTo { client, client_shared, peer, named_peer });
     }
     Ok(layout)
+}
+
+/// The proxy routes to one peer port of node `to`: per pair (one listener
+/// for each other node) or shared (one listener every node dials, itself
+/// included: the shared view is also what a node advertises as its own
+/// address). Returns the listeners; `dial` gets (dialling node, (to, address)).
+async fn peer_routes(
+    proxy: &FaultProxy,
+    routing: PeerRouting,
+    nodes: usize,
+    to: usize,
+    target: SocketAddr,
+    dial: &mut Vec<(usize, (usize, SocketAddr))>,
+) -> Result<Vec<SocketAddr>, ClusterError> {
+    let mut listeners = Vec::new();
+    match routing {
+        PeerRouting::PerPair => {
+            for from in (0..nodes).filter(|from| *from != to) {
+                let listen = proxy.add_route(Endpoint::Node(from), to, target).await?;
+                dial.push((from, (to, listen)));
+                listeners.push(listen);
+            }
+        }
+        PeerRouting::Shared => {
+            let listen = proxy.add_shared_route(to, target).await?;
+            for from in 0..nodes {
+                dial.push((from, (to, listen)));
+            }
+            listeners.push(listen);
+        }
+    }
+    Ok(listeners)
 }

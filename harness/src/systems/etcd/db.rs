@@ -158,6 +158,7 @@ mod tests {
                 (2, "127.0.0.1:9002".parse().unwrap()),
             ],
             client_peer_dial: Vec::new(),
+            named_peers: Vec::new(),
             seed: 1,
         }
     }

@@ -188,6 +188,7 @@ mod tests {
             peer_listen: "127.0.0.1:8002".parse().unwrap(),
             peer_dial: vec![(0, "127.0.0.1:9001".parse().unwrap()), (2, "127.0.0.1:9003".parse().unwrap())],
             client_peer_dial: Vec::new(),
+            named_peers: Vec::new(),
             seed: 5,
         };
         let launch = db.launch(1, &env).unwrap();

@@ -9,6 +9,7 @@
 //! (1-based), `{data_dir}`, `{client_addr}`, `{client_port}`, `{peer_addr}`,
 //! `{peer_port}`, `{peers}` (`id=host:port,...` of the proxied peer
 //! addresses this node dials) and `{peer_addrs}` (`host:port,...`).
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,26 +40,49 @@ pub struct GenericDb {
     /// nothing when there is none.
     pub leader: Option<String>,
     pub peer_routing: PeerRouting,
+    /// Names of the further peer ports each node serves.
+    pub peer_ports: Vec<String>,
     pub log_error_patterns: Vec<String>,
     /// Working directory of every command; None: the harness's own
     /// (the docs say to run generic specs from where their paths start).
     pub dir: Option<PathBuf>,
 }
 
-/// `template` with every placeholder of node `env.node` filled in.
+/// `template` with every placeholder of node `env.node` filled in: the
+/// main peer port's (`{peer_port}`, `{peers}`, `{advertise_addr}`, ...) and
+/// each named one's (`{peer_port:election}`, `{peers:election}`, ...).
 pub fn render(template: &str, env: &NodeEnv) -> String {
-    let peers: Vec<String> = env.peer_dial.iter().map(|(peer, addr)| format!("{}={addr}", peer + 1)).collect();
-    let peer_addrs: Vec<String> = env.peer_dial.iter().map(|(_, addr)| addr.to_string()).collect();
-    template
+    let mut text = template
         .replace("{node}", &env.node.to_string())
         .replace("{id}", &(env.node + 1).to_string())
         .replace("{data_dir}", &env.data_dir.display().to_string())
         .replace("{client_addr}", &env.client_listen.to_string())
-        .replace("{client_port}", &env.client_listen.port().to_string())
-        .replace("{peer_addr}", &env.peer_listen.to_string())
-        .replace("{peer_port}", &env.peer_listen.port().to_string())
-        .replace("{peers}", &peers.join(","))
-        .replace("{peer_addrs}", &peer_addrs.join(","))
+        .replace("{client_port}", &env.client_listen.port().to_string());
+    text = render_port(&text, "", env.peer_listen, &env.peer_dial, env.node);
+    for port in &env.named_peers {
+        text = render_port(&text, &format!(":{}", port.name), port.listen, &port.dial, env.node);
+    }
+    text
+}
+
+/// The placeholders of one peer port; `suffix` is `""` for the main port
+/// and `":name"` for a named one.
+fn render_port(template: &str, suffix: &str, listen: SocketAddr, dial: &[(usize, SocketAddr)], node: usize) -> String {
+    let peers: Vec<String> = dial.iter().map(|(peer, addr)| format!("{}={addr}", peer + 1)).collect();
+    let peer_addrs: Vec<String> = dial.iter().map(|(_, addr)| addr.to_string()).collect();
+    // With shared routing the node's own entry is its advertised address.
+    let advertised = dial.iter().find(|(peer, _)| *peer == node).map(|(_, addr)| *addr);
+    let mut text = template
+        .replace(&format!("{{peer_addr{suffix}}}"), &listen.to_string())
+        .replace(&format!("{{peer_port{suffix}}}"), &listen.port().to_string())
+        .replace(&format!("{{peers{suffix}}}"), &peers.join(","))
+        .replace(&format!("{{peer_addrs{suffix}}}"), &peer_addrs.join(","));
+    if let Some(advertised) = advertised {
+        text = text
+            .replace(&format!("{{advertise_addr{suffix}}}"), &advertised.to_string())
+            .replace(&format!("{{advertise_port{suffix}}}"), &advertised.port().to_string());
+    }
+    text
 }
 
 impl GenericDb {
@@ -108,6 +132,10 @@ impl Db for GenericDb {
 
     fn peer_routing(&self) -> PeerRouting {
         self.peer_routing
+    }
+
+    fn peer_port_names(&self) -> Vec<String> {
+        self.peer_ports.clone()
     }
 
     fn launch(&self, _node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
@@ -210,6 +238,7 @@ mod tests {
             peer_listen: "127.0.0.1:8001".parse().unwrap(),
             peer_dial: vec![(0, "127.0.0.1:9000".parse().unwrap()), (2, "127.0.0.1:9002".parse().unwrap())],
             client_peer_dial: Vec::new(),
+            named_peers: Vec::new(),
             seed: 1,
         }
     }
@@ -231,6 +260,7 @@ mod tests {
             ready: ready.map(str::to_string),
             leader: None,
             peer_routing: PeerRouting::PerPair,
+            peer_ports: Vec::new(),
             log_error_patterns: vec![],
             dir: None,
         }
@@ -242,6 +272,19 @@ mod tests {
         assert!(db(Some("test {client_port} = 7001"), None).is_ready(1, &env).await);
         assert!(!db(Some("exit 3"), None).is_ready(1, &env).await);
         assert!(!db(Some("sleep 5"), None).is_ready(1, &env).await, "a hanging probe is not ready");
+    }
+
+    #[test]
+    fn named_ports_and_the_advertised_address_have_placeholders() {
+        let mut env = env();
+        env.peer_dial.push((1, "127.0.0.1:9001".parse().unwrap()));
+        env.named_peers.push(crate::cluster::NamedPeerPort {
+            name: "election".into(),
+            listen: "127.0.0.1:8101".parse().unwrap(),
+            dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9100 + n as u16)))).collect(),
+        });
+        let text = render("{peer_port:election} [{peers:election}] {advertise_addr} {advertise_port:election} {peer_port}", &env);
+        assert_eq!(text, "8101 [1=127.0.0.1:9100,2=127.0.0.1:9101,3=127.0.0.1:9102] 127.0.0.1:9001 9101 8001");
     }
 
     #[tokio::test]

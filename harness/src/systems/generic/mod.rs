@@ -49,6 +49,10 @@ pub struct GenericSpec {
     /// `per-pair` (each node its own view of its peers) or `shared`.
     #[serde(default = "per_pair")]
     pub peer_routing: String,
+    /// Further peer ports each node serves, by name, beside the main one
+    /// (`[election]`): each is proxied and partitioned like the main one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_ports: Vec<String>,
     #[serde(default)]
     pub log_error_patterns: Vec<String>,
     /// `external`, or a registered system that lends its client
@@ -77,6 +81,14 @@ impl GenericSpec {
         if self.routing().is_none() {
             return error("peer_routing", format!("{:?} is not per-pair or shared", self.peer_routing));
         }
+        if let Err(message) = self.check_ports() {
+            return error("peer_ports", message);
+        }
+        for (field, template) in self.templates() {
+            if let Err(message) = self.check_placeholders(template) {
+                return error(field, message);
+            }
+        }
         let mut clients = vec![EXTERNAL];
         clients.extend(protocols.names());
         if !clients.contains(&self.client.as_str()) {
@@ -88,6 +100,49 @@ impl GenericSpec {
             (EXTERNAL, Some(_)) | (_, None) => Ok(()),
             (_, Some(_)) => error("client_command", "is only used with client: external".into()),
         }
+    }
+
+    fn templates(&self) -> Vec<(&'static str, &str)> {
+        let optional = [("wipe", &self.wipe), ("ready", &self.ready), ("leader", &self.leader)];
+        let mut templates = vec![("start", self.start.as_str())];
+        templates.extend(optional.into_iter().filter_map(|(field, template)| Some((field, template.as_deref()?))));
+        templates
+    }
+
+    fn check_ports(&self) -> Result<(), String> {
+        for (index, name) in self.peer_ports.iter().enumerate() {
+            let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !plain {
+                return Err(format!("{name:?} is not a name of letters, digits, '-' and '_'"));
+            }
+            if self.peer_ports[..index].contains(name) {
+                return Err(format!("{name:?} is named twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Placeholders of named ports must name a declared port; the
+    /// advertised address exists only with shared routing.
+    fn check_placeholders(&self, template: &str) -> Result<(), String> {
+        const PORT_PLACEHOLDERS: [&str; 6] = ["peer_addr", "peer_port", "peers", "peer_addrs", "advertise_addr", "advertise_port"];
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else { break };
+            let token = &rest[open + 1..open + close];
+            rest = &rest[open + close + 1..];
+            let (placeholder, port) = token.split_once(':').map_or((token, None), |(p, n)| (p, Some(n)));
+            if !PORT_PLACEHOLDERS.contains(&placeholder) {
+                continue;
+            }
+            if port.is_some_and(|port| !self.peer_ports.iter().any(|name| name == port)) {
+                return Err(format!("{{{token}}} names no port of peer_ports ({})", self.peer_ports.join(", ")));
+            }
+            if placeholder.starts_with("advertise") && self.routing() != Some(PeerRouting::Shared) {
+                return Err(format!("{{{token}}} needs peer_routing: shared (with per-pair routes a node has no one address)"));
+            }
+        }
+        Ok(())
     }
 
     pub fn routing(&self) -> Option<PeerRouting> {
@@ -106,6 +161,7 @@ impl GenericSpec {
             wipe: self.wipe.clone(),
             ready: self.ready.clone(),
             leader: self.leader.clone(),
+            peer_ports: self.peer_ports.clone(),
             peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
             log_error_patterns: self.log_error_patterns.clone(),
             dir,
@@ -175,6 +231,7 @@ mod tests {
             ready: None,
             leader: None,
             peer_routing: "per-pair".into(),
+            peer_ports: Vec::new(),
             log_error_patterns: vec![],
             client: "external".into(),
             client_command: Some("python3 client.py".into()),
@@ -190,6 +247,15 @@ mod tests {
         let etcd = GenericSpec { client: "etcd".into(), ..spec.clone() };
         assert_eq!(field(etcd.clone()), "cluster.generic.client_command");
         assert_eq!(GenericSpec { client_command: None, ..etcd }.validate(protocols), Ok(()));
+        let two = GenericSpec { start: "exec ./node {peer_port:election} {peers:election}".into(), peer_ports: vec!["election".into()], ..spec.clone() };
+        assert_eq!(two.validate(protocols), Ok(()));
+        assert_eq!(field(GenericSpec { peer_ports: vec![], ..two.clone() }), "cluster.generic.start", "an undeclared port");
+        assert_eq!(field(GenericSpec { peer_ports: vec!["a b".into()], ..two.clone() }), "cluster.generic.peer_ports");
+        assert_eq!(field(GenericSpec { peer_ports: vec!["election".into(), "election".into()], ..two.clone() }), "cluster.generic.peer_ports");
+        let advertise = GenericSpec { start: "exec ./node --advertise {advertise_addr}".into(), ..spec.clone() };
+        assert_eq!(field(advertise.clone()), "cluster.generic.start", "advertising needs shared routing");
+        assert_eq!(GenericSpec { peer_routing: "shared".into(), ..advertise }.validate(protocols), Ok(()));
+        assert_eq!(GenericSpec { start: "exec sh -c 'echo ${HOME}'".into(), ..spec.clone() }.validate(protocols), Ok(()), "shell braces are left alone");
     }
 
 }

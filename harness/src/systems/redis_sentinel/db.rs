@@ -262,6 +262,7 @@ mod tests {
             peer_listen: "127.0.0.1:8001".parse().unwrap(),
             peer_dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9000 + n as u16)))).collect(),
             client_peer_dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9100 + n as u16)))).collect(),
+            named_peers: Vec::new(),
             seed: 1,
         }
     }
