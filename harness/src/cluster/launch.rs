@@ -4,16 +4,9 @@
 //! node starts with.
 use std::time::{Duration, Instant};
 
-use super::ports::{self, PortReservation};
+use super::ports::{self, NodePorts};
 use super::routing::Layout;
 use super::{lock, Cluster, ClusterConfig, ClusterError, NamedPeerPort, NodeEnv, NodeState, PeerRouting};
-
-/// The ports a node binds itself: client, peer, and its named peer ports.
-pub(super) struct NodePorts {
-    pub(super) client: PortReservation,
-    pub(super) peer: PortReservation,
-    pub(super) named: Vec<PortReservation>,
-}
 
 /// Launches of one node tried before its start fails.
 const LAUNCH_ATTEMPTS_MAX: u32 = 3;
@@ -116,16 +109,6 @@ impl Cluster {
     }
 }
 
-/// Client, peer and `named` further peer ports of every node, held until
-/// launch.
-pub(super) fn reserve_node_ports(nodes: usize, named: usize) -> Result<Vec<NodePorts>, ClusterError> {
-    (0..nodes)
-        .map(|_| {
-            let named = (0..named).map(|_| ports::reserve()).collect::<Result<Vec<_>, _>>()?;
-            Ok(NodePorts { client: ports::reserve()?, peer: ports::reserve()?, named })
-        })
-        .collect()
-}
 
 /// The files and addresses of one node; creates its directories.
 pub(super) fn node_env(

@@ -24,7 +24,8 @@ mod signals;
 mod supervisor;
 mod volume;
 
-use launch::{node_env, reserve_node_ports};
+use launch::node_env;
+use ports::reserve_node_ports;
 use supervisor::Supervisor;
 use volume::Volumes;
 

@@ -55,6 +55,24 @@ pub(crate) fn reserve() -> Result<PortReservation, ClusterError> {
     Err(ClusterError::Port(std::io::Error::other("no fresh port after many kernel picks")))
 }
 
+/// The ports a node binds itself: client, peer, and its named peer ports.
+pub(super) struct NodePorts {
+    pub(super) client: PortReservation,
+    pub(super) peer: PortReservation,
+    pub(super) named: Vec<PortReservation>,
+}
+
+/// Client, peer and `named` further peer ports of every node, held until
+/// launch.
+pub(super) fn reserve_node_ports(nodes: usize, named: usize) -> Result<Vec<NodePorts>, ClusterError> {
+    (0..nodes)
+        .map(|_| {
+            let named = (0..named).map(|_| reserve()).collect::<Result<Vec<_>, _>>()?;
+            Ok(NodePorts { client: reserve()?, peer: reserve()?, named })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use crate::proxy::{Endpoint, FaultProxy};
 
 use super::db::PeerRouting;
-use super::launch::NodePorts;
+use super::ports::NodePorts;
 use super::{ClusterError, RoutesTo};
 
 pub(super) struct Layout {
