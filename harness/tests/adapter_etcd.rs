@@ -1,7 +1,8 @@
 //! The etcd adapter on a real 3-member etcd cluster behind the fault proxy:
 //! register, cas and set operations through the v3 gateway client; a
 //! partition that isolates the leader stops writes through it while the
-//! majority goes on; a killed member comes back; nothing is left running.
+//! majority goes on; a killed member comes back; the members' hashkv
+//! digests agree once settled; nothing is left running.
 //!
 //! Skipped with a message when etcd is not installed, unless
 //! `FAULTLINE_REQUIRE_ADAPTERS=1` (CI), where a missing etcd fails.
@@ -14,6 +15,8 @@ use faultline::client::{Client, ClientConfig, Outcome};
 use faultline::systems::etcd::EtcdDb;
 use faultline::cluster::{Cluster, ClusterConfig, ClusterError};
 use faultline::nemesis::partition::isolate;
+use faultline::verdict::Convergence;
+use faultline_checkers::Verdict;
 use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
 
@@ -134,6 +137,11 @@ async fn etcd_cluster_serves_partitions_and_restarts_behind_the_proxy() {
         seen = back.invoke(&op("read", "r", Value::Null)).await.outcome;
     }
     assert_eq!(seen, Outcome::Ok(json!(12)), "the restarted member never served the latest write");
+
+    // Settled, every member reports the same hashkv at one revision.
+    let convergence = Convergence::probe(&cluster, 10_000).await;
+    assert_eq!(convergence.check().verdict, Verdict::Valid, "{convergence:?}");
+    assert!(convergence.nodes.iter().all(|node| node.digest.as_ref().is_some_and(|d| d.position.is_some())));
     assert!(cluster.unexpected_exits().is_empty(), "{:?}", cluster.unexpected_exits());
 
     let all: Vec<u32> = (0..3).filter_map(|n| cluster.pid(n)).chain(pids).collect();

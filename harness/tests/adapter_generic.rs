@@ -26,6 +26,7 @@ fn spec(start: &str, ready: Option<&str>) -> GenericSpec {
         wipe: None,
         ready: ready.map(str::to_string),
         leader: None,
+        digest: None,
         peer_routing: "per-pair".into(),
         peer_ports: Vec::new(),
         log_error_patterns: vec![],

@@ -74,6 +74,15 @@ impl NodeEnv {
     }
 }
 
+/// A node's digest of its applied state.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateDigest {
+    /// How far into the log the state goes (applied index, revision,
+    /// replication offset), when the system has such a position.
+    pub position: Option<u64>,
+    pub digest: String,
+}
+
 /// A program to run, with its arguments and extra environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeLaunch {
@@ -108,6 +117,13 @@ pub trait Db: Send + Sync {
     fn is_ready<'a>(&'a self, node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool>;
     /// The leader's index as the nodes report it (best effort).
     fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>>;
+    /// A digest of the node's applied state, with the position in its log
+    /// it covers where the system has one, for the convergence check; one
+    /// bounded probe. None: the node did not answer, or the system has no
+    /// digest (the default).
+    fn digest<'a>(&'a self, _node: usize, _env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Empty `dir` but keep it (it may be a mount point); create it if missing.

@@ -29,7 +29,7 @@ use ports::reserve_node_ports;
 use supervisor::Supervisor;
 use volume::Volumes;
 
-pub use db::{clear_dir, majority, BoxFuture, Db, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting};
+pub use db::{clear_dir, majority, BoxFuture, Db, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 pub use error::ClusterError;
 pub use guard::serve as serve_guard;
 pub use programs::{faultline_binary, find_on_path};
@@ -338,6 +338,24 @@ impl Cluster {
         }
         // A system could name a node that does not exist; that is no leader.
         self.inner.db.leader(&envs).await.filter(|leader| *leader < self.nodes())
+    }
+
+    /// Each node's digest of its applied state, asked of all at once; None
+    /// for a node that is not running or did not answer.
+    pub async fn digests(&self) -> Vec<Option<StateDigest>> {
+        let envs: Vec<NodeEnv> = lock(&self.inner.envs).clone();
+        let mut probes = tokio::task::JoinSet::new();
+        for env in envs.into_iter().filter(|env| self.node_state(env.node) == NodeState::Running) {
+            let db = self.inner.db.clone();
+            probes.spawn(async move { (env.node, db.digest(env.node, &env).await) });
+        }
+        let mut digests = vec![None; self.nodes()];
+        while let Some(answer) = probes.join_next().await {
+            if let Ok((node, digest)) = answer {
+                digests[node] = digest;
+            }
+        }
+        digests
     }
 
     /// Running, Paused, or Killed (also after a crash).

@@ -131,6 +131,7 @@ pub struct ChecksPlan {
     pub log_error_patterns: Vec<String>,
     pub check_timeout_ms: u64,
     pub final_read_attempts_max: u32,
+    pub convergence_timeout_ms: u64,
 }
 
 /// Upper bounds that keep a typo from starting a runaway test.
@@ -276,6 +277,7 @@ fn checks_plan(spec: &CheckersSpec) -> Result<ChecksPlan, SpecError> {
         log_error_patterns: spec.log_error_patterns.clone(),
         check_timeout_ms: positive_duration("checkers.check_timeout", &spec.check_timeout)?,
         final_read_attempts_max: spec.final_read_attempts_max,
+        convergence_timeout_ms: positive_duration("checkers.convergence_timeout", &spec.convergence_timeout)?,
     })
 }
 

@@ -107,6 +107,9 @@ pub struct CheckersSpec {
     pub check_timeout: String,
     /// Attempts per final read before it is given up.
     pub final_read_attempts_max: u32,
+    /// How long the replicas may take to settle at one position before
+    /// their digests are compared (systems that report digests).
+    pub convergence_timeout: String,
 }
 
 impl Default for SpecFile {
@@ -177,6 +180,7 @@ impl Default for CheckersSpec {
             log_error_patterns: Vec::new(),
             check_timeout: "10s".to_string(),
             final_read_attempts_max: 5,
+            convergence_timeout: "10s".to_string(),
         }
     }
 }

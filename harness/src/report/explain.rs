@@ -9,7 +9,9 @@ use faultline_checkers::op::OpSummary;
 use faultline_checkers::{CheckResult, DurabilityResult, KeyResult, Verdict};
 
 use super::timeline::Timeline;
-use crate::verdict::{Check, CheckDetails};
+use crate::cluster::StateDigest;
+use crate::fields::human_ms;
+use crate::verdict::{Check, CheckDetails, Convergence};
 
 /// Non-valid keys explained per checker; the rest are counted.
 pub const KEYS_EXPLAINED_MAX: usize = 20;
@@ -134,6 +136,7 @@ pub fn findings(checks: &[Check], timeline: &Timeline) -> Vec<Finding> {
         match &check.details {
             CheckDetails::Linearizable(result) => linear_findings(check, result, &mut out),
             CheckDetails::Durability(result) => out.push(durability_finding(check, result, timeline)),
+            CheckDetails::Convergence(convergence) => out.push(convergence_finding(check, convergence)),
             CheckDetails::Notes { lines } => {
                 let mut finding = generic_finding(check);
                 finding.sentences.extend(lines.iter().cloned());
@@ -241,6 +244,26 @@ fn durability_finding(check: &Check, result: &DurabilityResult, timeline: &Timel
 
 /// A check the report has no special words for: its reason, and its
 /// details as they are stored in results.json.
+/// Each node's position and digest, in words.
+fn convergence_finding(check: &Check, convergence: &Convergence) -> Finding {
+    let title = check.reason_text().unwrap_or_else(|| format!("{} is {}", check.name, check.verdict.name()));
+    let mut finding = Finding::new(check, title);
+    finding.sentences.push(format!(
+        "After the final reads every node was asked for a digest of its applied state, {} time(s) over {} (bound {}).",
+        convergence.rounds,
+        human_ms(convergence.waited_ms),
+        human_ms(convergence.timeout_ms)
+    ));
+    for node in &convergence.nodes {
+        finding.sentences.push(match &node.digest {
+            None => format!("{} did not answer.", node.node),
+            Some(StateDigest { position: Some(position), digest }) => format!("{} at position {position}: {digest}.", node.node),
+            Some(StateDigest { position: None, digest }) => format!("{}: {digest}.", node.node),
+        });
+    }
+    finding
+}
+
 fn generic_finding(check: &Check) -> Finding {
     let title = check.reason_text().unwrap_or_else(|| format!("{} is {}", check.name, check.verdict.name()));
     let mut finding = Finding::new(check, title);
@@ -329,5 +352,22 @@ mod tests {
         let check = Check::failed("liveness", "no write succeeded within 10 s of the final heal");
         let found = findings(&[check], &Timeline::default());
         assert_eq!(found[0].title, "no write succeeded within 10 s of the final heal");
+    }
+
+    #[test]
+    fn diverged_replicas_are_listed_node_by_node() {
+        let digest = |position, digest: &str| Some(StateDigest { position, digest: digest.into() });
+        let nodes = [("n1", digest(Some(9), "a")), ("n2", digest(Some(9), "b")), ("n3", digest(Some(9), "a"))];
+        let convergence = Convergence {
+            timeout_ms: 10_000,
+            waited_ms: 400,
+            rounds: 3,
+            nodes: nodes.into_iter().map(|(node, digest)| crate::verdict::convergence::NodeDigest { node: node.into(), digest }).collect(),
+            settled: true,
+        };
+        let found = findings(&[convergence.check()], &Timeline::default());
+        assert_eq!(found[0].title, "convergence: replicas disagree: n1 at 9: a, n2 at 9: b, n3 at 9: a");
+        assert!(found[0].sentences[0].contains("3 time(s)"), "{:?}", found[0].sentences);
+        assert_eq!(found[0].sentences[1..], ["n1 at position 9: a.", "n2 at position 9: b.", "n3 at position 9: a."]);
     }
 }

@@ -12,7 +12,9 @@ use faultline_checkers::{OpHistory, ReadError};
 use crate::cluster::{FailedRestart, UnexpectedExit};
 use crate::plan::TestPlan;
 use crate::report::timeline::{Timeline, TimelineBuilder};
-use crate::verdict::{check_safely, Check, Checker, Durability, Linearizable, Liveness, LogScan, NodeExitsCheck};
+use crate::verdict::{check_safely, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
+
+use super::phases::Settled;
 
 use super::RunError;
 
@@ -28,7 +30,7 @@ pub struct ClusterFacts {
 pub async fn decide(
     plan: &TestPlan,
     history: PathBuf,
-    liveness: Liveness,
+    settled: Settled,
     facts: ClusterFacts,
 ) -> Result<(Vec<Check>, Timeline), RunError> {
     let checkers = history_checkers(plan);
@@ -45,7 +47,9 @@ pub async fn decide(
         .await
         .map_err(|error| RunError::History { path: history, message: format!("checker task: {error}") })??;
     let logs = LogScan::scan(&facts.log_paths, &facts.log_patterns);
-    checks.extend([liveness.check(), logs.check(), NodeExitsCheck::check(&facts.exits, &facts.failed_restarts)]);
+    checks.push(settled.liveness.check());
+    checks.extend(settled.convergence.map(|convergence| convergence.check()));
+    checks.extend([logs.check(), NodeExitsCheck::check(&facts.exits, &facts.failed_restarts)]);
     Ok((checks, timeline))
 }
 

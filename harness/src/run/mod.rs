@@ -6,7 +6,8 @@
 //!    while the nemesis follows its seeded schedule.
 //! 3. final heal, then the liveness probe (a write must succeed within
 //!    `liveness_timeout_ms`), then the recovery period.
-//! 4. final reads by fresh clients.
+//! 4. final reads by fresh clients; then, for a system that reports a
+//!    digest of each node's state, the replicas are compared once settled.
 //! 5. the cluster is shut down (no child left); the history is read back
 //!    once and every check runs ([`decide`]).
 //!
@@ -31,7 +32,7 @@ pub mod clients;
 pub mod decide;
 pub mod nemesis_task;
 mod outcome;
-mod phases;
+pub mod phases;
 pub mod progress;
 pub mod recorder;
 mod signals;
@@ -101,7 +102,7 @@ async fn run_in(
         cluster = start_cluster(plan, run_dir) => cluster.map_err(no_proxy)?,
         name = signals.next() => return Err(no_proxy(RunError::Interrupted { signal: name, dir: run_dir.path.clone() })),
     };
-    let liveness = phases::run_on_cluster(plan, options, &cluster, run_dir, &mut signals).await;
+    let settled = phases::run_on_cluster(plan, options, &cluster, run_dir, &mut signals).await;
     let facts = decide::ClusterFacts {
         exits: cluster.unexpected_exits(),
         failed_restarts: cluster.failed_restarts(),
@@ -111,8 +112,8 @@ async fn run_in(
     let proxy = cluster.proxy().stats();
     cluster.shutdown().await;
     let with_proxy = |error: RunError| (error, proxy.clone());
-    let liveness = liveness.map_err(with_proxy)?;
-    let (checks, timeline) = decide::decide(plan, run_dir.history_path(), liveness, facts).await.map_err(with_proxy)?;
+    let settled = settled.map_err(with_proxy)?;
+    let (checks, timeline) = decide::decide(plan, run_dir.history_path(), settled, facts).await.map_err(with_proxy)?;
     let results = conclude(plan, run_dir, compose(checks), &timeline, started, proxy.clone());
     results.save(run_dir).map_err(|error| with_proxy(error.into()))?;
     Ok(RunOutcome { dir: run_dir.path.clone(), results, timeline })

@@ -12,6 +12,7 @@ use crate::cluster::Cluster;
 use crate::plan::TestPlan;
 use crate::results::RunDir;
 use crate::verdict::liveness::{Liveness, Miss};
+use crate::verdict::Convergence;
 
 use super::clients::ClientPool;
 use super::nemesis_task::{set_state, NemesisGroup, NemesisRun, NemesisState};
@@ -20,14 +21,21 @@ use super::recorder::Recorder;
 use super::signals::Signals;
 use super::{RunError, RunOptions, LIVENESS_RETRY_MS};
 
-/// Phases 2-4 with the history open; returns the liveness probe's result.
+/// What the phases after the faults saw: the liveness probe, and the
+/// replicas' digests once settled (for a system that reports them).
+pub struct Settled {
+    pub liveness: Liveness,
+    pub convergence: Option<Convergence>,
+}
+
+/// Phases 2-4 with the history open.
 pub(super) async fn run_on_cluster(
     plan: &TestPlan,
     options: RunOptions,
     cluster: &Cluster,
     run_dir: &RunDir,
     signals: &mut Signals,
-) -> Result<Liveness, RunError> {
+) -> Result<Settled, RunError> {
     let start = Instant::now();
     let history_error = |e: std::io::Error| RunError::History { path: run_dir.history_path(), message: e.to_string() };
     let (recorder, writer) = Recorder::open(&run_dir.history_path(), start).map_err(history_error)?;
@@ -45,7 +53,7 @@ pub(super) async fn run_on_cluster(
     let groups = NemesisGroup::for_plan(plan)?;
     let phases = Phases { plan, cluster, recorder: &recorder, stop: &stop, nemesis_state, phase, start };
     let outcome = tokio::select! {
-        liveness = phases.run(groups) => Ok(liveness),
+        settled = phases.run(groups) => Ok(settled),
         name = signals.next() => {
             stop.store(true, Ordering::Relaxed);
             Err(RunError::Interrupted { signal: name, dir: run_dir.path.clone() })
@@ -98,7 +106,7 @@ impl Phases<'_> {
         }
     }
 
-    async fn run(&self, groups: Vec<NemesisGroup>) -> Liveness {
+    async fn run(&self, groups: Vec<NemesisGroup>) -> Settled {
         let plan = self.plan;
         let process_next = Arc::new(AtomicU64::new(0));
         let pool = self.pool(&process_next);
@@ -131,7 +139,14 @@ impl Phases<'_> {
         tokio::time::sleep(Duration::from_millis(plan.schedule.recovery_ms)).await;
         self.set_phase("final reads");
         self.final_reads(&pool).await;
-        liveness
+        let convergence = match plan.cluster.system.capabilities().digest {
+            true => {
+                self.set_phase("convergence");
+                Some(Convergence::probe(self.cluster, plan.checks.convergence_timeout_ms).await)
+            }
+            false => None,
+        };
+        Settled { liveness, convergence }
     }
 
     /// Writes to a key of its own until one succeeds or the bound passes.

@@ -35,6 +35,9 @@ pub struct Capabilities {
     /// starts, leader-targeted faults hit it (else a seeded random node),
     /// and the scripted Raft scenarios (revote, figure-8) can run.
     pub leader: bool,
+    /// `Db::digest` reports a digest of each node's applied state: the
+    /// convergence check compares them once the cluster has settled.
+    pub digest: bool,
 }
 
 /// One system under test, configured.

@@ -11,12 +11,14 @@
 use faultline_checkers::{CheckResult, DurabilityResult, OpHistory, Verdict};
 use serde::{Deserialize, Serialize};
 
+pub mod convergence;
 pub mod durability;
 pub mod exits;
 pub mod linearizable;
 pub mod liveness;
 pub mod logs;
 
+pub use convergence::Convergence;
 pub use durability::Durability;
 pub use exits::{NodeExits, NodeExitsCheck};
 pub use linearizable::{Linearizable, LinearizableWith};
@@ -44,6 +46,8 @@ pub enum CheckDetails {
     /// Acknowledged writes and what the reads after them showed.
     Durability(DurabilityResult),
     Liveness(Liveness),
+    /// Each node's digest of its applied state once the cluster settled.
+    Convergence(Convergence),
     NodeLogs(LogScan),
     NodeExits(NodeExits),
     /// The checker could not decide (an error, a panic): the reason says why.

@@ -70,7 +70,7 @@ impl System for Etcd {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true }
+        Capabilities { leader: true, digest: true }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

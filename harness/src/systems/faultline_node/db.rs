@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 
 /// How to run faultline-node.
 #[derive(Clone, Debug)]
@@ -106,6 +106,20 @@ impl Db for FaultlineNodeDb {
             }
             majority(&reports.into_iter().flatten().collect::<Vec<_>>())
         })
+    }
+
+    fn digest<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
+        Box::pin(FaultlineNodeDb::status_digest(env))
+    }
+}
+
+impl FaultlineNodeDb {
+    /// The node's `applied` index and the digest of its key-value state,
+    /// from its status.
+    async fn status_digest(env: &NodeEnv) -> Option<StateDigest> {
+        let reply = status(env.client_listen).await?;
+        let value = &reply["value"];
+        Some(StateDigest { position: value["applied"].as_u64(), digest: value["digest"].as_u64()?.to_string() })
     }
 }
 

@@ -87,7 +87,7 @@ impl System for FaultlineNode {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true }
+        Capabilities { leader: true, digest: true }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

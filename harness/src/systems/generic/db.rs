@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use tokio::io::AsyncReadExt;
 
-use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 
 /// Bound on one `ready` or `leader` command (under the cluster's 1 s
 /// probe bound).
@@ -39,6 +39,8 @@ pub struct GenericDb {
     /// Prints the leader's node (a 0-based index, or `n1` for node 0), or
     /// nothing when there is none.
     pub leader: Option<String>,
+    /// Prints `DIGEST` or `POSITION DIGEST` of node i's applied state.
+    pub digest: Option<String>,
     pub peer_routing: PeerRouting,
     /// Names of the further peer ports each node serves.
     pub peer_ports: Vec<String>,
@@ -183,6 +185,13 @@ impl Db for GenericDb {
             majority(&answers)
         })
     }
+
+    fn digest<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
+        Box::pin(async move {
+            let output = run_probe(self.shell(render(self.digest.as_deref()?, env))).await?;
+            parse_digest(&output)
+        })
+    }
 }
 
 /// Runs a probe command (`ready`, `leader`) of one node, bounded; its
@@ -214,6 +223,16 @@ async fn run_probe(launch: NodeLaunch) -> Option<String> {
         let _ = child.kill().await;
     }
     answer
+}
+
+/// A `digest` command's answer: `DIGEST`, or `POSITION DIGEST`.
+fn parse_digest(output: &str) -> Option<StateDigest> {
+    let words: Vec<&str> = output.split_whitespace().collect();
+    match words.as_slice() {
+        [digest] => Some(StateDigest { position: None, digest: digest.to_string() }),
+        [position, digest] => Some(StateDigest { position: Some(position.parse().ok()?), digest: digest.to_string() }),
+        _ => None,
+    }
 }
 
 /// A node named by a `leader` command: `2` (a 0-based index) or `n3`.
@@ -259,6 +278,7 @@ mod tests {
             wipe: wipe.map(str::to_string),
             ready: ready.map(str::to_string),
             leader: None,
+            digest: None,
             peer_routing: PeerRouting::PerPair,
             peer_ports: Vec::new(),
             log_error_patterns: vec![],
@@ -299,6 +319,9 @@ mod tests {
         leader.leader = Some("true".into());
         assert_eq!(leader.leader(&envs).await, None, "nothing printed: no leader");
         assert_eq!((parse_node(" 0\n"), parse_node("n1"), parse_node("n0"), parse_node("x")), (Some(0), Some(0), None, None));
+        assert_eq!(parse_digest("abc\n"), Some(StateDigest { position: None, digest: "abc".into() }));
+        assert_eq!(parse_digest("12 abc"), Some(StateDigest { position: Some(12), digest: "abc".into() }));
+        assert_eq!((parse_digest(""), parse_digest("x y z"), parse_digest("x y")), (None, None, None));
     }
 
     #[test]

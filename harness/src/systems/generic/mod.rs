@@ -46,6 +46,10 @@ pub struct GenericSpec {
     /// node 0), or nothing; without it the system names no leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// Prints a digest of node i's applied state, optionally after the
+    /// position it covers (`POSITION DIGEST`); turns on the convergence check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// `per-pair` (each node its own view of its peers) or `shared`.
     #[serde(default = "per_pair")]
     pub peer_routing: String,
@@ -103,7 +107,7 @@ impl GenericSpec {
     }
 
     fn templates(&self) -> Vec<(&'static str, &str)> {
-        let optional = [("wipe", &self.wipe), ("ready", &self.ready), ("leader", &self.leader)];
+        let optional = [("wipe", &self.wipe), ("ready", &self.ready), ("leader", &self.leader), ("digest", &self.digest)];
         let mut templates = vec![("start", self.start.as_str())];
         templates.extend(optional.into_iter().filter_map(|(field, template)| Some((field, template.as_deref()?))));
         templates
@@ -161,6 +165,7 @@ impl GenericSpec {
             wipe: self.wipe.clone(),
             ready: self.ready.clone(),
             leader: self.leader.clone(),
+            digest: self.digest.clone(),
             peer_ports: self.peer_ports.clone(),
             peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
             log_error_patterns: self.log_error_patterns.clone(),
@@ -196,7 +201,7 @@ impl System for Generic {
     /// without one, leader-targeted faults hit a seeded random node and
     /// are recorded as such.
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: self.spec.leader.is_some() }
+        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some() }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
@@ -230,6 +235,7 @@ mod tests {
             wipe: None,
             ready: None,
             leader: None,
+            digest: None,
             peer_routing: "per-pair".into(),
             peer_ports: Vec::new(),
             log_error_patterns: vec![],

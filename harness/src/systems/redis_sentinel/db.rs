@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting};
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 use crate::cluster::find_on_path;
 
 use super::resp::{Reply, RespConnection};
@@ -38,17 +38,23 @@ pub struct RedisSentinelDb {
     pub down_after_ms: u64,
     /// Sentinel's `failover-timeout`.
     pub failover_timeout_ms: u64,
+    /// Redis 7 and later refuse DEBUG unless told otherwise (and earlier
+    /// versions refuse the setting that tells them).
+    pub debug_command_is_off: bool,
 }
 
 impl RedisSentinelDb {
     /// `redis-server`, `redis-sentinel` (and `setpriv` if present) on PATH.
     pub fn from_path() -> Result<Self, ClusterError> {
+        let server_binary = find_on_path("redis-server")?;
+        let debug_command_is_off = major_version(&server_binary).is_some_and(|major| major >= 7);
         Ok(RedisSentinelDb {
-            server_binary: find_on_path("redis-server")?,
+            server_binary,
             sentinel_binary: find_on_path("redis-sentinel")?,
             setpriv: find_on_path("setpriv").ok(),
             down_after_ms: 1_000,
             failover_timeout_ms: 3_000,
+            debug_command_is_off,
         })
     }
 
@@ -60,6 +66,11 @@ impl RedisSentinelDb {
             quoted_conf_path(&env.data_dir),
             routes.own.port(),
         );
+        if self.debug_command_is_off {
+            // Redis 7 turns DEBUG off by default; the convergence check
+            // needs DEBUG DIGEST from this host.
+            conf.push_str("enable-debug-command local\n");
+        }
         if node != 0 {
             conf.push_str(&format!("replicaof 127.0.0.1 {}\n", routes.primary.port()));
         }
@@ -209,7 +220,18 @@ impl Db for RedisSentinelDb {
                 let port = items.get(1).and_then(Reply::text).and_then(|p| p.parse::<u16>().ok());
                 named.push(port.and_then(|port| node_of_port(envs, port)));
             }
-            majority(&named)
+            majority(&named.into_iter().flatten().collect::<Vec<_>>())
+        })
+    }
+
+    /// `DEBUG DIGEST` of the server's data set, at its replication offset
+    /// (`master_repl_offset`, which a replica reports for its own copy).
+    fn digest<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
+        Box::pin(async move {
+            let info = ask(env.peer_listen, &[b"INFO", b"replication"]).await?.text()?;
+            let offset = info.lines().find_map(|line| line.strip_prefix("master_repl_offset:")).and_then(|o| o.trim().parse().ok());
+            let digest = ask(env.peer_listen, &[b"DEBUG", b"DIGEST"]).await?.text()?;
+            Some(StateDigest { position: offset, digest })
         })
     }
 }
@@ -230,14 +252,13 @@ fn node_of_port(envs: &[NodeEnv], port: u16) -> Option<usize> {
     by_route.map(|(node, _)| *node).or_else(|| envs.iter().find(|env| env.peer_listen.port() == port).map(|e| e.node))
 }
 
-fn majority(named: &[Option<usize>]) -> Option<usize> {
-    let answered: Vec<usize> = named.iter().flatten().copied().collect();
-    let mut counts = std::collections::BTreeMap::new();
-    for node in &answered {
-        *counts.entry(*node).or_insert(0usize) += 1;
-    }
-    let (node, count) = counts.into_iter().max_by_key(|(_, count)| *count)?;
-    (count * 2 > answered.len()).then_some(node)
+
+/// The major version `redis-server --version` prints (`v=7.0.15`).
+fn major_version(server: &Path) -> Option<u32> {
+    let output = std::process::Command::new(server).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.split_whitespace().find_map(|word| word.strip_prefix("v="))?;
+    version.split('.').next()?.parse().ok()
 }
 
 /// One bounded command straight to a server or sentinel (not proxied).
@@ -274,6 +295,7 @@ mod tests {
             setpriv: Some("/usr/bin/setpriv".into()),
             down_after_ms: 1_000,
             failover_timeout_ms: 3_000,
+            debug_command_is_off: true,
         }
     }
 
@@ -328,7 +350,5 @@ mod tests {
         assert_eq!(node_of_port(&envs, 9002), Some(2));
         assert_eq!(node_of_port(&envs, 8001), Some(0));
         assert_eq!(node_of_port(&envs, 1), None);
-        assert_eq!(majority(&[Some(1), Some(1), None]), Some(1));
-        assert_eq!(majority(&[Some(1), Some(2)]), None);
     }
 }

@@ -55,7 +55,7 @@ impl System for RedisSentinel {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true }
+        Capabilities { leader: true, digest: true }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
