@@ -27,10 +27,14 @@ pub struct Bugs {
     pub commit_old_term: bool,
     /// The WAL is never fsynced; acknowledgements rest on the page cache.
     pub no_fsync: bool,
+    /// Node 2, while a follower, skips applying every seventh entry: its
+    /// state silently diverges from the others' (no client reads it, since
+    /// reads go to the leader), which only a comparison of replicas finds.
+    pub corrupt_replica: bool,
 }
 
 /// Every switch name, in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 7] = [
+pub const BUG_NAMES: [&str; 8] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -38,6 +42,7 @@ pub const BUG_NAMES: [&str; 7] = [
     "forget-vote",
     "commit-old-term",
     "no-fsync",
+    "corrupt-replica",
 ];
 
 /// A name in `--bugs` that is not a known switch.
@@ -46,6 +51,12 @@ pub const BUG_NAMES: [&str; 7] = [
 pub struct UnknownBug(pub String);
 
 impl Bugs {
+    /// The planted `corrupt-replica` bug: node 2, as a follower, drops
+    /// every seventh entry from its state.
+    pub fn drops_entry(&self, node_id: u64, is_leader: bool, index: u64) -> bool {
+        self.corrupt_replica && node_id == 2 && !is_leader && index % 7 == 0
+    }
+
     /// Parses a comma-separated list of switch names; empty means none.
     pub fn parse(text: &str) -> Result<Bugs, UnknownBug> {
         let mut bugs = Bugs::default();
@@ -66,6 +77,7 @@ impl Bugs {
             "forget-vote" => &mut self.forget_vote,
             "commit-old-term" => &mut self.commit_old_term,
             "no-fsync" => &mut self.no_fsync,
+            "corrupt-replica" => &mut self.corrupt_replica,
             _ => return None,
         })
     }

@@ -25,7 +25,10 @@ fn store_dir(name: &str) -> std::path::PathBuf {
 async fn planted_bugs_and_weaker_modes_are_detected_and_correct_node_is_not() {
     // no-fsync needs the power-loss nemesis (FUSE, root).
     // forget-vote needs the scripted revote election race.
-    let mut names = vec!["ack-before-commit".to_string(), "forget-vote".to_string(), "async".to_string()];
+    // corrupt-replica: a follower's state drifts where no client reads it;
+    // the convergence check must be among those that fire.
+    let mut names: Vec<String> =
+        ["ack-before-commit", "forget-vote", "async", "corrupt-replica"].into_iter().map(String::from).collect();
     match faultline_lazyfs::available() {
         Ok(()) => names.push("no-fsync".to_string()),
         Err(why) if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") => {
@@ -44,6 +47,8 @@ async fn planted_bugs_and_weaker_modes_are_detected_and_correct_node_is_not() {
         assert!(probe.detected_in_run.is_some(), "{} was not detected in {} runs", probe.target.name, probe.runs);
         assert!(!probe.fired.is_empty(), "{} detected but no checker named", probe.target.name);
     }
+    let corrupt = probes.iter().find(|probe| probe.target.name == "corrupt-replica").unwrap();
+    assert!(corrupt.fired.iter().any(|checker| checker == "convergence"), "{:?}", corrupt.fired);
     // One test, so the clusters run one at a time on CI's two cores: the
     // correct node under the same kind of run must not be flagged.
     let (alarms, _unknown, seeds) = matrix::control(&options(&store, 1), 1).await.unwrap();

@@ -66,6 +66,10 @@ pub fn all() -> Vec<Target> {
         bug("forget-vote", "register", &["revote"], "a voter restarted between two elections of one term votes in both: two leaders of one term meet at heal and log a raft safety violation"),
         bug("commit-old-term", "register", &["figure-8"], "the scripted figure-8 order: old-term entries committed by counting are overwritten by the leader of the term in between; a node holding them as committed logs a raft safety violation"),
         bug("no-fsync", "register", &["power-loss-majority", "power-loss-all"], "a majority loses power: acked entries that lived only in page caches are gone from a quorum (kill -9 keeps the page cache)"),
+        // Reads go to the leader, so without faults no client sees the bad
+        // replica; only comparing replicas does (the no-faults run shows
+        // it). Appends keep a skipped entry visible to the end.
+        bug("corrupt-replica", "append", &["pause"], "n2, as a follower, skips applying every seventh entry: without faults only the convergence check sees it (same applied index, different state); once pauses make n2 the leader, clients read its holes too"),
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
         mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),

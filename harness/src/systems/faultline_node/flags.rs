@@ -6,7 +6,7 @@
 pub const MODE_NAMES: [&str; 4] = ["raft", "sync", "semi-sync", "async"];
 
 /// Planted bugs (`--bugs`), in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 7] = [
+pub const BUG_NAMES: [&str; 8] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -14,6 +14,7 @@ pub const BUG_NAMES: [&str; 7] = [
     "forget-vote",
     "commit-old-term",
     "no-fsync",
+    "corrupt-replica",
 ];
 
 pub fn check_mode(mode: &str) -> Result<(), String> {
