@@ -75,15 +75,20 @@ class Store:
         self.lost = opts.forget_on_restart and os.path.exists(marker)
         open(marker, "w").close()
         self.path = os.path.join(opts.data, "log.jsonl")
+        good = 0
         if os.path.exists(self.path):
-            with open(self.path) as f:
+            with open(self.path, "rb") as f:
                 for line in f:
                     try:
-                        entry = json.loads(line)
+                        entry = json.loads(line) if line.endswith(b"\n") else None
                     except ValueError:
+                        entry = None
+                    if entry is None:
                         break  # a torn last line: what was fsynced ends here
                     self._apply(entry["seq"], entry["key"], entry["value"], entry["op"])
+                    good += len(line)
         self.file = open(self.path, "a")
+        self.file.truncate(good)  # so the next entry does not follow a torn one
 
     def _apply(self, seq, key, value, op):
         if seq != len(self.log) + 1:

@@ -11,10 +11,10 @@
 //!   `{advertise_addr}`): valid, replicas agree, every connection attributed.
 //!
 //! Needs python3, skipped without it unless `FAULTLINE_REQUIRE_ADAPTERS=1`.
+mod spec_support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,53 +22,10 @@ use faultline::cluster::{Cluster, ClusterConfig};
 use faultline::nemesis::partition::isolate;
 use faultline::systems::generic::GenericSpec;
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use spec_support::{installed, run_spec, workspace};
 
 fn python_or_skip() -> bool {
-    if faultline::cluster::find_on_path("python3").is_ok() {
-        return true;
-    }
-    if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") {
-        panic!("FAULTLINE_REQUIRE_ADAPTERS=1 but python3 is not on PATH");
-    }
-    eprintln!("SKIP: toystore tests need python3");
-    false
-}
-
-struct Run {
-    code: Option<i32>,
-    results: Value,
-    history: Vec<Value>,
-    stdout: String,
-}
-
-impl Run {
-    fn check(&self, name: &str) -> &Value {
-        let checkers = self.results["checks"]["checkers"].as_array().expect("checkers list");
-        checkers.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name} check: {}", self.stdout))
-    }
-}
-
-fn run_spec(spec: &str) -> Run {
-    let name = spec.rsplit('/').next().unwrap().trim_end_matches(".yaml");
-    let store = std::env::temp_dir().join(format!("faultline-toystore-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&store);
-    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .current_dir(workspace())
-        .args(["test", "--quiet", "--spec", spec, "--store", store.to_str().unwrap(), "--name", "t"])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let run_dir = store.join("t/latest");
-    let text = std::fs::read_to_string(run_dir.join("results.json")).unwrap_or_else(|e| panic!("{spec}: no results ({e}): {stdout}"));
-    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
-    let history = history.lines().skip(1).map(|line| serde_json::from_str(line).unwrap()).collect();
-    let _ = std::fs::remove_dir_all(&store);
-    Run { code: output.status.code(), results: serde_json::from_str(&text).unwrap(), history, stdout }
+    installed(&["python3"])
 }
 
 #[test]
