@@ -37,8 +37,9 @@ impl System for RegServer {
         "regserver"
     }
 
+    /// One server: no leader to name, no replicas to compare.
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: false }
+        Capabilities::default()
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

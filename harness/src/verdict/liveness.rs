@@ -62,7 +62,7 @@ impl Liveness {
             None if kept < ERRORS_KEPT_MAX => self.errors.push((message, 1)),
             None => self.errors_other += 1,
         }
-        self.errors.sort_by(|a, b| b.1.cmp(&a.1));
+        self.errors.sort_by_key(|error| std::cmp::Reverse(error.1));
     }
 
     /// `111 fail, 1 timeout; most common: "refused" ×100, ...`.
