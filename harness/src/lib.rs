@@ -114,6 +114,7 @@ pub mod matrix;
 pub mod messages;
 pub mod nemesis;
 pub mod plan;
+mod ports;
 pub mod proxy;
 pub mod report;
 pub mod results;

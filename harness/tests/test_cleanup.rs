@@ -83,7 +83,10 @@ fn interrupted_by(signal: Signal, name: &str) {
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(processes_mentioning(&marker), Vec::<u32>::new(), "{name}: node processes left behind");
     let lines = std::fs::read_to_string(&history).unwrap();
-    for line in lines.lines() {
+    let mut lines = lines.lines();
+    let header = lines.next().and_then(|line| faultline_checkers::Header::parse(line.as_bytes()));
+    assert!(header.is_some(), "the history opens with its header line");
+    for line in lines {
         let _: faultline_checkers::Event = serde_json::from_str(line).expect("every recorded line is a whole event");
     }
     let summary = std::fs::read_to_string(store.join("t/latest/summary.txt")).unwrap();

@@ -11,7 +11,7 @@
 //! whose members share one view of peer addresses, from the kernel's socket
 //! table (`socket_table`).
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
@@ -142,7 +142,10 @@ impl FaultProxy {
         if self.shared().is_shut_down() {
             return Err(ProxyError::ShutDown);
         }
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(ProxyError::Bind)?;
+        // A port no node of this process is about to bind (crate::ports).
+        let listener = crate::ports::reserve().map_err(ProxyError::Bind)?.into_listener();
+        listener.set_nonblocking(true).map_err(ProxyError::Bind)?;
+        let listener = TcpListener::from_std(listener).map_err(ProxyError::Bind)?;
         let listen = listener.local_addr().map_err(ProxyError::Bind)?;
         let route = Arc::new(Route { from, to, target: Mutex::new(target) });
         self.shared().add_route(listen, route.clone());
