@@ -12,6 +12,7 @@ fn options(store: &std::path::Path, runs: u32) -> ProbeOptions {
         store: store.to_path_buf(),
         node_binary: None,
         baseline: false,
+        default_spec: false,
     }
 }
 

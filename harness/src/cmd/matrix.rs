@@ -35,6 +35,11 @@ pub struct MatrixArgs {
     /// were needed at all.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Also run each target under the default spec (its bug or mode alone,
+    /// with the default workload and faults), up to --runs times: the
+    /// "default spec" column.
+    #[arg(long)]
+    pub default_spec: bool,
 }
 
 pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
@@ -58,6 +63,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         store: args.store.clone(),
         node_binary: args.node_binary.clone(),
         baseline: !args.no_baseline,
+        default_spec: args.default_spec,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut probes = Vec::with_capacity(targets.len());

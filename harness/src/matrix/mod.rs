@@ -36,6 +36,18 @@ pub struct ProbeOptions {
     pub node_binary: Option<PathBuf>,
     /// Also run each target once with no faults (first seed).
     pub baseline: bool,
+    /// Also run each target under the default spec (its bug or mode
+    /// alone: default workload and faults), up to `runs` times.
+    pub default_spec: bool,
+}
+
+/// How the default spec, untuned, did on one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefaultSpecRuns {
+    pub runs: u32,
+    /// 1-based run that first came back invalid.
+    pub detected_in_run: Option<u32>,
+    pub fired: Vec<String>,
 }
 
 /// What the runs of one target showed.
@@ -59,6 +71,8 @@ pub struct Probe {
     pub baseline: Option<Verdict>,
     /// Why the target could not be tried (a harness error, not a verdict).
     pub error: Option<String>,
+    /// The default spec's runs, when asked for.
+    pub default_spec: Option<DefaultSpecRuns>,
 }
 
 impl Probe {
@@ -73,14 +87,26 @@ impl Probe {
             seed: None,
             baseline: None,
             error: None,
+            default_spec: None,
         }
     }
 }
 
 /// The spec of run `index` of `target`.
 pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<SpecFile, MatrixError> {
+    let mut spec = default_spec_for(target, options, index);
+    spec.name = format!("matrix-{}", target.name);
+    spec.workload.kind = target.workload.to_string();
+    spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
+    let overrides: Vec<(String, String)> = target.overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.with_overrides(&overrides).map_err(|source| MatrixError::Spec { target: target.name, source })
+}
+
+/// The default spec with only `target`'s bug or mode set: what a user who
+/// runs `faultline test` on that node gets.
+pub fn default_spec_for(target: &Target, options: &ProbeOptions, index: u32) -> SpecFile {
     let mut spec = SpecFile {
-        name: format!("matrix-{}", target.name),
+        name: format!("matrix-{}-default", target.name),
         seed: Some(options.seed + u64::from(index)),
         store: options.store.clone(),
         ..SpecFile::default()
@@ -93,11 +119,42 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<S
     };
     spec.cluster.system = faultline_node::REGISTRATION.name.to_string();
     spec.cluster.options = crate::systems::fields_of(&node);
-    spec.workload.kind = target.workload.to_string();
-    spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
     spec.schedule.time_limit = options.time_limit.clone();
-    let overrides: Vec<(String, String)> = target.overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    spec.with_overrides(&overrides).map_err(|source| MatrixError::Spec { target: target.name, source })
+    spec
+}
+
+/// What up to `runs` runs of one spec family showed, stopping at the
+/// first invalid verdict.
+#[derive(Debug, Default)]
+struct Attempts {
+    runs: u32,
+    unknown: u32,
+    /// Run (1-based), its seed, and the checkers that said invalid.
+    detected: Option<(u32, u64, Vec<String>)>,
+}
+
+async fn attempt(
+    target: &Target,
+    options: &ProbeOptions,
+    spec_of: impl Fn(u32) -> Result<SpecFile, MatrixError>,
+) -> Result<Attempts, MatrixError> {
+    let mut attempts = Attempts::default();
+    for index in 0..options.runs {
+        let plan = TestPlan::from_spec(&spec_of(index)?, options.seed)
+            .map_err(|source| MatrixError::Spec { target: target.name, source })?;
+        let results = run_quietly(&plan).await?;
+        attempts.runs += 1;
+        match verdict(&results) {
+            Verdict::Invalid => {
+                let fired = results.checks.checkers.iter().filter(|c| c.verdict == Verdict::Invalid);
+                attempts.detected = Some((index + 1, plan.seed, fired.map(|c| c.name.clone()).collect()));
+                break;
+            }
+            Verdict::Unknown => attempts.unknown += 1,
+            Verdict::Valid => {}
+        }
+    }
+    Ok(attempts)
 }
 
 /// One run of a probe, without a progress display.
@@ -123,29 +180,19 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
         probe.baseline = Some(verdict(&run_quietly(&plan).await?));
     }
     let started = Instant::now();
-    for index in 0..options.runs {
-        let spec = spec_for(target, options, index)?;
-        let plan = TestPlan::from_spec(&spec, options.seed)
-            .map_err(|source| MatrixError::Spec { target: target.name, source })?;
-        let results = run_quietly(&plan).await?;
-        probe.runs += 1;
-        match verdict(&results) {
-            Verdict::Invalid => {
-                probe.detected_in_run = Some(index + 1);
-                probe.time_to_detection_ms = Some(started.elapsed().as_millis() as u64);
-                probe.fired = results
-                    .checks
-                    .checkers
-                    .iter()
-                    .filter(|c| c.verdict == Verdict::Invalid)
-                    .map(|c| c.name.clone())
-                    .collect();
-                probe.seed = Some(plan.seed);
-                return Ok(probe);
-            }
-            Verdict::Unknown => probe.unknown_runs += 1,
-            Verdict::Valid => {}
-        }
+    let tuned = attempt(target, options, |index| spec_for(target, options, index)).await?;
+    probe.runs = tuned.runs;
+    probe.unknown_runs = tuned.unknown;
+    if let Some((run, seed, fired)) = tuned.detected {
+        probe.detected_in_run = Some(run);
+        probe.time_to_detection_ms = Some(started.elapsed().as_millis() as u64);
+        probe.seed = Some(seed);
+        probe.fired = fired;
+    }
+    if options.default_spec {
+        let untuned = attempt(target, options, |index| Ok(default_spec_for(target, options, index))).await?;
+        let (detected_in_run, fired) = untuned.detected.map_or((None, Vec::new()), |(run, _, fired)| (Some(run), fired));
+        probe.default_spec = Some(DefaultSpecRuns { runs: untuned.runs, detected_in_run, fired });
     }
     Ok(probe)
 }
@@ -153,8 +200,8 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
 /// The printed table, one line per probe.
 pub fn table(probes: &[Probe]) -> String {
     let mut out = format!(
-        "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {}\n",
-        "target", "kind", "detected", "runs", "time", "no faults", "checkers fired (seed)"
+        "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {:<14} {}\n",
+        "target", "kind", "detected", "runs", "time", "no faults", "default spec", "checkers fired (seed)"
     );
     for p in probes {
         let detected = match (&p.error, p.detected_in_run) {
@@ -175,9 +222,14 @@ pub fn table(probes: &[Probe]) -> String {
             None if p.unknown_runs > 0 => format!("- ({} unknown)", p.unknown_runs),
             None => "-".to_string(),
         };
+        let default_spec = match &p.default_spec {
+            None => "-".to_string(),
+            Some(DefaultSpecRuns { detected_in_run: Some(run), .. }) => format!("run {run}"),
+            Some(DefaultSpecRuns { runs, .. }) => format!("not in {runs}"),
+        };
         out.push_str(&format!(
-            "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {}\n",
-            p.target.name, p.target.kind, detected, p.runs, time, baseline, fired
+            "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {:<14} {}\n",
+            p.target.name, p.target.kind, detected, p.runs, time, baseline, default_spec, fired
         ));
     }
     out
@@ -219,6 +271,7 @@ mod tests {
             store: PathBuf::from("store"),
             node_binary: None,
             baseline: true,
+            default_spec: true,
         }
     }
 
@@ -234,5 +287,20 @@ mod tests {
         let plan = TestPlan::from_spec(&spec_for(&vote[0], &options(), 0).expect("spec"), 0).expect("plan");
         assert!(plan.nemesis.concurrent);
         assert_eq!(plan.cluster.nodes, 5);
+    }
+
+    #[test]
+    fn the_default_spec_keeps_only_the_bug() {
+        let target = &targets::select(&["no-fsync".to_string()]).expect("a row")[0];
+        let spec = default_spec_for(target, &options(), 1);
+        let default = SpecFile::default();
+        assert_eq!((&spec.workload.kind, &spec.nemesis.faults), (&default.workload.kind, &default.nemesis.faults));
+        assert_eq!(spec.cluster.options["bugs"], serde_json::json!(["no-fsync"]));
+        assert_eq!(TestPlan::from_spec(&spec, 0).expect("plan").seed, 8);
+        let mut probe = Probe::new(target);
+        probe.default_spec = Some(DefaultSpecRuns { runs: 3, detected_in_run: None, fired: Vec::new() });
+        assert!(table(&[probe.clone()]).contains("not in 3"));
+        probe.default_spec = Some(DefaultSpecRuns { runs: 2, detected_in_run: Some(2), fired: vec!["durability".into()] });
+        assert!(table(&[probe]).contains("run 2"));
     }
 }
