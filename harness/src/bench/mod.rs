@@ -1,4 +1,5 @@
-//! Benchmarks that print figures (`faultline bench check|proxy`); speed
-//! targets live here, never in timed tests.
+//! Benchmarks that print figures (`faultline bench check|proxy|mutants`);
+//! speed and detection targets live here, never in timed tests.
 pub mod check;
+pub mod mutants;
 pub mod proxy;

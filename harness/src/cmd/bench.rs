@@ -9,11 +9,14 @@ pub enum BenchCommand {
     Check(bench::check::CheckBenchArgs),
     /// Fault proxy: added latency per hop and throughput against direct.
     Proxy(bench::proxy::ProxyBenchArgs),
+    /// Mutation score: cargo-mutants' mutants of faultline-node against a spec.
+    Mutants(bench::mutants::MutantsBenchArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Check(args) => bench::check::run(args),
         BenchCommand::Proxy(args) => bench::proxy::run(args),
+        BenchCommand::Mutants(args) => bench::mutants::run(args),
     }
 }
