@@ -224,6 +224,17 @@ impl Fault {
         Fault::all().into_iter().chain(POWER_LOSSES).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
     }
 
+    /// Aimed at the leader (`kill-leader`, `partition-leader`, ...).
+    pub fn is_leader_targeted(self) -> bool {
+        matches!(
+            self,
+            Fault::Kill(KillTarget::Leader)
+                | Fault::Pause(PauseTarget::Leader)
+                | Fault::Partition(PartitionMode::Leader)
+                | Fault::Power(PowerTarget::Leader)
+        )
+    }
+
     /// A scripted scenario (revote, figure-8): it needs an odd cluster and
     /// sets the whole network itself while it runs.
     pub fn is_scripted(self) -> bool {

@@ -17,6 +17,7 @@ pub struct ScheduleStep {
 
 pub struct Schedule {
     faults: Vec<Fault>,
+    leader_share: Option<f64>,
     fault_ms_range: (u64, u64),
     quiet_ms_range: (u64, u64),
     rng: ChaCha8Rng,
@@ -27,7 +28,18 @@ impl Schedule {
     pub fn new(faults: Vec<Fault>, fault_ms_range: (u64, u64), quiet_ms_range: (u64, u64), seed: u64) -> Self {
         assert!(fault_ms_range.0 <= fault_ms_range.1, "fault duration range is validated in the spec");
         assert!(quiet_ms_range.0 <= quiet_ms_range.1, "heal duration range is validated in the spec");
-        Schedule { faults, fault_ms_range, quiet_ms_range, rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5343_4845_4455_4c45) }
+        let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5343_4845_4455_4c45);
+        Schedule { faults, leader_share: None, fault_ms_range, quiet_ms_range, rng }
+    }
+
+    /// Aims `share` of the faults at the leader, when the list has faults
+    /// both aimed at it and not: bugs in replication show up when the
+    /// node that coordinates it fails, which a uniform draw over a family
+    /// (one leader target among four kills, six partitions) rarely does.
+    pub fn with_leader_share(mut self, share: Option<f64>) -> Self {
+        assert!(share.is_none_or(|share| (0.0..=1.0).contains(&share)), "leader_share is validated in the spec");
+        self.leader_share = share;
+        self
     }
 
     pub fn next_step(&mut self) -> Option<ScheduleStep> {
@@ -35,9 +47,25 @@ impl Schedule {
             return None;
         }
         let quiet_ms = self.rng.random_range(self.quiet_ms_range.0..=self.quiet_ms_range.1);
-        let fault = self.faults[self.rng.random_range(0..self.faults.len())];
+        let fault = self.draw_fault();
         let fault_ms = self.rng.random_range(self.fault_ms_range.0..=self.fault_ms_range.1);
         Some(ScheduleStep { quiet_ms, fault, fault_ms })
+    }
+
+    /// Without a leader share, one draw over the list (as every schedule
+    /// before the share existed, so old seeds replay).
+    fn draw_fault(&mut self) -> Fault {
+        let Some(share) = self.leader_share else {
+            return self.faults[self.rng.random_range(0..self.faults.len())];
+        };
+        let (leader, other): (Vec<Fault>, Vec<Fault>) = self.faults.iter().partition(|fault| fault.is_leader_targeted());
+        let aim_at_leader = self.rng.random_bool(share);
+        let pool = match (leader.is_empty(), other.is_empty()) {
+            (false, false) if aim_at_leader => leader,
+            (false, false) | (true, _) => other,
+            (false, true) => leader,
+        };
+        pool[self.rng.random_range(0..pool.len())]
     }
 }
 
@@ -61,6 +89,23 @@ mod tests {
         }
         let kinds: std::collections::BTreeSet<_> = a.iter().map(|s| s.fault.family()).collect();
         assert_eq!(kinds.len(), 3, "50 steps over 3 families use all of them");
+    }
+
+    #[test]
+    fn a_leader_share_aims_that_share_at_the_leader() {
+        let faults = Fault::parse_names(&["kill", "partition"]).unwrap();
+        let leader_faults = |share: Option<f64>| {
+            let mut schedule = Schedule::new(faults.clone(), (1, 1), (1, 1), 3).with_leader_share(share);
+            (0..1_000).filter(|_| schedule.next_step().unwrap().fault.is_leader_targeted()).count()
+        };
+        // Two leader targets among ten faults: about 200 of 1,000 uniform draws.
+        assert!((150..250).contains(&leader_faults(None)), "{}", leader_faults(None));
+        assert!((450..550).contains(&leader_faults(Some(0.5))), "{}", leader_faults(Some(0.5)));
+        assert_eq!(leader_faults(Some(1.0)), 1_000);
+        assert_eq!(leader_faults(Some(0.0)), 0);
+        let only_random = Fault::parse_names(&["kill-random"]).unwrap();
+        let mut schedule = Schedule::new(only_random, (1, 1), (1, 1), 3).with_leader_share(Some(1.0));
+        assert_eq!(schedule.next_step().unwrap().fault.name(), "kill-random", "no leader target: the share cannot apply");
     }
 
     #[test]

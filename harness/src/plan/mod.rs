@@ -90,6 +90,8 @@ pub struct NemesisPlan {
     pub link: LinkSettings,
     /// One schedule per fault family, overlapping (`nemesis.concurrent`).
     pub concurrent: bool,
+    /// Share of the faults aimed at the leader (`nemesis.leader_share`).
+    pub leader_share: Option<f64>,
     /// Nemeses of your own (the Rust API), for the custom faults in `faults`.
     pub custom: Vec<NemesisFactory>,
 }
@@ -102,6 +104,7 @@ impl std::fmt::Debug for NemesisPlan {
             .field("heal_duration_ms", &(self.heal_duration_ms_min, self.heal_duration_ms_max))
             .field("link", &self.link)
             .field("concurrent", &self.concurrent)
+            .field("leader_share", &self.leader_share)
             .field("custom", &self.custom.len())
             .finish()
     }

@@ -26,6 +26,7 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
             bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
         },
         concurrent: spec.concurrent,
+        leader_share: spec.leader_share,
         custom: Vec::new(),
     };
     check(&plan, cluster)?;
@@ -43,6 +44,11 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
         return Err(SpecError::Combination(
             "nemesis.heal_duration_min is above nemesis.heal_duration_max".to_string(),
         ));
+    }
+    if let Some(share) = plan.leader_share {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(SpecError::value("nemesis.leader_share", format!("{share} is not a share in 0..=1")));
+        }
     }
     let families = |family: FaultFamily| plan.faults.iter().any(|fault| fault.family() == family);
     let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) else { return Ok(()) };

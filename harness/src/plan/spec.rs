@@ -81,6 +81,10 @@ pub struct NemesisSpec {
     /// families overlap (a partition while a node is down); otherwise one
     /// fault at a time.
     pub concurrent: bool,
+    /// Share of faults aimed at the leader, drawn first, among the faults
+    /// of the list that have a leader target; null: every fault of the
+    /// list equally likely.
+    pub leader_share: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +167,7 @@ impl Default for NemesisSpec {
             link_jitter: "50ms".to_string(),
             link_bandwidth_bytes_per_s: 2_000,
             concurrent: false,
+            leader_share: None,
         }
     }
 }

@@ -60,6 +60,7 @@ impl NemesisGroup {
                 (plan.nemesis.heal_duration_ms_min, plan.nemesis.heal_duration_ms_max),
                 seed,
             )
+            .with_leader_share(plan.nemesis.leader_share)
         };
         let faults = &plan.nemesis.faults;
         if !plan.nemesis.concurrent {

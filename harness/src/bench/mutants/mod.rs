@@ -165,7 +165,9 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         let outcome = try_mutant(&runtime, &args, &spec, &mut scratch, &mut cache, &dir, mutant)
             .unwrap_or_else(|error| Outcome::Error { message: format!("{error:#}") });
         bar.inc(if args.viable.is_none() || passed_node_tests(&outcome) { 1 } else { 0 });
-        results.push((index, MutantResult { mutant: mutant.clone(), outcome }));
+        let result = MutantResult { mutant: mutant.clone(), outcome };
+        append_line(&out.join("results.jsonl"), &result)?;
+        results.push((index, result));
     }
     bar.finish_and_clear();
     results.sort_by_key(|(index, _)| *index);
@@ -175,6 +177,15 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(out.join("mutants.json"), serde_json::to_string_pretty(&report)?)?;
     print!("{}", table(&report));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each outcome as it comes, so a bench stopped early keeps its figures.
+fn append_line(path: &Path, result: &MutantResult) -> anyhow::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{}", serde_json::to_string(result)?)?;
+    Ok(())
 }
 
 fn passed_node_tests(outcome: &Outcome) -> bool {

@@ -25,6 +25,9 @@ const NODE_TESTS_TIMEOUT_FACTOR: u64 = 4;
 pub struct Scratch {
     pub dir: PathBuf,
     runtime: tokio::runtime::Handle,
+    /// Listening from the start: a signal that comes between two cargo
+    /// runs is acted on when the next one starts.
+    signals: Signals,
     /// Held while the bench runs: two benches never share the copy.
     _lock: Flock<File>,
     node_tests_timeout_ms: Option<u64>,
@@ -47,11 +50,12 @@ impl Scratch {
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| anyhow::anyhow!("another bench mutants is using {}", dir.display()))?;
         copy_changed(workspace, &dir)?;
-        Ok(Scratch { dir, runtime, _lock: lock, node_tests_timeout_ms: None })
+        let signals = runtime.block_on(async { Signals::listen() })?;
+        Ok(Scratch { dir, runtime, signals, _lock: lock, node_tests_timeout_ms: None })
     }
 
     /// Builds the node's tests (`false`: the mutant does not build).
-    pub fn build_tests(&self, log: &Path) -> anyhow::Result<bool> {
+    pub fn build_tests(&mut self, log: &Path) -> anyhow::Result<bool> {
         let end = self.cargo(&["test", "--release", "-p", "faultline-node", "--no-run"], log, BUILD_TIMEOUT_MS)?;
         Ok(matches!(end, CargoEnd::Succeeded))
     }
@@ -67,7 +71,7 @@ impl Scratch {
     }
 
     /// The node binary built from the scratch copy, copied to `to`.
-    pub fn build_node(&self, log: &Path, to: &Path) -> anyhow::Result<bool> {
+    pub fn build_node(&mut self, log: &Path, to: &Path) -> anyhow::Result<bool> {
         if !matches!(self.cargo(&["build", "--release", "-p", "faultline-node"], log, BUILD_TIMEOUT_MS)?, CargoEnd::Succeeded) {
             return Ok(false);
         }
@@ -94,7 +98,7 @@ impl Scratch {
     /// SIGINT and SIGTERM are caught here, the group killed, and the bench
     /// ends as a signalled process would (the scratch copy's mutated file
     /// is put back by the next bench's sync).
-    fn cargo(&self, cargo_args: &[&str], log: &Path, timeout_ms: u64) -> anyhow::Result<CargoEnd> {
+    fn cargo(&mut self, cargo_args: &[&str], log: &Path, timeout_ms: u64) -> anyhow::Result<CargoEnd> {
         let log_file = File::create(log)?;
         let mut command = tokio::process::Command::new("cargo");
         command
@@ -105,13 +109,12 @@ impl Scratch {
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .process_group(0);
+        let signals = &mut self.signals;
         let succeeded: anyhow::Result<Option<bool>> = self.runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
             let mut child = command.spawn().context("running cargo")?;
             let group = nix::unistd::Pid::from_raw(child.id().map_or(0, |id| id as i32));
             let kill_group = || nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            let mut terminate = signal(SignalKind::terminate())?;
-            let mut interrupt = signal(SignalKind::interrupt())?;
+            let (terminate, interrupt) = (&mut signals.terminate, &mut signals.interrupt);
             let code = tokio::select! {
                 status = child.wait() => return Ok(Some(status?.success())),
                 _ = tokio::time::sleep(Duration::from_millis(timeout_ms)) => {
@@ -131,6 +134,18 @@ impl Scratch {
             Some(false) => CargoEnd::Failed { first_failure: first_failure(&std::fs::read_to_string(log).unwrap_or_default()) },
             None => CargoEnd::TimedOut,
         })
+    }
+}
+
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
     }
 }
 
