@@ -30,6 +30,10 @@ pub enum PartitionMode {
     Halves,
     /// The leader alone on one side.
     Leader,
+    /// The leader and a minority of the others (`nodes / 2 - 1` of them)
+    /// on one side: a leader that still has a follower to acknowledge it,
+    /// as semi-synchronous replication wants, cut from the majority.
+    LeaderMinority,
     /// One random node alone on one side (what `partition-leader` does, and
     /// is recorded as, on a system that cannot name its leader).
     Random,
@@ -144,9 +148,10 @@ const KILLS: [Fault; 4] = [
     Fault::Kill(KillTarget::Majority),
 ];
 const PAUSES: [Fault; 2] = [Fault::Pause(PauseTarget::Random), Fault::Pause(PauseTarget::Leader)];
-const PARTITIONS: [Fault; 5] = [
+const PARTITIONS: [Fault; 6] = [
     Fault::Partition(PartitionMode::Halves),
     Fault::Partition(PartitionMode::Leader),
+    Fault::Partition(PartitionMode::LeaderMinority),
     Fault::Partition(PartitionMode::Ring),
     Fault::Partition(PartitionMode::Bridge),
     Fault::Partition(PartitionMode::OneWay),
@@ -193,6 +198,7 @@ impl Fault {
             Fault::Pause(PauseTarget::Leader) => "pause-leader",
             Fault::Partition(PartitionMode::Halves) => "partition-halves",
             Fault::Partition(PartitionMode::Leader) => "partition-leader",
+            Fault::Partition(PartitionMode::LeaderMinority) => "partition-leader-minority",
             Fault::Partition(PartitionMode::Random) => "partition-random",
             Fault::Partition(PartitionMode::Ring) => "partition-ring",
             Fault::Partition(PartitionMode::Bridge) => "partition-bridge",
@@ -230,7 +236,7 @@ impl Fault {
             self,
             Fault::Kill(KillTarget::Leader)
                 | Fault::Pause(PauseTarget::Leader)
-                | Fault::Partition(PartitionMode::Leader)
+                | Fault::Partition(PartitionMode::Leader | PartitionMode::LeaderMinority)
                 | Fault::Power(PowerTarget::Leader)
         )
     }
@@ -249,6 +255,7 @@ impl Fault {
             Fault::Kill(KillTarget::Leader) => Fault::Kill(KillTarget::Random),
             Fault::Pause(PauseTarget::Leader) => Fault::Pause(PauseTarget::Random),
             Fault::Partition(PartitionMode::Leader) => Fault::Partition(PartitionMode::Random),
+            Fault::Partition(PartitionMode::LeaderMinority) => Fault::Partition(PartitionMode::Halves),
             Fault::Power(PowerTarget::Leader) => Fault::Power(PowerTarget::Random),
             other => other,
         }
@@ -327,7 +334,7 @@ mod tests {
         }
         assert_eq!(Fault::parse_name("kill").unwrap().len(), 4);
         assert_eq!(Fault::parse_name("power-loss").unwrap().len(), 4);
-        assert_eq!(Fault::parse_name("mix").unwrap().len(), 15);
+        assert_eq!(Fault::parse_name("mix").unwrap().len(), 16);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
         assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);

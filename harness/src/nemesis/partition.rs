@@ -49,6 +49,15 @@ pub fn isolate(node: usize, nodes: usize) -> Grudge {
     complete_grudge(&[vec![node], rest])
 }
 
+/// `leader` and `nodes / 2 - 1` random others against the rest: the
+/// leader on the minority side of two halves.
+pub fn leader_minority(rng: &mut ChaCha8Rng, leader: usize, nodes: usize) -> Grudge {
+    let others: Vec<usize> = shuffled(rng, nodes).into_iter().filter(|node| *node != leader).collect();
+    let (with_leader, rest) = others.split_at((nodes / 2).saturating_sub(1));
+    let minority: Vec<usize> = std::iter::once(leader).chain(with_leader.iter().copied()).collect();
+    complete_grudge(&[minority, rest.to_vec()])
+}
+
 /// Jepsen's majorities ring: nodes on a random ring each see themselves and
 /// their nearest neighbours, exactly a majority, so every node sees a
 /// majority but no two see the same one (for 5 nodes and more).
@@ -115,6 +124,10 @@ impl PartitionNemesis {
         match mode {
             PartitionMode::Halves => halves(&mut self.rng, nodes),
             PartitionMode::Leader => isolate(leader_or_random(&mut self.rng, cluster).await, nodes),
+            PartitionMode::LeaderMinority => {
+                let leader = leader_or_random(&mut self.rng, cluster).await;
+                leader_minority(&mut self.rng, leader, nodes)
+            }
             PartitionMode::Random => isolate(self.rng.random_range(0..nodes), nodes),
             PartitionMode::Ring => majority_ring(&mut self.rng, nodes),
             PartitionMode::Bridge => bridge(&mut self.rng, nodes),
@@ -172,6 +185,20 @@ mod tests {
         for (receiver, senders) in &grudge {
             for sender in senders {
                 assert!(!sees(&grudge, *sender, *receiver), "halves are cut both ways");
+            }
+        }
+    }
+
+    #[test]
+    fn leader_minority_puts_the_leader_with_a_minority() {
+        for (nodes, minority) in [(3, 1), (5, 2), (7, 3)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(nodes as u64);
+            let grudge = leader_minority(&mut rng, 1, nodes);
+            let with_leader: Vec<usize> = (0..nodes).filter(|node| sees(&grudge, 1, *node)).collect();
+            assert_eq!(with_leader.len(), minority, "{nodes} nodes: the leader's side {with_leader:?}");
+            assert!(with_leader.contains(&1));
+            for node in (0..nodes).filter(|node| !with_leader.contains(node)) {
+                assert!(!sees(&grudge, node, 1) && !sees(&grudge, 1, node), "cut both ways");
             }
         }
     }

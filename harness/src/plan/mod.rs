@@ -90,6 +90,9 @@ pub struct NemesisPlan {
     pub link: LinkSettings,
     /// One schedule per fault family, overlapping (`nemesis.concurrent`).
     pub concurrent: bool,
+    /// Faults named with a trailing `?` (`power-loss?`): left out, with a
+    /// warning, on a machine that cannot inject them.
+    pub optional: Vec<Fault>,
     /// Share of the faults aimed at the leader (`nemesis.leader_share`).
     pub leader_share: Option<f64>,
     /// Nemeses of your own (the Rust API), for the custom faults in `faults`.

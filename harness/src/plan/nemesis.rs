@@ -8,7 +8,7 @@ use crate::fields::{duration, positive_duration as positive};
 use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError};
 
 pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisPlan, SpecError> {
-    let mut faults = faults(spec, cluster.nodes)?;
+    let (mut faults, optional) = faults(spec, cluster.nodes)?;
     if !cluster.system.capabilities().leader {
         // A system that cannot name its leader gets what a leader-targeted
         // fault would do there (a random node), under that fault's name.
@@ -26,6 +26,7 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
             bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
         },
         concurrent: spec.concurrent,
+        optional,
         leader_share: spec.leader_share,
         custom: Vec::new(),
     };
@@ -72,9 +73,13 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
     Ok(())
 }
 
-fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
+/// The faults named, and those of them named with a trailing `?`
+/// (injected where this machine can, left out with a warning elsewhere).
+fn faults(spec: &NemesisSpec, nodes: usize) -> Result<(Vec<Fault>, Vec<Fault>), SpecError> {
     let mut faults: Vec<Fault> = Vec::new();
-    for name in &spec.faults {
+    let mut optional: Vec<Fault> = Vec::new();
+    for written in &spec.faults {
+        let name = written.trim().strip_suffix('?').unwrap_or(written);
         let expanded = Fault::parse_name(name).map_err(|message| SpecError::value("nemesis.faults", message))?;
         let single = expanded.len() == 1;
         let fitting: Vec<Fault> = expanded.iter().copied().filter(|f| nodes >= f.nodes_min()).collect();
@@ -91,15 +96,28 @@ fn faults(spec: &NemesisSpec, nodes: usize) -> Result<Vec<Fault>, SpecError> {
             if !faults.contains(&fault) {
                 faults.push(fault);
             }
+            if written.trim().ends_with('?') && !optional.contains(&fault) {
+                optional.push(fault);
+            }
         }
     }
-    Ok(faults)
+    Ok((faults, optional))
 }
 
 #[cfg(test)]
 mod tests {
     use crate::nemesis::{Fault, KillTarget};
     use crate::plan::{SpecFile, TestPlan};
+
+    #[test]
+    fn a_trailing_question_mark_makes_faults_optional() {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = vec!["kill-leader".to_string(), "power-loss?".to_string()];
+        let plan = TestPlan::from_spec(&spec, 0).unwrap();
+        assert_eq!(plan.nemesis.faults.len(), 5, "{:?}", plan.nemesis.faults);
+        assert_eq!(plan.nemesis.optional.len(), 4, "every power-loss fault, not kill-leader");
+        assert!(!plan.nemesis.optional.contains(&Fault::Kill(KillTarget::Leader)));
+    }
 
     #[test]
     fn a_family_keeps_what_fits_a_small_cluster() {

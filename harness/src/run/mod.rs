@@ -21,7 +21,7 @@ use faultline_checkers::Verdict;
 
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, VolumeConfig};
 use crate::messages;
-use crate::nemesis::{FaultFamily, NemesisError};
+use crate::nemesis::{Fault, FaultFamily, NemesisError};
 use crate::plan::TestPlan;
 use crate::proxy::ProxyStats;
 use crate::report::Timeline;
@@ -76,6 +76,8 @@ const LIVENESS_RETRY_MS: u64 = 50;
 /// harness error, with what the run left when it had a folder.
 pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<RunOutcome, RunFailure> {
     let started = Instant::now();
+    let fitted = fit_to_machine(plan, faultline_lazyfs::available());
+    let plan = fitted.as_ref().unwrap_or(plan);
     let run_dir = RunDir::create(&plan.store_dir, &plan.name, SystemTime::now())
         .map_err(|error| RunFailure { error: error.into(), partial: None })?;
     match run_in(plan, options, &run_dir, started).await {
@@ -129,6 +131,27 @@ fn failed(plan: &TestPlan, run_dir: &RunDir, started: Instant, error: RunError, 
     // results would hide it.
     let _ = results.save(run_dir);
     RunFailure { error, partial: Some(Box::new(RunOutcome { dir: run_dir.path.clone(), results, timeline })) }
+}
+
+/// The plan without the optional faults (`power-loss?`) this machine
+/// cannot inject, said on stderr and in the resolved spec; `None` when
+/// nothing is left out. A required fault it cannot inject fails the run
+/// later, in `start_cluster`, with the reason.
+fn fit_to_machine(plan: &TestPlan, lazyfs: Result<(), String>) -> Option<TestPlan> {
+    let power = |fault: &Fault| fault.family() == FaultFamily::Power;
+    let optional_power = plan.nemesis.faults.iter().filter(|f| power(f)).all(|f| plan.nemesis.optional.contains(f));
+    if !plan.nemesis.faults.iter().any(power) || !optional_power {
+        return None;
+    }
+    let reason = lazyfs.err()?;
+    messages::warning(format_args!("power-loss left out of this run: {reason}"));
+    let mut fitted = plan.clone();
+    fitted.nemesis.faults.retain(|fault| !power(fault));
+    fitted.resolved.nemesis.faults.retain(|name| {
+        let name = name.trim().strip_suffix('?').unwrap_or(name);
+        Fault::parse_name(name).map_or(true, |faults| !faults.iter().any(power))
+    });
+    Some(fitted)
 }
 
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
@@ -186,5 +209,28 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Checks, timeline: &Timeli
         run_dir: run_dir.path.clone(),
         checks,
         proxy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::SpecFile;
+
+    fn plan(faults: &[&str]) -> TestPlan {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = faults.iter().map(|name| name.to_string()).collect();
+        TestPlan::from_spec(&spec, 1).unwrap()
+    }
+
+    #[test]
+    fn optional_power_loss_is_left_out_only_where_lazyfs_cannot_run() {
+        let optional = plan(&["kill", "power-loss?"]);
+        assert!(fit_to_machine(&optional, Ok(())).is_none(), "a machine that can keeps it");
+        let fitted = fit_to_machine(&optional, Err("power-loss needs root".into())).expect("left out");
+        assert!(fitted.nemesis.faults.iter().all(|fault| fault.family() == FaultFamily::Kill), "{:?}", fitted.nemesis.faults);
+        assert_eq!(fitted.resolved.nemesis.faults, ["kill"], "the saved spec says what ran");
+        let required = plan(&["kill", "power-loss"]);
+        assert!(fit_to_machine(&required, Err("no".into())).is_none(), "a required fault is start_cluster's error");
     }
 }

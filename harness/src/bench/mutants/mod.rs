@@ -226,6 +226,9 @@ fn try_mutant(
         _ => {}
     }
     std::fs::create_dir_all(dir)?;
+    if !args.skip_node_tests && cache.get(mutant).is_none() {
+        scratch.measure_node_tests(&dir.join("node-tests-unmutated.log"))?;
+    }
     let path = scratch.dir.join(&mutant.file);
     let original = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     std::fs::write(&path, mutant::apply(&original, mutant)?)?;

@@ -61,12 +61,9 @@ impl Scratch {
     }
 
     /// Runs the node's own tests, bounded by a multiple of their time
-    /// without a mutant (measured once, first).
+    /// without a mutant (`measure_node_tests`, called first).
     pub fn node_tests(&mut self, log: &Path) -> anyhow::Result<CargoEnd> {
-        let timeout_ms = match self.node_tests_timeout_ms {
-            Some(timeout_ms) => timeout_ms,
-            None => self.measure_node_tests(log)?,
-        };
+        let timeout_ms = self.node_tests_timeout_ms.context("the node's tests are timed before any mutant is applied")?;
         self.cargo(&["test", "--release", "-p", "faultline-node"], log, timeout_ms)
     }
 
@@ -79,9 +76,12 @@ impl Scratch {
         Ok(true)
     }
 
-    /// Times the node's tests on the unmutated copy (it must be, when
-    /// this is first called); they must pass.
-    fn measure_node_tests(&mut self, log: &Path) -> anyhow::Result<u64> {
+    /// Times the node's tests on the copy, once, while no mutant is
+    /// applied; they must pass.
+    pub fn measure_node_tests(&mut self, log: &Path) -> anyhow::Result<()> {
+        if self.node_tests_timeout_ms.is_some() {
+            return Ok(());
+        }
         anyhow::ensure!(self.build_tests(log)?, "the node's tests do not build without a mutant: see {}", log.display());
         let started = Instant::now();
         if !matches!(self.cargo(&["test", "--release", "-p", "faultline-node"], log, BUILD_TIMEOUT_MS)?, CargoEnd::Succeeded) {
@@ -89,7 +89,7 @@ impl Scratch {
         }
         let timeout_ms = (started.elapsed().as_millis() as u64 * NODE_TESTS_TIMEOUT_FACTOR).max(NODE_TESTS_TIMEOUT_FLOOR_MS);
         self.node_tests_timeout_ms = Some(timeout_ms);
-        Ok(timeout_ms)
+        Ok(())
     }
 
     /// Runs cargo in the copy, output to `log`. Cargo runs in a process
