@@ -49,7 +49,8 @@ pub struct Test {
 
 impl Test {
     /// The no-flag test (`faultline test`), named `name`: 5 faultline-node
-    /// nodes, 30 s of the kv workload under kill, pause and partition.
+    /// nodes, 30 s of the kv workload under kill, pause, partition and
+    /// (with root and /dev/fuse) power-loss faults, overlapping.
     pub fn new(name: impl Into<String>) -> Test {
         Test::from_spec(SpecFile { name: name.into(), ..SpecFile::default() })
     }

@@ -12,7 +12,7 @@ use faultline_checkers::Verdict;
 
 use crate::results::Results;
 use crate::run::{self, RunFailure, RunOptions};
-use crate::plan::{SpecFile, TestPlan};
+use crate::plan::{NemesisSpec, SpecFile, TestPlan};
 use crate::messages;
 use crate::systems::faultline_node;
 pub use targets::Target;
@@ -97,7 +97,18 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<S
     let mut spec = default_spec_for(target, options, index);
     spec.name = format!("matrix-{}", target.name);
     spec.workload.kind = target.workload.to_string();
-    spec.nemesis.faults = target.faults.iter().map(|f| f.to_string()).collect();
+    // The rows were tuned with one fault at a time, 2-4 s faults and 1-3 s
+    // quiet periods: the tuned column keeps them whatever the default is.
+    spec.nemesis = NemesisSpec {
+        faults: target.faults.iter().map(|f| f.to_string()).collect(),
+        fault_duration_min: "2s".into(),
+        fault_duration_max: "4s".into(),
+        heal_duration_min: "1s".into(),
+        heal_duration_max: "3s".into(),
+        concurrent: false,
+        leader_share: None,
+        ..spec.nemesis
+    };
     let overrides: Vec<(String, String)> = target.overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     spec.with_overrides(&overrides).map_err(|source| MatrixError::Spec { target: target.name, source })
 }

@@ -330,7 +330,10 @@ mod tests {
         assert_eq!(plan.schedule.time_limit_ms, 30_000);
         assert_eq!(plan.workload.config.kind, WorkloadKind::Kv);
         let families: std::collections::BTreeSet<_> = plan.nemesis.faults.iter().map(|f| f.family()).collect();
-        assert_eq!(families.len(), 3, "kill, pause and partition");
+        assert_eq!(families.len(), 4, "kill, pause, partition and power loss");
+        assert_eq!(plan.nemesis.optional.len(), 4, "power loss where the machine can");
+        assert!(plan.nemesis.concurrent);
+        assert_eq!(plan.nemesis.leader_share, Some(0.5));
         assert_eq!(plan.gap_mean_ns(), 5_000_000, "200 ops/s");
         assert!(plan.resolved.cluster.options.contains_key("bugs"), "the resolved spec shows the system's fields");
     }

@@ -145,6 +145,7 @@ mod tests {
         assert!(error.contains("odd cluster size") && error.contains("has 4"), "{error}");
         spec.cluster.nodes = 5;
         spec.nemesis.faults = vec!["revote".to_string(), "kill".to_string(), "link-delay".to_string()];
+        spec.nemesis.concurrent = false;
         assert!(TestPlan::from_spec(&spec, 0).is_ok(), "one fault at a time shares the network");
         spec.nemesis.concurrent = true;
         let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();

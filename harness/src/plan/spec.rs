@@ -158,16 +158,16 @@ impl Default for WorkloadSpec {
 impl Default for NemesisSpec {
     fn default() -> Self {
         NemesisSpec {
-            faults: vec!["kill".to_string(), "pause".to_string(), "partition".to_string()],
-            fault_duration_min: "2s".to_string(),
-            fault_duration_max: "4s".to_string(),
-            heal_duration_min: "1s".to_string(),
-            heal_duration_max: "3s".to_string(),
+            faults: ["kill", "pause", "partition", "power-loss?"].map(String::from).to_vec(),
+            fault_duration_min: "1s".to_string(),
+            fault_duration_max: "3s".to_string(),
+            heal_duration_min: "200ms".to_string(),
+            heal_duration_max: "2s".to_string(),
             link_delay: "50ms".to_string(),
             link_jitter: "50ms".to_string(),
             link_bandwidth_bytes_per_s: 2_000,
-            concurrent: false,
-            leader_share: None,
+            concurrent: true,
+            leader_share: Some(0.5),
         }
     }
 }
