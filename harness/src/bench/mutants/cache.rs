@@ -67,6 +67,13 @@ impl NodeTestsCache {
         self.entries.get(&key(mutant))
     }
 
+    /// Reads the file again: another bench on the same store (with
+    /// `--scratch` of its own) may have filtered mutants since.
+    pub fn reload(&mut self, workspace: &Path) -> anyhow::Result<()> {
+        *self = NodeTestsCache::open(&self.path, workspace)?;
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -68,6 +68,10 @@ pub struct MutantsBenchArgs {
     /// keeps its scratch copy and node-tests cache in <store>/bench-mutants/.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// The scratch copy (default <store>/bench-mutants/scratch): a second
+    /// bench on the same store needs one of its own, and shares the cache.
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
     /// Keep the mutants the node's own tests catch (faster; the score then
     /// includes mutants a unit test would have found).
     #[arg(long)]
@@ -132,7 +136,8 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let root = args.store.join("bench-mutants");
     let out = root.join(crate::results::store::timestamp(std::time::SystemTime::now()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut scratch = Scratch::sync(&workspace, &root, runtime.handle().clone())?;
+    let scratch_dir = args.scratch.clone().unwrap_or_else(|| root.join("scratch"));
+    let mut scratch = Scratch::sync(&workspace, &scratch_dir, runtime.handle().clone())?;
     let mut cache = NodeTestsCache::open(&root.join("node-tests.jsonl"), &workspace)?;
     let mut order = mutant::order(listed.len(), args.all, args.seed);
     if args.viable.is_none() && !args.all {
@@ -162,6 +167,9 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         let mutant = &listed[index];
         bar.set_message(mutant.name.clone());
         let dir = out.join(format!("mutant-{index}"));
+        if cache.get(mutant).is_none() {
+            cache.reload(&workspace)?;
+        }
         let outcome = try_mutant(&runtime, &args, &spec, &mut scratch, &mut cache, &dir, mutant)
             .unwrap_or_else(|error| Outcome::Error { message: format!("{error:#}") });
         bar.inc(if args.viable.is_none() || passed_node_tests(&outcome) { 1 } else { 0 });

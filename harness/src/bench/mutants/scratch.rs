@@ -42,11 +42,11 @@ pub enum CargoEnd {
 }
 
 impl Scratch {
-    /// Locks and brings `<root>/scratch` up to date with `workspace`.
-    pub fn sync(workspace: &Path, root: &Path, runtime: tokio::runtime::Handle) -> anyhow::Result<Scratch> {
-        let dir = root.join("scratch");
+    /// Locks `dir` and brings it up to date with `workspace`.
+    pub fn sync(workspace: &Path, dir: &Path, runtime: tokio::runtime::Handle) -> anyhow::Result<Scratch> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lock_file = File::create(root.join("scratch.lock"))?;
+        let lock_file = File::create(dir.with_extension("lock"))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| anyhow::anyhow!("another bench mutants is using {}", dir.display()))?;
         copy_changed(workspace, &dir)?;
