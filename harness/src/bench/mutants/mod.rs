@@ -170,8 +170,8 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         if cache.get(mutant).is_none() {
             cache.reload(&workspace)?;
         }
-        let outcome = try_mutant(&runtime, &args, &spec, &mut scratch, &mut cache, &dir, mutant)
-            .unwrap_or_else(|error| Outcome::Error { message: format!("{error:#}") });
+        let mut bench = Bench { runtime: &runtime, args: &args, spec: &spec, scratch: &mut scratch, cache: &mut cache };
+        let outcome = bench.try_mutant(&dir, mutant).unwrap_or_else(|error| Outcome::Error { message: format!("{error:#}") });
         bar.inc(if args.viable.is_none() || passed_node_tests(&outcome) { 1 } else { 0 });
         let result = MutantResult { mutant: mutant.clone(), outcome };
         append_line(&out.join("results.jsonl"), &result)?;
@@ -216,59 +216,55 @@ fn base_spec(args: &MutantsBenchArgs) -> anyhow::Result<SpecFile> {
     Ok(spec)
 }
 
-/// Applies, tries and reverts one mutant; the node's tests are skipped
-/// when the cache already knows what they say.
-fn try_mutant(
-    runtime: &tokio::runtime::Runtime,
-    args: &MutantsBenchArgs,
-    spec: &SpecFile,
-    scratch: &mut Scratch,
-    cache: &mut NodeTestsCache,
-    dir: &Path,
-    mutant: &Mutant,
-) -> anyhow::Result<Outcome> {
-    match cache.get(mutant) {
-        Some(Filter::Unviable) if !args.skip_node_tests => return Ok(Outcome::Unviable),
-        Some(Filter::Caught { by }) if !args.skip_node_tests => return Ok(Outcome::CaughtByNodeTests { by: by.clone() }),
-        Some(Filter::Passed) if args.runs == 0 => return Ok(Outcome::PassedNodeTests),
-        _ => {}
-    }
-    std::fs::create_dir_all(dir)?;
-    if !args.skip_node_tests && cache.get(mutant).is_none() {
-        scratch.measure_node_tests(&dir.join("node-tests-unmutated.log"))?;
-    }
-    let path = scratch.dir.join(&mutant.file);
-    let original = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    std::fs::write(&path, mutant::apply(&original, mutant)?)?;
-    let outcome = judge(runtime, args, spec, scratch, cache, dir, mutant);
-    std::fs::write(&path, original)?;
-    outcome
+/// What trying one mutant needs.
+struct Bench<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    args: &'a MutantsBenchArgs,
+    spec: &'a SpecFile,
+    scratch: &'a mut Scratch,
+    cache: &'a mut NodeTestsCache,
 }
 
-fn judge(
-    runtime: &tokio::runtime::Runtime,
-    args: &MutantsBenchArgs,
-    spec: &SpecFile,
-    scratch: &mut Scratch,
-    cache: &mut NodeTestsCache,
-    dir: &Path,
-    mutant: &Mutant,
-) -> anyhow::Result<Outcome> {
-    if !args.skip_node_tests && cache.get(mutant).is_none() {
-        let filter = filter(scratch, dir, mutant)?;
-        cache.record(mutant, filter.clone())?;
-        match filter {
-            Filter::Unviable => return Ok(Outcome::Unviable),
-            Filter::Caught { by } => return Ok(Outcome::CaughtByNodeTests { by }),
-            Filter::Passed if args.runs == 0 => return Ok(Outcome::PassedNodeTests),
-            Filter::Passed => {}
+impl Bench<'_> {
+    /// Applies, tries and reverts one mutant; the node's tests are skipped
+    /// when the cache already knows what they say.
+    fn try_mutant(&mut self, dir: &Path, mutant: &Mutant) -> anyhow::Result<Outcome> {
+        let test = !self.args.skip_node_tests;
+        match self.cache.get(mutant) {
+            Some(Filter::Unviable) if test => return Ok(Outcome::Unviable),
+            Some(Filter::Caught { by }) if test => return Ok(Outcome::CaughtByNodeTests { by: by.clone() }),
+            Some(Filter::Passed) if self.args.runs == 0 => return Ok(Outcome::PassedNodeTests),
+            _ => {}
         }
+        std::fs::create_dir_all(dir)?;
+        if test && self.cache.get(mutant).is_none() {
+            self.scratch.measure_node_tests(&dir.join("node-tests-unmutated.log"))?;
+        }
+        let path = self.scratch.dir.join(&mutant.file);
+        let original = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        std::fs::write(&path, mutant::apply(&original, mutant)?)?;
+        let outcome = self.judge(dir, mutant);
+        std::fs::write(&path, original)?;
+        outcome
     }
-    let binary = dir.join("faultline-node");
-    if !scratch.build_node(&dir.join("build.log"), &binary)? {
-        return Ok(Outcome::Unviable);
+
+    fn judge(&mut self, dir: &Path, mutant: &Mutant) -> anyhow::Result<Outcome> {
+        if !self.args.skip_node_tests && self.cache.get(mutant).is_none() {
+            let filter = filter(self.scratch, dir, mutant)?;
+            self.cache.record(mutant, filter.clone())?;
+            match filter {
+                Filter::Unviable => return Ok(Outcome::Unviable),
+                Filter::Caught { by } => return Ok(Outcome::CaughtByNodeTests { by }),
+                Filter::Passed if self.args.runs == 0 => return Ok(Outcome::PassedNodeTests),
+                Filter::Passed => {}
+            }
+        }
+        let binary = dir.join("faultline-node");
+        if !self.scratch.build_node(&dir.join("build.log"), &binary)? {
+            return Ok(Outcome::Unviable);
+        }
+        run_spec(self.runtime, self.args, self.spec, dir, &binary)
     }
-    run_spec(runtime, args, spec, dir, &binary)
 }
 
 /// Builds the node's tests with the mutant applied, then runs them.
