@@ -159,7 +159,7 @@ impl Default for NemesisSpec {
     fn default() -> Self {
         NemesisSpec {
             faults: ["kill", "pause", "partition", "power-loss?"].map(String::from).to_vec(),
-            fault_duration_min: "1s".to_string(),
+            fault_duration_min: "300ms".to_string(),
             fault_duration_max: "3s".to_string(),
             heal_duration_min: "200ms".to_string(),
             heal_duration_max: "2s".to_string(),
