@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::matrix::{self, targets, Probe, ProbeOptions};
+use crate::run::RunError;
 use crate::{messages, EXIT_HARNESS_ERROR};
 
 /// Run the detection matrix and print its table.
@@ -67,6 +68,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut probes = Vec::with_capacity(targets.len());
+    let mut interrupted = false;
     for target in &targets {
         // One target that cannot run (say, power loss without FUSE) does
         // not hide the others: its row says why.
@@ -74,6 +76,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
             Ok(probe) => probe,
             Err(error) => {
                 messages::error(format_args!("{}: {error}", target.name));
+                interrupted = matches!(&error, matrix::MatrixError::Run(failure) if matches!(failure.error, RunError::Interrupted { .. }));
                 Probe { error: Some(error.to_string()), ..Probe::new(target) }
             }
         };
@@ -84,6 +87,11 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         };
         messages::progress(format_args!("matrix {}: {outcome}", target.name));
         probes.push(probe);
+        // SIGINT or SIGTERM stops the matrix, not just the run it hit.
+        if interrupted {
+            print!("{}", matrix::table(&probes));
+            return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+        }
     }
     print!("{}", matrix::table(&probes));
     let errors = probes.iter().filter(|p| p.error.is_some()).count();
