@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::fields::parse_duration_ms;
 use crate::messages;
 use crate::plan::{SpecFile, TestPlan};
-use crate::run::{self, RunOptions};
+use crate::run::{self, RunError, RunOptions};
 use crate::systems::faultline_node;
 use cache::{Filter, NodeTestsCache};
 pub use mutant::Mutant;
@@ -158,6 +158,7 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let bar = indicatif::ProgressBar::new(args.viable.unwrap_or(order.len()) as u64);
     let mut results: Vec<(usize, MutantResult)> = Vec::new();
     let mut taken = 0;
+    let mut interrupted = false;
     for &index in &order {
         let passed = results.iter().filter(|(_, r)| passed_node_tests(&r.outcome)).count();
         if started.elapsed() >= Duration::from_millis(budget_ms) || args.viable.is_some_and(|viable| passed >= viable) {
@@ -171,7 +172,15 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
             cache.reload(&workspace)?;
         }
         let mut bench = Bench { runtime: &runtime, args: &args, spec: &spec, scratch: &mut scratch, cache: &mut cache };
-        let outcome = bench.try_mutant(&dir, mutant).unwrap_or_else(|error| Outcome::Error { message: format!("{error:#}") });
+        let outcome = match bench.try_mutant(&dir, mutant) {
+            Ok(outcome) => outcome,
+            // The run shut its cluster down; the bench ends with what it has.
+            Err(error) if error.is::<Interrupted>() => {
+                interrupted = true;
+                break;
+            }
+            Err(error) => Outcome::Error { message: format!("{error:#}") },
+        };
         bar.inc(if args.viable.is_none() || passed_node_tests(&outcome) { 1 } else { 0 });
         let result = MutantResult { mutant: mutant.clone(), outcome };
         append_line(&out.join("results.jsonl"), &result)?;
@@ -184,8 +193,17 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("mutants.json"), serde_json::to_string_pretty(&report)?)?;
     print!("{}", table(&report));
+    if interrupted {
+        messages::error("bench mutants: interrupted; the table stops at the mutant it was running");
+        return Ok(ExitCode::from(crate::EXIT_HARNESS_ERROR));
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// SIGINT or SIGTERM ended a run of the spec.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Interrupted;
 
 /// Each outcome as it comes, so a bench stopped early keeps its figures.
 fn append_line(path: &Path, result: &MutantResult) -> anyhow::Result<()> {
@@ -290,7 +308,11 @@ fn run_spec(runtime: &tokio::runtime::Runtime, args: &MutantsBenchArgs, spec: &S
         spec.store = dir.join("runs");
         spec.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
         let plan = TestPlan::from_spec(&spec, args.seed).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let results = runtime.block_on(run::run(&plan, RunOptions { quiet: true })).map_err(|e| anyhow::anyhow!("{e}"))?.results;
+        let results = match runtime.block_on(run::run(&plan, RunOptions { quiet: true })) {
+            Ok(outcome) => outcome.results,
+            Err(failure) if matches!(failure.error, RunError::Interrupted { .. }) => return Err(Interrupted.into()),
+            Err(failure) => anyhow::bail!("{}", failure.error),
+        };
         match results.verdict.unwrap_or(Verdict::Unknown) {
             Verdict::Invalid => {
                 let checkers = results.checks.checkers.iter().filter(|c| c.verdict == Verdict::Invalid);
@@ -353,7 +375,7 @@ pub fn table(report: &Report) -> String {
     }
     let percent = if report.tried == 0 { 0.0 } else { 100.0 * report.caught as f64 / report.tried as f64 };
     out.push_str(&format!(
-        "mutants: {} listed, {} sampled (seed {}), {} unviable, {} caught by the node's tests, {} passed them, {} not started (budget)\n",
+        "mutants: {} listed, {} sampled (seed {}), {} unviable, {} caught by the node's tests, {} passed them, {} not started (budget or signal)\n",
         report.listed,
         report.sampled,
         report.seed,
