@@ -26,6 +26,8 @@ use super::resp::{Reply, RespConnection};
 pub const MASTER_NAME: &str = "faultline";
 /// Bound on one readiness or leader probe.
 const PROBE_TIMEOUT_MS: u64 = 500;
+/// How often a sentinel sends INFO to the servers it knows (see `is_ready`).
+const SENTINEL_INFO_PERIOD_MS: u64 = 1_000;
 
 #[derive(Clone, Debug)]
 pub struct RedisSentinelDb {
@@ -192,6 +194,13 @@ impl Db for RedisSentinelDb {
     /// The server answers PING and the sentinel knows every other sentinel
     /// and every replica, each linked to the primary (else a failover could
     /// not gather its quorum, or would find no replica to promote).
+    ///
+    /// A sentinel learns of replicas and of their link from INFO, which it
+    /// sends every 10 s by default: readiness then took 10 s when the
+    /// replicas had linked before the second INFO and over 20 s when not
+    /// (a CI run failed so). Each probe sets the period to
+    /// `SENTINEL_INFO_PERIOD_MS` (the period Sentinel itself uses during a
+    /// failover; Redis 7+, older versions refuse and keep 10 s).
     fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let others = env.peer_dial.len().saturating_sub(1);
@@ -199,6 +208,8 @@ impl Db for RedisSentinelDb {
             if server != Some(Reply::Simple("PONG".into())) {
                 return false;
             }
+            let period_ms = SENTINEL_INFO_PERIOD_MS.to_string();
+            ask(env.client_listen, &[b"SENTINEL", b"DEBUG", b"info-period", period_ms.as_bytes()]).await;
             let sentinels = ask(env.client_listen, &[b"SENTINEL", b"sentinels", MASTER_NAME.as_bytes()]).await;
             let replicas = ask(env.client_listen, &[b"SENTINEL", b"replicas", MASTER_NAME.as_bytes()]).await;
             match (sentinels, replicas) {
