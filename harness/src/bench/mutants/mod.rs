@@ -11,6 +11,7 @@
 //! the listing (same source, same cargo-mutants version).
 mod cache;
 mod mutant;
+mod resume;
 mod scratch;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::run::{self, RunError, RunOptions};
 use crate::systems::faultline_node;
 use cache::{Filter, NodeTestsCache};
 pub use mutant::Mutant;
+use resume::Resumed;
 use scratch::{CargoEnd, Scratch};
 
 const SAMPLE_MAX: usize = 10_000;
@@ -76,6 +78,11 @@ pub struct MutantsBenchArgs {
     /// includes mutants a unit test would have found).
     #[arg(long)]
     pub skip_node_tests: bool,
+    /// Take the spec outcomes (caught, or survived as many runs) of an
+    /// earlier bench's results folder instead of running the spec again;
+    /// refused unless its runs used the same spec.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 /// What happened to one mutant.
@@ -122,6 +129,11 @@ pub struct Report {
     pub caught: usize,
     /// Sampled mutants not started: the budget ran out.
     pub not_started: usize,
+    /// Outcomes taken from an earlier bench (`--resume`), and its folder.
+    #[serde(default)]
+    pub resumed: usize,
+    #[serde(default)]
+    pub resumed_from: Option<PathBuf>,
 }
 
 pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
@@ -139,6 +151,10 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let scratch_dir = args.scratch.clone().unwrap_or_else(|| root.join("scratch"));
     let mut scratch = Scratch::sync(&workspace, &scratch_dir, runtime.handle().clone())?;
     let mut cache = NodeTestsCache::open(&root.join("node-tests.jsonl"), &workspace)?;
+    let resumed = match &args.resume {
+        Some(dir) => Resumed::load(dir, &spec)?,
+        None => Resumed::default(),
+    };
     let mut order = mutant::order(listed.len(), args.all, args.seed);
     if args.viable.is_none() && !args.all {
         order.truncate(args.sample);
@@ -148,16 +164,18 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         None => format!("{} of {} mutants", order.len(), listed.len()),
     };
     messages::progress(format_args!(
-        "bench mutants: {target}, {} run(s) each, seed {}, {} known to the node-tests cache, results in {}",
+        "bench mutants: {target}, {} run(s) each, seed {}, {} known to the node-tests cache, {} spec outcomes to resume, results in {}",
         args.runs,
         args.seed,
         cache.len(),
+        resumed.len(),
         out.display()
     ));
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(args.viable.unwrap_or(order.len()) as u64);
     let mut results: Vec<(usize, MutantResult)> = Vec::new();
     let mut taken = 0;
+    let mut resumed_count = 0;
     let mut interrupted = false;
     for &index in &order {
         let passed = results.iter().filter(|(_, r)| passed_node_tests(&r.outcome)).count();
@@ -171,8 +189,14 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         if cache.get(mutant).is_none() {
             cache.reload(&workspace)?;
         }
+        let earlier = if args.runs > 0 { resumed.get(&mutant.name, args.runs) } else { None };
+        resumed_count += usize::from(earlier.is_some());
         let mut bench = Bench { runtime: &runtime, args: &args, spec: &spec, scratch: &mut scratch, cache: &mut cache };
-        let outcome = match bench.try_mutant(&dir, mutant) {
+        let tried = match earlier {
+            Some(outcome) => Ok(outcome),
+            None => bench.try_mutant(&dir, mutant),
+        };
+        let outcome = match tried {
             Ok(outcome) => outcome,
             // The run shut its cluster down; the bench ends with what it has.
             Err(error) if error.is::<Interrupted>() => {
@@ -189,7 +213,9 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     results.sort_by_key(|(index, _)| *index);
     let sampled = if args.viable.is_some() { taken } else { order.len() };
-    let report = summarize(&args, &spec, listed.len(), sampled, results.into_iter().map(|(_, r)| r).collect());
+    let mut report = summarize(&args, &spec, listed.len(), sampled, results.into_iter().map(|(_, r)| r).collect());
+    report.resumed = resumed_count;
+    report.resumed_from = resumed.from.clone();
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("mutants.json"), serde_json::to_string_pretty(&report)?)?;
     print!("{}", table(&report));
@@ -354,6 +380,8 @@ fn summarize(args: &MutantsBenchArgs, spec: &SpecFile, listed: usize, sampled: u
         passed_node_tests,
         tried,
         caught,
+        resumed: 0,
+        resumed_from: None,
     }
 }
 
@@ -384,6 +412,9 @@ pub fn table(report: &Report) -> String {
         report.passed_node_tests,
         report.not_started
     ));
+    if let Some(from) = &report.resumed_from {
+        out.push_str(&format!("resumed: {} spec outcomes taken from {}\n", report.resumed, from.display()));
+    }
     out.push_str(&format!(
         "score: {} of {} caught ({percent:.0} %) by the {} spec, up to {} run(s) each\n",
         report.caught, report.tried, report.spec, report.runs
