@@ -32,7 +32,7 @@ use volume::Volumes;
 pub use db::{clear_dir, majority, BoxFuture, Db, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 pub use error::ClusterError;
 pub use guard::serve as serve_guard;
-pub use programs::{faultline_binary, find_on_path};
+pub use programs::{faultline_binary, find_on_path, this_process_is_faultline};
 pub use volume::VolumeConfig;
 
 /// How to start a cluster.

@@ -3,6 +3,7 @@
 //! helper processes (the guard, `faultline guard`, and the lazyfs daemons,
 //! `faultline lazyfs`).
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::ClusterError;
 
@@ -15,6 +16,16 @@ pub fn find_on_path(name: &str) -> Result<PathBuf, ClusterError> {
         .ok_or_else(|| ClusterError::Config(format!("{name} not found on PATH; install it (Debian: see harness/docs/adapters.md)")))
 }
 
+/// Set by the `faultline` binary's `main`: this process is faultline,
+/// whatever its file is called (a copy named `faultline-old` kept beside a
+/// new build serves its own lazyfs daemons).
+static THIS_PROCESS_IS_FAULTLINE: AtomicBool = AtomicBool::new(false);
+
+/// Called once by the `faultline` binary's `main`.
+pub fn this_process_is_faultline() {
+    THIS_PROCESS_IS_FAULTLINE.store(true, Ordering::Relaxed);
+}
+
 /// The `faultline` binary: `FAULTLINE_BIN`, else this process when it is
 /// `faultline`, else the one beside it or one directory up (where cargo
 /// puts it for integration tests). A library user without one gets an
@@ -24,7 +35,7 @@ pub fn faultline_binary() -> std::io::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     let exe = std::env::current_exe()?;
-    if exe.file_name().is_some_and(|name| name == "faultline") {
+    if THIS_PROCESS_IS_FAULTLINE.load(Ordering::Relaxed) || exe.file_name().is_some_and(|name| name == "faultline") {
         return Ok(exe);
     }
     for dir in exe.ancestors().skip(1).take(2) {
