@@ -134,6 +134,10 @@ pub struct Report {
     pub resumed: usize,
     #[serde(default)]
     pub resumed_from: Option<PathBuf>,
+    /// The control run of the unmutated node (valid or unknown; an invalid
+    /// one stops the bench before any mutant).
+    #[serde(default)]
+    pub control: Option<Verdict>,
 }
 
 pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
@@ -172,6 +176,19 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         out.display()
     ));
     let started = Instant::now();
+    let control_verdict = if args.runs > 0 {
+        let verdict = match control(&runtime, &args, &spec, &mut scratch, &out.join("control")) {
+            Err(error) if error.is::<Interrupted>() => {
+                messages::error("bench mutants: interrupted during the control run");
+                return Ok(ExitCode::from(crate::EXIT_HARNESS_ERROR));
+            }
+            other => other?,
+        };
+        messages::progress(format_args!("bench mutants: control run of the unmutated node: {} ({:.0} s)", verdict.name(), started.elapsed().as_secs_f64()));
+        Some(verdict)
+    } else {
+        None
+    };
     let bar = indicatif::ProgressBar::new(args.viable.unwrap_or(order.len()) as u64);
     let mut results: Vec<(usize, MutantResult)> = Vec::new();
     let mut taken = 0;
@@ -215,6 +232,7 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let sampled = if args.viable.is_some() { taken } else { order.len() };
     let mut report = summarize(&args, &spec, listed.len(), sampled, results.into_iter().map(|(_, r)| r).collect());
     report.resumed = resumed_count;
+    report.control = control_verdict;
     report.resumed_from = resumed.from.clone();
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("mutants.json"), serde_json::to_string_pretty(&report)?)?;
@@ -307,7 +325,7 @@ impl Bench<'_> {
         if !self.scratch.build_node(&dir.join("build.log"), &binary)? {
             return Ok(Outcome::Unviable);
         }
-        run_spec(self.runtime, self.args, self.spec, dir, &binary)
+        run_spec(self.runtime, self.args, self.spec, dir, &binary, self.args.runs)
     }
 }
 
@@ -325,10 +343,10 @@ fn filter(scratch: &mut Scratch, dir: &Path, mutant: &Mutant) -> anyhow::Result<
 }
 
 /// The spec against the mutant's binary, up to `--runs` times.
-fn run_spec(runtime: &tokio::runtime::Runtime, args: &MutantsBenchArgs, spec: &SpecFile, dir: &Path, binary: &Path) -> anyhow::Result<Outcome> {
+fn run_spec(runtime: &tokio::runtime::Runtime, args: &MutantsBenchArgs, spec: &SpecFile, dir: &Path, binary: &Path, runs: u32) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut unknown = 0;
-    for run_index in 0..args.runs {
+    for run_index in 0..runs {
         let mut spec = spec.clone();
         spec.seed = Some(args.seed + u64::from(run_index));
         spec.store = dir.join("runs");
@@ -353,7 +371,31 @@ fn run_spec(runtime: &tokio::runtime::Runtime, args: &MutantsBenchArgs, spec: &S
             Verdict::Valid => {}
         }
     }
-    Ok(Outcome::Survived { runs: args.runs, unknown })
+    Ok(Outcome::Survived { runs, unknown })
+}
+
+/// One run of the spec (the first seed) against the unmutated node before
+/// any mutant: a harness that cannot run the spec here, or a spec the
+/// correct node fails, would make every outcome meaningless.
+fn control(runtime: &tokio::runtime::Runtime, args: &MutantsBenchArgs, spec: &SpecFile, scratch: &mut Scratch, dir: &Path) -> anyhow::Result<Verdict> {
+    std::fs::create_dir_all(dir)?;
+    let binary = dir.join("faultline-node");
+    let log = dir.join("build.log");
+    anyhow::ensure!(scratch.build_node(&log, &binary)?, "bench mutants: the unmutated node does not build; see {}", log.display());
+    let outcome = match run_spec(runtime, args, spec, dir, &binary, 1) {
+        Ok(outcome) => outcome,
+        Err(error) if error.is::<Interrupted>() => return Err(error),
+        Err(error) => bail!("bench mutants: the spec cannot run against the unmutated node: {error:#}"),
+    };
+    match outcome {
+        Outcome::Caught { checkers, .. } => bail!(
+            "bench mutants: the spec finds the unmutated node invalid ({}; see {}); a score against it would mean nothing",
+            checkers.join(", "),
+            dir.join("runs").display()
+        ),
+        Outcome::Survived { unknown: 0, .. } => Ok(Verdict::Valid),
+        _ => Ok(Verdict::Unknown),
+    }
 }
 
 fn summarize(args: &MutantsBenchArgs, spec: &SpecFile, listed: usize, sampled: usize, results: Vec<MutantResult>) -> Report {
@@ -382,6 +424,7 @@ fn summarize(args: &MutantsBenchArgs, spec: &SpecFile, listed: usize, sampled: u
         caught,
         resumed: 0,
         resumed_from: None,
+        control: None,
     }
 }
 
@@ -412,6 +455,9 @@ pub fn table(report: &Report) -> String {
         report.passed_node_tests,
         report.not_started
     ));
+    if let Some(control) = report.control {
+        out.push_str(&format!("control: the unmutated node's run of the spec was {}\n", control.name()));
+    }
     if let Some(from) = &report.resumed_from {
         out.push_str(&format!("resumed: {} spec outcomes taken from {}\n", report.resumed, from.display()));
     }
