@@ -34,6 +34,9 @@ use scratch::{CargoEnd, Scratch};
 
 const SAMPLE_MAX: usize = 10_000;
 const RUNS_MAX: u32 = 20;
+/// A harness that fails this many mutants in a row is failing them all:
+/// the bench stops instead of spending hours on errors.
+const ERRORS_IN_A_ROW_MAX: usize = 3;
 
 #[derive(clap::Args)]
 pub struct MutantsBenchArgs {
@@ -194,6 +197,8 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let mut taken = 0;
     let mut resumed_count = 0;
     let mut interrupted = false;
+    let mut errors_in_a_row = 0;
+    let mut stopped_by_errors = false;
     for &index in &order {
         let passed = results.iter().filter(|(_, r)| passed_node_tests(&r.outcome)).count();
         if started.elapsed() >= Duration::from_millis(budget_ms) || args.viable.is_some_and(|viable| passed >= viable) {
@@ -223,9 +228,14 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
             Err(error) => Outcome::Error { message: format!("{error:#}") },
         };
         bar.inc(if args.viable.is_none() || passed_node_tests(&outcome) { 1 } else { 0 });
+        errors_in_a_row = if matches!(outcome, Outcome::Error { .. }) { errors_in_a_row + 1 } else { 0 };
         let result = MutantResult { mutant: mutant.clone(), outcome };
         append_line(&out.join("results.jsonl"), &result)?;
         results.push((index, result));
+        if errors_in_a_row >= ERRORS_IN_A_ROW_MAX {
+            stopped_by_errors = true;
+            break;
+        }
     }
     bar.finish_and_clear();
     results.sort_by_key(|(index, _)| *index);
@@ -239,6 +249,12 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     print!("{}", table(&report));
     if interrupted {
         messages::error("bench mutants: interrupted; the table stops at the mutant it was running");
+        return Ok(ExitCode::from(crate::EXIT_HARNESS_ERROR));
+    }
+    if stopped_by_errors {
+        messages::error(format_args!(
+            "bench mutants: stopped after {ERRORS_IN_A_ROW_MAX} mutants in a row the harness could not run (see their errors in the table)"
+        ));
         return Ok(ExitCode::from(crate::EXIT_HARNESS_ERROR));
     }
     Ok(ExitCode::SUCCESS)
