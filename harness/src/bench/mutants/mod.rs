@@ -198,7 +198,6 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let mut resumed_count = 0;
     let mut interrupted = false;
     let mut errors_in_a_row = 0;
-    let mut stopped_by_errors = false;
     for &index in &order {
         let passed = results.iter().filter(|(_, r)| passed_node_tests(&r.outcome)).count();
         if started.elapsed() >= Duration::from_millis(budget_ms) || args.viable.is_some_and(|viable| passed >= viable) {
@@ -211,7 +210,7 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         if cache.get(mutant).is_none() {
             cache.reload(&workspace)?;
         }
-        let earlier = if args.runs > 0 { resumed.get(&mutant.name, args.runs) } else { None };
+        let earlier = resumed.get(&mutant.name, args.runs);
         resumed_count += usize::from(earlier.is_some());
         let mut bench = Bench { runtime: &runtime, args: &args, spec: &spec, scratch: &mut scratch, cache: &mut cache };
         let tried = match earlier {
@@ -233,7 +232,6 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         append_line(&out.join("results.jsonl"), &result)?;
         results.push((index, result));
         if errors_in_a_row >= ERRORS_IN_A_ROW_MAX {
-            stopped_by_errors = true;
             break;
         }
     }
@@ -243,7 +241,6 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
     let mut report = summarize(&args, &spec, listed.len(), sampled, results.into_iter().map(|(_, r)| r).collect());
     report.resumed = resumed_count;
     report.control = control_verdict;
-    report.resumed_from = resumed.from.clone();
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("mutants.json"), serde_json::to_string_pretty(&report)?)?;
     print!("{}", table(&report));
@@ -251,7 +248,7 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         messages::error("bench mutants: interrupted; the table stops at the mutant it was running");
         return Ok(ExitCode::from(crate::EXIT_HARNESS_ERROR));
     }
-    if stopped_by_errors {
+    if errors_in_a_row >= ERRORS_IN_A_ROW_MAX {
         messages::error(format_args!(
             "bench mutants: stopped after {ERRORS_IN_A_ROW_MAX} mutants in a row the harness could not run (see their errors in the table)"
         ));
@@ -439,7 +436,7 @@ fn summarize(args: &MutantsBenchArgs, spec: &SpecFile, listed: usize, sampled: u
         tried,
         caught,
         resumed: 0,
-        resumed_from: None,
+        resumed_from: args.resume.clone(),
         control: None,
     }
 }

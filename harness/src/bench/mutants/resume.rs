@@ -20,7 +20,6 @@ const SPECS_COMPARED_MAX: usize = 10_000;
 /// Spec outcomes (caught or survived) of an earlier bench, by mutant name.
 #[derive(Debug, Default)]
 pub struct Resumed {
-    pub from: Option<PathBuf>,
     outcomes: HashMap<String, Outcome>,
 }
 
@@ -40,7 +39,7 @@ impl Resumed {
         if !outcomes.is_empty() {
             check_specs(dir, spec)?;
         }
-        Ok(Resumed { from: Some(dir.to_path_buf()), outcomes })
+        Ok(Resumed { outcomes })
     }
 
     pub fn len(&self) -> usize {

@@ -244,7 +244,7 @@ impl Db for RedisSentinelDb {
     fn digest<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
         Box::pin(async move {
             let info = ask(env.peer_listen, &[b"INFO", b"replication"]).await?.text()?;
-            let offset = info.lines().find_map(|line| line.strip_prefix("master_repl_offset:")).and_then(|o| o.trim().parse().ok());
+            let offset = info_field(&info, "master_repl_offset:").and_then(|o| o.parse().ok());
             let digest = ask(env.peer_listen, &[b"DEBUG", b"DIGEST"]).await?.text()?;
             Some(StateDigest { position: offset, digest })
         })
@@ -258,9 +258,8 @@ impl Db for RedisSentinelDb {
 /// primary's buffer, where a partition at that moment loses them (seen: a
 /// test wrote 20 keys in that second and the promoted replica had none).
 fn replication_streams(info: &str, replicas: usize) -> bool {
-    let field = |name: &str| info.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
-    match field("role:") {
-        Some("slave") => field("master_link_status:") == Some("up"),
+    match info_field(info, "role:") {
+        Some("slave") => info_field(info, "master_link_status:") == Some("up"),
         Some("master") => {
             let streaming = info.lines().filter(|line| line.starts_with("slave") && line.contains(":ip=")).filter(|line| {
                 let value = |key: &str| line.split([':', ',']).find_map(|pair| pair.strip_prefix(key));
@@ -270,6 +269,11 @@ fn replication_streams(info: &str, replicas: usize) -> bool {
         }
         _ => false,
     }
+}
+
+/// The value of the `INFO` line that starts with `name` (`"role:"`).
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| line.strip_prefix(name)).map(str::trim)
 }
 
 /// A `SENTINEL replicas` entry (flat field/value pairs) of a replica that
