@@ -88,7 +88,7 @@ async fn known_sentinel_ports(cluster: &Cluster, node: usize) -> Vec<u16> {
 async fn a_partitioned_primary_acknowledges_writes_that_the_failover_loses() {
     let Some(db) = redis_or_skip() else { return };
     let dir = test_dir("redis");
-    let config = ClusterConfig { ready_timeout_ms: 15_000, ..ClusterConfig::new(3, dir.clone(), 3) };
+    let config = ClusterConfig { ready_timeout_ms: 45_000, ..ClusterConfig::new(3, dir.clone(), 3) };
     let cluster = Cluster::start(Arc::new(db), config).await.unwrap_or_else(|e| panic!("redis start: {e}"));
     let pids: Vec<u32> = (0..3).map(|n| cluster.pid(n).unwrap()).collect();
     let primary = primary_other_than(&cluster, None, Duration::from_secs(5)).await.expect("sentinels name a primary");

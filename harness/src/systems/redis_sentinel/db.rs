@@ -26,8 +26,6 @@ use super::resp::{Reply, RespConnection};
 pub const MASTER_NAME: &str = "faultline";
 /// Bound on one readiness or leader probe.
 const PROBE_TIMEOUT_MS: u64 = 500;
-/// How often a sentinel sends INFO to the servers it knows (see `is_ready`).
-const SENTINEL_INFO_PERIOD_MS: u64 = 1_000;
 
 #[derive(Clone, Debug)]
 pub struct RedisSentinelDb {
@@ -194,13 +192,6 @@ impl Db for RedisSentinelDb {
     /// The server answers PING and the sentinel knows every other sentinel
     /// and every replica, each linked to the primary (else a failover could
     /// not gather its quorum, or would find no replica to promote).
-    ///
-    /// A sentinel learns of replicas and of their link from INFO, which it
-    /// sends every 10 s by default: readiness then took 10 s when the
-    /// replicas had linked before the second INFO and over 20 s when not
-    /// (a CI run failed so). Each probe sets the period to
-    /// `SENTINEL_INFO_PERIOD_MS` (the period Sentinel itself uses during a
-    /// failover; Redis 7+, older versions refuse and keep 10 s).
     fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let others = env.peer_dial.len().saturating_sub(1);
@@ -208,12 +199,6 @@ impl Db for RedisSentinelDb {
             if server != Some(Reply::Simple("PONG".into())) {
                 return false;
             }
-            let replication = ask(env.peer_listen, &[b"INFO", b"replication"]).await.and_then(|reply| reply.text());
-            if !replication.as_deref().is_some_and(|info| replication_streams(info, others)) {
-                return false;
-            }
-            let period_ms = SENTINEL_INFO_PERIOD_MS.to_string();
-            ask(env.client_listen, &[b"SENTINEL", b"DEBUG", b"info-period", period_ms.as_bytes()]).await;
             let sentinels = ask(env.client_listen, &[b"SENTINEL", b"sentinels", MASTER_NAME.as_bytes()]).await;
             let replicas = ask(env.client_listen, &[b"SENTINEL", b"replicas", MASTER_NAME.as_bytes()]).await;
             match (sentinels, replicas) {
@@ -244,36 +229,11 @@ impl Db for RedisSentinelDb {
     fn digest<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
         Box::pin(async move {
             let info = ask(env.peer_listen, &[b"INFO", b"replication"]).await?.text()?;
-            let offset = info_field(&info, "master_repl_offset:").and_then(|o| o.parse().ok());
+            let offset = info.lines().find_map(|line| line.strip_prefix("master_repl_offset:")).and_then(|o| o.trim().parse().ok());
             let digest = ask(env.peer_listen, &[b"DEBUG", b"DIGEST"]).await?.text()?;
             Some(StateDigest { position: offset, digest })
         })
     }
-}
-
-/// From a server's `INFO replication`: a replica's link is up; a primary
-/// streams to `replicas` replicas. After a full sync a primary streams to
-/// a replica only once it has sent its first `REPLCONF ACK` (up to a second
-/// later): until then its acknowledged offset is 0 and writes wait in the
-/// primary's buffer, where a partition at that moment loses them (seen: a
-/// test wrote 20 keys in that second and the promoted replica had none).
-fn replication_streams(info: &str, replicas: usize) -> bool {
-    match info_field(info, "role:") {
-        Some("slave") => info_field(info, "master_link_status:") == Some("up"),
-        Some("master") => {
-            let streaming = info.lines().filter(|line| line.starts_with("slave") && line.contains(":ip=")).filter(|line| {
-                let value = |key: &str| line.split([':', ',']).find_map(|pair| pair.strip_prefix(key));
-                value("state=") == Some("online") && value("offset=").and_then(|o| o.parse::<u64>().ok()).is_some_and(|o| o > 0)
-            });
-            streaming.count() >= replicas
-        }
-        _ => false,
-    }
-}
-
-/// The value of the `INFO` line that starts with `name` (`"role:"`).
-fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines().find_map(|line| line.strip_prefix(name)).map(str::trim)
 }
 
 /// A `SENTINEL replicas` entry (flat field/value pairs) of a replica that
@@ -337,20 +297,6 @@ mod tests {
             failover_timeout_ms: 3_000,
             debug_command_is_off: true,
         }
-    }
-
-    #[test]
-    fn a_primary_is_ready_once_every_replica_acknowledged_its_stream() {
-        let waiting = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
-                       slave0:ip=127.0.0.1,port=9001,state=online,offset=0,lag=0\r\n\
-                       slave1:ip=127.0.0.1,port=9002,state=online,offset=903,lag=0\r\nmaster_repl_offset:903\r\n";
-        assert!(!replication_streams(waiting, 2), "a replica that has not acknowledged is not streamed to");
-        assert!(replication_streams(&waiting.replace("offset=0,", "offset=903,"), 2));
-        assert!(!replication_streams(&waiting.replace("offset=0,", "offset=903,"), 3));
-        assert!(!replication_streams(&waiting.replace("state=online,offset=0", "state=wait_bgsave,offset=903"), 2));
-        assert!(replication_streams("role:slave\r\nmaster_link_status:up\r\n", 2));
-        assert!(!replication_streams("role:slave\r\nmaster_link_status:down\r\n", 2));
-        assert!(!replication_streams("", 2));
     }
 
     #[test]
