@@ -32,12 +32,16 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A scratch file in the temp folder, removed on drop.
+/// A scratch file in a folder of its own, both removed on drop. (One
+/// folder shared by the tests raced: a test removing it when empty while
+/// another had created it and not yet written its file.)
 struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, text: &str) -> TempFile {
-        let dir = std::env::temp_dir().join(format!("faultline-check-cli-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("faultline-check-cli-{}-{index}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join(name);
         std::fs::write(&path, text).expect("temp file");
@@ -52,7 +56,6 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        // Succeeds only for the last file out: other tests share the folder.
         if let Some(dir) = self.0.parent() {
             let _ = std::fs::remove_dir(dir);
         }
