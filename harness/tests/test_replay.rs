@@ -91,3 +91,81 @@ fn same_seed_same_operations_and_faults() {
     let first_c = client_invocations(&c.history, 60);
     assert_ne!(first_a, first_c, "another seed gives other operations");
 }
+
+/// One line of a `schedule.jsonl` without its timing: what was hit.
+fn fault_line(event: &Value) -> String {
+    format!("{} {} {} {} {}", event["fault"], event["group"], event["duration_ms"], event["nodes"], event["grudge"])
+}
+
+fn schedule_of(dir: &std::path::Path) -> (Value, Vec<Value>) {
+    let text = std::fs::read_to_string(dir.join("schedule.jsonl")).unwrap();
+    let mut lines = text.lines().map(|line| serde_json::from_str::<Value>(line).unwrap());
+    let header = lines.next().expect("a header line");
+    (header, lines.collect())
+}
+
+fn follow(store: &std::path::Path, name: &str, schedule: Option<(&std::path::Path, &str)>) -> std::path::PathBuf {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command
+        .args(["test", "--quiet", "--nodes", "3", "--time-limit", "6s", "--rate", "60", "--concurrency", "3"])
+        .args(["--nemesis", "kill,pause,partition", "--seed", "41", "--name", name, "--store", store.to_str().unwrap()])
+        .args(["--node-binary", node_binary().to_str().unwrap()])
+        .args(["--set", "schedule.recovery=300ms", "--set", "nemesis.heal_duration_max=800ms"]);
+    if let Some((path, by)) = schedule {
+        command.args(["--schedule", path.to_str().unwrap(), "--schedule-targets", by]);
+    }
+    let status = command.stderr(Stdio::inherit()).stdout(Stdio::null()).status().unwrap();
+    assert!(status.code().is_some_and(|code| code < 3), "{name}: a harness error ({status})");
+    store.join(name).join("latest")
+}
+
+#[test]
+fn a_recorded_schedule_replays_its_faults_at_their_times_on_its_targets() {
+    let store = std::env::temp_dir().join(format!("faultline-schedule-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let recorded = follow(&store, "recorded", None);
+    let (header, events) = schedule_of(&recorded);
+    assert_eq!((header["seed"].as_u64(), header["nodes"].as_u64(), header["time_limit_ms"].as_u64()), (Some(41), Some(3), Some(6_000)));
+    assert_eq!(header["workload"]["kind"], "kv", "the generator's parameters: {header}");
+    assert!(events.len() >= 3, "kill, pause and partition on their own schedules over 6 s: {events:?}");
+    let history = std::fs::read_to_string(recorded.join("history.jsonl")).unwrap();
+    for event in &events {
+        let fault = event["fault"].as_str().unwrap();
+        assert!(history.contains(&format!("\"f\":\"{fault}\"")), "{fault} is in the history too");
+        assert!(event["nodes"].is_array() != event["grudge"].is_object(), "every built-in fault names what it hit: {event}");
+    }
+
+    // By node: the same faults on the same nodes, each at its time.
+    let by_node = follow(&store, "by-node", Some((&recorded.join("schedule.jsonl"), "node")));
+    let (_, replayed) = schedule_of(&by_node);
+    let lines = |events: &[Value]| events.iter().map(fault_line).collect::<Vec<_>>();
+    assert_eq!(lines(&replayed), lines(&events), "the replay injects what was recorded");
+    for (then, now) in events.iter().zip(&replayed) {
+        let (then_ms, now_ms) = (then["at_ms"].as_i64().unwrap(), now["at_ms"].as_i64().unwrap());
+        // A heal (a restart) slower than when recorded can push the next fault of
+        // its group back by the difference; the one after is due on time again.
+        assert!((now_ms - then_ms).abs() <= 1_500, "{} due at {then_ms} ms, injected at {now_ms} ms", then["fault"]);
+    }
+    let replay_history = std::fs::read_to_string(by_node.join("history.jsonl")).unwrap();
+    let killed: Vec<&Value> = replayed.iter().filter(|e| e["group"] == "kill").collect();
+    for event in killed {
+        let expected = format!("{{\"killed\":{}}}", event["nodes"]);
+        assert!(replay_history.contains(&expected), "the history shows {expected}");
+    }
+
+    // By role: a fault that hit the leader hits the leader of the replay.
+    let by_role = follow(&store, "by-role", Some((&recorded.join("schedule.jsonl"), "role")));
+    let (_, aimed) = schedule_of(&by_role);
+    assert_eq!(aimed.len(), events.len());
+    let mut compared = 0;
+    for (then, now) in events.iter().zip(&aimed) {
+        assert_eq!(then["fault"], now["fault"]);
+        let hit_leader = |event: &Value| event["nodes"].as_array().map(|nodes| nodes.contains(&event["leader"]));
+        if then["leader"].is_string() && now["leader"].is_string() && then["nodes"].is_array() {
+            assert_eq!(hit_leader(then), hit_leader(now), "the same role: {then} / {now}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 1, "at least one node fault with a leader on both sides: {events:?} / {aimed:?}");
+    std::fs::remove_dir_all(&store).unwrap();
+}

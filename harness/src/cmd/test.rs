@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cmd::OutputFormat;
+use crate::nemesis::recorded::RecordedSchedule;
+use crate::nemesis::TargetsBy;
 use crate::report;
 use crate::run::{self, RunFailure, RunOptions, RunOutcome};
 use crate::plan::{fresh_seed, SpecFile, TestPlan};
@@ -73,6 +75,16 @@ pub struct TestArgs {
     /// Override any spec field: --set client.op_timeout=2s (repeatable).
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
+    /// Follow this schedule (a results folder's `schedule.jsonl`, or one
+    /// written by hand) instead of drawing one: its faults at its times,
+    /// at its targets. See harness/docs/schedule.md.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+    /// How --schedule aims a recorded fault: `role` (default: the leader
+    /// now where the leader was hit, a follower where a follower was) or
+    /// `node` (the same node numbers, whoever leads).
+    #[arg(long, value_name = "role|node", requires = "schedule")]
+    pub schedule_targets: Option<String>,
     /// Validate the spec and print it as resolved, then exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -98,7 +110,12 @@ impl TestArgs {
         };
         self.apply_flags(&mut spec);
         let spec = spec.with_overrides(&self.set_overrides()?).map_err(|e| e.to_string())?;
-        TestPlan::from_spec(&spec, fresh_seed()).map_err(|e| e.to_string())
+        let plan = TestPlan::from_spec(&spec, fresh_seed()).map_err(|e| e.to_string())?;
+        let Some(path) = &self.schedule else { return Ok(plan) };
+        let by: TargetsBy = self.schedule_targets.as_deref().unwrap_or("role").parse()?;
+        let schedule =
+            RecordedSchedule::read(path, plan.cluster.nodes, plan.schedule.time_limit_ms).map_err(|e| e.to_string())?;
+        plan.follow_schedule(schedule, by).map_err(|e| e.to_string())
     }
 
     /// The dedicated flags, set on the spec's typed fields.

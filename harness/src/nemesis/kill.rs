@@ -4,7 +4,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{choose_nodes, leader_or_random, node_names, Effect, Fault, FaultFamily, KillTarget, Nemesis, NemesisError};
+use super::{choose_nodes, choose_then_apply, leader_or, node_names, Effect, Fault, FaultFamily, KillTarget, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 
 /// How many nodes a kill target takes down in a cluster of `nodes`.
@@ -26,10 +26,9 @@ impl KillNemesis {
         KillNemesis { rng, killed: Vec::new() }
     }
 
-    async fn targets(&mut self, target: KillTarget, cluster: &Cluster) -> Vec<usize> {
-        let nodes = cluster.nodes();
+    fn targets(&mut self, target: KillTarget, nodes: usize, leader: Option<usize>) -> Vec<usize> {
         match target {
-            KillTarget::Leader => vec![leader_or_random(&mut self.rng, cluster).await],
+            KillTarget::Leader => vec![leader_or(&mut self.rng, nodes, leader)],
             KillTarget::Random => vec![self.rng.random_range(0..nodes)],
             KillTarget::Minority | KillTarget::Majority => {
                 choose_nodes(&mut self.rng, nodes, kill_count(target, nodes))
@@ -44,11 +43,19 @@ impl Nemesis for KillNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(choose_then_apply(self, fault, cluster))
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        let Fault::Kill(target) = fault else { return None };
+        Some(Targets::Nodes(self.targets(target, nodes, leader)))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
-            let Fault::Kill(target) = fault else {
+            let (Fault::Kill(_), Targets::Nodes(targets)) = (fault, targets) else {
                 return Err(NemesisError::Unhandled(fault));
             };
-            let targets = self.targets(target, cluster).await;
             for node in &targets {
                 // Remember before acting, so a half-done kill is still healed.
                 self.killed.push(*node);

@@ -4,7 +4,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{node_name, Effect, Fault, FaultFamily, LinkMode, Nemesis, NemesisError};
+use super::{choose_then_apply, node_names, Effect, Fault, FaultFamily, LinkMode, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::{Endpoint, LinkFault};
 
@@ -55,17 +55,32 @@ impl Nemesis for LinkNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(choose_then_apply(self, fault, cluster))
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, _leader: Option<usize>) -> Option<Targets> {
+        let Fault::Link(_) = fault else { return None };
+        Some(Targets::Nodes(vec![self.rng.random_range(0..nodes)]))
+    }
+
+    /// The fault's values come from the spec's link settings, which a
+    /// replay runs with again.
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
-            let Fault::Link(mode) = fault else {
+            let (Fault::Link(mode), Targets::Nodes(nodes)) = (fault, targets) else {
                 return Err(NemesisError::Unhandled(fault));
             };
-            let node = self.rng.random_range(0..cluster.nodes());
             let link_fault = link_fault(mode, self.settings);
-            for (from, to) in links_of(node, cluster.nodes()) {
-                cluster.proxy().set_link_fault(from, to, link_fault);
+            for node in &nodes {
+                for (from, to) in links_of(*node, cluster.nodes()) {
+                    cluster.proxy().set_link_fault(from, to, link_fault);
+                }
             }
             self.active = true;
-            Ok(json!({ "node": node_name(node), "fault": link_fault }))
+            Ok(match nodes.as_slice() {
+                [node] => json!({ "node": super::node_name(*node), "fault": link_fault }),
+                _ => json!({ "nodes": node_names(&nodes), "fault": link_fault }),
+            })
         })
     }
 

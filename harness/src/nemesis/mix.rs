@@ -13,7 +13,7 @@ use super::pause::PauseNemesis;
 use super::power::PowerNemesis;
 use super::scenarios::figure8::FigureEightNemesis;
 use super::scenarios::revote::RevoteNemesis;
-use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError, NemesisFactory};
+use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError, NemesisFactory, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 
 pub struct Mix {
@@ -81,6 +81,18 @@ impl Nemesis for Mix {
         Box::pin(async move {
             let index = *self.route.get(&fault.family()).ok_or(NemesisError::Unhandled(fault))?;
             self.nemeses[index].invoke(fault, cluster).await
+        })
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        let index = *self.route.get(&fault.family())?;
+        self.nemeses[index].choose(fault, nodes, leader)
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(async move {
+            let index = *self.route.get(&fault.family()).ok_or(NemesisError::Unhandled(fault))?;
+            self.nemeses[index].apply(fault, targets, cluster).await
         })
     }
 

@@ -21,12 +21,15 @@ pub mod mix;
 pub mod partition;
 pub mod pause;
 pub mod power;
+pub mod recorded;
 pub mod scenarios;
 pub mod schedule;
+pub mod targets;
 
 pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, PartitionMode, PauseTarget, PowerTarget};
 pub use mix::Mix;
 pub use schedule::{Schedule, ScheduleStep};
+pub use targets::{Targets, TargetsBy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NemesisError {
@@ -46,10 +49,37 @@ pub type Effect = serde_json::Value;
 
 /// One fault family. `invoke` applies a fault and says what it did; `heal`
 /// undoes everything this nemesis has in force (and is a no-op otherwise).
+///
+/// A nemesis that can say what it is about to hit splits `invoke` in two:
+/// `choose` (pure: its rng, the cluster's size and the leader the cluster
+/// named just now) and `apply` (exactly those targets). The runner then
+/// records the targets in `schedule.jsonl`, and a replay hands them back to
+/// `apply`. The defaults suit a nemesis that chooses as it acts (the
+/// scripted scenarios, most nemeses of your own): no targets, and `apply`
+/// chooses again through `invoke`.
 pub trait Nemesis: Send {
     fn handles(&self) -> Vec<FaultFamily>;
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>>;
     fn heal<'a>(&'a mut self, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>>;
+
+    fn choose(&mut self, _fault: Fault, _nodes: usize, _leader: Option<usize>) -> Option<Targets> {
+        None
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, _targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        self.invoke(fault, cluster)
+    }
+}
+
+/// `invoke` for a nemesis that chooses and applies: asks the cluster for
+/// its leader only when the fault aims at it.
+pub async fn choose_then_apply<N: Nemesis + ?Sized>(nemesis: &mut N, fault: Fault, cluster: &Cluster) -> Result<Effect, NemesisError> {
+    let leader = match fault.is_leader_targeted() {
+        true => cluster.leader().await,
+        false => None,
+    };
+    let targets = nemesis.choose(fault, cluster.nodes(), leader).ok_or(NemesisError::Unhandled(fault))?;
+    nemesis.apply(fault, targets, cluster).await
 }
 
 /// Node names as the history shows them: `n1` is index 0 (faultline-node id 1).
@@ -77,4 +107,10 @@ pub fn choose_nodes(rng: &mut ChaCha8Rng, nodes: usize, count: usize) -> Vec<usi
 pub async fn leader_or_random(rng: &mut ChaCha8Rng, cluster: &Cluster) -> usize {
     let fallback = rng.random_range(0..cluster.nodes());
     cluster.leader().await.unwrap_or(fallback)
+}
+
+/// [`leader_or_random`] with the leader already asked: the same draw.
+pub fn leader_or(rng: &mut ChaCha8Rng, nodes: usize, leader: Option<usize>) -> usize {
+    let fallback = rng.random_range(0..nodes);
+    leader.filter(|leader| *leader < nodes).unwrap_or(fallback)
 }

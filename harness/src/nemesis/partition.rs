@@ -7,7 +7,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{leader_or_random, Effect, Fault, FaultFamily, Nemesis, NemesisError, PartitionMode};
+use super::{choose_then_apply, leader_or, Effect, Fault, FaultFamily, Nemesis, NemesisError, PartitionMode, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::Grudge;
 
@@ -119,13 +119,12 @@ impl PartitionNemesis {
         PartitionNemesis { rng, active: false }
     }
 
-    async fn grudge(&mut self, mode: PartitionMode, cluster: &Cluster) -> Grudge {
-        let nodes = cluster.nodes();
+    fn grudge(&mut self, mode: PartitionMode, nodes: usize, leader: Option<usize>) -> Grudge {
         match mode {
             PartitionMode::Halves => halves(&mut self.rng, nodes),
-            PartitionMode::Leader => isolate(leader_or_random(&mut self.rng, cluster).await, nodes),
+            PartitionMode::Leader => isolate(leader_or(&mut self.rng, nodes, leader), nodes),
             PartitionMode::LeaderMinority => {
-                let leader = leader_or_random(&mut self.rng, cluster).await;
+                let leader = leader_or(&mut self.rng, nodes, leader);
                 leader_minority(&mut self.rng, leader, nodes)
             }
             PartitionMode::Random => isolate(self.rng.random_range(0..nodes), nodes),
@@ -142,11 +141,19 @@ impl Nemesis for PartitionNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(choose_then_apply(self, fault, cluster))
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        let Fault::Partition(mode) = fault else { return None };
+        Some(Targets::Grudge(self.grudge(mode, nodes, leader)))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
-            let Fault::Partition(mode) = fault else {
+            let (Fault::Partition(_), Targets::Grudge(grudge)) = (fault, targets) else {
                 return Err(NemesisError::Unhandled(fault));
             };
-            let grudge = self.grudge(mode, cluster).await;
             cluster.proxy().partition(&grudge);
             self.active = true;
             Ok(json!({ "grudge": grudge_json(&grudge) }))

@@ -3,7 +3,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{leader_or_random, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, PauseTarget};
+use super::{choose_then_apply, leader_or, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, PauseTarget, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 
 pub struct PauseNemesis {
@@ -23,15 +23,28 @@ impl Nemesis for PauseNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(choose_then_apply(self, fault, cluster))
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        let node = match fault {
+            Fault::Pause(PauseTarget::Leader) => leader_or(&mut self.rng, nodes, leader),
+            Fault::Pause(PauseTarget::Random) => self.rng.random_range(0..nodes),
+            _ => return None,
+        };
+        Some(Targets::Nodes(vec![node]))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
-            let node = match fault {
-                Fault::Pause(PauseTarget::Leader) => leader_or_random(&mut self.rng, cluster).await,
-                Fault::Pause(PauseTarget::Random) => self.rng.random_range(0..cluster.nodes()),
-                other => return Err(NemesisError::Unhandled(other)),
+            let (Fault::Pause(_), Targets::Nodes(nodes)) = (fault, targets) else {
+                return Err(NemesisError::Unhandled(fault));
             };
-            self.paused.push(node);
-            cluster.pause(node)?;
-            Ok(json!({ "paused": [node_name(node)] }))
+            for node in &nodes {
+                self.paused.push(*node);
+                cluster.pause(*node)?;
+            }
+            Ok(json!({ "paused": node_names(&nodes) }))
         })
     }
 

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use super::kill::kill_count;
-use super::{choose_nodes, leader_or_random, node_names, Effect, Fault, FaultFamily, KillTarget, Nemesis, NemesisError};
+use super::{choose_nodes, choose_then_apply, leader_or, node_names, Effect, Fault, FaultFamily, KillTarget, Nemesis, NemesisError, Targets};
 use super::PowerTarget;
 use crate::cluster::{BoxFuture, Cluster};
 
@@ -21,10 +21,9 @@ impl PowerNemesis {
         PowerNemesis { rng, cut: Vec::new() }
     }
 
-    async fn targets(&mut self, target: PowerTarget, cluster: &Cluster) -> Vec<usize> {
-        let nodes = cluster.nodes();
+    fn targets(&mut self, target: PowerTarget, nodes: usize, leader: Option<usize>) -> Vec<usize> {
         match target {
-            PowerTarget::Leader => vec![leader_or_random(&mut self.rng, cluster).await],
+            PowerTarget::Leader => vec![leader_or(&mut self.rng, nodes, leader)],
             PowerTarget::Random => vec![self.rng.random_range(0..nodes)],
             PowerTarget::Majority => choose_nodes(&mut self.rng, nodes, kill_count(KillTarget::Majority, nodes)),
             PowerTarget::All => (0..nodes).collect(),
@@ -38,11 +37,19 @@ impl Nemesis for PowerNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(choose_then_apply(self, fault, cluster))
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        let Fault::Power(target) = fault else { return None };
+        Some(Targets::Nodes(self.targets(target, nodes, leader)))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
-            let Fault::Power(target) = fault else {
+            let (Fault::Power(_), Targets::Nodes(targets)) = (fault, targets) else {
                 return Err(NemesisError::Unhandled(fault));
             };
-            let targets = self.targets(target, cluster).await;
             // Every target dies before any disk is cut over, as when one
             // switch feeds them all.
             for node in &targets {

@@ -1,18 +1,24 @@
 //! When to break things: a seeded sequence of (quiet, fault, duration)
-//! steps. Fault and heal alternate; the runner ends every test with a final
-//! heal whatever the schedule says.
+//! steps, or the steps of a recorded schedule. Fault and heal alternate;
+//! the runner ends every test with a final heal whatever the schedule says.
+use std::collections::VecDeque;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Fault;
+use super::recorded::RecordedEvent;
+use super::{Fault, Targets};
 
 /// One cycle: stay quiet for `quiet_ms`, then inject `fault` for `fault_ms`,
 /// then heal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleStep {
     pub quiet_ms: u64,
     pub fault: Fault,
     pub fault_ms: u64,
+    /// A recorded schedule's targets and the leader when they were
+    /// recorded; None: the nemesis chooses.
+    pub recorded: Option<(Targets, Option<usize>)>,
 }
 
 pub struct Schedule {
@@ -21,6 +27,8 @@ pub struct Schedule {
     fault_ms_range: (u64, u64),
     quiet_ms_range: (u64, u64),
     rng: ChaCha8Rng,
+    /// When set, the steps come from here, not from the draws above.
+    recorded: Option<VecDeque<RecordedEvent>>,
 }
 
 impl Schedule {
@@ -29,7 +37,15 @@ impl Schedule {
         assert!(fault_ms_range.0 <= fault_ms_range.1, "fault duration range is validated in the spec");
         assert!(quiet_ms_range.0 <= quiet_ms_range.1, "heal duration range is validated in the spec");
         let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5343_4845_4455_4c45);
-        Schedule { faults, leader_share: None, fault_ms_range, quiet_ms_range, rng }
+        Schedule { faults, leader_share: None, fault_ms_range, quiet_ms_range, rng, recorded: None }
+    }
+
+    /// A schedule that follows recorded events (of one group, in order).
+    pub fn recorded(events: Vec<RecordedEvent>) -> Self {
+        let faults = events.iter().map(|event| event.fault).collect();
+        let mut schedule = Schedule::new(faults, (1, 1), (1, 1), 0);
+        schedule.recorded = Some(events.into());
+        schedule
     }
 
     /// Aims `share` of the faults at the leader, when the list has faults
@@ -42,14 +58,25 @@ impl Schedule {
         self
     }
 
-    pub fn next_step(&mut self) -> Option<ScheduleStep> {
+    /// The next step, `elapsed_ms` after the test started: a recorded
+    /// event is due at its own time (at once, when the run is behind it).
+    pub fn next_step(&mut self, elapsed_ms: u64) -> Option<ScheduleStep> {
+        if let Some(recorded) = &mut self.recorded {
+            let event = recorded.pop_front()?;
+            return Some(ScheduleStep {
+                quiet_ms: event.at_ms.saturating_sub(elapsed_ms),
+                fault: event.fault,
+                fault_ms: event.duration_ms,
+                recorded: event.targets.map(|targets| (targets, event.leader)),
+            });
+        }
         if self.faults.is_empty() {
             return None;
         }
         let quiet_ms = self.rng.random_range(self.quiet_ms_range.0..=self.quiet_ms_range.1);
         let fault = self.draw_fault();
         let fault_ms = self.rng.random_range(self.fault_ms_range.0..=self.fault_ms_range.1);
-        Some(ScheduleStep { quiet_ms, fault, fault_ms })
+        Some(ScheduleStep { quiet_ms, fault, fault_ms, recorded: None })
     }
 
     /// Without a leader share, one draw over the list (as every schedule
@@ -75,7 +102,7 @@ mod tests {
 
     fn steps(seed: u64, count: usize) -> Vec<ScheduleStep> {
         let mut schedule = Schedule::new(Fault::parse_names(&["kill", "pause", "partition"]).unwrap(), (2_000, 4_000), (1_000, 3_000), seed);
-        (0..count).map(|_| schedule.next_step().unwrap()).collect()
+        (0..count).map(|_| schedule.next_step(0).unwrap()).collect()
     }
 
     #[test]
@@ -96,7 +123,7 @@ mod tests {
         let faults = Fault::parse_names(&["kill", "partition"]).unwrap();
         let leader_faults = |share: Option<f64>| {
             let mut schedule = Schedule::new(faults.clone(), (1, 1), (1, 1), 3).with_leader_share(share);
-            (0..1_000).filter(|_| schedule.next_step().unwrap().fault.is_leader_targeted()).count()
+            (0..1_000).filter(|_| schedule.next_step(0).unwrap().fault.is_leader_targeted()).count()
         };
         // Three leader targets among ten faults: about 300 of 1,000 uniform draws.
         assert!((250..350).contains(&leader_faults(None)), "{}", leader_faults(None));
@@ -105,12 +132,32 @@ mod tests {
         assert_eq!(leader_faults(Some(0.0)), 0);
         let only_random = Fault::parse_names(&["kill-random"]).unwrap();
         let mut schedule = Schedule::new(only_random, (1, 1), (1, 1), 3).with_leader_share(Some(1.0));
-        assert_eq!(schedule.next_step().unwrap().fault.name(), "kill-random", "no leader target: the share cannot apply");
+        assert_eq!(schedule.next_step(0).unwrap().fault.name(), "kill-random", "no leader target: the share cannot apply");
     }
 
     #[test]
     fn no_faults_no_steps() {
         let mut schedule = Schedule::new(Vec::new(), (1, 1), (1, 1), 0);
-        assert_eq!(schedule.next_step(), None);
+        assert_eq!(schedule.next_step(0), None);
+    }
+
+    #[test]
+    fn a_recorded_schedule_is_due_at_its_own_times() {
+        let event = |at_ms: u64, targets: Option<Targets>| RecordedEvent {
+            at_ms,
+            fault: Fault::parse_name("kill-leader").unwrap()[0],
+            duration_ms: 700,
+            group: "kill".into(),
+            targets,
+            leader: Some(2),
+        };
+        let mut schedule = Schedule::recorded(vec![event(1_000, Some(Targets::Nodes(vec![2]))), event(3_000, None)]);
+        let first = schedule.next_step(400).unwrap();
+        assert_eq!((first.quiet_ms, first.fault_ms), (600, 700));
+        assert_eq!(first.recorded, Some((Targets::Nodes(vec![2]), Some(2))));
+        let second = schedule.next_step(3_500).unwrap();
+        assert_eq!(second.quiet_ms, 0, "a run behind its schedule injects at once");
+        assert_eq!(second.recorded, None, "no recorded targets: the nemesis draws them");
+        assert_eq!(schedule.next_step(4_000), None);
     }
 }

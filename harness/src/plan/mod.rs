@@ -15,7 +15,8 @@ use std::sync::Arc;
 use faultline_workloads::{Generator, Invocation, WorkloadConfig, WorkloadKind};
 
 use crate::nemesis::link::LinkSettings;
-use crate::nemesis::{Fault, NemesisFactory};
+use crate::nemesis::recorded::RecordedSchedule;
+use crate::nemesis::{Fault, NemesisFactory, TargetsBy};
 use crate::systems::{Configured, System};
 use crate::verdict::Checker;
 
@@ -97,6 +98,9 @@ pub struct NemesisPlan {
     pub leader_share: Option<f64>,
     /// Nemeses of your own (the Rust API), for the custom faults in `faults`.
     pub custom: Vec<NemesisFactory>,
+    /// A schedule to follow instead of drawing one (`--schedule`), and how
+    /// its targets are aimed.
+    pub recorded: Option<(RecordedSchedule, TargetsBy)>,
 }
 
 impl std::fmt::Debug for NemesisPlan {
@@ -109,6 +113,7 @@ impl std::fmt::Debug for NemesisPlan {
             .field("concurrent", &self.concurrent)
             .field("leader_share", &self.leader_share)
             .field("custom", &self.custom.len())
+            .field("recorded", &self.recorded.as_ref().map(|(schedule, by)| (&schedule.path, schedule.events.len(), by)))
             .finish()
     }
 }

@@ -2,10 +2,11 @@
 //! cluster can take them (sizes, odd clusters for the scripted scenarios, a
 //! system that names its leader).
 use crate::nemesis::link::LinkSettings;
-use crate::nemesis::{Fault, FaultFamily};
+use crate::nemesis::recorded::{RecordedSchedule, ONE_AT_A_TIME};
+use crate::nemesis::{Fault, FaultFamily, TargetsBy};
 
 use crate::fields::{duration, positive_duration as positive};
-use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError};
+use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError, TestPlan};
 
 pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisPlan, SpecError> {
     let (mut faults, optional) = faults(spec, cluster.nodes)?;
@@ -29,9 +30,34 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
         optional,
         leader_share: spec.leader_share,
         custom: Vec::new(),
+        recorded: None,
     };
     check(&plan, cluster)?;
     Ok(plan)
+}
+
+impl TestPlan {
+    /// This plan with its nemesis following `schedule` instead of drawing
+    /// one: the faults are the schedule's (what a leader-targeted one does
+    /// on a system that cannot name its leader, as in a spec), checked as a
+    /// spec's would be, and the saved spec names them.
+    pub fn follow_schedule(mut self, schedule: RecordedSchedule, by: TargetsBy) -> Result<TestPlan, SpecError> {
+        let names_leader = self.cluster.system.capabilities().leader;
+        let mut schedule = schedule;
+        for event in &mut schedule.events {
+            if !names_leader {
+                event.fault = event.fault.without_leader();
+            }
+        }
+        self.nemesis.faults = schedule.faults();
+        self.nemesis.optional.clear();
+        self.nemesis.concurrent = schedule.groups().iter().any(|(group, _)| group != ONE_AT_A_TIME);
+        check(&self.nemesis, &self.cluster)?;
+        self.resolved.nemesis.faults = self.nemesis.faults.iter().map(|fault| fault.name().to_string()).collect();
+        self.resolved.nemesis.concurrent = self.nemesis.concurrent;
+        self.nemesis.recorded = Some((schedule, by));
+        Ok(self)
+    }
 }
 
 /// Combinations that cannot run.

@@ -48,6 +48,8 @@ pub enum RunError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Nemesis(#[from] NemesisError),
+    #[error(transparent)]
+    Schedule(#[from] crate::nemesis::recorded::ScheduleFileError),
     #[error("history {path}: {message}")]
     History { path: PathBuf, message: String },
     #[error("{0}")]

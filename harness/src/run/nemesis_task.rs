@@ -1,6 +1,7 @@
-//! The nemesis task: follows the seeded schedule (quiet, fault, heal, ...)
-//! until the end of the main phase, recording every action in the history
-//! as process `nemesis` with an invoke and a completion.
+//! The nemesis task: follows the seeded schedule (quiet, fault, heal, ...),
+//! or a recorded one, until the end of the main phase, recording every
+//! action in the history as process `nemesis` with an invoke and a
+//! completion, and every fault with its targets for `schedule.jsonl`.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use serde_json::json;
 
 use super::recorder::{nemesis_event, Recorder};
 use crate::cluster::Cluster;
-use crate::nemesis::{Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep};
+use crate::nemesis::recorded::{RecordedEvent, ONE_AT_A_TIME};
+use crate::nemesis::{Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep, TargetsBy};
 use crate::plan::TestPlan;
 
 /// The nemesis state the progress display shows (`healthy`, `kill-leader`).
@@ -44,6 +46,8 @@ async fn sleep_until(until: Instant, end: Instant, stop: &AtomicBool) -> bool {
 pub struct NemesisGroup {
     pub mix: Mix,
     pub schedule: Schedule,
+    /// The family's name in a concurrent schedule, else `all`.
+    pub label: String,
     /// `heal-<family>` in a concurrent schedule, else `heal`.
     pub heal_name: String,
 }
@@ -62,10 +66,24 @@ impl NemesisGroup {
             )
             .with_leader_share(plan.nemesis.leader_share)
         };
+        if let Some((recorded, _)) = &plan.nemesis.recorded {
+            return recorded
+                .groups()
+                .into_iter()
+                .map(|(label, events)| {
+                    let faults: Vec<Fault> = events.iter().map(|event| event.fault).collect();
+                    let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
+                    let heal_name = RecordedEvent::heal_name(&label);
+                    Ok(NemesisGroup { mix, schedule: Schedule::recorded(events), label, heal_name })
+                })
+                .collect();
+        }
         let faults = &plan.nemesis.faults;
         if !plan.nemesis.concurrent {
             let mix = Mix::standard(faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
-            return Ok(vec![NemesisGroup { mix, schedule: schedule(faults.clone(), plan.seed), heal_name: "heal".into() }]);
+            let label = ONE_AT_A_TIME.to_string();
+            let heal_name = RecordedEvent::heal_name(&label);
+            return Ok(vec![NemesisGroup { mix, schedule: schedule(faults.clone(), plan.seed), label, heal_name }]);
         }
         let mut families: Vec<FaultFamily> = faults.iter().map(|fault| fault.family()).collect();
         families.sort_unstable();
@@ -77,7 +95,9 @@ impl NemesisGroup {
                 let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
                 // Each family's schedule gets a stream of its own.
                 let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family.stream());
-                Ok(NemesisGroup { mix, schedule: schedule(faults, seed), heal_name: format!("heal-{}", family.name()) })
+                let label = family.name().to_string();
+                let heal_name = RecordedEvent::heal_name(&label);
+                Ok(NemesisGroup { mix, schedule: schedule(faults, seed), label, heal_name })
             })
             .collect()
     }
@@ -94,8 +114,8 @@ enum Cycle {
 }
 
 impl Cycle {
-    fn after_heal(schedule: &mut Schedule, now: Instant) -> Cycle {
-        match schedule.next_step() {
+    fn after_heal(schedule: &mut Schedule, now: Instant, start: Instant) -> Cycle {
+        match schedule.next_step(now.saturating_duration_since(start).as_millis() as u64) {
             Some(step) => Cycle::Quiet { until: now + Duration::from_millis(step.quiet_ms), step },
             None => Cycle::Done,
         }
@@ -109,12 +129,23 @@ impl Cycle {
     }
 }
 
+/// The faults injected so far, for `schedule.jsonl`; shared so that an
+/// interrupted run still writes what it did.
+pub type Injected = Arc<Mutex<Vec<RecordedEvent>>>;
+
 pub struct NemesisRun<'a> {
     pub groups: Vec<NemesisGroup>,
     pub cluster: &'a Cluster,
     pub recorder: &'a Recorder,
     pub state: NemesisState,
     pub stop: &'a AtomicBool,
+    /// The history's time zero.
+    pub start: Instant,
+    /// Whether the system names its leader (asked before every fault).
+    pub names_leader: bool,
+    /// How recorded targets are aimed.
+    pub targets_by: TargetsBy,
+    pub injected: Injected,
 }
 
 impl NemesisRun<'_> {
@@ -123,7 +154,8 @@ impl NemesisRun<'_> {
     /// is always the earliest one due (ties go to the first group).
     pub async fn run(&mut self, end: Instant) {
         let now = Instant::now();
-        let mut cycles: Vec<Cycle> = self.groups.iter_mut().map(|g| Cycle::after_heal(&mut g.schedule, now)).collect();
+        let start = self.start;
+        let mut cycles: Vec<Cycle> = self.groups.iter_mut().map(|g| Cycle::after_heal(&mut g.schedule, now, start)).collect();
         // Each pass either returns or performs one action that moves its
         // group's `until` forward (quiet and fault times are positive), so
         // the loop ends by `end`.
@@ -138,12 +170,13 @@ impl NemesisRun<'_> {
             }
             cycles[group] = match std::mem::replace(&mut cycles[group], Cycle::Done) {
                 Cycle::Quiet { step, .. } => {
-                    self.inject(group, step.fault).await;
-                    Cycle::Faulted { until: Instant::now() + Duration::from_millis(step.fault_ms) }
+                    let fault_ms = step.fault_ms;
+                    self.inject(group, step).await;
+                    Cycle::Faulted { until: Instant::now() + Duration::from_millis(fault_ms) }
                 }
                 Cycle::Faulted { .. } => {
                     self.heal_group(group).await;
-                    Cycle::after_heal(&mut self.groups[group].schedule, Instant::now())
+                    Cycle::after_heal(&mut self.groups[group].schedule, Instant::now(), start)
                 }
                 Cycle::Done => Cycle::Done,
             };
@@ -168,10 +201,39 @@ impl NemesisRun<'_> {
         set_state(&self.state, &text);
     }
 
-    async fn inject(&mut self, group: usize, fault: Fault) {
+    /// Inject one step's fault: at its recorded targets (aimed as asked),
+    /// or at the targets its nemesis chooses now; the leader is asked
+    /// first, so the schedule says which role each target had.
+    async fn inject(&mut self, group: usize, step: ScheduleStep) {
+        let fault = step.fault;
+        let at_ms = self.start.elapsed().as_millis() as u64;
         set_state(&self.state, fault.name());
         self.recorder.record(nemesis_event(EventType::Invoke, fault.name(), json!(null))).await;
-        let completion = match self.groups[group].mix.invoke(fault, self.cluster).await {
+        let leader = match self.names_leader {
+            true => self.cluster.leader().await,
+            false => None,
+        };
+        let nodes = self.cluster.nodes();
+        let mix = &mut self.groups[group].mix;
+        let targets = match &step.recorded {
+            Some((targets, leader_then)) => Some(targets.aimed(self.targets_by, *leader_then, leader)),
+            None => mix.choose(fault, nodes, leader),
+        };
+        let event = RecordedEvent {
+            at_ms,
+            fault,
+            duration_ms: step.fault_ms,
+            group: self.groups[group].label.clone(),
+            targets: targets.clone(),
+            leader,
+        };
+        self.injected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(event);
+        let mix = &mut self.groups[group].mix;
+        let applied = match targets {
+            Some(targets) => mix.apply(fault, targets, self.cluster).await,
+            None => mix.invoke(fault, self.cluster).await,
+        };
+        let completion = match applied {
             Ok(effect) => nemesis_event(EventType::Ok, fault.name(), effect),
             Err(error) => {
                 let mut event = nemesis_event(EventType::Info, fault.name(), json!(null));

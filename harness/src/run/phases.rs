@@ -9,13 +9,14 @@ use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
 
 use crate::client::{ClientConfig, Outcome};
 use crate::cluster::Cluster;
+use crate::nemesis::recorded::{self, ScheduleHeader, SCHEDULE_FILE, SCHEDULE_VERSION};
 use crate::plan::TestPlan;
 use crate::results::RunDir;
 use crate::verdict::liveness::{Liveness, Miss};
 use crate::verdict::Convergence;
 
 use super::clients::ClientPool;
-use super::nemesis_task::{set_state, NemesisGroup, NemesisRun, NemesisState};
+use super::nemesis_task::{set_state, Injected, NemesisGroup, NemesisRun, NemesisState};
 use super::progress::{Feed, Progress};
 use super::recorder::Recorder;
 use super::signals::Signals;
@@ -51,7 +52,8 @@ pub(super) async fn run_on_cluster(
     };
     let progress = Progress::start(feed, options.quiet);
     let groups = NemesisGroup::for_plan(plan)?;
-    let phases = Phases { plan, cluster, recorder: &recorder, stop: &stop, nemesis_state, phase, start };
+    let injected = Injected::default();
+    let phases = Phases { plan, cluster, recorder: &recorder, stop: &stop, nemesis_state, phase, start, injected: injected.clone() };
     let outcome = tokio::select! {
         settled = phases.run(groups) => Ok(settled),
         name = signals.next() => {
@@ -60,6 +62,8 @@ pub(super) async fn run_on_cluster(
         }
     };
     progress.finish().await;
+    let events = std::mem::take(&mut *injected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    let scheduled = recorded::write(&run_dir.path.join(SCHEDULE_FILE), &schedule_header(plan), &events);
     recorder.close().await;
     drop(recorder);
     let written = tokio::task::spawn_blocking(move || writer.join())
@@ -69,7 +73,26 @@ pub(super) async fn run_on_cluster(
     if let Some(message) = written.error {
         return Err(RunError::History { path: run_dir.history_path(), message });
     }
-    outcome
+    // An interruption is the error to report; a schedule that could not be
+    // written comes next.
+    let settled = outcome?;
+    scheduled?;
+    Ok(settled)
+}
+
+/// What `schedule.jsonl` says it was recorded with.
+fn schedule_header(plan: &TestPlan) -> ScheduleHeader {
+    ScheduleHeader {
+        schedule_version: SCHEDULE_VERSION,
+        seed: plan.seed,
+        system: plan.cluster.system.name().to_string(),
+        nodes: plan.cluster.nodes,
+        time_limit_ms: plan.schedule.time_limit_ms,
+        concurrent: plan.nemesis.concurrent,
+        workload: serde_json::to_value(&plan.resolved.workload).unwrap_or_default(),
+        rate_per_s: plan.schedule.rate_per_s,
+        concurrency: plan.schedule.concurrency,
+    }
 }
 
 struct Phases<'a> {
@@ -80,6 +103,7 @@ struct Phases<'a> {
     nemesis_state: NemesisState,
     phase: Arc<std::sync::Mutex<&'static str>>,
     start: Instant,
+    injected: Injected,
 }
 
 impl Phases<'_> {
@@ -126,6 +150,10 @@ impl Phases<'_> {
             recorder: self.recorder,
             state: self.nemesis_state.clone(),
             stop: self.stop,
+            start: self.start,
+            names_leader: plan.cluster.system.capabilities().leader,
+            targets_by: plan.nemesis.recorded.as_ref().map(|(_, by)| *by).unwrap_or_default(),
+            injected: self.injected.clone(),
         };
         tokio::join!(
             pool.run(main, plan.schedule.concurrency, self.start, clients_deadline),
