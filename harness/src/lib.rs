@@ -116,6 +116,7 @@ pub mod nemesis;
 pub mod plan;
 mod ports;
 pub mod proxy;
+pub mod replay;
 pub mod report;
 pub mod results;
 pub mod run;

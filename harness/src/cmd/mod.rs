@@ -12,6 +12,7 @@ pub mod bench;
 pub mod check;
 pub mod lazyfs;
 pub mod matrix;
+pub mod replay;
 pub mod report;
 pub mod test;
 
@@ -30,6 +31,8 @@ enum Command {
     Test(Box<test::TestArgs>),
     /// Rebuild the HTML report of a stored run from its history.
     Report(report::ReportArgs),
+    /// Re-run a recorded test (spec, seed, schedule) N times; print how often it fails the same way.
+    Replay(replay::ReplayArgs),
     /// Run short seeded tests against each planted bug and weaker mode; print what was caught.
     Matrix(matrix::MatrixArgs),
     /// Print performance figures.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(*args),
         Command::Report(args) => report::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Bench(command) => bench::run(command),
         Command::Lazyfs(args) => lazyfs::run(args),
