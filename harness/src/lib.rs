@@ -120,6 +120,7 @@ pub mod replay;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod shrink;
 pub mod systems;
 pub mod verdict;
 

@@ -219,5 +219,48 @@ fn replay_reruns_a_failure_and_says_how_often_it_fails_the_same_way() {
     let output = Command::new(env!("CARGO_BIN_EXE_faultline")).args(["replay", dir.to_str().unwrap(), "--runs", "0"]).output().unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--runs 0 is not in 1..=100"));
+
+    shrink_within_a_ci_budget(&dir);
     std::fs::remove_dir_all(&store).unwrap();
+}
+
+/// The recorded failure shrunk in 150 s: every candidate runs for real, the
+/// budget holds, and what it writes is a test that runs again.
+fn shrink_within_a_ci_budget(dir: &std::path::Path) {
+    let began = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["shrink", dir.to_str().unwrap(), "--budget", "150s"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let wall = began.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    // The budget decides when no run may start; the one in flight ends
+    // within a run's time (6 s and its overhead).
+    assert!(wall.as_secs() <= 150 + 20, "shrink took {wall:?} on a 150 s budget");
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("shrink/shrink.json")).unwrap()).unwrap();
+    assert!(record["candidates_tried"].as_u64().unwrap() >= 2, "{record}");
+    let (before, after) = (&record["before"], &record["after"]);
+    assert!(after["events"].as_u64() <= before["events"].as_u64(), "{record}");
+    assert!(after["time_limit_ms"].as_u64() <= before["time_limit_ms"].as_u64(), "{record}");
+    assert!(after["events"].as_u64() < before["events"].as_u64() || after["time_limit_ms"].as_u64() < before["time_limit_ms"].as_u64() || after == before, "{record}");
+    let minimal: Vec<Value> = std::fs::read_to_string(dir.join("shrink/schedule.jsonl"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(minimal.len() as u64, after["events"].as_u64().unwrap(), "the written schedule is the result");
+    assert!(stdout.contains("before -> after") && stdout.contains("candidate   1:"), "{stdout}");
+    // What it wrote runs as a test of its own.
+    let spec = dir.join("shrink/spec.yaml");
+    let status = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--quiet", "--spec", spec.to_str().unwrap(), "--schedule", dir.join("shrink/schedule.jsonl").to_str().unwrap()])
+        .args(["--store", dir.join("shrink/again").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap();
+    assert!(status.code().is_some_and(|code| code <= 1), "the minimal test runs: {status}");
 }

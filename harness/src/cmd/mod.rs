@@ -14,6 +14,7 @@ pub mod lazyfs;
 pub mod matrix;
 pub mod replay;
 pub mod report;
+pub mod shrink;
 pub mod test;
 
 #[derive(Parser)]
@@ -33,6 +34,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Re-run a recorded test (spec, seed, schedule) N times; print how often it fails the same way.
     Replay(replay::ReplayArgs),
+    /// Search for a smaller test (fewer faults, shorter, fewer keys) that still fails the way a recorded run did.
+    Shrink(shrink::ShrinkArgs),
     /// Run short seeded tests against each planted bug and weaker mode; print what was caught.
     Matrix(matrix::MatrixArgs),
     /// Print performance figures.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(*args),
         Command::Report(args) => report::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Shrink(args) => shrink::run(args),
         Command::Matrix(args) => matrix::run(args),
         Command::Bench(command) => bench::run(command),
         Command::Lazyfs(args) => lazyfs::run(args),

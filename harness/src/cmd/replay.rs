@@ -31,6 +31,10 @@ pub struct ReplayArgs {
     /// the leader was hit) or `node` (the same node numbers).
     #[arg(long, value_name = "role|node", default_value = "role")]
     pub targets: String,
+    /// Ignore the schedule: the spec and seed alone draw the faults again,
+    /// as a rerun with --seed does (to compare the two rates).
+    #[arg(long)]
+    pub seed_only: bool,
     /// The node binary, if it moved since the recorded run
     /// (`cluster.node_binary`).
     #[arg(long, value_name = "PATH")]
@@ -51,6 +55,9 @@ fn plan(args: &ReplayArgs, recorded: &Recorded) -> Result<TestPlan, String> {
     }
     let seed = spec.seed.ok_or_else(|| format!("{}/spec.yaml has no seed", recorded.dir.display()))?;
     let plan = TestPlan::from_spec(&spec, seed).map_err(|e| e.to_string())?;
+    if args.seed_only {
+        return Ok(plan);
+    }
     let schedule = RecordedSchedule::read(&recorded.schedule, plan.cluster.nodes, plan.schedule.time_limit_ms)
         .map_err(|e| e.to_string())?;
     plan.follow_schedule(schedule, by).map_err(|e| e.to_string())
@@ -79,10 +86,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
         }
     };
-    let faults = plan.nemesis.recorded.as_ref().map_or(0, |(schedule, _)| schedule.events.len());
     println!("replay of {}", recorded.dir.display());
     println!("original  {}", describe(&recorded.original));
-    println!("seed {}, {faults} faults from {}, {} runs, targets by {}", plan.seed, recorded.schedule.display(), args.runs, args.targets);
+    match &plan.nemesis.recorded {
+        Some((schedule, _)) => println!(
+            "seed {}, {} faults from {}, {} runs, targets by {}",
+            plan.seed,
+            schedule.events.len(),
+            recorded.schedule.display(),
+            args.runs,
+            args.targets
+        ),
+        None => println!("seed {} alone (faults drawn again), {} runs", plan.seed, args.runs),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut reruns = Vec::new();
     let mut errors_in_a_row = 0;
@@ -110,7 +126,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let record = ReplayRecord::new(recorded.original.clone(), plan.seed, recorded.schedule.clone(), reruns);
-    let out = recorded.dir.join("replay").join("replay.json");
+    let file = if args.seed_only { "replay-seed-only.json" } else { "replay.json" };
+    let out = recorded.dir.join("replay").join(file);
     std::fs::create_dir_all(recorded.dir.join("replay"))?;
     std::fs::write(&out, serde_json::to_string_pretty(&record)?)?;
     let ran = record.runs.len();

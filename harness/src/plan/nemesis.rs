@@ -2,7 +2,7 @@
 //! cluster can take them (sizes, odd clusters for the scripted scenarios, a
 //! system that names its leader).
 use crate::nemesis::link::LinkSettings;
-use crate::nemesis::recorded::{RecordedSchedule, ONE_AT_A_TIME};
+use crate::nemesis::recorded::{RecordedSchedule, ScheduleHeader, ONE_AT_A_TIME, SCHEDULE_VERSION};
 use crate::nemesis::{Fault, FaultFamily, TargetsBy};
 
 use crate::fields::{duration, positive_duration as positive};
@@ -37,6 +37,21 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
 }
 
 impl TestPlan {
+    /// What `schedule.jsonl` says it was recorded with.
+    pub fn schedule_header(&self) -> ScheduleHeader {
+        ScheduleHeader {
+            schedule_version: SCHEDULE_VERSION,
+            seed: self.seed,
+            system: self.cluster.system.name().to_string(),
+            nodes: self.cluster.nodes,
+            time_limit_ms: self.schedule.time_limit_ms,
+            concurrent: self.nemesis.concurrent,
+            workload: serde_json::to_value(&self.resolved.workload).unwrap_or_default(),
+            rate_per_s: self.schedule.rate_per_s,
+            concurrency: self.schedule.concurrency,
+        }
+    }
+
     /// This plan with its nemesis following `schedule` instead of drawing
     /// one: the faults are the schedule's (what a leader-targeted one does
     /// on a system that cannot name its leader, as in a spec), checked as a

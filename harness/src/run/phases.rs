@@ -9,7 +9,7 @@ use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
 
 use crate::client::{ClientConfig, Outcome};
 use crate::cluster::Cluster;
-use crate::nemesis::recorded::{self, ScheduleHeader, SCHEDULE_FILE, SCHEDULE_VERSION};
+use crate::nemesis::recorded::{self, SCHEDULE_FILE};
 use crate::plan::TestPlan;
 use crate::results::RunDir;
 use crate::verdict::liveness::{Liveness, Miss};
@@ -63,7 +63,7 @@ pub(super) async fn run_on_cluster(
     };
     progress.finish().await;
     let events = std::mem::take(&mut *injected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-    let scheduled = recorded::write(&run_dir.path.join(SCHEDULE_FILE), &schedule_header(plan), &events);
+    let scheduled = recorded::write(&run_dir.path.join(SCHEDULE_FILE), &plan.schedule_header(), &events);
     recorder.close().await;
     drop(recorder);
     let written = tokio::task::spawn_blocking(move || writer.join())
@@ -78,21 +78,6 @@ pub(super) async fn run_on_cluster(
     let settled = outcome?;
     scheduled?;
     Ok(settled)
-}
-
-/// What `schedule.jsonl` says it was recorded with.
-fn schedule_header(plan: &TestPlan) -> ScheduleHeader {
-    ScheduleHeader {
-        schedule_version: SCHEDULE_VERSION,
-        seed: plan.seed,
-        system: plan.cluster.system.name().to_string(),
-        nodes: plan.cluster.nodes,
-        time_limit_ms: plan.schedule.time_limit_ms,
-        concurrent: plan.nemesis.concurrent,
-        workload: serde_json::to_value(&plan.resolved.workload).unwrap_or_default(),
-        rate_per_s: plan.schedule.rate_per_s,
-        concurrency: plan.schedule.concurrency,
-    }
 }
 
 struct Phases<'a> {
