@@ -10,14 +10,18 @@ use std::path::{Path, PathBuf};
 use faultline_checkers::Verdict;
 use serde::{Deserialize, Serialize};
 
-use crate::nemesis::recorded::SCHEDULE_FILE;
-use crate::plan::SpecFile;
+use crate::nemesis::recorded::{RecordedSchedule, SCHEDULE_FILE};
+use crate::nemesis::TargetsBy;
+use crate::plan::{SpecFile, TestPlan};
 use crate::report::Timeline;
 use crate::results::{Results, HISTORY_FILE};
+use crate::run::{self, RunError, RunOptions};
 use crate::verdict::{Check, CheckDetails};
 
 /// Replays one `faultline replay` may ask for.
 pub const RUNS_MAX: u32 = 100;
+/// Reruns in a row that end in a harness error before a replay stops.
+pub const ERRORS_IN_A_ROW_MAX: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -25,6 +29,10 @@ pub enum ReplayError {
     Missing { dir: PathBuf, file: &'static str, why: &'static str },
     #[error("{0}")]
     Unreadable(String),
+    #[error("{0}")]
+    Interrupted(String),
+    #[error("{ERRORS_IN_A_ROW_MAX} reruns in a row ended in a harness error; the last: {0}")]
+    Errors(String),
 }
 
 /// The kinds of what one failing check found.
@@ -177,6 +185,84 @@ impl Recorded {
         let timeline = Timeline::read(&dir.join(HISTORY_FILE)).unwrap_or_default();
         Ok(Recorded { dir: dir.to_path_buf(), spec, schedule, original: Outcome::of(&results, &timeline) })
     }
+}
+
+/// How reruns are set up.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub runs: u32,
+    pub by: TargetsBy,
+    /// Leave the schedule out: the seed draws the faults again.
+    pub seed_only: bool,
+    /// The node binary, if it moved since the recorded run.
+    pub node_binary: Option<PathBuf>,
+}
+
+impl Recorded {
+    /// The plan of the reruns: the recorded spec (its seed included)
+    /// following the recorded schedule, results under `DIR/replay/`.
+    pub fn plan(&self, options: &ReplayOptions) -> Result<TestPlan, ReplayError> {
+        let unreadable = |e: &dyn std::fmt::Display| ReplayError::Unreadable(e.to_string());
+        let mut spec = self.spec.clone();
+        spec.store = self.dir.join("replay");
+        if let Some(binary) = &options.node_binary {
+            spec.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+        }
+        let seed = spec.seed.ok_or_else(|| ReplayError::Unreadable(format!("{}/spec.yaml has no seed", self.dir.display())))?;
+        let plan = TestPlan::from_spec(&spec, seed).map_err(|e| unreadable(&e))?;
+        if options.seed_only {
+            return Ok(plan);
+        }
+        let schedule =
+            RecordedSchedule::read(&self.schedule, plan.cluster.nodes, plan.schedule.time_limit_ms).map_err(|e| unreadable(&e))?;
+        plan.follow_schedule(schedule, options.by).map_err(|e| unreadable(&e))
+    }
+}
+
+/// One run of `plan` as a replay compares it; Err when interrupted.
+pub fn run_once(runtime: &tokio::runtime::Runtime, plan: &TestPlan) -> Result<Outcome, ReplayError> {
+    match runtime.block_on(run::run(plan, RunOptions { quiet: true })) {
+        Ok(outcome) => Ok(Outcome::of(&outcome.results, &outcome.timeline)),
+        Err(failure) if matches!(failure.error, RunError::Interrupted { .. }) => Err(ReplayError::Interrupted(failure.error.to_string())),
+        Err(failure) => {
+            let dir = failure.partial.as_ref().map(|partial| partial.dir.clone()).unwrap_or_default();
+            Ok(Outcome { verdict: None, findings: Vec::new(), first_failure_ms: None, dir, error: Some(failure.error.to_string()) })
+        }
+    }
+}
+
+/// Reruns `plan` `runs` times against the recorded original, telling
+/// `on_run` about each; writes `replay.json` (or `replay-seed-only.json`)
+/// under `DIR/replay/`. Stops on Ctrl-C and after
+/// [`ERRORS_IN_A_ROW_MAX`] harness errors in a row.
+pub fn rerun(
+    runtime: &tokio::runtime::Runtime,
+    recorded: &Recorded,
+    plan: &TestPlan,
+    options: &ReplayOptions,
+    on_run: &mut dyn FnMut(&Rerun),
+) -> Result<(ReplayRecord, PathBuf), ReplayError> {
+    let mut reruns = Vec::new();
+    let mut errors_in_a_row = 0;
+    for run in 1..=options.runs {
+        let outcome = run_once(runtime, plan)?;
+        let matched = matches(&recorded.original, &outcome);
+        errors_in_a_row = if outcome.verdict.is_none() { errors_in_a_row + 1 } else { 0 };
+        let rerun = Rerun { run, outcome, matches: matched };
+        on_run(&rerun);
+        reruns.push(rerun);
+        if errors_in_a_row == ERRORS_IN_A_ROW_MAX {
+            let last = reruns.last().and_then(|r| r.outcome.error.clone()).unwrap_or_default();
+            return Err(ReplayError::Errors(last));
+        }
+    }
+    let record = ReplayRecord::new(recorded.original.clone(), plan.seed, recorded.schedule.clone(), reruns);
+    let folder = recorded.dir.join("replay");
+    let file = if options.seed_only { "replay-seed-only.json" } else { "replay.json" };
+    let written = std::fs::create_dir_all(&folder)
+        .and_then(|()| std::fs::write(folder.join(file), serde_json::to_string_pretty(&record).unwrap_or_default()));
+    written.map_err(|e| ReplayError::Unreadable(format!("{}: {e}", folder.join(file).display())))?;
+    Ok((record, folder.join(file)))
 }
 
 #[cfg(test)]

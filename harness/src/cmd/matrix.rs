@@ -4,8 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::cmd::replay::describe;
+use crate::fields::positive_duration;
 use crate::matrix::{self, targets, Probe, ProbeOptions};
+use crate::nemesis::TargetsBy;
+use crate::replay::{rerun, Recorded, ReplayError, ReplayOptions, Rerun, RUNS_MAX};
 use crate::run::RunError;
+use crate::shrink::runner::{shrink_recorded, ShrinkOptions};
 use crate::{messages, EXIT_HARNESS_ERROR};
 
 /// Run the detection matrix and print its table.
@@ -41,6 +46,40 @@ pub struct MatrixArgs {
     /// "default spec" column.
     #[arg(long)]
     pub default_spec: bool,
+    /// Rerun each detecting run N times with its recorded schedule (as
+    /// `faultline replay`): the "replay" column, its reproduction rate.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub replay: u32,
+    /// Shrink each detecting run within this budget (as `faultline
+    /// shrink`), e.g. 15m, and print before -> after per target.
+    #[arg(long, value_name = "BUDGET")]
+    pub shrink: Option<String>,
+}
+
+/// `--replay` and `--shrink` of a probe's detecting run; progress on
+/// stderr (stdout is the table). Err: a harness error or Ctrl-C.
+fn follow_up(runtime: &tokio::runtime::Runtime, args: &MatrixArgs, probe: &mut Probe) -> Result<(), ReplayError> {
+    let Some(dir) = probe.detecting_dir.clone() else { return Ok(()) };
+    let recorded = Recorded::open(&dir)?;
+    if args.replay > 0 {
+        let options = ReplayOptions { runs: args.replay, by: TargetsBy::Role, seed_only: false, node_binary: args.node_binary.clone() };
+        let plan = recorded.plan(&options)?;
+        let mut show = |rerun: &Rerun| messages::progress(format_args!("{} replay {}: {}", probe.target.name, rerun.run, describe(&rerun.outcome)));
+        let (record, _) = rerun(runtime, &recorded, &plan, &options, &mut show)?;
+        probe.replay = Some((record.reproduced, record.runs.len() as u32));
+    }
+    if let Some(budget) = &args.shrink {
+        let options = ShrinkOptions {
+            budget_ms: positive_duration("--shrink", budget).map_err(|e| ReplayError::Unreadable(e.to_string()))?,
+            runs_per_candidate: None,
+            by: TargetsBy::Role,
+            node_binary: args.node_binary.clone(),
+        };
+        let name = probe.target.name;
+        let record = shrink_recorded(runtime, &recorded, &options, &mut |line| messages::progress(format_args!("{name} {line}")))?;
+        probe.shrink = Some(record);
+    }
+    Ok(())
 }
 
 pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +94,14 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
     };
     if args.runs == 0 {
         messages::error("--runs must be at least 1");
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+    }
+    if args.replay > RUNS_MAX {
+        messages::error(format_args!("--replay {} is not in 0..={RUNS_MAX}", args.replay));
+        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+    }
+    if let Some(Err(error)) = args.shrink.as_deref().map(|budget| positive_duration("--shrink", budget)) {
+        messages::error(error);
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
     let options = ProbeOptions {
@@ -80,6 +127,11 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
                 Probe { error: Some(error.to_string()), ..Probe::new(target) }
             }
         };
+        let mut probe = probe;
+        if let Err(error) = follow_up(&runtime, &args, &mut probe) {
+            messages::error(format_args!("{}: {error}", target.name));
+            interrupted = matches!(error, ReplayError::Interrupted(_));
+        }
         let outcome = match (&probe.error, probe.detected_in_run) {
             (Some(_), _) => "error",
             (None, Some(_)) => "detected",
@@ -94,6 +146,9 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         }
     }
     print!("{}", matrix::table(&probes));
+    if args.shrink.is_some() {
+        print!("\n{}", matrix::shrink_table(&probes));
+    }
     let errors = probes.iter().filter(|p| p.error.is_some()).count();
     let missed = probes.iter().filter(|p| p.detected_in_run.is_none()).count();
     let mut alarms = 0;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use faultline_checkers::Verdict;
 
 use crate::results::Results;
+use crate::shrink::runner::ShrinkRecord;
 use crate::run::{self, RunFailure, RunOptions};
 use crate::plan::{NemesisSpec, SpecFile, TestPlan};
 use crate::messages;
@@ -73,6 +74,12 @@ pub struct Probe {
     pub error: Option<String>,
     /// The default spec's runs, when asked for.
     pub default_spec: Option<DefaultSpecRuns>,
+    /// The detecting run's results folder, for replay and shrink.
+    pub detecting_dir: Option<PathBuf>,
+    /// `--replay N`: (reruns that failed the same way, reruns).
+    pub replay: Option<(u32, u32)>,
+    /// `--shrink BUDGET`: what the shrink of the detecting run found.
+    pub shrink: Option<ShrinkRecord>,
 }
 
 impl Probe {
@@ -88,6 +95,9 @@ impl Probe {
             baseline: None,
             error: None,
             default_spec: None,
+            detecting_dir: None,
+            replay: None,
+            shrink: None,
         }
     }
 }
@@ -140,8 +150,9 @@ pub fn default_spec_for(target: &Target, options: &ProbeOptions, index: u32) -> 
 struct Attempts {
     runs: u32,
     unknown: u32,
-    /// Run (1-based), its seed, and the checkers that said invalid.
-    detected: Option<(u32, u64, Vec<String>)>,
+    /// Run (1-based), its seed, the checkers that said invalid, and its
+    /// results folder.
+    detected: Option<(u32, u64, Vec<String>, PathBuf)>,
 }
 
 async fn attempt(
@@ -158,7 +169,7 @@ async fn attempt(
         match verdict(&results) {
             Verdict::Invalid => {
                 let fired = results.checks.checkers.iter().filter(|c| c.verdict == Verdict::Invalid);
-                attempts.detected = Some((index + 1, plan.seed, fired.map(|c| c.name.clone()).collect()));
+                attempts.detected = Some((index + 1, plan.seed, fired.map(|c| c.name.clone()).collect(), results.run_dir.clone()));
                 break;
             }
             Verdict::Unknown => attempts.unknown += 1,
@@ -194,15 +205,16 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
     let tuned = attempt(target, options, |index| spec_for(target, options, index)).await?;
     probe.runs = tuned.runs;
     probe.unknown_runs = tuned.unknown;
-    if let Some((run, seed, fired)) = tuned.detected {
+    if let Some((run, seed, fired, dir)) = tuned.detected {
         probe.detected_in_run = Some(run);
+        probe.detecting_dir = Some(dir);
         probe.time_to_detection_ms = Some(started.elapsed().as_millis() as u64);
         probe.seed = Some(seed);
         probe.fired = fired;
     }
     if options.default_spec {
         let untuned = attempt(target, options, |index| Ok(default_spec_for(target, options, index))).await?;
-        let (detected_in_run, fired) = untuned.detected.map_or((None, Vec::new()), |(run, _, fired)| (Some(run), fired));
+        let (detected_in_run, fired) = untuned.detected.map_or((None, Vec::new()), |(run, _, fired, _)| (Some(run), fired));
         probe.default_spec = Some(DefaultSpecRuns { runs: untuned.runs, detected_in_run, fired });
     }
     Ok(probe)
@@ -211,8 +223,8 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Result<Probe, Mat
 /// The printed table, one line per probe.
 pub fn table(probes: &[Probe]) -> String {
     let mut out = format!(
-        "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {:<14} {}\n",
-        "target", "kind", "detected", "runs", "time", "no faults", "default spec", "checkers fired (seed)"
+        "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {:<14} {:<8} {}\n",
+        "target", "kind", "detected", "runs", "time", "no faults", "default spec", "replay", "checkers fired (seed)"
     );
     for p in probes {
         let detected = match (&p.error, p.detected_in_run) {
@@ -238,9 +250,39 @@ pub fn table(probes: &[Probe]) -> String {
             Some(DefaultSpecRuns { detected_in_run: Some(run), .. }) => format!("run {run}"),
             Some(DefaultSpecRuns { runs, .. }) => format!("not in {runs}"),
         };
+        let replay = p.replay.map_or("-".to_string(), |(matched, runs)| format!("{matched}/{runs}"));
         out.push_str(&format!(
-            "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {:<14} {}\n",
-            p.target.name, p.target.kind, detected, p.runs, time, baseline, default_spec, fired
+            "{:<24} {:<5} {:<9} {:>6} {:>10}  {:<10} {:<14} {:<8} {}\n",
+            p.target.name, p.target.kind, detected, p.runs, time, baseline, default_spec, replay, fired
+        ));
+    }
+    out
+}
+
+/// `--shrink`: per detecting run, before -> after of the shrink, with the
+/// reproduction rate of the original (from `--replay`) and of the result.
+pub fn shrink_table(probes: &[Probe]) -> String {
+    let mut out = format!(
+        "{:<24} {:>8} {:>14} {:>8} {:>13} {:>8}  {}\n",
+        "target", "events", "time limit", "keys", "reproduced", "shrink", "minimal faults"
+    );
+    for p in probes {
+        let Some(record) = &p.shrink else { continue };
+        let (before, after) = (&record.before, &record.after);
+        let rate_before = p.replay.map_or("-".to_string(), |(matched, runs)| format!("{matched}/{runs}"));
+        let rate_after = match record.reproduction_runs {
+            0 => "-".to_string(),
+            runs => format!("{}/{runs}", record.reproduced),
+        };
+        out.push_str(&format!(
+            "{:<24} {:>8} {:>14} {:>8} {:>13} {:>7.1}m  {}\n",
+            p.target.name,
+            format!("{} -> {}", before.events, after.events),
+            format!("{:.1}s -> {:.1}s", before.time_limit_ms as f64 / 1e3, after.time_limit_ms as f64 / 1e3),
+            format!("{} -> {}", before.keys_active, after.keys_active),
+            format!("{rate_before} -> {rate_after}"),
+            record.wall_ms as f64 / 60e3,
+            after.faults.join(", ")
         ));
     }
     out

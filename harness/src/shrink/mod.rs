@@ -14,6 +14,7 @@
 //! failing candidate found so far.
 use crate::nemesis::recorded::RecordedEvent;
 
+pub mod runner;
 pub mod search;
 
 /// Shortest a fault is made to last.
