@@ -28,6 +28,39 @@ fn python_or_skip() -> bool {
     installed(&["python3"])
 }
 
+/// A generic system that cannot name its leader records its faults, and a
+/// test following that schedule injects them again on the recorded nodes.
+#[test]
+fn a_generic_systems_schedule_is_recorded_and_followed() {
+    if !python_or_skip() {
+        return;
+    }
+    let store = std::env::temp_dir().join(format!("faultline-generic-schedule-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let test = |name: &str, schedule: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+        command.current_dir(workspace()).args(["test", "--quiet", "--spec", "examples/generic/toystore-forgetful.yaml"]);
+        command.args(["--store", store.to_str().unwrap(), "--name", name]);
+        if let Some(path) = schedule {
+            command.args(["--schedule", path.to_str().unwrap()]);
+        }
+        let status = command.stdout(std::process::Stdio::null()).status().unwrap();
+        assert!(status.code().is_some_and(|code| code < 3), "{name}: {status}");
+        let text = std::fs::read_to_string(store.join(name).join("latest/schedule.jsonl")).unwrap();
+        text.lines().skip(1).map(|line| serde_json::from_str::<Value>(line).unwrap()).collect::<Vec<Value>>()
+    };
+    let recorded = test("recorded", None);
+    assert!(!recorded.is_empty(), "kills over 6 s");
+    for event in &recorded {
+        assert_eq!(event["fault"], "kill-random", "kill-leader is kill-random without a leader: {event}");
+        assert!(event["leader"].is_null() && event["nodes"].is_array(), "{event}");
+    }
+    let followed = test("followed", Some(&store.join("recorded/latest/schedule.jsonl")));
+    let what = |events: &[Value]| events.iter().map(|e| format!("{} {} {}", e["fault"], e["nodes"], e["duration_ms"])).collect::<Vec<_>>();
+    assert_eq!(what(&followed), what(&recorded));
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
 #[test]
 fn a_store_that_forgets_its_data_is_never_valid() {
     if !python_or_skip() {
