@@ -62,7 +62,10 @@ pub struct TestArgs {
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Seed for every random choice (workload, schedule, faults); drawn
-    /// and printed when absent. The same seed replays the same test.
+    /// and printed when absent. The same seed draws the same operations
+    /// and faults, not the same thread and network timing (which node
+    /// leads when a fault is due); --schedule fixes the faults' times and
+    /// targets.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Results root directory (default: store).
