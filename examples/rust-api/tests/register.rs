@@ -193,7 +193,7 @@ impl Client for RegClient {
 
 // ---- The workload: our own generator and our own model ----
 
-const KEYS: [&str; 2] = ["x", "y"];
+const KEYS: [&str; 4] = ["w", "x", "y", "z"];
 
 /// Reads, writes of increasing values and compare-and-sets on two keys;
 /// pure and seeded, as faultline requires (time comes in `ctx`).
