@@ -206,7 +206,7 @@ impl Recorded {
         let mut spec = self.spec.clone();
         spec.store = self.dir.join("replay");
         if let Some(binary) = &options.node_binary {
-            spec.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+            spec.set_node_binary(binary);
         }
         let seed = spec.seed.ok_or_else(|| ReplayError::Unreadable(format!("{}/spec.yaml has no seed", self.dir.display())))?;
         let plan = TestPlan::from_spec(&spec, seed).map_err(|e| unreadable(&e))?;

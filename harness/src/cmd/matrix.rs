@@ -58,7 +58,7 @@ pub struct MatrixArgs {
 
 /// `--replay` and `--shrink` of a probe's detecting run; progress on
 /// stderr (stdout is the table). Err: a harness error or Ctrl-C.
-fn follow_up(runtime: &tokio::runtime::Runtime, args: &MatrixArgs, probe: &mut Probe) -> Result<(), ReplayError> {
+fn follow_up(runtime: &tokio::runtime::Runtime, args: &MatrixArgs, shrink_ms: Option<u64>, probe: &mut Probe) -> Result<(), ReplayError> {
     let Some(dir) = probe.detecting_dir.clone() else { return Ok(()) };
     let recorded = Recorded::open(&dir)?;
     if args.replay > 0 {
@@ -68,9 +68,9 @@ fn follow_up(runtime: &tokio::runtime::Runtime, args: &MatrixArgs, probe: &mut P
         let (record, _) = rerun(runtime, &recorded, &plan, &options, &mut show)?;
         probe.replay = Some((record.reproduced, record.runs.len() as u32));
     }
-    if let Some(budget) = &args.shrink {
+    if let Some(budget_ms) = shrink_ms {
         let options = ShrinkOptions {
-            budget_ms: positive_duration("--shrink", budget).map_err(|e| ReplayError::Unreadable(e.to_string()))?,
+            budget_ms,
             runs_per_candidate: None,
             by: TargetsBy::Role,
             node_binary: args.node_binary.clone(),
@@ -100,10 +100,13 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         messages::error(format_args!("--replay {} is not in 0..={RUNS_MAX}", args.replay));
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
     }
-    if let Some(Err(error)) = args.shrink.as_deref().map(|budget| positive_duration("--shrink", budget)) {
-        messages::error(error);
-        return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
-    }
+    let shrink_ms = match args.shrink.as_deref().map(|budget| positive_duration("--shrink", budget)).transpose() {
+        Ok(ms) => ms,
+        Err(error) => {
+            messages::error(error);
+            return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
+        }
+    };
     let options = ProbeOptions {
         runs: args.runs,
         time_limit: args.time_limit.clone(),
@@ -128,7 +131,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let mut probe = probe;
-        if let Err(error) = follow_up(&runtime, &args, &mut probe) {
+        if let Err(error) = follow_up(&runtime, &args, shrink_ms, &mut probe) {
             messages::error(format_args!("{}: {error}", target.name));
             interrupted = matches!(error, ReplayError::Interrupted(_));
         }

@@ -40,7 +40,7 @@ impl ReplayArgs {
         if !(1..=RUNS_MAX).contains(&self.runs) {
             return Err(format!("--runs {} is not in 1..={RUNS_MAX}", self.runs));
         }
-        let by: TargetsBy = self.targets.parse().map_err(|e: String| e.replace("--schedule-targets", "--targets"))?;
+        let by: TargetsBy = self.targets.parse().map_err(|e| format!("--targets {e}"))?;
         Ok(ReplayOptions { runs: self.runs, by, seed_only: self.seed_only, node_binary: self.node_binary.clone() })
     }
 }

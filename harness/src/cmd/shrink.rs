@@ -59,7 +59,7 @@ fn shrink_dir(args: &ShrinkArgs) -> Result<(), String> {
     let options = ShrinkOptions {
         budget_ms: positive_duration("--budget", &args.budget).map_err(|e| e.to_string())?,
         runs_per_candidate: args.runs_per_candidate,
-        by: args.targets.parse().map_err(|e: String| e.replace("--schedule-targets", "--targets"))?,
+        by: args.targets.parse().map_err(|e| format!("--targets {e}"))?,
         node_binary: args.node_binary.clone(),
     };
     let recorded = Recorded::open(&args.dir).map_err(|e| e.to_string())?;

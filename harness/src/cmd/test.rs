@@ -115,7 +115,7 @@ impl TestArgs {
         let spec = spec.with_overrides(&self.set_overrides()?).map_err(|e| e.to_string())?;
         let plan = TestPlan::from_spec(&spec, fresh_seed()).map_err(|e| e.to_string())?;
         let Some(path) = &self.schedule else { return Ok(plan) };
-        let by: TargetsBy = self.schedule_targets.as_deref().unwrap_or("role").parse()?;
+        let by: TargetsBy = self.schedule_targets.as_deref().unwrap_or("role").parse().map_err(|e| format!("--schedule-targets {e}"))?;
         let schedule =
             RecordedSchedule::read(path, plan.cluster.nodes, plan.schedule.time_limit_ms).map_err(|e| e.to_string())?;
         plan.follow_schedule(schedule, by).map_err(|e| e.to_string())
@@ -152,7 +152,7 @@ impl TestArgs {
         }
         // A field of the system's own: the system reads it, or refuses it.
         if let Some(binary) = &self.node_binary {
-            spec.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+            spec.set_node_binary(binary);
         }
     }
 

@@ -23,7 +23,7 @@ impl std::str::FromStr for TargetsBy {
         match text {
             "role" => Ok(TargetsBy::Role),
             "node" => Ok(TargetsBy::Node),
-            other => Err(format!("--schedule-targets {other:?}: expected role or node")),
+            other => Err(format!("{other:?}: expected role or node")),
         }
     }
 }

@@ -200,6 +200,12 @@ impl SpecFile {
             .map_err(|error| SpecError::Parse { path: origin.to_string(), message: one_line(&error.to_string()) })
     }
 
+    /// `cluster.node_binary`: a field of the system's own (faultline-node,
+    /// etcd), which the system reads, or refuses.
+    pub fn set_node_binary(&mut self, binary: &std::path::Path) {
+        self.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+    }
+
     pub fn read(path: &std::path::Path) -> Result<SpecFile, SpecError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;

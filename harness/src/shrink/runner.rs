@@ -278,7 +278,7 @@ pub fn shrink_recorded(
     let (runs, chosen_by) = runs_per_candidate(options, &recorded.dir)?;
     let mut base = recorded.spec.clone();
     if let Some(binary) = &options.node_binary {
-        base.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+        base.set_node_binary(binary);
     }
     let seed = base.seed.ok_or_else(|| other(format!("{}/spec.yaml has no seed", recorded.dir.display())))?;
     let plan = TestPlan::from_spec(&base, seed).map_err(other)?;

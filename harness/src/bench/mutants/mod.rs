@@ -363,7 +363,7 @@ fn run_spec(runtime: &tokio::runtime::Runtime, args: &MutantsBenchArgs, spec: &S
         let mut spec = spec.clone();
         spec.seed = Some(args.seed + u64::from(run_index));
         spec.store = dir.join("runs");
-        spec.cluster.options.insert("node_binary".into(), binary.display().to_string().into());
+        spec.set_node_binary(binary);
         let plan = TestPlan::from_spec(&spec, args.seed).map_err(|e| anyhow::anyhow!("{e}"))?;
         let results = match runtime.block_on(run::run(&plan, RunOptions { quiet: true })) {
             Ok(outcome) => outcome.results,
