@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{node_name, Fault, FaultFamily, Targets};
+use super::scenarios::Roles;
+use super::{node_name, node_names, Fault, FaultFamily, Targets};
 
 /// The file name inside a results folder.
 pub const SCHEDULE_FILE: &str = "schedule.jsonl";
@@ -73,6 +74,30 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// In words, for reports: `at 2.1 s for 300 ms: kill-leader on n3
+    /// (the leader then: n3)`.
+    pub fn describe(&self) -> String {
+        let targets = match &self.targets {
+            Some(Targets::Nodes(nodes)) => format!(" on {}", node_names(nodes).join(", ")),
+            Some(Targets::Grudge(grudge)) => {
+                let cuts: Vec<String> = grudge
+                    .iter()
+                    .map(|(receiver, senders)| format!("{} no longer hears {}", node_name(*receiver), node_names(&senders.iter().copied().collect::<Vec<_>>()).join(", ")))
+                    .collect();
+                format!(": {}", cuts.join("; "))
+            }
+            Some(Targets::Sides(roles)) => format!(
+                " with voter {}, first side {}, second side {}",
+                node_name(roles.voter),
+                node_names(&roles.first).join(", "),
+                node_names(&roles.second).join(", ")
+            ),
+            None => ", targets drawn by the nemesis".to_string(),
+        };
+        let leader = self.leader.map_or(String::new(), |leader| format!(" (the leader then: {})", node_name(leader)));
+        format!("at {:.1} s for {} ms: {}{targets}{leader}", self.at_ms as f64 / 1e3, self.duration_ms, self.fault)
+    }
+
     /// The name of this event's heal in the history.
     pub fn heal_name(group: &str) -> String {
         match group {
@@ -104,19 +129,33 @@ struct EventLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     grudge: Option<BTreeMap<String, Vec<String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    roles: Option<RolesLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     leader: Option<String>,
+}
+
+/// A scripted scenario's parts, by node name.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesLine {
+    voter: String,
+    first: Vec<String>,
+    second: Vec<String>,
 }
 
 impl From<&RecordedEvent> for EventLine {
     fn from(event: &RecordedEvent) -> Self {
-        let (nodes, grudge) = match &event.targets {
-            Some(Targets::Nodes(nodes)) => (Some(nodes.iter().map(|n| node_name(*n)).collect()), None),
-            Some(Targets::Grudge(grudge)) => {
-                let names = grudge.iter().map(|(r, s)| (node_name(*r), s.iter().map(|n| node_name(*n)).collect())).collect();
-                (None, Some(names))
+        let (mut nodes, mut grudge, mut roles) = (None, None, None);
+        match &event.targets {
+            Some(Targets::Nodes(chosen)) => nodes = Some(node_names(chosen)),
+            Some(Targets::Grudge(cut)) => {
+                grudge = Some(cut.iter().map(|(r, s)| (node_name(*r), s.iter().map(|n| node_name(*n)).collect())).collect());
             }
-            None => (None, None),
-        };
+            Some(Targets::Sides(parts)) => {
+                roles = Some(RolesLine { voter: node_name(parts.voter), first: node_names(&parts.first), second: node_names(&parts.second) });
+            }
+            None => {}
+        }
         EventLine {
             at_ms: event.at_ms,
             fault: event.fault.name().to_string(),
@@ -124,6 +163,7 @@ impl From<&RecordedEvent> for EventLine {
             group: Some(event.group.clone()),
             nodes,
             grudge,
+            roles,
             leader: event.leader.map(node_name),
         }
     }
@@ -172,33 +212,60 @@ fn nodes_of(names: &[String], nodes: usize) -> Result<Vec<usize>, String> {
 /// The targets of a line, checked against its fault's family.
 fn targets_of(line: &EventLine, fault: Fault, nodes: usize) -> Result<Option<Targets>, String> {
     let family = fault.family();
-    match (&line.nodes, &line.grudge) {
-        (Some(_), Some(_)) => Err("an event has nodes or a grudge, not both".to_string()),
-        (None, None) => Ok(None),
-        (Some(names), None) => match family {
+    match (&line.nodes, &line.grudge, &line.roles) {
+        (None, None, None) => Ok(None),
+        (Some(names), None, None) => match family {
             FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Power | FaultFamily::Link => {
                 Ok(Some(Targets::Nodes(nodes_of(names, nodes)?)))
             }
-            _ => Err(format!("{fault} takes no nodes (a partition takes a grudge)")),
+            _ => Err(format!("{fault} takes no nodes ({})", family_targets(family))),
         },
-        (None, Some(grudge)) => {
-            if family != FaultFamily::Partition {
-                return Err(format!("{fault} takes no grudge (only partitions do)"));
-            }
-            let mut parsed = crate::proxy::Grudge::new();
-            for (receiver, senders) in grudge {
-                let receiver = node_of(receiver, nodes)?;
-                let senders: BTreeSet<usize> = senders.iter().map(|s| node_of(s, nodes)).collect::<Result<_, _>>()?;
-                if senders.contains(&receiver) {
-                    return Err(format!("the grudge cuts {} off from itself", node_name(receiver)));
-                }
-                if !senders.is_empty() {
-                    parsed.insert(receiver, senders);
-                }
-            }
-            Ok(Some(Targets::Grudge(parsed)))
+        (None, Some(grudge), None) => match family {
+            FaultFamily::Partition => Ok(Some(Targets::Grudge(grudge_of(grudge, nodes)?))),
+            _ => Err(format!("{fault} takes no grudge ({})", family_targets(family))),
+        },
+        (None, None, Some(roles)) => match family {
+            FaultFamily::Revote | FaultFamily::FigureEight => Ok(Some(Targets::Sides(roles_of(roles, nodes)?))),
+            _ => Err(format!("{fault} takes no roles ({})", family_targets(family))),
+        },
+        _ => Err("an event has one of nodes, grudge or roles".to_string()),
+    }
+}
+
+/// What a family's events may name, for errors.
+fn family_targets(family: FaultFamily) -> &'static str {
+    match family {
+        FaultFamily::Partition => "a partition takes a grudge",
+        FaultFamily::Revote | FaultFamily::FigureEight => "a scripted scenario takes roles",
+        FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Power | FaultFamily::Link => "it takes nodes",
+        _ => "its nemesis chooses its own targets",
+    }
+}
+
+fn grudge_of(grudge: &BTreeMap<String, Vec<String>>, nodes: usize) -> Result<crate::proxy::Grudge, String> {
+    let mut parsed = crate::proxy::Grudge::new();
+    for (receiver, senders) in grudge {
+        let receiver = node_of(receiver, nodes)?;
+        let senders: BTreeSet<usize> = senders.iter().map(|s| node_of(s, nodes)).collect::<Result<_, _>>()?;
+        if senders.contains(&receiver) {
+            return Err(format!("the grudge cuts {} off from itself", node_name(receiver)));
+        }
+        if !senders.is_empty() {
+            parsed.insert(receiver, senders);
         }
     }
+    Ok(parsed)
+}
+
+fn roles_of(line: &RolesLine, nodes: usize) -> Result<Roles, String> {
+    let side = |names: &[String]| -> Result<Vec<usize>, String> {
+        let mut side = names.iter().map(|name| node_of(name, nodes)).collect::<Result<Vec<_>, _>>()?;
+        side.sort_unstable();
+        Ok(side)
+    };
+    let roles = Roles { voter: node_of(&line.voter, nodes)?, first: side(&line.first)?, second: side(&line.second)? };
+    roles.check(nodes).map_err(|message| format!("roles: {message}"))?;
+    Ok(roles)
 }
 
 fn event_of(line: &EventLine, nodes: usize, time_limit_ms: u64) -> Result<RecordedEvent, String> {
@@ -353,6 +420,14 @@ mod tests {
                 leader: None,
             },
             RecordedEvent { at_ms: 1_600, fault: Fault::Revote, duration_ms: 300, group: "revote".into(), targets: None, leader: Some(0) },
+            RecordedEvent {
+                at_ms: 2_000,
+                fault: Fault::Revote,
+                duration_ms: 300,
+                group: "revote".into(),
+                targets: Some(Targets::Sides(Roles { voter: 1, first: vec![0], second: vec![2] })),
+                leader: Some(0),
+            },
         ]
     }
 
@@ -372,9 +447,16 @@ mod tests {
         assert_eq!(read.header, Some(header()));
         assert_eq!(read.events, events());
         assert_eq!(read.faults().len(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""roles":{"first":["n1"],"second":["n3"],"voter":"n2"}"#), "{text}");
         let groups: Vec<String> = read.groups().into_iter().map(|(name, _)| name).collect();
         assert_eq!(groups, ["kill", "partition", "revote"]);
         assert_eq!(RecordedEvent::heal_name("kill"), "heal-kill");
+        let described: Vec<String> = events().iter().map(RecordedEvent::describe).collect();
+        assert_eq!(described[0], "at 0.5 s for 1000 ms: kill-leader on n2 (the leader then: n2)");
+        assert_eq!(described[1], "at 0.8 s for 2000 ms: partition-halves: n1 no longer hears n3; n2 no longer hears n3; n3 no longer hears n1, n2");
+        assert_eq!(described[2], "at 1.6 s for 300 ms: revote, targets drawn by the nemesis (the leader then: n1)");
+        assert_eq!(described[3], "at 2.0 s for 300 ms: revote with voter n2, first side n1, second side n3 (the leader then: n1)");
         assert_eq!(RecordedEvent::heal_name(ONE_AT_A_TIME), "heal");
     }
 
@@ -401,6 +483,10 @@ mod tests {
             ("{\"at_ms\": 1, \"fault\": \"kill-random\", \"duration_ms\": 0}", "duration_ms 0 is not in 1..=1000"),
             ("{\"at_ms\": 1, \"fault\": \"kill-random\", \"duration_ms\": 5, \"color\": 1}", "unknown field `color`"),
             ("[1, 2", "line 1: not JSON"),
+            ("{\"at_ms\": 1, \"fault\": \"figure-8\", \"duration_ms\": 5, \"roles\": {\"voter\": \"n1\", \"first\": [\"n2\"], \"second\": [\"n2\"]}}", "roles: the voter and the two sides must name each of the 3 nodes once"),
+            ("{\"at_ms\": 1, \"fault\": \"kill-random\", \"duration_ms\": 5, \"roles\": {\"voter\": \"n1\", \"first\": [\"n2\"], \"second\": [\"n3\"]}}", "kill-random takes no roles (it takes nodes)"),
+            ("{\"at_ms\": 1, \"fault\": \"revote\", \"duration_ms\": 5, \"nodes\": [\"n1\"]}", "revote takes no nodes (a scripted scenario takes roles)"),
+            ("{\"at_ms\": 1, \"fault\": \"kill-random\", \"duration_ms\": 5, \"nodes\": [\"n1\"], \"grudge\": {}}", "one of nodes, grudge or roles"),
             ("{\"at_ms\": 1, \"fault\": \"kill-random\", \"duration_ms\": 500}\n{\"at_ms\": 200, \"fault\": \"kill-leader\", \"duration_ms\": 5}", "line 2: kill-leader starts at 200 ms, before the kill-random before it in group kill is healed (501 ms)"),
             ("{\"at_ms\": 1, \"fault\": \"kill-random\", \"duration_ms\": 5, \"group\": \"a\"}\n{\"at_ms\": 9, \"fault\": \"kill-leader\", \"duration_ms\": 5, \"group\": \"b\"}", "line 2: kill-leader is in group b, but its family's faults are in group a"),
         ];

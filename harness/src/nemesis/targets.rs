@@ -5,6 +5,7 @@
 //! at the same roles instead of the same node numbers ([`Targets::by_role`]).
 use std::collections::BTreeSet;
 
+use super::scenarios::Roles;
 use crate::proxy::Grudge;
 
 /// How a replay aims a recorded fault (`--schedule-targets`).
@@ -35,6 +36,8 @@ pub enum Targets {
     Nodes(Vec<usize>),
     /// Each receiving node and the senders it loses.
     Grudge(Grudge),
+    /// The parts a scripted scenario (revote, figure-8) gave each node.
+    Sides(Roles),
 }
 
 impl Targets {
@@ -43,6 +46,7 @@ impl Targets {
         match self {
             Targets::Nodes(nodes) => nodes.iter().copied().collect(),
             Targets::Grudge(grudge) => grudge.iter().flat_map(|(r, s)| std::iter::once(*r).chain(s.iter().copied())).collect(),
+            Targets::Sides(roles) => roles.first.iter().chain(&roles.second).copied().chain(std::iter::once(roles.voter)).collect(),
         }
     }
 
@@ -52,6 +56,14 @@ impl Targets {
             Targets::Nodes(nodes) => Targets::Nodes(nodes.iter().map(|n| map(*n)).collect()),
             Targets::Grudge(grudge) => {
                 Targets::Grudge(grudge.iter().map(|(r, s)| (map(*r), s.iter().map(|n| map(*n)).collect())).collect())
+            }
+            Targets::Sides(roles) => {
+                let side = |nodes: &[usize]| {
+                    let mut side: Vec<usize> = nodes.iter().map(|n| map(*n)).collect();
+                    side.sort_unstable();
+                    side
+                };
+                Targets::Sides(Roles { voter: map(roles.voter), first: side(&roles.first), second: side(&roles.second) })
             }
         }
     }
@@ -96,6 +108,10 @@ mod tests {
         let partition = Targets::Grudge(isolate(0, 3));
         assert_eq!(partition.by_role(Some(0), Some(2)), Targets::Grudge(isolate(2, 3)));
         assert_eq!(partition.nodes(), BTreeSet::from([0, 1, 2]));
+        let sides = Targets::Sides(Roles { voter: 1, first: vec![0, 4], second: vec![2, 3] });
+        let aimed = Targets::Sides(Roles { voter: 1, first: vec![3, 4], second: vec![0, 2] });
+        assert_eq!(sides.by_role(Some(0), Some(3)), aimed, "the leader now opens on the first side");
+        assert_eq!(sides.nodes(), BTreeSet::from([0, 1, 2, 3, 4]));
         assert_eq!(kill.aimed(TargetsBy::Node, Some(2), Some(4)), kill, "by node: as recorded");
         assert_eq!(kill.aimed(TargetsBy::Role, Some(2), Some(4)), Targets::Nodes(vec![4]));
         assert_eq!("node".parse::<TargetsBy>(), Ok(TargetsBy::Node));

@@ -13,9 +13,10 @@
 //!    until it steps down: entries of term `t` that no majority holds;
 //! 3. the term in between: the second side and the voter are joined, with
 //!    the second side's bytes to the voter slowed down. Once the second
-//!    side reports a leader, it takes writes for a moment and is cut off
-//!    before any of them reaches the voter: entries of term `t+1` that
-//!    only the second side holds;
+//!    side reports a leader, the voter is cut off before any entry of the
+//!    new term reaches it, and the leader (a minority now, until its quorum
+//!    check steps it down) takes writes for a moment: entries of term `t+1`
+//!    that only the second side holds;
 //! 4. the later leader: the first side and the voter are joined (clients
 //!    are cut from the first side from step 3 on, so it writes no entry of
 //!    its own term). Its leader copies the term-`t` entries to the voter: a
@@ -35,18 +36,24 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{poll_leader, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
-use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
+use super::{choose_roles, poll_leader, roles_of, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
+use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::{Endpoint, LinkFault};
 
 /// Latency of the second side's bytes to the voter in step 3: its leader's
-/// entries must still be on the way when the harness cuts it off, and its
-/// vote requests must come back within an election timeout.
+/// first entries must still be on the way when the harness cuts it off
+/// (one leader poll later), and its vote requests must come back within
+/// an election timeout.
 const SECOND_TO_VOTER_DELAY_MS: u64 = 200;
-/// How long the second side's leader takes writes before it is cut off
-/// (below the delay above, less the harness's leader poll).
-const SECOND_WRITES_MS: u64 = 120;
+/// How long the second side's leader, cut off from the voter, takes writes:
+/// long enough for clients to find it, and below the shortest election
+/// timeout, after which its quorum check may step it down. With 120 ms
+/// taken before the cut (the first version), clients often had not found
+/// it yet: the second side held no entry of its term, the voter won the
+/// last election, and nothing was overwritten (0 of 4 replays of a
+/// detecting run failed).
+const SECOND_WRITES_MS: u64 = 250;
 /// How long the first side's leader runs in step 4 before it is frozen:
 /// enough heartbeats to carry its commit index to the voter.
 const LATER_LEADER_MS: u64 = 300;
@@ -61,8 +68,8 @@ impl FigureEightNemesis {
         FigureEightNemesis { rng, in_force: InForce::default() }
     }
 
-    async fn scenario(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
-        let (roles, mut effect) = self.in_force.open(&mut self.rng, cluster).await;
+    async fn scenario(&mut self, roles: Roles, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let mut effect = self.in_force.open(&roles, cluster).await;
         let proxy = cluster.proxy();
         // Clients leave the first side from here on: those waiting on its
         // stepped-down leader fail over to the second side at once, and the
@@ -79,11 +86,11 @@ impl FigureEightNemesis {
             return Ok(effect);
         };
         effect["middle_leader"] = json!(node_name(middle));
-        tokio::time::sleep(Duration::from_millis(SECOND_WRITES_MS)).await;
         // A cut both ways closes the connections, and what the proxy still
         // held for the voter is lost with them.
         proxy.partition(&roles.split());
         side_to_voter(cluster, &roles.second, roles.voter, LinkFault::default());
+        tokio::time::sleep(Duration::from_millis(SECOND_WRITES_MS)).await;
 
         proxy.partition(&roles.first_election());
         let Some(Some(later)) = poll_leader(cluster, &roles.first, Option::is_some, ELECTION_WAIT_MS).await else {
@@ -114,10 +121,22 @@ impl Nemesis for FigureEightNemesis {
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
+            let leader = cluster.leader().await;
+            let targets = self.choose(fault, cluster.nodes(), leader).ok_or(NemesisError::Unhandled(fault))?;
+            self.apply(fault, targets, cluster).await
+        })
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        (fault == Fault::FigureEight).then(|| choose_roles(&mut self.rng, nodes, leader))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(async move {
             if fault != Fault::FigureEight {
                 return Err(NemesisError::Unhandled(fault));
             }
-            self.scenario(cluster).await
+            self.scenario(roles_of(fault, targets)?, cluster).await
         })
     }
 

@@ -9,6 +9,7 @@
 //! cut apart until the first side reports no leader.
 pub mod figure8;
 pub mod revote;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
@@ -17,7 +18,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::nemesis::partition::{complete_grudge, isolate};
-use crate::nemesis::{leader_or_random, node_name, node_names, Effect, NemesisError};
+use crate::nemesis::{leader_or, node_name, node_names, Effect, Fault, NemesisError, Targets};
 use crate::cluster::Cluster;
 use crate::proxy::{Endpoint, Grudge, LinkFault};
 
@@ -56,6 +57,21 @@ impl Roles {
         first.sort_unstable();
         second.sort_unstable();
         Roles { voter, first, second }
+    }
+
+    /// Whether these roles fit a cluster of `nodes`: every node in exactly
+    /// one part, and each side with the voter a majority.
+    pub fn check(&self, nodes: usize) -> Result<(), String> {
+        let mut all: BTreeSet<usize> = self.first.iter().chain(&self.second).copied().collect();
+        let distinct = all.len() == self.first.len() + self.second.len() && all.insert(self.voter);
+        if !distinct || all.len() != nodes || all.iter().any(|node| *node >= nodes) {
+            return Err(format!("the voter and the two sides must name each of the {nodes} nodes once"));
+        }
+        let majority = nodes / 2 + 1;
+        if self.first.len() + 1 < majority || self.second.len() + 1 < majority {
+            return Err(format!("each side with the voter must be a majority ({majority} of {nodes})"));
+        }
+        Ok(())
     }
 
     pub fn with_voter(side: &[usize], voter: usize) -> Vec<usize> {
@@ -98,13 +114,10 @@ pub(super) struct InForce {
 }
 
 impl InForce {
-    /// The opening moves: groups around the current leader (a seeded
-    /// random node if none is reported), the voter's lag, then the split.
-    /// Returns the groups and the start of the history's effect.
-    pub(super) async fn open(&mut self, rng: &mut ChaCha8Rng, cluster: &Cluster) -> (Roles, Effect) {
+    /// The opening moves on `roles`: the voter's lag, then the split.
+    /// Returns the start of the history's effect.
+    pub(super) async fn open(&mut self, roles: &Roles, cluster: &Cluster) -> Effect {
         let nodes = cluster.nodes();
-        let leader = leader_or_random(rng, cluster).await;
-        let roles = Roles::choose(rng, nodes, leader);
         let mut effect = json!({
             "voter": node_name(roles.voter),
             "first": node_names(&roles.first),
@@ -116,7 +129,7 @@ impl InForce {
         cluster.proxy().partition(&roles.split());
         let stepped_down = poll_leader(cluster, &roles.first, Option::is_none, STEP_DOWN_WAIT_MS).await;
         effect["first_side_stepped_down"] = json!(stepped_down.is_some());
-        (roles, effect)
+        effect
     }
 
     /// Network (and client links) first, so a resumed leader meets the
@@ -132,6 +145,21 @@ impl InForce {
             cluster.resume(node)?;
         }
         Ok(json!({ "network": "healed", "resumed": paused.map(node_name) }))
+    }
+}
+
+/// A scenario's `choose`: the roles around the leader the cluster named
+/// (a seeded random node if none), drawn from the scenario's rng.
+pub(super) fn choose_roles(rng: &mut ChaCha8Rng, nodes: usize, leader: Option<usize>) -> Targets {
+    let leader = leader_or(rng, nodes, leader);
+    Targets::Sides(Roles::choose(rng, nodes, leader))
+}
+
+/// The roles of `targets` for `fault`, or the error `apply` returns.
+pub(super) fn roles_of(fault: Fault, targets: Targets) -> Result<Roles, NemesisError> {
+    match targets {
+        Targets::Sides(roles) => Ok(roles),
+        _ => Err(NemesisError::Unhandled(fault)),
     }
 }
 
@@ -159,20 +187,9 @@ pub(super) async fn poll_leader(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use rand::SeedableRng;
 
     use super::*;
-
-/// Every node sits in exactly one of the voter, the first side and the
-    /// second side; each side plus the voter is a majority.
-    fn roles_cover_the_cluster(roles: &Roles, nodes: usize) -> bool {
-        let mut all: BTreeSet<usize> = roles.first.iter().chain(&roles.second).copied().collect();
-        let distinct = all.len() == roles.first.len() + roles.second.len() && all.insert(roles.voter);
-        let majority = nodes / 2 + 1;
-        distinct && all.len() == nodes && roles.first.len() + 1 >= majority && roles.second.len() + 1 >= majority
-    }
 
     fn sees(grudge: &Grudge, receiver: usize, sender: usize) -> bool {
         !grudge.get(&receiver).is_some_and(|lost| lost.contains(&sender))
@@ -184,7 +201,7 @@ mod tests {
             for seed in 0..50 {
                 let leader = (seed as usize) % nodes;
                 let roles = Roles::choose(&mut ChaCha8Rng::seed_from_u64(seed), nodes, leader);
-                assert!(roles_cover_the_cluster(&roles, nodes), "{nodes} nodes, seed {seed}: {roles:?}");
+                assert_eq!(roles.check(nodes), Ok(()), "{nodes} nodes, seed {seed}: {roles:?}");
                 assert!(roles.first.contains(&leader), "the old leader starts on the first side");
                 assert_ne!(roles.voter, leader);
             }
@@ -217,6 +234,16 @@ mod tests {
             assert!(!sees(&first, 2, b) && !sees(&split, b, 2));
         }
         assert!(sees(&split, 0, 1) && sees(&split, 3, 4));
+    }
+
+    #[test]
+    fn roles_that_do_not_fit_the_cluster_are_refused() {
+        let roles = |voter, first: &[usize], second: &[usize]| Roles { voter, first: first.to_vec(), second: second.to_vec() };
+        assert_eq!(roles(0, &[1], &[2]).check(3), Ok(()));
+        assert!(roles(0, &[1], &[1]).check(3).unwrap_err().contains("each of the 3 nodes once"));
+        assert!(roles(0, &[1], &[2]).check(5).unwrap_err().contains("each of the 5 nodes once"));
+        assert!(roles(0, &[1], &[7]).check(3).unwrap_err().contains("once"), "a node outside the cluster");
+        assert!(roles(0, &[1, 2, 3], &[4]).check(5).unwrap_err().contains("a majority (3 of 5)"));
     }
 
     #[test]

@@ -25,8 +25,8 @@
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{poll_leader, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
-use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError};
+use super::{choose_roles, poll_leader, roles_of, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
+use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::LinkFault;
 
@@ -47,8 +47,8 @@ impl RevoteNemesis {
         RevoteNemesis { rng, in_force: InForce::default() }
     }
 
-    async fn scenario(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
-        let (roles, mut effect) = self.in_force.open(&mut self.rng, cluster).await;
+    async fn scenario(&mut self, roles: Roles, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let mut effect = self.in_force.open(&roles, cluster).await;
         let proxy = cluster.proxy();
         let slow = LinkFault { delay_ms: VOTER_INBOUND_DELAY_MS, ..LinkFault::default() };
         side_to_voter(cluster, &roles.first, roles.voter, slow);
@@ -82,10 +82,22 @@ impl Nemesis for RevoteNemesis {
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
+            let leader = cluster.leader().await;
+            let targets = self.choose(fault, cluster.nodes(), leader).ok_or(NemesisError::Unhandled(fault))?;
+            self.apply(fault, targets, cluster).await
+        })
+    }
+
+    fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
+        (fault == Fault::Revote).then(|| choose_roles(&mut self.rng, nodes, leader))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(async move {
             if fault != Fault::Revote {
                 return Err(NemesisError::Unhandled(fault));
             }
-            self.scenario(cluster).await
+            self.scenario(roles_of(fault, targets)?, cluster).await
         })
     }
 
