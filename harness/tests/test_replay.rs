@@ -252,6 +252,19 @@ fn shrink_within_a_ci_budget(dir: &std::path::Path) {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     assert_eq!(minimal.len() as u64, after["events"].as_u64().unwrap(), "the written schedule is the result");
+    assert_eq!(before["nodes"], 5, "{record}");
+    assert!(after["nodes"].as_u64() <= Some(5) && after["nodes"].as_u64() >= Some(1), "{record}");
+    let spec_text = std::fs::read_to_string(dir.join("shrink/spec.yaml")).unwrap();
+    assert!(spec_text.contains(&format!("nodes: {}", after["nodes"])), "the minimal spec has the minimal cluster: {spec_text}");
+    // The report: a run of the minimal test, its before and after, and
+    // every surviving fault in words.
+    let page = std::fs::read_to_string(dir.join("shrink/report.html")).unwrap();
+    let section = &page[page.find("<section id=\"minimal\">").expect("a minimal schedule section")..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(section.contains(&format!("<tr><td>events</td><td>{}</td>", before["events"])), "{section}");
+    assert!(section.contains(&format!("<tr><td>nodes</td><td>5</td><td>{}</td></tr>", after["nodes"])), "{section}");
+    assert_eq!(section.matches("<li>at ").count(), minimal.len(), "one line per surviving fault: {section}");
+    assert!(page.contains("--schedule"), "its replay command follows the minimal schedule");
     assert!(stdout.contains("before -> after") && stdout.contains("candidate   1:"), "{stdout}");
     // What it wrote runs as a test of its own.
     let spec = dir.join("shrink/spec.yaml");

@@ -12,7 +12,8 @@ use crate::{messages, EXIT_HARNESS_ERROR};
 
 /// Search for a smaller test that still fails the way a recorded run did:
 /// fewer fault events (delta debugging), shorter faults and quiet periods,
-/// a shorter time limit, fewer keys, clients and operations per second.
+/// a shorter time limit, fewer keys, clients and operations per second,
+/// then fewer nodes where the system's spec allows.
 /// Every candidate runs for real; it fails the same way when one of its
 /// runs shares a finding with the original (as `faultline replay` says).
 /// The search takes 60 % of the budget; the rest confirms its result: a
@@ -20,8 +21,9 @@ use crate::{messages, EXIT_HARNESS_ERROR};
 /// 4 times and, if it fails the same way in fewer than half, a binary
 /// search along the candidates the search accepted finds the smallest
 /// that does. Writes RESULTS-DIR/shrink/ with the minimal spec.yaml,
-/// schedule.jsonl and shrink.json. Exit 0 when it ran, 3 on a harness
-/// error.
+/// schedule.jsonl, shrink.json and report.html (a run of the minimal test,
+/// with its before and after and the surviving faults). Exit 0 when it
+/// ran, 3 on a harness error.
 #[derive(clap::Args, Debug)]
 pub struct ShrinkArgs {
     /// A results folder of `faultline test` whose verdict is invalid.
@@ -67,24 +69,19 @@ fn shrink_dir(args: &ShrinkArgs) -> Result<(), String> {
     let record = shrink_recorded(&runtime, &recorded, &options, &mut |line| println!("{line}")).map_err(|e| e.to_string())?;
     print_table(&record);
     println!("minimal spec and schedule: {} and {}", record.dir.join("spec.yaml").display(), record.dir.join(SCHEDULE_FILE).display());
+    let report = record.dir.join(crate::report::REPORT_FILE);
+    if report.is_file() {
+        println!("report: {}", report.display());
+    }
     Ok(())
 }
 
 /// Before and after, as the docs show it.
 pub fn print_table(record: &ShrinkRecord) {
-    let (before, after) = (&record.before, &record.after);
-    println!("                before -> after");
-    println!("events          {:>6} -> {}  ({})", before.events, after.events, after.faults.join(", "));
-    println!("fault time      {:>5.1}s -> {:.1}s", before.fault_ms as f64 / 1e3, after.fault_ms as f64 / 1e3);
-    println!("time limit      {:>5.1}s -> {:.1}s", before.time_limit_ms as f64 / 1e3, after.time_limit_ms as f64 / 1e3);
-    println!("keys            {:>6} -> {}", before.keys_active, after.keys_active);
-    println!("clients         {:>6} -> {}", before.concurrency, after.concurrency);
-    println!("rate            {:>6} -> {}/s", before.rate_per_s, after.rate_per_s);
-    let rate = match record.reproduction_runs {
-        0 => "- (nothing smaller confirmed: the original)".to_string(),
-        n => format!("{} of {n}", record.reproduced),
-    };
-    println!("reproduced      {rate}");
+    println!("{:<15} before -> after", "");
+    for row in record.rows() {
+        println!("{:<15} {:>6} -> {}", row.what, row.before, row.after);
+    }
     let budget = if record.out_of_budget { ", budget spent" } else { "" };
     println!("{} candidates in {:.1} min{budget}", record.candidates_tried, record.wall_ms as f64 / 60e3);
 }

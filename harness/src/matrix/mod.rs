@@ -263,8 +263,8 @@ pub fn table(probes: &[Probe]) -> String {
 /// reproduction rate of the original (from `--replay`) and of the result.
 pub fn shrink_table(probes: &[Probe]) -> String {
     let mut out = format!(
-        "{:<24} {:>8} {:>14} {:>8} {:>13} {:>8}  {}\n",
-        "target", "events", "time limit", "keys", "reproduced", "shrink", "minimal faults"
+        "{:<24} {:>8} {:>14} {:>8} {:>8} {:>13} {:>8}  {}\n",
+        "target", "events", "time limit", "keys", "nodes", "reproduced", "shrink", "minimal faults"
     );
     for p in probes {
         let Some(record) = &p.shrink else { continue };
@@ -275,11 +275,12 @@ pub fn shrink_table(probes: &[Probe]) -> String {
             runs => format!("{}/{runs}", record.reproduced),
         };
         out.push_str(&format!(
-            "{:<24} {:>8} {:>14} {:>8} {:>13} {:>7.1}m  {}\n",
+            "{:<24} {:>8} {:>14} {:>8} {:>8} {:>13} {:>7.1}m  {}\n",
             p.target.name,
             format!("{} -> {}", before.events, after.events),
             format!("{:.1}s -> {:.1}s", before.time_limit_ms as f64 / 1e3, after.time_limit_ms as f64 / 1e3),
             format!("{} -> {}", before.keys_active, after.keys_active),
+            format!("{} -> {}", before.nodes, after.nodes),
             format!("{rate_before} -> {rate_after}"),
             record.wall_ms as f64 / 60e3,
             after.faults.join(", ")

@@ -35,6 +35,7 @@ struct Page<'a> {
     unread: &'a str,
     logs: &'a [super::input::LogLink],
     logs_not_listed: usize,
+    minimal: Option<&'a super::input::MinimalSchedule>,
     style: &'static str,
     script: &'static str,
     data: String,
@@ -125,6 +126,7 @@ pub fn render(input: &ReportInput, timeline: &Timeline, findings: &[Finding], pa
         unread: timeline.unread.as_deref().unwrap_or(""),
         logs: &input.logs,
         logs_not_listed: input.logs_not_listed,
+        minimal: input.minimal.as_ref(),
         style: STYLE,
         script: SCRIPT,
         // `</script` or `<!--` inside would end or confuse the script
@@ -253,6 +255,23 @@ mod tests {
         assert!(html.contains("class=\"verdict harness-error\">HARNESS ERROR<"), "badge");
         assert!(html.contains("<li id=\"harness-error\">harness error: cluster: node 2 &lt;exited&gt;</li>"), "reason");
         assert!(html.contains("No checker ran."), "no empty verdict table");
+    }
+
+    #[test]
+    fn a_shrink_report_shows_before_after_and_the_surviving_faults() {
+        let minimal = super::super::input::MinimalSchedule {
+            rows: vec![("events".into(), "6".into(), "1".into()), ("nodes".into(), "5".into(), "3".into())],
+            faults: vec!["at 2.0 s for 100 ms: partition-leader <n1>".into()],
+            note: "shrunk from store/t/1".into(),
+        };
+        let input = ReportInput { minimal: Some(minimal), ..ReportInput::default() };
+        let html = page(&input, &Timeline::default());
+        assert!(html.contains("<h2>Minimal failing schedule</h2><p>shrunk from store&#x2f;t&#x2f;1</p>"), "{html}");
+        assert!(html.contains("<tr><td>events</td><td>6</td><td>1</td></tr><tr><td>nodes</td><td>5</td><td>3</td></tr>"));
+        assert!(html.contains("<li>at 2.0 s for 100 ms: partition-leader &lt;n1&gt;</li>"), "escaped");
+        let none = ReportInput { minimal: Some(super::super::input::MinimalSchedule::default()), ..ReportInput::default() };
+        assert!(page(&none, &Timeline::default()).contains("No fault survived"));
+        assert!(!page(&ReportInput::default(), &Timeline::default()).contains("Minimal failing schedule"), "only on a shrink's report");
     }
 
     #[test]

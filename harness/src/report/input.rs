@@ -21,6 +21,19 @@ pub struct LogLink {
     pub bytes: u64,
 }
 
+/// The "minimal failing schedule" section of a shrink's report: what the
+/// shrink removed, and the faults that survived it (the timeline shades
+/// them).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MinimalSchedule {
+    /// What was shrunk, before, after.
+    pub rows: Vec<(String, String, String)>,
+    /// Each surviving fault in words: when, how long, what it hit.
+    pub faults: Vec<String>,
+    /// Where the original run is, and how this run was chosen.
+    pub note: String,
+}
+
 /// Everything the page shows besides the history itself.
 #[derive(Debug, Clone, Default)]
 pub struct ReportInput {
@@ -41,6 +54,8 @@ pub struct ReportInput {
     pub checks: Vec<Check>,
     pub logs: Vec<LogLink>,
     pub logs_not_listed: usize,
+    /// Set on a shrink's report only.
+    pub minimal: Option<MinimalSchedule>,
 }
 
 impl ReportInput {
@@ -78,6 +93,7 @@ impl ReportInput {
             checks: results.checks.checkers.clone(),
             logs,
             logs_not_listed,
+            minimal: None,
         }
     }
 }

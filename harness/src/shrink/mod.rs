@@ -7,13 +7,20 @@
 //! 2. shorter faults, then shorter quiet periods (every gap halved while
 //!    a group's faults still follow each other), then a time limit that
 //!    ends a second after the last heal;
-//! 3. a smaller workload: fewer keys, fewer clients, a lower rate.
+//! 3. a smaller workload: fewer keys, fewer clients, a lower rate;
+//! 4. fewer nodes, smallest first, among the odd counts the system's spec
+//!    accepts and every fault can run on: a fault that named nodes hits
+//!    the same nodes where they still exist (renumbered otherwise, the
+//!    recorded leader with them); a partition's grudge and a scenario's
+//!    roles are drawn again by their own mode on the smaller cluster.
 //!
 //! The oracle answers `Some(true)` (fails the same way), `Some(false)`, or
 //! `None` when the budget is spent: the search stops and keeps the smallest
 //! failing candidate found so far.
 use crate::nemesis::recorded::RecordedEvent;
+use crate::nemesis::Targets;
 
+pub mod report;
 pub mod runner;
 pub mod search;
 
@@ -35,9 +42,22 @@ pub struct Candidate {
     pub keys_active: u32,
     pub concurrency: usize,
     pub rate_per_s: f64,
+    pub nodes: usize,
 }
 
 impl Candidate {
+    /// The fewest nodes every fault of this schedule runs on.
+    pub fn nodes_min(&self) -> usize {
+        self.events.iter().map(|event| event.fault.nodes_min()).max().unwrap_or(1)
+    }
+
+    /// The same schedule on `nodes` nodes (fewer than now).
+    pub fn with_nodes(&self, nodes: usize) -> Candidate {
+        assert!(nodes <= self.nodes, "the node pass only removes nodes");
+        let events = self.events.iter().map(|event| event_on(event, nodes)).collect();
+        Candidate { events, nodes, ..self.clone() }
+    }
+
     /// When the last fault is healed (0 without faults).
     pub fn last_heal_ms(&self) -> u64 {
         self.events.iter().map(|event| event.at_ms + event.duration_ms).max().unwrap_or(0)
@@ -85,20 +105,52 @@ impl Candidate {
     }
 
     /// A line for progress and tables: `4 events, 12.0 s of faults, last
-    /// healed at 9.5 s, 10.0 s limit, 4 keys, 10 clients, 200/s`.
+    /// healed at 9.5 s, 10.0 s limit, 4 keys, 10 clients, 200/s, 5 nodes`.
     pub fn describe(&self) -> String {
         let faulted_ms: u64 = self.events.iter().map(|event| event.duration_ms).sum();
         format!(
-            "{} events, {:.1} s of faults, last healed at {:.1} s, {:.1} s limit, {} keys, {} clients, {}/s",
+            "{} events, {:.1} s of faults, last healed at {:.1} s, {:.1} s limit, {} keys, {} clients, {}/s, {} nodes",
             self.events.len(),
             faulted_ms as f64 / 1e3,
             self.last_heal_ms() as f64 / 1e3,
             self.time_limit_ms as f64 / 1e3,
             self.keys_active,
             self.concurrency,
-            self.rate_per_s
+            self.rate_per_s,
+            self.nodes
         )
     }
+}
+
+/// `event` on a cluster of `nodes`: the nodes it hit and the recorded
+/// leader keep their numbers where they exist and take free numbers
+/// otherwise, so the fault hits as many nodes in the same roles; targets
+/// that do not fit, grudges and roles are left to the nemesis to draw.
+fn event_on(event: &RecordedEvent, nodes: usize) -> RecordedEvent {
+    let mut next = event.clone();
+    let mut kept: Vec<usize> = match &event.targets {
+        Some(Targets::Nodes(hit)) => hit.clone(),
+        Some(_) => {
+            next.targets = None;
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    kept.extend(event.leader.filter(|leader| !kept.contains(leader)));
+    if kept.len() > nodes {
+        next.targets = None;
+        next.leader = None;
+        return next;
+    }
+    let mut free = (0..nodes).filter(|node| !kept.contains(node));
+    let moved: Vec<(usize, usize)> = kept.iter().filter(|node| **node >= nodes).map(|node| (*node, free.next().unwrap_or(0))).collect();
+    let map = |node: usize| moved.iter().find(|(from, _)| *from == node).map_or(node, |(_, to)| *to);
+    if let Some(Targets::Nodes(hit)) = &mut next.targets {
+        hit.iter_mut().for_each(|node| *node = map(*node));
+        hit.sort_unstable();
+    }
+    next.leader = event.leader.map(map);
+    next
 }
 
 #[cfg(test)]
@@ -118,7 +170,30 @@ mod tests {
     }
 
     fn candidate(events: Vec<RecordedEvent>) -> Candidate {
-        Candidate { events, time_limit_ms: 30_000, keys_active: 4, concurrency: 10, rate_per_s: 200.0 }
+        Candidate { events, time_limit_ms: 30_000, keys_active: 4, concurrency: 10, rate_per_s: 200.0, nodes: 5 }
+    }
+
+    #[test]
+    fn fewer_nodes_keep_the_hit_nodes_and_their_roles() {
+        let mut kill = event(0, 500, "kill");
+        kill.targets = Some(Targets::Nodes(vec![1, 4]));
+        kill.leader = Some(3);
+        let mut partition = event(1_000, 500, "partition");
+        partition.fault = Fault::parse_name("partition-halves").unwrap()[0];
+        partition.targets = Some(Targets::Grudge(crate::nemesis::partition::isolate(4, 5)));
+        partition.leader = Some(0);
+        let mut wide = event(2_000, 500, "kill");
+        wide.targets = Some(Targets::Nodes(vec![0, 2, 4]));
+        wide.leader = Some(1);
+        let three = candidate(vec![kill, partition, wide]).with_nodes(3);
+        assert_eq!(three.nodes, 3);
+        let [kill, partition, wide] = &three.events[..] else { panic!("{:?}", three.events) };
+        assert_eq!(kill.targets, Some(Targets::Nodes(vec![0, 1])), "n2 stays, n5 takes the free n1");
+        assert_eq!(kill.leader, Some(2), "the follower that led stays the leader, renumbered");
+        assert_eq!((partition.targets.clone(), partition.leader), (None, Some(0)), "a grudge is drawn again");
+        assert_eq!((wide.targets.clone(), wide.leader), (None, None), "four nodes do not fit in three");
+        assert_eq!(three.nodes_min(), 2, "partition-halves needs two nodes");
+        assert_eq!(candidate(Vec::new()).nodes_min(), 1);
     }
 
     #[test]

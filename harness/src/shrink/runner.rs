@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::search::shrink;
+use super::search::{shrink, Floors};
 use super::Candidate;
 use crate::messages;
 use crate::nemesis::recorded::{self, RecordedSchedule, SCHEDULE_FILE};
@@ -79,7 +79,21 @@ fn candidate_spec(base: &SpecFile, candidate: &Candidate, store: &Path) -> SpecF
     spec.schedule.rate = candidate.rate_per_s;
     spec.schedule.concurrency = candidate.concurrency;
     spec.workload.keys_active = candidate.keys_active;
+    spec.cluster.nodes = candidate.nodes;
     spec
+}
+
+/// Odd node counts below the start's that the system's spec accepts, for
+/// the node pass (a spec that fixes its cluster's size accepts none).
+fn node_counts(base: &SpecFile, start: &Candidate) -> Vec<usize> {
+    let seed = base.seed.unwrap_or_default();
+    (1..start.nodes)
+        .step_by(2)
+        .filter(|nodes| {
+            let spec = candidate_spec(base, &Candidate { nodes: *nodes, ..start.clone() }, &base.store);
+            TestPlan::from_spec(&spec, seed).is_ok()
+        })
+        .collect()
 }
 
 struct Shrinker<'a> {
@@ -128,9 +142,9 @@ impl Shrinker<'_> {
     }
 
     /// Runs `plan` up to `runs` times, stopping at the first failure the
-    /// same way when `stop_at_match`; (matched, ran). Err on Ctrl-C.
-    fn run(&mut self, plan: &TestPlan, runs: u32, stop_at_match: bool) -> Result<(u32, u32), ReplayError> {
-        let (mut matched, mut ran) = (0, 0);
+    /// same way when `stop_at_match`. Err on Ctrl-C.
+    fn run(&mut self, plan: &TestPlan, runs: u32, stop_at_match: bool) -> Result<Rate, ReplayError> {
+        let mut rate = Rate::default();
         for _ in 0..runs {
             let began = Instant::now();
             let outcome = run_once(self.runtime, plan)?;
@@ -139,15 +153,16 @@ impl Shrinker<'_> {
             if let Some(error) = &outcome.error {
                 messages::warning(format_args!("a candidate run ended in a harness error: {error}"));
             }
-            ran += 1;
+            rate.ran += 1;
             if matches(self.original, &outcome) {
-                matched += 1;
+                rate.matched += 1;
+                rate.first_match.get_or_insert(outcome.dir);
                 if stop_at_match {
                     break;
                 }
             }
         }
-        Ok((matched, ran))
+        Ok(rate)
     }
 
     /// The oracle: None when the budget cannot take K more runs.
@@ -164,24 +179,27 @@ impl Shrinker<'_> {
                 return Ok(Some(false));
             }
         };
-        let (matched, ran) = self.run(&plan, self.runs, true)?;
-        let verdict = if matched > 0 { format!("fails the same way (run {ran} of {})", self.runs) } else { format!("passes ({ran} runs)") };
+        let rate = self.run(&plan, self.runs, true)?;
+        let verdict = match rate.matched {
+            0 => format!("passes ({} runs)", rate.ran),
+            _ => format!("fails the same way (run {} of {})", rate.ran, self.runs),
+        };
         let line = format!("{} candidate {:>3}: {} -> {verdict}", self.clock(), self.tried, candidate.describe());
         (self.progress)(&line);
-        Ok(Some(matched > 0))
+        Ok(Some(rate.matched > 0))
     }
 
-    /// Runs `candidate` [`RATE_RUNS`] times in confirmation `step`:
-    /// Some((matched, ran)), None when the budget cannot take them.
-    fn measure(&mut self, candidate: &Candidate, step: usize) -> Result<Option<(u32, u32)>, ReplayError> {
+    /// Runs `candidate` [`RATE_RUNS`] times in confirmation `step`; None
+    /// when the budget cannot take them.
+    fn measure(&mut self, candidate: &Candidate, step: usize) -> Result<Option<Rate>, ReplayError> {
         if !self.fits(RATE_RUNS, candidate, self.deadline) {
             return Ok(None);
         }
         let plan = self.plan(candidate, &self.dir.join("confirm").join(step.to_string()))?;
-        let (matched, ran) = self.run(&plan, RATE_RUNS, false)?;
-        let line = format!("{} confirm {step}: {} -> failed the same way in {matched} of {ran}", self.clock(), candidate.describe());
+        let rate = self.run(&plan, RATE_RUNS, false)?;
+        let line = format!("{} confirm {step}: {} -> failed the same way in {} of {}", self.clock(), candidate.describe(), rate.matched, rate.ran);
         (self.progress)(&line);
-        Ok(Some((matched, ran)))
+        Ok(Some(rate))
     }
 
     /// A candidate the search accepted may have failed by luck in one run,
@@ -189,20 +207,20 @@ impl Shrinker<'_> {
     /// is measured first; if it fails the same way in fewer than half of
     /// [`RATE_RUNS`] runs, a binary search along the accepted candidates
     /// finds the smallest that does (the start, the recorded failure, is
-    /// assumed to). (candidate, matched, ran); (0, 0) when nothing smaller
-    /// than the start was confirmed within the budget.
-    fn confirm(&mut self, accepted: &[Candidate]) -> Result<(Candidate, u32, u32), ReplayError> {
-        let holds = |(matched, ran): (u32, u32)| ran > 0 && 2 * matched >= ran;
+    /// assumed to). The rate is empty when nothing smaller than the start
+    /// was confirmed within the budget.
+    fn confirm(&mut self, accepted: &[Candidate]) -> Result<(Candidate, Rate), ReplayError> {
+        let holds = |rate: &Rate| rate.ran > 0 && 2 * rate.matched >= rate.ran;
         let start = accepted.first().cloned().ok_or_else(|| other("the search accepted nothing"))?;
-        let mut confirmed = (start, 0, 0);
+        let mut confirmed = (start, Rate::default());
         let (mut low, mut high) = (0, accepted.len().saturating_sub(1));
         let mut step = 0;
         let mut probe = high;
         while low < high {
             step += 1;
             let Some(rate) = self.measure(&accepted[probe], step)? else { break };
-            if holds(rate) {
-                confirmed = (accepted[probe].clone(), rate.0, rate.1);
+            if holds(&rate) {
+                confirmed = (accepted[probe].clone(), rate);
                 low = probe;
             } else {
                 high = probe - 1;
@@ -211,6 +229,14 @@ impl Shrinker<'_> {
         }
         Ok(confirmed)
     }
+}
+
+/// How often a candidate failed the same way, and where it first did.
+#[derive(Debug, Clone, Default)]
+struct Rate {
+    matched: u32,
+    ran: u32,
+    first_match: Option<PathBuf>,
 }
 
 /// shrink.json: the search and its result.
@@ -236,6 +262,38 @@ pub struct ShrinkRecord {
     pub dir: PathBuf,
 }
 
+/// One line of the before/after table (the command's and the report's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub what: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+impl ShrinkRecord {
+    /// Before and after: events, fault time, time limit, keys, clients,
+    /// rate, nodes and the reproduction rate.
+    pub fn rows(&self) -> Vec<Row> {
+        let (b, a) = (&self.before, &self.after);
+        let seconds = |ms: u64| format!("{:.1}s", ms as f64 / 1e3);
+        let row = |what, before: String, after: String| Row { what, before, after };
+        let reproduced = match self.reproduction_runs {
+            0 => "- (nothing smaller confirmed: the original)".to_string(),
+            runs => format!("{} of {runs}", self.reproduced),
+        };
+        vec![
+            row("events", b.events.to_string(), format!("{}  ({})", a.events, a.faults.join(", "))),
+            row("fault time", seconds(b.fault_ms), seconds(a.fault_ms)),
+            row("time limit", seconds(b.time_limit_ms), seconds(a.time_limit_ms)),
+            row("keys", b.keys_active.to_string(), a.keys_active.to_string()),
+            row("clients", b.concurrency.to_string(), a.concurrency.to_string()),
+            row("rate", format!("{}/s", b.rate_per_s), format!("{}/s", a.rate_per_s)),
+            row("nodes", b.nodes.to_string(), a.nodes.to_string()),
+            row("reproduced", "the original".to_string(), reproduced),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub events: usize,
@@ -245,6 +303,8 @@ pub struct Summary {
     pub keys_active: u32,
     pub concurrency: usize,
     pub rate_per_s: f64,
+    #[serde(default)]
+    pub nodes: usize,
 }
 
 impl Summary {
@@ -257,6 +317,7 @@ impl Summary {
             keys_active: candidate.keys_active,
             concurrency: candidate.concurrency,
             rate_per_s: candidate.rate_per_s,
+            nodes: candidate.nodes,
         }
     }
 }
@@ -289,7 +350,9 @@ pub fn shrink_recorded(
         keys_active: base.workload.keys_active,
         concurrency: plan.schedule.concurrency,
         rate_per_s: plan.schedule.rate_per_s,
+        nodes: plan.cluster.nodes,
     };
+    let floors = Floors { time_limit_ms: plan.client.op_timeout_ms + 1_000, node_counts: node_counts(&base, &start) };
     let out = recorded.dir.join("shrink");
     let started = Instant::now();
     let mut shrinker = Shrinker {
@@ -309,9 +372,8 @@ pub fn shrink_recorded(
     let budget_s = budget_ms / 1_000;
     (shrinker.progress)(&format!("shrink of {} ({})", recorded.dir.display(), recorded.original.findings.join(", ")));
     (shrinker.progress)(&format!("start: {}; {runs} run(s) per candidate ({chosen_by}); budget {budget_s} s", start.describe()));
-    let floor_ms = plan.client.op_timeout_ms + 1_000;
     let mut interrupted = None;
-    let shrunk = shrink(start.clone(), floor_ms, &mut |candidate| match shrinker.try_candidate(candidate) {
+    let shrunk = shrink(start.clone(), floors, &mut |candidate| match shrinker.try_candidate(candidate) {
         Ok(answer) => answer,
         Err(message) => {
             interrupted = Some(message);
@@ -321,7 +383,7 @@ pub fn shrink_recorded(
     if let Some(message) = interrupted {
         return Err(message);
     }
-    let (best, reproduced, reproduction_runs) = shrinker.confirm(&shrunk.accepted)?;
+    let (best, rate) = shrinker.confirm(&shrunk.accepted)?;
     shrinker.plan(&best, &out)?;
     let record = ShrinkRecord {
         original: recorded.original.clone(),
@@ -334,12 +396,16 @@ pub fn shrink_recorded(
         out_of_budget: shrunk.out_of_budget,
         wall_ms: started.elapsed().as_millis() as u64,
         budget_ms,
-        reproduced,
-        reproduction_runs,
+        reproduced: rate.matched,
+        reproduction_runs: rate.ran,
         dir: out.clone(),
     };
     let json = serde_json::to_string_pretty(&record).map_err(other)?;
     std::fs::write(out.join("shrink.json"), json).map_err(other)?;
+    let shown = rate.first_match.unwrap_or_else(|| recorded.dir.clone());
+    if let Err(message) = super::report::write(&record, &best.events, &shown) {
+        messages::warning(format_args!("shrink: no report.html: {message}"));
+    }
     Ok(record)
 }
 

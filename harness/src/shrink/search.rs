@@ -1,6 +1,6 @@
 //! The search: delta debugging over the events, then the duration, time
-//! limit and workload passes, each asking the oracle and keeping what
-//! still fails.
+//! limit, workload and node passes, each asking the oracle and keeping
+//! what still fails.
 use super::{Candidate, RATE_PER_S_MIN};
 
 /// Runs a candidate: `Some(true)` when it fails the same way, `None` when
@@ -22,6 +22,16 @@ pub struct Shrunk {
     pub out_of_budget: bool,
 }
 
+/// What the system under test allows the search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Floors {
+    /// The shortest time limit a spec accepts.
+    pub time_limit_ms: u64,
+    /// The node counts below the start's that the system's spec accepts,
+    /// ascending; the node pass tries them smallest first.
+    pub node_counts: Vec<usize>,
+}
+
 /// Stops the search when the oracle has no budget left.
 struct OutOfBudget;
 
@@ -30,7 +40,7 @@ struct Search<'a, 'o> {
     best: Candidate,
     accepted: Vec<Candidate>,
     tried: u32,
-    time_limit_floor_ms: u64,
+    floors: Floors,
 }
 
 impl Search<'_, '_> {
@@ -52,7 +62,7 @@ impl Search<'_, '_> {
     /// after their last heal: what comes later cannot cause the failure,
     /// and shorter runs let the budget try more subsets.
     fn with_events(&self, events: Vec<crate::nemesis::recorded::RecordedEvent>) -> Candidate {
-        Candidate { events, ..self.best.clone() }.with_time_limit_fitted(self.time_limit_floor_ms)
+        Candidate { events, ..self.best.clone() }.with_time_limit_fitted(self.floors.time_limit_ms)
     }
 
     /// Zeller's ddmin over the best candidate's events: try each of n
@@ -114,7 +124,7 @@ impl Search<'_, '_> {
     }
 
     fn passes(&mut self) -> Result<(), OutOfBudget> {
-        let time_limit_floor_ms = self.time_limit_floor_ms;
+        let time_limit_floor_ms = self.floors.time_limit_ms;
         self.events()?;
         self.descend(|c| c.with_faults_scaled(0.0), |c| c.with_faults_scaled(0.5))?;
         self.descend(|c| c.with_gaps_scaled(0.0), |c| c.with_gaps_scaled(0.5))?;
@@ -127,14 +137,30 @@ impl Search<'_, '_> {
         let clients = |c: &Candidate, concurrency: usize| Candidate { concurrency, ..c.clone() };
         self.descend(|c| clients(c, 1), |c| clients(c, (c.concurrency / 2).max(1)))?;
         let rate = |c: &Candidate, rate_per_s: f64| Candidate { rate_per_s: rate_per_s.max(RATE_PER_S_MIN).min(c.rate_per_s), ..c.clone() };
-        self.descend(|c| rate(c, RATE_PER_S_MIN), |c| rate(c, c.rate_per_s / 2.0))
+        self.descend(|c| rate(c, RATE_PER_S_MIN), |c| rate(c, c.rate_per_s / 2.0))?;
+        self.nodes()
+    }
+
+    /// The smallest node count that still fails, trying each allowed count
+    /// below the best's (and at or above what its faults need) in turn.
+    fn nodes(&mut self) -> Result<(), OutOfBudget> {
+        let counts: Vec<usize> = self.floors.node_counts.clone();
+        for nodes in counts {
+            if nodes >= self.best.nodes || nodes < self.best.nodes_min() {
+                continue;
+            }
+            if self.fails(self.best.with_nodes(nodes))? {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }
 
 /// Shrinks `start` (which failed) as far as the oracle and its budget
-/// allow; the time limit never goes under `time_limit_floor_ms`.
-pub fn shrink(start: Candidate, time_limit_floor_ms: u64, oracle: &mut Oracle<'_>) -> Shrunk {
-    let mut search = Search { oracle, best: start.clone(), accepted: vec![start], tried: 0, time_limit_floor_ms };
+/// allow, within what `floors` allows.
+pub fn shrink(start: Candidate, floors: Floors, oracle: &mut Oracle<'_>) -> Shrunk {
+    let mut search = Search { oracle, best: start.clone(), accepted: vec![start], tried: 0, floors };
     let out_of_budget = search.passes().is_err();
     Shrunk { best: search.best, accepted: search.accepted, tried: search.tried, out_of_budget }
 }
@@ -146,7 +172,11 @@ mod tests {
 
     fn start(count: u64) -> Candidate {
         let events = (0..count).map(|i| event(1_000 * i, 800, &format!("g{i}"))).collect();
-        Candidate { events, time_limit_ms: 30_000, keys_active: 8, concurrency: 10, rate_per_s: 200.0 }
+        Candidate { events, time_limit_ms: 30_000, keys_active: 8, concurrency: 10, rate_per_s: 200.0, nodes: 5 }
+    }
+
+    fn floors() -> Floors {
+        Floors { time_limit_ms: 2_000, node_counts: vec![1, 3] }
     }
 
     /// A bug that needs the faults starting at 3 s and at 7 s, each at
@@ -163,7 +193,7 @@ mod tests {
             runs += 1;
             Some(needs_two(c))
         };
-        let shrunk = shrink(start(10), 2_000, &mut oracle);
+        let shrunk = shrink(start(10), floors(), &mut oracle);
         let groups: Vec<&str> = shrunk.best.events.iter().map(|e| e.group.as_str()).collect();
         assert_eq!(groups, ["g3", "g7"]);
         assert!(shrunk.best.events.iter().all(|e| (200..400).contains(&e.duration_ms)), "{:?}", shrunk.best.events);
@@ -171,6 +201,7 @@ mod tests {
         assert!(shrunk.best.time_limit_ms < 30_000);
         assert_eq!(shrunk.best.keys_active, 2);
         assert_eq!((shrunk.best.concurrency, shrunk.best.rate_per_s), (1, RATE_PER_S_MIN));
+        assert_eq!(shrunk.best.nodes, 1, "kill-random runs on one node, and the bug needs no more");
         assert!(!shrunk.out_of_budget);
         assert_eq!(shrunk.tried, runs);
         assert_eq!(shrunk.accepted.first(), Some(&start(10)), "the start is the first accepted");
@@ -190,15 +221,29 @@ mod tests {
             left -= 1;
             Some(needs_two(c))
         };
-        let shrunk = shrink(start(10), 2_000, &mut oracle);
+        let shrunk = shrink(start(10), floors(), &mut oracle);
         assert!(shrunk.out_of_budget);
         assert_eq!(shrunk.tried, 3);
         assert!(needs_two(&shrunk.best), "the best still fails");
     }
 
     #[test]
+    fn the_node_pass_stops_at_the_smallest_count_that_still_fails() {
+        let mut tried_nodes = Vec::new();
+        let mut oracle = |c: &Candidate| {
+            if c.nodes != 5 {
+                tried_nodes.push(c.nodes);
+            }
+            Some(needs_two(c) && c.nodes >= 3)
+        };
+        let shrunk = shrink(start(10), floors(), &mut oracle);
+        assert_eq!(shrunk.best.nodes, 3);
+        assert_eq!(tried_nodes, [1, 3], "smallest first, then the next allowed count");
+    }
+
+    #[test]
     fn a_failure_without_faults_shrinks_to_no_events() {
-        let shrunk = shrink(start(4), 2_000, &mut |_| Some(true));
+        let shrunk = shrink(start(4), floors(), &mut |_| Some(true));
         assert!(shrunk.best.events.is_empty());
     }
 }
