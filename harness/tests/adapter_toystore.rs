@@ -61,6 +61,41 @@ fn a_generic_systems_schedule_is_recorded_and_followed() {
     std::fs::remove_dir_all(&store).unwrap();
 }
 
+/// A generic system's failure replays and shrinks like faultline-node's:
+/// the lagging store's stale reads need no fault, so the shrink drops
+/// every kill, and what it writes runs again as a test.
+#[test]
+fn a_generic_systems_failure_replays_and_shrinks() {
+    if !python_or_skip() {
+        return;
+    }
+    let store = std::env::temp_dir().join(format!("faultline-generic-shrink-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let faultline = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_faultline")).current_dir(workspace()).args(args).output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).to_string())
+    };
+    let (code, stdout) = faultline(&["test", "--quiet", "--spec", "examples/generic/toystore-lagging.yaml", "--store", store.to_str().unwrap(), "--name", "lag"]);
+    assert_eq!(code, Some(1), "stale reads: {stdout}");
+    let dir = store.join("lag/latest");
+    let (code, stdout) = faultline(&["replay", dir.to_str().unwrap(), "--runs", "1"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("run 1/1  same     invalid  linearizable-register"), "the lag shows in every run: {stdout}");
+    let (code, stdout) = faultline(&["shrink", dir.to_str().unwrap(), "--budget", "75s"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("shrink/shrink.json")).unwrap()).unwrap();
+    assert_eq!(record["after"]["events"], 0, "no kill is needed for a stale read: {stdout}");
+    assert!(record["after"]["time_limit_ms"].as_u64() < record["before"]["time_limit_ms"].as_u64(), "{stdout}");
+    let page = std::fs::read_to_string(dir.join("shrink/report.html")).unwrap();
+    assert!(page.contains("Minimal failing schedule") && page.contains("No fault survived"), "the report says so");
+    let spec = dir.join("shrink/spec.yaml");
+    let schedule = dir.join("shrink/schedule.jsonl");
+    let again = store.join("again");
+    let (code, stdout) = faultline(&["test", "--quiet", "--spec", spec.to_str().unwrap(), "--schedule", schedule.to_str().unwrap(), "--store", again.to_str().unwrap()]);
+    assert!(code.is_some_and(|code| code <= 1), "the minimal test runs: {stdout}");
+    std::fs::remove_dir_all(&store).unwrap();
+}
+
 #[test]
 fn a_store_that_forgets_its_data_is_never_valid() {
     if !python_or_skip() {
