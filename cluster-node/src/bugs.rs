@@ -31,6 +31,19 @@ pub struct Bugs {
     /// state silently diverges from the others' (no client reads it, since
     /// reads go to the leader), which only a comparison of replicas finds.
     pub corrupt_replica: bool,
+    // The two membership bugs are switched on by the core's tests only
+    // until the harness can add and remove nodes (issue 17); `--bugs` and
+    // the matrix learn their names with it.
+    /// A learner counts toward commit as if it had been promoted the moment
+    /// it joined, and may be promoted before it caught up: an entry held by
+    /// the leader and the learner alone commits, and the voters that lack
+    /// it elect a leader without it once the leader dies.
+    #[serde(default)]
+    pub promote_before_caught_up: bool,
+    /// The leader accepts a membership change while an earlier one is not
+    /// committed: two changes in flight can form disjoint majorities.
+    #[serde(default)]
+    pub concurrent_changes: bool,
 }
 
 /// Every switch name, in the order the matrix reports them.

@@ -5,7 +5,7 @@
 //! little-endian `u64`s, one tag byte per enum, `u32` lengths before byte
 //! strings and lists. Decoding checks every length against what is left, so
 //! garbage from the network is an error, never a panic or a huge allocation.
-use crate::raft::{AppendRejection, Entry, Message, MessageBody, SnapshotMeta};
+use crate::raft::{AppendRejection, Entry, EntryKind, Message, MessageBody, SnapshotMeta};
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -13,6 +13,8 @@ pub enum WireError {
     Short,
     #[error("unknown message tag {0}")]
     Tag(u8),
+    #[error("unknown entry kind {0}")]
+    EntryKind(u8),
     #[error("{0} trailing bytes after the message")]
     Trailing(usize),
 }
@@ -43,6 +45,7 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
             for e in entries {
                 put_u64(out, e.term);
                 put_u64(out, e.index);
+                out.push(u8::from(e.kind == EntryKind::Config));
                 put_bytes(out, &e.data);
             }
         }
@@ -72,6 +75,8 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
             );
             put_len(out, meta.voters.len());
             meta.voters.iter().for_each(|v| put_u64(out, *v));
+            put_len(out, meta.learners.len());
+            meta.learners.iter().for_each(|v| put_u64(out, *v));
             put_bytes(out, data);
         }
         MessageBody::InstallSnapshotResponse {
@@ -200,14 +205,20 @@ fn decode_body(tag: u8, r: &mut Reader) -> Result<MessageBody, WireError> {
 
 fn decode_append(r: &mut Reader) -> Result<MessageBody, WireError> {
     let (prev_index, prev_term, commit) = (r.u64()?, r.u64()?, r.u64()?);
-    let count = r.len(20)?;
+    let count = r.len(21)?;
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let (term, index) = (r.u64()?, r.u64()?);
+        let kind = match r.take(1)?[0] {
+            0 => EntryKind::Normal,
+            1 => EntryKind::Config,
+            other => return Err(WireError::EntryKind(other)),
+        };
         entries.push(Entry {
             term,
             index,
             data: r.bytes()?,
+            kind,
         });
     }
     Ok(MessageBody::Append {
@@ -225,11 +236,16 @@ fn decode_install_snapshot(r: &mut Reader) -> Result<MessageBody, WireError> {
     let voters = (0..count)
         .map(|_| r.u64())
         .collect::<Result<Vec<u64>, _>>()?;
+    let count = r.len(8)?;
+    let learners = (0..count)
+        .map(|_| r.u64())
+        .collect::<Result<Vec<u64>, _>>()?;
     let data = r.bytes()?;
     let meta = SnapshotMeta {
         last_index,
         last_term,
         voters,
+        learners,
     };
     Ok(MessageBody::InstallSnapshot {
         meta,
@@ -250,17 +266,26 @@ mod tests {
                 term: 2,
                 index: 5,
                 data: b"cmd".to_vec(),
+                kind: EntryKind::Normal,
             },
             Entry {
                 term: 2,
                 index: 6,
                 data: vec![],
+                kind: EntryKind::Normal,
+            },
+            Entry {
+                term: 2,
+                index: 7,
+                data: crate::raft::ConfChange::AddLearner(4).encode(),
+                kind: EntryKind::Config,
             },
         ];
         let meta = SnapshotMeta {
             last_index: 9,
             last_term: 2,
             voters: vec![1, 2, 3],
+            learners: vec![4],
         };
         vec![
             MessageBody::PreVote {

@@ -16,6 +16,7 @@ fn valid_wal_bytes() -> (Vec<u8>, Vec<usize>) {
             index,
             term: 1,
             payload: vec![b'x'; (index * 7) as usize],
+            config: false,
         })
         .encode_into(&mut bytes);
         ends.push(bytes.len());

@@ -2,12 +2,13 @@
 //! up to a small depth: every interleaving of election timeouts, message
 //! deliveries (in any order, or never) and a proposal. Checks election
 //! safety and log matching in every reachable state, and that a leader and
-//! a committed entry are reachable (so the depth is not vacuous).
+//! a committed entry are reachable (so the depth is not vacuous). One model
+//! adds a membership change (a leader removes a voter) to the actions.
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 
-use faultline_node::raft::{Config, Message, RawNode, Restored, Role};
+use faultline_node::raft::{ConfChange, Config, EntryKind, Message, RawNode, Restored, Role};
 use stateright::{Checker, Model, Property};
 
 const NODES: u64 = 3;
@@ -15,6 +16,7 @@ const NODES: u64 = 3;
 /// still reaching an election and a commit (the `sometimes` properties).
 const DEPTH_WITHOUT_PRE_VOTE: usize = 10;
 const DEPTH_WITH_PRE_VOTE: usize = 10;
+const DEPTH_WITH_A_CHANGE: usize = 11;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ClusterState {
@@ -24,6 +26,8 @@ struct ClusterState {
     /// Every (term, leader) ever observed.
     leaders: BTreeSet<(u64, u64)>,
     proposals: u32,
+    /// Whether a leader proposed the model's membership change.
+    changed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -31,12 +35,15 @@ enum Action {
     Timeout(usize),
     Deliver(usize),
     Propose(usize),
+    Change(usize),
 }
 
 struct RaftModel {
     pre_vote: bool,
     term_max: u64,
     proposals_max: u32,
+    /// One membership change a leader may propose, once.
+    change: Option<ConfChange>,
 }
 
 /// A canonical order for the in-flight set (cheap; ties are broken by
@@ -100,6 +107,7 @@ impl Model for RaftModel {
             network: Vec::new(),
             leaders: BTreeSet::new(),
             proposals: 0,
+            changed: false,
         }]
     }
 
@@ -109,6 +117,9 @@ impl Model for RaftModel {
             if status.role == Role::Leader {
                 if state.proposals < self.proposals_max {
                     actions.push(Action::Propose(index));
+                }
+                if self.change.is_some() && !state.changed {
+                    actions.push(Action::Change(index));
                 }
             } else if status.term < self.term_max {
                 actions.push(Action::Timeout(index));
@@ -129,6 +140,12 @@ impl Model for RaftModel {
                     .propose(vec![state.proposals as u8 + 1])
                     .ok()?;
                 state.proposals += 1;
+                index
+            }
+            Action::Change(index) => {
+                let change = self.change.expect("offered only with a change");
+                state.nodes[index].propose_conf_change(change).ok()?;
+                state.changed = true;
                 index
             }
             Action::Deliver(k) => {
@@ -170,8 +187,16 @@ impl Model for RaftModel {
             Property::sometimes("an entry commits", |_, state: &ClusterState| {
                 state.nodes.iter().any(|n| n.status().commit >= 1)
             }),
+            Property::sometimes("a membership change commits", |model: &RaftModel, state: &ClusterState| {
+                model.change.is_none() || state.nodes.iter().any(committed_a_change)
+            }),
         ]
     }
+}
+
+fn committed_a_change(node: &RawNode) -> bool {
+    let commit = node.status().commit;
+    node.entries().iter().any(|e| e.kind == EntryKind::Config && e.index <= commit)
 }
 
 /// Where two logs share an entry's index and term, their prefixes agree.
@@ -202,6 +227,7 @@ fn model_check_three_nodes_without_pre_vote() {
             pre_vote: false,
             term_max: 2,
             proposals_max: 1,
+            change: None,
         },
         DEPTH_WITHOUT_PRE_VOTE,
     );
@@ -214,7 +240,23 @@ fn model_check_three_nodes_with_pre_vote() {
             pre_vote: true,
             term_max: 2,
             proposals_max: 1,
+            change: None,
         },
         DEPTH_WITH_PRE_VOTE,
+    );
+}
+
+/// A leader removes a voter (three voters become two, so every majority of
+/// the new configuration is the whole of it), with elections around it.
+#[test]
+fn model_check_three_nodes_removing_one() {
+    check(
+        RaftModel {
+            pre_vote: false,
+            term_max: 2,
+            proposals_max: 0,
+            change: Some(ConfChange::Remove(3)),
+        },
+        DEPTH_WITH_A_CHANGE,
     );
 }

@@ -3,6 +3,10 @@
 //! partitions, crashes (un-fsynced writes lost) and restarts, all driven by
 //! one seed. Raft's safety properties are checked as the run goes, and at
 //! the end every acknowledged write must be in every node's state machine.
+//! With membership changes on, two spare nodes start outside the cluster,
+//! and leaders add learners, promote them and remove members at random;
+//! at the end the members must agree (removed nodes are stopped, as an
+//! operator stops them).
 //!
 //! Environment: `FAULTLINE_RAFT_SIM_SEEDS` (seeds per test, default 500 in
 //! each of four tests), `FAULTLINE_RAFT_SIM_SEED` (run just that seed) and
@@ -13,8 +17,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use faultline_node::bugs::Bugs;
 use faultline_node::raft::{
-    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, Ready, Restored, Role,
-    Snapshot, SnapshotMeta,
+    ChangeError, ConfChange, Config, Entry, EntryKind, HardState, Message, MessageBody,
+    ProposeError, RawNode, Ready, Restored, Role, Snapshot, SnapshotMeta,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -95,9 +99,12 @@ impl StateMachine {
 }
 
 fn value_of(entry: &Entry) -> Option<u64> {
-    (!entry.data.is_empty())
+    (entry.kind == EntryKind::Normal && !entry.data.is_empty())
         .then(|| u64::from_le_bytes(entry.data[..].try_into().expect("8-byte value")))
 }
+
+/// Spare nodes a membership simulation starts outside the cluster.
+const SPARES: u64 = 2;
 
 struct SimNode {
     config: Config,
@@ -136,6 +143,8 @@ struct Sim {
     acked_index_max: u64,
     value_next: u64,
     read_ctx_next: u64,
+    /// Leaders propose membership changes at random.
+    reconfigures: bool,
     stats: Stats,
 }
 
@@ -148,6 +157,30 @@ struct Stats {
     elections: u64,
     /// Reads asked of a leader after a later term elected another leader.
     reads_on_deposed_leaders: u64,
+    /// Membership changes leaders accepted, and of them promotions and
+    /// removals.
+    changes: u64,
+    promotions: u64,
+    removals: u64,
+}
+
+impl Stats {
+    fn add(&mut self, other: &Stats) {
+        self.acked += other.acked;
+        self.reads_served += other.reads_served;
+        self.crashes += other.crashes;
+        self.snapshots_installed += other.snapshots_installed;
+        self.elections += other.elections;
+        self.reads_on_deposed_leaders += other.reads_on_deposed_leaders;
+        self.changes += other.changes;
+        self.promotions += other.promotions;
+        self.removals += other.removals;
+    }
+}
+
+/// Seeds per test: `FAULTLINE_RAFT_SIM_SEEDS`, else `default`.
+fn seeds_per_test(default: u64) -> u64 {
+    std::env::var("FAULTLINE_RAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 fn sim_config(
@@ -181,11 +214,21 @@ impl Sim {
     /// own (`Config::bugs`) and `forget_vote`, applied at restart as the
     /// server applies it.
     fn with_bugs(seed: u64, bugs: Bugs) -> Sim {
+        Sim::build(seed, bugs, false)
+    }
+
+    /// A simulation with spare nodes and random membership changes.
+    fn with_membership(seed: u64, bugs: Bugs) -> Sim {
+        Sim::build(seed, bugs, true)
+    }
+
+    fn build(seed: u64, bugs: Bugs, reconfigures: bool) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let size = if rng.random_bool(0.7) { 3 } else { 5 };
         let (pre_vote, check_quorum) = (rng.random_bool(0.75), rng.random_bool(0.75));
         let mut nodes = BTreeMap::new();
-        for id in 1..=size {
+        let spares = if reconfigures { SPARES } else { 0 };
+        for id in 1..=size + spares {
             let mut config = sim_config(&mut rng, id, size, pre_vote, check_quorum);
             config.bugs = bugs;
             let core = RawNode::new(config.clone(), rng.random(), Restored::default())
@@ -217,6 +260,7 @@ impl Sim {
             acked_index_max: 0,
             value_next: 1,
             read_ctx_next: 1,
+            reconfigures,
             stats: Stats::default(),
         }
     }
@@ -246,6 +290,7 @@ impl Sim {
         // Weights per 10 000 steps. Partitions and crashes are rare but
         // last long enough (hundreds of steps) for elections to happen.
         match self.rng.random_range(0..10_000) {
+            0..400 if self.reconfigures => self.reconfigure(),
             0..4500 => self.deliver_one(),
             4500..5500 => self.tick_all(),
             5500..8600 => self.handle_ready(id),
@@ -540,10 +585,12 @@ impl Sim {
         let term = core
             .term_at(applied)
             .expect("applied entry still in the log");
+        let membership = core.membership_at(applied);
         let meta = SnapshotMeta {
             last_index: applied,
             last_term: term,
-            voters: node.config.peers.clone(),
+            voters: membership.voters.into_iter().collect(),
+            learners: membership.learners.into_iter().collect(),
         };
         let snapshot = Snapshot {
             meta,
@@ -552,6 +599,47 @@ impl Sim {
         core.compact(snapshot.clone())
             .expect("compaction at the applied index");
         node.disk.compact(snapshot);
+    }
+
+    /// A leader proposes a change drawn from its own configuration: add a
+    /// node from outside it as a learner, promote a learner, or remove a
+    /// member (never below two voters).
+    fn reconfigure(&mut self) {
+        let leader = self.likely_leader(0);
+        let ids = self.ids();
+        let Some(core) = self.nodes.get(&leader).and_then(|n| n.core.as_ref()) else {
+            return;
+        };
+        let membership = core.membership().clone();
+        let outsiders: Vec<u64> = ids.into_iter().filter(|id| !membership.contains(*id)).collect();
+        let learners: Vec<u64> = membership.learners.iter().copied().collect();
+        let removable: Vec<u64> = membership.members().into_iter().filter(|id| !membership.is_voter(*id) || membership.voters.len() > 2).collect();
+        let pick = |rng: &mut ChaCha8Rng, from: &[u64]| from[rng.random_range(0..from.len())];
+        let change = match self.rng.random_range(0..3) {
+            0 if !outsiders.is_empty() => ConfChange::AddLearner(pick(&mut self.rng, &outsiders)),
+            1 if !learners.is_empty() => ConfChange::Promote(pick(&mut self.rng, &learners)),
+            2 if !removable.is_empty() => ConfChange::Remove(pick(&mut self.rng, &removable)),
+            _ => return,
+        };
+        if self.trace {
+            eprintln!("reconfigure {leader}: {change}");
+        }
+        let core = self.nodes.get_mut(&leader).and_then(|n| n.core.as_mut()).expect("the leader is up");
+        match core.propose_conf_change(change) {
+            Ok(_) => {
+                self.stats.changes += 1;
+                self.stats.promotions += u64::from(matches!(change, ConfChange::Promote(_)));
+                self.stats.removals += u64::from(matches!(change, ConfChange::Remove(_)));
+            }
+            Err(
+                ChangeError::NotLeader { .. }
+                | ChangeError::InProgress { .. }
+                | ChangeError::LeaderNotReady
+                | ChangeError::NotCaughtUp { .. }
+                | ChangeError::TooManyUncommitted { .. },
+            ) => {}
+            Err(error) => panic!("seed {}: {change} drawn from {membership} refused: {error}", self.seed),
+        }
     }
 
     /// A new partition: half the time the leader alone, else a random split.
@@ -684,6 +772,7 @@ impl Sim {
             self.tick_all();
             self.drain();
             self.check_election_safety();
+            self.stop_removed();
             // A marker proposed by a leader that then lost office may never
             // commit: propose a fresh one now and then.
             if marker.is_none() || round % 50 == 49 {
@@ -732,21 +821,52 @@ impl Sim {
         (self.value_next > before).then_some(before)
     }
 
-    fn all_applied(&self, value: u64) -> bool {
-        self.nodes
+    /// The members of the configuration the latest leader uses; every
+    /// node when the membership never changes.
+    fn members(&self) -> BTreeSet<u64> {
+        let latest_leader = self
+            .nodes
             .values()
-            .all(|n| n.state_machine.values.contains(&value))
+            .filter_map(|n| n.core.as_ref())
+            .filter(|c| c.status().role == Role::Leader)
+            .max_by_key(|c| c.status().term);
+        match (self.reconfigures, latest_leader) {
+            (true, Some(leader)) => leader.membership().members().into_iter().collect(),
+            _ => self.ids().into_iter().collect(),
+        }
+    }
+
+    /// Stops every node outside the latest leader's configuration, as an
+    /// operator stops a removed node (one that never learned of its
+    /// removal would otherwise campaign with its old configuration), and
+    /// starts every member again (an earlier leader's older configuration
+    /// may have stopped it).
+    fn stop_removed(&mut self) {
+        if !self.reconfigures {
+            return;
+        }
+        let members = self.members();
+        for id in self.ids() {
+            match members.contains(&id) {
+                true => self.restart(id),
+                false => self.crash(id),
+            }
+        }
+    }
+
+    fn all_applied(&self, value: u64) -> bool {
+        let members = self.members();
+        self.nodes
+            .iter()
+            .filter(|(id, _)| members.contains(id))
+            .all(|(_, n)| n.state_machine.values.contains(&value))
     }
 
     fn check_final_state(&self) {
-        let reference = &self
-            .nodes
-            .values()
-            .next()
-            .expect("nodes")
-            .state_machine
-            .values;
-        for (id, node) in &self.nodes {
+        let members = self.members();
+        let mut nodes = self.nodes.iter().filter(|(id, _)| members.contains(id));
+        let reference = &nodes.next().expect("a member").1.state_machine.values;
+        for (id, node) in nodes {
             let values = &node.state_machine.values;
             assert_eq!(
                 values, reference,
@@ -798,7 +918,10 @@ fn check_pair_matches(seed: u64, a: &RawNode, b: &RawNode) {
 }
 
 fn run_seed(seed: u64) -> Stats {
-    let mut sim = Sim::new(seed);
+    run_sim(seed, Sim::new(seed))
+}
+
+fn run_sim(seed: u64, mut sim: Sim) -> Stats {
     match catch_unwind(AssertUnwindSafe(|| sim.run())) {
         Ok(()) => sim.stats.clone(),
         Err(panic) => {
@@ -818,19 +941,10 @@ fn run_seeds(block: u64) {
         }
         return;
     }
-    let count: u64 = std::env::var("FAULTLINE_RAFT_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
+    let count = seeds_per_test(500);
     let mut total = Stats::default();
     for seed in block * count..(block + 1) * count {
-        let stats = run_seed(seed);
-        total.acked += stats.acked;
-        total.reads_served += stats.reads_served;
-        total.crashes += stats.crashes;
-        total.snapshots_installed += stats.snapshots_installed;
-        total.elections += stats.elections;
-        total.reads_on_deposed_leaders += stats.reads_on_deposed_leaders;
+        total.add(&run_seed(seed));
     }
     eprintln!("raft_sim block {block}: {count} seeds, {total:?}");
     // The runs must actually exercise the protocol, not idle.
@@ -869,7 +983,11 @@ const BUG_SEEDS_MAX: u64 = 3_000;
 /// thousands of seeds (above), so each switch is shown to be a real bug
 /// that this simulation catches, deterministically.
 fn first_seed_caught(bugs: Bugs) -> Option<u64> {
-    (0..BUG_SEEDS_MAX).find(|seed| catch_unwind(AssertUnwindSafe(|| Sim::with_bugs(*seed, bugs).run())).is_err())
+    first_caught(BUG_SEEDS_MAX, |seed| Sim::with_bugs(seed, bugs))
+}
+
+fn first_caught(seeds_max: u64, sim: impl Fn(u64) -> Sim) -> Option<u64> {
+    (0..seeds_max).find(|seed| catch_unwind(AssertUnwindSafe(|| sim(*seed).run())).is_err())
 }
 
 #[test]
@@ -891,4 +1009,33 @@ fn the_simulation_catches_forgotten_votes() {
     let bugs = Bugs { forget_vote: true, ..Bugs::default() };
     let seed = first_seed_caught(bugs).expect("forget-vote caught within the seed bound");
     eprintln!("raft_sim: forget-vote caught at seed {seed}");
+}
+
+/// Seeds of the membership simulation (`FAULTLINE_RAFT_SIM_SEEDS` too).
+const MEMBERSHIP_SEEDS: u64 = 2_000;
+
+#[test]
+fn simulation_with_membership_changes() {
+    let count = seeds_per_test(MEMBERSHIP_SEEDS);
+    let mut total = Stats::default();
+    for seed in 0..count {
+        total.add(&run_sim(seed, Sim::with_membership(seed, Bugs::default())));
+    }
+    eprintln!("raft_sim membership: {count} seeds, {total:?}");
+    // Elections are rare in a run and a leader takes one change at a time:
+    // about one change in every second run is what the weights give.
+    assert!(total.changes >= count / 2, "too few membership changes: {total:?}");
+    assert!(total.promotions > 0 && total.removals > 0, "every kind of change: {total:?}");
+    assert!(total.acked > count, "too few acknowledged writes: {total:?}");
+}
+
+/// Seeds a membership bug gets: a learner exists only after a change, and
+/// its copy matters only when the leader dies before the voters catch up.
+const MEMBERSHIP_BUG_SEEDS_MAX: u64 = 30_000;
+
+#[test]
+fn the_simulation_catches_learners_counted_toward_commit() {
+    let bugs = Bugs { promote_before_caught_up: true, ..Bugs::default() };
+    let seed = first_caught(MEMBERSHIP_BUG_SEEDS_MAX, |seed| Sim::with_membership(seed, bugs)).expect("promote-before-caught-up caught within the seed bound");
+    eprintln!("raft_sim: promote-before-caught-up caught at seed {seed}");
 }

@@ -1,267 +1,27 @@
 //! Focused scenarios for the Raft core, in the style of etcd's raft_test.go:
 //! in-memory peers wired through a network that delivers until quiet.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+mod raft_support;
+
+use std::collections::BTreeSet;
 
 use faultline_node::raft::{
-    Config, Entry, HardState, Message, MessageBody, ProposeError, RawNode, ReadState, Restored,
-    Role, Snapshot, SnapshotMeta, StepError,
+    Config, Entry, EntryKind, HardState, Message, MessageBody, ProposeError, RawNode, ReadState,
+    Restored, Role, Snapshot, SnapshotMeta, StepError,
 };
+use raft_support::{config, disk_with, Network};
 
-/// What one node made durable, the way a server's WAL and snapshot file would.
-#[derive(Clone, Debug, Default)]
-struct Disk {
-    hard_state: HardState,
-    snapshot: Option<Snapshot>,
-    entries: Vec<Entry>,
-}
-
-impl Disk {
-    fn persist(&mut self, ready: &faultline_node::raft::Ready) {
-        if let Some(snapshot) = &ready.snapshot {
-            self.entries.clear();
-            self.snapshot = Some(snapshot.clone());
-        }
-        if let Some(first) = ready.entries.first() {
-            self.entries.retain(|e| e.index < first.index);
-            self.entries.extend(ready.entries.iter().cloned());
-        }
-        if let Some(hard_state) = &ready.hard_state {
-            self.hard_state = hard_state.clone();
-        }
-    }
-
-    fn restored(&self) -> Restored {
-        Restored {
-            hard_state: self.hard_state.clone(),
-            snapshot: self.snapshot.clone(),
-            entries: self.entries.clone(),
-        }
-    }
-}
-
-type Filter = Box<dyn Fn(&Message) -> bool>;
-
-struct Network {
-    nodes: BTreeMap<u64, RawNode>,
-    disks: BTreeMap<u64, Disk>,
-    applied: BTreeMap<u64, Vec<Entry>>,
-    read_states: BTreeMap<u64, Vec<ReadState>>,
-    snapshots_installed: BTreeMap<u64, u32>,
-    queue: VecDeque<Message>,
-    cut: BTreeSet<(u64, u64)>,
-    /// Messages for which this returns true are dropped.
-    filter: Option<Filter>,
-    delivered: Vec<Message>,
-}
-
-fn config(id: u64, size: u64) -> Config {
-    let mut config = Config::new(id, (1..=size).collect());
-    config.election_timeout_ticks_min = 10;
-    config.election_timeout_ticks_max = 20;
-    config.heartbeat_interval_ticks = 1;
-    config
-}
-
-impl Network {
-    fn new(size: u64, tweak: impl Fn(&mut Config)) -> Network {
-        Network::with_disks(size, tweak, |_| Disk::default())
-    }
-
-    fn with_disks(size: u64, tweak: impl Fn(&mut Config), disk: impl Fn(u64) -> Disk) -> Network {
-        let mut network = Network {
-            nodes: BTreeMap::new(),
-            disks: BTreeMap::new(),
-            applied: BTreeMap::new(),
-            read_states: BTreeMap::new(),
-            snapshots_installed: BTreeMap::new(),
-            queue: VecDeque::new(),
-            cut: BTreeSet::new(),
-            filter: None,
-            delivered: Vec::new(),
-        };
-        for id in 1..=size {
-            let mut config = config(id, size);
-            tweak(&mut config);
-            let disk = disk(id);
-            let node = RawNode::new(config, 1000 + id, disk.restored()).expect("valid node");
-            network.nodes.insert(id, node);
-            network.disks.insert(id, disk);
-        }
-        network
-    }
-
-    fn node(&self, id: u64) -> &RawNode {
-        &self.nodes[&id]
-    }
-
-    fn node_mut(&mut self, id: u64) -> &mut RawNode {
-        self.nodes.get_mut(&id).expect("node exists")
-    }
-
-    fn process_ready(&mut self, id: u64) -> bool {
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        if !node.has_ready() {
-            return false;
-        }
-        let ready = node.ready();
-        let disk = self.disks.get_mut(&id).expect("disk exists");
-        disk.persist(&ready);
-        if ready.snapshot.is_some() {
-            *self.snapshots_installed.entry(id).or_default() += 1;
-        }
-        self.queue.extend(ready.messages.iter().cloned());
-        self.queue
-            .extend(ready.messages_after_persist.iter().cloned());
-        self.applied
-            .entry(id)
-            .or_default()
-            .extend(ready.committed_entries.iter().cloned());
-        self.read_states
-            .entry(id)
-            .or_default()
-            .extend(ready.read_states.iter().cloned());
-        node.advance(ready);
-        true
-    }
-
-    fn process_all_ready(&mut self) -> bool {
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        let mut any = false;
-        for id in ids {
-            any |= self.process_ready(id);
-        }
-        any
-    }
-
-    fn dropped(&self, message: &Message) -> bool {
-        self.cut.contains(&(message.from, message.to))
-            || self.filter.as_ref().is_some_and(|f| f(message))
-    }
-
-    /// Delivers messages until the cluster goes quiet (bounded).
-    fn stabilize(&mut self) {
-        for _ in 0..100_000 {
-            let any_ready = self.process_all_ready();
-            match self.queue.pop_front() {
-                Some(message) if self.dropped(&message) => {}
-                Some(message) => {
-                    self.delivered.push(message.clone());
-                    let to = message.to;
-                    self.node_mut(to)
-                        .step(message)
-                        .expect("correct peers send well-formed messages");
-                }
-                None if !any_ready => return,
-                None => {}
-            }
-        }
-        panic!("network did not stabilize");
-    }
-
-    fn tick(&mut self, id: u64, ticks: u32) {
-        for _ in 0..ticks {
-            self.node_mut(id).tick();
-            self.stabilize();
-        }
-    }
-
-    fn tick_all(&mut self, ticks: u32) {
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for _ in 0..ticks {
-            for &id in &ids {
-                self.node_mut(id).tick();
-            }
-            self.stabilize();
-        }
-    }
-
-    fn elect(&mut self, id: u64) {
-        self.node_mut(id).campaign();
-        self.stabilize();
-        assert_eq!(
-            self.node(id).status().role,
-            Role::Leader,
-            "node {id} should win"
-        );
-    }
-
-    fn isolate(&mut self, id: u64) {
-        for other in self.nodes.keys().copied().collect::<Vec<_>>() {
-            if other != id {
-                self.cut.insert((id, other));
-                self.cut.insert((other, id));
-            }
-        }
-    }
-
-    fn heal(&mut self) {
-        self.cut.clear();
-        self.filter = None;
-    }
-
-    fn propose(&mut self, id: u64, data: &[u8]) -> (u64, u64) {
-        let result = self
-            .node_mut(id)
-            .propose(data.to_vec())
-            .expect("leader accepts");
-        self.stabilize();
-        result
-    }
-
-    fn leaders(&self) -> Vec<u64> {
-        self.nodes
-            .values()
-            .filter(|n| n.status().role == Role::Leader)
-            .map(|n| n.status().id)
-            .collect()
-    }
-
-    fn applied_data(&self, id: u64) -> Vec<Vec<u8>> {
-        self.applied.get(&id).map_or(Vec::new(), |entries| {
-            entries
-                .iter()
-                .filter(|e| !e.data.is_empty())
-                .map(|e| e.data.clone())
-                .collect()
-        })
-    }
-
-    fn count_delivered(&self, predicate: impl Fn(&Message) -> bool) -> usize {
-        self.delivered.iter().filter(|m| predicate(m)).count()
-    }
-}
-
-fn entries(terms: &[u64]) -> Vec<Entry> {
-    terms
-        .iter()
-        .enumerate()
-        .map(|(k, &term)| Entry {
-            term,
-            index: k as u64 + 1,
-            data: format!("e{}t{term}", k + 1).into_bytes(),
-        })
-        .collect()
-}
-
-fn disk_with(terms: &[u64], term: u64, commit: u64) -> Disk {
-    Disk {
-        hard_state: HardState {
-            term,
-            vote: None,
-            commit,
-        },
-        snapshot: None,
-        entries: entries(terms),
-    }
-}
 
 #[test]
 fn config_validation_rejects_bad_limits() {
     let mut bad = Config::new(1, vec![1, 2, 3]);
     bad.heartbeat_interval_ticks = bad.election_timeout_ticks_min;
     assert!(bad.validate().is_err());
-    assert!(Config::new(4, vec![1, 2, 3]).validate().is_err());
+    assert!(
+        Config::new(4, vec![1, 2, 3]).validate().is_ok(),
+        "a node joining a cluster is not among its bootstrap voters"
+    );
+    assert!(Config::new(1, vec![0, 1]).validate().is_err());
     assert!(Config::new(1, vec![1, 1, 2]).validate().is_err());
     let mut zero = Config::new(1, vec![1]);
     zero.inflight_messages_max = 0;
@@ -572,6 +332,7 @@ fn lagging_follower_catches_up_through_a_chunked_snapshot() {
         last_index: applied,
         last_term: term,
         voters: vec![1, 2, 3],
+        learners: vec![],
     };
     network
         .node_mut(1)
@@ -609,6 +370,7 @@ fn restart_recovers_from_snapshot_plus_wal() {
             last_index: 3,
             last_term: 1,
             voters: vec![1],
+            learners: vec![],
         },
         data: b"image".to_vec(),
     };
@@ -617,21 +379,25 @@ fn restart_recovers_from_snapshot_plus_wal() {
             term: 1,
             index: 2,
             data: b"old".to_vec(),
+            kind: EntryKind::Normal,
         },
         Entry {
             term: 1,
             index: 3,
             data: b"old".to_vec(),
+            kind: EntryKind::Normal,
         },
         Entry {
             term: 1,
             index: 4,
             data: b"four".to_vec(),
+            kind: EntryKind::Normal,
         },
         Entry {
             term: 2,
             index: 5,
             data: b"five".to_vec(),
+            kind: EntryKind::Normal,
         },
     ];
     let restored = Restored {
@@ -683,6 +449,7 @@ fn restore_rejects_a_wal_with_a_gap() {
             term: 1,
             index: 2,
             data: vec![1],
+            kind: EntryKind::Normal,
         }],
     };
     assert!(RawNode::new(config(1, 3), 7, restored).is_err());
@@ -818,6 +585,7 @@ fn garbage_messages_never_panic() {
                     term: rng.random_range(0..=4),
                     index: rng.random_range(0..=8),
                     data: vec![1],
+                    kind: EntryKind::Normal,
                 }],
                 commit: rng.random_range(0..=9),
             },
@@ -837,6 +605,7 @@ fn garbage_messages_never_panic() {
                     last_index: index,
                     last_term: entry_term,
                     voters: vec![1, 2, 3],
+                    learners: vec![],
                 },
                 offset: rng.random_range(0..=4),
                 total_bytes: rng.random_range(0..=8),
@@ -903,16 +672,19 @@ fn truncation_between_ready_and_advance_keeps_the_durable_prefix() {
             term: 1,
             index: 1,
             data: vec![1],
+            kind: EntryKind::Normal,
         },
         Entry {
             term: 1,
             index: 2,
             data: vec![2],
+            kind: EntryKind::Normal,
         },
         Entry {
             term: 1,
             index: 3,
             data: vec![3],
+            kind: EntryKind::Normal,
         },
     ];
     follower
@@ -925,6 +697,7 @@ fn truncation_between_ready_and_advance_keeps_the_durable_prefix() {
         term: 2,
         index: 3,
         data: vec![30],
+        kind: EntryKind::Normal,
     }];
     follower
         .step(append(3, 2, 2, (2, 1), new, 1))
@@ -947,11 +720,13 @@ fn acks_for_entries_dropped_by_a_truncation_are_withdrawn() {
             term: 1,
             index: 1,
             data: vec![1],
+            kind: EntryKind::Normal,
         },
         Entry {
             term: 1,
             index: 2,
             data: vec![2],
+            kind: EntryKind::Normal,
         },
     ];
     follower
@@ -962,6 +737,7 @@ fn acks_for_entries_dropped_by_a_truncation_are_withdrawn() {
         term: 2,
         index: 2,
         data: vec![20],
+        kind: EntryKind::Normal,
     }];
     follower
         .step(append(3, 2, 2, (1, 1), new, 0))
@@ -999,8 +775,10 @@ fn steps_refuse_misaddressed_and_unknown_senders() {
         body: body.clone(),
     };
     assert!(node.step(wrong_to).is_err());
+    // Any other id may be a member this node has not heard of yet; id 0
+    // is no node.
     let stranger = Message {
-        from: 9,
+        from: 0,
         to: 1,
         term: 1,
         body: body.clone(),
@@ -1056,6 +834,7 @@ fn compaction_refuses_snapshots_outside_the_applied_log() {
             last_index: index,
             last_term: term,
             voters: vec![1],
+            learners: vec![],
         },
         data: Vec::new(),
     };
@@ -1107,6 +886,7 @@ fn a_snapshot_failing_the_state_machine_check_is_not_adopted() {
                 last_index: 10,
                 last_term: 2,
                 voters: vec![1, 2, 3],
+                learners: vec![],
             },
             offset: 0,
             total_bytes: data.len() as u64,

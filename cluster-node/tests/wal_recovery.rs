@@ -29,6 +29,7 @@ fn entry(index: u64, term: u64) -> Record {
         index,
         term,
         payload: format!("payload-{index}").into_bytes(),
+        config: false,
     })
 }
 

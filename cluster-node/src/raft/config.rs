@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// This node's id (non-zero).
     pub id: u64,
-    /// Every voter of the cluster, this node included.
+    /// The voters the cluster was bootstrapped with. Membership changes in
+    /// the log (and snapshots) move on from here; a node started to join an
+    /// existing cluster is not among them and learns the rest from the
+    /// leader.
     pub peers: Vec<u64>,
     /// A follower starts an election after a random timeout drawn from
     /// `[election_timeout_ticks_min, election_timeout_ticks_max]`.
@@ -31,6 +34,10 @@ pub struct Config {
     pub apply_entries_per_ready_max: u32,
     /// Read requests waiting for leadership confirmation.
     pub reads_pending_max: u32,
+    /// A learner is promoted to voter only once its log is at most this
+    /// many entries behind the leader's.
+    #[serde(default = "catch_up_entries_max_default")]
+    pub catch_up_entries_max: u64,
     /// Run a pre-vote round before bumping the term.
     pub pre_vote: bool,
     /// A leader that has not heard from a quorum for an election timeout steps down.
@@ -45,8 +52,6 @@ pub struct Config {
 pub enum ConfigError {
     #[error("node id must be non-zero")]
     IdZero,
-    #[error("peer list must contain this node's id {id}")]
-    SelfNotInPeers { id: u64 },
     #[error("peer list contains id 0 or a duplicate id")]
     PeersInvalid,
     #[error("election timeout must satisfy heartbeat < min <= max (heartbeat {heartbeat}, min {min}, max {max})")]
@@ -71,6 +76,7 @@ impl Config {
             uncommitted_entries_max: 4096,
             apply_entries_per_ready_max: 1024,
             reads_pending_max: 4096,
+            catch_up_entries_max: catch_up_entries_max_default(),
             pre_vote: true,
             check_quorum: true,
             bugs: crate::bugs::Bugs::default(),
@@ -81,9 +87,6 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.id == 0 {
             return Err(ConfigError::IdZero);
-        }
-        if !self.peers.contains(&self.id) {
-            return Err(ConfigError::SelfNotInPeers { id: self.id });
         }
         let mut sorted = self.peers.clone();
         sorted.sort_unstable();
@@ -125,6 +128,7 @@ impl Config {
                 u64::from(self.apply_entries_per_ready_max),
             ),
             ("reads_pending_max", u64::from(self.reads_pending_max)),
+            ("catch_up_entries_max", self.catch_up_entries_max),
         ];
         match limits.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(ConfigError::LimitZero { name }),
@@ -132,8 +136,8 @@ impl Config {
         }
     }
 
-    /// Votes needed to win an election or commit an entry.
-    pub fn quorum(&self) -> usize {
-        self.peers.len() / 2 + 1
-    }
+}
+
+fn catch_up_entries_max_default() -> u64 {
+    64
 }

@@ -8,7 +8,7 @@ use super::node::RawNode;
 use super::progress::Progress;
 use super::read_queue::ReadQueue;
 use super::rules;
-use super::types::{Entry, Role};
+use super::types::{Entry, EntryKind, Role};
 
 impl RawNode {
     /// Starts an election now, as if the election timeout had fired. A
@@ -41,7 +41,7 @@ impl RawNode {
         self.leave_office();
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let campaign_term = self.term + 1;
-        for peer in self.other_peers() {
+        for peer in self.other_voters() {
             self.send_with_term(
                 peer,
                 campaign_term,
@@ -62,7 +62,7 @@ impl RawNode {
         self.leave_office();
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         // Vote requests wait for the self-vote to be durable (see rules).
-        for peer in self.other_peers() {
+        for peer in self.other_voters() {
             self.send(
                 peer,
                 MessageBody::Vote {
@@ -85,7 +85,7 @@ impl RawNode {
         let next_index = self.log.last_index() + 1;
         let inflight_max = self.config.inflight_messages_max;
         self.progress = self
-            .other_peers()
+            .other_members()
             .into_iter()
             .map(|p| (p, Progress::new(next_index, inflight_max)))
             .collect();
@@ -99,6 +99,7 @@ impl RawNode {
                 term: self.term,
                 index: next_index,
                 data: Vec::new(),
+                kind: EntryKind::Normal,
             });
         }
         // Without a no-op, an empty append probes each follower's log (the
@@ -124,7 +125,7 @@ impl RawNode {
         assert!(self.role == Role::Candidate, "only a candidate asks for votes");
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let silent: Vec<u64> = self
-            .other_peers()
+            .other_voters()
             .into_iter()
             .filter(|peer| !self.votes.contains_key(peer))
             .collect();
@@ -176,11 +177,11 @@ impl RawNode {
             Role::PreCandidate | Role::Candidate => self.term,
             Role::Follower | Role::Leader => return,
         };
-        if term != expected_term {
+        if term != expected_term || !self.membership.is_voter(from) {
             return;
         }
         self.votes.entry(from).or_insert(granted);
-        let quorum = self.config.quorum();
+        let quorum = self.membership.quorum();
         let yes = self.votes.values().filter(|&&v| v).count();
         let no = self.votes.len() - yes;
         if yes >= quorum {
@@ -196,10 +197,12 @@ impl RawNode {
     /// Check-quorum: did a majority (this leader included) answer us since
     /// the last round? Starts a new round.
     pub(super) fn quorum_recently_active(&mut self) -> bool {
-        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+        let membership = &self.membership;
+        let voters_active = self.progress.iter().filter(|(id, p)| p.recent_active && membership.is_voter(**id)).count();
+        let active = usize::from(self.counts_itself()) + voters_active;
         for progress in self.progress.values_mut() {
             progress.recent_active = false;
         }
-        active >= self.config.quorum()
+        active >= self.membership.quorum()
     }
 }

@@ -64,6 +64,8 @@ pub enum CompactError {
     BeyondApplied { index: u64, applied: u64 },
     #[error("snapshot index {index} is not after the current snapshot {current}")]
     NotNewer { index: u64, current: u64 },
+    #[error("snapshot at index {index} carries {carried}, but {in_force} was in force there")]
+    MembershipMismatch { index: u64, carried: String, in_force: String },
     #[error("snapshot term {term} at index {index} does not match the log's term {log_term:?}")]
     TermMismatch {
         index: u64,

@@ -11,13 +11,14 @@ use rand_chacha::ChaCha8Rng;
 use super::config::Config;
 use super::error::{CompactError, NewError, ProposeError, StepError};
 use super::log::RaftLog;
+use super::membership::Membership;
 use super::message::{Message, MessageBody};
 use super::progress::Progress;
 use super::read_queue::ReadQueue;
 use super::ready::Ready;
 use super::rules;
 use super::snapshot_receiver::SnapshotReceiver;
-use super::types::{Entry, HardState, ReadState, Restored, Role, Snapshot, Status};
+use super::types::{Entry, EntryKind, HardState, ReadState, Restored, Role, Snapshot, Status};
 
 /// The seeded election-timeout RNG. Hashes by (seed, position) so model
 /// checkers can tell two cores apart by their future random draws too.
@@ -45,6 +46,10 @@ pub struct RawNode {
     pub(super) role: Role,
     pub(super) leader: Option<u64>,
     pub(super) log: RaftLog,
+    /// The configuration in force: the latest in the log (`reconfigure`).
+    pub(super) membership: Membership,
+    /// The index of the entry that set it; 0 when no entry in the log did.
+    pub(super) membership_index: u64,
     /// Ticks since the last election-timer reset (followers, candidates) or
     /// since the last check-quorum round (leaders).
     pub(super) election_elapsed: u32,
@@ -96,6 +101,8 @@ impl RawNode {
             role: Role::Follower,
             leader: None,
             log,
+            membership: Membership::default(),
+            membership_index: 0,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             election_timeout_ticks: config.election_timeout_ticks_min,
@@ -109,6 +116,7 @@ impl RawNode {
             ready_outstanding: false,
             config,
         };
+        node.refresh_membership();
         node.reset_election_timer();
         Ok(node)
     }
@@ -136,7 +144,10 @@ impl RawNode {
     fn tick_election(&mut self) {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.election_timeout_ticks {
-            self.campaign();
+            match self.may_campaign() {
+                true => self.campaign(),
+                false => self.reset_election_timer(),
+            }
             return;
         }
         if self.role == Role::Candidate {
@@ -228,7 +239,9 @@ impl RawNode {
                 id: self.config.id,
             });
         }
-        if message.from == self.config.id || !self.config.peers.contains(&message.from) {
+        // Any other node may be a member this node has not heard of yet (a
+        // joining node knows none); only itself and id 0 are impossible.
+        if message.from == self.config.id || message.from == 0 {
             return Err(StepError::UnknownPeer { from: message.from });
         }
         Ok(())
@@ -397,14 +410,6 @@ impl RawNode {
         }
     }
 
-    pub(super) fn other_peers(&self) -> Vec<u64> {
-        self.config
-            .peers
-            .iter()
-            .copied()
-            .filter(|&p| p != self.config.id)
-            .collect()
-    }
 
     pub(super) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
@@ -435,7 +440,7 @@ impl RawNode {
             return Err(ProposeError::TooManyUncommitted { limit });
         }
         let (index, term) = (self.log.last_index() + 1, self.term);
-        self.log.push(Entry { term, index, data });
+        self.log.push(Entry { term, index, data, kind: EntryKind::Normal });
         self.broadcast_append(false);
         Ok((index, term))
     }
@@ -557,6 +562,7 @@ impl RawNode {
         }
         if self.role == Role::Leader && self.maybe_commit() {
             self.broadcast_append(true);
+            self.step_down_if_removed();
         }
     }
 
@@ -579,6 +585,12 @@ impl RawNode {
                 term,
                 log_term,
             });
+        }
+        let learners: Vec<u64> = snapshot.meta.learners.clone();
+        let in_force = self.membership_at(index);
+        let carried = Membership { voters: snapshot.meta.voters.iter().copied().collect(), learners: learners.into_iter().collect() };
+        if carried != in_force {
+            return Err(CompactError::MembershipMismatch { index, carried: carried.to_string(), in_force: in_force.to_string() });
         }
         self.log.compact(snapshot);
         Ok(())

@@ -28,8 +28,12 @@ impl RawNode {
 
     /// Releases every read whose round a quorum (the leader included) answered.
     pub(super) fn release_confirmed_reads(&mut self) {
-        let seqs_acked = self.progress.values().map(|p| p.read_seq_acked);
-        let confirmed = self.reads.take_confirmed(seqs_acked, self.config.quorum());
+        let membership = &self.membership;
+        let seqs_acked = self.progress.iter().filter(|(id, _)| membership.is_voter(**id)).map(|(_, p)| p.read_seq_acked);
+        // The queue counts the leader itself; one that is no voter (it is
+        // removing itself) needs one more voter instead.
+        let quorum = self.membership.quorum() + usize::from(!self.counts_itself());
+        let confirmed = self.reads.take_confirmed(seqs_acked, quorum);
         self.read_states.extend(confirmed);
     }
 }

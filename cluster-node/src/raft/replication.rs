@@ -6,13 +6,13 @@ use super::message::{AppendRejection, MessageBody};
 use super::node::RawNode;
 use super::progress::ReplicationState;
 use super::rules;
-use super::types::Entry;
+use super::types::{Entry, Role};
 
 impl RawNode {
     /// Sends appends to every follower that is not paused; with
     /// `allow_empty` also to those already up to date (to spread `commit`).
     pub(super) fn broadcast_append(&mut self, allow_empty: bool) {
-        for peer in self.other_peers() {
+        for peer in self.other_members() {
             self.send_append(peer, allow_empty);
         }
     }
@@ -68,7 +68,7 @@ impl RawNode {
 
     pub(super) fn broadcast_heartbeat(&mut self) {
         let read_seq = self.reads.seq_issued();
-        for peer in self.other_peers() {
+        for peer in self.other_members() {
             let Some(progress) = self.progress.get(&peer) else {
                 continue;
             };
@@ -134,6 +134,7 @@ impl RawNode {
             let skip = (conflict - prev_index - 1) as usize;
             self.retract_acks_beyond(conflict - 1);
             self.log.truncate_and_append(&entries[skip..]);
+            self.refresh_membership();
         }
         let last_new_index = prev_index + entries.len() as u64;
         self.log.commit_to(commit.min(last_new_index));
@@ -228,6 +229,10 @@ impl RawNode {
         }
         if self.maybe_commit() {
             self.broadcast_append(true);
+            self.step_down_if_removed();
+            if self.role != Role::Leader {
+                return;
+            }
         }
         self.send_appends_while_possible(from);
     }
@@ -248,11 +253,17 @@ impl RawNode {
     /// Leader: commits the highest index a quorum holds, if the commit rule
     /// allows it. Returns true if the commit index moved.
     pub(super) fn maybe_commit(&mut self) -> bool {
-        let mut matches: Vec<u64> = self.progress.values().map(|p| p.match_index).collect();
-        // The leader counts only what it made durable itself.
-        matches.push(self.log.stable_index());
+        let mut matches: Vec<u64> =
+            self.progress.iter().filter(|(id, _)| self.counts_for_commit(**id)).map(|(_, p)| p.match_index).collect();
+        // The leader counts only what it made durable itself, and only
+        // while it is a voter (a leader removing itself does not).
+        if self.counts_itself() {
+            matches.push(self.log.stable_index());
+        }
         matches.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum_index = matches[self.config.quorum() - 1];
+        let Some(&quorum_index) = matches.get(self.membership.quorum() - 1) else {
+            return false;
+        };
         if quorum_index <= self.log.committed() {
             return false;
         }

@@ -126,6 +126,7 @@ mod tests {
             last_index,
             last_term: 1,
             voters: vec![1, 2, 3],
+            learners: vec![],
         }
     }
 

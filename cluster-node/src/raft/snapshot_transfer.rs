@@ -160,6 +160,7 @@ impl RawNode {
         }
         self.retract_acks_beyond(index);
         self.log.install(snapshot);
+        self.refresh_membership();
         Ok(())
     }
 }

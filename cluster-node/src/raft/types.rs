@@ -3,12 +3,26 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One log entry. Empty `data` is a leader's no-op, written when it takes office.
+/// One log entry. A normal entry's `data` is a state-machine command
+/// (empty: a leader's no-op, written when it takes office); a
+/// configuration entry's is a `ConfChange`, which the core applies itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub term: u64,
     pub index: u64,
     pub data: Vec<u8>,
+    #[serde(default)]
+    pub kind: EntryKind,
+}
+
+/// What an entry carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A state-machine command, or the no-op.
+    #[default]
+    Normal,
+    /// A membership change (`ConfChange::encode`).
+    Config,
 }
 
 /// The state that must be durable before the node talks about it.
@@ -25,6 +39,9 @@ pub struct SnapshotMeta {
     pub last_index: u64,
     pub last_term: u64,
     pub voters: Vec<u64>,
+    /// Learners at `last_index`.
+    #[serde(default)]
+    pub learners: Vec<u64>,
 }
 
 /// A state-machine image. `data` is opaque to the core.

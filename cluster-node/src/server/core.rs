@@ -15,7 +15,7 @@ use crate::bugs::Bugs;
 use crate::kv::{Command, KvOp, KvState, Outcome};
 use crate::mode::Mode;
 use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
-use crate::raft::{Entry, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
+use crate::raft::{Entry, EntryKind, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
 use crate::snapshot::{SnapshotStore, StoredSnapshot};
 use crate::transport::Outbound;
 use crate::wal::{self, Record, Wal, WalEntry};
@@ -455,10 +455,12 @@ impl Core {
             self.wal.compact(index, term)?;
             Ok::<(), ServerError>(())
         })?;
+        let membership = self.raft.membership_at(index);
         let meta = SnapshotMeta {
             last_index: index,
             last_term: term,
-            voters: self.voters.clone(),
+            voters: membership.voters.into_iter().collect(),
+            learners: membership.learners.into_iter().collect(),
         };
         match self.raft.compact(Snapshot { meta, data }) {
             Ok(()) => tracing::info!(index, term, "snapshot taken, log compacted"),
@@ -615,6 +617,7 @@ fn to_record(e: &Entry) -> Record {
         index: e.index,
         term: e.term,
         payload: e.data.clone(),
+        config: e.kind == EntryKind::Config,
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::config::NodeConfig;
 use crate::kv::{KvState, SESSIONS_MAX_DEFAULT};
-use crate::raft::{Entry, HardState, NewError, RawNode, Restored, Snapshot, SnapshotMeta};
+use crate::raft::{Entry, EntryKind, HardState, NewError, RawNode, Restored, Snapshot, SnapshotMeta};
 use crate::snapshot::{SnapshotError, SnapshotStore};
 use crate::transport::{self, Outbound, RECEIVE_QUEUE_MESSAGES_MAX};
 use crate::wal::{Recovered, Wal, WalError};
@@ -61,6 +61,7 @@ fn open_disk(config: &NodeConfig) -> Result<DiskState, ServerError> {
             last_index: s.index,
             last_term: s.term,
             voters: config.voters(),
+            learners: vec![],
         },
         data: s.data,
     });
@@ -99,6 +100,7 @@ fn restored_state(recovered: Recovered, snapshot: Option<Snapshot>) -> Restored 
             term: e.term,
             index: e.index,
             data: e.payload,
+            kind: if e.config { EntryKind::Config } else { EntryKind::Normal },
         })
         .collect();
     Restored {

@@ -20,6 +20,8 @@ pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
 const KIND_ENTRY: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_SNAPSHOT_MARK: u8 = 3;
+/// An entry whose payload is a membership change (same layout as an entry).
+const KIND_CONFIG_ENTRY: u8 = 4;
 
 /// Raft's durable vote state; must be on disk before any message that depends on it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct WalEntry {
     pub index: u64,
     pub term: u64,
     pub payload: Vec<u8>,
+    /// A membership change rather than a state-machine command.
+    pub config: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +74,7 @@ impl Record {
         out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
         match self {
             Record::Entry(e) => {
-                out.push(KIND_ENTRY);
+                out.push(if e.config { KIND_CONFIG_ENTRY } else { KIND_ENTRY });
                 out.extend_from_slice(&e.index.to_le_bytes());
                 out.extend_from_slice(&e.term.to_le_bytes());
                 out.extend_from_slice(&e.payload);
@@ -128,12 +132,13 @@ impl Record {
 fn decode_payload(payload: &[u8]) -> Result<Record, FrameError> {
     let body = &payload[1..];
     match payload[0] {
-        KIND_ENTRY => {
+        kind @ (KIND_ENTRY | KIND_CONFIG_ENTRY) => {
             let (index, term) = two_u64(body).ok_or(FrameError::BadPayload("entry header"))?;
             Ok(Record::Entry(WalEntry {
                 index,
                 term,
                 payload: body[16..].to_vec(),
+                config: kind == KIND_CONFIG_ENTRY,
             }))
         }
         KIND_HARD_STATE if body.len() == 24 => {
@@ -166,11 +171,19 @@ mod tests {
                 index: 7,
                 term: 3,
                 payload: b"hello".to_vec(),
+                config: false,
             }),
             Record::Entry(WalEntry {
                 index: 8,
                 term: 3,
                 payload: vec![],
+                config: false,
+            }),
+            Record::Entry(WalEntry {
+                index: 9,
+                term: 3,
+                payload: vec![1, 4, 0, 0, 0, 0, 0, 0, 0],
+                config: true,
             }),
             Record::HardState(HardState {
                 term: 3,
