@@ -31,6 +31,12 @@ pub struct Args {
     /// dials to send to that peer. Empty (or omitted) for a single-node cluster.
     #[arg(long, value_parser = parse_peers, default_value = "")]
     pub peers: Peers,
+    /// The voters the cluster is bootstrapped with, comma-separated ids
+    /// (default: this node and every peer). Membership changes move on from
+    /// there; a node started outside this list joins once the leader adds
+    /// it (`member_add`), so --peers may list nodes that are not yet members.
+    #[arg(long, value_parser = parse_ids, default_value = "")]
+    pub voters: Ids,
     /// Cluster name; a peer naming another cluster in its handshake is dropped.
     #[arg(long, default_value = "faultline")]
     pub cluster_id: String,
@@ -70,6 +76,18 @@ fn parse_mode(text: &str) -> Result<Mode, String> {
 
 fn parse_bugs(text: &str) -> Result<Bugs, String> {
     Bugs::parse(text).map_err(|e| e.to_string())
+}
+
+/// The parsed `--voters` list; empty means this node and every peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids(pub Vec<u64>);
+
+fn parse_ids(text: &str) -> Result<Ids, String> {
+    let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
+    let ids = items
+        .map(|item| item.parse::<u64>().map_err(|_| format!("voter id `{item}` is not a positive integer")))
+        .collect::<Result<Vec<u64>, String>>()?;
+    Ok(Ids(ids))
 }
 
 /// The parsed `--peers` list.
@@ -114,6 +132,8 @@ pub enum ConfigError {
     Timeouts,
     #[error("--{0} must be positive")]
     LimitZero(&'static str),
+    #[error("--voters names node {0}, which is neither this node nor in --peers")]
+    VoterUnknown(u64),
 }
 
 /// A validated configuration: every limit checked once, here.
@@ -139,6 +159,9 @@ impl NodeConfig {
             }
             seen.push(id);
         }
+        if let Some(unknown) = args.voters.0.iter().find(|id| !seen.contains(id)) {
+            return Err(ConfigError::VoterUnknown(*unknown));
+        }
         let heartbeat_ms = args.heartbeat_interval_ms;
         if heartbeat_ms == 0 || heartbeat_ms >= args.election_timeout_ms {
             return Err(ConfigError::Timeouts);
@@ -161,11 +184,15 @@ impl NodeConfig {
         })
     }
 
-    /// All voter ids, this node included, sorted.
+    /// The bootstrap voters, sorted: `--voters`, else this node and every
+    /// peer.
     pub fn voters(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.args.peers.0.iter().map(|(id, _)| *id).collect();
-        ids.push(self.args.id);
+        let mut ids: Vec<u64> = match self.args.voters.0.is_empty() {
+            true => self.args.peers.0.iter().map(|(id, _)| *id).chain(std::iter::once(self.args.id)).collect(),
+            false => self.args.voters.0.clone(),
+        };
         ids.sort_unstable();
+        ids.dedup();
         ids
     }
 
@@ -227,6 +254,12 @@ mod tests {
         let slow = args(&["--heartbeat-interval-ms", "400"]).unwrap();
         let alone = NodeConfig::from_args(args(&["--peers", ""]).unwrap()).unwrap();
         assert_eq!(alone.voters(), vec![1]);
+        let joining = args(&["--peers", "2=127.0.0.1:8002,3=127.0.0.1:8003", "--voters", "2,3"]).unwrap();
+        assert_eq!(NodeConfig::from_args(joining).unwrap().voters(), vec![2, 3], "node 1 joins later");
+        let stranger = args(&["--peers", "2=127.0.0.1:8002", "--voters", "1,9"]).unwrap();
+        let error = NodeConfig::from_args(stranger).unwrap_err().to_string();
+        assert_eq!(error, "--voters names node 9, which is neither this node nor in --peers");
+        assert!(args(&["--voters", "1,x"]).is_err());
         assert!(matches!(
             NodeConfig::from_args(slow),
             Err(ConfigError::Timeouts)

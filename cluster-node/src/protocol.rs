@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::kv::KvOp;
+use crate::raft::ConfChange;
 
 pub const KEY_BYTES_MAX: usize = 1024;
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
@@ -39,6 +40,8 @@ struct RawRequest {
     to: Option<String>,
     client: Option<ClientId>,
     seq: Option<u64>,
+    /// The node a membership request is about.
+    node: Option<u64>,
 }
 
 /// Tells `"from": null` (key absent) apart from a missing `from`.
@@ -51,6 +54,10 @@ pub enum Operation {
     Get { key: String },
     Write(KvOp),
     Status,
+    /// `member_add` (as a learner), `member_promote`, `member_remove`.
+    Change(ConfChange),
+    /// `members`: the configuration this node uses.
+    Members,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +85,8 @@ pub enum ErrorCode {
     Timeout,
     Stale,
     Overloaded,
+    /// The leader refused a membership change (the message says why).
+    Refused,
 }
 
 impl ErrorCode {
@@ -90,6 +99,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Stale => "stale",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Refused => "refused",
         }
     }
 }
@@ -127,6 +137,11 @@ fn operation(op: Option<&str>, raw: &RawRequest) -> Result<Operation, String> {
             .clone()
             .ok_or_else(|| "missing field `value`".to_string())
     };
+    let node = || match raw.node {
+        Some(0) => Err("`node` must be a positive node id".to_string()),
+        Some(id) => Ok(id),
+        None => Err("missing field `node`".to_string()),
+    };
     match op {
         Some("get") => Ok(Operation::Get { key: key()? }),
         Some("put") => Ok(Operation::Write(KvOp::Put {
@@ -151,6 +166,10 @@ fn operation(op: Option<&str>, raw: &RawRequest) -> Result<Operation, String> {
             }))
         }
         Some("status") => Ok(Operation::Status),
+        Some("members") => Ok(Operation::Members),
+        Some("member_add") => Ok(Operation::Change(ConfChange::AddLearner(node()?))),
+        Some("member_promote") => Ok(Operation::Change(ConfChange::Promote(node()?))),
+        Some("member_remove") => Ok(Operation::Change(ConfChange::Remove(node()?))),
         Some(other) => Err(format!("unknown op `{other}`")),
         None => Err("missing field `op`".into()),
     }

@@ -1,13 +1,20 @@
 //! The snapshot store: one file, replaced atomically.
 //!
-//! Layout: `[magic 8][index u64][term u64][data_len u64][crc32c(data) u32][data]`.
+//! Layout: `[magic 8][index u64][term u64][body_len u64][crc32c(body) u32][body]`,
+//! the body `[voters u32][voter u64 ...][learners u32][learner u64 ...][data]`:
+//! the configuration in force at `index` travels with the state. A version-1
+//! file (`FLSNAP01`, before membership changes) has the data as its body and
+//! no configuration; it loads with none (the bootstrap voters).
 //! Written to a temporary file, fsynced, renamed over the old one, and the
 //! directory fsynced, so a crash leaves either the old or the new snapshot.
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"FLSNAP01";
+const MAGIC: &[u8; 8] = b"FLSNAP02";
+const MAGIC_V1: &[u8; 8] = b"FLSNAP01";
+/// Ids in each of the voter and learner lists, at most.
+const MEMBERS_MAX: usize = 4096;
 const HEADER_BYTES: usize = 8 + 8 + 8 + 8 + 4;
 const FILE_NAME: &str = "snapshot.bin";
 const TEMP_NAME: &str = "snapshot.tmp";
@@ -16,6 +23,9 @@ const TEMP_NAME: &str = "snapshot.tmp";
 pub struct StoredSnapshot {
     pub index: u64,
     pub term: u64,
+    /// The configuration at `index`; empty voters: not recorded (version 1).
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
     pub data: Vec<u8>,
 }
 
@@ -82,18 +92,37 @@ impl SnapshotStore {
 }
 
 fn encode(s: &StoredSnapshot) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + s.data.len());
+    let mut body = Vec::with_capacity(8 + 8 * (s.voters.len() + s.learners.len()) + s.data.len());
+    for ids in [&s.voters, &s.learners] {
+        body.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        ids.iter().for_each(|id| body.extend_from_slice(&id.to_le_bytes()));
+    }
+    body.extend_from_slice(&s.data);
+    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&s.index.to_le_bytes());
     out.extend_from_slice(&s.term.to_le_bytes());
-    out.extend_from_slice(&(s.data.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&s.data).to_le_bytes());
-    out.extend_from_slice(&s.data);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
     out
 }
 
+/// One id list of a body: (ids, the rest).
+fn take_ids(body: &[u8]) -> Result<(Vec<u64>, &[u8]), &'static str> {
+    let count_bytes = body.get(..4).ok_or("membership cut short")?;
+    let count = u32::from_le_bytes(count_bytes.try_into().expect("4 bytes")) as usize;
+    if count > MEMBERS_MAX {
+        return Err("membership list too long");
+    }
+    let ids_bytes = body.get(4..4 + 8 * count).ok_or("membership cut short")?;
+    let ids = ids_bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+    Ok((ids, &body[4 + 8 * count..]))
+}
+
 fn decode(bytes: &[u8]) -> Result<StoredSnapshot, &'static str> {
-    if bytes.len() < HEADER_BYTES || &bytes[0..8] != MAGIC {
+    let version_1 = bytes.get(0..8) == Some(&MAGIC_V1[..]);
+    if bytes.len() < HEADER_BYTES || (&bytes[0..8] != MAGIC && !version_1) {
         return Err("bad header");
     }
     let u64_at = |at: usize| {
@@ -105,18 +134,20 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, &'static str> {
     };
     let (index, term, data_len) = (u64_at(8), u64_at(16), u64_at(24));
     let crc = u32::from_le_bytes(bytes[32..36].try_into().expect("header length was checked"));
-    let data = &bytes[HEADER_BYTES..];
-    if data.len() as u64 != data_len {
+    let body = &bytes[HEADER_BYTES..];
+    if body.len() as u64 != data_len {
         return Err("length mismatch");
     }
-    if crc32c::crc32c(data) != crc {
+    if crc32c::crc32c(body) != crc {
         return Err("checksum mismatch");
     }
-    Ok(StoredSnapshot {
-        index,
-        term,
-        data: data.to_vec(),
-    })
+    if version_1 {
+        let (voters, learners) = (Vec::new(), Vec::new());
+        return Ok(StoredSnapshot { index, term, voters, learners, data: body.to_vec() });
+    }
+    let (voters, rest) = take_ids(body)?;
+    let (learners, data) = take_ids(rest)?;
+    Ok(StoredSnapshot { index, term, voters, learners, data: data.to_vec() })
 }
 
 #[cfg(test)]
@@ -131,12 +162,16 @@ mod tests {
         let first = StoredSnapshot {
             index: 5,
             term: 1,
+            voters: vec![1, 2, 3],
+            learners: vec![],
             data: b"one".to_vec(),
         };
         store.save(&first).unwrap();
         let second = StoredSnapshot {
             index: 9,
             term: 2,
+            voters: vec![2, 3, 4],
+            learners: vec![5],
             data: b"two!".to_vec(),
         };
         store.save(&second).unwrap();
@@ -155,5 +190,22 @@ mod tests {
             })
         ));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_file_loads_without_a_configuration() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC_V1);
+        for field in [7u64, 2, 3] {
+            bytes.extend_from_slice(&field.to_le_bytes());
+        }
+        bytes.extend_from_slice(&crc32c::crc32c(b"abc").to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        let loaded = decode(&bytes).unwrap();
+        assert_eq!((loaded.index, loaded.term, loaded.data), (7, 2, b"abc".to_vec()));
+        assert!(loaded.voters.is_empty() && loaded.learners.is_empty());
+        let mut cut = encode(&StoredSnapshot { index: 1, term: 1, voters: vec![1], learners: vec![], data: vec![] });
+        cut.truncate(HEADER_BYTES + 6);
+        assert!(decode(&cut).is_err(), "a body cut short is refused");
     }
 }

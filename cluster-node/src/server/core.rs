@@ -15,7 +15,7 @@ use crate::bugs::Bugs;
 use crate::kv::{Command, KvOp, KvState, Outcome};
 use crate::mode::Mode;
 use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
-use crate::raft::{Entry, EntryKind, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
+use crate::raft::{ChangeError, ConfChange, Entry, EntryKind, Membership, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
 use crate::snapshot::{SnapshotStore, StoredSnapshot};
 use crate::transport::Outbound;
 use crate::wal::{self, Record, Wal, WalEntry};
@@ -56,7 +56,6 @@ pub struct Core {
     pub snapshot_index: u64,
     pub snapshot_entries: u64,
     pub request_timeout: Duration,
-    pub voters: Vec<u64>,
     writes: BTreeMap<u64, Waiter>,
     /// Applied writes waiting for more copies (`sync`), with their answer.
     replicating: BTreeMap<u64, (Waiter, Response)>,
@@ -103,7 +102,6 @@ impl Core {
         applied: (u64, u64),
         snapshot_entries: u64,
         request_timeout: Duration,
-        voters: Vec<u64>,
     ) -> Core {
         // A snapshot from the network is decoded before the core adopts it:
         // one the state machine cannot restore from is dropped there (and
@@ -124,7 +122,6 @@ impl Core {
             snapshot_index: applied.0,
             snapshot_entries,
             request_timeout,
-            voters,
             writes: BTreeMap::new(),
             replicating: BTreeMap::new(),
             reads_unconfirmed: HashMap::new(),
@@ -283,6 +280,8 @@ impl Core {
             self.snapshots.save(&StoredSnapshot {
                 index,
                 term,
+                voters: snapshot.meta.voters.clone(),
+                learners: snapshot.meta.learners.clone(),
                 data: snapshot.data.clone(),
             })?;
             self.wal.compact(index, term)?;
@@ -311,6 +310,10 @@ impl Core {
         self.applied = (entry.index, entry.term);
         let status = self.raft.status();
         let dropped = self.bugs.drops_entry(status.id, status.role == Role::Leader, entry.index);
+        if entry.kind == EntryKind::Config {
+            self.applied_change(entry);
+            return;
+        }
         let outcome = if entry.data.is_empty() || dropped {
             None
         } else {
@@ -342,6 +345,35 @@ impl Core {
             ),
         };
         waiter.responder.answer(response);
+    }
+
+    /// A committed membership change: the core already uses it; answer the
+    /// request that proposed it with the configuration now in force.
+    fn applied_change(&mut self, entry: &Entry) {
+        let membership = self.raft.membership_at(entry.index);
+        tracing::info!(index = entry.index, %membership, "membership change committed");
+        let Some(waiter) = self.writes.remove(&entry.index) else {
+            return;
+        };
+        let response = match waiter.term == entry.term {
+            true => Response::Ok { id: waiter.id, value: membership_value(&membership) },
+            false => fail(waiter.id, ErrorCode::NotLeader, true, Detail::Leader(self.raft.status().leader)),
+        };
+        waiter.responder.answer(response);
+    }
+
+    /// The membership path: the leader checks and appends the change; the
+    /// request is answered once it commits (or `timeout`).
+    fn start_change(&mut self, change: ConfChange, id: u64, deadline: Instant, responder: Responder) {
+        match self.raft.propose_conf_change(change) {
+            Ok((index, term)) => {
+                tracing::info!(index, %change, "membership change proposed");
+                let waiter = Waiter { id, term, early_followers: None, copies_after_apply: None, deadline, responder };
+                self.writes.insert(index, waiter);
+            }
+            Err(ChangeError::NotLeader { leader }) => responder.answer(fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))),
+            Err(e) => responder.answer(fail(id, ErrorCode::Refused, true, Detail::Message(e.to_string()))),
+        }
     }
 
     /// Only planted bugs and weaker modes read without a ReadIndex round.
@@ -409,7 +441,7 @@ impl Core {
         if !matches!(op, KvOp::Put { .. } | KvOp::Delete { .. }) {
             return None;
         }
-        let followers = self.voters.len().saturating_sub(1);
+        let followers = self.raft.membership().voters.len().saturating_sub(1);
         if self.bugs.ack_before_commit {
             return Some(0);
         }
@@ -419,7 +451,7 @@ impl Core {
     /// How many followers must hold an applied write before it is
     /// acknowledged (`sync`: all of them).
     fn copies_after_apply(&self) -> Option<usize> {
-        self.mode.copies_after_apply(self.voters.len().saturating_sub(1))
+        self.mode.copies_after_apply(self.raft.membership().voters.len().saturating_sub(1))
     }
 
     fn serve_reads(&mut self) {
@@ -446,15 +478,6 @@ impl Core {
             return Ok(());
         }
         let data = self.kv.to_bytes();
-        tokio::task::block_in_place(|| {
-            self.snapshots.save(&StoredSnapshot {
-                index,
-                term,
-                data: data.clone(),
-            })?;
-            self.wal.compact(index, term)?;
-            Ok::<(), ServerError>(())
-        })?;
         let membership = self.raft.membership_at(index);
         let meta = SnapshotMeta {
             last_index: index,
@@ -462,6 +485,17 @@ impl Core {
             voters: membership.voters.into_iter().collect(),
             learners: membership.learners.into_iter().collect(),
         };
+        tokio::task::block_in_place(|| {
+            self.snapshots.save(&StoredSnapshot {
+                index,
+                term,
+                voters: meta.voters.clone(),
+                learners: meta.learners.clone(),
+                data: data.clone(),
+            })?;
+            self.wal.compact(index, term)?;
+            Ok::<(), ServerError>(())
+        })?;
         match self.raft.compact(Snapshot { meta, data }) {
             Ok(()) => tracing::info!(index, term, "snapshot taken, log compacted"),
             Err(e) => tracing::warn!(index, error = %e, "core refused compaction"),
@@ -493,6 +527,8 @@ impl Core {
             Operation::Write(op) => {
                 self.start_write(Command { client, seq, op }, id, deadline, responder)
             }
+            Operation::Change(change) => self.start_change(change, id, deadline, responder),
+            Operation::Members => responder.answer(Response::Ok { id, value: membership_value(self.raft.membership()) }),
         }
     }
 
@@ -559,7 +595,8 @@ impl Core {
         };
         json!({"id": s.id, "role": role, "term": s.term, "leader": s.leader, "commit": s.commit,
                "applied": self.applied.0, "last_index": s.last_index, "snapshot_index": self.snapshot_index, "wal_syncs": self.wal_syncs,
-               "digest": self.kv.digest()})
+               "digest": self.kv.digest(), "voters": &self.raft.membership().voters,
+               "learners": &self.raft.membership().learners})
     }
 
     /// Answers `timeout` (outcome unknown) to requests past their deadline.
@@ -610,6 +647,10 @@ impl Core {
                 .answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
         }
     }
+}
+
+fn membership_value(membership: &Membership) -> Value {
+    json!({"voters": &membership.voters, "learners": &membership.learners})
 }
 
 fn to_record(e: &Entry) -> Record {

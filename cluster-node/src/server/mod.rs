@@ -56,12 +56,13 @@ fn open_disk(config: &NodeConfig) -> Result<DiskState, ServerError> {
         None => KvState::new(SESSIONS_MAX_DEFAULT),
     };
     let (wal, recovered) = Wal::open(&dir.join("wal"), base, config.args.wal_segment_bytes)?;
+    // A version-1 snapshot file recorded no configuration: the bootstrap one.
     let snapshot = stored.map(|s| Snapshot {
         meta: SnapshotMeta {
             last_index: s.index,
             last_term: s.term,
-            voters: config.voters(),
-            learners: vec![],
+            voters: if s.voters.is_empty() { config.voters() } else { s.voters },
+            learners: s.learners,
         },
         data: s.data,
     });
@@ -154,7 +155,6 @@ pub async fn run(
         disk.applied,
         args.snapshot_entries,
         Duration::from_millis(args.request_timeout_ms),
-        config.voters(),
     );
     core.bugs = args.bugs;
     core.mode = args.mode;

@@ -45,6 +45,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `size` nodes (ids 1..=size).
     pub fn start(name: &str, size: usize, extra_args: &[&str]) -> Cluster {
+        Cluster::start_some(name, size, size, extra_args)
+    }
+
+    /// Gives `size` nodes addresses (every node's `--peers` lists them all)
+    /// and starts ids 1..=running; the rest wait for `start_node`.
+    pub fn start_some(name: &str, size: usize, running: usize, extra_args: &[&str]) -> Cluster {
         let dir = std::env::temp_dir().join(format!("fl-node-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create the test dir");
@@ -55,7 +61,7 @@ impl Cluster {
             children: (0..size).map(|_| None).collect(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
-        for id in 1..=size as u64 {
+        for id in 1..=running as u64 {
             cluster.start_node(id);
         }
         cluster
