@@ -4,7 +4,8 @@
 //! Invariants: `snapshot_index <= applied <= committed <= last_index()`, and
 //! `entries[k].index == snapshot_index + 1 + k`.
 
-use super::types::{Entry, Snapshot};
+use super::error::NewError;
+use super::types::{Entry, Restored, Snapshot};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RaftLog {
@@ -25,6 +26,39 @@ pub(crate) struct RaftLog {
 }
 
 impl RaftLog {
+    /// Rebuilds the log from the snapshot and WAL entries the server read back.
+    pub(crate) fn restore(restored: &Restored) -> Result<RaftLog, NewError> {
+        let (snapshot_index, snapshot_term) = restored
+            .snapshot
+            .as_ref()
+            .map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term));
+        let entries: Vec<Entry> = restored
+            .entries
+            .iter()
+            .filter(|e| e.index > snapshot_index)
+            .cloned()
+            .collect();
+        let mut expected = (snapshot_index + 1, snapshot_term);
+        for entry in &entries {
+            if entry.index != expected.0 {
+                return Err(NewError::LogGap { index: expected.0 });
+            }
+            if entry.term < expected.1 {
+                return Err(NewError::TermsDecrease { index: entry.index });
+            }
+            expected = (entry.index + 1, entry.term);
+        }
+        let last_index = expected.0 - 1;
+        // A commit index written without fsync may run ahead of the durable log;
+        // the leader will tell us again.
+        let committed = restored.hard_state.commit.clamp(snapshot_index, last_index);
+        Ok(RaftLog::restored(
+            restored.snapshot.clone(),
+            entries,
+            committed,
+        ))
+    }
+
     /// A log restored from disk: everything handed in is durable.
     pub(crate) fn restored(
         snapshot: Option<Snapshot>,

@@ -81,7 +81,7 @@ impl RawNode {
     /// random choice (the election timeouts).
     pub fn new(config: Config, rng_seed: u64, restored: Restored) -> Result<RawNode, NewError> {
         config.validate()?;
-        let log = restore_log(&restored)?;
+        let log = RaftLog::restore(&restored)?;
         let hard_state = HardState {
             term: restored.hard_state.term,
             vote: restored.hard_state.vote,
@@ -595,37 +595,4 @@ impl RawNode {
         self.log.compact(snapshot);
         Ok(())
     }
-}
-
-/// Rebuilds the log from the snapshot and WAL entries the server read back.
-fn restore_log(restored: &Restored) -> Result<RaftLog, NewError> {
-    let (snapshot_index, snapshot_term) = restored
-        .snapshot
-        .as_ref()
-        .map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term));
-    let entries: Vec<Entry> = restored
-        .entries
-        .iter()
-        .filter(|e| e.index > snapshot_index)
-        .cloned()
-        .collect();
-    let mut expected = (snapshot_index + 1, snapshot_term);
-    for entry in &entries {
-        if entry.index != expected.0 {
-            return Err(NewError::LogGap { index: expected.0 });
-        }
-        if entry.term < expected.1 {
-            return Err(NewError::TermsDecrease { index: entry.index });
-        }
-        expected = (entry.index + 1, entry.term);
-    }
-    let last_index = expected.0 - 1;
-    // A commit index written without fsync may run ahead of the durable log;
-    // the leader will tell us again.
-    let committed = restored.hard_state.commit.clamp(snapshot_index, last_index);
-    Ok(RaftLog::restored(
-        restored.snapshot.clone(),
-        entries,
-        committed,
-    ))
 }

@@ -15,10 +15,15 @@ use crate::bugs::Bugs;
 use crate::kv::{Command, KvOp, KvState, Outcome};
 use crate::mode::Mode;
 use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
-use crate::raft::{ChangeError, ConfChange, Entry, EntryKind, Membership, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
+use crate::raft::{Entry, EntryKind, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
 use crate::snapshot::{SnapshotStore, StoredSnapshot};
 use crate::transport::Outbound;
 use crate::wal::{self, Record, Wal, WalEntry};
+
+mod deadlines;
+mod membership;
+
+use membership::membership_value;
 
 /// Requests or peer messages taken in one wake-up; they share one Ready and
 /// so one fsync (group commit).
@@ -347,35 +352,6 @@ impl Core {
         waiter.responder.answer(response);
     }
 
-    /// A committed membership change: the core already uses it; answer the
-    /// request that proposed it with the configuration now in force.
-    fn applied_change(&mut self, entry: &Entry) {
-        let membership = self.raft.membership_at(entry.index);
-        tracing::info!(index = entry.index, %membership, "membership change committed");
-        let Some(waiter) = self.writes.remove(&entry.index) else {
-            return;
-        };
-        let response = match waiter.term == entry.term {
-            true => Response::Ok { id: waiter.id, value: membership_value(&membership) },
-            false => fail(waiter.id, ErrorCode::NotLeader, true, Detail::Leader(self.raft.status().leader)),
-        };
-        waiter.responder.answer(response);
-    }
-
-    /// The membership path: the leader checks and appends the change; the
-    /// request is answered once it commits (or `timeout`).
-    fn start_change(&mut self, change: ConfChange, id: u64, deadline: Instant, responder: Responder) {
-        match self.raft.propose_conf_change(change) {
-            Ok((index, term)) => {
-                tracing::info!(index, %change, "membership change proposed");
-                let waiter = Waiter { id, term, early_followers: None, copies_after_apply: None, deadline, responder };
-                self.writes.insert(index, waiter);
-            }
-            Err(ChangeError::NotLeader { leader }) => responder.answer(fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))),
-            Err(e) => responder.answer(fail(id, ErrorCode::Refused, true, Detail::Message(e.to_string()))),
-        }
-    }
-
     /// Only planted bugs and weaker modes read without a ReadIndex round.
     fn reads_locally(&self) -> bool {
         let leads = self.raft.status().role == Role::Leader;
@@ -599,58 +575,6 @@ impl Core {
                "learners": &self.raft.membership().learners})
     }
 
-    /// Answers `timeout` (outcome unknown) to requests past their deadline.
-    fn expire(&mut self, now: Instant) {
-        let late: Vec<u64> = self
-            .writes
-            .iter()
-            .filter(|(_, w)| w.deadline <= now)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in late {
-            if let Some(w) = self.writes.remove(&i) {
-                w.responder
-                    .answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
-            }
-        }
-        let late: Vec<u64> = self
-            .replicating
-            .iter()
-            .filter(|(_, (w, _))| w.deadline <= now)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in late {
-            if let Some((w, _)) = self.replicating.remove(&i) {
-                w.responder
-                    .answer(fail(w.id, ErrorCode::Timeout, false, Detail::None));
-            }
-        }
-        let late: Vec<u64> = self
-            .reads_unconfirmed
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(c, _)| *c)
-            .collect();
-        for ctx in late {
-            if let Some(r) = self.reads_unconfirmed.remove(&ctx) {
-                r.responder
-                    .answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
-            }
-        }
-        let (late, waiting): (Vec<_>, Vec<_>) = self
-            .reads_confirmed
-            .drain(..)
-            .partition(|(_, r)| r.deadline <= now);
-        self.reads_confirmed = waiting;
-        for (_, r) in late {
-            r.responder
-                .answer(fail(r.id, ErrorCode::Timeout, false, Detail::None));
-        }
-    }
-}
-
-fn membership_value(membership: &Membership) -> Value {
-    json!({"voters": &membership.voters, "learners": &membership.learners})
 }
 
 fn to_record(e: &Entry) -> Record {

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use crate::fields::positive_duration;
 use crate::nemesis::recorded::SCHEDULE_FILE;
 use crate::replay::Recorded;
-use crate::shrink::runner::{shrink_recorded, ShrinkOptions, ShrinkRecord};
+use crate::shrink::record::ShrinkRecord;
+use crate::shrink::runner::{shrink_recorded, ShrinkOptions};
 use crate::{messages, EXIT_HARNESS_ERROR};
 
 /// Search for a smaller test that still fails the way a recorded run did:

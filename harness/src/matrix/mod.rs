@@ -11,7 +11,7 @@ use std::time::Instant;
 use faultline_checkers::Verdict;
 
 use crate::results::Results;
-use crate::shrink::runner::ShrinkRecord;
+use crate::shrink::record::ShrinkRecord;
 use crate::run::{self, RunFailure, RunOptions};
 use crate::plan::{NemesisSpec, SpecFile, TestPlan};
 use crate::messages;

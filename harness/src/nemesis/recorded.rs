@@ -77,23 +77,7 @@ impl RecordedEvent {
     /// In words, for reports: `at 2.1 s for 300 ms: kill-leader on n3
     /// (the leader then: n3)`.
     pub fn describe(&self) -> String {
-        let targets = match &self.targets {
-            Some(Targets::Nodes(nodes)) => format!(" on {}", node_names(nodes).join(", ")),
-            Some(Targets::Grudge(grudge)) => {
-                let cuts: Vec<String> = grudge
-                    .iter()
-                    .map(|(receiver, senders)| format!("{} no longer hears {}", node_name(*receiver), node_names(&senders.iter().copied().collect::<Vec<_>>()).join(", ")))
-                    .collect();
-                format!(": {}", cuts.join("; "))
-            }
-            Some(Targets::Sides(roles)) => format!(
-                " with voter {}, first side {}, second side {}",
-                node_name(roles.voter),
-                node_names(&roles.first).join(", "),
-                node_names(&roles.second).join(", ")
-            ),
-            None => ", targets drawn by the nemesis".to_string(),
-        };
+        let targets = self.targets.as_ref().map_or(", targets drawn by the nemesis".to_string(), Targets::describe);
         let leader = self.leader.map_or(String::new(), |leader| format!(" (the leader then: {})", node_name(leader)));
         format!("at {:.1} s for {} ms: {}{targets}{leader}", self.at_ms as f64 / 1e3, self.duration_ms, self.fault)
     }

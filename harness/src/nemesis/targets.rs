@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::scenarios::Roles;
+use super::{node_name, node_names};
 use crate::proxy::Grudge;
 
 /// How a replay aims a recorded fault (`--schedule-targets`).
@@ -47,6 +48,27 @@ impl Targets {
             Targets::Nodes(nodes) => nodes.iter().copied().collect(),
             Targets::Grudge(grudge) => grudge.iter().flat_map(|(r, s)| std::iter::once(*r).chain(s.iter().copied())).collect(),
             Targets::Sides(roles) => roles.first.iter().chain(&roles.second).copied().chain(std::iter::once(roles.voter)).collect(),
+        }
+    }
+
+    /// In words, after the fault's name: ` on n1, n3`, `: n1 no longer
+    /// hears n3; ...`, ` with voter n2, first side n1, second side n3`.
+    pub fn describe(&self) -> String {
+        let names = |nodes: &[usize]| node_names(nodes).join(", ");
+        match self {
+            Targets::Nodes(nodes) => format!(" on {}", names(nodes)),
+            Targets::Grudge(grudge) => {
+                let cut = |(receiver, senders): (&usize, &BTreeSet<usize>)| {
+                    format!("{} no longer hears {}", node_name(*receiver), names(&senders.iter().copied().collect::<Vec<_>>()))
+                };
+                format!(": {}", grudge.iter().map(cut).collect::<Vec<_>>().join("; "))
+            }
+            Targets::Sides(roles) => format!(
+                " with voter {}, first side {}, second side {}",
+                node_name(roles.voter),
+                names(&roles.first),
+                names(&roles.second)
+            ),
         }
     }
 

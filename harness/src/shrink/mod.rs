@@ -20,6 +20,7 @@
 use crate::nemesis::recorded::RecordedEvent;
 use crate::nemesis::Targets;
 
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod search;

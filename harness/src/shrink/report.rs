@@ -4,7 +4,7 @@
 //! shades those faults like any run's.
 use std::path::{Path, PathBuf};
 
-use super::runner::ShrinkRecord;
+use super::record::ShrinkRecord;
 use crate::nemesis::recorded::{RecordedEvent, RecordedSchedule, SCHEDULE_FILE};
 use crate::report::input::MinimalSchedule;
 use crate::report::{shell_word, ReportInput, REPORT_FILE};
