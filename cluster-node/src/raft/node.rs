@@ -410,7 +410,6 @@ impl RawNode {
         }
     }
 
-
     pub(super) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         let (min, max) = (
