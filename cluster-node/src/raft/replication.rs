@@ -6,7 +6,7 @@ use super::message::{AppendRejection, MessageBody};
 use super::node::RawNode;
 use super::progress::ReplicationState;
 use super::rules;
-use super::types::{Entry, Role};
+use super::types::{Entry, EntryKind, Role};
 
 impl RawNode {
     /// Sends appends to every follower that is not paused; with
@@ -132,9 +132,15 @@ impl RawNode {
                 });
             }
             let skip = (conflict - prev_index - 1) as usize;
+            // The configuration changes only if the entry that set it is
+            // dropped or a new one arrives: no log scan on every append.
+            let reconfigures = self.membership_index >= conflict
+                || entries[skip..].iter().any(|e| e.kind == EntryKind::Config);
             self.retract_acks_beyond(conflict - 1);
             self.log.truncate_and_append(&entries[skip..]);
-            self.refresh_membership();
+            if reconfigures {
+                self.refresh_membership();
+            }
         }
         let last_new_index = prev_index + entries.len() as u64;
         self.log.commit_to(commit.min(last_new_index));

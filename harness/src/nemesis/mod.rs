@@ -72,9 +72,10 @@ pub trait Nemesis: Send {
 }
 
 /// `invoke` for a nemesis that chooses and applies: asks the cluster for
-/// its leader only when the fault aims at it.
+/// its leader only when the fault aims at it or (a scripted scenario)
+/// builds its groups around it.
 pub async fn choose_then_apply<N: Nemesis + ?Sized>(nemesis: &mut N, fault: Fault, cluster: &Cluster) -> Result<Effect, NemesisError> {
-    let leader = match fault.is_leader_targeted() {
+    let leader = match fault.is_leader_targeted() || fault.is_scripted() {
         true => cluster.leader().await,
         false => None,
     };

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use super::{choose_roles, poll_leader, roles_of, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
-use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
+use crate::nemesis::{choose_then_apply, node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::LinkFault;
 
@@ -81,11 +81,7 @@ impl Nemesis for RevoteNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
-        Box::pin(async move {
-            let leader = cluster.leader().await;
-            let targets = self.choose(fault, cluster.nodes(), leader).ok_or(NemesisError::Unhandled(fault))?;
-            self.apply(fault, targets, cluster).await
-        })
+        Box::pin(choose_then_apply(self, fault, cluster))
     }
 
     fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
