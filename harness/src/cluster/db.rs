@@ -46,6 +46,12 @@ pub struct NodeEnv {
     /// all together.
     pub named_peers: Vec<NamedPeerPort>,
     pub seed: u64,
+    /// The nodes the cluster was started with: its bootstrap members.
+    pub initial_members: Vec<usize>,
+    /// The members it joins, itself included, when the node was added to
+    /// a running cluster with an empty data dir ([`Db::add_member`]); None
+    /// for a node the cluster started with.
+    pub joining: Option<Vec<usize>>,
 }
 
 /// One more peer port of a node (an election port beside a replication
@@ -81,6 +87,27 @@ pub struct StateDigest {
     /// replication offset), when the system has such a position.
     pub position: Option<u64>,
     pub digest: String,
+}
+
+/// Which nodes vote and which only replicate, as the cluster reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Members {
+    pub voters: Vec<usize>,
+    pub learners: Vec<usize>,
+}
+
+/// Why a membership request was not done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    /// Not now, perhaps later: no leader answered, another change is in
+    /// progress, the learner is still catching up.
+    #[error("{0}")]
+    Retry(String),
+    /// Retrying will not help (the system said why).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the system cannot change its membership")]
+    Unsupported,
 }
 
 /// A program to run, with its arguments and extra environment.
@@ -122,6 +149,31 @@ pub trait Db: Send + Sync {
     /// bounded probe. None: the node did not answer, or the system has no
     /// digest (the default).
     fn digest<'a>(&'a self, _node: usize, _env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
+        Box::pin(async { None })
+    }
+    /// True if the four membership requests below work (the `membership`
+    /// fault family needs them).
+    fn supports_membership(&self) -> bool {
+        false
+    }
+    /// Ask the cluster, through its running members `members`, to take in
+    /// `node` (whose env is `env`, not started yet, its data dir empty) as
+    /// a learner: a member that replicates but does not vote. Done once
+    /// the system answered that the change is in effect.
+    fn add_member<'a>(&'a self, _node: usize, _env: &'a NodeEnv, _members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async { Err(MemberError::Unsupported) })
+    }
+    /// Make the learner `node` a voter; `Retry` while it catches up.
+    fn promote_member<'a>(&'a self, _node: usize, _members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async { Err(MemberError::Unsupported) })
+    }
+    /// Take `node` out of the cluster; the harness stops it afterwards.
+    fn remove_member<'a>(&'a self, _node: usize, _members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async { Err(MemberError::Unsupported) })
+    }
+    /// The membership as the running members `members` report it (the
+    /// answer of a leader, or of most of them); None: no answer.
+    fn members<'a>(&'a self, _members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {
         Box::pin(async { None })
     }
 }

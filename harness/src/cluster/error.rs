@@ -29,6 +29,8 @@ pub enum ClusterError {
     ProgramNotFound { program: &'static str, hint: String },
     #[error("cluster: node {node}'s lazyfs volume: {message}; see {log}")]
     Volume { node: usize, message: String, log: PathBuf },
+    #[error("cluster: cannot {action} node {node}: {message}")]
+    Membership { node: usize, action: &'static str, message: String },
     #[error(transparent)]
     Proxy(#[from] ProxyError),
 }

@@ -140,5 +140,7 @@ pub(super) fn node_env(
             })
             .collect(),
         seed: config.seed.wrapping_add(node as u64 + 1),
+        initial_members: (0..config.nodes).collect(),
+        joining: None,
     })
 }

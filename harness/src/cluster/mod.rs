@@ -17,6 +17,7 @@ mod db;
 mod error;
 mod guard;
 mod launch;
+mod members;
 mod ports;
 mod programs;
 mod routing;
@@ -29,7 +30,8 @@ use ports::reserve_node_ports;
 use supervisor::Supervisor;
 use volume::Volumes;
 
-pub use db::{clear_dir, majority, BoxFuture, Db, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+pub use db::{clear_dir, majority, BoxFuture, Db, MemberError, Members, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+pub use members::MemberChange;
 pub use error::ClusterError;
 pub use guard::serve as serve_guard;
 pub use programs::{faultline_binary, find_on_path, this_process_is_faultline};
@@ -38,7 +40,11 @@ pub use volume::VolumeConfig;
 /// How to start a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
+    /// The nodes started, the cluster's first members.
     pub nodes: usize,
+    /// Slots beyond those, with ports, routes and a data dir but no
+    /// process until a membership change adds them (`Cluster::add_member`).
+    pub spares: usize,
     /// Root of this cluster's files: `node-<i>/data` and `node-<i>.log`.
     pub dir: PathBuf,
     /// Bound on waiting for one node to answer its readiness probe.
@@ -55,6 +61,7 @@ impl ClusterConfig {
     pub fn new(nodes: usize, dir: PathBuf, seed: u64) -> Self {
         ClusterConfig {
             nodes,
+            spares: 0,
             dir,
             ready_timeout_ms: 10_000,
             seed,
@@ -110,6 +117,9 @@ struct Inner {
     /// Proxy listeners forwarding to each node's client and peer ports.
     routes_to: Vec<RoutesTo>,
     failed_restarts: Mutex<Vec<FailedRestart>>,
+    /// The nodes that are members now, sorted: the first `nodes` at the
+    /// start, then as membership changes add and remove them.
+    members: Mutex<Vec<usize>>,
 }
 
 /// The proxy listeners whose target is one node.
@@ -139,16 +149,17 @@ impl Cluster {
         validate(&config)?;
         let proxy = FaultProxy::new(config.proxy.clone());
         let names = db.peer_port_names();
-        let reservations = reserve_node_ports(config.nodes, names.len())?;
+        let slots = config.nodes + config.spares;
+        let reservations = reserve_node_ports(slots, names.len())?;
         let layout =
             routing::open_routes(&proxy, db.peer_routing(), db.peers_dial_client_ports(), &reservations).await?;
-        let envs = (0..config.nodes)
+        let envs = (0..slots)
             .map(|node| node_env(&config, node, &reservations[node], &layout, &names))
             .collect::<Result<Vec<_>, _>>()?;
         // Without a faultline binary (a library user), PDEATHSIG alone
         // guards the nodes' direct children.
         let guard = programs::faultline_binary().ok().and_then(|program| guard::Guard::start(&program));
-        let supervisor = Supervisor::start(config.nodes, nix::sys::signal::Signal::SIGKILL, guard)?;
+        let supervisor = Supervisor::start(slots, nix::sys::signal::Signal::SIGKILL, guard)?;
         let volumes = match &config.volumes {
             Some(volume_config) => {
                 let data_dirs: Vec<PathBuf> = envs.iter().map(|env| env.data_dir.clone()).collect();
@@ -162,6 +173,7 @@ impl Cluster {
             }
             None => None,
         };
+        let members = (0..config.nodes).collect();
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 db,
@@ -173,10 +185,14 @@ impl Cluster {
                 client_addrs: layout.client_addrs,
                 routes_to: layout.routes_to,
                 failed_restarts: Mutex::new(Vec::new()),
+                members: Mutex::new(members),
             }),
         };
         let nodes = cluster.nodes();
         let mut reservations = reservations.into_iter().map(Some).collect::<Vec<_>>();
+        // A spare's ports are freed now; if another process takes one
+        // before the spare starts, its start moves it to fresh ports.
+        reservations.truncate(nodes);
         for (node, reserved) in reservations.iter_mut().enumerate() {
             drop(reserved.take()); // Free the node's ports just before its launch.
             if let Err(error) = cluster.launch(node).await {
@@ -195,8 +211,15 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The nodes the cluster started with (`0..nodes()`).
     pub fn nodes(&self) -> usize {
         self.inner.config.nodes
+    }
+
+    /// Every node number the cluster has room for, spares included
+    /// (`0..slots()`).
+    pub fn slots(&self) -> usize {
+        self.inner.config.nodes + self.inner.config.spares
     }
 
     /// The proxied client address of `node`: clients must use this one.
@@ -233,6 +256,9 @@ impl Cluster {
     /// Start the node again with the same data dir and wait until it is
     /// ready (bounded). A running or paused node is killed first.
     pub async fn restart(&self, node: usize) -> Result<(), ClusterError> {
+        if !self.is_member(node) {
+            return Ok(()); // A removed node stays down.
+        }
         self.kill(node).await?;
         self.launch(node).await?;
         self.settle_restarted(node).await
@@ -269,7 +295,8 @@ impl Cluster {
     /// (a system whose readiness needs a quorum gets one). Every node is
     /// tried; the first error is returned.
     pub async fn restart_all(&self, nodes: &[usize]) -> Result<(), ClusterError> {
-        let mut unique = nodes.to_vec();
+        // A removed node stays down.
+        let mut unique: Vec<usize> = nodes.iter().copied().filter(|node| self.is_member(*node)).collect();
         unique.sort_unstable();
         unique.dedup();
         let mut first_error = None;
@@ -319,10 +346,9 @@ impl Cluster {
             .map_err(|_| ClusterError::SupervisorGone)?
     }
 
-    /// The leader as the running nodes report it (best effort).
+    /// The leader as the running members report it (best effort).
     pub async fn leader(&self) -> Option<usize> {
-        let all: Vec<usize> = (0..self.nodes()).collect();
-        self.leader_among(&all).await
+        self.leader_among(&self.members()).await
     }
 
     /// The leader as the running nodes among `nodes` report it: what one
@@ -337,22 +363,25 @@ impl Cluster {
             return None;
         }
         // A system could name a node that does not exist; that is no leader.
-        self.inner.db.leader(&envs).await.filter(|leader| *leader < self.nodes())
+        self.inner.db.leader(&envs).await.filter(|leader| *leader < self.slots())
     }
 
-    /// Each node's digest of its applied state, asked of all at once; None
-    /// for a node that is not running or did not answer.
-    pub async fn digests(&self) -> Vec<Option<StateDigest>> {
-        let envs: Vec<NodeEnv> = lock(&self.inner.envs).clone();
+    /// Each member's digest of its applied state, asked of all at once,
+    /// by node; None for a member that is not running or did not answer.
+    pub async fn digests(&self) -> Vec<(usize, Option<StateDigest>)> {
+        let members = self.members();
+        let envs: Vec<NodeEnv> = members.iter().map(|node| self.node_env(*node)).collect();
         let mut probes = tokio::task::JoinSet::new();
         for env in envs.into_iter().filter(|env| self.node_state(env.node) == NodeState::Running) {
             let db = self.inner.db.clone();
             probes.spawn(async move { (env.node, db.digest(env.node, &env).await) });
         }
-        let mut digests = vec![None; self.nodes()];
+        let mut digests: Vec<(usize, Option<StateDigest>)> = members.iter().map(|node| (*node, None)).collect();
         while let Some(answer) = probes.join_next().await {
             if let Ok((node, digest)) = answer {
-                digests[node] = digest;
+                if let Some(slot) = digests.iter_mut().find(|(member, _)| *member == node) {
+                    slot.1 = digest;
+                }
             }
         }
         digests
@@ -373,8 +402,10 @@ impl Cluster {
         lock(&self.inner.failed_restarts).clone()
     }
 
+    /// The log of every node that ran, removed ones included.
     pub fn log_paths(&self) -> Vec<PathBuf> {
-        lock(&self.inner.envs).iter().map(|env| env.log_path.clone()).collect()
+        let envs = lock(&self.inner.envs);
+        envs.iter().filter(|env| env.node < self.nodes() || env.log_path.exists()).map(|env| env.log_path.clone()).collect()
     }
 
     /// The patterns that mark an error line in a node log (from the `Db`).
@@ -401,7 +432,7 @@ impl Cluster {
     }
 
     fn check(&self, node: usize) -> Result<(), ClusterError> {
-        if node < self.nodes() {
+        if node < self.slots() {
             Ok(())
         } else {
             Err(ClusterError::NoSuchNode(node))
@@ -414,8 +445,11 @@ impl Cluster {
 const NODES_MAX: usize = 64;
 
 fn validate(config: &ClusterConfig) -> Result<(), ClusterError> {
-    if config.nodes == 0 || config.nodes > NODES_MAX {
-        return Err(ClusterError::Config(format!("nodes must be in 1..={NODES_MAX}, not {}", config.nodes)));
+    if config.nodes == 0 || config.nodes + config.spares > NODES_MAX {
+        return Err(ClusterError::Config(format!(
+            "nodes and spares must be in 1..={NODES_MAX} together, not {} + {}",
+            config.nodes, config.spares
+        )));
     }
     if config.ready_timeout_ms == 0 {
         return Err(ClusterError::Config("ready_timeout_ms must be positive".into()));

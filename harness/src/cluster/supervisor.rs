@@ -46,6 +46,9 @@ struct Slot {
     paused: bool,
     /// Exits while starting are startup failures, reported by `start`.
     starting: bool,
+    /// Being removed from the cluster: an exit of its own is expected (a
+    /// removed etcd member stops itself). Cleared at the next spawn.
+    leaving: bool,
     last_exit: Option<Exit>,
 }
 
@@ -130,6 +133,11 @@ impl Supervisor {
         killpg(pid_of(child), signal).map_err(|source| ClusterError::Signal { node, source })?;
         slot.paused = paused;
         Ok(())
+    }
+
+    /// Whether the node is being removed (its own exit is then no crash).
+    pub(crate) fn set_leaving(&self, node: usize, leaving: bool) {
+        lock(&self.table).slots[node].leaving = leaving;
     }
 
     pub(crate) fn started(&self, node: usize) {
@@ -263,7 +271,7 @@ fn spawn(
     let pid = child.id();
     let _ = writeln!(note, "--- faultline supervisor: node {node} is pid {pid}");
     let slot = &mut table.slots[node];
-    *slot = Slot { child: Some(child), paused: false, starting: true, last_exit: slot.last_exit };
+    *slot = Slot { child: Some(child), paused: false, starting: true, leaving: false, last_exit: slot.last_exit };
     Ok(pid)
 }
 
@@ -330,12 +338,12 @@ fn reap(table: &mut Table) -> Vec<u32> {
         // Whatever the node started in its group dies with it. The group id
         // is not reused while any member lives, so this reaches only them.
         let _ = killpg(pid_of(child), Signal::SIGKILL);
-        let starting = slot.starting;
+        let expected = slot.starting || slot.leaving;
         slot.child = None;
         slot.paused = false;
         slot.last_exit = Some(exit);
         reaped.push(exit.pid);
-        if !starting {
+        if !expected {
             table.unexpected.push(UnexpectedExit { node, pid: exit.pid, code: exit.code, signal: exit.signal });
         }
     }

@@ -38,6 +38,9 @@ pub struct Capabilities {
     /// `Db::digest` reports a digest of each node's applied state: the
     /// convergence check compares them once the cluster has settled.
     pub digest: bool,
+    /// `Db::add_member`, `promote_member`, `remove_member` and `members`
+    /// work: the `membership` fault family can run.
+    pub membership: bool,
 }
 
 /// One system under test, configured.

@@ -47,13 +47,13 @@ impl Convergence {
         let mut convergence = Convergence { timeout_ms, ..Convergence::default() };
         // Bounded by the deadline.
         loop {
-            let digests = cluster.digests().await;
+            let reports = cluster.digests().await;
             convergence.rounds += 1;
-            convergence.nodes = digests
+            convergence.nodes = reports
                 .iter()
-                .enumerate()
-                .map(|(node, digest)| NodeDigest { node: node_name(node), digest: digest.clone() })
+                .map(|(node, digest)| NodeDigest { node: node_name(*node), digest: digest.clone() })
                 .collect();
+            let digests: Vec<Option<StateDigest>> = reports.into_iter().map(|(_, digest)| digest).collect();
             convergence.settled = settled(&digests);
             convergence.waited_ms = started.elapsed().as_millis() as u64;
             let same = agree(&digests);

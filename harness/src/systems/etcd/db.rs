@@ -4,17 +4,19 @@
 //! traffic uses shared proxy routes (the proxy finds the connecting member
 //! from the socket table); every member advertises its proxied peer
 //! address, and serves clients on its own port, reached through the
-//! per-node client route.
+//! per-node client route. Members are added (as learners), promoted and
+//! removed through etcd's own requests (`db/membership.rs`).
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster::{BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+use crate::cluster::{BoxFuture, ClusterError, Db, MemberError, Members, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 use crate::cluster::{find_on_path, majority};
 
 use super::http::HttpConnection;
+mod membership;
 
 /// How to run etcd.
 #[derive(Clone, Debug)]
@@ -50,19 +52,42 @@ impl EtcdDb {
 }
 
 /// Member `node`'s name.
-fn member_name(node: usize) -> String {
+pub(super) fn member_name(node: usize) -> String {
     format!("n{node}")
 }
 
-/// `n0=http://a,n1=http://b,...` from a node's shared peer view, which
-/// holds every node including itself.
-fn initial_cluster(node: usize, env: &NodeEnv) -> Result<(String, SocketAddr), ClusterError> {
-    let own = env.peer_dial.iter().find(|(peer, _)| *peer == node).map(|(_, addr)| *addr).ok_or_else(|| {
-        ClusterError::Config(format!("etcd node {node}: shared peer routing gave no address for the node itself"))
-    })?;
-    let members: Vec<String> =
-        env.peer_dial.iter().map(|(peer, addr)| format!("{}=http://{addr}", member_name(*peer))).collect();
-    Ok((members.join(","), own))
+/// How a member starts: its `--initial-cluster` (`n0=http://a,...`), the
+/// peer address it advertises, and its `--initial-cluster-state`.
+#[derive(Debug, PartialEq, Eq)]
+struct InitialCluster {
+    members: String,
+    advertised: SocketAddr,
+    state: &'static str,
+}
+
+/// A node the cluster started with bootstraps a new cluster with the
+/// other initial members; a node added later joins the members it was
+/// added to (itself included), which already run. Peer URLs are the
+/// shared proxied addresses of `env.peer_dial`, which holds every slot.
+fn initial_cluster(node: usize, env: &NodeEnv) -> Result<InitialCluster, ClusterError> {
+    let (members, state) = match &env.joining {
+        Some(members) => (members, "existing"),
+        None => (&env.initial_members, "new"),
+    };
+    if !members.contains(&node) {
+        return Err(ClusterError::Config(format!("etcd node {node} is not among the members it starts with, {members:?}")));
+    }
+    let address = |member: usize| {
+        env.peer_dial.iter().find(|(peer, _)| *peer == member).map(|(_, addr)| *addr).ok_or_else(|| {
+            ClusterError::Config(format!("etcd node {node}: shared peer routing gave no address for node {member}"))
+        })
+    };
+    let advertised = address(node)?;
+    let urls = members
+        .iter()
+        .map(|member| Ok(format!("{}=http://{}", member_name(*member), address(*member)?)))
+        .collect::<Result<Vec<_>, ClusterError>>()?;
+    Ok(InitialCluster { members: urls.join(","), advertised, state })
 }
 
 impl Db for EtcdDb {
@@ -75,16 +100,16 @@ impl Db for EtcdDb {
     }
 
     fn launch(&self, node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
-        let (cluster, own_peer) = initial_cluster(node, env)?;
+        let cluster = initial_cluster(node, env)?;
         let mut args = vec![
             format!("--name={}", member_name(node)),
             format!("--data-dir={}", env.data_dir.display()),
             format!("--listen-client-urls=http://{}", env.client_listen),
             format!("--advertise-client-urls=http://{}", env.client_listen),
             format!("--listen-peer-urls=http://{}", env.peer_listen),
-            format!("--initial-advertise-peer-urls=http://{own_peer}"),
-            format!("--initial-cluster={cluster}"),
-            "--initial-cluster-state=new".to_string(),
+            format!("--initial-advertise-peer-urls=http://{}", cluster.advertised),
+            format!("--initial-cluster={}", cluster.members),
+            format!("--initial-cluster-state={}", cluster.state),
             format!("--initial-cluster-token={}", self.cluster_token),
             format!("--election-timeout={}", self.election_timeout_ms),
             format!("--heartbeat-interval={}", self.heartbeat_interval_ms),
@@ -152,13 +177,33 @@ impl Db for EtcdDb {
             Some(StateDigest { position: revision, digest: format!("{:016x}", std::hash::Hasher::finish(&hasher)) })
         })
     }
+
+    fn supports_membership(&self) -> bool {
+        true
+    }
+
+    fn add_member<'a>(&'a self, node: usize, env: &'a NodeEnv, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::add(node, env, members))
+    }
+
+    fn promote_member<'a>(&'a self, node: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::promote(node, members))
+    }
+
+    fn remove_member<'a>(&'a self, node: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::remove(node, members))
+    }
+
+    fn members<'a>(&'a self, members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {
+        Box::pin(membership::reported(members))
+    }
 }
 
 /// Keys one digest covers at most; a member holding more reports none.
 const DIGEST_KEYS_MAX: u64 = 100_000;
 
 /// One bounded gateway request straight to a member (not proxied).
-async fn probe(addr: SocketAddr, path: &str, body: Option<&[u8]>) -> Option<Value> {
+pub(super) async fn probe(addr: SocketAddr, path: &str, body: Option<&[u8]>) -> Option<Value> {
     let exchange = async {
         let mut connection = HttpConnection::new(addr, PROBE_TIMEOUT_MS);
         let response = connection.request(path, body).await.ok()?;
@@ -171,6 +216,8 @@ async fn probe(addr: SocketAddr, path: &str, body: Option<&[u8]>) -> Option<Valu
 mod tests {
     use super::*;
 
+    /// Node `node` of a cluster started with nodes 0..3 and one spare
+    /// slot, 3: shared routing lists every slot.
     fn env(node: usize) -> NodeEnv {
         NodeEnv {
             node,
@@ -178,27 +225,55 @@ mod tests {
             log_path: "/tmp/l".into(),
             client_listen: "127.0.0.1:7001".parse().unwrap(),
             peer_listen: "127.0.0.1:8001".parse().unwrap(),
-            peer_dial: vec![
-                (0, "127.0.0.1:9000".parse().unwrap()),
-                (1, "127.0.0.1:9001".parse().unwrap()),
-                (2, "127.0.0.1:9002".parse().unwrap()),
-            ],
+            peer_dial: (0..4).map(|peer| (peer, format!("127.0.0.1:900{peer}").parse().unwrap())).collect(),
             client_peer_dial: Vec::new(),
             named_peers: Vec::new(),
             seed: 1,
+            initial_members: vec![0, 1, 2],
+            joining: None,
         }
     }
 
+    fn arg<'a>(launch: &'a NodeLaunch, flag: &str) -> Option<&'a str> {
+        launch.args.iter().find_map(|arg| arg.strip_prefix(flag)?.strip_prefix('='))
+    }
+
     #[test]
-    fn launch_advertises_the_shared_proxied_peer_view() {
+    fn an_initial_member_bootstraps_with_the_initial_members_only() {
         let launch = EtcdDb::new("/usr/bin/etcd".into()).launch(1, &env(1)).unwrap();
-        let args = launch.args.join(" ");
-        assert!(args.contains("--initial-advertise-peer-urls=http://127.0.0.1:9001"), "{args}");
-        assert!(
-            args.contains("--initial-cluster=n0=http://127.0.0.1:9000,n1=http://127.0.0.1:9001,n2=http://127.0.0.1:9002"),
-            "{args}"
+        assert_eq!(arg(&launch, "--initial-advertise-peer-urls"), Some("http://127.0.0.1:9001"));
+        assert_eq!(
+            arg(&launch, "--initial-cluster"),
+            Some("n0=http://127.0.0.1:9000,n1=http://127.0.0.1:9001,n2=http://127.0.0.1:9002"),
+            "the spare slot 3 is no bootstrap member"
         );
-        assert!(args.contains("--listen-peer-urls=http://127.0.0.1:8001"), "{args}");
+        assert_eq!(arg(&launch, "--initial-cluster-state"), Some("new"));
+        assert_eq!(arg(&launch, "--listen-peer-urls"), Some("http://127.0.0.1:8001"));
+        assert_eq!(arg(&launch, "--name"), Some("n1"));
+    }
+
+    #[test]
+    fn a_joining_node_names_the_members_it_joins_and_existing_state() {
+        let mut joining = env(3);
+        // Node 0 was removed before 3 joined.
+        joining.joining = Some(vec![1, 2, 3]);
+        let launch = EtcdDb::new("/usr/bin/etcd".into()).launch(3, &joining).unwrap();
+        assert_eq!(arg(&launch, "--name"), Some("n3"));
+        assert_eq!(arg(&launch, "--initial-advertise-peer-urls"), Some("http://127.0.0.1:9003"));
+        assert_eq!(
+            arg(&launch, "--initial-cluster"),
+            Some("n1=http://127.0.0.1:9001,n2=http://127.0.0.1:9002,n3=http://127.0.0.1:9003")
+        );
+        assert_eq!(arg(&launch, "--initial-cluster-state"), Some("existing"));
+    }
+
+    #[test]
+    fn a_node_outside_the_members_it_starts_with_is_a_config_error() {
+        let db = EtcdDb::new("/x".into());
+        assert!(matches!(db.launch(3, &env(3)), Err(ClusterError::Config(_))), "a spare is no initial member");
+        let mut joining = env(3);
+        joining.joining = Some(vec![0, 1, 2]);
+        assert!(matches!(db.launch(3, &joining), Err(ClusterError::Config(_))));
     }
 
     #[test]
@@ -206,5 +281,9 @@ mod tests {
         let mut partial = env(1);
         partial.peer_dial.retain(|(peer, _)| *peer != 1);
         assert!(matches!(EtcdDb::new("/x".into()).launch(1, &partial), Err(ClusterError::Config(_))));
+        let mut joining = env(3);
+        joining.joining = Some(vec![0, 3]);
+        joining.peer_dial.retain(|(peer, _)| *peer != 0);
+        assert!(matches!(EtcdDb::new("/x".into()).launch(3, &joining), Err(ClusterError::Config(_))));
     }
 }

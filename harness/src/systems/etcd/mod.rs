@@ -1,5 +1,6 @@
 //! etcd (v3.4+, the Debian package `etcd-server`), one member per node,
-//! driven through its v3 HTTP/JSON gateway.
+//! driven through its v3 HTTP/JSON gateway, which also adds (as learners),
+//! promotes and removes members.
 //!
 //! Fields of the `cluster` section: `node_binary` (the etcd binary; found
 //! on the PATH when absent), `election_timeout` and `heartbeat_interval`
@@ -70,7 +71,7 @@ impl System for Etcd {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true, digest: true }
+        Capabilities { leader: true, digest: true, membership: true }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

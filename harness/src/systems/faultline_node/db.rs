@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, MemberError, Members, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+
+mod membership;
 
 /// How to run faultline-node.
 #[derive(Clone, Debug)]
@@ -67,6 +69,11 @@ impl Db for FaultlineNodeDb {
         if let Some(ms) = self.heartbeat_interval_ms {
             args.extend(["--heartbeat-interval-ms".to_string(), ms.to_string()]);
         }
+        if env.initial_members.len() < env.peer_dial.len() + 1 {
+            // Spare slots are peers but not bootstrap voters.
+            let voters: Vec<String> = env.initial_members.iter().map(|member| (member + 1).to_string()).collect();
+            args.extend(["--voters".to_string(), voters.join(",")]);
+        }
         args.extend(self.extra_args.iter().cloned());
         Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new() })
     }
@@ -111,6 +118,26 @@ impl Db for FaultlineNodeDb {
     fn digest<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
         Box::pin(FaultlineNodeDb::status_digest(env))
     }
+
+    fn supports_membership(&self) -> bool {
+        true
+    }
+
+    fn add_member<'a>(&'a self, node: usize, _env: &'a NodeEnv, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::change("member_add", node, members))
+    }
+
+    fn promote_member<'a>(&'a self, node: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::change("member_promote", node, members))
+    }
+
+    fn remove_member<'a>(&'a self, node: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::change("member_remove", node, members))
+    }
+
+    fn members<'a>(&'a self, members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {
+        Box::pin(membership::reported(members))
+    }
 }
 
 impl FaultlineNodeDb {
@@ -129,15 +156,21 @@ const STATUS_TIMEOUT_MS: u64 = 300;
 const STATUS_LINE_BYTES_MAX: u64 = 64 * 1024;
 
 /// The node's answer to `{"id":1,"op":"status"}`, if it gives one in time.
-async fn status(addr: SocketAddr) -> Option<serde_json::Value> {
+pub(super) async fn status(addr: SocketAddr) -> Option<serde_json::Value> {
+    ask(addr, "{\"id\":1,\"op\":\"status\"}\n", STATUS_TIMEOUT_MS).await
+}
+
+/// The node's answer to one request line, if it gives one within
+/// `timeout_ms`.
+pub(super) async fn ask(addr: SocketAddr, line: &str, timeout_ms: u64) -> Option<serde_json::Value> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
-        stream.write_all(b"{\"id\":1,\"op\":\"status\"}\n").await.ok()?;
-        let mut line = String::new();
-        BufReader::new(stream).take(STATUS_LINE_BYTES_MAX).read_line(&mut line).await.ok()?;
-        serde_json::from_str(&line).ok()
+        stream.write_all(line.as_bytes()).await.ok()?;
+        let mut answer = String::new();
+        BufReader::new(stream).take(STATUS_LINE_BYTES_MAX).read_line(&mut answer).await.ok()?;
+        serde_json::from_str(&answer).ok()
     };
-    tokio::time::timeout(Duration::from_millis(STATUS_TIMEOUT_MS), exchange).await.ok().flatten()
+    tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await.ok().flatten()
 }
 
 /// The faultline-node binary: `FAULTLINE_NODE_BIN`, else next to the current
@@ -204,6 +237,8 @@ mod tests {
             client_peer_dial: Vec::new(),
             named_peers: Vec::new(),
             seed: 5,
+            initial_members: vec![0, 1, 2],
+            joining: None,
         };
         let launch = db.launch(1, &env).unwrap();
         let args = launch.args.join(" ");

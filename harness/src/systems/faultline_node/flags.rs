@@ -6,7 +6,7 @@
 pub const MODE_NAMES: [&str; 4] = ["raft", "sync", "semi-sync", "async"];
 
 /// Planted bugs (`--bugs`), in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 8] = [
+pub const BUG_NAMES: [&str; 10] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -15,6 +15,8 @@ pub const BUG_NAMES: [&str; 8] = [
     "commit-old-term",
     "no-fsync",
     "corrupt-replica",
+    "promote-before-caught-up",
+    "concurrent-changes",
 ];
 
 pub fn check_mode(mode: &str) -> Result<(), String> {

@@ -8,22 +8,33 @@
 //! port accepts a TCP connection). Templates see `{node}` (0-based), `{id}`
 //! (1-based), `{data_dir}`, `{client_addr}`, `{client_port}`, `{peer_addr}`,
 //! `{peer_port}`, `{peers}` (`id=host:port,...` of the proxied peer
-//! addresses this node dials) and `{peer_addrs}` (`host:port,...`).
+//! addresses this node dials), `{peer_addrs}` (`host:port,...`),
+//! `{members}` / `{member_ids}` (the nodes it starts or joins with) and
+//! `{cluster_state}` (`new`, or `existing` when it joins a running
+//! cluster). The membership commands are run by [`membership`].
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
-use tokio::io::AsyncReadExt;
+use super::MemberCommands;
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, MemberError, Members, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
 
-use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+mod membership;
+
+pub use membership::EXIT_RETRY;
+use membership::Change;
 
 /// Bound on one `ready` or `leader` command (under the cluster's 1 s
 /// probe bound).
 const READY_COMMAND_TIMEOUT_MS: u64 = 900;
-/// Output of a probe command read at most.
+/// Output of a probe command read at most (stdout's first bytes, stderr's
+/// last).
 const PROBE_OUTPUT_BYTES_MAX: u64 = 4096;
 /// Bound on one `wipe` command.
 const WIPE_COMMAND_TIMEOUT_MS: u64 = 10_000;
@@ -45,6 +56,13 @@ pub struct GenericDb {
     /// Names of the further peer ports each node serves.
     pub peer_ports: Vec<String>,
     pub log_error_patterns: Vec<String>,
+    /// The optional membership commands; changes need `add_member` and
+    /// `remove_member`.
+    pub membership: MemberCommands,
+    /// How many changes were sent: without a `leader` command, a change
+    /// goes to the running members in turn, so one a partition cut off
+    /// does not take every retry.
+    pub(super) turn: Arc<AtomicUsize>,
     /// Working directory of every command; None: the harness's own
     /// (the docs say to run generic specs from where their paths start).
     pub dir: Option<PathBuf>,
@@ -54,12 +72,20 @@ pub struct GenericDb {
 /// main peer port's (`{peer_port}`, `{peers}`, `{advertise_addr}`, ...) and
 /// each named one's (`{peer_port:election}`, `{peers:election}`, ...).
 pub fn render(template: &str, env: &NodeEnv) -> String {
+    // A joining node starts with the members it joins, the others with the
+    // cluster's first members.
+    let members = env.joining.as_ref().unwrap_or(&env.initial_members);
+    let list = |offset: usize| members.iter().map(|member| (member + offset).to_string()).collect::<Vec<_>>().join(",");
+    let cluster_state = if env.joining.is_some() { "existing" } else { "new" };
     let mut text = template
         .replace("{node}", &env.node.to_string())
         .replace("{id}", &(env.node + 1).to_string())
         .replace("{data_dir}", &env.data_dir.display().to_string())
         .replace("{client_addr}", &env.client_listen.to_string())
-        .replace("{client_port}", &env.client_listen.port().to_string());
+        .replace("{client_port}", &env.client_listen.port().to_string())
+        .replace("{members}", &list(0))
+        .replace("{member_ids}", &list(1))
+        .replace("{cluster_state}", cluster_state);
     text = render_port(&text, "", env.peer_listen, &env.peer_dial, env.node);
     for port in &env.named_peers {
         text = render_port(&text, &format!(":{}", port.name), port.listen, &port.dial, env.node);
@@ -98,6 +124,20 @@ impl GenericDb {
             None => script,
         };
         NodeLaunch { program: PathBuf::from("/bin/sh"), args: vec!["-c".to_string(), script], env }
+    }
+
+    /// The outputs of `template` run for every node of `envs` at once, of
+    /// those that exited 0 in time.
+    async fn probe_all(&self, template: &str, envs: &[NodeEnv]) -> Vec<String> {
+        let mut probes = tokio::task::JoinSet::new();
+        for env in envs {
+            probes.spawn(run_probe(self.shell(render(template, env))));
+        }
+        let mut outputs = Vec::with_capacity(envs.len());
+        while let Some(output) = probes.join_next().await {
+            outputs.extend(output.ok().flatten());
+        }
+        outputs
     }
 
     fn run_wipe(&self, template: &str, env: &NodeEnv) -> Result<(), ClusterError> {
@@ -173,15 +213,8 @@ impl Db for GenericDb {
     /// generic system names no leader.
     fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
         Box::pin(async move {
-            let template = self.leader.as_deref()?;
-            let mut probes = tokio::task::JoinSet::new();
-            for env in envs {
-                probes.spawn(run_probe(self.shell(render(template, env))));
-            }
-            let mut answers = Vec::with_capacity(envs.len());
-            while let Some(output) = probes.join_next().await {
-                answers.extend(output.ok().flatten().as_deref().and_then(parse_node));
-            }
+            let outputs = self.probe_all(self.leader.as_deref()?, envs).await;
+            let answers: Vec<usize> = outputs.iter().filter_map(|output| parse_node(output)).collect();
             majority(&answers)
         })
     }
@@ -192,37 +225,91 @@ impl Db for GenericDb {
             parse_digest(&output)
         })
     }
+
+    /// Both `add_member` and `remove_member` are given.
+    fn supports_membership(&self) -> bool {
+        self.membership.supported()
+    }
+
+    fn add_member<'a>(&'a self, node: usize, env: &'a NodeEnv, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(self.change(Change::Add, node, Some(env), members))
+    }
+
+    fn promote_member<'a>(&'a self, node: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(self.change(Change::Promote, node, None, members))
+    }
+
+    fn remove_member<'a>(&'a self, node: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(self.change(Change::Remove, node, None, members))
+    }
+
+    fn members<'a>(&'a self, members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {
+        Box::pin(self.reported_members(members))
+    }
 }
 
-/// Runs a probe command (`ready`, `leader`) of one node, bounded; its
-/// output when it exits 0, else None.
+/// How a bounded command ended: its exit code (None: killed by a signal),
+/// the first bytes of its stdout and the last of its stderr.
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs a probe command (`ready`, `leader`, `digest`, `members`) of one
+/// node, bounded; its output when it exits 0, else None.
 async fn run_probe(launch: NodeLaunch) -> Option<String> {
+    let finished = run_bounded(launch, READY_COMMAND_TIMEOUT_MS).await.ok()?;
+    (finished.code == Some(0)).then_some(finished.stdout)
+}
+
+/// Runs one command in its own process group, bounded by `timeout_ms`;
+/// Err says why it did not finish (it could not start, or it ran out of
+/// time and its process group was killed).
+async fn run_bounded(launch: NodeLaunch, timeout_ms: u64) -> Result<Finished, String> {
     let mut command = tokio::process::Command::new(&launch.program);
     command
         .args(&launch.args)
         .envs(launch.env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().ok()?;
-    let mut stdout = child.stdout.take()?;
+    let mut child = command.spawn().map_err(|error| format!("could not start: {error}"))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err("has no output pipes".into());
+    };
+    let mut stdout = stdout.take(PROBE_OUTPUT_BYTES_MAX);
     let run = async {
         let mut output = Vec::new();
-        (&mut stdout).take(PROBE_OUTPUT_BYTES_MAX).read_to_end(&mut output).await.ok()?;
+        let head = stdout.read_to_end(&mut output);
+        let (_, tail) = tokio::join!(head, read_tail(stderr, PROBE_OUTPUT_BYTES_MAX as usize));
         let status = child.wait().await.ok()?;
-        status.success().then(|| String::from_utf8_lossy(&output).into_owned())
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Some(Finished { code: status.code(), stdout: text(&output), stderr: text(&tail) })
     };
-    let bound = Duration::from_millis(READY_COMMAND_TIMEOUT_MS);
-    let answer = tokio::time::timeout(bound, run).await.ok().flatten();
-    if answer.is_none() {
+    let finished = tokio::time::timeout(Duration::from_millis(timeout_ms), run).await.ok().flatten();
+    if finished.is_none() {
         if let Some(pid) = child.id() {
             let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
         }
         let _ = child.kill().await;
     }
-    answer
+    finished.ok_or_else(|| format!("did not finish within {timeout_ms} ms"))
+}
+
+/// The last `bytes_max` bytes `reader` gives before its end (bounded by
+/// the caller's timeout).
+async fn read_tail(mut reader: impl AsyncRead + Unpin, bytes_max: usize) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while let Ok(count @ 1..) = reader.read(&mut chunk).await {
+        tail.extend_from_slice(&chunk[..count]);
+        let excess = tail.len().saturating_sub(bytes_max);
+        tail.drain(..excess);
+    }
+    tail
 }
 
 /// A `digest` command's answer: `DIGEST`, or `POSITION DIGEST`.
@@ -259,6 +346,8 @@ mod tests {
             client_peer_dial: Vec::new(),
             named_peers: Vec::new(),
             seed: 1,
+            initial_members: vec![0, 1, 2],
+            joining: None,
         }
     }
 
@@ -269,6 +358,24 @@ mod tests {
             text,
             "n1 i2 /tmp/g 127.0.0.1:7001 7001 127.0.0.1:8001 8001 [1=127.0.0.1:9000,3=127.0.0.1:9002] [127.0.0.1:9000,127.0.0.1:9002]"
         );
+        let members = "{members} {member_ids} {cluster_state}";
+        assert_eq!(render(members, &env()), "0,1,2 1,2,3 new", "a first member starts with the first members");
+        let joining = NodeEnv { node: 3, joining: Some(vec![0, 2, 3]), ..env() };
+        assert_eq!(render(members, &joining), "0,2,3 1,3,4 existing", "a joining node with those it joins");
+    }
+
+    #[tokio::test]
+    async fn bounded_commands_keep_the_end_of_stderr_and_are_killed_in_time() {
+        let shell = |script: &str| db(None, None).shell(script.to_string());
+        let finished = run_bounded(shell("echo out; echo first >&2; echo last >&2; exit 3"), 900).await.unwrap();
+        assert_eq!((finished.code, finished.stdout.as_str(), finished.stderr.as_str()), (Some(3), "out\n", "first\nlast\n"));
+        let long = run_bounded(shell("head -c 10000 /dev/zero | tr '\\0' x >&2; echo end >&2"), 900).await.unwrap();
+        assert_eq!(long.stderr.len(), PROBE_OUTPUT_BYTES_MAX as usize);
+        assert!(long.stderr.ends_with("xxxend\n"), "the tail is kept");
+        let started = Instant::now();
+        let error = run_bounded(shell("sleep 5 & sleep 5"), 200).await.err();
+        assert_eq!(error.as_deref(), Some("did not finish within 200 ms"));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     fn db(ready: Option<&str>, wipe: Option<&str>) -> GenericDb {
@@ -282,6 +389,8 @@ mod tests {
             peer_routing: PeerRouting::PerPair,
             peer_ports: Vec::new(),
             log_error_patterns: vec![],
+            membership: MemberCommands::default(),
+            turn: Arc::default(),
             dir: None,
         }
     }

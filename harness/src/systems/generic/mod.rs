@@ -2,22 +2,24 @@
 //! harness/docs/adapters.md). The `cluster.generic` section says how to
 //! start, wipe and probe a node ([`db`]) and which client to use: an
 //! external program of the user's speaking faultline's line protocol
-//! ([`external`]), or the client of a registered system.
+//! ([`external`]), or the client of a registered system. Optional
+//! membership commands ([`MemberCommands`]) let the `membership` faults run.
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db, PeerRouting};
 use crate::fields::SpecError;
 
-use super::{read_options, Capabilities, Configured, Protocols, Registration, System};
+use super::{fields_of, read_options, Capabilities, Configured, Protocols, Registration, System};
 
 pub mod db;
 pub mod external;
 
-pub use db::GenericDb;
+pub use db::{GenericDb, EXIT_RETRY};
 pub use external::{ExternalClient, ExternalCommand};
 
 pub const REGISTRATION: Registration =
@@ -65,6 +67,87 @@ pub struct GenericSpec {
     /// The external client program (`client: external`), run by /bin/sh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_command: Option<String>,
+}
+
+/// The optional membership commands of `cluster.generic`. Each change runs
+/// against one running member, with that member's placeholders and the
+/// target's (`{target}`, `{target_id}`, `{target_client_addr}`,
+/// `{target_peer_addr}`); see `db/membership.rs`. They sit beside
+/// [`GenericSpec`] rather than in it, so code that builds a GenericSpec
+/// field by field (tests, library users) keeps compiling.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberCommands {
+    /// Asks the cluster to take in the target as a learner (a member that
+    /// replicates but does not vote), before the target is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_member: Option<String>,
+    /// Makes the learner target a voter; without it a node counts as done
+    /// once added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_member: Option<String>,
+    /// Takes the target out of the cluster; the harness stops it afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_member: Option<String>,
+    /// Prints `{"voters":[..],"learners":[..]}` as node i knows it (each
+    /// node as the `leader` command names one: `2` or `"n3"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<String>,
+}
+
+impl MemberCommands {
+    const FIELDS: [&'static str; 4] = ["add_member", "promote_member", "remove_member", "members"];
+
+    /// Membership changes work: `add_member` and `remove_member` are given.
+    pub fn supported(&self) -> bool {
+        self.add_member.is_some() && self.remove_member.is_some()
+    }
+
+    fn templates(&self) -> Vec<(&'static str, &str)> {
+        let fields = [&self.add_member, &self.promote_member, &self.remove_member, &self.members];
+        Self::FIELDS.into_iter().zip(fields).filter_map(|(field, template)| Some((field, template.as_deref()?))).collect()
+    }
+
+    /// Each command checked like `spec`'s own; a change needs both `add_member`
+    /// and `remove_member`, and the other two are only used with them.
+    pub fn validate(&self, spec: &GenericSpec) -> Result<(), (String, String)> {
+        let error = |field: &str, message: &str| Err((format!("cluster.generic.{field}"), message.to_string()));
+        for (field, template) in self.templates() {
+            if template.trim().is_empty() {
+                return error(field, "must be a command");
+            }
+            if let Err(message) = spec.check_placeholders(template) {
+                return Err((format!("cluster.generic.{field}"), message));
+            }
+        }
+        match (&self.add_member, &self.remove_member) {
+            (Some(_), None) => error("remove_member", "is required with add_member (a system that adds nodes must remove them)"),
+            (None, Some(_)) => error("add_member", "is required with remove_member (a system that removes nodes must add them)"),
+            (None, None) if self.promote_member.is_some() => error("promote_member", "is only used with add_member and remove_member"),
+            (None, None) if self.members.is_some() => error("members", "is only used with add_member and remove_member"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the membership fields out of the `cluster.generic` section of
+    /// `options`, so what is left reads as a [`GenericSpec`].
+    fn take(options: &mut serde_json::Map<String, Value>) -> Result<MemberCommands, SpecError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Section {
+            generic: MemberCommands,
+        }
+        let mut fields = serde_json::Map::new();
+        if let Some(Value::Object(section)) = options.get_mut("generic") {
+            for name in Self::FIELDS {
+                if let Some(value) = section.remove(name) {
+                    fields.insert(name.to_string(), value);
+                }
+            }
+        }
+        let section = serde_json::Map::from_iter([("generic".to_string(), Value::Object(fields))]);
+        Ok(read_options::<Section>(REGISTRATION.name, &section)?.generic)
+    }
 }
 
 fn per_pair() -> String {
@@ -129,7 +212,8 @@ impl GenericSpec {
     /// Placeholders of named ports must name a declared port; the
     /// advertised address exists only with shared routing.
     fn check_placeholders(&self, template: &str) -> Result<(), String> {
-        const PORT_PLACEHOLDERS: [&str; 6] = ["peer_addr", "peer_port", "peers", "peer_addrs", "advertise_addr", "advertise_port"];
+        const PORT_PLACEHOLDERS: [&str; 7] =
+            ["peer_addr", "peer_port", "peers", "peer_addrs", "advertise_addr", "advertise_port", "target_peer_addr"];
         let mut rest = template;
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else { break };
@@ -157,7 +241,8 @@ impl GenericSpec {
         }
     }
 
-    /// The Db for a validated spec.
+    /// The Db for a validated spec, without membership commands (set
+    /// [`GenericDb::membership`] to add them).
     pub fn db(&self, dir: Option<PathBuf>) -> GenericDb {
         GenericDb {
             name: "generic".to_string(),
@@ -169,6 +254,8 @@ impl GenericSpec {
             peer_ports: self.peer_ports.clone(),
             peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
             log_error_patterns: self.log_error_patterns.clone(),
+            membership: MemberCommands::default(),
+            turn: Arc::default(),
             dir,
         }
     }
@@ -178,18 +265,27 @@ impl GenericSpec {
 #[derive(Debug, Clone)]
 pub struct Generic {
     pub spec: GenericSpec,
+    pub membership: MemberCommands,
     /// The client protocol `client:` borrows; None: the external program.
     pub borrowed: Option<fn() -> ClientFactory>,
 }
 
 fn configure(options: &serde_json::Map<String, serde_json::Value>, protocols: Protocols<'_>) -> Result<Configured, SpecError> {
-    let options: Options = read_options(REGISTRATION.name, options)?;
+    let mut options = options.clone();
+    let membership = MemberCommands::take(&mut options)?;
+    let options: Options = read_options(REGISTRATION.name, &options)?;
     let spec = options.generic.clone().ok_or_else(|| {
         SpecError::value("cluster.generic", "system: generic needs a cluster.generic section (start, client, ...)")
     })?;
     spec.validate(protocols).map_err(|(field, message)| SpecError::value(&field, message))?;
+    membership.validate(&spec).map_err(|(field, message)| SpecError::value(&field, message))?;
     let borrowed = protocols.get(&spec.client);
-    Ok(Configured::new(Arc::new(Generic { spec, borrowed }), &options))
+    let mut configured = Configured::new(Arc::new(Generic { spec, membership: membership.clone(), borrowed }), &options);
+    // The resolved spec shows the membership commands where they were written.
+    if let Some(Value::Object(section)) = configured.options.get_mut("generic") {
+        section.extend(fields_of(&membership));
+    }
+    Ok(configured)
 }
 
 impl System for Generic {
@@ -200,12 +296,14 @@ impl System for Generic {
     /// A generic system names its leader only with a `leader` command;
     /// without one, leader-targeted faults hit a seeded random node and
     /// are recorded as such.
+    /// Membership changes need both `add_member` and `remove_member`.
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some() }
+        let membership = self.membership.supported();
+        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some(), membership }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
-        Ok(Arc::new(self.spec.db(None)))
+        Ok(Arc::new(GenericDb { membership: self.membership.clone(), ..self.spec.db(None) }))
     }
 
     fn clients(&self) -> ClientFactory {
@@ -262,6 +360,41 @@ mod tests {
         assert_eq!(field(advertise.clone()), "cluster.generic.start", "advertising needs shared routing");
         assert_eq!(GenericSpec { peer_routing: "shared".into(), ..advertise }.validate(protocols), Ok(()));
         assert_eq!(GenericSpec { start: "exec sh -c 'echo ${HOME}'".into(), ..spec.clone() }.validate(protocols), Ok(()), "shell braces are left alone");
+    }
+
+    fn section(extra: &str) -> serde_json::Map<String, Value> {
+        let yaml = format!("generic:\n  start: exec ./server {{client_addr}}\n  client: external\n  client_command: ./client\n{extra}");
+        serde_saphyr::from_str(&yaml).unwrap()
+    }
+
+    fn configured(extra: &str) -> Result<Configured, String> {
+        let lent = lenders();
+        configure(&section(extra), Protocols { lent: &lent }).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn membership_needs_add_and_remove_and_each_field_is_named() {
+        let both = "  add_member: ./admin add {target_id} {target_peer_addr}\n  remove_member: ./admin remove {target_id}\n";
+        let done = configured(&format!("{both}  members: ./admin members\n")).unwrap();
+        assert!(done.system.capabilities().membership);
+        assert!(done.system.db().unwrap().supports_membership());
+        let written = &done.options["generic"];
+        assert_eq!(written["remove_member"], "./admin remove {target_id}", "the resolved spec keeps them: {written}");
+        assert!(written.get("promote_member").is_none());
+        let plain = configured("").unwrap();
+        assert!(!plain.system.capabilities().membership && !plain.system.db().unwrap().supports_membership());
+        let error = |extra: &str| configured(extra).err().unwrap_or_else(|| panic!("{extra:?} is accepted"));
+        let one_line = error("  add_member: ./admin add {target_id}\n");
+        assert!(one_line.contains("cluster.generic.remove_member") && one_line.contains("is required with add_member"), "{one_line}");
+        assert!(!one_line.contains('\n'), "{one_line}");
+        assert!(error("  remove_member: ./admin rm\n").contains("cluster.generic.add_member"));
+        assert!(error("  members: ./admin members\n").contains("cluster.generic.members"));
+        assert!(error("  promote_member: ./admin promote\n").contains("cluster.generic.promote_member"));
+        assert!(error(&format!("{both}  promote_member: ' '\n")).contains("cluster.generic.promote_member"));
+        assert!(error(&format!("{both}  members: [1]\n")).contains("cluster.generic.members"), "a type error names its field");
+        let port = error(&format!("{both}  members: ./admin {{target_peer_addr:election}}\n"));
+        assert!(port.contains("cluster.generic.members") && port.contains("names no port"), "{port}");
+        assert!(error("  remove_membr: x\n").contains("unknown field"), "typos are still refused");
     }
 
 }

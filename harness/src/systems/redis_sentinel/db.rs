@@ -285,6 +285,8 @@ mod tests {
             client_peer_dial: (0..3).map(|n| (n, SocketAddr::from(([127, 0, 0, 1], 9100 + n as u16)))).collect(),
             named_peers: Vec::new(),
             seed: 1,
+            initial_members: vec![0, 1, 2],
+            joining: None,
         }
     }
 

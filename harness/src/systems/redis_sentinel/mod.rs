@@ -55,7 +55,7 @@ impl System for RedisSentinel {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true, digest: true }
+        Capabilities { leader: true, digest: true, membership: false }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
