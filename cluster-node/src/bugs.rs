@@ -31,9 +31,6 @@ pub struct Bugs {
     /// state silently diverges from the others' (no client reads it, since
     /// reads go to the leader), which only a comparison of replicas finds.
     pub corrupt_replica: bool,
-    // The two membership bugs are switched on by the core's tests only
-    // until the harness can add and remove nodes (issue 17); `--bugs` and
-    // the matrix learn their names with it.
     /// A learner counts toward commit as if it had been promoted the moment
     /// it joined, and may be promoted before it caught up: an entry held by
     /// the leader and the learner alone commits, and the voters that lack
@@ -47,7 +44,7 @@ pub struct Bugs {
 }
 
 /// Every switch name, in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 8] = [
+pub const BUG_NAMES: [&str; 10] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -56,6 +53,8 @@ pub const BUG_NAMES: [&str; 8] = [
     "commit-old-term",
     "no-fsync",
     "corrupt-replica",
+    "promote-before-caught-up",
+    "concurrent-changes",
 ];
 
 /// A name in `--bugs` that is not a known switch.
@@ -91,6 +90,8 @@ impl Bugs {
             "commit-old-term" => &mut self.commit_old_term,
             "no-fsync" => &mut self.no_fsync,
             "corrupt-replica" => &mut self.corrupt_replica,
+            "promote-before-caught-up" => &mut self.promote_before_caught_up,
+            "concurrent-changes" => &mut self.concurrent_changes,
             _ => return None,
         })
     }

@@ -70,6 +70,18 @@ pub fn all() -> Vec<Target> {
         // replica; only comparing replicas does (the no-faults run shows
         // it). Appends keep a skipped entry visible to the end.
         bug("corrupt-replica", "append", &["pause"], "n2, as a follower, skips applying every seventh entry: without faults only the convergence check sees it (same applied index, different state); once pauses make n2 the leader, clients read its holes too"),
+        Target {
+            // A learner exists from a membership-add until the heal
+            // promotes it; concurrent partitions put it beside an isolated
+            // leader, whose writes it then commits alone with it.
+            overrides: vec![("nemesis.concurrent", "true")],
+            ..bug("promote-before-caught-up", "register", &["membership-add", "partition-leader-minority", "partition-halves"], "a learner counts toward commit: an isolated leader and a learner commit writes the voters never saw, and the majority's new leader overwrites them")
+        },
+        Target {
+            // Changes in flight on an isolated leader, then a new leader.
+            overrides: vec![("nemesis.concurrent", "true")],
+            ..bug("concurrent-changes", "register", &["membership", "partition-leader", "kill-leader"], "a leader accepts a second change before the first committed: configurations whose majorities do not overlap can each elect a leader")
+        },
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
         mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),
@@ -85,7 +97,7 @@ pub fn correct() -> Target {
         bugs: Vec::new(),
         mode: None,
         workload: "register",
-        faults: vec!["kill", "pause", "partition", "link", "power-loss", "revote", "figure-8"],
+        faults: vec!["kill", "pause", "partition", "link", "power-loss", "membership", "revote", "figure-8"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
         overrides: Vec::new(),
     }

@@ -66,6 +66,22 @@ pub enum LinkMode {
     Slow,
 }
 
+/// A membership change, through the system's own procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MembershipChange {
+    /// A free slot joins with an empty disk: added as a learner, started,
+    /// promoted once it caught up.
+    Add,
+    /// A member (the leader at times) is removed, then stopped.
+    Remove,
+    /// A member is removed, its disk wiped, and added back.
+    Replace,
+    /// A free slot is added and the leader killed while the change is in
+    /// flight.
+    Crash,
+}
+
 /// One fault kind a test may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
@@ -74,6 +90,7 @@ pub enum Fault {
     Partition(PartitionMode),
     Link(LinkMode),
     Power(PowerTarget),
+    Membership(MembershipChange),
     /// The revote scenario (`revote.rs`): one voter restarted between two
     /// elections of one term.
     Revote,
@@ -94,6 +111,7 @@ pub enum FaultFamily {
     Partition,
     Link,
     Power,
+    Membership,
     Revote,
     FigureEight,
     /// A family of your own: one fault, of the same name.
@@ -114,6 +132,8 @@ impl FaultFamily {
             FaultFamily::Power => 4,
             FaultFamily::Revote => 5,
             FaultFamily::FigureEight => 6,
+            // Above every custom family's number (7 + 16 bits).
+            FaultFamily::Membership => 0x1_0007,
             // FNV-1a: stable across builds, unlike the std hasher.
             FaultFamily::Custom(name) => {
                 let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
@@ -134,6 +154,7 @@ impl FaultFamily {
             FaultFamily::Partition => "partition",
             FaultFamily::Link => "link",
             FaultFamily::Power => "power-loss",
+            FaultFamily::Membership => "membership",
             FaultFamily::Revote => "revote",
             FaultFamily::FigureEight => "figure-8",
             FaultFamily::Custom(name) => name,
@@ -164,6 +185,12 @@ const LINKS: [Fault; 4] = [
 ];
 /// The scripted scenarios: an odd cluster, the whole network to themselves.
 const SCRIPTED: [Fault; 2] = [Fault::Revote, Fault::FigureEight];
+const MEMBERSHIPS: [Fault; 4] = [
+    Fault::Membership(MembershipChange::Add),
+    Fault::Membership(MembershipChange::Remove),
+    Fault::Membership(MembershipChange::Replace),
+    Fault::Membership(MembershipChange::Crash),
+];
 /// Faults no family or `mix` stands for, named on their own.
 const BY_NAME_ONLY: [Fault; 1] = [Fault::Partition(PartitionMode::Random)];
 const POWER_LOSSES: [Fault; 4] = [
@@ -181,6 +208,7 @@ impl Fault {
             Fault::Partition(_) => FaultFamily::Partition,
             Fault::Link(_) => FaultFamily::Link,
             Fault::Power(_) => FaultFamily::Power,
+            Fault::Membership(_) => FaultFamily::Membership,
             Fault::Revote => FaultFamily::Revote,
             Fault::FigureEight => FaultFamily::FigureEight,
             Fault::Custom(name) => FaultFamily::Custom(name),
@@ -211,6 +239,10 @@ impl Fault {
             Fault::Power(PowerTarget::Leader) => "power-loss-leader",
             Fault::Power(PowerTarget::Majority) => "power-loss-majority",
             Fault::Power(PowerTarget::All) => "power-loss-all",
+            Fault::Membership(MembershipChange::Add) => "membership-add",
+            Fault::Membership(MembershipChange::Remove) => "membership-remove",
+            Fault::Membership(MembershipChange::Replace) => "membership-replace",
+            Fault::Membership(MembershipChange::Crash) => "membership-crash",
             Fault::Revote => "revote",
             Fault::FigureEight => "figure-8",
             Fault::Custom(name) => name,
@@ -218,7 +250,8 @@ impl Fault {
     }
 
     /// Every fault `mix` (or `all`) stands for, in a fixed order: all but
-    /// power loss, which needs FUSE and root, and the scripted scenarios
+    /// power loss, which needs FUSE and root, membership changes, which
+    /// need a system that can make them, and the scripted scenarios
     /// (revote, figure-8), which need an odd cluster and own the whole
     /// network while they run; those are asked for by name.
     pub fn all() -> Vec<Fault> {
@@ -227,7 +260,7 @@ impl Fault {
 
     /// Every single fault, power loss and the scripted scenarios included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain(MEMBERSHIPS).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
     }
 
     /// Aimed at the leader (`kill-leader`, `partition-leader`, ...).
@@ -268,7 +301,7 @@ impl Fault {
             Fault::Power(PowerTarget::Majority) => 3,
             Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
-            Fault::Revote | Fault::FigureEight => 3,
+            Fault::Revote | Fault::FigureEight | Fault::Membership(_) => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
             Fault::Kill(_) | Fault::Pause(_) | Fault::Custom(_) => 1,
         }
@@ -285,6 +318,7 @@ impl Fault {
             "partition" => Some(&PARTITIONS),
             "link" => Some(&LINKS),
             "power-loss" => Some(&POWER_LOSSES),
+            "membership" => Some(&MEMBERSHIPS),
             _ => None,
         };
         if let Some(faults) = family {
@@ -297,7 +331,7 @@ impl Fault {
         }
         Fault::every().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
             format!(
-                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, mix, none, or one of {})",
+                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, membership, mix, none, or one of {})",
                 Fault::every().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
             )
         })
@@ -337,6 +371,8 @@ mod tests {
         assert_eq!(Fault::parse_name("mix").unwrap().len(), 16);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
+        assert_eq!(Fault::parse_name("membership").unwrap().len(), 4);
+        assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Membership));
         assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::FigureEight), "figure-8 is asked for by name");
         assert!(Fault::parse_name("none").unwrap().is_empty());

@@ -72,7 +72,7 @@ impl Nemesis for LinkNemesis {
             };
             let link_fault = link_fault(mode, self.settings);
             for node in &nodes {
-                for (from, to) in links_of(*node, cluster.nodes()) {
+                for (from, to) in links_of(*node, cluster.slots()) {
                     cluster.proxy().set_link_fault(from, to, link_fault);
                 }
             }

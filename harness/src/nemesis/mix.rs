@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::kill::KillNemesis;
 use super::link::{LinkNemesis, LinkSettings};
+use super::membership::MembershipNemesis;
 use super::partition::PartitionNemesis;
 use super::pause::PauseNemesis;
 use super::power::PowerNemesis;
@@ -55,6 +56,9 @@ impl Mix {
         }
         if wants(FaultFamily::Power) {
             nemeses.push(Box::new(PowerNemesis::new(stream(5))));
+        }
+        if wants(FaultFamily::Membership) {
+            nemeses.push(Box::new(MembershipNemesis::new(stream(8))));
         }
         if wants(FaultFamily::Revote) {
             nemeses.push(Box::new(RevoteNemesis::new(stream(6))));

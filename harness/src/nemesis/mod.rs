@@ -17,6 +17,7 @@ use crate::cluster::{BoxFuture, Cluster, ClusterError};
 mod fault;
 pub mod kill;
 pub mod link;
+pub mod membership;
 pub mod mix;
 pub mod partition;
 pub mod pause;
@@ -26,7 +27,7 @@ pub mod scenarios;
 pub mod schedule;
 pub mod targets;
 
-pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, PartitionMode, PauseTarget, PowerTarget};
+pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget};
 pub use mix::Mix;
 pub use schedule::{Schedule, ScheduleStep};
 pub use targets::{Targets, TargetsBy};
@@ -72,15 +73,31 @@ pub trait Nemesis: Send {
 }
 
 /// `invoke` for a nemesis that chooses and applies: asks the cluster for
-/// its leader only when the fault aims at it or (a scripted scenario)
+/// its leader only when the fault may aim at it or (a scripted scenario)
 /// builds its groups around it.
 pub async fn choose_then_apply<N: Nemesis + ?Sized>(nemesis: &mut N, fault: Fault, cluster: &Cluster) -> Result<Effect, NemesisError> {
-    let leader = match fault.is_leader_targeted() || fault.is_scripted() {
+    // Membership changes take the leader at times (a removal, a crash).
+    let leader = match fault.is_leader_targeted() || fault.is_scripted() || fault.family() == FaultFamily::Membership {
         true => cluster.leader().await,
         false => None,
     };
-    let targets = nemesis.choose(fault, cluster.nodes(), leader).ok_or(NemesisError::Unhandled(fault))?;
+    let targets = choose_among_members(nemesis, fault, &cluster.members(), leader).ok_or(NemesisError::Unhandled(fault))?;
     nemesis.apply(fault, targets, cluster).await
+}
+
+/// `choose` over the cluster's members now: the nemesis picks among
+/// positions `0..members.len()` (the leader given as its position), and
+/// the targets name the members at those positions. Without membership
+/// changes the members are `0..nodes` and nothing is renumbered.
+pub fn choose_among_members<N: Nemesis + ?Sized>(
+    nemesis: &mut N,
+    fault: Fault,
+    members: &[usize],
+    leader: Option<usize>,
+) -> Option<Targets> {
+    let position = leader.and_then(|leader| members.iter().position(|member| *member == leader));
+    let targets = nemesis.choose(fault, members.len(), position)?;
+    Some(targets.relabel(|at| members.get(at).copied().unwrap_or(at)))
 }
 
 /// Node names as the history shows them: `n1` is index 0 (faultline-node id 1).

@@ -73,7 +73,7 @@ impl Targets {
     }
 
     /// These targets with node numbers relabelled by `map`.
-    fn relabel(&self, map: impl Fn(usize) -> usize) -> Targets {
+    pub(crate) fn relabel(&self, map: impl Fn(usize) -> usize) -> Targets {
         match self {
             Targets::Nodes(nodes) => Targets::Nodes(nodes.iter().map(|n| map(*n)).collect()),
             Targets::Grudge(grudge) => {

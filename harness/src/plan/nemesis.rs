@@ -93,6 +93,12 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
         }
     }
     let families = |family: FaultFamily| plan.faults.iter().any(|fault| fault.family() == family);
+    if families(FaultFamily::Membership) && !cluster.system.capabilities().membership {
+        return Err(SpecError::Combination(format!(
+            "nemesis membership adds and removes nodes through the system's own procedure, and system {} declares none (Capabilities::membership)",
+            cluster.system.name()
+        )));
+    }
     let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) else { return Ok(()) };
     if plan.concurrent && (families(FaultFamily::Partition) || families(FaultFamily::Link)) {
         return Err(SpecError::Combination(

@@ -60,11 +60,22 @@ pub struct Span {
     pub end_ns: u64,
 }
 
+/// The cluster's members from `at_ns` on, as a membership fault or heal
+/// left them (its effect's `members` and `learners`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipMark {
+    pub at_ns: u64,
+    pub members: Vec<String>,
+    pub learners: Vec<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct Timeline {
     /// In invocation order, which is line order.
     pub ops: Vec<OpRow>,
     pub spans: Vec<Span>,
+    /// Membership over time, when the nemesis changed it.
+    pub membership: Vec<MembershipMark>,
     pub keys: Vec<String>,
     pub fs: Vec<String>,
     pub first_ns: u64,
@@ -268,6 +279,24 @@ impl TimelineBuilder {
             (EventType::Info | EventType::Fail, false) => self.close_faults(|s| s.name == event.f, event.time_ns),
             (EventType::Ok, false) => {}
         }
+        if event.kind == EventType::Ok {
+            self.push_membership(event);
+        }
+    }
+
+    /// A nemesis effect that says who the members are (a membership fault,
+    /// or a heal of several families, one of which did).
+    fn push_membership(&mut self, event: &Event) {
+        let names = |value: &serde_json::Value| -> Vec<String> {
+            value.as_array().map(|names| names.iter().filter_map(|n| n.as_str().map(String::from)).collect()).unwrap_or_default()
+        };
+        let effects = match &event.value {
+            serde_json::Value::Array(effects) => effects.iter().collect(),
+            effect => vec![effect],
+        };
+        let Some(effect) = effects.into_iter().rev().find(|effect| effect["members"].is_array()) else { return };
+        let mark = MembershipMark { at_ns: event.time_ns, members: names(&effect["members"]), learners: names(&effect["learners"]) };
+        self.timeline.membership.push(mark);
     }
 
     fn close_faults(&mut self, which: impl Fn(&Span) -> bool, end_ns: u64) {

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::recorder::{nemesis_event, Recorder};
 use crate::cluster::Cluster;
 use crate::nemesis::recorded::{RecordedEvent, ONE_AT_A_TIME};
-use crate::nemesis::{Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep, TargetsBy};
+use crate::nemesis::{choose_among_members, Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep, TargetsBy};
 use crate::plan::TestPlan;
 
 /// The nemesis state the progress display shows (`healthy`, `kill-leader`).
@@ -213,11 +213,11 @@ impl NemesisRun<'_> {
             true => self.cluster.leader().await,
             false => None,
         };
-        let nodes = self.cluster.nodes();
+        let members = self.cluster.members();
         let mix = &mut self.groups[group].mix;
         let targets = match &step.recorded {
             Some((targets, leader_then)) => Some(targets.aimed(self.targets_by, *leader_then, leader)),
-            None => mix.choose(fault, nodes, leader),
+            None => choose_among_members(mix, fault, &members, leader),
         };
         let event = RecordedEvent {
             at_ms,

@@ -100,7 +100,7 @@ impl Phases<'_> {
 
     fn pool(&self, process_next: &Arc<AtomicU64>) -> ClientPool {
         let config = ClientConfig {
-            addrs: (0..self.cluster.nodes()).map(|node| self.cluster.client_addr(node)).collect(),
+            addrs: (0..self.cluster.slots()).map(|node| self.cluster.client_addr(node)).collect(),
             kind: self.plan.workload.config.kind,
             op_timeout_ms: self.plan.client.op_timeout_ms,
             connect_timeout_ms: self.plan.client.connect_timeout_ms,

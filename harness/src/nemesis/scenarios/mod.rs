@@ -117,7 +117,8 @@ impl InForce {
     /// The opening moves on `roles`: the voter's lag, then the split.
     /// Returns the start of the history's effect.
     pub(super) async fn open(&mut self, roles: &Roles, cluster: &Cluster) -> Effect {
-        let nodes = cluster.nodes();
+        // Every slot, spares and removed nodes included.
+        let nodes = cluster.slots();
         let mut effect = json!({
             "voter": node_name(roles.voter),
             "first": node_names(&roles.first),

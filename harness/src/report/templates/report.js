@@ -198,7 +198,38 @@
     canvas.setAttribute("data-drawn", String(drawn));
   }
 
-  function drawAll() { drawTimeline(); drawLatency(); drawThroughput(); }
+  // Membership lanes: each mark holds from its time to the next one's.
+  function drawMembership() {
+    var M = D.membership;
+    if (!M.length) return;
+    document.getElementById("membership-section").hidden = false;
+    var canvas = document.getElementById("membership");
+    var nodes = [];
+    M.forEach(function (m) { m[1].concat(m[2]).forEach(function (n) { if (nodes.indexOf(n) < 0) nodes.push(n); }); });
+    nodes.sort(function (a, b) { return parseInt(a.slice(1), 10) - parseInt(b.slice(1), 10); });
+    var s = sizeCanvas(canvas, nodes.length * LANE_PX + AXIS_PX + 14), ctx = s.ctx, w = s.w;
+    var x = function (t) { return xOf(t, w); };
+    ctx.clearRect(0, 0, w, s.h);
+    shadeSpans(ctx, w, 0, nodes.length * LANE_PX + 14, x);
+    ctx.fillStyle = "#777"; ctx.font = "10px sans-serif";
+    nodes.forEach(function (n, i) { ctx.fillText(n, 2, 14 + i * LANE_PX + 11); });
+    var drawn = 0;
+    M.forEach(function (m, k) {
+      var t1 = k + 1 < M.length ? M[k + 1][0] : end;
+      if (t1 < view.t0 || m[0] > view.t1) return;
+      var a = Math.max(x(m[0]), LABEL_PX), b = Math.min(x(t1), w);
+      m[1].forEach(function (n) {
+        var learner = m[2].indexOf(n) >= 0;
+        ctx.fillStyle = learner ? COLORS[2] : COLORS[0];
+        ctx.fillRect(a, 14 + nodes.indexOf(n) * LANE_PX + 2, Math.max(b - a, 1), LANE_PX - 4);
+        drawn++;
+      });
+    });
+    timeAxis(ctx, w, nodes.length * LANE_PX + 16, x, view.t0, view.t1);
+    canvas.setAttribute("data-drawn", String(drawn));
+  }
+
+  function drawAll() { drawTimeline(); drawMembership(); drawLatency(); drawThroughput(); }
   window.addEventListener("resize", drawAll);
   if (D.focus) focus(); else drawAll();
   document.body.setAttribute("data-rendered", "yes");

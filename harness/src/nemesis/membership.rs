@@ -1,0 +1,190 @@
+//! Membership faults: nodes join and leave the cluster through the
+//! system's own procedure while clients run (`Db::add_member`,
+//! `promote_member`, `remove_member`). The cluster keeps spare slots for
+//! the nodes that join. A node added by a fault stays a learner (it
+//! replicates, and must not count) until the heal promotes it, so other
+//! faults can land while it is one. Healing restarts what a crash took,
+//! promotes learners, and brings the cluster back to the size it started
+//! with by adding or removing members, so membership moves around the
+//! slots as the run goes on.
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use super::fault::MembershipChange;
+use super::{choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
+use crate::cluster::{BoxFuture, Cluster};
+
+/// Longest wait between asking for a change and killing the leader in
+/// `membership-crash`: the kill lands before, during or after the commit.
+const CRASH_DELAY_MS_MAX: u64 = 30;
+
+pub struct MembershipNemesis {
+    rng: ChaCha8Rng,
+    /// Leaders killed by `membership-crash`, restarted by the heal.
+    killed: Vec<usize>,
+    /// Nodes added as learners, promoted by the heal.
+    learners: Vec<usize>,
+}
+
+impl MembershipNemesis {
+    pub fn new(rng: ChaCha8Rng) -> Self {
+        MembershipNemesis { rng, killed: Vec::new(), learners: Vec::new() }
+    }
+
+    /// The member a removal or replacement takes: the leader one time in
+    /// three (it must step down once the change commits), else a member
+    /// drawn at random. Positions among `members` members.
+    fn member(&mut self, members: usize, leader: Option<usize>) -> usize {
+        let leader_first = self.rng.random_ratio(1, 3);
+        let any = self.rng.random_range(0..members);
+        match leader_first {
+            true => leader_or(&mut self.rng, members, leader),
+            false => any,
+        }
+    }
+
+    async fn add(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let Some(node) = cluster.absent().first().copied() else {
+            return Ok(json!({ "skipped": "every slot is a member", "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
+        };
+        self.learners.push(node);
+        let added = cluster.add_learner(node).await?;
+        Ok(json!({ "added": node_name(node), "learner": node_name(node), "add": added, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }))
+    }
+
+    async fn remove(&mut self, node: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        if cluster.members().len() < cluster.nodes() {
+            let why = "the cluster is below its starting size";
+            return Ok(json!({ "skipped": why, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
+        }
+        let removed = cluster.remove_member(node).await?;
+        Ok(json!({ "removed": node_name(node), "remove": removed, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }))
+    }
+
+    async fn replace(&mut self, node: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let removed = cluster.remove_member(node).await?;
+        let added = cluster.add_learner(node).await?;
+        let promoted = cluster.promote_member(node).await?;
+        Ok(json!({
+            "replaced": node_name(node),
+            "remove": removed,
+            "add": added,
+            "promote": promoted,
+            "members": node_names(&cluster.members()), "learners": node_names(&self.learners),
+        }))
+    }
+
+    /// Add a free slot and kill the leader while the change is in flight;
+    /// the add goes on through whoever leads next.
+    async fn crash(&mut self, leader: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let Some(node) = cluster.absent().first().copied() else {
+            return Ok(json!({ "skipped": "every slot is a member", "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
+        };
+        let delay_ms = self.rng.random_range(0..=CRASH_DELAY_MS_MAX);
+        self.killed.push(leader);
+        self.learners.push(node);
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            cluster.kill(leader).await
+        };
+        let (added, killed) = tokio::join!(cluster.add_learner(node), kill);
+        killed?;
+        let added = added?;
+        Ok(json!({
+            "added": node_name(node),
+            "learner": node_name(node),
+            "killed": node_name(leader),
+            "kill_delay_ms": delay_ms,
+            "add": added,
+            "members": node_names(&cluster.members()), "learners": node_names(&self.learners),
+        }))
+    }
+
+    /// Restart crashed leaders, promote learners left behind, and add or
+    /// remove members until the cluster has its starting size again.
+    async fn reconcile(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let mut done = Vec::new();
+        let killed = std::mem::take(&mut self.killed);
+        if !killed.is_empty() {
+            cluster.restart_all(&killed).await?;
+            done.push(json!({ "restarted": node_names(&killed) }));
+        }
+        // Ours, and any the system reports (an add whose answer was lost).
+        let mut learners = std::mem::take(&mut self.learners);
+        learners.extend(cluster.reported_members().await.map(|reported| reported.learners).unwrap_or_default());
+        learners.sort_unstable();
+        learners.dedup();
+        for learner in learners.into_iter().filter(|node| cluster.is_member(*node)) {
+            if let Err(error) = cluster.promote_member(learner).await {
+                // Left for the next heal (a partition may be in the way).
+                self.learners.push(learner);
+                return Err(error.into());
+            }
+            done.push(json!({ "promoted": node_name(learner) }));
+        }
+        // Each round changes the size by one; bounded by the slots.
+        for _ in 0..cluster.slots() {
+            let members = cluster.members();
+            if members.len() > cluster.nodes() {
+                let leader = cluster.leader().await.and_then(|leader| members.iter().position(|m| *m == leader));
+                let node = members[self.member(members.len(), leader)];
+                cluster.remove_member(node).await?;
+                done.push(json!({ "removed": node_name(node) }));
+            } else if let (true, Some(node)) = (members.len() < cluster.nodes(), cluster.absent().first().copied()) {
+                cluster.add_learner(node).await?;
+                cluster.promote_member(node).await?;
+                done.push(json!({ "added": node_name(node) }));
+            } else {
+                break;
+            }
+        }
+        match done.is_empty() {
+            true => Ok(Effect::Null),
+            false => Ok(json!({ "membership": done, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) })),
+        }
+    }
+}
+
+impl Nemesis for MembershipNemesis {
+    fn handles(&self) -> Vec<FaultFamily> {
+        vec![FaultFamily::Membership]
+    }
+
+    fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(choose_then_apply(self, fault, cluster))
+    }
+
+    /// The member a removal or replacement takes, or the leader a crash
+    /// kills; an add takes the lowest free slot, which is no choice.
+    fn choose(&mut self, fault: Fault, members: usize, leader: Option<usize>) -> Option<Targets> {
+        let Fault::Membership(change) = fault else { return None };
+        let nodes = match change {
+            MembershipChange::Add => Vec::new(),
+            MembershipChange::Remove | MembershipChange::Replace => vec![self.member(members, leader)],
+            MembershipChange::Crash => vec![leader_or(&mut self.rng, members, leader)],
+        };
+        Some(Targets::Nodes(nodes))
+    }
+
+    fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(async move {
+            let (Fault::Membership(change), Targets::Nodes(nodes)) = (fault, targets) else {
+                return Err(NemesisError::Unhandled(fault));
+            };
+            match (change, nodes.first().copied()) {
+                (MembershipChange::Add, _) => self.add(cluster).await,
+                (MembershipChange::Remove, Some(node)) => self.remove(node, cluster).await,
+                (MembershipChange::Replace, Some(node)) => self.replace(node, cluster).await,
+                (MembershipChange::Crash, Some(leader)) => self.crash(leader, cluster).await,
+                (_, None) => Err(NemesisError::Unhandled(fault)),
+            }
+        })
+    }
+
+    fn heal<'a>(&'a mut self, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
+        Box::pin(self.reconcile(cluster))
+    }
+}
