@@ -151,3 +151,33 @@ async fn etcd_takes_in_a_learner_promotes_it_and_removes_a_member() {
     assert!(leftovers.stdout.is_empty(), "etcd left running: {}", String::from_utf8_lossy(&leftovers.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `faultline test --nemesis membership` on etcd: members join as
+/// learners, are promoted and leave while clients run, and etcd stays
+/// linearizable.
+#[test]
+fn etcd_stays_valid_while_members_join_and_leave() {
+    if etcd_or_skip().is_none() {
+        return;
+    }
+    let store = test_dir("etcd-membership-run");
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/etcd.yaml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--quiet", "--spec", spec, "--nemesis", "membership", "--time-limit", "20s", "--seed", "1"])
+        .args(["--name", "t", "--store", store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let run_dir = store.join("t/latest");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["verdict"], "valid", "{:#}", results["reasons"]);
+    assert_eq!(output.status.code(), Some(0));
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    let changed = history
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["process"] == "nemesis" && event["type"] == "ok")
+        .filter(|event| event["value"].get("added").is_some() || event["value"].get("removed").is_some())
+        .count();
+    assert!(changed >= 1, "no member joined or left: {}", run_dir.display());
+    let _ = std::fs::remove_dir_all(&store);
+}

@@ -13,7 +13,7 @@ use super::{lock, Cluster, ClusterError, MemberError, Members, NodeEnv, NodeStat
 /// (promotion waits for the learner to catch up). Short enough that a
 /// heal blocked by a partition of another nemesis gives up and leaves the
 /// rest to the next heal.
-const RETRY_MS_MAX: u64 = 5_000;
+const RETRY_MS_MAX: u64 = 8_000;
 /// Pause between two tries.
 const RETRY_PAUSE_MS: u64 = 100;
 
@@ -100,6 +100,31 @@ impl Cluster {
         lock(&self.inner.members).retain(|member| *member != node);
         self.kill(node).await?;
         Ok(change)
+    }
+
+    /// One removal request for `node`, sent through `via` alone and not
+    /// retried, with no change to the members the harness keeps: what an
+    /// operator's tool does when it asks a node it believes leads. The
+    /// harness learns the outcome from [`Cluster::forget_removed`].
+    pub async fn ask_removal_via(&self, via: usize, node: usize) -> Result<(), MemberError> {
+        let envs = vec![self.node_env(via)];
+        self.inner.db.remove_member(node, &envs).await
+    }
+
+    /// Stop and forget the members the system no longer reports (a change
+    /// the harness did not see complete); returns them.
+    pub async fn forget_removed(&self, reported: &Members) -> Result<Vec<usize>, ClusterError> {
+        let gone: Vec<usize> = self
+            .members()
+            .into_iter()
+            .filter(|node| !reported.voters.contains(node) && !reported.learners.contains(node))
+            .collect();
+        for &node in &gone {
+            self.inner.supervisor.set_leaving(node, true);
+            lock(&self.inner.members).retain(|member| *member != node);
+            self.kill(node).await?;
+        }
+        Ok(gone)
     }
 
     /// Send one request through the running members until it is done, the

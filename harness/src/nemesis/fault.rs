@@ -80,6 +80,10 @@ pub enum MembershipChange {
     /// A free slot is added and the leader killed while the change is in
     /// flight.
     Crash,
+    /// The leader, cut off from every other node, is asked to remove two
+    /// of them at once: a correct leader takes one change at a time, and
+    /// one it cannot commit stays uncommitted.
+    Race,
 }
 
 /// One fault kind a test may inject.
@@ -185,11 +189,12 @@ const LINKS: [Fault; 4] = [
 ];
 /// The scripted scenarios: an odd cluster, the whole network to themselves.
 const SCRIPTED: [Fault; 2] = [Fault::Revote, Fault::FigureEight];
-const MEMBERSHIPS: [Fault; 4] = [
+const MEMBERSHIPS: [Fault; 5] = [
     Fault::Membership(MembershipChange::Add),
     Fault::Membership(MembershipChange::Remove),
     Fault::Membership(MembershipChange::Replace),
     Fault::Membership(MembershipChange::Crash),
+    Fault::Membership(MembershipChange::Race),
 ];
 /// Faults no family or `mix` stands for, named on their own.
 const BY_NAME_ONLY: [Fault; 1] = [Fault::Partition(PartitionMode::Random)];
@@ -243,6 +248,7 @@ impl Fault {
             Fault::Membership(MembershipChange::Remove) => "membership-remove",
             Fault::Membership(MembershipChange::Replace) => "membership-replace",
             Fault::Membership(MembershipChange::Crash) => "membership-crash",
+            Fault::Membership(MembershipChange::Race) => "membership-race",
             Fault::Revote => "revote",
             Fault::FigureEight => "figure-8",
             Fault::Custom(name) => name,
@@ -371,7 +377,7 @@ mod tests {
         assert_eq!(Fault::parse_name("mix").unwrap().len(), 16);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
-        assert_eq!(Fault::parse_name("membership").unwrap().len(), 4);
+        assert_eq!(Fault::parse_name("membership").unwrap().len(), 5);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Membership));
         assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::FigureEight), "figure-8 is asked for by name");

@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use super::fault::MembershipChange;
-use super::{choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
+use super::partition::isolate;
+use super::{choose_nodes, choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 
 /// Longest wait between asking for a change and killing the leader in
@@ -27,11 +28,13 @@ pub struct MembershipNemesis {
     killed: Vec<usize>,
     /// Nodes added as learners, promoted by the heal.
     learners: Vec<usize>,
+    /// `membership-race` cut the leader off; the heal mends the network.
+    network: bool,
 }
 
 impl MembershipNemesis {
     pub fn new(rng: ChaCha8Rng) -> Self {
-        MembershipNemesis { rng, killed: Vec::new(), learners: Vec::new() }
+        MembershipNemesis { rng, killed: Vec::new(), learners: Vec::new(), network: false }
     }
 
     /// The member a removal or replacement takes: the leader one time in
@@ -103,10 +106,50 @@ impl MembershipNemesis {
         }))
     }
 
-    /// Restart crashed leaders, promote learners left behind, and add or
-    /// remove members until the cluster has its starting size again.
+    /// Cut the leader off from every node, then ask it, at once, to
+    /// remove two others. The harness's members change only if the system
+    /// reports the removals after the heal.
+    async fn race(&mut self, leader: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let others: Vec<usize> = cluster.members().into_iter().filter(|node| *node != leader).collect();
+        if others.len() < 2 {
+            return Ok(json!({ "skipped": "fewer than two other members", "members": node_names(&cluster.members()) }));
+        }
+        let picked: Vec<usize> = choose_nodes(&mut self.rng, others.len(), 2).into_iter().map(|at| others[at]).collect();
+        self.network = true;
+        cluster.proxy().partition(&isolate(leader, cluster.slots()));
+        let (first, second) =
+            tokio::join!(cluster.ask_removal_via(leader, picked[0]), cluster.ask_removal_via(leader, picked[1]));
+        let answer = |result: Result<(), crate::cluster::MemberError>| match result {
+            Ok(()) => "done".to_string(),
+            Err(error) => error.to_string(),
+        };
+        Ok(json!({
+            "isolated": node_name(leader),
+            "asked": [format!("remove {}", node_name(picked[0])), format!("remove {}", node_name(picked[1]))],
+            "answers": [answer(first), answer(second)],
+            "members": node_names(&cluster.members()),
+            "learners": node_names(&self.learners),
+        }))
+    }
+
+    /// Mend the network a race cut, restart crashed leaders, forget
+    /// members the system no longer reports, promote learners left behind,
+    /// and add or remove members until the cluster has its starting size
+    /// again.
     async fn reconcile(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let mut done = Vec::new();
+        if std::mem::take(&mut self.network) {
+            cluster.proxy().heal();
+            done.push(json!({ "network": "healed" }));
+            // Whoever leads now is asked for the membership.
+            let _ = cluster.leader().await;
+            if let Some(reported) = cluster.reported_members().await {
+                let gone = cluster.forget_removed(&reported).await?;
+                if !gone.is_empty() {
+                    done.push(json!({ "gone": node_names(&gone) }));
+                }
+            }
+        }
         let killed = std::mem::take(&mut self.killed);
         if !killed.is_empty() {
             cluster.restart_all(&killed).await?;
@@ -164,7 +207,7 @@ impl Nemesis for MembershipNemesis {
         let nodes = match change {
             MembershipChange::Add => Vec::new(),
             MembershipChange::Remove | MembershipChange::Replace => vec![self.member(members, leader)],
-            MembershipChange::Crash => vec![leader_or(&mut self.rng, members, leader)],
+            MembershipChange::Crash | MembershipChange::Race => vec![leader_or(&mut self.rng, members, leader)],
         };
         Some(Targets::Nodes(nodes))
     }
@@ -179,6 +222,7 @@ impl Nemesis for MembershipNemesis {
                 (MembershipChange::Remove, Some(node)) => self.remove(node, cluster).await,
                 (MembershipChange::Replace, Some(node)) => self.replace(node, cluster).await,
                 (MembershipChange::Crash, Some(leader)) => self.crash(leader, cluster).await,
+                (MembershipChange::Race, Some(leader)) => self.race(leader, cluster).await,
                 (_, None) => Err(NemesisError::Unhandled(fault)),
             }
         })
