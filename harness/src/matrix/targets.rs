@@ -74,12 +74,17 @@ pub fn all() -> Vec<Target> {
             // A learner exists from a membership-add until the heal
             // promotes it; concurrent partitions put it beside an isolated
             // leader, whose writes it then commits alone with it.
-            overrides: vec![("nemesis.concurrent", "true")],
+            // Three voters: the leader and a learner are a commit quorum.
+            overrides: vec![("nemesis.concurrent", "true"), ("cluster.nodes", "3")],
             ..bug("promote-before-caught-up", "register", &["membership-add", "partition-leader-minority", "partition-halves"], "a learner counts toward commit: an isolated leader and a learner commit writes the voters never saw, and the majority's new leader overwrites them")
         },
         // One change at a time is the rule under test: an isolated leader
         // asked for two removals at once.
-        bug("concurrent-changes", "register", &["membership-race"], "an isolated leader accepts a second removal before the first committed and becomes a majority of one; the others, still on the old configuration, elect a leader of their own: two leaders commit writes"),
+        Target {
+            // Three voters: two removals leave the leader a majority of one.
+            overrides: vec![("cluster.nodes", "3")],
+            ..bug("concurrent-changes", "register", &["membership-race"], "an isolated leader accepts a second removal before the first committed and becomes a majority of one; the others, still on the old configuration, elect a leader of their own: two leaders commit writes")
+        },
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
         mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),

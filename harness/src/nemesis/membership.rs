@@ -18,6 +18,11 @@ use super::partition::isolate;
 use super::{choose_nodes, choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 
+/// Slots beyond the cluster's size when the nemesis changes membership:
+/// a change takes the cluster one node above or below its size, and the
+/// heal brings it back.
+pub const SPARES: usize = 1;
+
 /// Longest wait between asking for a change and killing the leader in
 /// `membership-crash`: the kill lands before, during or after the commit.
 const CRASH_DELAY_MS_MAX: u64 = 30;
@@ -230,5 +235,45 @@ impl Nemesis for MembershipNemesis {
 
     fn heal<'a>(&'a mut self, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(self.reconcile(cluster))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn nemesis(seed: u64) -> MembershipNemesis {
+        MembershipNemesis::new(ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn choose_names_positions_among_the_members() {
+        let add = Fault::Membership(MembershipChange::Add);
+        let crash = Fault::Membership(MembershipChange::Crash);
+        let race = Fault::Membership(MembershipChange::Race);
+        let remove = Fault::Membership(MembershipChange::Remove);
+        let mut n = nemesis(1);
+        assert_eq!(n.choose(add, 4, Some(2)), Some(Targets::Nodes(Vec::new())), "an add takes the lowest free slot");
+        assert_eq!(n.choose(crash, 4, Some(2)), Some(Targets::Nodes(vec![2])), "a crash kills the leader");
+        assert_eq!(n.choose(race, 3, Some(0)), Some(Targets::Nodes(vec![0])), "a race cuts the leader off");
+        assert_eq!(n.choose(Fault::Kill(crate::nemesis::KillTarget::Random), 3, None), None);
+        let mut leader_hits = 0;
+        for seed in 0..300 {
+            let Some(Targets::Nodes(nodes)) = nemesis(seed).choose(remove, 3, Some(1)) else { panic!("a removal names a node") };
+            assert!(nodes.len() == 1 && nodes[0] < 3, "{nodes:?}");
+            leader_hits += usize::from(nodes[0] == 1);
+        }
+        // A third aimed at the leader, plus a third of the random draws.
+        assert!((150..=250).contains(&leader_hits), "{leader_hits} of 300 removals took the leader");
+    }
+
+    #[test]
+    fn choose_among_members_names_the_members_themselves() {
+        let mut n = nemesis(3);
+        let crash = Fault::Membership(MembershipChange::Crash);
+        let chosen = crate::nemesis::choose_among_members(&mut n, crash, &[0, 2, 3], Some(3));
+        assert_eq!(chosen, Some(Targets::Nodes(vec![3])), "the leader n4 is at position 2");
     }
 }

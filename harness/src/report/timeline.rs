@@ -417,6 +417,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn membership_effects_become_marks() {
+        let t = timeline(&[
+            r#"{"process":"nemesis","type":"invoke","f":"membership-add","value":null,"time_ns":1000}"#,
+            r#"{"process":"nemesis","type":"ok","f":"membership-add","value":{"added":"n4","members":["n1","n2","n3","n4"],"learners":["n4"]},"time_ns":2000}"#,
+            r#"{"process":"nemesis","type":"ok","f":"heal","value":["nothing to heal",{"membership":[],"members":["n2","n3","n4"],"learners":[]}],"time_ns":3000}"#,
+            r#"{"process":"nemesis","type":"ok","f":"kill-leader","value":{"killed":["n2"]},"time_ns":4000}"#,
+            r#"{"process":"nemesis","type":"info","f":"membership-remove","value":null,"time_ns":5000,"error":"refused"}"#,
+        ]);
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            t.membership,
+            vec![
+                MembershipMark { at_ns: 2000, members: names(&["n1", "n2", "n3", "n4"]), learners: names(&["n4"]) },
+                MembershipMark { at_ns: 3000, members: names(&["n2", "n3", "n4"]), learners: Vec::new() },
+            ],
+            "a heal of several families counts; other faults and failures do not"
+        );
+    }
+
+    #[test]
     fn a_parsed_history_of_any_format_draws_its_operations() {
         let text = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}\n\
                     {:process 1, :type :invoke, :f :read, :value nil}\n";

@@ -156,17 +156,12 @@ fn fit_to_machine(plan: &TestPlan, lazyfs: Result<(), String>) -> Option<TestPla
     Some(fitted)
 }
 
-/// Slots beyond the cluster's size when the nemesis changes membership.
-const MEMBERSHIP_SPARES: usize = 1;
-
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
     let db = plan.cluster.system.db()?;
     let mut config = ClusterConfig::new(plan.cluster.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.cluster.ready_timeout_ms;
     if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Membership) {
-        // One free slot: a change takes the cluster one node above or below
-        // its size, and the heal brings it back.
-        config.spares = MEMBERSHIP_SPARES;
+        config.spares = crate::nemesis::membership::SPARES;
     }
     if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
         faultline_lazyfs::available().map_err(RunError::PowerLoss)?;
