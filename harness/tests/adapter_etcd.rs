@@ -6,6 +6,9 @@
 //!
 //! Skipped with a message when etcd is not installed, unless
 //! `FAULTLINE_REQUIRE_ADAPTERS=1` (CI), where a missing etcd fails.
+mod etcd_support;
+use etcd_support::{etcd_or_skip, test_dir};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,25 +22,6 @@ use faultline::verdict::Convergence;
 use faultline_checkers::Verdict;
 use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
-
-fn etcd_or_skip() -> Option<PathBuf> {
-    match EtcdDb::find_binary() {
-        Ok(path) => Some(path),
-        Err(error) if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") => {
-            panic!("FAULTLINE_REQUIRE_ADAPTERS=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("SKIP: etcd adapter test: {error}");
-            None
-        }
-    }
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-adapter-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn fast_db(binary: PathBuf) -> EtcdDb {
     EtcdDb { election_timeout_ms: 500, heartbeat_interval_ms: 50, ..EtcdDb::new(binary) }
@@ -73,7 +57,7 @@ fn dead(pid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_cluster_serves_partitions_and_restarts_behind_the_proxy() {
-    let Some(binary) = etcd_or_skip() else { return };
+    let Some(binary) = etcd_or_skip("etcd adapter test") else { return };
     let dir = test_dir("etcd");
     let config = ClusterConfig { ready_timeout_ms: 15_000, ..ClusterConfig::new(3, dir.clone(), 7) };
     let cluster = Cluster::start(Arc::new(fast_db(binary)), config).await.unwrap_or_else(|e| panic!("etcd start: {e}"));
@@ -165,7 +149,7 @@ async fn a_missing_etcd_binary_is_a_clear_start_error() {
 
 #[tokio::test]
 async fn an_etcd_that_never_becomes_ready_is_killed_and_reported() {
-    let Some(binary) = etcd_or_skip() else { return };
+    let Some(binary) = etcd_or_skip("etcd adapter test") else { return };
     let dir = test_dir("etcd-never-ready");
     // A one-member start of a three-member cluster: it never sees a
     // leader, so it never reports healthy.

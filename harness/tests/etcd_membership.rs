@@ -6,8 +6,10 @@
 //!
 //! Skipped with a message when etcd is not installed, unless
 //! `FAULTLINE_REQUIRE_ADAPTERS=1` (CI), where a missing etcd fails.
+mod etcd_support;
+use etcd_support::{etcd_or_skip, test_dir};
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,25 +28,6 @@ const WAIT_MS: u64 = 15_000;
 const REQUEST_TIMEOUT_MS: u64 = 3_000;
 /// Largest response read.
 const RESPONSE_BYTES_MAX: u64 = 1024 * 1024;
-
-fn etcd_or_skip() -> Option<PathBuf> {
-    match EtcdDb::find_binary() {
-        Ok(path) => Some(path),
-        Err(error) if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") => {
-            panic!("FAULTLINE_REQUIRE_ADAPTERS=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("SKIP: etcd membership test: {error}");
-            None
-        }
-    }
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// The process is gone (or a zombie about to be reaped by init).
 fn dead(pid: u32) -> bool {
@@ -99,7 +82,7 @@ async fn reported_as(cluster: &Cluster, expected: &Members) -> Members {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_takes_in_a_learner_promotes_it_and_removes_a_member() {
-    let Some(binary) = etcd_or_skip() else { return };
+    let Some(binary) = etcd_or_skip("etcd membership test") else { return };
     let dir = test_dir("etcd-membership");
     let db = EtcdDb { election_timeout_ms: 500, heartbeat_interval_ms: 50, ..EtcdDb::new(binary) };
     let config = ClusterConfig { spares: 1, ready_timeout_ms: 15_000, ..ClusterConfig::new(3, dir.clone(), 11) };
@@ -157,7 +140,7 @@ async fn etcd_takes_in_a_learner_promotes_it_and_removes_a_member() {
 /// linearizable.
 #[test]
 fn etcd_stays_valid_while_members_join_and_leave() {
-    if etcd_or_skip().is_none() {
+    if etcd_or_skip("etcd membership test").is_none() {
         return;
     }
     let store = test_dir("etcd-membership-run");

@@ -9,7 +9,9 @@
 //! first: `cargo build --release -p faultline-node`).
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod process_support;
 
 /// A short run: a wedged harness is killed after this.
 const RUN_TIMEOUT_S: u64 = 150;
@@ -34,18 +36,7 @@ fn run(nemesis: &str, seed: u64, extra: &[&str]) -> (i32, PathBuf) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(RUN_TIMEOUT_S);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{nemesis}: run did not finish in {RUN_TIMEOUT_S} s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = process_support::wait_child(&mut child, nemesis, Duration::from_secs(RUN_TIMEOUT_S));
     (status.code().unwrap_or(-1), store.join("t/latest"))
 }
 

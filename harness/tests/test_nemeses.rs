@@ -6,7 +6,9 @@
 //! first: `cargo build --release -p faultline-node`).
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod process_support;
 
 /// A short run: a wedged harness is killed after this.
 const RUN_TIMEOUT_S: u64 = 120;
@@ -30,18 +32,7 @@ fn run_test(workload: &str, nemesis: &str, seed: u64) -> (i32, serde_json::Value
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(RUN_TIMEOUT_S);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{workload}/{nemesis}: run did not finish in {RUN_TIMEOUT_S} s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = process_support::wait_child(&mut child, &format!("{workload}/{nemesis}"), Duration::from_secs(RUN_TIMEOUT_S));
     let run_dir = store.join("t/latest");
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap()).unwrap();
     let history = read_history(&run_dir.join("history.jsonl"));

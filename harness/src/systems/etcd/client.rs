@@ -187,6 +187,11 @@ impl EtcdClient {
             Ok(reply)
         } else {
             let message = reply["error"].as_str().or(reply["message"].as_str()).unwrap_or("error");
+            // A learner (a member being added) refuses before doing
+            // anything: the write certainly did not happen.
+            if message.contains(LEARNER_REFUSAL) {
+                return Err(Trouble::NotSent(format!("etcd {}: {message}", response.status)));
+            }
             Err(Trouble::Refused(format!("etcd {}: {message}", response.status)))
         }
     }
@@ -227,6 +232,9 @@ impl Client for EtcdClient {
         Box::pin(self.operate(invocation))
     }
 }
+
+/// What etcd answers a learner's client: nothing was done.
+const LEARNER_REFUSAL: &str = "rpc not supported for learner";
 
 /// Reads change nothing, so any trouble fails them; writes fail only when
 /// nothing was sent.
