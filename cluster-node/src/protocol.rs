@@ -58,6 +58,8 @@ pub enum Operation {
     Change(ConfChange),
     /// `members`: the configuration this node uses.
     Members,
+    /// `transfer_leader`: the leader hands over to the voter `node`.
+    TransferLeader(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,6 +172,7 @@ fn operation(op: Option<&str>, raw: &RawRequest) -> Result<Operation, String> {
         Some("member_add") => Ok(Operation::Change(ConfChange::AddLearner(node()?))),
         Some("member_promote") => Ok(Operation::Change(ConfChange::Promote(node()?))),
         Some("member_remove") => Ok(Operation::Change(ConfChange::Remove(node()?))),
+        Some("transfer_leader") => Ok(Operation::TransferLeader(node()?)),
         Some(other) => Err(format!("unknown op `{other}`")),
         None => Err("missing field `op`".into()),
     }

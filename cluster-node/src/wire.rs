@@ -32,7 +32,8 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
         MessageBody::Vote {
             last_index,
             last_term,
-        } => put_tagged(out, 2, &[*last_index, *last_term]),
+            transfer,
+        } => put_tagged(out, 2, &[*last_index, *last_term, u64::from(*transfer)]),
         MessageBody::VoteResponse { granted } => put_tagged(out, 3, &[u64::from(*granted)]),
         MessageBody::Append {
             prev_index,
@@ -55,6 +56,7 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
         },
         MessageBody::Heartbeat { commit, read_seq } => put_tagged(out, 7, &[*commit, *read_seq]),
         MessageBody::HeartbeatResponse { read_seq } => put_tagged(out, 8, &[*read_seq]),
+        MessageBody::TimeoutNow => put_tagged(out, 11, &[]),
         MessageBody::InstallSnapshot {
             meta,
             offset,
@@ -173,6 +175,7 @@ fn decode_body(tag: u8, r: &mut Reader) -> Result<MessageBody, WireError> {
         2 => MessageBody::Vote {
             last_index: r.u64()?,
             last_term: r.u64()?,
+            transfer: r.bool()?,
         },
         3 => MessageBody::VoteResponse { granted: r.bool()? },
         4 => decode_append(r)?,
@@ -194,6 +197,7 @@ fn decode_body(tag: u8, r: &mut Reader) -> Result<MessageBody, WireError> {
         },
         8 => MessageBody::HeartbeatResponse { read_seq: r.u64()? },
         9 => decode_install_snapshot(r)?,
+        11 => MessageBody::TimeoutNow,
         10 => MessageBody::InstallSnapshotResponse {
             last_index: r.u64()?,
             offset_next: r.u64()?,
@@ -296,7 +300,9 @@ mod tests {
             MessageBody::Vote {
                 last_index: 4,
                 last_term: 1,
+                transfer: true,
             },
+            MessageBody::TimeoutNow,
             MessageBody::VoteResponse { granted: false },
             MessageBody::Append {
                 prev_index: 4,

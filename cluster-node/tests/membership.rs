@@ -130,3 +130,32 @@ fn membership_requests_that_cannot_apply_are_refused_in_one_line() {
     let members = cluster.client(follower).unwrap().call(json!({"op": "members"})).unwrap();
     assert_eq!(members["value"], json!({"voters": [1, 2, 3], "learners": []}));
 }
+
+#[test]
+fn a_leader_hands_over_then_removes_itself_without_an_election_timeout() {
+    let cluster = Cluster::start("membership-transfer", 3, &[]);
+    put(&cluster, "before");
+    let leader = cluster.wait_leader();
+    let term = cluster.status(leader).unwrap()["term"].as_u64().unwrap();
+    let target = (1..=3).find(|id| *id != leader).unwrap();
+    let mut client = cluster.client(leader).unwrap();
+    let started = client.call(json!({"op": "transfer_leader", "node": target})).unwrap();
+    assert_eq!(started["value"], json!({"transferring_to": target}), "{started}");
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+    let handed = loop {
+        let status = cluster.status(target).unwrap_or(Value::Null);
+        if status["role"] == "leader" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "node {target} never took over\n{}", cluster.logs_tail());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(handed["term"].as_u64(), Some(term + 1), "one election, the transfer's");
+    // The old leader, now a follower, is removed; writes go on.
+    let remaining: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let left = change_until_ok(&cluster, json!({"op": "member_remove", "node": leader}));
+    assert_eq!(left, json!({"voters": remaining, "learners": []}));
+    put(&cluster, "after");
+    let refused = cluster.client(target).unwrap().call(json!({"op": "transfer_leader", "node": target})).unwrap();
+    assert_eq!((refused["error"].clone(), refused["message"].clone()), (json!("refused"), json!(format!("node {target} leads already"))));
+}

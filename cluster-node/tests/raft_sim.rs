@@ -162,6 +162,8 @@ struct Stats {
     changes: u64,
     promotions: u64,
     removals: u64,
+    /// Leadership transfers leaders started.
+    transfers: u64,
 }
 
 impl Stats {
@@ -175,6 +177,7 @@ impl Stats {
         self.changes += other.changes;
         self.promotions += other.promotions;
         self.removals += other.removals;
+        self.transfers += other.transfers;
     }
 }
 
@@ -546,7 +549,7 @@ impl Sim {
                 node.proposals.insert(index, value);
                 self.value_next += 1;
             }
-            Err(ProposeError::NotLeader { .. } | ProposeError::TooManyUncommitted { .. }) => {}
+            Err(ProposeError::NotLeader { .. } | ProposeError::TooManyUncommitted { .. } | ProposeError::Transferring { .. }) => {}
             Err(error) => panic!("seed {}: unexpected proposal error {error}", self.seed),
         }
     }
@@ -603,7 +606,8 @@ impl Sim {
 
     /// A leader proposes a change drawn from its own configuration: add a
     /// node from outside it as a learner, promote a learner, or remove a
-    /// member (never below two voters).
+    /// member (never below two voters); or it hands leadership to another
+    /// voter.
     fn reconfigure(&mut self) {
         let leader = self.likely_leader(0);
         let ids = self.ids();
@@ -615,6 +619,18 @@ impl Sim {
         let learners: Vec<u64> = membership.learners.iter().copied().collect();
         let removable: Vec<u64> = membership.members().into_iter().filter(|id| !membership.is_voter(*id) || membership.voters.len() > 2).collect();
         let pick = |rng: &mut ChaCha8Rng, from: &[u64]| from[rng.random_range(0..from.len())];
+        if self.rng.random_range(0..4) == 3 {
+            let others: Vec<u64> = membership.voters.iter().copied().filter(|id| *id != leader).collect();
+            if others.is_empty() {
+                return;
+            }
+            let to = pick(&mut self.rng, &others);
+            let core = self.nodes.get_mut(&leader).and_then(|n| n.core.as_mut()).expect("the leader is up");
+            if core.transfer_leadership(to).is_ok() {
+                self.stats.transfers += 1;
+            }
+            return;
+        }
         let change = match self.rng.random_range(0..3) {
             0 if !outsiders.is_empty() => ConfChange::AddLearner(pick(&mut self.rng, &outsiders)),
             1 if !learners.is_empty() => ConfChange::Promote(pick(&mut self.rng, &learners)),
@@ -1025,7 +1041,7 @@ fn simulation_with_membership_changes() {
     // Elections are rare in a run and a leader takes one change at a time:
     // about one change in every second run is what the weights give.
     assert!(total.changes >= count / 2, "too few membership changes: {total:?}");
-    assert!(total.promotions > 0 && total.removals > 0, "every kind of change: {total:?}");
+    assert!(total.promotions > 0 && total.removals > 0 && total.transfers > 0, "every kind of change: {total:?}");
     assert!(total.acked > count, "too few acknowledged writes: {total:?}");
 }
 

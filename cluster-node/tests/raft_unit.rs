@@ -574,6 +574,7 @@ fn garbage_messages_never_panic() {
             1 => MessageBody::Vote {
                 last_index: index,
                 last_term: entry_term,
+                transfer: rng.random(),
             },
             2 => MessageBody::VoteResponse {
                 granted: rng.random(),

@@ -20,8 +20,14 @@ impl RawNode {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(false);
         }
+    }
+
+    /// Campaigns at once, no pre-vote, on the leader's `TimeoutNow`: the
+    /// vote requests say so (`transfer.rs`).
+    pub(super) fn campaign_for_transfer(&mut self) {
+        self.become_candidate(true);
     }
 
     pub(super) fn become_follower(&mut self, term: u64, leader: Option<u64>) {
@@ -54,7 +60,7 @@ impl RawNode {
         self.record_vote(self.config.id, campaign_term, true);
     }
 
-    fn become_candidate(&mut self) {
+    fn become_candidate(&mut self, transfer: bool) {
         self.term += 1;
         self.vote = Some(self.config.id);
         self.role = Role::Candidate;
@@ -68,6 +74,7 @@ impl RawNode {
                 MessageBody::Vote {
                     last_index,
                     last_term,
+                    transfer,
                 },
             );
         }
@@ -115,6 +122,7 @@ impl RawNode {
         self.progress = BTreeMap::new();
         self.reads = ReadQueue::default();
         self.snapshot_receiver.clear();
+        self.transfer = None;
     }
 
     /// Candidate: asks again every peer that has not answered this term.
@@ -130,7 +138,9 @@ impl RawNode {
             .filter(|peer| !self.votes.contains_key(peer))
             .collect();
         for peer in silent {
-            self.send(peer, MessageBody::Vote { last_index, last_term });
+            // A retry is no transfer: the leader's lease has passed by now
+            // or the first requests already won.
+            self.send(peer, MessageBody::Vote { last_index, last_term, transfer: false });
         }
     }
 
@@ -144,6 +154,7 @@ impl RawNode {
             MessageBody::Vote {
                 last_index,
                 last_term,
+                ..
             } => (false, last_index, last_term),
             _ => return,
         };
@@ -186,7 +197,7 @@ impl RawNode {
         let no = self.votes.len() - yes;
         if yes >= quorum {
             match self.role {
-                Role::PreCandidate => self.become_candidate(),
+                Role::PreCandidate => self.become_candidate(false),
                 _ => self.become_leader(),
             }
         } else if no >= quorum {

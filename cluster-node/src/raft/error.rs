@@ -55,6 +55,8 @@ pub enum ProposeError {
     TooManyReads { limit: u32 },
     #[error("empty proposals are reserved for the leader's no-op")]
     Empty,
+    #[error("handing leadership to node {to}; retry")]
+    Transferring { to: u64 },
 }
 
 /// `compact` refused a snapshot.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::StepError;
 use super::types::{Entry, SnapshotMeta};
 
 /// One message between two peers. `term` is the sender's term, except for a
@@ -26,10 +27,12 @@ pub enum MessageBody {
     PreVoteResponse {
         granted: bool,
     },
-    /// RequestVote.
+    /// RequestVote; `transfer` when the leader handed over to the sender
+    /// (`TimeoutNow`), so a voter within its leader lease votes anyway.
     Vote {
         last_index: u64,
         last_term: u64,
+        transfer: bool,
     },
     VoteResponse {
         granted: bool,
@@ -55,6 +58,8 @@ pub enum MessageBody {
     HeartbeatResponse {
         read_seq: u64,
     },
+    /// The leader hands over: campaign now (`transfer.rs`).
+    TimeoutNow,
     /// One chunk of the leader's snapshot: `data` goes at byte `offset` of a
     /// snapshot `total_bytes` long; `done` marks the last chunk.
     InstallSnapshot {
@@ -93,6 +98,7 @@ impl MessageBody {
             MessageBody::AppendResponse { .. } => "append_response",
             MessageBody::Heartbeat { .. } => "heartbeat",
             MessageBody::HeartbeatResponse { .. } => "heartbeat_response",
+            MessageBody::TimeoutNow => "timeout_now",
             MessageBody::InstallSnapshot { .. } => "install_snapshot",
             MessageBody::InstallSnapshotResponse { .. } => "install_snapshot_response",
         }
@@ -102,7 +108,44 @@ impl MessageBody {
     pub fn is_from_leader(&self) -> bool {
         matches!(
             self,
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. }
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+                | MessageBody::TimeoutNow
         )
+    }
+}
+
+impl Message {
+    /// Terms and indexes beyond this are refused, so arithmetic on them can
+    /// never overflow (no real log gets near it).
+    const TERM_INDEX_MAX: u64 = 1 << 62;
+
+    pub(super) fn check_bounds(&self) -> Result<(), StepError> {
+        let (message, limit) = (self, Message::TERM_INDEX_MAX);
+        let fits = match &message.body {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => {
+                *prev_index <= limit
+                    && *prev_term <= limit
+                    && *commit <= limit
+                    && entries.len() as u64 <= limit - prev_index
+            }
+            MessageBody::InstallSnapshot { meta, .. } => {
+                meta.last_index <= limit && meta.last_term <= limit
+            }
+            _ => true,
+        };
+        if message.term > limit || !fits {
+            return Err(StepError::Malformed {
+                kind: message.body.kind(),
+                reason: "term or index out of range",
+            });
+        }
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ mod replication;
 mod rules;
 mod snapshot_receiver;
 mod snapshot_transfer;
+mod transfer;
 mod types;
 
 pub use config::{Config, ConfigError};
@@ -28,4 +29,5 @@ pub use message::{AppendRejection, Message, MessageBody};
 pub use node::RawNode;
 pub use ready::Ready;
 pub use snapshot_receiver::SnapshotCheckFn;
+pub use transfer::TransferError;
 pub use types::{Entry, EntryKind, HardState, ReadState, Restored, Role, Snapshot, SnapshotMeta, Status};

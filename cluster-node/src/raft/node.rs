@@ -18,7 +18,7 @@ use super::read_queue::ReadQueue;
 use super::ready::Ready;
 use super::rules;
 use super::snapshot_receiver::SnapshotReceiver;
-use super::types::{Entry, EntryKind, HardState, ReadState, Restored, Role, Snapshot, Status};
+use super::types::{Entry, EntryKind, HardState, ReadState, Restored, Role, Snapshot, Status, Transfer};
 
 /// The seeded election-timeout RNG. Hashes by (seed, position) so model
 /// checkers can tell two cores apart by their future random draws too.
@@ -64,6 +64,8 @@ pub struct RawNode {
     /// Follower: the snapshot being received, and the state machine's check
     /// it must pass before it is adopted (`set_snapshot_check`).
     pub(super) snapshot_receiver: SnapshotReceiver,
+    /// Leader only: a leadership transfer under way (`transfer.rs`).
+    pub(super) transfer: Option<Transfer>,
     pub(super) messages: Vec<Message>,
     pub(super) messages_after_persist: Vec<Message>,
     pub(super) read_states: Vec<ReadState>,
@@ -109,6 +111,7 @@ impl RawNode {
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             snapshot_receiver: SnapshotReceiver::default(),
+            transfer: None,
             messages: Vec::new(),
             messages_after_persist: Vec::new(),
             read_states: Vec::new(),
@@ -160,6 +163,7 @@ impl RawNode {
     }
 
     fn tick_leader(&mut self) {
+        self.tick_transfer();
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         if self.election_elapsed >= self.check_quorum_ticks() {
@@ -199,40 +203,8 @@ impl RawNode {
         }
     }
 
-    /// Terms and indexes beyond this are refused, so arithmetic on them can
-    /// never overflow (no real log gets near it).
-    const TERM_INDEX_MAX: u64 = 1 << 62;
-
-    fn check_bounds(message: &Message) -> Result<(), StepError> {
-        let limit = RawNode::TERM_INDEX_MAX;
-        let fits = match &message.body {
-            MessageBody::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-            } => {
-                *prev_index <= limit
-                    && *prev_term <= limit
-                    && *commit <= limit
-                    && entries.len() as u64 <= limit - prev_index
-            }
-            MessageBody::InstallSnapshot { meta, .. } => {
-                meta.last_index <= limit && meta.last_term <= limit
-            }
-            _ => true,
-        };
-        if message.term > limit || !fits {
-            return Err(StepError::Malformed {
-                kind: message.body.kind(),
-                reason: "term or index out of range",
-            });
-        }
-        Ok(())
-    }
-
     fn check_addressing(&self, message: &Message) -> Result<(), StepError> {
-        RawNode::check_bounds(message)?;
+        message.check_bounds()?;
         if message.to != self.config.id {
             return Err(StepError::WrongRecipient {
                 to: message.to,
@@ -251,8 +223,8 @@ impl RawNode {
     fn step_higher_term(&mut self, message: &Message) -> bool {
         match message.body {
             MessageBody::PreVote { .. } => !self.in_leader_lease(self.config.pre_vote),
-            MessageBody::Vote { .. } => {
-                if self.in_leader_lease(self.config.check_quorum) {
+            MessageBody::Vote { transfer, .. } => {
+                if !transfer && self.in_leader_lease(self.config.check_quorum) {
                     return false;
                 }
                 self.become_follower(message.term, None);
@@ -331,6 +303,10 @@ impl RawNode {
             } => {
                 self.heard_from_leader(from);
                 self.handle_snapshot_chunk(from, meta, offset, total_bytes, data, done)
+            }
+            MessageBody::TimeoutNow => {
+                self.handle_timeout_now();
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -433,6 +409,9 @@ impl RawNode {
         }
         if data.is_empty() {
             return Err(ProposeError::Empty);
+        }
+        if let Some(to) = self.transferring_to() {
+            return Err(ProposeError::Transferring { to });
         }
         let limit = self.config.uncommitted_entries_max;
         if self.log.last_index() - self.log.committed() >= u64::from(limit) {

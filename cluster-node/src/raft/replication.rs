@@ -58,7 +58,7 @@ impl RawNode {
     }
 
     /// Sends as much as the window allows; bounded by the window size.
-    fn send_appends_while_possible(&mut self, peer: u64) {
+    pub(super) fn send_appends_while_possible(&mut self, peer: u64) {
         for _ in 0..=self.config.inflight_messages_max {
             if !self.send_append(peer, false) {
                 break;
@@ -240,6 +240,7 @@ impl RawNode {
                 return;
             }
         }
+        self.send_timeout_now_if_caught_up(from);
         self.send_appends_while_possible(from);
     }
 

@@ -35,7 +35,8 @@ pub(crate) fn must_persist_before_send(body: &MessageBody) -> bool {
         | MessageBody::Append { .. }
         | MessageBody::Heartbeat { .. }
         | MessageBody::HeartbeatResponse { .. }
-        | MessageBody::InstallSnapshot { .. } => false,
+        | MessageBody::InstallSnapshot { .. }
+        | MessageBody::TimeoutNow => false,
     }
 }
 

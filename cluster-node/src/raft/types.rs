@@ -89,3 +89,11 @@ pub struct Status {
     pub applied: u64,
     pub last_index: u64,
 }
+
+/// A leadership transfer under way (`transfer.rs`): to whom, since how
+/// many ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Transfer {
+    pub to: u64,
+    pub elapsed_ticks: u32,
+}

@@ -500,10 +500,9 @@ impl Core {
                 deadline,
                 responder,
             }),
-            Operation::Write(op) => {
-                self.start_write(Command { client, seq, op }, id, deadline, responder)
-            }
+            Operation::Write(op) => self.start_write(Command { client, seq, op }, id, deadline, responder),
             Operation::Change(change) => self.start_change(change, id, deadline, responder),
+            Operation::TransferLeader(to) => self.start_transfer(to, id, responder),
             Operation::Members => responder.answer(Response::Ok { id, value: membership_value(self.raft.membership()) }),
         }
     }

@@ -171,6 +171,12 @@ pub trait Db: Send + Sync {
     fn remove_member<'a>(&'a self, _node: usize, _members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
         Box::pin(async { Err(MemberError::Unsupported) })
     }
+    /// Ask the leader among `members` to hand leadership to the member
+    /// `to` (done once the system accepted; the new leader shows in
+    /// [`Db::leader`]). Optional even with membership support.
+    fn transfer_leader<'a>(&'a self, _to: usize, _members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(async { Err(MemberError::Unsupported) })
+    }
     /// The membership as the running members `members` report it (the
     /// answer of a leader, or of most of them); None: no answer.
     fn members<'a>(&'a self, _members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {

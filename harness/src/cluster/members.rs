@@ -16,6 +16,8 @@ use super::{lock, Cluster, ClusterError, MemberError, Members, NodeEnv, NodeStat
 const RETRY_MS_MAX: u64 = 8_000;
 /// Pause between two tries.
 const RETRY_PAUSE_MS: u64 = 100;
+/// Bound on waiting for a leadership transfer to show.
+const TRANSFER_WAIT_MS_MAX: u64 = 3_000;
 
 /// What one membership request took, for the history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -100,6 +102,25 @@ impl Cluster {
         lock(&self.inner.members).retain(|member| *member != node);
         self.kill(node).await?;
         Ok(change)
+    }
+
+    /// Ask the leader to hand over to the member `to`, and wait (bounded)
+    /// until the members name `to` as leader. `Unsupported` when the
+    /// system has no such request.
+    pub async fn transfer_leader(&self, to: usize) -> Result<MemberChange, MemberError> {
+        let started = Instant::now();
+        self.inner.db.transfer_leader(to, &self.running_member_envs()).await?;
+        let deadline = started + Duration::from_millis(TRANSFER_WAIT_MS_MAX);
+        let mut tries = 0;
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            tries += 1;
+            if self.leader().await == Some(to) {
+                return Ok(MemberChange { action: "transfer", tries, waited_ms: started.elapsed().as_millis() as u64 });
+            }
+            tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
+        }
+        Err(MemberError::Retry(format!("n{} did not lead within {TRANSFER_WAIT_MS_MAX} ms", to + 1)))
     }
 
     /// One removal request for `node`, sent through `via` alone and not

@@ -68,8 +68,28 @@ impl MembershipNemesis {
             let why = "the cluster is below its starting size";
             return Ok(json!({ "skipped": why, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
         }
+        let handover = self.hand_over(node, cluster).await;
         let removed = cluster.remove_member(node).await?;
-        Ok(json!({ "removed": node_name(node), "remove": removed, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }))
+        let mut effect = json!({ "removed": node_name(node), "remove": removed, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) });
+        if let Some(handover) = handover {
+            effect["handover"] = handover;
+        }
+        Ok(effect)
+    }
+
+    /// Half the time a leader about to be removed first hands leadership
+    /// to another member (where the system can); the other half it is
+    /// removed while it leads, and must step down once that commits.
+    async fn hand_over(&mut self, node: usize, cluster: &Cluster) -> Option<Effect> {
+        let hand_over = self.rng.random_bool(0.5);
+        if !hand_over || cluster.leader().await != Some(node) {
+            return None;
+        }
+        let to = cluster.members().into_iter().find(|member| *member != node)?;
+        Some(match cluster.transfer_leader(to).await {
+            Ok(change) => json!({ "to": node_name(to), "transfer": change }),
+            Err(error) => json!({ "to": node_name(to), "error": error.to_string() }),
+        })
     }
 
     async fn replace(&mut self, node: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {

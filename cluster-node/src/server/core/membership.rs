@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::{fail, Core, Waiter};
 use crate::protocol::{Detail, ErrorCode, Response};
-use crate::raft::{ChangeError, ConfChange, Entry, Membership};
+use crate::raft::{ChangeError, ConfChange, Entry, Membership, TransferError};
 use crate::server::client::Responder;
 
 impl Core {
@@ -35,6 +35,20 @@ impl Core {
                 self.writes.insert(index, waiter);
             }
             Err(ChangeError::NotLeader { leader }) => responder.answer(fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))),
+            Err(e) => responder.answer(fail(id, ErrorCode::Refused, true, Detail::Message(e.to_string()))),
+        }
+    }
+
+    /// Leadership transfer: answered as soon as the leader started it (it
+    /// stops taking writes, catches the target up and tells it to
+    /// campaign; `status` shows who leads after).
+    pub(super) fn start_transfer(&mut self, to: u64, id: u64, responder: Responder) {
+        match self.raft.transfer_leadership(to) {
+            Ok(()) => {
+                tracing::info!(to, "leadership transfer started");
+                responder.answer(Response::Ok { id, value: json!({ "transferring_to": to }) });
+            }
+            Err(TransferError::NotLeader { leader }) => responder.answer(fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))),
             Err(e) => responder.answer(fail(id, ErrorCode::Refused, true, Detail::Message(e.to_string()))),
         }
     }

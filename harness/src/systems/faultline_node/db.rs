@@ -135,6 +135,10 @@ impl Db for FaultlineNodeDb {
         Box::pin(membership::change("member_remove", node, members))
     }
 
+    fn transfer_leader<'a>(&'a self, to: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::change("transfer_leader", to, members))
+    }
+
     fn members<'a>(&'a self, members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {
         Box::pin(membership::reported(members))
     }
