@@ -194,6 +194,10 @@ impl Db for EtcdDb {
         Box::pin(membership::remove(node, members))
     }
 
+    fn transfer_leader<'a>(&'a self, to: usize, members: &'a [NodeEnv]) -> BoxFuture<'a, Result<(), MemberError>> {
+        Box::pin(membership::transfer(to, members))
+    }
+
     fn members<'a>(&'a self, members: &'a [NodeEnv]) -> BoxFuture<'a, Option<Members>> {
         Box::pin(membership::reported(members))
     }

@@ -1,5 +1,6 @@
 //! etcd's membership requests through its v3 JSON gateway:
-//! `/v3/cluster/member/{list,add,promote,remove}`.
+//! `/v3/cluster/member/{list,add,promote,remove}`, and leadership transfer
+//! (`/v3/maintenance/transfer-leadership`).
 //!
 //! Member IDs are uint64s, which the gateway writes as JSON strings. A
 //! member is matched to its node by name (`n{node}`), or, while it has no
@@ -106,6 +107,13 @@ pub(super) async fn promote(node: usize, members: &[NodeEnv]) -> Result<(), Memb
 pub(super) async fn remove(node: usize, members: &[NodeEnv]) -> Result<(), MemberError> {
     let id = member_id(node, members).await?;
     change("/v3/cluster/member/remove", &format!(r#"{{"ID":{id}}}"#), members).await.map(|_| ())
+}
+
+/// Hand leadership to `node`: etcd's MoveLeader, which only the leader
+/// takes (the leader is asked first).
+pub(super) async fn transfer(node: usize, members: &[NodeEnv]) -> Result<(), MemberError> {
+    let id = member_id(node, members).await?;
+    change("/v3/maintenance/transfer-leadership", &format!(r#"{{"targetID":{id}}}"#), members).await.map(|_| ())
 }
 
 /// The membership in the leader's member list; without a leader that
