@@ -47,26 +47,43 @@ pub(super) async fn reported(members: &[NodeEnv]) -> Option<Members> {
     Some(Members { voters: ids("voters")?, learners: ids("learners")? })
 }
 
-/// The member most of the answering members name as leader.
+/// The leader named in the latest term any answering member knows (most
+/// of those at that term, when they differ): during a partition the
+/// majority's new leader, not the isolated old one a stale half still names.
 async fn leader_env(members: &[NodeEnv]) -> Option<&NodeEnv> {
     let mut probes = tokio::task::JoinSet::new();
     for env in members {
         probes.spawn(status(env.client_listen));
     }
-    let mut reports = Vec::with_capacity(members.len());
+    let mut reports: Vec<(u64, u64)> = Vec::with_capacity(members.len());
     while let Some(reply) = probes.join_next().await {
         let value = reply.ok().flatten();
-        if let Some(id) = value.as_ref().and_then(|reply| reply["value"]["leader"].as_u64()) {
-            reports.push(id);
-        }
+        let report = value.as_ref().and_then(|reply| Some((reply["value"]["term"].as_u64()?, reply["value"]["leader"].as_u64()?)));
+        reports.extend(report);
     }
-    let leader = usize::try_from(majority(&reports)?).ok()?.checked_sub(1)?;
+    let leader = usize::try_from(latest_leader(&reports)?).ok()?.checked_sub(1)?;
     members.iter().find(|env| env.node == leader)
+}
+
+/// From (term, leader id) reports: the leader most reports of the highest
+/// term name.
+fn latest_leader(reports: &[(u64, u64)]) -> Option<u64> {
+    let term = reports.iter().map(|(term, _)| *term).max()?;
+    let named: Vec<u64> = reports.iter().filter(|(at, _)| *at == term).map(|(_, leader)| *leader).collect();
+    majority(&named)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_transient;
+    use super::{is_transient, latest_leader};
+
+    #[test]
+    fn the_leader_of_the_latest_term_is_asked() {
+        assert_eq!(latest_leader(&[(3, 1), (3, 1), (4, 2), (4, 2)]), Some(2), "a 2-2 split: the newer term wins");
+        assert_eq!(latest_leader(&[(5, 3)]), Some(3));
+        assert_eq!(latest_leader(&[(5, 3), (5, 2)]), None, "two leaders named in one term: no answer");
+        assert_eq!(latest_leader(&[]), None);
+    }
 
     #[test]
     fn refusals_that_pass_are_retried() {
