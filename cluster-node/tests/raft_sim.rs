@@ -12,66 +12,23 @@
 //! each of four tests), `FAULTLINE_RAFT_SIM_SEED` (run just that seed) and
 //! `FAULTLINE_RAFT_SIM_TRACE` (print every delivery, ready, sync and crash).
 
+mod raft_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use faultline_node::bugs::Bugs;
 use faultline_node::raft::{
-    ChangeError, ConfChange, Config, Entry, EntryKind, HardState, Message, MessageBody,
+    ChangeError, ConfChange, Config, Entry, EntryKind, Message, MessageBody,
     ProposeError, RawNode, Ready, Restored, Role, Snapshot, SnapshotMeta,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use raft_support::Disk;
 
 const STEPS: u32 = 3000;
 const NETWORK_MESSAGES_MAX: usize = 4000;
 const CONVERGE_ROUNDS_MAX: u32 = 400;
-
-/// What a node made durable: its WAL and snapshot file.
-#[derive(Clone, Debug, Default)]
-struct Disk {
-    hard_state: HardState,
-    snapshot: Option<Snapshot>,
-    entries: Vec<Entry>,
-}
-
-impl Disk {
-    fn persist(&mut self, ready: &Ready) {
-        if let Some(snapshot) = &ready.snapshot {
-            self.entries.clear();
-            self.snapshot = Some(snapshot.clone());
-        }
-        if let Some(first) = ready.entries.first() {
-            self.entries.retain(|e| e.index < first.index);
-            self.entries.extend(ready.entries.iter().cloned());
-        }
-        if let Some(hard_state) = &ready.hard_state {
-            self.hard_state = hard_state.clone();
-        }
-    }
-
-    fn compact(&mut self, snapshot: Snapshot) {
-        let index = snapshot.meta.last_index;
-        self.entries.retain(|e| e.index > index);
-        self.snapshot = Some(snapshot);
-    }
-
-    fn snapshot_index(&self) -> u64 {
-        self.snapshot.as_ref().map_or(0, |s| s.meta.last_index)
-    }
-
-    fn holds(&self, index: u64) -> bool {
-        index <= self.snapshot_index() || self.entries.iter().any(|e| e.index == index)
-    }
-
-    fn restored(&self) -> Restored {
-        Restored {
-            hard_state: self.hard_state.clone(),
-            snapshot: self.snapshot.clone(),
-            entries: self.entries.clone(),
-        }
-    }
-}
 
 /// The replicated state machine: the list of applied values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -32,6 +32,22 @@ impl Disk {
         }
     }
 
+    /// Keep what follows the snapshot, and the snapshot.
+    pub fn compact(&mut self, snapshot: Snapshot) {
+        let index = snapshot.meta.last_index;
+        self.entries.retain(|e| e.index > index);
+        self.snapshot = Some(snapshot);
+    }
+
+    pub fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.last_index)
+    }
+
+    /// The entry at `index` is durable here (in the log or the snapshot).
+    pub fn holds(&self, index: u64) -> bool {
+        index <= self.snapshot_index() || self.entries.iter().any(|e| e.index == index)
+    }
+
     pub fn restored(&self) -> Restored {
         Restored {
             hard_state: self.hard_state.clone(),
