@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cluster::{BoxFuture, ClusterError, Db, MemberError, Members, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
-use crate::cluster::{find_on_path, majority};
+use crate::cluster::find_on_path;
 
 use super::http::HttpConnection;
 mod membership;
@@ -136,23 +136,7 @@ impl Db for EtcdDb {
     }
 
     fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
-        Box::pin(async move {
-            let mut members = Vec::new();
-            let mut leaders = Vec::new();
-            for env in envs {
-                let Some(status) = probe(env.client_listen, "/v3/maintenance/status", Some(b"{}")).await else {
-                    continue;
-                };
-                if let Some(member) = status["header"]["member_id"].as_str() {
-                    members.push((member.to_string(), env.node));
-                }
-                if let Some(leader) = status["leader"].as_str() {
-                    leaders.push(leader.to_string());
-                }
-            }
-            let leader = majority(&leaders)?;
-            members.into_iter().find(|(member, _)| *member == leader).map(|(_, node)| node)
-        })
+        Box::pin(async move { membership::leader_node(&membership::survey(envs, false).await) })
     }
 
     /// A hash of every key the member holds (key, value, mod_revision),

@@ -98,20 +98,12 @@ impl Db for FaultlineNodeDb {
 
     fn leader<'a>(&'a self, envs: &'a [NodeEnv]) -> BoxFuture<'a, Option<usize>> {
         Box::pin(async move {
-            // Asked all at once: a node that does not answer costs one bound,
-            // not one per node.
-            let mut probes = tokio::task::JoinSet::new();
-            for env in envs {
-                probes.spawn(status(env.client_listen));
-            }
-            let mut reports = Vec::with_capacity(envs.len());
-            while let Some(reply) = probes.join_next().await {
-                // The status fields sit in the response's `value`.
-                let value = reply.ok().flatten();
-                let leader_id = value.as_ref().and_then(|r| r["value"]["leader"].as_u64());
-                reports.push(leader_id.and_then(|id| usize::try_from(id).ok()?.checked_sub(1)));
-            }
-            majority(&reports.into_iter().flatten().collect::<Vec<_>>())
+            let reports: Vec<usize> = statuses(envs)
+                .await
+                .iter()
+                .filter_map(|status| usize::try_from(status["leader"].as_u64()?).ok()?.checked_sub(1))
+                .collect();
+            majority(&reports)
         })
     }
 
@@ -162,6 +154,21 @@ const STATUS_LINE_BYTES_MAX: u64 = 64 * 1024;
 /// The node's answer to `{"id":1,"op":"status"}`, if it gives one in time.
 pub(super) async fn status(addr: SocketAddr) -> Option<serde_json::Value> {
     ask(addr, "{\"id\":1,\"op\":\"status\"}\n", STATUS_TIMEOUT_MS).await
+}
+
+/// The `value` of every node's status that came in time, asked of all
+/// at once: a node that does not answer costs one bound, not one per node.
+pub(super) async fn statuses(envs: &[NodeEnv]) -> Vec<serde_json::Value> {
+    let mut probes = tokio::task::JoinSet::new();
+    for env in envs {
+        probes.spawn(status(env.client_listen));
+    }
+    let mut values = Vec::with_capacity(envs.len());
+    while let Some(reply) = probes.join_next().await {
+        // The status fields sit in the response's `value`.
+        values.extend(reply.ok().flatten().map(|mut reply| reply["value"].take()));
+    }
+    values
 }
 
 /// The node's answer to one request line, if it gives one within

@@ -211,7 +211,7 @@ fn sort_answer(status: u16, body: &[u8]) -> Answer {
 
 /// What one member said about itself, its leader and (if asked) the
 /// membership.
-struct Survey {
+pub(super) struct Survey {
     node: usize,
     member_id: Option<String>,
     leader: Option<String>,
@@ -219,7 +219,7 @@ struct Survey {
 }
 
 /// Ask every member at once for its status (and its member list).
-async fn survey(members: &[NodeEnv], with_list: bool) -> Vec<Survey> {
+pub(super) async fn survey(members: &[NodeEnv], with_list: bool) -> Vec<Survey> {
     let mut probes = tokio::task::JoinSet::new();
     for env in members {
         let (node, addr) = (env.node, env.client_listen);
@@ -245,7 +245,7 @@ async fn survey(members: &[NodeEnv], with_list: bool) -> Vec<Survey> {
 }
 
 /// The node most surveyed members name as leader.
-fn leader_node(surveys: &[Survey]) -> Option<usize> {
+pub(super) fn leader_node(surveys: &[Survey]) -> Option<usize> {
     let leaders: Vec<String> = surveys.iter().filter_map(|survey| survey.leader.clone()).collect();
     let leader = majority(&leaders)?;
     surveys.iter().find(|survey| survey.member_id.as_deref() == Some(leader.as_str())).map(|survey| survey.node)

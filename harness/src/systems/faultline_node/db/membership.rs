@@ -3,7 +3,7 @@
 //! the members name.
 use serde_json::Value;
 
-use super::{ask, status};
+use super::{ask, status, statuses};
 use crate::cluster::{majority, MemberError, Members, NodeEnv};
 
 /// Bound on one change request: the node answers once the change commits.
@@ -51,16 +51,11 @@ pub(super) async fn reported(members: &[NodeEnv]) -> Option<Members> {
 /// of those at that term, when they differ): during a partition the
 /// majority's new leader, not the isolated old one a stale half still names.
 async fn leader_env(members: &[NodeEnv]) -> Option<&NodeEnv> {
-    let mut probes = tokio::task::JoinSet::new();
-    for env in members {
-        probes.spawn(status(env.client_listen));
-    }
-    let mut reports: Vec<(u64, u64)> = Vec::with_capacity(members.len());
-    while let Some(reply) = probes.join_next().await {
-        let value = reply.ok().flatten();
-        let report = value.as_ref().and_then(|reply| Some((reply["value"]["term"].as_u64()?, reply["value"]["leader"].as_u64()?)));
-        reports.extend(report);
-    }
+    let reports: Vec<(u64, u64)> = statuses(members)
+        .await
+        .iter()
+        .filter_map(|status| Some((status["term"].as_u64()?, status["leader"].as_u64()?)))
+        .collect();
     let leader = usize::try_from(latest_leader(&reports)?).ok()?.checked_sub(1)?;
     members.iter().find(|env| env.node == leader)
 }
