@@ -54,23 +54,31 @@ impl MembershipNemesis {
         }
     }
 
+    /// `effect` with the members and learners after it: what the report
+    /// draws as the membership lane.
+    fn with_members(&self, cluster: &Cluster, mut effect: Effect) -> Effect {
+        effect["members"] = json!(node_names(&cluster.members()));
+        effect["learners"] = json!(node_names(&self.learners));
+        effect
+    }
+
     async fn add(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let Some(node) = cluster.absent().first().copied() else {
-            return Ok(json!({ "skipped": "every slot is a member", "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
+            return Ok(self.with_members(cluster, json!({ "skipped": "every slot is a member" })));
         };
         self.learners.push(node);
         let added = cluster.add_learner(node).await?;
-        Ok(json!({ "added": node_name(node), "learner": node_name(node), "add": added, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }))
+        Ok(self.with_members(cluster, json!({ "added": node_name(node), "learner": node_name(node), "add": added })))
     }
 
     async fn remove(&mut self, node: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
         if cluster.members().len() < cluster.nodes() {
             let why = "the cluster is below its starting size";
-            return Ok(json!({ "skipped": why, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
+            return Ok(self.with_members(cluster, json!({ "skipped": why })));
         }
         let handover = self.hand_over(node, cluster).await;
         let removed = cluster.remove_member(node).await?;
-        let mut effect = json!({ "removed": node_name(node), "remove": removed, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) });
+        let mut effect = self.with_members(cluster, json!({ "removed": node_name(node), "remove": removed }));
         if let Some(handover) = handover {
             effect["handover"] = handover;
         }
@@ -96,20 +104,14 @@ impl MembershipNemesis {
         let removed = cluster.remove_member(node).await?;
         let added = cluster.add_learner(node).await?;
         let promoted = cluster.promote_member(node).await?;
-        Ok(json!({
-            "replaced": node_name(node),
-            "remove": removed,
-            "add": added,
-            "promote": promoted,
-            "members": node_names(&cluster.members()), "learners": node_names(&self.learners),
-        }))
+        Ok(self.with_members(cluster, json!({ "replaced": node_name(node), "remove": removed, "add": added, "promote": promoted })))
     }
 
     /// Add a free slot and kill the leader while the change is in flight;
     /// the add goes on through whoever leads next.
     async fn crash(&mut self, leader: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let Some(node) = cluster.absent().first().copied() else {
-            return Ok(json!({ "skipped": "every slot is a member", "members": node_names(&cluster.members()), "learners": node_names(&self.learners) }));
+            return Ok(self.with_members(cluster, json!({ "skipped": "every slot is a member" })));
         };
         let delay_ms = self.rng.random_range(0..=CRASH_DELAY_MS_MAX);
         self.killed.push(leader);
@@ -121,14 +123,14 @@ impl MembershipNemesis {
         let (added, killed) = tokio::join!(cluster.add_learner(node), kill);
         killed?;
         let added = added?;
-        Ok(json!({
+        let effect = json!({
             "added": node_name(node),
             "learner": node_name(node),
             "killed": node_name(leader),
             "kill_delay_ms": delay_ms,
             "add": added,
-            "members": node_names(&cluster.members()), "learners": node_names(&self.learners),
-        }))
+        });
+        Ok(self.with_members(cluster, effect))
     }
 
     /// Cut the leader off from every node, then ask it, at once, to
@@ -137,7 +139,7 @@ impl MembershipNemesis {
     async fn race(&mut self, leader: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let others: Vec<usize> = cluster.members().into_iter().filter(|node| *node != leader).collect();
         if others.len() < 2 {
-            return Ok(json!({ "skipped": "fewer than two other members", "members": node_names(&cluster.members()) }));
+            return Ok(self.with_members(cluster, json!({ "skipped": "fewer than two other members" })));
         }
         let picked: Vec<usize> = choose_nodes(&mut self.rng, others.len(), 2).into_iter().map(|at| others[at]).collect();
         self.network = true;
@@ -148,13 +150,12 @@ impl MembershipNemesis {
             Ok(()) => "done".to_string(),
             Err(error) => error.to_string(),
         };
-        Ok(json!({
+        let effect = json!({
             "isolated": node_name(leader),
             "asked": [format!("remove {}", node_name(picked[0])), format!("remove {}", node_name(picked[1]))],
             "answers": [answer(first), answer(second)],
-            "members": node_names(&cluster.members()),
-            "learners": node_names(&self.learners),
-        }))
+        });
+        Ok(self.with_members(cluster, effect))
     }
 
     /// Mend the network a race cut, restart crashed leaders, forget
@@ -163,16 +164,17 @@ impl MembershipNemesis {
     /// again.
     async fn reconcile(&mut self, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let mut done = Vec::new();
-        if std::mem::take(&mut self.network) {
+        let healed = std::mem::take(&mut self.network);
+        if healed {
             cluster.proxy().heal();
             done.push(json!({ "network": "healed" }));
-            // Whoever leads now is asked for the membership.
-            let _ = cluster.leader().await;
-            if let Some(reported) = cluster.reported_members().await {
-                let gone = cluster.forget_removed(&reported).await?;
-                if !gone.is_empty() {
-                    done.push(json!({ "gone": node_names(&gone) }));
-                }
+        }
+        // Asked once the network is whole again.
+        let reported = cluster.reported_members().await;
+        if let (true, Some(reported)) = (healed, &reported) {
+            let gone = cluster.forget_removed(reported).await?;
+            if !gone.is_empty() {
+                done.push(json!({ "gone": node_names(&gone) }));
             }
         }
         let killed = std::mem::take(&mut self.killed);
@@ -182,7 +184,7 @@ impl MembershipNemesis {
         }
         // Ours, and any the system reports (an add whose answer was lost).
         let mut learners = std::mem::take(&mut self.learners);
-        learners.extend(cluster.reported_members().await.map(|reported| reported.learners).unwrap_or_default());
+        learners.extend(reported.map(|reported| reported.learners).unwrap_or_default());
         learners.sort_unstable();
         learners.dedup();
         for learner in learners.into_iter().filter(|node| cluster.is_member(*node)) {
@@ -211,7 +213,7 @@ impl MembershipNemesis {
         }
         match done.is_empty() {
             true => Ok(Effect::Null),
-            false => Ok(json!({ "membership": done, "members": node_names(&cluster.members()), "learners": node_names(&self.learners) })),
+            false => Ok(self.with_members(cluster, json!({ "membership": done }))),
         }
     }
 }
