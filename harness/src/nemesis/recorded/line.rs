@@ -40,7 +40,7 @@ struct RolesLine {
 impl EventLine {
     /// A membership change (its schedule ran with a spare slot).
     pub(super) fn is_membership(&self) -> bool {
-        self.fault.starts_with(FaultFamily::Membership.name())
+        Fault::parse_name(&self.fault).is_ok_and(|faults| faults.iter().any(|fault| fault.family() == FaultFamily::Membership))
     }
 }
 
