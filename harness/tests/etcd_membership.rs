@@ -159,7 +159,7 @@ fn etcd_stays_valid_while_members_join_and_leave() {
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|event| event["process"] == "nemesis" && event["type"] == "ok")
-        .filter(|event| event["value"].get("added").is_some() || event["value"].get("removed").is_some())
+        .filter(|event| ["added", "removed", "replaced"].iter().any(|change| event["value"].get(change).is_some()))
         .count();
     assert!(changed >= 1, "no member joined or left: {}", run_dir.display());
     let _ = std::fs::remove_dir_all(&store);
