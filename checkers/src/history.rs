@@ -101,7 +101,7 @@ pub struct Event {
 /// ```text
 /// {"history":"faultline","version":1,"start_unix_ns":1764800000000000000}
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
     /// Always `"faultline"`: what tells a header from an event.
@@ -109,6 +109,10 @@ pub struct Header {
     pub version: u32,
     /// The wall-clock time of `time_ns` 0, in nanoseconds since 1970.
     pub start_unix_ns: u64,
+    /// The host each node ran on, by node name (`n1`), when the nodes ran
+    /// on hosts; an event's `node` names the host that served it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hosts: std::collections::BTreeMap<String, String>,
 }
 
 /// The tag of a [`Header`]: the string `"faultline"`.
@@ -122,7 +126,7 @@ impl Header {
     pub const VERSION: u32 = 1;
 
     pub fn new(start_unix_ns: u64) -> Header {
-        Header { history: HeaderTag::Faultline, version: Header::VERSION, start_unix_ns }
+        Header { history: HeaderTag::Faultline, version: Header::VERSION, start_unix_ns, hosts: Default::default() }
     }
 
     /// The header a line holds, if it is one.

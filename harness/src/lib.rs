@@ -50,7 +50,7 @@
 //!     fn peer_routing(&self) -> PeerRouting { PeerRouting::PerPair }
 //!     fn launch(&self, _node: usize, env: &NodeEnv) -> Result<NodeLaunch, ClusterError> {
 //!         let args = vec!["--listen".into(), env.client_listen.to_string()];
-//!         Ok(NodeLaunch { program: "target/release/my-server".into(), args, env: Vec::new() })
+//!         Ok(NodeLaunch { program: "target/release/my-server".into(), args, env: Vec::new(), files: Vec::new() })
 //!     }
 //!     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> { clear_dir(&env.data_dir) }
 //!     fn log_error_patterns(&self) -> Vec<String> { vec!["panicked at".into()] }

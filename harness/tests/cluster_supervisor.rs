@@ -73,7 +73,7 @@ impl Db for EchoDb {
             env.data_dir.display().to_string(),
             marker,
         ];
-        Ok(NodeLaunch { program: "python3".into(), args, env: Vec::new() })
+        Ok(NodeLaunch { program: "python3".into(), args, env: Vec::new(), files: Vec::new() })
     }
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {
         let _ = std::fs::remove_file(env.data_dir.join("state"));

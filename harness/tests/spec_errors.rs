@@ -79,6 +79,21 @@ fn impossible_combinations_are_rejected() {
 }
 
 #[test]
+fn bad_hosts_are_rejected() {
+    assert_rejected("hosts-shape", Some("cluster:\n  hosts: {netnz: 3}\n"), &[], "unknown field `netnz`");
+    assert_rejected("hosts-scalar", Some("cluster:\n  hosts: 5\n"), &[], "cluster.hosts is `netns: N` or a list");
+    assert_rejected("hosts-netns", None, &["--set", "cluster.hosts={\"netns\":0}"], "cluster.hosts.netns");
+    assert_rejected("hosts-few", None, &["--nodes", "3", "--set", "cluster.hosts={\"netns\":2}"], "2 hosts for 3 nodes");
+    let named = "cluster:\n  nodes: 1\n  hosts:\n    - address: vm1.example\n";
+    assert_rejected("hosts-name", Some(named), &[], "`vm1.example` is not an IP address");
+    let relative = "cluster:\n  nodes: 1\n  hosts:\n    - address: 10.0.0.5\n      dir: faultline\n";
+    assert_rejected("hosts-dir", Some(relative), &[], "cluster.hosts[0].dir");
+    let netns = ["--nodes", "3", "--set", "cluster.hosts={\"netns\":3}"];
+    assert_rejected("hosts-power", None, &[&netns[..], &["--nemesis", "power-loss"]].concat(), "power-loss is not available with cluster.hosts");
+    assert_rejected("hosts-scripted", None, &[&netns[..], &["--nemesis", "revote"]].concat(), "steers clients through the proxy");
+}
+
+#[test]
 fn flags_override_the_spec_and_dry_run_prints_it() {
     let dir = scratch("dry-run");
     let spec = dir.join("spec.yaml");

@@ -57,7 +57,7 @@ impl<R: BufRead> JsonlEvents<R> {
     /// The history's [`Header`], once its first line has been read (None
     /// for a history without one).
     pub fn header(&self) -> Option<Header> {
-        self.header
+        self.header.clone()
     }
 
     fn read_line(&mut self) -> Result<LineRead, ReadError> {

@@ -76,7 +76,7 @@ impl Db for RegServerDb {
         if self.bug {
             args.extend(["--bug".to_string(), "ack-before-write".to_string()]);
         }
-        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new() })
+        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new(), files: Vec::new() })
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {

@@ -111,11 +111,34 @@ pub enum MemberError {
 }
 
 /// A program to run, with its arguments and extra environment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeLaunch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Files the node needs, written before each launch where it runs
+    /// (this machine, or its host), such as a config file.
+    pub files: Vec<NodeFile>,
+}
+
+/// A file a node is launched with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// Keep a file already there (a system that rewrites its own config
+    /// must find its rewrite after a restart).
+    pub keep_existing: bool,
+}
+
+impl NodeFile {
+    /// Write the file on this machine.
+    pub fn write_here(&self) -> Result<(), ClusterError> {
+        if self.keep_existing && self.path.exists() {
+            return Ok(());
+        }
+        std::fs::write(&self.path, &self.text).map_err(|source| ClusterError::Files { path: self.path.clone(), source })
+    }
 }
 
 pub trait Db: Send + Sync {

@@ -31,6 +31,10 @@ pub enum ClusterError {
     Volume { node: usize, message: String, log: PathBuf },
     #[error("cluster: cannot {action} node {node}: {message}")]
     Membership { node: usize, action: &'static str, message: String },
+    #[error("cluster: node {node} on its host: {message}")]
+    Remote { node: usize, message: String },
+    #[error(transparent)]
+    Host(#[from] super::hosts::HostError),
     #[error(transparent)]
     Proxy(#[from] ProxyError),
 }

@@ -20,10 +20,18 @@ impl Cluster {
     pub(super) async fn launch(&self, node: usize) -> Result<(), ClusterError> {
         let env = self.node_env(node);
         let launch = self.inner.db.launch(node, &env)?;
-        let pid = self.inner.supervisor.spawn(node, launch, env.log_path.clone()).await?;
-        if self.inner.db.peer_routing() == PeerRouting::Shared {
-            self.inner.proxy.register_pid(pid, node);
-        }
+        let Some(hosts) = &self.inner.hosts else {
+            for file in &launch.files {
+                file.write_here()?;
+            }
+            let pid = self.inner.supervisor.spawn(node, launch, env.log_path.clone()).await?;
+            if self.inner.db.peer_routing() == PeerRouting::Shared {
+                self.inner.proxy.register_pid(pid, node);
+            }
+            return Ok(());
+        };
+        let remote = hosts.remote_launch(node, &launch).await?;
+        self.inner.supervisor.spawn(node, remote, env.log_path.clone()).await?;
         Ok(())
     }
 
@@ -39,8 +47,9 @@ impl Cluster {
                 }
                 // 126/127: the shell could not run the program; fresh ports
                 // will not help.
+                // A node on a host has its own fixed ports there.
                 Err(ClusterError::ExitedEarly { code, .. })
-                    if attempt < LAUNCH_ATTEMPTS_MAX && !matches!(code, Some(126 | 127)) =>
+                    if attempt < LAUNCH_ATTEMPTS_MAX && !matches!(code, Some(126 | 127)) && self.inner.hosts.is_none() =>
                 {
                     self.move_ports(node)?;
                     self.launch(node).await?;

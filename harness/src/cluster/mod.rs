@@ -11,13 +11,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::proxy::{FaultProxy, ProxyConfig};
+use crate::proxy::FaultProxy;
 
+mod config;
 mod db;
 mod error;
 mod guard;
+mod hosts;
 mod launch;
 mod members;
+mod network;
 mod ports;
 mod programs;
 mod routing;
@@ -30,46 +33,18 @@ use ports::reserve_node_ports;
 use supervisor::Supervisor;
 use volume::Volumes;
 
-pub use db::{clear_dir, majority, BoxFuture, Db, MemberError, Members, NamedPeerPort, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+pub use config::ClusterConfig;
+use config::validate;
+pub use db::{
+    clear_dir, majority, BoxFuture, Db, MemberError, Members, NamedPeerPort, NodeEnv, NodeFile, NodeLaunch, PeerRouting, StateDigest,
+};
+pub use hosts::netns::{available as netns_available, NETNS_MAX};
+pub use hosts::{HostConfig, HostError, HostsConfig, NODE_PORT_BASE};
 pub use members::MemberChange;
 pub use error::ClusterError;
 pub use guard::serve as serve_guard;
 pub use programs::{faultline_binary, find_on_path, this_process_is_faultline};
 pub use volume::VolumeConfig;
-
-/// How to start a cluster.
-#[derive(Clone, Debug)]
-pub struct ClusterConfig {
-    /// The nodes started, the cluster's first members.
-    pub nodes: usize,
-    /// Slots beyond those, with ports, routes and a data dir but no
-    /// process until a membership change adds them (`Cluster::add_member`).
-    pub spares: usize,
-    /// Root of this cluster's files: `node-<i>/data` and `node-<i>.log`.
-    pub dir: PathBuf,
-    /// Bound on waiting for one node to answer its readiness probe.
-    pub ready_timeout_ms: u64,
-    /// Drives node seeds and the proxy's jitter.
-    pub seed: u64,
-    pub proxy: ProxyConfig,
-    /// Serve each data dir from a lazyfs mount, so `power_cut` can drop
-    /// unsynced data (None: plain directories).
-    pub volumes: Option<VolumeConfig>,
-}
-
-impl ClusterConfig {
-    pub fn new(nodes: usize, dir: PathBuf, seed: u64) -> Self {
-        ClusterConfig {
-            nodes,
-            spares: 0,
-            dir,
-            ready_timeout_ms: 10_000,
-            seed,
-            proxy: ProxyConfig { seed, ..ProxyConfig::default() },
-            volumes: None,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeState {
@@ -120,6 +95,8 @@ struct Inner {
     /// The nodes that are members now, sorted: the first `nodes` at the
     /// start, then as membership changes add and remove them.
     members: Mutex<Vec<usize>>,
+    /// The hosts the nodes run on, when they are not on this machine.
+    hosts: Option<Arc<hosts::Hosts>>,
 }
 
 /// The proxy listeners whose target is one node.
@@ -138,6 +115,9 @@ impl Drop for Inner {
         if let Some(volumes) = &self.volumes {
             volumes.stop_blocking();
         }
+        if let Some(hosts) = &self.hosts {
+            hosts.close_blocking();
+        }
         self.proxy.shutdown();
     }
 }
@@ -147,6 +127,9 @@ impl Cluster {
     /// node and wait until each is ready (bounded by `ready_timeout_ms`).
     pub async fn start(db: Arc<dyn Db>, config: ClusterConfig) -> Result<Cluster, ClusterError> {
         validate(&config)?;
+        if config.hosts.is_some() {
+            return Cluster::start_on_hosts(db, config).await;
+        }
         let proxy = FaultProxy::new(config.proxy.clone());
         let names = db.peer_port_names();
         let slots = config.nodes + config.spares;
@@ -186,29 +169,39 @@ impl Cluster {
                 routes_to: layout.routes_to,
                 failed_restarts: Mutex::new(Vec::new()),
                 members: Mutex::new(members),
+                hosts: None,
             }),
         };
-        let nodes = cluster.nodes();
         let mut reservations = reservations.into_iter().map(Some).collect::<Vec<_>>();
         // A spare's ports are freed now; if another process takes one
         // before the spare starts, its start moves it to fresh ports.
-        reservations.truncate(nodes);
-        for (node, reserved) in reservations.iter_mut().enumerate() {
-            drop(reserved.take()); // Free the node's ports just before its launch.
-            if let Err(error) = cluster.launch(node).await {
-                cluster.shutdown().await;
+        reservations.truncate(cluster.nodes());
+        cluster.start_nodes(reservations).await?;
+        Ok(cluster)
+    }
+
+    /// Launch the first members, each just after freeing its reserved
+    /// ports (if any), then wait for each; on failure the cluster is shut
+    /// down.
+    async fn start_nodes(&self, mut reservations: Vec<Option<ports::NodePorts>>) -> Result<(), ClusterError> {
+        for node in 0..self.nodes() {
+            if let Some(reserved) = reservations.get_mut(node) {
+                drop(reserved.take());
+            }
+            if let Err(error) = self.launch(node).await {
+                self.shutdown().await;
                 return Err(error);
             }
         }
         // All nodes are already starting, so waiting for them one by one
         // takes about as long as the slowest.
-        for node in 0..nodes {
-            if let Err(error) = cluster.settle(node).await {
-                cluster.shutdown().await;
+        for node in 0..self.nodes() {
+            if let Err(error) = self.settle(node).await {
+                self.shutdown().await;
                 return Err(error);
             }
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// The nodes the cluster started with (`0..nodes()`).
@@ -333,11 +326,15 @@ impl Cluster {
         self.inner.supervisor.pause(node, false)
     }
 
-    /// Delete the node's data (through `Db::wipe`). The node must be killed.
+    /// Delete the node's data (through `Db::wipe`; on a host, the data
+    /// dir there is emptied). The node must be killed.
     pub async fn wipe(&self, node: usize) -> Result<(), ClusterError> {
         self.check(node)?;
         if self.node_state(node) != NodeState::Killed {
             return Err(ClusterError::WrongState { node, state: "running", action: "wipe" });
+        }
+        if let Some(hosts) = &self.inner.hosts {
+            return Ok(hosts.wipe(node).await?);
         }
         let db = self.inner.db.clone();
         let env = self.node_env(node);
@@ -419,6 +416,10 @@ impl Cluster {
         if let Some(volumes) = &self.inner.volumes {
             volumes.stop().await;
         }
+        if let Some(hosts) = &self.inner.hosts {
+            self.collect_logs(hosts).await;
+            hosts.close().await;
+        }
         self.inner.proxy.shutdown();
     }
 
@@ -427,6 +428,9 @@ impl Cluster {
         self.inner.supervisor.stop_blocking();
         if let Some(volumes) = &self.inner.volumes {
             volumes.stop_blocking();
+        }
+        if let Some(hosts) = &self.inner.hosts {
+            hosts.close_blocking();
         }
         self.inner.proxy.shutdown();
     }
@@ -439,22 +443,6 @@ impl Cluster {
         }
     }
 
-}
-
-/// Largest cluster the supervisor runs.
-const NODES_MAX: usize = 64;
-
-fn validate(config: &ClusterConfig) -> Result<(), ClusterError> {
-    if config.nodes == 0 || config.nodes + config.spares > NODES_MAX {
-        return Err(ClusterError::Config(format!(
-            "nodes and spares must be in 1..={NODES_MAX} together, not {} + {}",
-            config.nodes, config.spares
-        )));
-    }
-    if config.ready_timeout_ms == 0 {
-        return Err(ClusterError::Config("ready_timeout_ms must be positive".into()));
-    }
-    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

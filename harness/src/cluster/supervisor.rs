@@ -56,7 +56,13 @@ struct Slot {
 struct Table {
     slots: Vec<Slot>,
     unexpected: Vec<UnexpectedExit>,
+    /// For nodes on hosts: how a signal reaches the node's group there
+    /// (the local child is only the `ssh` that started it).
+    remote: Option<RemoteSignal>,
 }
+
+/// Sends a signal to a node's process group on its host.
+pub(crate) type RemoteSignal = Arc<dyn Fn(usize, Signal) -> Result<(), String> + Send + Sync>;
 
 /// What the supervisor thread owns besides the table.
 struct Owned {
@@ -90,6 +96,7 @@ impl Supervisor {
         let table = Arc::new(Mutex::new(Table {
             slots: (0..nodes).map(|_| Slot::default()).collect(),
             unexpected: Vec::new(),
+            remote: None,
         }));
         let (commands, inbox) = mpsc::sync_channel(COMMANDS_MAX);
         let thread_table = table.clone();
@@ -121,18 +128,32 @@ impl Supervisor {
         answer.await.map_err(|_| ClusterError::SupervisorGone)
     }
 
+    /// Nodes run on hosts: signals go through `remote`. Set before the
+    /// first spawn.
+    pub(crate) fn set_remote(&self, remote: RemoteSignal) {
+        lock(&self.table).remote = Some(remote);
+    }
+
     /// SIGSTOP or SIGCONT the node's process group. Sent under the table
-    /// lock, so the pid cannot have been reaped and reused meanwhile.
+    /// lock, so the pid cannot have been reaped and reused meanwhile (on a
+    /// host, after it: the pid there is the node's own, in its pid file).
     pub(crate) fn pause(&self, node: usize, paused: bool) -> Result<(), ClusterError> {
         let mut table = lock(&self.table);
+        let remote = table.remote.clone();
         let slot = &mut table.slots[node];
         let Some(child) = &slot.child else {
             return Err(ClusterError::WrongState { node, state: "killed", action: "pause or resume" });
         };
         let signal = if paused { Signal::SIGSTOP } else { Signal::SIGCONT };
-        killpg(pid_of(child), signal).map_err(|source| ClusterError::Signal { node, source })?;
+        if remote.is_none() {
+            killpg(pid_of(child), signal).map_err(|source| ClusterError::Signal { node, source })?;
+        }
         slot.paused = paused;
-        Ok(())
+        drop(table);
+        match remote {
+            Some(remote) => remote(node, signal).map_err(|message| ClusterError::Remote { node, message }),
+            None => Ok(()),
+        }
     }
 
     /// Whether the node is being removed (its own exit is then no crash).
@@ -257,7 +278,9 @@ fn spawn(
     command
         .args(&launch.args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        // On a host, the `ssh` gets a pipe the slot holds (in `Child`) and
+        // never writes: the remote side sees it end when the harness dies.
+        .stdin(if table.remote.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(log)
         .stderr(stderr)
         .process_group(0);
@@ -297,9 +320,20 @@ fn forget(owned: &mut Owned, reaped: Option<u32>) {
 /// Signal the node's group (SIGKILL, unless asked otherwise) and wait for
 /// the child (bounded); returns the pid (= group) when it was reaped.
 fn kill(table: &mut Table, node: usize, signal: Signal) -> Option<u32> {
+    let remote = table.remote.clone();
     let slot = &mut table.slots[node];
     let mut child = slot.child.take()?;
-    let _ = killpg(pid_of(&child), signal);
+    match &remote {
+        // The local `ssh` ends when the node does, with its exit status.
+        Some(remote) => {
+            if let Err(message) = remote(node, signal) {
+                crate::messages::warning(format_args!("node {node}: {message}"));
+            }
+        }
+        None => {
+            let _ = killpg(pid_of(&child), signal);
+        }
+    }
     let deadline = Instant::now() + Duration::from_millis(KILL_WAIT_MS);
     let status = loop {
         match child.try_wait() {
@@ -317,7 +351,7 @@ fn kill(table: &mut Table, node: usize, signal: Signal) -> Option<u32> {
     // What the leader left running in its group goes with it.
     let _ = killpg(pid_of(&child), Signal::SIGKILL);
     slot.paused = false;
-    slot.last_exit = status.map(|s| exit_of(child.id(), s));
+    slot.last_exit = status.map(|s| exit_of(child.id(), s, remote.is_some()));
     Some(child.id())
 }
 
@@ -334,10 +368,15 @@ fn reap(table: &mut Table) -> Vec<u32> {
         let slot = &mut table.slots[node];
         let Some(child) = &mut slot.child else { continue };
         let Ok(Some(status)) = child.try_wait() else { continue };
-        let exit = exit_of(child.id(), status);
+        let exit = exit_of(child.id(), status, table.remote.is_some());
         // Whatever the node started in its group dies with it. The group id
         // is not reused while any member lives, so this reaches only them.
         let _ = killpg(pid_of(child), Signal::SIGKILL);
+        if let Some(remote) = &table.remote {
+            // The `ssh` may have ended without the node (a lost connection).
+            let _ = remote(node, Signal::SIGKILL);
+        }
+        let slot = &mut table.slots[node];
         let expected = slot.starting || slot.leaving;
         slot.child = None;
         slot.paused = false;
@@ -350,6 +389,11 @@ fn reap(table: &mut Table) -> Vec<u32> {
     reaped
 }
 
-fn exit_of(pid: u32, status: ExitStatus) -> Exit {
-    Exit { pid, code: status.code(), signal: status.signal() }
+/// On a host, the node's exit comes back as the status of the `ssh` that
+/// started it, where a shell says "killed by signal n" as 128 + n.
+fn exit_of(pid: u32, status: ExitStatus, remote: bool) -> Exit {
+    match status.code() {
+        Some(code @ 129..=192) if remote => Exit { pid, code: None, signal: Some(code - 128) },
+        code => Exit { pid, code, signal: status.signal() },
+    }
 }

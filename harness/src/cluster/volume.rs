@@ -116,6 +116,7 @@ impl Volumes {
                 self.config.dirty_max_mib.to_string(),
             ],
             env: Vec::new(),
+            files: Vec::new(),
         };
         self.supervisor.spawn(node, launch, mount.log.clone()).await?;
         let mounted = self.wait_mounted(node).await;

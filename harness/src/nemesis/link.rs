@@ -1,5 +1,5 @@
-//! Link faults from the proxy: delay, blackhole, reset or throttle every
-//! peer link into and out of one random node.
+//! Link faults: delay, blackhole, reset or throttle every peer link into
+//! and out of one random node (in the proxy, or with a host's own tools).
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -71,16 +71,17 @@ impl Nemesis for LinkNemesis {
                 return Err(NemesisError::Unhandled(fault));
             };
             let link_fault = link_fault(mode, self.settings);
-            for node in &nodes {
-                for (from, to) in links_of(*node, cluster.slots()) {
-                    cluster.proxy().set_link_fault(from, to, link_fault);
-                }
-            }
+            let links: Vec<(Endpoint, Endpoint)> = nodes.iter().flat_map(|node| links_of(*node, cluster.slots())).collect();
             self.active = true;
-            Ok(match nodes.as_slice() {
+            let aborted = cluster.set_link_faults(&links, link_fault).await?;
+            let mut effect = match nodes.as_slice() {
                 [node] => json!({ "node": super::node_name(*node), "fault": link_fault }),
                 _ => json!({ "nodes": node_names(&nodes), "fault": link_fault }),
-            })
+            };
+            if let Some(aborted) = aborted.filter(|_| link_fault.drop || link_fault.reset) {
+                effect["connections_aborted"] = json!(aborted);
+            }
+            Ok(effect)
         })
     }
 
@@ -89,9 +90,8 @@ impl Nemesis for LinkNemesis {
             if !std::mem::take(&mut self.active) {
                 return Ok(Effect::Null);
             }
-            // Link faults are never combined with a partition (one fault is in
-            // force at a time), so a full proxy heal undoes exactly this.
-            cluster.proxy().heal();
+            // A partition of another nemesis stays in force.
+            cluster.clear_link_faults().await?;
             Ok(json!("links healed"))
         })
     }

@@ -143,7 +143,7 @@ impl MembershipNemesis {
         }
         let picked: Vec<usize> = choose_nodes(&mut self.rng, others.len(), 2).into_iter().map(|at| others[at]).collect();
         self.network = true;
-        cluster.proxy().partition(&isolate(leader, cluster.slots()));
+        cluster.partition(&isolate(leader, cluster.slots())).await?;
         let (first, second) =
             tokio::join!(cluster.ask_removal_via(leader, picked[0]), cluster.ask_removal_via(leader, picked[1]));
         let answer = |result: Result<(), crate::cluster::MemberError>| match result {
@@ -166,7 +166,7 @@ impl MembershipNemesis {
         let mut done = Vec::new();
         let healed = std::mem::take(&mut self.network);
         if healed {
-            cluster.proxy().heal();
+            cluster.heal_network().await?;
             done.push(json!({ "network": "healed" }));
         }
         // Asked once the network is whole again.

@@ -154,9 +154,13 @@ impl Nemesis for PartitionNemesis {
             let (Fault::Partition(_), Targets::Grudge(grudge)) = (fault, targets) else {
                 return Err(NemesisError::Unhandled(fault));
             };
-            cluster.proxy().partition(&grudge);
+            let aborted = cluster.partition(&grudge).await?;
             self.active = true;
-            Ok(json!({ "grudge": grudge_json(&grudge) }))
+            let mut effect = json!({ "grudge": grudge_json(&grudge) });
+            if let Some(aborted) = aborted {
+                effect["connections_aborted"] = json!(aborted);
+            }
+            Ok(effect)
         })
     }
 
@@ -165,7 +169,7 @@ impl Nemesis for PartitionNemesis {
             if !std::mem::take(&mut self.active) {
                 return Ok(Effect::Null);
             }
-            cluster.proxy().partition(&Grudge::new());
+            cluster.partition(&Grudge::new()).await?;
             Ok(json!("network healed"))
         })
     }

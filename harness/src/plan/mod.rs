@@ -15,6 +15,7 @@ use std::sync::Arc;
 use faultline_workloads::{Generator, Invocation, WorkloadConfig, WorkloadKind};
 
 use crate::nemesis::link::LinkSettings;
+use crate::cluster::{HostConfig, HostsConfig, NETNS_MAX};
 use crate::nemesis::recorded::RecordedSchedule;
 use crate::nemesis::{Fault, NemesisFactory, TargetsBy};
 use crate::systems::{Configured, System};
@@ -26,7 +27,7 @@ mod spec;
 
 pub use crate::fields::SpecError;
 use crate::fields::{duration, positive_duration};
-pub use spec::{CheckersSpec, ClientSpec, ClusterSpec, NemesisSpec, ScheduleSpec, SpecFile, WorkloadSpec};
+pub use spec::{CheckersSpec, ClientSpec, ClusterSpec, HostSpec, HostsSpec, NemesisSpec, NetnsSpec, ScheduleSpec, SpecFile, WorkloadSpec};
 
 /// The validated test: everything the runner needs, limits in named units.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct ClusterPlan {
     pub nodes: usize,
     /// Bound on one node becoming ready (start, restart).
     pub ready_timeout_ms: u64,
+    /// The hosts node i runs on (None: this machine, behind the proxy).
+    pub hosts: Option<HostsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,8 +233,42 @@ fn cluster_plan(spec: &ClusterSpec, system: Option<Arc<dyn System>>) -> Result<(
         system: configured.system,
         nodes: spec.nodes,
         ready_timeout_ms: positive_duration("cluster.ready_timeout", &spec.ready_timeout)?,
+        hosts: spec.hosts.as_ref().map(|hosts| hosts_config(hosts, spec.nodes)).transpose()?,
     };
     Ok((plan, configured.options))
+}
+
+/// Where the working directory is on a host unless the spec says.
+const HOST_DIR_DEFAULT: &str = "/tmp/faultline";
+
+fn hosts_config(spec: &HostsSpec, nodes: usize) -> Result<HostsConfig, SpecError> {
+    let config = match spec {
+        HostsSpec::Netns(NetnsSpec { netns }) => {
+            if !(1..=NETNS_MAX).contains(netns) {
+                return Err(SpecError::value("cluster.hosts.netns", format!("{netns} is not in 1..={NETNS_MAX}")));
+            }
+            HostsConfig::Netns(*netns)
+        }
+        HostsSpec::Listed(hosts) => {
+            let mut listed = Vec::with_capacity(hosts.len());
+            for (index, host) in hosts.iter().enumerate() {
+                let field = |name: &str| format!("cluster.hosts[{index}].{name}");
+                let address = host.address.parse().map_err(|_| {
+                    SpecError::value(&field("address"), format!("`{}` is not an IP address (firewall rules match addresses)", host.address))
+                })?;
+                let dir = host.dir.clone().unwrap_or_else(|| HOST_DIR_DEFAULT.to_string());
+                if !dir.starts_with('/') || dir.contains('\'') {
+                    return Err(SpecError::value(&field("dir"), format!("`{dir}` is not an absolute path without quotes")));
+                }
+                listed.push(HostConfig { address, user: host.user.clone(), port: host.port.unwrap_or(22), key: host.key.clone(), dir, sudo: host.sudo });
+            }
+            HostsConfig::Listed(listed)
+        }
+    };
+    if config.len() < nodes {
+        return Err(SpecError::value("cluster.hosts", format!("{} hosts for {nodes} nodes: node i runs on host i", config.len())));
+    }
+    Ok(config)
 }
 
 /// The one place a seed is drawn from outside the test: clock and pid.

@@ -37,10 +37,62 @@ pub struct ClusterSpec {
     pub system: String,
     pub nodes: usize,
     pub ready_timeout: String,
+    /// Where the nodes run: absent, on this machine behind the proxy;
+    /// a list of hosts reached over SSH; or `netns: N` namespaces here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostsSpec>,
     /// The system's own fields, as written (the validated plan keeps them
     /// with every default filled in, as the system read them).
     #[serde(flatten)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `cluster.hosts`: namespaces of this machine, or real hosts. Read by
+/// shape (a map with `netns`, or a list), so a mistake is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, try_from = "serde_json::Value")]
+pub enum HostsSpec {
+    Netns(NetnsSpec),
+    Listed(Vec<HostSpec>),
+}
+
+impl TryFrom<serde_json::Value> for HostsSpec {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        let shape = "cluster.hosts is `netns: N` or a list of hosts (address, user, port, key, dir, sudo)";
+        match value {
+            serde_json::Value::Object(_) => serde_json::from_value(value).map(HostsSpec::Netns).map_err(|e| format!("{shape}: {e}")),
+            serde_json::Value::Array(_) => serde_json::from_value(value).map(HostsSpec::Listed).map_err(|e| format!("{shape}: {e}")),
+            _ => Err(shape.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetnsSpec {
+    pub netns: usize,
+}
+
+/// One host: node i runs on the i-th.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// The IP address the other hosts reach it at.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// faultline's working directory there (default /tmp/faultline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Run iptables, ss and tc through `sudo -n`.
+    #[serde(default)]
+    pub sudo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +190,7 @@ impl Default for ClusterSpec {
             system: crate::systems::registry::DEFAULT.name.to_string(),
             nodes: 5,
             ready_timeout: "10s".to_string(),
+            hosts: None,
             options: serde_json::Map::new(),
         }
     }

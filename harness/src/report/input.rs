@@ -77,6 +77,9 @@ impl ReportInput {
             ("time".into(), format!("{:.1} s", results.elapsed_ms as f64 / 1e3)),
         ];
         let mut facts = facts;
+        if !results.hosts.is_empty() {
+            facts.push(("hosts".into(), results.hosts_line()));
+        }
         if let Some(start_unix_ns) = results.start_unix_ns {
             let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(start_unix_ns);
             facts.push(("started".into(), format!("{} (time 0 of the history)", humantime::format_rfc3339_millis(at))));
@@ -152,3 +155,4 @@ fn collect_logs(dir: &Path, relative: &str, depth: usize, found: &mut Vec<LogLin
 fn is_log_name(name: &str) -> bool {
     name.ends_with(".log") || name.ends_with(".out") || name.ends_with(".err") || name == "stderr" || name == "stdout"
 }
+

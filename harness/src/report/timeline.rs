@@ -83,6 +83,9 @@ pub struct Timeline {
     pub counts: Counts,
     /// The wall-clock time of `time_ns` 0, from the history's header.
     pub start_unix_ns: Option<u64>,
+    /// The host each node ran on, by node name, from the header (empty
+    /// when the nodes ran on this machine).
+    pub hosts: std::collections::BTreeMap<String, String>,
     /// Why the history could not be read to its end (a torn last line of a
     /// run that was killed, or a file that is not faultline JSONL).
     pub unread: Option<String>,
@@ -200,7 +203,8 @@ impl TimelineBuilder {
 
     /// The history's header, when it had one.
     pub fn started(&mut self, header: Option<Header>) {
-        self.timeline.start_unix_ns = header.map(|header| header.start_unix_ns);
+        self.timeline.start_unix_ns = header.as_ref().map(|header| header.start_unix_ns);
+        self.timeline.hosts = header.map(|header| header.hosts).unwrap_or_default();
     }
 
     /// The reader stopped at `error`.

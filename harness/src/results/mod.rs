@@ -44,6 +44,10 @@ pub struct Results {
     /// nanoseconds since 1970 (also in the history's header line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_unix_ns: Option<u64>,
+    /// The host each node ran on, by node name (`n1`), when the nodes ran
+    /// on hosts (also in the history's header).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub hosts: std::collections::BTreeMap<String, String>,
     pub run_dir: PathBuf,
     /// Verdict and details (counterexamples included) per check.
     pub checks: Checks,
@@ -81,6 +85,13 @@ pub fn exit_code(verdict: Verdict) -> u8 {
 }
 
 impl Results {
+    /// `n1 on 10.0.0.1, n2 on 10.0.0.2`, in node order (n10 after n9).
+    pub fn hosts_line(&self) -> String {
+        let mut pairs: Vec<(&String, &String)> = self.hosts.iter().collect();
+        pairs.sort_by_key(|(node, _)| (node.len(), node.as_str()));
+        pairs.iter().map(|(node, host)| format!("{node} on {host}")).collect::<Vec<_>>().join(", ")
+    }
+
     /// The exit code of these results: the verdict's, or a harness error.
     pub fn exit_code_of(verdict: Option<Verdict>) -> u8 {
         verdict.map_or(EXIT_HARNESS_ERROR, exit_code)
@@ -139,6 +150,7 @@ mod tests {
             time_limit_ms: 1_000,
             elapsed_ms: 1_500,
             start_unix_ns: Some(1_764_800_000_000_000_000),
+            hosts: Default::default(),
             run_dir: "store/t/1".into(),
             checks: compose(vec![liveness.check(), notes]),
             proxy: ProxyStats::default(),

@@ -17,6 +17,9 @@ impl Results {
             "cluster     {} nodes of {}, workload {}, nemesis {nemesis}",
             self.nodes, self.system, self.workload
         );
+        if !self.hosts.is_empty() {
+            let _ = writeln!(text, "hosts       {}", self.hosts_line());
+        }
         let _ = writeln!(
             text,
             "operations  {} invoked: {} ok, {} fail, {} info; {} nemesis actions",

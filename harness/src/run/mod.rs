@@ -78,7 +78,11 @@ const LIVENESS_RETRY_MS: u64 = 50;
 /// harness error, with what the run left when it had a folder.
 pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<RunOutcome, RunFailure> {
     let started = Instant::now();
-    let fitted = fit_to_machine(plan, faultline_lazyfs::available());
+    let lazyfs = match plan.cluster.hosts {
+        Some(_) => Err("lazyfs runs on this machine only, not on cluster.hosts yet".to_string()),
+        None => faultline_lazyfs::available(),
+    };
+    let fitted = fit_to_machine(plan, lazyfs);
     let plan = fitted.as_ref().unwrap_or(plan);
     let run_dir = RunDir::create(&plan.store_dir, &plan.name, SystemTime::now())
         .map_err(|error| RunFailure { error: error.into(), partial: None })?;
@@ -160,6 +164,7 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
     let db = plan.cluster.system.db()?;
     let mut config = ClusterConfig::new(plan.cluster.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.cluster.ready_timeout_ms;
+    config.hosts = plan.cluster.hosts.clone();
     if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Membership) {
         config.spares = crate::nemesis::membership::SPARES;
     }
@@ -211,6 +216,7 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Checks, timeline: &Timeli
         time_limit_ms: plan.schedule.time_limit_ms,
         elapsed_ms: started.elapsed().as_millis() as u64,
         start_unix_ns: timeline.start_unix_ns,
+        hosts: timeline.hosts.clone(),
         run_dir: run_dir.path.clone(),
         checks,
         proxy,

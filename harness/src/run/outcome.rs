@@ -56,7 +56,11 @@ impl RunOutcome {
         };
         let results = match finished {
             true => Results::load(dir)?,
-            false => Results { start_unix_ns: timeline.start_unix_ns, ..unfinished(dir, timeline.counts) },
+            false => Results {
+                start_unix_ns: timeline.start_unix_ns,
+                hosts: timeline.hosts.clone(),
+                ..unfinished(dir, timeline.counts)
+            },
         };
         Ok(RunOutcome { dir: dir.to_path_buf(), results, timeline })
     }
@@ -83,6 +87,7 @@ fn unfinished(dir: &Path, counts: Counts) -> Results {
         time_limit_ms: 0,
         elapsed_ms: 0,
         start_unix_ns: None,
+        hosts: Default::default(),
         run_dir: dir.to_path_buf(),
         checks: Checks::default(),
         proxy: Default::default(),

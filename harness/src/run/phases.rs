@@ -39,7 +39,13 @@ pub(super) async fn run_on_cluster(
 ) -> Result<Settled, RunError> {
     let start = Instant::now();
     let history_error = |e: std::io::Error| RunError::History { path: run_dir.history_path(), message: e.to_string() };
-    let (recorder, writer) = Recorder::open(&run_dir.history_path(), start).map_err(history_error)?;
+    let hosts = cluster
+        .host_addresses()
+        .iter()
+        .enumerate()
+        .map(|(node, address)| (crate::nemesis::node_name(node), address.to_string()))
+        .collect();
+    let (recorder, writer) = Recorder::open(&run_dir.history_path(), start, hosts).map_err(history_error)?;
     let stop = Arc::new(AtomicBool::new(false));
     let nemesis_state: NemesisState = Arc::new(std::sync::Mutex::new("healthy".to_string()));
     let phase = Arc::new(std::sync::Mutex::new("running"));

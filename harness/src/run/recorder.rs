@@ -76,13 +76,20 @@ pub struct Recorder {
 impl Recorder {
     /// Open `path`, write the history's header (the wall-clock time of
     /// `start`, time zero) and start the writer thread.
-    pub fn open(path: &Path, start: Instant) -> std::io::Result<(Recorder, std::thread::JoinHandle<Written>)> {
+    /// `hosts`: the host each node runs on, by node name (empty on this
+    /// machine).
+    pub fn open(
+        path: &Path,
+        start: Instant,
+        hosts: std::collections::BTreeMap<String, String>,
+    ) -> std::io::Result<(Recorder, std::thread::JoinHandle<Written>)> {
         let start_unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
             .saturating_sub(u64::try_from(start.elapsed().as_nanos()).unwrap_or(0));
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let header = serde_json::to_string(&Header::new(start_unix_ns)).map_err(std::io::Error::other)?;
+        let header = Header { hosts, ..Header::new(start_unix_ns) };
+        let header = serde_json::to_string(&header).map_err(std::io::Error::other)?;
         file.write_all(format!("{header}\n").as_bytes())?;
         let (sender, receiver) = mpsc::channel(HISTORY_QUEUE_EVENTS_MAX);
         let writer = std::thread::Builder::new()
@@ -167,7 +174,7 @@ mod tests {
     async fn lines_are_flushed_in_time_order_and_keys_collected() {
         let path = std::env::temp_dir().join(format!("faultline-history-test-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let (recorder, writer) = Recorder::open(&path, Instant::now()).unwrap();
+        let (recorder, writer) = Recorder::open(&path, Instant::now(), Default::default()).unwrap();
         let mut tasks = Vec::new();
         for process in 0..8u64 {
             let recorder = recorder.clone();

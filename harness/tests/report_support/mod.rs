@@ -46,6 +46,7 @@ pub fn write_results(dir: &Path, name: &str, seed: u64, checks: Vec<Check>) {
         time_limit_ms: 1000,
         elapsed_ms: 1200,
         start_unix_ns: None,
+        hosts: Default::default(),
         run_dir: dir.to_path_buf(),
         checks,
         proxy: Default::default(),

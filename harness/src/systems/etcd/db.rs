@@ -116,7 +116,7 @@ impl Db for EtcdDb {
             "--logger=zap".to_string(),
         ];
         args.extend(self.extra_args.iter().cloned());
-        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new() })
+        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new(), files: Vec::new() })
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {

@@ -75,7 +75,7 @@ impl Db for FaultlineNodeDb {
             args.extend(["--voters".to_string(), voters.join(",")]);
         }
         args.extend(self.extra_args.iter().cloned());
-        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new() })
+        Ok(NodeLaunch { program: self.binary.clone(), args, env: Vec::new(), files: Vec::new() })
     }
 
     fn wipe(&self, _node: usize, env: &NodeEnv) -> Result<(), ClusterError> {

@@ -123,7 +123,7 @@ impl GenericDb {
             Some(dir) => format!("cd '{}' || exit 1\n{script}", dir.display().to_string().replace('\'', "'\\''")),
             None => script,
         };
-        NodeLaunch { program: PathBuf::from("/bin/sh"), args: vec!["-c".to_string(), script], env }
+        NodeLaunch { program: PathBuf::from("/bin/sh"), args: vec!["-c".to_string(), script], env, files: Vec::new() }
     }
 
     /// The outputs of `template` run for every node of `envs` at once, of

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeLaunch, PeerRouting, StateDigest};
+use crate::cluster::{majority, BoxFuture, ClusterError, Db, NodeEnv, NodeFile, NodeLaunch, PeerRouting, StateDigest};
 use crate::cluster::find_on_path;
 
 use super::resp::{Reply, RespConnection};
@@ -60,37 +60,47 @@ impl RedisSentinelDb {
 
     fn server_conf(&self, node: usize, env: &NodeEnv, routes: &Routes) -> String {
         let mut conf = format!(
-            "bind 127.0.0.1\nport {}\ndir {}\ndaemonize no\nsave \"\"\nappendonly yes\nappendfsync everysec\n\
-             replica-announce-ip 127.0.0.1\nreplica-announce-port {}\nrepl-ping-replica-period 1\nrepl-timeout 3\n",
+            "bind {}\nport {}\ndir {}\ndaemonize no\nsave \"\"\nappendonly yes\nappendfsync everysec\n\
+             replica-announce-ip {}\nreplica-announce-port {}\nrepl-ping-replica-period 1\nrepl-timeout 3\n",
+            env.peer_listen.ip(),
             env.peer_listen.port(),
             quoted_conf_path(&env.data_dir),
+            routes.own.ip(),
             routes.own.port(),
         );
         if self.debug_command_is_off {
             // Redis 7 turns DEBUG off by default; the convergence check
-            // needs DEBUG DIGEST from this host.
-            conf.push_str("enable-debug-command local\n");
+            // needs DEBUG DIGEST from the harness, which is local unless the
+            // node runs on a host.
+            let from = if env.peer_listen.ip().is_loopback() { "local" } else { "yes" };
+            conf.push_str(&format!("enable-debug-command {from}\n"));
         }
         if node != 0 {
-            conf.push_str(&format!("replicaof 127.0.0.1 {}\n", routes.primary.port()));
+            conf.push_str(&format!("replicaof {} {}\n", routes.primary.ip(), routes.primary.port()));
         }
+        conf.push_str(protected_mode(env));
         conf
     }
 
     fn sentinel_conf(&self, env: &NodeEnv, routes: &Routes) -> String {
         let quorum = routes.nodes / 2 + 1;
-        format!(
-            "bind 127.0.0.1\nport {}\ndir {}\nsentinel announce-ip 127.0.0.1\nsentinel announce-port {}\n\
-             sentinel monitor {MASTER_NAME} 127.0.0.1 {} {quorum}\n\
+        let mut conf = format!(
+            "bind {}\nport {}\ndir {}\nsentinel announce-ip {}\nsentinel announce-port {}\n\
+             sentinel monitor {MASTER_NAME} {} {} {quorum}\n\
              sentinel down-after-milliseconds {MASTER_NAME} {}\nsentinel failover-timeout {MASTER_NAME} {}\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n",
+            env.client_listen.ip(),
             env.client_listen.port(),
             quoted_conf_path(&env.data_dir),
+            routes.own_sentinel.ip(),
             routes.own_sentinel.port(),
+            routes.primary.ip(),
             routes.primary.port(),
             self.down_after_ms,
             self.failover_timeout_ms,
-        )
+        );
+        conf.push_str(protected_mode(env));
+        conf
     }
 
     /// The ports go on the command line too, where they override the
@@ -110,6 +120,16 @@ impl RedisSentinelDb {
             shell_quote(&server_conf.display().to_string()),
             env.peer_listen.port(),
         )
+    }
+}
+
+/// Without a password, Redis answers only loopback clients unless told
+/// otherwise: a node on a host (its own address, on a test network) must
+/// answer its peers and the harness.
+fn protected_mode(env: &NodeEnv) -> &'static str {
+    match env.peer_listen.ip().is_loopback() {
+        true => "",
+        false => "protected-mode no\n",
     }
 }
 
@@ -144,15 +164,6 @@ fn quoted_conf_path(path: &Path) -> String {
     format!("\"{}\"", path.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Write `text` to `path` unless it exists: Redis and Sentinel rewrite
-/// their own config as the topology changes, and a restart must keep that.
-fn write_once(path: &Path, text: &str) -> Result<(), ClusterError> {
-    if path.exists() {
-        return Ok(());
-    }
-    std::fs::write(path, text).map_err(|source| ClusterError::Files { path: path.to_path_buf(), source })
-}
-
 impl Db for RedisSentinelDb {
     fn name(&self) -> &str {
         "redis-sentinel"
@@ -171,13 +182,18 @@ impl Db for RedisSentinelDb {
         let routes = routes(node, env)?;
         let server_conf = env.data_dir.join("redis.conf");
         let sentinel_conf = env.data_dir.join("sentinel.conf");
-        write_once(&server_conf, &self.server_conf(node, env, &routes))?;
-        write_once(&sentinel_conf, &self.sentinel_conf(env, &routes))?;
         let script = self.script(&server_conf, &sentinel_conf, env);
+        // Kept once written: Redis and Sentinel rewrite their own config
+        // as the topology changes, and a restart must keep that.
+        let files = vec![
+            NodeFile { text: self.server_conf(node, env, &routes), path: server_conf, keep_existing: true },
+            NodeFile { text: self.sentinel_conf(env, &routes), path: sentinel_conf, keep_existing: true },
+        ];
         Ok(NodeLaunch {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".to_string(), script, format!("faultline-redis-{node}")],
             env: Vec::new(),
+            files,
         })
     }
 
