@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::cluster::{Cluster, ClusterConfig, HostsConfig, NodeState};
+use faultline::cluster::{Cluster, ClusterConfig, HostsConfig, NodeState, VolumeConfig};
 use faultline::proxy::{Endpoint, LinkFault};
 use faultline::systems::faultline_node::{find_node_binary, FaultlineNodeDb};
 
@@ -26,9 +26,26 @@ fn netns_or_skip(test: &str) -> bool {
     }
 }
 
+/// The namespace of host `host` of the cluster this process started with
+/// three hosts (`f<pid><letter>-<host>`; the power test's has one).
+fn namespace_of(host: usize) -> String {
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let mine = format!("f{}", std::process::id());
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.starts_with(&mine) && name.ends_with(&format!("-{host}")))
+        .find(|name| {
+            let lab = name.trim_end_matches(char::is_numeric).trim_end_matches('-');
+            String::from_utf8_lossy(&list.stdout).contains(&format!("{lab}-2"))
+        })
+        .expect("the namespace of a three-host lab")
+        .to_string()
+}
+
 /// A command's output inside host `host`'s namespace (this process made it).
 fn on_host(host: usize, command: &[&str]) -> String {
-    let namespace = format!("fl{}-{host}", std::process::id());
+    let namespace = namespace_of(host);
     let output = Command::new("ip").args(["netns", "exec", &namespace]).args(command).output().unwrap();
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -36,7 +53,7 @@ fn on_host(host: usize, command: &[&str]) -> String {
 /// The state letters (`ps` STAT) of the faultline-node processes in host
 /// `host`'s namespace (`ps` alone would list every host's: pids are shared).
 fn node_states(host: usize) -> Vec<String> {
-    let namespace = format!("fl{}-{host}", std::process::id());
+    let namespace = namespace_of(host);
     let pids = Command::new("ip").args(["netns", "pids", &namespace]).output().unwrap();
     let pids: Vec<String> = String::from_utf8_lossy(&pids.stdout).split_whitespace().map(String::from).collect();
     if pids.is_empty() {
@@ -122,6 +139,43 @@ async fn faults_change_the_hosts_and_heals_undo_them() {
     cluster.heal_network().await.unwrap();
     cluster.shutdown().await;
     let namespaces = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
-    assert!(!namespaces.contains(&format!("fl{}-", std::process::id())), "{namespaces}");
+    assert!(!namespaces.lines().any(|line| line.starts_with(&format!("f{}", std::process::id())) && line.contains("-2")), "{namespaces}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run `script` in the mount namespace of the process whose pid is in
+/// `pid_file` (the host's sshd made it; `ip netns exec` would make another).
+fn in_mounts_of(pid_file: &std::path::Path, script: &str) -> std::process::Output {
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    Command::new("nsenter").args(["-t", pid.trim(), "-m", "sh", "-c", script]).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_on_a_host_drops_what_was_not_fsynced_there() {
+    if !netns_or_skip("a_power_cut_on_a_host_drops_what_was_not_fsynced_there") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("faultline-hosts-power-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = ClusterConfig::new(1, dir.clone(), 22);
+    config.hosts = Some(HostsConfig::Netns(1));
+    config.volumes = Some(VolumeConfig { program: env!("CARGO_BIN_EXE_faultline").into(), dirty_max_mib: 64 });
+    let binary = find_node_binary().expect("cargo build --release -p faultline-node first");
+    let cluster = Cluster::start(Arc::new(FaultlineNodeDb::new(binary)), config).await.unwrap();
+    assert!(cluster.has_volumes());
+    let pids = dir.join("host-0/pids/lazyfs-0.pid");
+    let data = cluster.node_env(0).data_dir.display().to_string();
+    let wrote = in_mounts_of(&pids, &format!("echo lost > {data}/unsynced && echo kept | dd of={data}/synced conv=fsync status=none"));
+    assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
+    let before = in_mounts_of(&pids, &format!("cat {data}/unsynced"));
+    assert_eq!(String::from_utf8_lossy(&before.stdout), "lost\n", "readers see unsynced data before the cut");
+    cluster.power_cut(0).await.unwrap();
+    // Directory changes are durable at once in lazyfs; data is not.
+    let read = in_mounts_of(&pids, &format!("cat {data}/synced; echo '|'; cat {data}/unsynced"));
+    let contents = String::from_utf8_lossy(&read.stdout).into_owned();
+    assert_eq!(contents, "kept\n|\n", "after the cut the fsynced data is there and the rest is gone");
+    cluster.restart(0).await.unwrap();
+    assert_eq!(cluster.node_state(0), NodeState::Running, "the node starts again on what was synced");
+    cluster.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -62,7 +62,7 @@ fn results_dir(store: &Path) -> PathBuf {
 
 /// Namespaces, bridges and interfaces named for the harness `pid`.
 fn leftovers_of(pid: u32) -> Vec<String> {
-    let prefix = format!("fl{pid}");
+    let prefix = format!("f{pid}");
     let list = |args: &[&str]| String::from_utf8_lossy(&Command::new("ip").args(args).output().unwrap().stdout).into_owned();
     let namespaces = list(&["netns", "list"]);
     let links = list(&["-o", "link", "show"]);
@@ -70,7 +70,7 @@ fn leftovers_of(pid: u32) -> Vec<String> {
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .chain(links.lines().filter_map(|line| line.split(':').nth(1)).map(|name| name.trim().split('@').next().unwrap_or("")))
-        .filter(|name| name.strip_prefix(&prefix).is_some_and(|rest| rest.starts_with(['-', 'b', 'v', 'p'])))
+        .filter(|name| name.strip_prefix(&prefix).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_lowercase())))
         .map(String::from)
         .collect()
 }

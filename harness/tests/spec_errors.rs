@@ -89,7 +89,6 @@ fn bad_hosts_are_rejected() {
     let relative = "cluster:\n  nodes: 1\n  hosts:\n    - address: 10.0.0.5\n      dir: faultline\n";
     assert_rejected("hosts-dir", Some(relative), &[], "cluster.hosts[0].dir");
     let netns = ["--nodes", "3", "--set", "cluster.hosts={\"netns\":3}"];
-    assert_rejected("hosts-power", None, &[&netns[..], &["--nemesis", "power-loss"]].concat(), "power-loss is not available with cluster.hosts");
     assert_rejected("hosts-scripted", None, &[&netns[..], &["--nemesis", "revote"]].concat(), "steers clients through the proxy");
 }
 

@@ -52,9 +52,6 @@ pub(super) fn validate(config: &ClusterConfig) -> Result<(), ClusterError> {
             config.nodes, config.spares
         )));
     }
-    if config.hosts.is_some() && config.volumes.is_some() {
-        return Err(ClusterError::Config("power loss (lazyfs volumes) is not available with cluster.hosts yet".into()));
-    }
     if config.ready_timeout_ms == 0 {
         return Err(ClusterError::Config("ready_timeout_ms must be positive".into()));
     }

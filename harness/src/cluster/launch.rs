@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::ports::{self, NodePorts};
+use super::hosts::Role;
 use super::routing::Layout;
 use super::{lock, Cluster, ClusterConfig, ClusterError, NamedPeerPort, NodeEnv, NodeState, PeerRouting};
 
@@ -30,7 +31,7 @@ impl Cluster {
             }
             return Ok(());
         };
-        let remote = hosts.remote_launch(node, &launch).await?;
+        let remote = hosts.remote_launch(Role::Node, node, &launch, "kill -s KILL -- -$child").await?;
         self.inner.supervisor.spawn(node, remote, env.log_path.clone()).await?;
         Ok(())
     }

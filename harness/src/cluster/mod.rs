@@ -97,6 +97,8 @@ struct Inner {
     members: Mutex<Vec<usize>>,
     /// The hosts the nodes run on, when they are not on this machine.
     hosts: Option<Arc<hosts::Hosts>>,
+    /// Lazyfs volumes on those hosts, for power loss.
+    remote_volumes: Option<hosts::RemoteVolumes>,
 }
 
 /// The proxy listeners whose target is one node.
@@ -113,6 +115,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.supervisor.stop_blocking();
         if let Some(volumes) = &self.volumes {
+            volumes.stop_blocking();
+        }
+        if let Some(volumes) = &self.remote_volumes {
             volumes.stop_blocking();
         }
         if let Some(hosts) = &self.hosts {
@@ -170,6 +175,7 @@ impl Cluster {
                 failed_restarts: Mutex::new(Vec::new()),
                 members: Mutex::new(members),
                 hosts: None,
+                remote_volumes: None,
             }),
         };
         let mut reservations = reservations.into_iter().map(Some).collect::<Vec<_>>();
@@ -272,6 +278,10 @@ impl Cluster {
     /// `ClusterConfig::volumes`.
     pub async fn power_cut(&self, node: usize) -> Result<(), ClusterError> {
         self.check(node)?;
+        if let Some(volumes) = &self.inner.remote_volumes {
+            self.kill(node).await?;
+            return volumes.cut(node).await;
+        }
         let Some(volumes) = &self.inner.volumes else {
             return Err(ClusterError::Config("power loss needs lazyfs volumes (ClusterConfig::volumes)".into()));
         };
@@ -281,7 +291,7 @@ impl Cluster {
 
     /// True when data dirs are lazyfs mounts (power cuts are possible).
     pub fn has_volumes(&self) -> bool {
-        self.inner.volumes.is_some()
+        self.inner.volumes.is_some() || self.inner.remote_volumes.is_some()
     }
 
     /// Restart several nodes together: launch them all, then wait for each
@@ -416,6 +426,9 @@ impl Cluster {
         if let Some(volumes) = &self.inner.volumes {
             volumes.stop().await;
         }
+        if let Some(volumes) = &self.inner.remote_volumes {
+            volumes.stop().await;
+        }
         if let Some(hosts) = &self.inner.hosts {
             self.collect_logs(hosts).await;
             hosts.close().await;
@@ -427,6 +440,9 @@ impl Cluster {
     pub fn shutdown_blocking(&self) {
         self.inner.supervisor.stop_blocking();
         if let Some(volumes) = &self.inner.volumes {
+            volumes.stop_blocking();
+        }
+        if let Some(volumes) = &self.inner.remote_volumes {
             volumes.stop_blocking();
         }
         if let Some(hosts) = &self.inner.hosts {

@@ -100,10 +100,6 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
         )));
     }
     if cluster.hosts.is_some() {
-        let required_power = plan.faults.iter().any(|fault| fault.family() == FaultFamily::Power && !plan.optional.contains(fault));
-        if required_power {
-            return Err(SpecError::Combination("power-loss is not available with cluster.hosts yet (lazyfs runs on this machine only)".to_string()));
-        }
         if let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) {
             return Err(SpecError::Combination(format!(
                 "nemesis {scenario} steers clients through the proxy, which cluster.hosts does not use"

@@ -212,6 +212,7 @@ mod tests {
         Host {
             address: addresses()[0],
             ssh: Ssh::new("root@10.254.9.10".into(), Vec::new(), "/tmp/x.sock".into()),
+            dir: "/tmp".into(),
             run_dir: "/tmp/r".into(),
             pids_dir: "/tmp/p".into(),
             sudo,

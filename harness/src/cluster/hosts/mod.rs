@@ -20,12 +20,17 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::Signal;
 
 use super::supervisor::Supervisor;
-use super::{ClusterError, NodeLaunch};
+use super::ClusterError;
 
 mod firewall;
 pub(crate) mod netns;
+mod process;
 mod ssh;
 mod start;
+mod volumes;
+
+pub(crate) use process::Role;
+pub(crate) use volumes::RemoteVolumes;
 
 use ssh::{quote, Ssh};
 
@@ -88,6 +93,8 @@ impl HostError {
 pub(crate) struct Host {
     pub address: IpAddr,
     ssh: Ssh,
+    /// faultline's directory on the host, across runs.
+    dir: String,
     /// This run's directory on the host (node data, logs, programs).
     run_dir: String,
     /// Pid files of the nodes running there, across runs (`clean_host`).
@@ -103,8 +110,8 @@ impl Host {
         }
     }
 
-    fn pid_file(&self, node: usize) -> String {
-        format!("{}/node-{node}.pid", self.pids_dir)
+    fn pid_file(&self, role: Role, node: usize) -> String {
+        format!("{}/{}-{node}.pid", self.pids_dir, role.name())
     }
 }
 
@@ -114,6 +121,10 @@ pub(crate) struct Hosts {
     masters: Supervisor,
     lab: std::sync::Mutex<Option<netns::Lab>>,
     faults: tokio::sync::Mutex<firewall::NetFaults>,
+    /// The local directory of the cluster's files (ssh and lazyfs logs).
+    local_dir: PathBuf,
+    /// Programs already copied to each host this run (host, local path).
+    uploaded: std::sync::Mutex<std::collections::BTreeSet<(usize, PathBuf)>>,
     /// The masters' control sockets: a short path of its own, as a Unix
     /// socket's path must fit in 108 bytes.
     socket_dir: PathBuf,
@@ -144,12 +155,13 @@ impl Hosts {
             hosts.push(Host {
                 address: host.address,
                 ssh,
+                dir: host.dir.clone(),
                 run_dir: format!("{}/{tag}", host.dir),
                 pids_dir: format!("{}/pids", host.dir),
                 sudo: host.sudo,
             });
         }
-        let opened = Hosts { hosts, masters, lab: std::sync::Mutex::new(lab), faults: Default::default(), socket_dir };
+        let opened = Hosts { hosts, masters, lab: std::sync::Mutex::new(lab), faults: Default::default(), local_dir: dir.to_path_buf(), uploaded: Default::default(), socket_dir };
         for (index, host) in opened.hosts.iter().enumerate() {
             let connected = opened.connect(index, &host.ssh, &dir.join(format!("ssh-{index}.log"))).await;
             if let Err(error) = connected {
@@ -200,79 +212,27 @@ impl Hosts {
         PathBuf::from(format!("{}/node-{node}/data", self.hosts[node].run_dir))
     }
 
-    fn remote_log(&self, node: usize) -> String {
-        format!("{}/node-{node}.log", self.hosts[node].run_dir)
+    fn remote_log(&self, role: Role, node: usize) -> String {
+        format!("{}/{}-{node}.log", self.hosts[node].run_dir, role.name())
     }
 
-    /// Kill the node groups the pid files name (an earlier run's, whose
-    /// harness died), remove faultline's firewall chain and shaping, make
-    /// this run's directories.
+    /// Kill the groups the pid files name (nodes and lazyfs daemons of an
+    /// earlier run, whose harness died), detach the FUSE mounts it left
+    /// under the host's directory, remove faultline's firewall chain and
+    /// shaping, make this run's directories.
     async fn clean_host(&self, host: &Host) -> Result<(), HostError> {
         let script = format!(
             "mkdir -p {pids} {run}\nfor f in {pids}/*.pid; do [ -f \"$f\" ] || continue; pg=$(cat \"$f\"); \
-             [ -n \"$pg\" ] && kill -s KILL -- -\"$pg\" 2>/dev/null; rm -f \"$f\"; done\n{}",
+             [ -n \"$pg\" ] && kill -s KILL -- -\"$pg\" 2>/dev/null; rm -f \"$f\"; done\n\
+             awk -v d={dir}/ '$3 ~ /^fuse/ && index($2, d) == 1 {{print $2}}' /proc/mounts | \
+             while read -r m; do {p}umount -l \"$m\"; done\n{}",
             firewall::clean_script(host),
             pids = quote(&host.pids_dir),
             run = quote(&host.run_dir),
+            dir = quote(&host.dir),
+            p = host.privileged(""),
         );
         host.ssh.run(&script).await.map(|_| ())
-    }
-
-    /// The local command that runs `launch` as node `node` on its host:
-    /// uploads the program when it is not a system one, writes the files
-    /// the launch asks for, and returns an `ssh` whose exit is the node's.
-    pub(crate) async fn remote_launch(&self, node: usize, launch: &NodeLaunch) -> Result<NodeLaunch, ClusterError> {
-        let host = &self.hosts[node];
-        let data_dir = self.data_dir(node);
-        host.ssh.run(&format!("mkdir -p {}/bin {}", quote(&host.run_dir), quote(&data_dir.display().to_string()))).await?;
-        let program = match needs_upload(&launch.program) {
-            true => {
-                let name = launch.program.file_name().map_or("node".into(), |n| n.to_string_lossy().into_owned());
-                let remote = format!("{}/bin/{name}", host.run_dir);
-                host.ssh.upload(&launch.program, &remote).await?;
-                remote
-            }
-            false => launch.program.display().to_string(),
-        };
-        for file in &launch.files {
-            host.ssh.write(&file.path.display().to_string(), &file.text, file.keep_existing).await?;
-        }
-        let mut command: Vec<String> = Vec::new();
-        if !launch.env.is_empty() {
-            command.push("env".into());
-            command.extend(launch.env.iter().map(|(key, value)| quote(&format!("{key}={value}"))));
-        }
-        command.push(quote(&program));
-        command.extend(launch.args.iter().map(|arg| quote(arg)));
-        // setsid (not a group leader: no fork) makes the shell the leader
-        // of a new session and group, whose id goes in the pid file; the
-        // exec keeps that pid for the node. The watcher reads the SSH
-        // channel's stdin, which the harness holds open and never writes:
-        // it ends when the harness or its connection dies, and then kills
-        // the node's group, so nothing outlives the harness for long.
-        let script = format!(
-            "exec 3<&0\ncd {run} || exit 126\n\
-             setsid sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {command} >> {log} 2>&1 < /dev/null 3<&- &\n\
-             child=$!\n{{ cat <&3 > /dev/null; kill -s KILL -- -$child; }} > /dev/null 2>&1 &\nwatcher=$!\n\
-             wait $child\ncode=$?\nkill $watcher 2>/dev/null\nrm -f {pid}\nexit $code\n",
-            run = quote(&host.run_dir),
-            pid = quote(&host.pid_file(node)),
-            command = command.join(" "),
-            log = quote(&self.remote_log(node)),
-        );
-        Ok(host.ssh.launch(&script))
-    }
-
-    /// Send `signal` to the node's process group on its host (blocking,
-    /// bounded): what `kill`/`pause`/`resume` mean on a host.
-    pub(crate) fn signal(&self, node: usize, signal: Signal) -> Result<(), HostError> {
-        let host = &self.hosts[node];
-        let name = signal.as_str().trim_start_matches("SIG");
-        let script = format!(
-            "f={}; [ -f \"$f\" ] || exit 0; pg=$(cat \"$f\"); [ -n \"$pg\" ] && kill -s {name} -- -\"$pg\" 2>/dev/null; exit 0",
-            quote(&host.pid_file(node))
-        );
-        host.ssh.run_blocking(&script).map(|_| ())
     }
 
     /// Empty the node's data directory on its host.
@@ -285,7 +245,7 @@ impl Hosts {
     /// own lines there).
     pub(crate) async fn fetch_log(&self, node: usize, local: &Path) -> Result<(), HostError> {
         let host = &self.hosts[node];
-        let text = host.ssh.run(&format!("cat {} 2>/dev/null; exit 0", quote(&self.remote_log(node)))).await?;
+        let text = host.ssh.run(&format!("cat {} 2>/dev/null; exit 0", quote(&self.remote_log(Role::Node, node)))).await?;
         if text.is_empty() {
             return Ok(());
         }

@@ -4,9 +4,10 @@
 //!
 //! Addresses come from 10.254.0.0/16, which only these namespaces use; the
 //! namespaces have no default route and forwarding is not touched, so no
-//! packet leaves the machine. Names carry the harness's pid
-//! (`fl<pid>-<i>`, bridge `fl<pid>b`): whatever a killed harness left
-//! behind is removed by the next run that finds its pid dead.
+//! packet leaves the machine. Names carry the harness's pid and a letter
+//! per lab of the process (`f<pid>a-<i>`, bridge `f<pid>ab`, veths
+//! `f<pid>av<i>`): whatever a killed harness left behind is removed by the
+//! next run that finds its pid dead.
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -62,7 +63,9 @@ impl Lab {
         available()?;
         remove_stale();
         std::fs::create_dir_all(dir).map_err(|error| lab_error(format!("cannot create {}: {error}", dir.display())))?;
-        let prefix = format!("fl{}", std::process::id());
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let letter = char::from(b'a' + (LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 26) as u8);
+        let prefix = format!("f{}{letter}", std::process::id());
         let mut lab = Lab { prefix, addresses: Vec::new(), key: dir.join("client_key"), known_hosts: dir.join("known_hosts"), sshds: None };
         // On any error below, dropping `lab` removes what was made.
         let file = File::create(LOCK_PATH).map_err(|error| lab_error(format!("cannot open {LOCK_PATH}: {error}")))?;
@@ -192,14 +195,21 @@ fn remove_namespace(namespace: &str) {
     let _ = sh("ip", &["netns", "del", namespace]);
 }
 
+/// The harness pid in a name this module gives (`f<pid><letter>...`).
+fn owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('f')?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let letter = rest.as_bytes().get(digits)?;
+    (digits > 0 && letter.is_ascii_lowercase()).then(|| rest[..digits].parse().ok()).flatten()
+}
+
 /// Remove the namespaces and bridges of harnesses that are gone.
 pub(crate) fn remove_stale() -> usize {
     let mut removed = 0;
-    let alive = |pid: &str| pid.parse::<i32>().is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    let gone = |name: &str| owner(name).is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err());
     if let Ok(list) = sh("ip", &["netns", "list"]) {
-        for name in list.lines().filter_map(|line| line.split_whitespace().next()) {
-            let Some((pid, _)) = name.strip_prefix("fl").and_then(|rest| rest.split_once('-')) else { continue };
-            if pid.bytes().all(|b| b.is_ascii_digit()) && !alive(pid) {
+        for name in list.lines().filter_map(|line| line.split_whitespace().next()).filter(|name| name.contains('-')) {
+            if gone(name) {
                 remove_namespace(name);
                 removed += 1;
             }
@@ -207,8 +217,7 @@ pub(crate) fn remove_stale() -> usize {
     }
     if let Ok(links) = sh("ip", &["-o", "link", "show", "type", "bridge"]) {
         for name in links.lines().filter_map(|line| line.split(':').nth(1)).map(str::trim) {
-            let Some(pid) = name.strip_prefix("fl").and_then(|rest| rest.strip_suffix('b')) else { continue };
-            if pid.bytes().all(|b| b.is_ascii_digit()) && !alive(pid) {
+            if name.ends_with('b') && gone(name) {
                 let _ = sh("ip", &["link", "del", name]);
             }
         }
@@ -249,4 +258,19 @@ fn sshd_config(address: Ipv4Addr, host_key: &Path, client_key: &Path) -> String 
         host_key.display(),
         client_key.display(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn names_tell_their_harness() {
+        assert_eq!(owner("f1234a-0"), Some(1234));
+        assert_eq!(owner("f1234cb"), Some(1234));
+        assert_eq!(owner("f77zv12"), Some(77));
+        assert_eq!(owner("fl1234-0"), None, "a letter must follow the pid");
+        assert_eq!(owner("foo"), None);
+        assert_eq!(owner("f-1"), None);
+    }
 }

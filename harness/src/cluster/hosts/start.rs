@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use super::{Hosts, NODE_PORT_BASE};
+use super::{Hosts, RemoteVolumes, Role, NODE_PORT_BASE};
 use crate::cluster::supervisor::{RemoteSignal, Supervisor};
 use crate::cluster::{lock, Cluster, ClusterConfig, ClusterError, Db, Inner, NamedPeerPort, NodeEnv, PeerRouting};
 use crate::proxy::FaultProxy;
@@ -32,8 +32,19 @@ impl Cluster {
                 return Err(error);
             }
         };
+        let remote_volumes = match &config.volumes {
+            Some(volume_config) => match RemoteVolumes::start(hosts.clone(), volume_config.clone(), slots).await {
+                Ok(volumes) => Some(volumes),
+                Err(error) => {
+                    supervisor.stop().await;
+                    hosts.close().await;
+                    return Err(error);
+                }
+            },
+            None => None,
+        };
         let signaller = hosts.clone();
-        let remote: RemoteSignal = Arc::new(move |node, signal| signaller.signal(node, signal).map_err(|error| error.to_string()));
+        let remote: RemoteSignal = Arc::new(move |node, signal| signaller.signal(Role::Node, node, signal).map_err(|error| error.to_string()));
         supervisor.set_remote(remote);
         let cluster = Cluster {
             inner: Arc::new(Inner {
@@ -47,6 +58,7 @@ impl Cluster {
                 failed_restarts: Mutex::new(Vec::new()),
                 members: Mutex::new((0..config.nodes).collect()),
                 hosts: Some(hosts),
+                remote_volumes,
                 config,
             }),
         };
