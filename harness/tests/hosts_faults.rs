@@ -4,6 +4,8 @@
 //! node's group there, and each heal leaves the host as it found it. Needs
 //! root and openssh-server (SKIP otherwise; a failure where
 //! FAULTLINE_REQUIRE_NETNS=1).
+mod netns_support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::Arc;
@@ -12,19 +14,7 @@ use std::time::{Duration, Instant};
 use faultline::cluster::{Cluster, ClusterConfig, HostsConfig, NodeState, VolumeConfig};
 use faultline::proxy::{Endpoint, LinkFault};
 use faultline::systems::faultline_node::{find_node_binary, FaultlineNodeDb};
-
-fn netns_or_skip(test: &str) -> bool {
-    match faultline::cluster::netns_available() {
-        Ok(()) => true,
-        Err(error) if std::env::var("FAULTLINE_REQUIRE_NETNS").as_deref() == Ok("1") => {
-            panic!("FAULTLINE_REQUIRE_NETNS=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("SKIP: {test}: {error}");
-            false
-        }
-    }
-}
+use netns_support::netns_or_skip;
 
 /// The namespace of host `host` of the cluster this process started with
 /// three hosts (`f<pid><letter>-<host>`; the power test's has one).

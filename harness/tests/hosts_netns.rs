@@ -4,6 +4,7 @@
 //! needed; without them each test says SKIP (and fails where
 //! FAULTLINE_REQUIRE_NETNS=1, as `.ci/run` sets as root).
 mod etcd_support;
+mod netns_support;
 mod process_support;
 
 use std::path::{Path, PathBuf};
@@ -11,23 +12,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use netns_support::netns_or_skip;
 use process_support::{processes_mentioning, wait_child, wait_for};
 
 /// One netns run at a time: each makes five to ten processes per host.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn netns_or_skip(test: &str) -> bool {
-    match faultline::cluster::netns_available() {
-        Ok(()) => true,
-        Err(error) if std::env::var("FAULTLINE_REQUIRE_NETNS").as_deref() == Ok("1") => {
-            panic!("FAULTLINE_REQUIRE_NETNS=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("SKIP: {test}: {error}");
-            false
-        }
-    }
-}
 
 fn node_binary() -> PathBuf {
     faultline::systems::faultline_node::find_node_binary()
@@ -175,5 +164,32 @@ fn etcd_on_namespace_hosts_stays_valid_under_partitions_and_kills() {
     let history = std::fs::read_to_string(results_dir(&store).join("history.jsonl")).unwrap();
     let families: Vec<String> = nemesis_effects(&history).iter().filter_map(|e| e["f"].as_str().map(String::from)).collect();
     assert!(families.iter().any(|f| f == "partition-leader"), "{families:?}");
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn link_delay_is_refused_at_start_on_hosts_without_netem() {
+    if !netns_or_skip("link_delay_is_refused_at_start_on_hosts_without_netem") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let store = etcd_support::test_dir("netns-delay");
+    let output = run(&store, &["--nodes", "2", "--time-limit", "4s", "--nemesis", "link-delay", "--set", "cluster.hosts={\"netns\":2}"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // This machine's kernel may or may not have sch_netem; either way the
+    // run must not be valid without the delay it was asked for.
+    match stderr.contains("no sch_netem") {
+        true => {
+            assert_eq!(output.status.code(), Some(3), "a harness error at start: {stderr}");
+            let history = std::fs::read_to_string(results_dir(&store).join("history.jsonl")).unwrap_or_default();
+            assert!(!history.contains("\"link-delay\""), "no fault was tried: {history}");
+        }
+        false => {
+            assert_eq!(output.status.code(), Some(0), "{stderr}");
+            let history = std::fs::read_to_string(results_dir(&store).join("history.jsonl")).unwrap();
+            let delayed = nemesis_effects(&history).iter().any(|event| event["f"] == "link-delay");
+            assert!(delayed, "netem is here, so the delay was applied: {history}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&store);
 }

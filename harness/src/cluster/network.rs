@@ -58,6 +58,15 @@ impl Cluster {
         }
     }
 
+    /// Fails, naming the host, when a link cannot be delayed there (the
+    /// proxy always can): asked before a run whose faults delay links.
+    pub async fn check_link_delay(&self) -> Result<(), ClusterError> {
+        match &self.inner.hosts {
+            Some(hosts) => Ok(hosts.check_netem().await?),
+            None => Ok(()),
+        }
+    }
+
     /// True when the nodes run on hosts (no proxy between them).
     pub fn on_hosts(&self) -> bool {
         self.inner.hosts.is_some()

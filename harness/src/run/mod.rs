@@ -180,6 +180,12 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
         config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
     }
     let cluster = Cluster::start(db, config).await?;
+    if plan.nemesis.faults.contains(&Fault::Link(crate::nemesis::LinkMode::Delay)) {
+        if let Err(error) = cluster.check_link_delay().await {
+            cluster.shutdown().await;
+            return Err(error.into());
+        }
+    }
     // A system without a leader query cannot be waited for.
     if plan.cluster.system.capabilities().leader {
         wait_for_leader(&cluster, plan.cluster.ready_timeout_ms).await;

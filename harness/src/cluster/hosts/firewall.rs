@@ -74,6 +74,18 @@ impl Hosts {
         self.apply(&faults).await
     }
 
+    /// Whether every host can delay a link (its kernel has netem): a
+    /// netem qdisc under faultline's handle, added to `lo` and removed at
+    /// once. The error names the first host that cannot.
+    pub(crate) async fn check_netem(&self) -> Result<(), HostError> {
+        for host in &self.hosts {
+            let p = host.privileged("");
+            let probe = format!("{p}tc qdisc add dev lo root handle fa1: netem delay 0ms && {p}tc qdisc del dev lo root handle fa1:");
+            host.ssh.run(&probe).await.map_err(explain_netem)?;
+        }
+        Ok(())
+    }
+
     /// Remove every link fault; a partition stays.
     pub(crate) async fn clear_link_faults(&self) -> Result<(), HostError> {
         let mut faults = self.faults.lock().await;
@@ -194,7 +206,7 @@ fn shape_script(host: &Host, class: usize, destination: IpAddr, fault: &LinkFaul
 /// unknown"; say what that means here.
 fn explain_netem(mut error: HostError) -> HostError {
     if error.message.contains("qdisc kind is unknown") {
-        error.message = format!("{} (the host's kernel has no sch_netem: link delay cannot run there)", error.message);
+        error.message = "link-delay needs tc netem, and the host's kernel has no sch_netem (modprobe sch_netem, or leave link-delay out)".to_string();
     }
     error
 }
