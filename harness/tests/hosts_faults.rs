@@ -97,12 +97,15 @@ async fn faults_change_the_hosts_and_heals_undo_them() {
     assert!(rules.iter().any(|rule| rule.contains(&format!("-s {}/32", hosts[1])) && rule.ends_with("-j DROP")), "{rules:?}");
     assert_eq!(drop_rules(1).len(), 1);
     assert_eq!(peer_connections(0), 0, "no connection of node 0 survives the cut");
+    assert!(cluster.is_cut_off(0).await && cluster.is_cut_off(1).await, "both sides of the cut know it");
 
     // A slow link from node 1 to node 2 stays while the partition is healed.
     let slow = LinkFault { bandwidth_bytes_per_s: Some(5_000), ..LinkFault::default() };
     cluster.set_link_faults(&[(Endpoint::Node(1), Endpoint::Node(2))], slow).await.unwrap();
     cluster.partition(&BTreeMap::new()).await.unwrap();
     assert!(drop_rules(0).is_empty(), "the partition's heal removes its rules");
+    assert!(!cluster.is_cut_off(0).await, "node 0's links are whole again");
+    assert!(cluster.is_cut_off(2).await, "node 2 is at one end of the slow link");
     let classes = on_host(1, &["tc", "class", "show", "dev", "eth0"]);
     assert!(classes.contains("class htb fa1:1") && classes.contains("rate 40Kbit"), "{classes}");
     let filters = on_host(1, &["tc", "filter", "show", "dev", "eth0"]);

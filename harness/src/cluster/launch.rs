@@ -55,6 +55,17 @@ impl Cluster {
                     self.move_ports(node)?;
                     self.launch(node).await?;
                 }
+                // Running, but cut off from its peers by a fault in force:
+                // a system whose readiness needs a leader (etcd) cannot be
+                // ready until that heals. Not a failed start: the node runs
+                // on, and the checks after the final heal judge it.
+                Err(ClusterError::NotReady { .. }) if self.is_cut_off(node).await => {
+                    crate::messages::warning(format_args!(
+                        "node {node} runs but is not ready while a network fault cuts it off; carrying on"
+                    ));
+                    self.inner.supervisor.started(node);
+                    return Ok(());
+                }
                 Err(error) => {
                     let _ = self.inner.supervisor.kill(node).await;
                     return Err(error);

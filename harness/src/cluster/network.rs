@@ -67,6 +67,23 @@ impl Cluster {
         }
     }
 
+    /// True when a partition or link fault in force touches `node`'s links
+    /// to its peers: a restart that waits for the node to see a leader
+    /// cannot finish while it holds.
+    pub async fn is_cut_off(&self, node: usize) -> bool {
+        let (grudge, links) = match &self.inner.hosts {
+            Some(hosts) => hosts.faults_in_force().await,
+            None => self.inner.proxy.faults(),
+        };
+        let in_grudge = grudge.iter().any(|(receiver, senders)| {
+            (*receiver == node && senders.iter().any(|sender| *sender != node)) || (*receiver != node && senders.contains(&node))
+        });
+        let in_links = links.keys().any(|(from, to)| {
+            matches!((from, to), (Endpoint::Node(a), Endpoint::Node(b)) if a != b && (*a == node || *b == node))
+        });
+        in_grudge || in_links
+    }
+
     /// True when the nodes run on hosts (no proxy between them).
     pub fn on_hosts(&self) -> bool {
         self.inner.hosts.is_some()

@@ -86,6 +86,13 @@ impl Hosts {
         Ok(())
     }
 
+    /// The partition and link faults in force, as the proxy reports its own.
+    pub(crate) async fn faults_in_force(&self) -> (Grudge, BTreeMap<(Endpoint, Endpoint), LinkFault>) {
+        let faults = self.faults.lock().await;
+        let links = faults.links.iter().map(|((from, to), fault)| ((Endpoint::Node(*from), Endpoint::Node(*to)), *fault)).collect();
+        (faults.grudge.clone(), links)
+    }
+
     /// Remove every link fault; a partition stays.
     pub(crate) async fn clear_link_faults(&self) -> Result<(), HostError> {
         let mut faults = self.faults.lock().await;
