@@ -79,6 +79,7 @@ pub mod linear;
 pub mod model;
 pub mod op;
 pub mod read;
+pub mod txn;
 pub mod value;
 pub mod verdict;
 

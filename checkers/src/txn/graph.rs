@@ -1,0 +1,220 @@
+//! The dependency graph between transactions and the cycles in it: strongly
+//! connected components first (Tarjan, iterative), then, inside each, a
+//! shortest explaining cycle of each kind by breadth-first search from the
+//! ends of one edge, bounded so a large component cannot hang the check.
+use std::collections::{HashMap, VecDeque};
+
+use super::order::Orders;
+use super::{Anomaly, AnomalyKind, EdgeKind, Mop, Step, Txn, TxnOutcome};
+
+/// Edges of one kind tried as a cycle's closing edge, per component.
+const CLOSING_EDGES_MAX: usize = 2_000;
+
+pub(super) struct Graph<'a> {
+    txns: &'a [Txn],
+    /// Index → its edges out, one per (to, kind).
+    out: Vec<Vec<(usize, Step)>>,
+}
+
+impl<'a> Graph<'a> {
+    pub(super) fn build(txns: &'a [Txn], orders: &Orders) -> Graph<'a> {
+        let mut graph = Graph { txns, out: vec![Vec::new(); txns.len()] };
+        // Key → appends no read placed in its order: lists only grow, so a
+        // read without one of them precedes its writer.
+        let mut unplaced: HashMap<u64, Vec<u64>> = HashMap::new();
+        for ((key, value), _) in orders.writer.iter() {
+            if !orders.order.get(key).is_some_and(|order| order.contains(value)) {
+                unplaced.entry(*key).or_default().push(*value);
+            }
+        }
+        unplaced.values_mut().for_each(|values| values.sort_unstable());
+        // A writer that aborted takes part in no edge (G1a names it).
+        let live = |index: usize| txns[index].outcome != TxnOutcome::Fail;
+        for (key, order) in &orders.order {
+            for pair in order.windows(2) {
+                let (Some(&a), Some(&b)) = (orders.writer.get(&(*key, pair[0])), orders.writer.get(&(*key, pair[1]))) else { continue };
+                if a != b && live(a) && live(b) {
+                    graph.add(a, b, EdgeKind::Ww, *key, pair[1]);
+                }
+            }
+        }
+        for (reader, txn) in txns.iter().enumerate().filter(|(_, txn)| txn.outcome == TxnOutcome::Ok) {
+            for mop in &txn.mops {
+                let Mop::Read { key, list: Some(list) } = mop else { continue };
+                if let Some(&w) = list.last().and_then(|last| orders.writer.get(&(*key, *last))) {
+                    if w != reader && live(w) {
+                        graph.add(w, reader, EdgeKind::Wr, *key, list[list.len() - 1]);
+                    }
+                }
+                for value in unplaced.get(key).into_iter().flatten() {
+                    if let Some(&w) = orders.writer.get(&(*key, *value)) {
+                        if w != reader && live(w) {
+                            graph.add(reader, w, EdgeKind::Rw, *key, *value);
+                        }
+                    }
+                }
+                let Some(order) = orders.order.get(key) else { continue };
+                if order.len() > list.len() && order.starts_with(list) {
+                    let next = order[list.len()];
+                    if let Some(&w) = orders.writer.get(&(*key, next)) {
+                        if w != reader && live(w) {
+                            graph.add(reader, w, EdgeKind::Rw, *key, next);
+                        }
+                    }
+                }
+            }
+        }
+        graph
+    }
+
+    fn add(&mut self, from: usize, to: usize, kind: EdgeKind, key: u64, value: u64) {
+        if self.out[from].iter().any(|(t, step)| *t == to && step.kind == kind) {
+            return;
+        }
+        let step = Step { from: self.txns[from].id, to: self.txns[to].id, kind, key, value };
+        self.out[from].push((to, step));
+    }
+
+    pub(super) fn edge_count(&self) -> usize {
+        self.out.iter().map(Vec::len).sum()
+    }
+
+    /// One anomaly of each kind found in each component, its cycle as
+    /// short as the search found.
+    pub(super) fn cycle_anomalies(&self) -> Vec<Anomaly> {
+        let mut anomalies = Vec::new();
+        for component in self.components().into_iter().filter(|c| c.len() > 1) {
+            let mut member = vec![false; self.txns.len()];
+            component.iter().for_each(|node| member[*node] = true);
+            let search = |closing: EdgeKind, path: &[EdgeKind]| self.cycle_closed_by(&member, &component, closing, path);
+            if let Some(cycle) = search(EdgeKind::Ww, &[EdgeKind::Ww]) {
+                anomalies.push(describe(AnomalyKind::G0, cycle));
+            }
+            if let Some(cycle) = search(EdgeKind::Wr, &[EdgeKind::Ww, EdgeKind::Wr]) {
+                anomalies.push(describe(AnomalyKind::G1c, cycle));
+            }
+            if let Some(cycle) = search(EdgeKind::Rw, &[EdgeKind::Ww, EdgeKind::Wr]) {
+                anomalies.push(describe(AnomalyKind::GSingle, cycle));
+            } else if let Some(cycle) = search(EdgeKind::Rw, &[EdgeKind::Ww, EdgeKind::Wr, EdgeKind::Rw]) {
+                anomalies.push(describe(AnomalyKind::G2Item, cycle));
+            }
+        }
+        anomalies
+    }
+
+    /// The shortest cycle found that closes with an edge of kind `closing`
+    /// (a → b) and returns from b to a over edges of the kinds in `path`,
+    /// inside the component.
+    fn cycle_closed_by(&self, member: &[bool], component: &[usize], closing: EdgeKind, path: &[EdgeKind]) -> Option<Vec<Step>> {
+        let mut best: Option<Vec<Step>> = None;
+        let closing_edges = component
+            .iter()
+            .flat_map(|from| self.out[*from].iter().map(move |(to, step)| (*from, *to, *step)))
+            .filter(|(_, to, step)| step.kind == closing && member[*to])
+            .take(CLOSING_EDGES_MAX);
+        for (a, b, step) in closing_edges {
+            if let Some(back) = self.shortest_path(member, b, a, path) {
+                if best.as_ref().is_none_or(|cycle| back.len() + 1 < cycle.len()) {
+                    let mut cycle = vec![step];
+                    cycle.extend(back);
+                    best = Some(cycle);
+                }
+            }
+        }
+        best
+    }
+
+    fn shortest_path(&self, member: &[bool], from: usize, to: usize, kinds: &[EdgeKind]) -> Option<Vec<Step>> {
+        let mut previous: HashMap<usize, (usize, Step)> = HashMap::new();
+        let mut queue = VecDeque::from([from]);
+        let mut seen = vec![false; self.txns.len()];
+        seen[from] = true;
+        while let Some(node) = queue.pop_front() {
+            if node == to {
+                let mut steps = Vec::new();
+                let mut at = to;
+                while at != from {
+                    let (before, step) = previous[&at];
+                    steps.push(step);
+                    at = before;
+                }
+                steps.reverse();
+                return Some(steps);
+            }
+            for (next, step) in &self.out[node] {
+                if member[*next] && !seen[*next] && kinds.contains(&step.kind) {
+                    seen[*next] = true;
+                    previous.insert(*next, (node, *step));
+                    queue.push_back(*next);
+                }
+            }
+        }
+        None
+    }
+
+    /// Strongly connected components (Tarjan's algorithm without
+    /// recursion, so a long chain cannot overflow the stack).
+    fn components(&self) -> Vec<Vec<usize>> {
+        let n = self.txns.len();
+        let (mut index, mut low, mut on_stack) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
+        let (mut stack, mut components, mut next_index) = (Vec::new(), Vec::new(), 0);
+        for root in 0..n {
+            if index[root] != usize::MAX {
+                continue;
+            }
+            // (node, position of the next edge to look at)
+            let mut calls = vec![(root, 0usize)];
+            while let Some(&(node, edge)) = calls.last() {
+                if edge == 0 && index[node] == usize::MAX {
+                    index[node] = next_index;
+                    low[node] = next_index;
+                    next_index += 1;
+                    stack.push(node);
+                    on_stack[node] = true;
+                }
+                if let Some(&(next, _)) = self.out[node].get(edge) {
+                    if let Some(top) = calls.last_mut() {
+                        top.1 += 1;
+                    }
+                    if index[next] == usize::MAX {
+                        calls.push((next, 0));
+                    } else if on_stack[next] {
+                        low[node] = low[node].min(index[next]);
+                    }
+                    continue;
+                }
+                calls.pop();
+                if let Some(&(parent, _)) = calls.last() {
+                    low[parent] = low[parent].min(low[node]);
+                }
+                if low[node] == index[node] {
+                    let mut component = Vec::new();
+                    while let Some(member) = stack.pop() {
+                        on_stack[member] = false;
+                        component.push(member);
+                        if member == node {
+                            break;
+                        }
+                    }
+                    components.push(component);
+                }
+            }
+        }
+        components
+    }
+}
+
+fn phrase(step: &Step) -> String {
+    match step.kind {
+        EdgeKind::Ww => format!("T{} appended {} to key {} right after T{}'s append", step.to, step.value, step.key, step.from),
+        EdgeKind::Wr => format!("T{} read key {} ending with {}, appended by T{}", step.to, step.key, step.value, step.from),
+        EdgeKind::Rw => format!("T{} read key {} without {}, which T{} appended", step.from, step.key, step.value, step.to),
+    }
+}
+
+fn describe(kind: AnomalyKind, cycle: Vec<Step>) -> Anomaly {
+    let txns = cycle.iter().map(|step| step.from).collect();
+    let words: Vec<String> = cycle.iter().map(phrase).collect();
+    let explanation = format!("{}; so each precedes the next and the first follows the last: {}", words.join("; "), kind.name());
+    Anomaly { kind, txns, cycle, explanation }
+}

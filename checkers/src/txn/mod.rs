@@ -1,0 +1,161 @@
+//! Transactions checked as Elle checks them: from a history of list-append
+//! transactions, infer each key's version order from the reads (every read
+//! of a key is a prefix of one order), build the dependency graph between
+//! committed transactions (write-write, write-read, read-write), and name
+//! each anomaly with the transactions involved: cycles (G0, G1c, G-single,
+//! G2-item) and the anomalies no cycle is needed for (aborted and
+//! intermediate reads, garbage and duplicate elements, incompatible orders,
+//! a transaction that does not see its own appends).
+//!
+//! Pure: a slice of [`Txn`] in, a [`TxnReport`] out. Wiring it to
+//! workloads, readers and the harness comes after.
+mod graph;
+mod order;
+
+use serde::Serialize;
+
+use crate::verdict::Verdict;
+
+/// One micro-operation of a list-append transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mop {
+    /// `[append k v]`: values are unique per key.
+    Append { key: u64, value: u64 },
+    /// `[r k list]`: the whole list, None when the read did not complete.
+    Read { key: u64, list: Option<Vec<u64>> },
+}
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxnOutcome {
+    /// Committed: its reads and appends happened.
+    Ok,
+    /// Aborted: nothing it did may be seen.
+    Fail,
+    /// Unknown: its appends may or may not have happened.
+    Info,
+}
+
+/// One transaction as the history records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Txn {
+    /// Its position in the history (an index or a line), how anomalies
+    /// name it: `T<id>`.
+    pub id: u64,
+    pub process: u64,
+    pub outcome: TxnOutcome,
+    pub mops: Vec<Mop>,
+}
+
+/// A kind of anomaly, by Adya's and Elle's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum AnomalyKind {
+    /// A cycle of write-write edges.
+    G0,
+    /// A cycle of write-write and write-read edges.
+    G1c,
+    /// A cycle with exactly one read-write (anti-dependency) edge.
+    GSingle,
+    /// A cycle with two or more read-write edges.
+    G2Item,
+    /// A committed read saw an append of an aborted transaction.
+    G1a,
+    /// A committed read saw a transaction's append that was not its last
+    /// to that key.
+    G1b,
+    /// Two reads of a key that are not prefixes of one order.
+    IncompatibleOrder,
+    /// An element read twice in one list.
+    DuplicateElements,
+    /// An element no transaction appended.
+    GarbageRead,
+    /// A transaction that did not see its own appends, or saw a key change
+    /// between two of its reads.
+    Internal,
+}
+
+impl AnomalyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::G0 => "G0",
+            AnomalyKind::G1c => "G1c",
+            AnomalyKind::GSingle => "G-single",
+            AnomalyKind::G2Item => "G2-item",
+            AnomalyKind::G1a => "G1a",
+            AnomalyKind::G1b => "G1b",
+            AnomalyKind::IncompatibleOrder => "incompatible-order",
+            AnomalyKind::DuplicateElements => "duplicate-elements",
+            AnomalyKind::GarbageRead => "garbage-read",
+            AnomalyKind::Internal => "internal",
+        }
+    }
+}
+
+/// One dependency between two committed transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// `from` appended to `key` just before `to` did.
+    Ww,
+    /// `to` read `key` ending with `from`'s append.
+    Wr,
+    /// `from` read `key` without `to`'s append, the next one in its order.
+    Rw,
+}
+
+/// A step of a cycle: `from` precedes `to` because of `key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub from: u64,
+    pub to: u64,
+    pub kind: EdgeKind,
+    pub key: u64,
+    /// The append the edge is about (the value written or not yet read).
+    pub value: u64,
+}
+
+/// One anomaly, with the transactions involved and why, in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub txns: Vec<u64>,
+    /// For a cycle, its edges in order (the last leads back to the first).
+    pub cycle: Vec<Step>,
+    pub explanation: String,
+}
+
+/// What the checker found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TxnReport {
+    /// Invalid with any anomaly; valid with none and at least one committed
+    /// transaction that read something (evidence); unknown otherwise.
+    pub verdict: Verdict,
+    pub anomalies: Vec<Anomaly>,
+    pub committed: usize,
+    pub edges: usize,
+}
+
+/// Check a list-append history for serializability.
+pub fn check_list_append(txns: &[Txn]) -> TxnReport {
+    let orders = order::infer(txns);
+    let mut anomalies = orders.anomalies.clone();
+    let graph = graph::Graph::build(txns, &orders);
+    anomalies.extend(graph.cycle_anomalies());
+    anomalies.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.txns.cmp(&b.txns)));
+    let committed = txns.iter().filter(|txn| txn.outcome == TxnOutcome::Ok).count();
+    let read_something = txns
+        .iter()
+        .any(|txn| txn.outcome == TxnOutcome::Ok && txn.mops.iter().any(|mop| matches!(mop, Mop::Read { list: Some(_), .. })));
+    let verdict = match (anomalies.is_empty(), read_something) {
+        (false, _) => Verdict::Invalid,
+        (true, true) => Verdict::Valid,
+        (true, false) => Verdict::Unknown,
+    };
+    TxnReport { verdict, anomalies, committed, edges: graph.edge_count() }
+}
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod tests;
