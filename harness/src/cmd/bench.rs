@@ -11,6 +11,8 @@ pub enum BenchCommand {
     Proxy(bench::proxy::ProxyBenchArgs),
     /// Mutation score: cargo-mutants' mutants of faultline-node against a spec.
     Mutants(bench::mutants::MutantsBenchArgs),
+    /// Transaction checker: generated list-append histories, clean and planted.
+    Txn(bench::txn::TxnBenchArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -18,5 +20,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Check(args) => bench::check::run(args),
         BenchCommand::Proxy(args) => bench::proxy::run(args),
         BenchCommand::Mutants(args) => bench::mutants::run(args),
+        BenchCommand::Txn(args) => bench::txn::run(args),
     }
 }
