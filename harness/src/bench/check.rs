@@ -156,7 +156,7 @@ fn print_total(group: &str, files: &[(String, Duration)]) {
 }
 
 /// Peak resident memory since the last reset, in MiB (None off Linux).
-fn peak_memory_mib() -> Option<f64> {
+pub(super) fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -183,7 +183,7 @@ fn cpu_since(start: Option<Duration>) -> String {
     }
 }
 
-fn reset_peak_memory() {
+pub(super) fn reset_peak_memory() {
     // Best effort: without it the figure is the process's peak so far.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -15,6 +15,8 @@ use faultline_checkers::Verdict;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::check::{peak_memory_mib, reset_peak_memory};
+
 #[derive(clap::Args)]
 pub struct TxnBenchArgs {
     /// Transactions per generated history (repeatable: each size is run).
@@ -188,15 +190,4 @@ fn skew_for(txn: &Txn, index: usize, history: &[Txn], order: &HashMap<u64, Vec<u
         }
     }
     None
-}
-
-fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_memory_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
