@@ -113,6 +113,14 @@ struct RoutesTo {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.stop_blocking();
+    }
+}
+
+impl Inner {
+    /// Kill every node and daemon, close the hosts and the proxy, without
+    /// awaiting (drops, signal handlers). Idempotent.
+    fn stop_blocking(&self) {
         self.supervisor.stop_blocking();
         if let Some(volumes) = &self.volumes {
             volumes.stop_blocking();
@@ -438,17 +446,7 @@ impl Cluster {
 
     /// Like `shutdown`, for code that cannot await (signal handlers, drops).
     pub fn shutdown_blocking(&self) {
-        self.inner.supervisor.stop_blocking();
-        if let Some(volumes) = &self.inner.volumes {
-            volumes.stop_blocking();
-        }
-        if let Some(volumes) = &self.inner.remote_volumes {
-            volumes.stop_blocking();
-        }
-        if let Some(hosts) = &self.inner.hosts {
-            hosts.close_blocking();
-        }
-        self.inner.proxy.shutdown();
+        self.inner.stop_blocking();
     }
 
     fn check(&self, node: usize) -> Result<(), ClusterError> {

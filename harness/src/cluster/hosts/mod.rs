@@ -270,16 +270,19 @@ impl Hosts {
             }
         }
         self.masters.stop().await;
-        let _ = std::fs::remove_dir_all(&self.socket_dir);
-        if let Some(mut lab) = self.lab.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            lab.destroy();
-        }
+        self.remove_local();
     }
 
     /// `close` for code that cannot await: the connections and namespaces
     /// go (a host's rules stay until the next run connects).
     pub(crate) fn close_blocking(&self) {
         self.masters.stop_blocking();
+        self.remove_local();
+    }
+
+    /// What the connections leave on this machine: the control sockets'
+    /// directory and, with `netns`, the namespaces.
+    fn remove_local(&self) {
         let _ = std::fs::remove_dir_all(&self.socket_dir);
         if let Some(mut lab) = self.lab.lock().unwrap_or_else(|p| p.into_inner()).take() {
             lab.destroy();
