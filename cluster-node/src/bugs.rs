@@ -41,10 +41,23 @@ pub struct Bugs {
     /// committed: two changes in flight can form disjoint majorities.
     #[serde(default)]
     pub concurrent_changes: bool,
+    /// The leader answers a txn's `get`s from its applied state when the
+    /// request arrives, before the txn's entry commits (each `get` sees the
+    /// txn's own earlier writes), and proposes only the writes as one
+    /// entry: two txns that read a key and then write it both read the old
+    /// value (lost update, G-single).
+    #[serde(default)]
+    pub txn_read_uncommitted: bool,
+    /// A txn of n > 1 micro-ops is proposed one micro-op at a time, each
+    /// part once the previous one applied, and answered when the last one
+    /// applies: other txns see half of it (fractured reads, G1c), and a
+    /// leader lost between parts leaves half of it applied.
+    #[serde(default)]
+    pub txn_non_atomic: bool,
 }
 
 /// Every switch name, in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 10] = [
+pub const BUG_NAMES: [&str; 12] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -55,6 +68,8 @@ pub const BUG_NAMES: [&str; 10] = [
     "corrupt-replica",
     "promote-before-caught-up",
     "concurrent-changes",
+    "txn-read-uncommitted",
+    "txn-non-atomic",
 ];
 
 /// A name in `--bugs` that is not a known switch.
@@ -92,6 +107,8 @@ impl Bugs {
             "corrupt-replica" => &mut self.corrupt_replica,
             "promote-before-caught-up" => &mut self.promote_before_caught_up,
             "concurrent-changes" => &mut self.concurrent_changes,
+            "txn-read-uncommitted" => &mut self.txn_read_uncommitted,
+            "txn-non-atomic" => &mut self.txn_non_atomic,
             _ => return None,
         })
     }
@@ -117,6 +134,16 @@ mod tests {
         }
         let all = Bugs::parse(&BUG_NAMES.join(",")).unwrap();
         assert!(all.ack_before_commit && all.no_fsync && all.forget_vote);
+        assert!(all.txn_read_uncommitted && all.txn_non_atomic);
+        let one = Bugs::parse("txn-non-atomic").unwrap();
+        assert!(one.txn_non_atomic && !one.txn_read_uncommitted);
+    }
+
+    #[test]
+    fn switches_added_later_default_to_off_when_absent() {
+        let old = r#"{"ack_before_commit":true,"stale_read":false,"lease_read":false,"vote_without_log_check":false,"forget_vote":false,"commit_old_term":false,"no_fsync":false,"corrupt_replica":false}"#;
+        let bugs: Bugs = serde_json::from_str(old).unwrap();
+        assert_eq!(bugs, Bugs::parse("ack-before-commit").unwrap());
     }
 
     #[test]

@@ -30,6 +30,30 @@ pub enum KvOp {
     Delete {
         key: String,
     },
+    /// A transaction: its micro-ops apply in order, all in this one entry,
+    /// so no other command sees a part of it.
+    Txn {
+        ops: Vec<TxnOp>,
+    },
+}
+
+/// One micro-op of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
+pub enum TxnOp {
+    /// Reads the key as the transaction's earlier micro-ops left it.
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: String,
+    },
+    /// Concatenates like `KvOp::Append`, but answers `null`.
+    Append {
+        key: String,
+        value: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +71,8 @@ pub enum Outcome {
     CasMismatch(Option<String>),
     /// An older seq than the client's last applied one: its result is gone.
     Stale,
+    /// Applied transaction: one value per micro-op, `None` for writes.
+    Values(Vec<Option<String>>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +212,27 @@ impl KvState {
             KvOp::Delete { key } => {
                 self.remove(key);
                 Outcome::Ok(None)
+            }
+            KvOp::Txn { ops } => {
+                Outcome::Values(ops.iter().map(|op| self.apply_txn_op(op)).collect())
+            }
+        }
+    }
+
+    /// No micro-op can fail, so applying them one by one within one entry
+    /// is atomic: nothing is left to roll back.
+    fn apply_txn_op(&mut self, op: &TxnOp) -> Option<String> {
+        match op {
+            TxnOp::Get { key } => self.data.get(key).cloned(),
+            TxnOp::Put { key, value } => {
+                self.set(key, value.clone());
+                None
+            }
+            TxnOp::Append { key, value } => {
+                let mut new_value = self.data.get(key).cloned().unwrap_or_default();
+                new_value.push_str(value);
+                self.set(key, new_value);
+                None
             }
         }
     }
@@ -347,6 +394,75 @@ mod tests {
         b.apply(4, &cmd(None, None, KvOp::Delete { key: "x".into() }));
         assert_eq!(a.digest(), b.digest());
         assert_ne!(a.digest(), KvState::new(4).digest());
+    }
+
+    fn txn(ops: &[(&str, &str, Option<&str>)]) -> KvOp {
+        let ops = ops
+            .iter()
+            .map(|&(f, key, value)| {
+                let (key, value) = (key.to_string(), value.unwrap_or_default().to_string());
+                match f {
+                    "get" => TxnOp::Get { key },
+                    "put" => TxnOp::Put { key, value },
+                    _ => TxnOp::Append { key, value },
+                }
+            })
+            .collect();
+        KvOp::Txn { ops }
+    }
+
+    #[test]
+    fn a_txn_applies_whole_in_one_entry_and_sees_its_own_writes() {
+        let mut kv = KvState::new(4);
+        kv.apply(1, &cmd(None, None, append("a", "1")));
+        let ops = [
+            ("get", "a", None),
+            ("append", "a", Some(" 3")),
+            ("get", "a", None),
+            ("put", "b", Some("x")),
+            ("get", "b", None),
+        ];
+        let outcome = kv.apply(2, &cmd(None, None, txn(&ops)));
+        let expected = vec![
+            Some("1".into()),
+            None,
+            Some("1 3".into()),
+            None,
+            Some("x".into()),
+        ];
+        assert_eq!(outcome, Outcome::Values(expected));
+        // The digest moved exactly as plain writes of the final values move it.
+        let mut plain = KvState::new(4);
+        plain.apply(1, &cmd(None, None, append("a", "1 3")));
+        plain.apply(2, &cmd(None, None, append("b", "x")));
+        assert_eq!((kv.get("a"), kv.get("b")), (plain.get("a"), plain.get("b")));
+        assert_eq!(kv.digest(), plain.digest());
+        let empty_read = kv.apply(3, &cmd(None, None, txn(&[("get", "absent", None)])));
+        assert_eq!(empty_read, Outcome::Values(vec![None]));
+    }
+
+    #[test]
+    fn a_retried_txn_applies_once_and_answers_the_same() {
+        let mut kv = KvState::new(4);
+        let op = txn(&[("get", "k", None), ("append", "k", Some("x"))]);
+        let first = kv.apply(1, &cmd(Some("c1"), Some(4), op.clone()));
+        kv.apply(2, &cmd(None, None, append("k", "y")));
+        let retry = kv.apply(3, &cmd(Some("c1"), Some(4), op.clone()));
+        assert_eq!(first, Outcome::Values(vec![None, None]));
+        assert_eq!(retry, first, "the remembered answer, not a second read");
+        assert_eq!(kv.get("k").map(String::as_str), Some("xy"));
+        assert_eq!(kv.apply(4, &cmd(Some("c1"), Some(3), op)), Outcome::Stale);
+    }
+
+    #[test]
+    fn a_txn_entry_is_tagged_by_op_and_its_micro_ops_by_f() {
+        let op = txn(&[("get", "a", None), ("put", "b", Some("x"))]);
+        let text = serde_json::to_string(&op).unwrap();
+        assert_eq!(
+            text,
+            r#"{"op":"txn","ops":[{"f":"get","key":"a"},{"f":"put","key":"b","value":"x"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<KvOp>(&text).unwrap(), op);
     }
 
     #[test]

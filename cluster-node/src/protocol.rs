@@ -4,8 +4,12 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::kv::KvOp;
+use crate::kv::{KvOp, TxnOp};
 use crate::raft::ConfChange;
+
+mod txn;
+
+pub use txn::TXN_MOPS_MAX;
 
 pub const KEY_BYTES_MAX: usize = 1024;
 pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
@@ -42,6 +46,8 @@ struct RawRequest {
     seq: Option<u64>,
     /// The node a membership request is about.
     node: Option<u64>,
+    /// The micro-ops of a `txn` request.
+    txn: Option<Vec<txn::RawMop>>,
 }
 
 /// Tells `"from": null` (key absent) apart from a missing `from`.
@@ -53,6 +59,8 @@ fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
 pub enum Operation {
     Get { key: String },
     Write(KvOp),
+    /// `txn`: micro-ops applied atomically, in order.
+    Txn(Vec<TxnOp>),
     Status,
     /// `member_add` (as a learner), `member_promote`, `member_remove`.
     Change(ConfChange),
@@ -167,6 +175,7 @@ fn operation(op: Option<&str>, raw: &RawRequest) -> Result<Operation, String> {
                 to,
             }))
         }
+        Some("txn") => Ok(Operation::Txn(txn::txn_ops(raw.txn.as_deref())?)),
         Some("status") => Ok(Operation::Status),
         Some("members") => Ok(Operation::Members),
         Some("member_add") => Ok(Operation::Change(ConfChange::AddLearner(node()?))),
@@ -190,7 +199,7 @@ fn check_sizes(raw: &RawRequest) -> Result<(), String> {
     if values.iter().flatten().any(|v| v.len() > VALUE_BYTES_MAX) {
         return Err(format!("value longer than {VALUE_BYTES_MAX} bytes"));
     }
-    Ok(())
+    txn::check_sizes(raw.txn.as_deref())
 }
 
 /// Best effort: the `id` of a line that failed to parse as a request.

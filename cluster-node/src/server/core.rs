@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::client::{ClientRequest, Responder};
 use super::ServerError;
 use crate::bugs::Bugs;
-use crate::kv::{Command, KvOp, KvState, Outcome};
+use crate::kv::{Command, KvState, Outcome};
 use crate::mode::Mode;
 use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
 use crate::raft::{Entry, EntryKind, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
@@ -21,9 +21,12 @@ use crate::transport::Outbound;
 use crate::wal::{self, Record, Wal, WalEntry};
 
 mod deadlines;
+mod early_acks;
 mod membership;
+mod txn;
 
 use membership::membership_value;
+use txn::{Reply, Settled};
 
 /// Requests or peer messages taken in one wake-up; they share one Ready and
 /// so one fsync (group commit).
@@ -42,6 +45,8 @@ struct Waiter {
     copies_after_apply: Option<usize>,
     deadline: Instant,
     responder: Responder,
+    /// What the applied entry's outcome becomes in the answer.
+    reply: Reply,
 }
 
 struct ReadWaiter {
@@ -333,21 +338,21 @@ impl Core {
         let Some(waiter) = self.writes.remove(&entry.index) else {
             return;
         };
-        let response = match outcome {
-            Some(outcome) if waiter.term == entry.term && waiter.copies_after_apply.is_some() => {
+        // Another leader's entry took this index: ours can never commit.
+        let outcome = outcome.filter(|_| waiter.term == entry.term);
+        let Some((waiter, settled)) = self.settle(waiter, outcome) else {
+            return;
+        };
+        let response = match settled {
+            Settled::Applied(outcome) if waiter.copies_after_apply.is_some() => {
                 // Answered once every follower holds it (answer_early_writes).
                 let response = outcome_response(waiter.id, outcome);
                 self.replicating.insert(entry.index, (waiter, response));
                 return;
             }
-            Some(outcome) if waiter.term == entry.term => outcome_response(waiter.id, outcome),
-            // Another leader's entry took this index: ours can never commit.
-            _ => fail(
-                waiter.id,
-                ErrorCode::NotLeader,
-                true,
-                Detail::Leader(self.raft.status().leader),
-            ),
+            Settled::Applied(outcome) => outcome_response(waiter.id, outcome),
+            Settled::Lost => fail(waiter.id, ErrorCode::NotLeader, true, Detail::Leader(self.raft.status().leader)),
+            Settled::Unknown => fail(waiter.id, ErrorCode::Timeout, false, Detail::None),
         };
         waiter.responder.answer(response);
     }
@@ -372,62 +377,6 @@ impl Core {
             .cloned()
             .map(Value::from)
             .unwrap_or(Value::Null)
-    }
-
-    /// Weaker modes and `ack-before-commit`: answer a put/delete once the
-    /// leader's WAL and enough followers hold it, commit or not.
-    fn answer_early_writes(&mut self) {
-        let durable = self.raft.status().last_index;
-        let matches = self.raft.follower_matches();
-        let held_by = |index: u64| matches.iter().filter(|m| **m >= index).count();
-        let due: Vec<u64> = self
-            .writes
-            .iter()
-            .filter(|(i, w)| {
-                w.early_followers
-                    .is_some_and(|n| **i <= durable && held_by(**i) >= n)
-            })
-            .map(|(i, _)| *i)
-            .collect();
-        for i in due {
-            if let Some(w) = self.writes.remove(&i) {
-                w.responder.answer(Response::Ok {
-                    id: w.id,
-                    value: Value::Null,
-                });
-            }
-        }
-        let copied: Vec<u64> = self
-            .replicating
-            .iter()
-            .filter(|(i, (w, _))| w.copies_after_apply.is_some_and(|n| held_by(**i) >= n))
-            .map(|(i, _)| *i)
-            .collect();
-        for i in copied {
-            if let Some((w, response)) = self.replicating.remove(&i) {
-                w.responder.answer(response);
-            }
-        }
-    }
-
-    /// How many followers must hold a write before it is acknowledged
-    /// early; only state-independent ops (put, delete) can be, since their
-    /// outcome is known before they apply.
-    fn early_followers(&self, op: &KvOp) -> Option<usize> {
-        if !matches!(op, KvOp::Put { .. } | KvOp::Delete { .. }) {
-            return None;
-        }
-        let followers = self.raft.membership().voters.len().saturating_sub(1);
-        if self.bugs.ack_before_commit {
-            return Some(0);
-        }
-        self.mode.early_ack_followers(followers)
-    }
-
-    /// How many followers must hold an applied write before it is
-    /// acknowledged (`sync`: all of them).
-    fn copies_after_apply(&self) -> Option<usize> {
-        self.mode.copies_after_apply(self.raft.membership().voters.len().saturating_sub(1))
     }
 
     fn serve_reads(&mut self) {
@@ -500,7 +449,8 @@ impl Core {
                 deadline,
                 responder,
             }),
-            Operation::Write(op) => self.start_write(Command { client, seq, op }, id, deadline, responder),
+            Operation::Write(op) => self.start_write(Command { client, seq, op }, Reply::Outcome, id, deadline, responder),
+            Operation::Txn(ops) => self.start_txn(ops, client, seq, id, deadline, responder),
             Operation::Change(change) => self.start_change(change, id, deadline, responder),
             Operation::TransferLeader(to) => self.start_transfer(to, id, responder),
             Operation::Members => responder.answer(Response::Ok { id, value: membership_value(self.raft.membership()) }),
@@ -538,7 +488,7 @@ impl Core {
 
     /// The write path: answered when the entry is applied (so after it was
     /// fsynced on a quorum), or `timeout` at the deadline.
-    fn start_write(&mut self, command: Command, id: u64, deadline: Instant, responder: Responder) {
+    fn start_write(&mut self, command: Command, reply: Reply, id: u64, deadline: Instant, responder: Responder) {
         let data = serde_json::to_vec(&command).expect("commands always serialize");
         let early_followers = self.early_followers(&command.op);
         let copies_after_apply = self.copies_after_apply();
@@ -553,6 +503,7 @@ impl Core {
                         copies_after_apply,
                         deadline,
                         responder,
+                        reply,
                     },
                 );
             }
@@ -623,5 +574,9 @@ fn outcome_response(id: u64, outcome: Outcome) -> Response {
                     .to_string();
             fail(id, ErrorCode::Stale, false, Detail::Message(message))
         }
+        Outcome::Values(values) => Response::Ok {
+            id,
+            value: values.into_iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
+        },
     }
 }

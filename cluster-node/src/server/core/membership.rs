@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{fail, Core, Waiter};
+use super::{fail, Core, Reply, Waiter};
 use crate::protocol::{Detail, ErrorCode, Response};
 use crate::raft::{ChangeError, ConfChange, Entry, Membership, TransferError};
 use crate::server::client::Responder;
@@ -31,7 +31,7 @@ impl Core {
         match self.raft.propose_conf_change(change) {
             Ok((index, term)) => {
                 tracing::info!(index, %change, "membership change proposed");
-                let waiter = Waiter { id, term, early_followers: None, copies_after_apply: None, deadline, responder };
+                let waiter = Waiter { id, term, early_followers: None, copies_after_apply: None, deadline, responder, reply: Reply::Outcome };
                 self.writes.insert(index, waiter);
             }
             Err(ChangeError::NotLeader { leader }) => responder.answer(fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))),
