@@ -2,10 +2,17 @@
 //! connected components first (Tarjan, iterative), then, inside each, a
 //! shortest explaining cycle of each kind by breadth-first search from the
 //! ends of one edge, bounded so a large component cannot hang the check.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use super::order::Orders;
+use super::session;
 use super::{Anomaly, AnomalyKind, EdgeKind, Mop, Step, Txn, TxnOutcome};
+
+/// The orders a cycle may also use, weakest claim first: data edges only,
+/// then process order, then real time (which implies process order).
+const ORDER_LEVELS: [&[EdgeKind]; 3] = [&[], &[EdgeKind::Process], &[EdgeKind::Process, EdgeKind::Realtime]];
 
 /// Edges of one kind tried as a cycle's closing edge, per component.
 const CLOSING_EDGES_MAX: usize = 2_000;
@@ -21,7 +28,7 @@ impl<'a> Graph<'a> {
         let mut graph = Graph { txns, out: vec![Vec::new(); txns.len()] };
         // Key → appends no read placed in its order: lists only grow, so a
         // read without one of them precedes its writer.
-        let mut unplaced: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut unplaced: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
         for ((key, value), _) in orders.writer.iter() {
             if !orders.order.get(key).is_some_and(|order| order.contains(value)) {
                 unplaced.entry(*key).or_default().push(*value);
@@ -64,6 +71,12 @@ impl<'a> Graph<'a> {
                 }
             }
         }
+        for (from, to) in session::process_edges(txns) {
+            graph.add(from, to, EdgeKind::Process, 0, 0);
+        }
+        for (from, to) in session::realtime_edges(txns) {
+            graph.add(from, to, EdgeKind::Realtime, 0, 0);
+        }
         graph
     }
 
@@ -80,24 +93,30 @@ impl<'a> Graph<'a> {
     }
 
     /// One anomaly of each kind found in each component, its cycle as
-    /// short as the search found.
+    /// short as the search found, named by the weakest order it needs
+    /// (data edges alone, then process, then real-time order).
     pub(super) fn cycle_anomalies(&self) -> Vec<Anomaly> {
+        use EdgeKind::{Rw, Wr, Ww};
         let mut anomalies = Vec::new();
         for component in self.components().into_iter().filter(|c| c.len() > 1) {
             let mut member = vec![false; self.txns.len()];
             component.iter().for_each(|node| member[*node] = true);
-            let search = |closing: EdgeKind, path: &[EdgeKind]| self.cycle_closed_by(&member, &component, closing, path);
-            if let Some(cycle) = search(EdgeKind::Ww, &[EdgeKind::Ww]) {
-                anomalies.push(describe(AnomalyKind::G0, cycle));
-            }
-            if let Some(cycle) = search(EdgeKind::Wr, &[EdgeKind::Ww, EdgeKind::Wr]) {
-                anomalies.push(describe(AnomalyKind::G1c, cycle));
-            }
-            if let Some(cycle) = search(EdgeKind::Rw, &[EdgeKind::Ww, EdgeKind::Wr]) {
-                anomalies.push(describe(AnomalyKind::GSingle, cycle));
-            } else if let Some(cycle) = search(EdgeKind::Rw, &[EdgeKind::Ww, EdgeKind::Wr, EdgeKind::Rw]) {
-                anomalies.push(describe(AnomalyKind::G2Item, cycle));
-            }
+            let mut search = |kind: AnomalyKind, closing: EdgeKind, data: &[EdgeKind], levels: usize| {
+                for (level, orders) in ORDER_LEVELS.iter().enumerate().take(levels) {
+                    let path: Vec<EdgeKind> = data.iter().chain(orders.iter()).copied().collect();
+                    if let Some(cycle) = self.cycle_closed_by(&member, &component, closing, &path) {
+                        anomalies.push(describe(variant(kind, level), cycle));
+                        return Some(level);
+                    }
+                }
+                None
+            };
+            search(AnomalyKind::G0, Ww, &[Ww], ORDER_LEVELS.len());
+            search(AnomalyKind::G1c, Wr, &[Ww, Wr], ORDER_LEVELS.len());
+            // A G2-item search would find the G-single cycles again, at the
+            // level they were found and above.
+            let single = search(AnomalyKind::GSingle, Rw, &[Ww, Wr], ORDER_LEVELS.len());
+            search(AnomalyKind::G2Item, Rw, &[Ww, Wr, Rw], single.unwrap_or(ORDER_LEVELS.len()));
         }
         anomalies
     }
@@ -125,7 +144,7 @@ impl<'a> Graph<'a> {
     }
 
     fn shortest_path(&self, member: &[bool], from: usize, to: usize, kinds: &[EdgeKind]) -> Option<Vec<Step>> {
-        let mut previous: HashMap<usize, (usize, Step)> = HashMap::new();
+        let mut previous: FxHashMap<usize, (usize, Step)> = FxHashMap::default();
         let mut queue = VecDeque::from([from]);
         let mut seen = vec![false; self.txns.len()];
         seen[from] = true;
@@ -204,8 +223,26 @@ impl<'a> Graph<'a> {
     }
 }
 
+/// The anomaly `kind` closed at order level `level` (see [`ORDER_LEVELS`]).
+fn variant(kind: AnomalyKind, level: usize) -> AnomalyKind {
+    use AnomalyKind::*;
+    match (kind, level) {
+        (G0, 1) => G0Process,
+        (G1c, 1) => G1cProcess,
+        (GSingle, 1) => GSingleProcess,
+        (G2Item, 1) => G2ItemProcess,
+        (G0, 2) => G0Realtime,
+        (G1c, 2) => G1cRealtime,
+        (GSingle, 2) => GSingleRealtime,
+        (G2Item, 2) => G2ItemRealtime,
+        (kind, _) => kind,
+    }
+}
+
 fn phrase(step: &Step) -> String {
     match step.kind {
+        EdgeKind::Process => format!("T{} ran after T{} on the same process", step.to, step.from),
+        EdgeKind::Realtime => format!("T{} was invoked after T{} completed", step.to, step.from),
         EdgeKind::Ww => format!("T{} appended {} to key {} right after T{}'s append", step.to, step.value, step.key, step.from),
         EdgeKind::Wr => format!("T{} read key {} ending with {}, appended by T{}", step.to, step.key, step.value, step.from),
         EdgeKind::Rw => format!("T{} read key {} without {}, which T{} appended", step.from, step.key, step.value, step.to),

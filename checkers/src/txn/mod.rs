@@ -7,12 +7,18 @@
 //! intermediate reads, garbage and duplicate elements, incompatible orders,
 //! a transaction that does not see its own appends).
 //!
-//! Pure: a slice of [`Txn`] in, a [`TxnReport`] out. Wiring it to
-//! workloads, readers and the harness comes after.
+//! Pure: a slice of [`Txn`] in, a [`TxnReport`] out;
+//! [`TxnHistoryBuilder`] makes the slice from history events.
 mod graph;
+mod history;
+mod model;
 mod order;
+mod session;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use history::{TxnHistoryBuilder, TXN_MOPS_MAX};
+pub use model::{ConsistencyModel, UnknownConsistencyModel};
 
 use crate::verdict::Verdict;
 
@@ -26,7 +32,7 @@ pub enum Mop {
 }
 
 /// How a transaction ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TxnOutcome {
     /// Committed: its reads and appends happened.
@@ -46,10 +52,14 @@ pub struct Txn {
     pub process: u64,
     pub outcome: TxnOutcome,
     pub mops: Vec<Mop>,
+    /// When it was invoked and when it completed (`RETURN_NEVER_NS` for
+    /// one that never did), in the history's nanoseconds.
+    pub call_ns: u64,
+    pub return_ns: u64,
 }
 
 /// A kind of anomaly, by Adya's and Elle's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AnomalyKind {
     /// A cycle of write-write edges.
     G0,
@@ -59,6 +69,18 @@ pub enum AnomalyKind {
     GSingle,
     /// A cycle with two or more read-write edges.
     G2Item,
+    /// These cycles again, closed only through process order (a process's
+    /// transactions in the order it ran them) ...
+    G0Process,
+    G1cProcess,
+    GSingleProcess,
+    G2ItemProcess,
+    /// ... or only through real-time order (one transaction completed
+    /// before the other was invoked).
+    G0Realtime,
+    G1cRealtime,
+    GSingleRealtime,
+    G2ItemRealtime,
     /// A committed read saw an append of an aborted transaction.
     G1a,
     /// A committed read saw a transaction's append that was not its last
@@ -76,12 +98,41 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 18] = [
+        AnomalyKind::G0,
+        AnomalyKind::G1c,
+        AnomalyKind::GSingle,
+        AnomalyKind::G2Item,
+        AnomalyKind::G0Process,
+        AnomalyKind::G1cProcess,
+        AnomalyKind::GSingleProcess,
+        AnomalyKind::G2ItemProcess,
+        AnomalyKind::G0Realtime,
+        AnomalyKind::G1cRealtime,
+        AnomalyKind::GSingleRealtime,
+        AnomalyKind::G2ItemRealtime,
+        AnomalyKind::G1a,
+        AnomalyKind::G1b,
+        AnomalyKind::IncompatibleOrder,
+        AnomalyKind::DuplicateElements,
+        AnomalyKind::GarbageRead,
+        AnomalyKind::Internal,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             AnomalyKind::G0 => "G0",
             AnomalyKind::G1c => "G1c",
             AnomalyKind::GSingle => "G-single",
             AnomalyKind::G2Item => "G2-item",
+            AnomalyKind::G0Process => "G0-process",
+            AnomalyKind::G1cProcess => "G1c-process",
+            AnomalyKind::GSingleProcess => "G-single-process",
+            AnomalyKind::G2ItemProcess => "G2-item-process",
+            AnomalyKind::G0Realtime => "G0-realtime",
+            AnomalyKind::G1cRealtime => "G1c-realtime",
+            AnomalyKind::GSingleRealtime => "G-single-realtime",
+            AnomalyKind::G2ItemRealtime => "G2-item-realtime",
             AnomalyKind::G1a => "G1a",
             AnomalyKind::G1b => "G1b",
             AnomalyKind::IncompatibleOrder => "incompatible-order",
@@ -90,10 +141,21 @@ impl AnomalyKind {
             AnomalyKind::Internal => "internal",
         }
     }
+
+    /// The plain cycle kind of a process or real-time variant.
+    pub fn plain(self) -> AnomalyKind {
+        match self {
+            AnomalyKind::G0Process | AnomalyKind::G0Realtime => AnomalyKind::G0,
+            AnomalyKind::G1cProcess | AnomalyKind::G1cRealtime => AnomalyKind::G1c,
+            AnomalyKind::GSingleProcess | AnomalyKind::GSingleRealtime => AnomalyKind::GSingle,
+            AnomalyKind::G2ItemProcess | AnomalyKind::G2ItemRealtime => AnomalyKind::G2Item,
+            other => other,
+        }
+    }
 }
 
 /// One dependency between two committed transactions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EdgeKind {
     /// `from` appended to `key` just before `to` did.
@@ -102,10 +164,15 @@ pub enum EdgeKind {
     Wr,
     /// `from` read `key` without `to`'s append, the next one in its order.
     Rw,
+    /// `from` and `to` ran on one process, `from` first (`key` and
+    /// `value` are 0).
+    Process,
+    /// `from` completed before `to` was invoked (`key` and `value` are 0).
+    Realtime,
 }
 
 /// A step of a cycle: `from` precedes `to` because of `key`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub from: u64,
     pub to: u64,
@@ -116,7 +183,7 @@ pub struct Step {
 }
 
 /// One anomaly, with the transactions involved and why, in words.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     pub kind: AnomalyKind,
     pub txns: Vec<u64>,
@@ -126,18 +193,30 @@ pub struct Anomaly {
 }
 
 /// What the checker found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnReport {
-    /// Invalid with any anomaly; valid with none and at least one committed
-    /// transaction that read something (evidence); unknown otherwise.
+    /// Invalid with any anomaly `model` forbids; valid with none and at
+    /// least one committed transaction that read something (evidence);
+    /// unknown otherwise.
     pub verdict: Verdict,
+    /// The model the verdict is under.
+    pub model: ConsistencyModel,
+    /// Every anomaly found, the ones `model` allows included.
     pub anomalies: Vec<Anomaly>,
+    /// The strongest models the history is still compatible with (none:
+    /// not even read committed).
+    pub compatible: Vec<ConsistencyModel>,
     pub committed: usize,
     pub edges: usize,
 }
 
-/// Check a list-append history for serializability.
+/// Check a list-append history against strict serializability.
 pub fn check_list_append(txns: &[Txn]) -> TxnReport {
+    check_list_append_under(txns, ConsistencyModel::StrictSerializable)
+}
+
+/// Check a list-append history against `model`.
+pub fn check_list_append_under(txns: &[Txn], model: ConsistencyModel) -> TxnReport {
     let orders = order::infer(txns);
     let mut anomalies = orders.anomalies.clone();
     let graph = graph::Graph::build(txns, &orders);
@@ -147,12 +226,15 @@ pub fn check_list_append(txns: &[Txn]) -> TxnReport {
     let read_something = txns
         .iter()
         .any(|txn| txn.outcome == TxnOutcome::Ok && txn.mops.iter().any(|mop| matches!(mop, Mop::Read { list: Some(_), .. })));
-    let verdict = match (anomalies.is_empty(), read_something) {
-        (false, _) => Verdict::Invalid,
-        (true, true) => Verdict::Valid,
-        (true, false) => Verdict::Unknown,
+    let forbidden = anomalies.iter().any(|anomaly| model.forbids(anomaly.kind));
+    let verdict = match (forbidden, read_something) {
+        (true, _) => Verdict::Invalid,
+        (false, true) => Verdict::Valid,
+        (false, false) => Verdict::Unknown,
     };
-    TxnReport { verdict, anomalies, committed, edges: graph.edge_count() }
+    let kinds: Vec<AnomalyKind> = anomalies.iter().map(|anomaly| anomaly.kind).collect();
+    let compatible = ConsistencyModel::strongest_compatible(&kinds);
+    TxnReport { verdict, model, anomalies, compatible, committed, edges: graph.edge_count() }
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! Each key's version order, from the reads of committed transactions,
 //! and the anomalies seen without a graph: aborted, intermediate, garbage
 //! and duplicate reads, incompatible orders, internal inconsistency.
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Anomaly, AnomalyKind, Mop, Txn, TxnOutcome};
 
 pub(super) struct Orders {
     /// Key → its version order: the longest committed read (every other
     /// read of the key is a prefix of it, or an anomaly says otherwise).
-    pub order: HashMap<u64, Vec<u64>>,
+    pub order: FxHashMap<u64, Vec<u64>>,
     /// (key, value) → the index in the history of the transaction that
     /// appended it.
-    pub writer: HashMap<(u64, u64), usize>,
+    pub writer: FxHashMap<(u64, u64), usize>,
     pub anomalies: Vec<Anomaly>,
 }
 
@@ -30,9 +30,9 @@ fn reads(txns: &[Txn]) -> impl Iterator<Item = (usize, u64, &Vec<u64>)> {
 }
 
 pub(super) fn infer(txns: &[Txn]) -> Orders {
-    let mut writer = HashMap::new();
+    let mut writer = FxHashMap::default();
     // (transaction, key) → its last append to the key.
-    let mut last_append = HashMap::new();
+    let mut last_append = FxHashMap::default();
     for (index, txn) in txns.iter().enumerate() {
         for mop in &txn.mops {
             if let Mop::Append { key, value } = mop {
@@ -46,8 +46,8 @@ pub(super) fn infer(txns: &[Txn]) -> Orders {
         let reader = txns[index].id;
         read_anomalies(txns, &writer, &last_append, (index, reader), key, list, &mut anomalies);
     }
-    let mut order: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut longest_by: HashMap<u64, u64> = HashMap::new();
+    let mut order: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
+    let mut longest_by: FxHashMap<u64, u64> = FxHashMap::default();
     for (index, key, list) in reads(txns) {
         let longest = order.entry(key).or_default();
         if list.len() > longest.len() {
@@ -74,14 +74,14 @@ pub(super) fn infer(txns: &[Txn]) -> Orders {
 
 fn read_anomalies(
     txns: &[Txn],
-    writer: &HashMap<(u64, u64), usize>,
-    last_append: &HashMap<(usize, u64), u64>,
+    writer: &FxHashMap<(u64, u64), usize>,
+    last_append: &FxHashMap<(usize, u64), u64>,
     (index, reader): (usize, u64),
     key: u64,
     list: &[u64],
     anomalies: &mut Vec<Anomaly>,
 ) {
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     for value in list {
         if !seen.insert(*value) {
             anomalies.push(anomaly(
@@ -126,7 +126,7 @@ fn read_anomalies(
 /// change under it but for its own appends.
 fn internal(txn: &Txn, anomalies: &mut Vec<Anomaly>) {
     // Key → (the state it knows, if it read the key; its appends since).
-    let mut known: HashMap<u64, (Option<Vec<u64>>, Vec<u64>)> = HashMap::new();
+    let mut known: FxHashMap<u64, (Option<Vec<u64>>, Vec<u64>)> = FxHashMap::default();
     for (at, mop) in txn.mops.iter().enumerate() {
         if let Mop::Read { key, list: Some(list) } = mop {
             let later = txn.mops[at + 1..].iter().find_map(|later| match later {

@@ -14,7 +14,7 @@ fn read(key: u64, list: &[u64]) -> Mop {
 }
 
 fn ok(id: u64, mops: Vec<Mop>) -> Txn {
-    Txn { id, process: id, outcome: TxnOutcome::Ok, mops }
+    Txn { id, process: id, outcome: TxnOutcome::Ok, mops, call_ns: 0, return_ns: 0 }
 }
 
 fn kinds(txns: &[Txn]) -> Vec<AnomalyKind> {
@@ -92,7 +92,7 @@ fn g2_item_write_skew() {
 
 #[test]
 fn aborted_intermediate_garbage_duplicate_incompatible_and_internal_reads() {
-    let failed = Txn { id: 1, process: 1, outcome: TxnOutcome::Fail, mops: vec![append(1, 1)] };
+    let failed = Txn { id: 1, process: 1, outcome: TxnOutcome::Fail, mops: vec![append(1, 1)], call_ns: 0, return_ns: 0 };
     assert_eq!(kinds(&[failed, ok(2, vec![read(1, &[1])])]), vec![AnomalyKind::G1a]);
     let twice = ok(1, vec![append(1, 1), append(1, 2)]);
     // T2 saw T1's first append but not its second: G1b, and the cycle
@@ -198,4 +198,37 @@ fn every_perturbed_history_no_serial_order_explains_gets_an_anomaly() {
     }
     assert!(non_serializable > 1_000, "the perturbation breaks enough histories: {non_serializable}");
     assert_eq!(explained, non_serializable);
+}
+
+/// A read that misses a write completed before it began is serializable
+/// (order the read first) but not strict serializable: G-single-realtime;
+/// on one process it is G-single-process, ruled out by session models.
+#[test]
+fn stale_reads_are_realtime_or_process_cycles_and_the_model_decides() {
+    let timed = |id: u64, process: u64, call_ns: u64, return_ns: u64, mops: Vec<Mop>| Txn {
+        id,
+        process,
+        outcome: TxnOutcome::Ok,
+        mops,
+        call_ns,
+        return_ns,
+    };
+    let realtime = [timed(1, 1, 0, 10, vec![append(1, 1)]), timed(2, 2, 20, 30, vec![read(1, &[])])];
+    assert_eq!(kinds(&realtime), vec![AnomalyKind::GSingleRealtime]);
+    assert_eq!(check_list_append_under(&realtime, ConsistencyModel::Serializable).verdict, Verdict::Valid);
+    let strict = check_list_append_under(&realtime, ConsistencyModel::StrictSerializable);
+    assert_eq!(strict.verdict, Verdict::Invalid);
+    assert_eq!(strict.compatible, vec![ConsistencyModel::StrongSessionSerializable]);
+    let anomaly = &strict.anomalies[0];
+    assert!(anomaly.explanation.contains("T2 was invoked after T1 completed"), "{}", anomaly.explanation);
+
+    let session = [timed(1, 7, 0, 10, vec![append(1, 1)]), timed(2, 7, 20, 30, vec![read(1, &[])])];
+    assert_eq!(kinds(&session), vec![AnomalyKind::GSingleProcess]);
+    assert_eq!(check_list_append_under(&session, ConsistencyModel::Serializable).verdict, Verdict::Valid);
+    let strong = check_list_append_under(&session, ConsistencyModel::StrongSessionSerializable);
+    assert_eq!(strong.verdict, Verdict::Invalid);
+    assert_eq!(strong.compatible, vec![ConsistencyModel::Serializable]);
+
+    let overlapping = [timed(1, 1, 0, 20, vec![append(1, 1)]), timed(2, 2, 10, 30, vec![read(1, &[])])];
+    assert_eq!(check_list_append(&overlapping).verdict, Verdict::Valid, "concurrent: the read may come first");
 }

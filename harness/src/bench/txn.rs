@@ -126,7 +126,7 @@ fn generate(rng: &mut ChaCha8Rng, txns: u64, processes: u64, keys_active: u64, a
                 mops.push(Mop::Read { key, list: Some(list.clone()) });
             }
         }
-        history.push(Txn { id, process: id % processes, outcome: TxnOutcome::Ok, mops });
+        history.push(Txn { id, process: id % processes, outcome: TxnOutcome::Ok, mops, call_ns: 0, return_ns: 0 });
     }
     history
 }
