@@ -4,14 +4,18 @@
 //! the log is skipped. Fields after the marker: process, `:type`, `:f`, and
 //! the value (EDN) to the end of the line. Time is the line order.
 use crate::error::ReadError;
+use crate::history::EventType;
 use crate::op::{HistoryBuilder, OpHistory, Record};
 use crate::value::{Func, Val};
 
-use super::edn::{self, event_type, jepsen_fail_meaning};
+use super::edn;
+use super::edn_ops::{event_type, jepsen_fail_meaning};
 
 pub const MARKER: &str = "jepsen.util - ";
 
-fn parse_event(rest: &str, line: u32) -> Result<Record<'static>, String> {
+/// The fields after the marker: process (None = nemesis), type, function
+/// (without its `:`) and the value's text.
+pub(super) fn fields(rest: &str) -> Result<(Option<u64>, EventType, &str, &str), String> {
     let mut rest = rest;
     let mut next_field = |what: &str| {
         let trimmed = rest.trim_start();
@@ -29,9 +33,14 @@ fn parse_event(rest: &str, line: u32) -> Result<Record<'static>, String> {
         .strip_prefix(':')
         .and_then(event_type)
         .ok_or(format!("bad type {type_text:?}"))?;
-    let f_text = next_field("function")?;
-    let f = Func::parse(f_text.trim_start_matches(':'));
-    let value = match rest.trim() {
+    let f = next_field("function")?.trim_start_matches(':');
+    Ok((process, kind, f, rest.trim()))
+}
+
+fn parse_event(rest: &str, line: u32) -> Result<Record<'static>, String> {
+    let (process, kind, f, rest) = fields(rest)?;
+    let f = Func::parse(f);
+    let value = match rest {
         "" => Val::Nil,
         text => match edn::parse(text) {
             Ok(value) => edn::to_val(&value),

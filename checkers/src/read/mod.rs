@@ -1,11 +1,14 @@
 //! Readers: faultline JSONL, Jepsen log lines and Jepsen EDN maps, with the
-//! format detected from the file's first lines.
+//! format detected from the file's first lines; [`read_txn_path`] reads the
+//! same formats as list-append transactions.
 mod edn;
+mod edn_ops;
 mod events;
 mod fast;
 mod jepsen_log;
 mod jsonl;
 mod raw;
+mod txn;
 
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +21,7 @@ use crate::op::OpHistory;
 
 pub use edn::{parse as parse_edn, Edn};
 pub use events::{history_from_events, EventHistoryBuilder, JsonlEvents};
+pub use txn::{is_txn_history, read_txn_bytes, read_txn_path};
 pub use jsonl::{CHUNK_BYTES, LINE_BYTES_MAX};
 
 /// Lines looked at to recognise a Jepsen log.
@@ -46,6 +50,10 @@ pub fn detect(head: &[u8]) -> Result<Format, ReadError> {
             return Ok(Format::Edn);
         }
     }
+    // A vector of maps, maps spread over lines, comments first.
+    if edn_ops::looks_like_edn(head) {
+        return Ok(Format::Edn);
+    }
     let marker = jepsen_log::MARKER.as_bytes();
     let has_marker = |line: &[u8]| line.windows(marker.len()).any(|w| w == marker);
     if std::iter::once(first).chain(lines).take(DETECT_LINES_MAX).any(has_marker) {
@@ -63,7 +71,7 @@ pub fn read_path(path: &Path, threads: usize) -> Result<(Format, OpHistory), Rea
     let history = match format {
         Format::Jsonl => jsonl::read_jsonl(head, &mut file, threads)?,
         Format::JepsenLog => jepsen_log::read_jepsen_log(&read_rest_utf8(head, &mut file)?)?,
-        Format::Edn => edn::read_edn(&read_rest_utf8(head, &mut file)?)?,
+        Format::Edn => edn_ops::read_edn(&read_rest_utf8(head, &mut file)?)?,
     };
     Ok((format, history))
 }
@@ -74,7 +82,7 @@ pub fn read_bytes(bytes: &[u8], threads: usize) -> Result<(Format, OpHistory), R
     let history = match format {
         Format::Jsonl => jsonl::read_jsonl(bytes.to_vec(), &mut std::io::empty(), threads)?,
         Format::JepsenLog => jepsen_log::read_jepsen_log(utf8(bytes)?)?,
-        Format::Edn => edn::read_edn(utf8(bytes)?)?,
+        Format::Edn => edn_ops::read_edn(utf8(bytes)?)?,
     };
     Ok((format, history))
 }
