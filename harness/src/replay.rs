@@ -40,6 +40,7 @@ fn kinds(check: &Check) -> Vec<String> {
     let name = &check.name;
     match &check.details {
         CheckDetails::Linearizable(_) => vec![format!("{name}: a non-linearizable key")],
+        CheckDetails::Transactions(report) => report.anomalies.iter().map(|anomaly| format!("{name}: {}", anomaly.kind.name())).collect(),
         CheckDetails::Durability(result) => {
             let counts = &result.counts;
             let found = [(counts.lost, "lost writes"), (counts.stale, "stale reads"), (counts.unexpected, "unexpected values")];
@@ -79,6 +80,9 @@ fn failing_lines(check: &Check) -> Vec<u32> {
     match &check.details {
         CheckDetails::Linearizable(result) => {
             result.keys.iter().filter_map(|key| key.counterexample.as_ref()).map(|c| c.stuck_op.line).collect()
+        }
+        CheckDetails::Transactions(report) => {
+            report.anomalies.iter().flat_map(|anomaly| &anomaly.txns).filter_map(|id| u32::try_from(*id).ok()).collect()
         }
         CheckDetails::Durability(result) => {
             let examples = &result.examples;

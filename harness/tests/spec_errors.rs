@@ -93,6 +93,13 @@ fn bad_hosts_are_rejected() {
 }
 
 #[test]
+fn transactions_need_a_transactional_client_and_a_known_model() {
+    let redis = "cluster:\n  system: redis-sentinel\n";
+    assert_rejected("txn-redis", Some(redis), &["--workload", "list-append"], "system redis-sentinel has no transactional client");
+    assert_rejected("txn-model", None, &["--set", "checkers.consistency_model=linearizable"], "checkers.consistency_model");
+}
+
+#[test]
 fn flags_override_the_spec_and_dry_run_prints_it() {
     let dir = scratch("dry-run");
     let spec = dir.join("spec.yaml");

@@ -5,13 +5,12 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use faultline_checkers::{Event, EventType, Process};
-use serde_json::json;
-
-use crate::generator::{Context, Generator, Invocation, Next};
+use crate::generator::{Context, Generator, Next};
+use crate::keyed::final_read;
 use crate::WorkloadKind;
 
 pub struct FinalReads {
-    f: &'static str,
+    kind: WorkloadKind,
     queue: VecDeque<(String, u32)>,
     /// process → (key, attempts so far) of reads in flight.
     outstanding: BTreeMap<u64, (String, u32)>,
@@ -21,9 +20,8 @@ pub struct FinalReads {
 impl FinalReads {
     pub fn new(kind: WorkloadKind, keys: &[String], attempts_max: u32) -> Self {
         assert!(attempts_max > 0, "attempts_max is validated in the spec");
-        let f = if kind == WorkloadKind::Kv { "get" } else { "read" };
         FinalReads {
-            f,
+            kind,
             queue: keys.iter().map(|key| (key.clone(), 0)).collect(),
             outstanding: BTreeMap::new(),
             attempts_max,
@@ -37,13 +35,18 @@ impl Generator for FinalReads {
             // This process's previous read has not completed yet.
             return Next::Pending;
         }
-        match self.queue.pop_front() {
-            Some((key, attempts)) => {
-                self.outstanding.insert(ctx.process, (key.clone(), attempts + 1));
-                Next::Invoke(Invocation { f: self.f.to_string(), key: Some(key), value: json!(null) })
+        while let Some((key, attempts)) = self.queue.pop_front() {
+            // A key no read can be made of is skipped (for transactions, a
+            // key that is not an integer: the checker reports its writes).
+            if let Some(invocation) = final_read(self.kind, &key) {
+                self.outstanding.insert(ctx.process, (key, attempts + 1));
+                return Next::Invoke(invocation);
             }
-            None if self.outstanding.is_empty() => Next::Done,
-            None => Next::Pending,
+        }
+        if self.outstanding.is_empty() {
+            Next::Done
+        } else {
+            Next::Pending
         }
     }
 

@@ -37,6 +37,7 @@ impl KeyedGenerator {
     pub fn new(config: &WorkloadConfig, seed: u64) -> Self {
         assert!(config.keys_active > 0, "keys_active must be positive (validated in the spec)");
         assert!(config.ops_per_key_max > 0, "ops_per_key_max must be positive (validated in the spec)");
+        assert!(!config.kind.is_transactional(), "transactions have their own generator");
         let active = (0..u64::from(config.keys_active))
             .map(|id| ActiveKey { id, ops_done: 0 })
             .collect();
@@ -87,6 +88,7 @@ impl KeyedGenerator {
             WorkloadKind::Set => ("add", json!(self.unique())),
             WorkloadKind::Append if roll < 50 => ("read", json!(null)),
             WorkloadKind::Append => ("append", json!(self.unique())),
+            WorkloadKind::ListAppend => unreachable!("refused in KeyedGenerator::new"),
         };
         Invocation { f: f.to_string(), key: Some(key), value }
     }
@@ -101,13 +103,25 @@ impl Generator for KeyedGenerator {
 
 /// The key name for key number `id` of a workload (`kv-3`, `set-0`, ...).
 pub fn key_name(kind: WorkloadKind, id: u64) -> String {
-    format!("{}-{id}", kind.key_prefix())
+    match kind.key_prefix() {
+        "" => id.to_string(),
+        prefix => format!("{prefix}-{id}"),
+    }
 }
 
 /// One final read per key, issued by fresh clients after the recovery period.
 pub fn final_reads(kind: WorkloadKind, keys: &[String]) -> Vec<Invocation> {
-    let f = if kind == WorkloadKind::Kv { "get" } else { "read" };
-    keys.iter()
-        .map(|key| Invocation { f: f.to_string(), key: Some(key.clone()), value: json!(null) })
-        .collect()
+    keys.iter().filter_map(|key| final_read(kind, key)).collect()
+}
+
+/// The final read of one key: a read, a get, or for transactions a
+/// read-only transaction of that key (`None` for a key that is not one of
+/// the transactions' integer keys).
+pub fn final_read(kind: WorkloadKind, key: &str) -> Option<Invocation> {
+    let read = |f: &str| Invocation { f: f.to_string(), key: Some(key.to_string()), value: json!(null) };
+    match kind {
+        WorkloadKind::Kv => Some(read("get")),
+        WorkloadKind::ListAppend => key.parse().ok().map(crate::list_append::read_txn),
+        _ => Some(read("read")),
+    }
 }

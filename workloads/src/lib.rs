@@ -12,10 +12,14 @@
 //!   `append` a unique string, concatenated to the value.
 //! - set: `add` a unique integer; `read` null → list of integers.
 //! - append: `append` a unique integer; `read` null → the list, in order.
+//! - list-append: `txn`, no key, a list of micro-operations
+//!   `["append", k, v]` and `["r", k, null]` → the same list with each read
+//!   filled in (see [`list_append`]); checked as transactions, not per key.
 pub mod combinators;
 pub mod final_reads;
 pub mod generator;
 pub mod keyed;
+pub mod list_append;
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,6 +31,7 @@ pub use combinators::{each, limit, mix, phases, stagger, time_limit};
 pub use final_reads::FinalReads;
 pub use generator::{Context, Generator, Invocation, Next};
 pub use keyed::{final_reads, key_name, KeyedGenerator};
+pub use list_append::ListAppendGenerator;
 
 /// Which workload a test runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,24 +42,29 @@ pub enum WorkloadKind {
     Kv,
     Set,
     Append,
+    ListAppend,
 }
 
-/// The checkers a workload's history needs: per-key linearizability against
-/// `model`, and, for workloads with final reads that must hold every
-/// acknowledged write, the durability checker.
+/// The checkers a workload's history needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CheckerNeed {
-    pub model: ModelKind,
-    pub durability: bool,
+pub enum CheckerNeed {
+    /// Per-key linearizability against `model`, and, for workloads with
+    /// final reads that must hold every acknowledged write, the durability
+    /// checker.
+    Linearizable { model: ModelKind, durability: bool },
+    /// The transaction (dependency-graph) checker on list-append
+    /// transactions.
+    ListAppendTxns,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 5] = [
+    pub const ALL: [WorkloadKind; 6] = [
         WorkloadKind::Register,
         WorkloadKind::CasRegister,
         WorkloadKind::Kv,
         WorkloadKind::Set,
         WorkloadKind::Append,
+        WorkloadKind::ListAppend,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,7 +74,14 @@ impl WorkloadKind {
             WorkloadKind::Kv => "kv",
             WorkloadKind::Set => "set",
             WorkloadKind::Append => "append",
+            WorkloadKind::ListAppend => "list-append",
         }
+    }
+
+    /// Operations are transactions (`f: "txn"`) over integer keys rather
+    /// than single-key operations.
+    pub fn is_transactional(self) -> bool {
+        self == WorkloadKind::ListAppend
     }
 
     fn key_prefix(self) -> &'static str {
@@ -74,6 +91,8 @@ impl WorkloadKind {
             WorkloadKind::Kv => "kv",
             WorkloadKind::Set => "set",
             WorkloadKind::Append => "list",
+            // Transaction keys are bare integers.
+            WorkloadKind::ListAppend => "",
         }
     }
 
@@ -84,8 +103,9 @@ impl WorkloadKind {
             WorkloadKind::Kv => (ModelKind::Kv, false),
             WorkloadKind::Set => (ModelKind::Set, true),
             WorkloadKind::Append => (ModelKind::ListAppend, true),
+            WorkloadKind::ListAppend => return CheckerNeed::ListAppendTxns,
         };
-        CheckerNeed { model, durability }
+        CheckerNeed::Linearizable { model, durability }
     }
 }
 
@@ -96,7 +116,7 @@ impl fmt::Display for WorkloadKind {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown workload {0:?} (expected register, cas-register, kv, set or append)")]
+#[error("unknown workload {0:?} (expected register, cas-register, kv, set, append or list-append)")]
 pub struct UnknownWorkload(String);
 
 impl FromStr for WorkloadKind {
@@ -121,7 +141,10 @@ pub struct WorkloadConfig {
 
 impl WorkloadConfig {
     /// The infinite, seeded operation source for this workload.
-    pub fn generator(&self, seed: u64) -> KeyedGenerator {
-        KeyedGenerator::new(self, seed)
+    pub fn generator(&self, seed: u64) -> Box<dyn Generator> {
+        match self.kind {
+            WorkloadKind::ListAppend => Box::new(ListAppendGenerator::new(self, seed)),
+            _ => Box::new(KeyedGenerator::new(self, seed)),
+        }
     }
 }

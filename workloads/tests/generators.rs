@@ -58,8 +58,12 @@ fn functions_and_values_match_each_workload() {
             WorkloadKind::Kv => ["get", "put", "append"].into(),
             WorkloadKind::Set => ["read", "add"].into(),
             WorkloadKind::Append => ["read", "append"].into(),
+            WorkloadKind::ListAppend => ["txn"].into(),
         };
         assert_eq!(functions, expected, "{kind}");
+        if kind.is_transactional() {
+            continue;
+        }
         for (_, op) in &ops {
             match op.f.as_str() {
                 "read" | "get" => assert!(op.value.is_null()),
@@ -156,10 +160,42 @@ fn workload_names_round_trip_and_name_their_checker() {
         assert_eq!(kind.name().parse::<WorkloadKind>().unwrap(), kind);
     }
     assert!("bogus".parse::<WorkloadKind>().is_err());
-    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed { model: ModelKind::Kv, durability: false });
-    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed { model: ModelKind::Set, durability: true });
-    assert_eq!(WorkloadKind::Append.checker().model, ModelKind::ListAppend);
+    assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed::Linearizable { model: ModelKind::Kv, durability: false });
+    assert_eq!(WorkloadKind::Set.checker(), CheckerNeed::Linearizable { model: ModelKind::Set, durability: true });
+    assert!(matches!(WorkloadKind::Append.checker(), CheckerNeed::Linearizable { model: ModelKind::ListAppend, .. }));
+    assert_eq!(WorkloadKind::ListAppend.checker(), CheckerNeed::ListAppendTxns);
     assert_eq!(final_reads(WorkloadKind::Kv, &["k".to_string()])[0].f, "get");
+    let reads = final_reads(WorkloadKind::ListAppend, &["4".to_string(), "kv-1".to_string()]);
+    assert_eq!(reads, vec![list_append::read_txn(4)], "a non-integer key has no transactional read");
+}
+
+/// Elle's generator: 1..=4 micro-ops on a few active keys, appends unique
+/// per key and counted from 1, a key retired after its bound of appends.
+#[test]
+fn list_append_transactions_are_well_formed() {
+    let ops = simulate(&mut config(WorkloadKind::ListAppend).generator(9), 1, 2000);
+    let mut appended: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut lengths = BTreeSet::new();
+    for (_, op) in &ops {
+        assert_eq!((op.f.as_str(), op.key.as_ref()), ("txn", None));
+        let mops = op.value.as_array().unwrap();
+        lengths.insert(mops.len());
+        for mop in mops {
+            let key = mop[1].as_u64().unwrap();
+            match mop[0].as_str().unwrap() {
+                "r" => assert!(mop[2].is_null()),
+                "append" => appended.entry(key).or_default().push(mop[2].as_u64().unwrap()),
+                other => panic!("unexpected micro-op {other}"),
+            }
+        }
+    }
+    assert_eq!(lengths, (1..=list_append::TXN_MOPS_MAX).collect());
+    for (key, values) in &appended {
+        let expected: Vec<u64> = (1..=values.len() as u64).collect();
+        assert_eq!(values, &expected, "key {key}: values count up from 1, unique");
+        assert!(values.len() <= 10, "key {key} outlived its bound");
+    }
+    assert!(appended.len() > 100, "keys retire: {} keys", appended.len());
 }
 
 fn completion(process: u64, kind: faultline_checkers::EventType) -> faultline_checkers::Event {

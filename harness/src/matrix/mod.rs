@@ -291,14 +291,16 @@ pub fn shrink_table(probes: &[Probe]) -> String {
 
 /// Runs the correct node `runs` times; returns (false alarms, unknown verdicts).
 pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec<u64>), MatrixError> {
-    let mut target = targets::correct();
+    let mut targets = targets::controls();
     if let Err(why) = faultline_lazyfs::available() {
         messages::progress(format_args!("matrix control runs without power-loss: {why}"));
-        target.faults.retain(|fault| *fault != "power-loss");
+        targets.iter_mut().for_each(|target| target.faults.retain(|fault| *fault != "power-loss"));
     }
     let (mut alarms, mut unknown, mut alarm_seeds) = (0, 0, Vec::new());
     for index in 0..runs {
-        let spec = spec_for(&target, options, index)?;
+        // Alternate single-key and transactional runs of the correct node.
+        let target = &targets[index as usize % targets.len()];
+        let spec = spec_for(target, options, index)?;
         let plan = TestPlan::from_spec(&spec, options.seed)
             .map_err(|source| MatrixError::Spec { target: target.name, source })?;
         match verdict(&run_quietly(&plan).await?) {
@@ -331,7 +333,7 @@ mod tests {
 
     #[test]
     fn every_target_spec_is_a_valid_plan_with_its_overrides() {
-        for target in targets::all().into_iter().chain([targets::correct()]) {
+        for target in targets::all().into_iter().chain(targets::controls()) {
             let spec = spec_for(&target, &options(), 2).expect("overrides apply");
             let plan = TestPlan::from_spec(&spec, 0).unwrap_or_else(|e| panic!("{}: {e}", target.name));
             assert_eq!(plan.seed, 9, "{}: seed + run index", target.name);

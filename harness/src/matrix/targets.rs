@@ -95,6 +95,9 @@ pub fn all() -> Vec<Target> {
             overrides: vec![("cluster.nodes", "3")],
             ..bug("concurrent-changes", "register", &["membership-race"], "an isolated leader accepts a second removal before the first committed and becomes a majority of one; the others, still on the old configuration, elect a leader of their own: two leaders commit writes")
         },
+        // Transactions need no fault: concurrency alone interleaves them.
+        bug("txn-read-uncommitted", "list-append", &["none"], "a transaction's reads see the leader's applied state before its own entry commits: two transactions that read a key and append to it each miss the other's append (G-single)"),
+        bug("txn-non-atomic", "list-append", &["none"], "a transaction's micro-operations commit as separate entries: a concurrent transaction sees some of its appends and not others (G-single, G1c)"),
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
         mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),
@@ -114,6 +117,22 @@ pub fn correct() -> Target {
         exposed_by: "nothing: every invalid verdict is a false alarm",
         overrides: Vec::new(),
     }
+}
+
+/// The correct node running transactions under the process and network
+/// faults: any `invalid` is a false alarm of the transaction checker.
+pub fn correct_transactions() -> Target {
+    Target {
+        name: "correct-txn",
+        workload: "list-append",
+        faults: vec!["kill", "pause", "partition", "power-loss"],
+        ..correct()
+    }
+}
+
+/// The control runs cycle through these.
+pub fn controls() -> [Target; 2] {
+    [correct(), correct_transactions()]
 }
 
 /// Targets by name (bug switch or mode), in the order given.

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use faultline_checkers::txn::{ConsistencyModel, UnknownConsistencyModel};
 use faultline_workloads::{Generator, Invocation, WorkloadConfig, WorkloadKind};
 
 use crate::nemesis::link::LinkSettings;
@@ -146,6 +147,7 @@ pub struct ChecksPlan {
     pub check_timeout_ms: u64,
     pub final_read_attempts_max: u32,
     pub convergence_timeout_ms: u64,
+    pub consistency_model: ConsistencyModel,
 }
 
 /// Upper bounds that keep a typo from starting a runaway test.
@@ -192,6 +194,13 @@ impl TestPlan {
     }
 
     fn check_combinations(&self) -> Result<(), SpecError> {
+        if self.workload.config.kind.is_transactional() && !self.cluster.system.capabilities().transactions {
+            return Err(SpecError::Combination(format!(
+                "workload {} runs transactions, and system {} has no transactional client (Capabilities::transactions)",
+                self.workload_name(),
+                self.cluster.system.name()
+            )));
+        }
         if self.client.op_timeout_ms >= self.schedule.time_limit_ms {
             return Err(SpecError::Combination(format!(
                 "client.op_timeout ({} ms) must be below schedule.time_limit ({} ms)",
@@ -326,6 +335,10 @@ fn checks_plan(spec: &CheckersSpec) -> Result<ChecksPlan, SpecError> {
         check_timeout_ms: positive_duration("checkers.check_timeout", &spec.check_timeout)?,
         final_read_attempts_max: spec.final_read_attempts_max,
         convergence_timeout_ms: positive_duration("checkers.convergence_timeout", &spec.convergence_timeout)?,
+        consistency_model: spec
+            .consistency_model
+            .parse()
+            .map_err(|error: UnknownConsistencyModel| SpecError::value("checkers.consistency_model", error.to_string()))?,
     })
 }
 

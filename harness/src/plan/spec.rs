@@ -166,6 +166,10 @@ pub struct CheckersSpec {
     /// How long the replicas may take to settle at one position before
     /// their digests are compared (systems that report digests).
     pub convergence_timeout: String,
+    /// The consistency model transactions are checked against
+    /// (transactional workloads): a history is invalid when it shows an
+    /// anomaly the model forbids.
+    pub consistency_model: String,
 }
 
 impl Default for SpecFile {
@@ -239,6 +243,7 @@ impl Default for CheckersSpec {
             check_timeout: "10s".to_string(),
             final_read_attempts_max: 5,
             convergence_timeout: "10s".to_string(),
+            consistency_model: "strict-serializable".to_string(),
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use faultline_checkers::op::OpSummary;
+use faultline_checkers::txn::{EdgeKind, TxnReport};
 use faultline_checkers::{CheckResult, DurabilityResult, KeyResult, Verdict};
 
 use super::timeline::Timeline;
@@ -33,6 +34,8 @@ pub enum Role {
     Lost,
     /// The read that shows a write is lost.
     Witness,
+    /// A transaction of an anomaly's cycle.
+    Cycle,
 }
 
 impl Role {
@@ -43,6 +46,7 @@ impl Role {
             Role::Prefix => "prefix",
             Role::Lost => "lost",
             Role::Witness => "witness",
+            Role::Cycle => "cycle",
         }
     }
 }
@@ -137,6 +141,7 @@ pub fn findings(checks: &[Check], timeline: &Timeline) -> Vec<Finding> {
             CheckDetails::Linearizable(result) => linear_findings(check, result, &mut out),
             CheckDetails::Durability(result) => out.push(durability_finding(check, result, timeline)),
             CheckDetails::Convergence(convergence) => out.push(convergence_finding(check, convergence)),
+            CheckDetails::Transactions(report) => txn_findings(check, report, &mut out),
             CheckDetails::Notes { lines } => {
                 let mut finding = generic_finding(check);
                 finding.sentences.extend(lines.iter().cloned());
@@ -146,6 +151,41 @@ pub fn findings(checks: &[Check], timeline: &Timeline) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// One finding per anomaly (the first [`KEYS_EXPLAINED_MAX`]): its
+/// explanation, and its cycle as steps between transactions, each named by
+/// its invocation's line.
+fn txn_findings(check: &Check, report: &TxnReport, out: &mut Vec<Finding>) {
+    for anomaly in report.anomalies.iter().take(KEYS_EXPLAINED_MAX) {
+        let names: Vec<String> = anomaly.txns.iter().map(|id| format!("T{id}")).collect();
+        let mut finding = Finding::new(check, format!("{}: {}", anomaly.kind.name(), names.join(", ")));
+        finding.sentences.push(anomaly.explanation.clone());
+        if !anomaly.cycle.is_empty() {
+            let steps = anomaly.cycle.iter().map(|step| {
+                let kind = match step.kind {
+                    EdgeKind::Ww => "ww: appended before it",
+                    EdgeKind::Wr => "wr: was read by it",
+                    EdgeKind::Rw => "rw: read before its append",
+                    EdgeKind::Process => return format!("T{} → T{} (process: ran before it on the same process)", step.from, step.to),
+                    EdgeKind::Realtime => return format!("T{} → T{} (real time: completed before it was invoked)", step.from, step.to),
+                };
+                format!("T{} → T{} ({kind}, key {} value {})", step.from, step.to, step.key, step.value)
+            });
+            finding.op_lists.push(("cycle (T<n> is the transaction invoked on history line n)".into(), steps.collect()));
+        }
+        let lines = anomaly.txns.iter().filter_map(|id| u32::try_from(*id).ok());
+        finding.marks.extend(lines.map(|line| Mark { line, role: Role::Cycle }));
+        out.push(finding);
+    }
+    if report.anomalies.len() > KEYS_EXPLAINED_MAX {
+        let mut more = Finding::new(check, format!("… and {} more anomalies", report.anomalies.len() - KEYS_EXPLAINED_MAX));
+        more.sentences.push("Every anomaly is in results.json.".into());
+        out.push(more);
+    }
+    if report.anomalies.is_empty() {
+        out.push(generic_finding(check));
+    }
 }
 
 fn linear_findings(check: &Check, result: &CheckResult, out: &mut Vec<Finding>) {

@@ -70,7 +70,7 @@ fn rank(role: Role) -> u8 {
     match role {
         Role::Prefix | Role::Witness => 0,
         Role::Concurrent => 1,
-        Role::Lost => 2,
+        Role::Lost | Role::Cycle => 2,
         Role::Stuck => 3,
     }
 }

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use faultline_checkers::read::{EventHistoryBuilder, JsonlEvents};
+use faultline_checkers::txn::{ConsistencyModel, Txn, TxnHistoryBuilder};
 use faultline_checkers::{OpHistory, ReadError};
+use faultline_workloads::CheckerNeed;
 
 use crate::cluster::{FailedRestart, UnexpectedExit};
 use crate::plan::TestPlan;
 use crate::report::timeline::{Timeline, TimelineBuilder};
-use crate::verdict::{check_safely, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
+use crate::verdict::{check_safely, transactions, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
 
 use super::phases::Settled;
 
@@ -34,14 +36,20 @@ pub async fn decide(
     facts: ClusterFacts,
 ) -> Result<(Vec<Check>, Timeline), RunError> {
     let checkers = history_checkers(plan);
+    let transactional = plan.workload.checkers.is_none() && plan.workload.config.kind.checker() == CheckerNeed::ListAppendTxns;
+    let model = plan.checks.consistency_model;
     let path = history.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let (ops, timeline) = read_back(&path)?;
-        let checks: Vec<Check> = match ops {
+        let read = read_back(&path, transactional)?;
+        let mut checks: Vec<Check> = match read.ops {
             Ok(ops) => checkers.iter().map(|checker| check_safely(checker.as_ref(), &ops)).collect(),
             Err(error) => checkers.iter().map(|checker| Check::failed(checker.name(), format!("history: {error}"))).collect(),
         };
-        Ok::<_, RunError>((checks, timeline))
+        checks.extend(read.txns.map(|txns| match txns {
+            Ok(txns) => check_transactions(&txns, model),
+            Err(error) => Check::failed(transactions::NAME, format!("history: {error}")),
+        }));
+        Ok::<_, RunError>((checks, read.timeline))
     });
     let (mut checks, timeline) = task
         .await
@@ -53,27 +61,45 @@ pub async fn decide(
     Ok((checks, timeline))
 }
 
-/// The checkers the workload names (or yours, from the Rust API).
+/// The checkers the workload names (or yours, from the Rust API); a
+/// transactional workload's checker runs on transactions instead
+/// ([`check_transactions`]).
 fn history_checkers(plan: &TestPlan) -> Vec<Arc<dyn Checker>> {
     if let Some(checkers) = &plan.workload.checkers {
         return checkers.clone();
     }
-    let need = plan.workload.config.kind.checker();
-    let mut checkers: Vec<Arc<dyn Checker>> =
-        vec![Arc::new(Linearizable { model: need.model, budget_ms: plan.checks.check_timeout_ms })];
-    if need.durability {
+    let CheckerNeed::Linearizable { model, durability } = plan.workload.config.kind.checker() else {
+        return Vec::new();
+    };
+    let mut checkers: Vec<Arc<dyn Checker>> = vec![Arc::new(Linearizable { model, budget_ms: plan.checks.check_timeout_ms })];
+    if durability {
         checkers.push(Arc::new(Durability));
     }
     checkers
 }
 
+/// The transaction check, a panic in it becoming `unknown`.
+fn check_transactions(txns: &[Txn], model: ConsistencyModel) -> Check {
+    std::panic::catch_unwind(|| transactions::check(txns, model))
+        .unwrap_or_else(|_| Check::failed(transactions::NAME, format!("{}: the checker panicked", transactions::NAME)))
+}
+
+/// What one pass over `history.jsonl` gives the checks and the report.
+pub struct ReadBack {
+    pub ops: Result<OpHistory, ReadError>,
+    /// The transactions, when the workload is transactional.
+    pub txns: Option<Result<Vec<Txn>, ReadError>>,
+    pub timeline: Timeline,
+}
+
 /// One pass over `history.jsonl`. A line that is not an event is a harness
 /// error (the recorder wrote it); a history whose operations do not pair
 /// up is the checks' business (they become unknown, naming the line).
-pub fn read_back(path: &Path) -> Result<(Result<OpHistory, ReadError>, Timeline), RunError> {
+pub fn read_back(path: &Path, transactional: bool) -> Result<ReadBack, RunError> {
     let history_error = |message: String| RunError::History { path: path.to_path_buf(), message };
     let file = std::fs::File::open(path).map_err(|error| history_error(error.to_string()))?;
     let mut ops = Ok(EventHistoryBuilder::new());
+    let mut txns = transactional.then(|| Ok(TxnHistoryBuilder::new()));
     let mut timeline = TimelineBuilder::default();
     let mut events = JsonlEvents::new(BufReader::with_capacity(1 << 20, file));
     for item in events.by_ref() {
@@ -83,8 +109,17 @@ pub fn read_back(path: &Path) -> Result<(Result<OpHistory, ReadError>, Timeline)
                 ops = Err(error);
             }
         }
+        if let Some(Ok(builder)) = &mut txns {
+            if let Err(error) = builder.push(line, &event) {
+                txns = Some(Err(error));
+            }
+        }
         timeline.push(line, &event);
     }
     timeline.started(events.header());
-    Ok((ops.map(EventHistoryBuilder::finish), timeline.finish()))
+    Ok(ReadBack {
+        ops: ops.map(EventHistoryBuilder::finish),
+        txns: txns.map(|txns| txns.map(TxnHistoryBuilder::finish)),
+        timeline: timeline.finish(),
+    })
 }

@@ -115,6 +115,12 @@ impl Recorder {
                 guard.keys.insert(key.clone());
             }
         }
+        if event.process != Process::Nemesis && event.kind == EventType::Invoke && event.f == "txn" {
+            // A transaction's keys are inside its value; final reads read them too.
+            for key in faultline_workloads::list_append::keys_of(&event.value) {
+                guard.keys.insert(key.to_string());
+            }
+        }
         if let Some(sender) = guard.sender.as_ref() {
             // The writer only stops when every sender is gone, so this fails
             // only if its thread died; the writer reports that itself.

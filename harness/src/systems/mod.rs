@@ -41,6 +41,10 @@ pub struct Capabilities {
     /// `Db::add_member`, `promote_member`, `remove_member` and `members`
     /// work: the `membership` fault family can run.
     pub membership: bool,
+    /// Its client runs transactions (`f: "txn"`, a list of
+    /// micro-operations applied atomically): the transactional workloads
+    /// (list-append) can run.
+    pub transactions: bool,
 }
 
 /// One system under test, configured.

@@ -37,7 +37,7 @@ pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value)
                 .map(|n| json!(n))
                 .map_err(|_| CodecError::BadResult(text.to_string(), "integer")),
         },
-        WorkloadKind::Set | WorkloadKind::Append => {
+        WorkloadKind::Set | WorkloadKind::Append | WorkloadKind::ListAppend => {
             let elements: Result<Vec<u64>, CodecError> = text
                 .unwrap_or("")
                 .split_whitespace()

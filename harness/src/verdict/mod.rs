@@ -8,6 +8,7 @@
 //! A check's details stay typed from the checker to the report
 //! ([`CheckDetails`]); `results.json` stores them with serde and reads them
 //! back the same way.
+use faultline_checkers::txn::TxnReport;
 use faultline_checkers::{CheckResult, DurabilityResult, OpHistory, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,7 @@ pub mod exits;
 pub mod linearizable;
 pub mod liveness;
 pub mod logs;
+pub mod transactions;
 
 pub use convergence::Convergence;
 pub use durability::Durability;
@@ -43,6 +45,8 @@ pub struct Check {
 pub enum CheckDetails {
     /// Per-key linearizability, with a counterexample per invalid key.
     Linearizable(CheckResult),
+    /// Transactions: the anomalies of their dependency graph.
+    Transactions(TxnReport),
     /// Acknowledged writes and what the reads after them showed.
     Durability(DurabilityResult),
     Liveness(Liveness),

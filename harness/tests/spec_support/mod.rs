@@ -47,11 +47,18 @@ impl Run {
 /// Runs `faultline test --spec <spec>` (a path from the workspace root)
 /// into a temporary store, which it removes after reading the run back.
 pub fn run_spec(spec: &str) -> Run {
-    let store = std::env::temp_dir().join(format!("faultline-spec-{}-{}", spec.replace('/', "-"), std::process::id()));
+    run_spec_with(spec, &[])
+}
+
+/// [`run_spec`] with more flags (`--seed 3`, `--set a.b=c`, ...).
+pub fn run_spec_with(spec: &str, flags: &[&str]) -> Run {
+    let tag: String = flags.concat().chars().filter(char::is_ascii_alphanumeric).take(40).collect();
+    let store = std::env::temp_dir().join(format!("faultline-spec-{}-{tag}-{}", spec.replace('/', "-"), std::process::id()));
     let _ = std::fs::remove_dir_all(&store);
     let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .current_dir(workspace())
         .args(["test", "--quiet", "--spec", spec, "--store", store.to_str().unwrap(), "--name", "t"])
+        .args(flags)
         .stderr(Stdio::inherit())
         .output()
         .unwrap();

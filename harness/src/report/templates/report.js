@@ -13,7 +13,7 @@
   });
   var D = JSON.parse(document.getElementById("report-data").textContent);
   var COLORS = ["#43a047", "#e53935", "#fbc02d"];
-  var ROLE_COLORS = { stuck: "#b71c1c", concurrent: "#ff6d00", prefix: "#1565c0", lost: "#6a1b9a", witness: "#00838f" };
+  var ROLE_COLORS = { stuck: "#b71c1c", concurrent: "#ff6d00", prefix: "#1565c0", lost: "#6a1b9a", witness: "#00838f", cycle: "#c2185b" };
   var LANE_PX = 16, AXIS_PX = 22, LABEL_PX = 46;
   var end = Math.max(D.end_ms, 1);
   var view = { t0: 0, t1: end };

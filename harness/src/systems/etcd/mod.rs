@@ -71,7 +71,7 @@ impl System for Etcd {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true, digest: true, membership: true }
+        Capabilities { leader: true, digest: true, membership: true, transactions: false }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

@@ -6,6 +6,11 @@
 //! read splits the string on whitespace (`crate::systems::text_values`).
 //! One key per set keeps an add a single atomic append, so the set checker
 //! sees exactly what was applied.
+//!
+//! A list-append transaction becomes one `txn` request: `["append", k, v]`
+//! is `{"f":"append","key":"k","value":" v"}` and `["r", k, null]` is
+//! `{"f":"get","key":"k"}`; the node answers one value per micro-operation,
+//! and each get's string is split back into the list.
 use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
 
@@ -14,6 +19,9 @@ use crate::systems::text_values;
 
 /// The request body (without `id`, `client`, `seq`) for an invocation.
 pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, CodecError> {
+    if invocation.f == "txn" {
+        return txn_request(invocation);
+    }
     let key = invocation.key.clone().ok_or_else(|| CodecError::NoKey(invocation.f.clone()))?;
     let bad = || CodecError::BadValue { f: invocation.f.clone(), value: invocation.value.to_string() };
     let scalar = |value: &Value| -> Result<String, CodecError> {
@@ -46,7 +54,59 @@ pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, Cod
 /// The history value of a successful completion, from the node's `value`
 /// (a string per key, as `text_values` reads it).
 pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
+    if invocation.f == "txn" {
+        return txn_ok_value(invocation, node_value);
+    }
     text_values::ok_value(kind, invocation, node_value)
+}
+
+/// A micro-operation of a list-append transaction: (f, key, value).
+fn micro_ops(invocation: &Invocation) -> Result<Vec<(&str, u64, &Value)>, CodecError> {
+    let bad = || CodecError::BadValue { f: invocation.f.clone(), value: invocation.value.to_string() };
+    let mops = invocation.value.as_array().ok_or_else(bad)?;
+    mops.iter()
+        .map(|mop| match mop.as_array().map(Vec::as_slice) {
+            Some([f, key, value]) => Ok((f.as_str().ok_or_else(bad)?, key.as_u64().ok_or_else(bad)?, value)),
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
+fn txn_request(invocation: &Invocation) -> Result<Value, CodecError> {
+    let bad = || CodecError::BadValue { f: invocation.f.clone(), value: invocation.value.to_string() };
+    let mops: Result<Vec<Value>, CodecError> = micro_ops(invocation)?
+        .into_iter()
+        .map(|(f, key, value)| match f {
+            "r" => Ok(json!({"f": "get", "key": key.to_string()})),
+            "append" => {
+                let element = value.as_u64().ok_or_else(bad)?;
+                Ok(json!({"f": "append", "key": key.to_string(), "value": format!(" {element}")}))
+            }
+            _ => Err(bad()),
+        })
+        .collect();
+    Ok(json!({"op": "txn", "txn": mops?}))
+}
+
+/// The invocation's micro-operations with each read's list filled in from
+/// the node's answer (one value per micro-operation).
+fn txn_ok_value(invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
+    let answers = node_value
+        .as_array()
+        .ok_or_else(|| CodecError::BadResult(node_value.to_string(), "list of values"))?;
+    let mops = micro_ops(invocation)?;
+    if answers.len() != mops.len() {
+        return Err(CodecError::BadResult(node_value.to_string(), "value per micro-operation"));
+    }
+    let read = Invocation { f: "read".into(), key: None, value: Value::Null };
+    mops.into_iter()
+        .zip(answers)
+        .map(|((f, key, value), answer)| match f {
+            "r" => Ok(json!(["r", key, text_values::ok_value(WorkloadKind::Append, &read, answer)?])),
+            _ => Ok(json!([f, key, value])),
+        })
+        .collect::<Result<Vec<Value>, CodecError>>()
+        .map(Value::Array)
 }
 
 #[cfg(test)]
@@ -90,5 +150,23 @@ mod tests {
         assert_eq!(ok_value(WorkloadKind::Append, &read, &json!(" 1 5 3")).unwrap(), json!([1, 5, 3]));
         assert_eq!(ok_value(WorkloadKind::Set, &read, &json!(null)).unwrap(), json!([]));
         assert_eq!(ok_value(WorkloadKind::Set, &op("add", json!(2)), &json!(" 2")).unwrap(), json!(2));
+    }
+
+    #[test]
+    fn a_transaction_is_one_txn_request_and_its_reads_come_back_as_lists() {
+        let kind = WorkloadKind::ListAppend;
+        let txn = Invocation { f: "txn".into(), key: None, value: json!([["append", 3, 1], ["r", 3, null], ["r", 4, null]]) };
+        assert_eq!(
+            request(kind, &txn).unwrap(),
+            json!({"op": "txn", "txn": [{"f":"append","key":"3","value":" 1"}, {"f":"get","key":"3"}, {"f":"get","key":"4"}]})
+        );
+        assert_eq!(
+            ok_value(kind, &txn, &json!([null, " 1", null])).unwrap(),
+            json!([["append", 3, 1], ["r", 3, [1]], ["r", 4, []]])
+        );
+        assert!(ok_value(kind, &txn, &json!([null, " 1"])).is_err(), "one value per micro-op");
+        assert!(ok_value(kind, &txn, &json!([null, "x", null])).is_err());
+        let bad = Invocation { value: json!([["w", 3, 1]]), ..txn };
+        assert!(request(kind, &bad).is_err());
     }
 }

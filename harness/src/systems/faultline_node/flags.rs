@@ -6,7 +6,7 @@
 pub const MODE_NAMES: [&str; 4] = ["raft", "sync", "semi-sync", "async"];
 
 /// Planted bugs (`--bugs`), in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 10] = [
+pub const BUG_NAMES: [&str; 12] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -17,6 +17,8 @@ pub const BUG_NAMES: [&str; 10] = [
     "corrupt-replica",
     "promote-before-caught-up",
     "concurrent-changes",
+    "txn-read-uncommitted",
+    "txn-non-atomic",
 ];
 
 pub fn check_mode(mode: &str) -> Result<(), String> {

@@ -118,7 +118,7 @@ impl System for FaultlineNode {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true, digest: true, membership: true }
+        Capabilities { leader: true, digest: true, membership: true, transactions: true }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

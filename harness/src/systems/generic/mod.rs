@@ -299,7 +299,7 @@ impl System for Generic {
     /// Membership changes need both `add_member` and `remove_member`.
     fn capabilities(&self) -> Capabilities {
         let membership = self.membership.supported();
-        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some(), membership }
+        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some(), membership, transactions: false }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

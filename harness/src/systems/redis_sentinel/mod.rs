@@ -55,7 +55,7 @@ impl System for RedisSentinel {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true, digest: true, membership: false }
+        Capabilities { leader: true, digest: true, membership: false, transactions: false }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

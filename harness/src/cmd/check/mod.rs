@@ -1,5 +1,6 @@
 //! `faultline check`: verdicts for recorded histories (faultline JSONL,
-//! Jepsen log lines or Jepsen EDN maps, detected per file).
+//! Jepsen log lines or Jepsen EDN maps, detected per file). A history of
+//! transactions (`f` "txn") gets the transaction checker ([`txn`]).
 //!
 //! Exit code: 0 every file valid, 1 some file invalid, 2 some file unknown
 //! (budget exhausted), 3 some file could not be read or checked. Each bad
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use faultline_checkers::read::{read_path, Format};
+use faultline_checkers::txn::{ConsistencyModel, TxnReport};
 use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, ModelKind, OpHistory, Verdict};
 use serde::Serialize;
 
@@ -18,6 +20,8 @@ use crate::report::{self, shell_word, ReportInput, Timeline};
 use crate::verdict::{linearizable, Check};
 use crate::cmd::OutputFormat;
 use crate::{messages, EXIT_HARNESS_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+
+mod txn;
 
 /// Up to this many keys, text output lists every key; above, only keys that are not valid.
 const TEXT_KEYS_MAX: usize = 10;
@@ -30,9 +34,16 @@ pub struct CheckArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Model: register, cas-register, kv, set, list-append (guessed from the
-    /// operations when absent).
+    /// operations when absent). A history of transactions (`f` "txn",
+    /// Elle's list-append) is checked for isolation anomalies instead.
     #[arg(long)]
     pub model: Option<String>,
+    /// For transactions: the consistency model anomalies are judged
+    /// against (read-committed, snapshot-isolation, serializable,
+    /// strong-session-serializable, strict-serializable,
+    /// strong-session-snapshot-isolation, strong-snapshot-isolation).
+    #[arg(long, default_value = "strict-serializable")]
+    pub consistency_model: String,
     /// Time budget per file in milliseconds; past it the answer is unknown.
     #[arg(long)]
     pub budget_ms: Option<u64>,
@@ -70,6 +81,11 @@ struct FileReport {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<CheckResult>,
+    /// A transaction history's anomalies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions: Option<TxnReport>,
+    #[serde(skip)]
+    elapsed_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -84,6 +100,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Some(name) => Some(name.parse::<ModelKind>()?),
         None => None,
     };
+    let consistency_model: ConsistencyModel = args.consistency_model.parse()?;
     let config = CheckConfig {
         model,
         budget_ms: args.budget_ms,
@@ -98,7 +115,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::with_capacity(args.files.len());
     let mut first_history = None;
     for path in &args.files {
-        let (report, history) = check_file(path, &config);
+        let (report, history) = match model {
+            None | Some(ModelKind::ListAppend) if txn::is_txn_file(path) => (check_txn_file(path, consistency_model), None),
+            _ => check_file(path, &config),
+        };
         if first_history.is_none() {
             first_history = history;
         }
@@ -135,6 +155,8 @@ fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistor
         verdict: None,
         error: None,
         result: None,
+        transactions: None,
+        elapsed_ms: 0,
     };
     let started = Instant::now();
     let (format, history) = match read_path(path, config.threads) {
@@ -157,6 +179,29 @@ fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistor
     (report, Some(history))
 }
 
+/// One transaction history's verdict.
+fn check_txn_file(path: &Path, model: ConsistencyModel) -> FileReport {
+    let mut report = FileReport {
+        file: path.display().to_string(),
+        format: None,
+        verdict: None,
+        error: None,
+        result: None,
+        transactions: None,
+        elapsed_ms: 0,
+    };
+    match txn::check(path, model) {
+        Ok((format, transactions, elapsed_ms)) => {
+            report.format = Some(format);
+            report.verdict = Some(transactions.verdict);
+            report.transactions = Some(transactions);
+            report.elapsed_ms = elapsed_ms;
+        }
+        Err(error) => report.error = Some(error),
+    }
+    report
+}
+
 /// The report input of one checked file.
 fn report_input(file: &FileReport) -> ReportInput {
     let mut input = ReportInput { title: format!("faultline check {}", file.file), ..ReportInput::default() };
@@ -176,6 +221,16 @@ fn report_input(file: &FileReport) -> ReportInput {
         ));
         input.facts.push(("checked in".into(), format!("{} ms", result.elapsed_ms)));
         input.replay = Some(format!("faultline check {} --model {}", shell_word(&file.file), result.model.name()));
+    }
+    if let Some(transactions) = &file.transactions {
+        let check = crate::verdict::transactions::to_check(transactions.clone());
+        input.reasons.extend(check.reason_text());
+        input.verdict = Some(input.verdict.map_or(transactions.verdict, |v| v.merge(transactions.verdict)));
+        input.checks.push(check);
+        input.facts.push(("history".into(), format!("list-append transactions, {} committed", transactions.committed)));
+        input.facts.push(("checked in".into(), format!("{} ms", file.elapsed_ms)));
+        let model = transactions.model.name();
+        input.replay = Some(format!("faultline check {} --consistency-model {model}", shell_word(&file.file)));
     }
     input
 }
@@ -223,8 +278,12 @@ fn print_text(report: &FileReport) -> anyhow::Result<()> {
         messages::error(format_args!("{}: {error}", report.file));
         return Ok(());
     }
-    let Some(result) = &report.result else { return Ok(()) };
     let mut out = std::io::stdout().lock();
+    if let Some(transactions) = &report.transactions {
+        txn::print_text(&mut out, &report.file, transactions, report.elapsed_ms)?;
+        return Ok(());
+    }
+    let Some(result) = &report.result else { return Ok(()) };
     writeln!(
         out,
         "{}: {} ({}, {} ops, {} keys, {} ms)",
