@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use faultline_checkers::read::{is_txn_history, read_txn_bytes, read_txn_path, Format};
-use faultline_checkers::txn::{check_list_append, AnomalyKind, Mop, Txn, TxnOutcome};
+use faultline_checkers::txn::{check_list_append, AnomalyKind, Mop, Txn, TxnKind, TxnOutcome};
 use faultline_checkers::{ReadError, Verdict};
 
 fn data(name: &str) -> PathBuf {
@@ -27,7 +27,7 @@ fn without_ids(txns: &[Txn]) -> Vec<Txn> {
 
 #[test]
 fn an_edn_read_skew_is_g_single() {
-    let (format, txns) = read_txn_bytes(read("txn-g-single.edn").as_bytes()).unwrap();
+    let (format, txns) = read_txn_bytes(read("txn-g-single.edn").as_bytes(), TxnKind::ListAppend).unwrap();
     assert_eq!(format, Format::Edn);
     assert_eq!(txns.len(), 3);
     assert_eq!(txns[1].mops, [Mop::Read { key: 1, list: Some(vec![1]) }, Mop::Read { key: 2, list: Some(vec![]) }]);
@@ -45,25 +45,25 @@ fn a_serial_edn_history_is_valid() {
                 {:type :ok, :process 1, :f :txn, :value [[:r 1 [1]] [:r 2 [1]] [:append 1 2]], :time 4}\n\
                 {:type :invoke, :process 2, :f :txn, :value [[:append 2 2]], :time 5}\n\
                 {:type :fail, :process 2, :f :txn, :value [[:append 2 2]], :time 6, :error :aborted}\n";
-    let (_, txns) = read_txn_bytes(text.as_bytes()).unwrap();
+    let (_, txns) = read_txn_bytes(text.as_bytes(), TxnKind::ListAppend).unwrap();
     assert_eq!(txns[2].outcome, TxnOutcome::Fail, "Jepsen's :fail of a transaction is an abort");
     assert_eq!(kinds(&txns), (Verdict::Valid, vec![]));
 }
 
 #[test]
 fn jsonl_and_edn_give_the_same_transactions() {
-    let (format, from_jsonl) = read_txn_path(&data("txn-g-single.jsonl")).unwrap();
+    let (format, from_jsonl) = read_txn_path(&data("txn-g-single.jsonl"), TxnKind::ListAppend).unwrap();
     assert_eq!(format, Format::Jsonl);
-    let (format, from_edn) = read_txn_path(&data("txn-g-single.edn")).unwrap();
+    let (format, from_edn) = read_txn_path(&data("txn-g-single.edn"), TxnKind::ListAppend).unwrap();
     assert_eq!(format, Format::Edn);
     assert_eq!(from_jsonl, from_edn);
 }
 
 #[test]
 fn a_pretty_printed_vector_reads_as_one_map_per_line() {
-    let (format, from_vector) = read_txn_bytes(read("txn-g-single-vector.edn").as_bytes()).unwrap();
+    let (format, from_vector) = read_txn_bytes(read("txn-g-single-vector.edn").as_bytes(), TxnKind::ListAppend).unwrap();
     assert_eq!(format, Format::Edn);
-    let (_, from_lines) = read_txn_bytes(read("txn-g-single.edn").as_bytes()).unwrap();
+    let (_, from_lines) = read_txn_bytes(read("txn-g-single.edn").as_bytes(), TxnKind::ListAppend).unwrap();
     assert_eq!(without_ids(&from_vector), without_ids(&from_lines));
     // Named by the lines their invocations open on.
     assert_eq!(from_vector.iter().map(|txn| txn.id).collect::<Vec<_>>(), [3, 5, 13]);
@@ -78,7 +78,7 @@ fn jepsen_log_lines_are_read_too() {
                 INFO  jepsen.util - 0\t:ok\t:txn\t[[:append 1 1]]\n\
                 INFO  jepsen.util - 1\t:invoke\t:txn\t[[:r 1 nil]]\n\
                 INFO  jepsen.util - 1\t:ok\t:txn\t[[:r 1 [1]]]\n";
-    let (format, txns) = read_txn_bytes(text.as_bytes()).unwrap();
+    let (format, txns) = read_txn_bytes(text.as_bytes(), TxnKind::ListAppend).unwrap();
     assert_eq!(format, Format::JepsenLog);
     assert_eq!(txns.iter().map(|txn| (txn.id, txn.call_ns)).collect::<Vec<_>>(), [(2, 2), (5, 5)]);
     assert_eq!(kinds(&txns).0, Verdict::Valid);
@@ -97,7 +97,7 @@ fn malformed_transactions_are_one_line_errors() {
         (format!("[{invoke}\n"), 1, "never closed"),
     ];
     for (text, want_line, needle) in cases {
-        let error = read_txn_bytes(text.as_bytes()).unwrap_err();
+        let error = read_txn_bytes(text.as_bytes(), TxnKind::ListAppend).unwrap_err();
         let line = match &error {
             ReadError::BadLine { line, .. } | ReadError::Pairing { line, .. } => *line,
             other => panic!("{text}: expected a line's error, got {other:?}"),

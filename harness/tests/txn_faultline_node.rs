@@ -1,6 +1,7 @@
 //! Transactions end to end on faultline-node: the correct node is strict
-//! serializable under faults, with evidence (reads that saw appends), and
-//! each planted isolation bug is caught with no fault at all.
+//! serializable under faults, with evidence (reads that saw writes), and
+//! each planted isolation bug is caught with no fault at all, in both
+//! list-append and rw-register.
 mod spec_support;
 
 use serde_json::Value;
@@ -10,7 +11,7 @@ use spec_support::run_spec_with;
 fn reads_that_saw_appends(history: &[Value]) -> usize {
     let committed = history.iter().filter(|event| event["type"] == "ok" && event["f"] == "txn");
     let mops = committed.flat_map(|event| event["value"].as_array().cloned().unwrap_or_default());
-    mops.filter(|mop| mop[0] == "r" && mop[2].as_array().is_some_and(|list| !list.is_empty())).count()
+    mops.filter(|mop| mop[0] == "r" && (mop[2].as_array().is_some_and(|list| !list.is_empty()) || mop[2].is_u64())).count()
 }
 
 #[test]
@@ -37,4 +38,17 @@ fn each_planted_transaction_bug_is_caught_without_faults() {
         let reason = check["reason"].as_str().unwrap();
         assert!(reason.starts_with("transactions: not strict-serializable: "), "{bug}: {reason}");
     }
+}
+
+#[test]
+fn rw_register_on_the_correct_node_is_valid_and_a_lost_update_is_caught() {
+    let run = run_spec_with("ci/list-append.yaml", &["--workload", "rw-register", "--time-limit", "8s", "--seed", "5"]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let check = run.check("transactions");
+    assert_eq!((&check["verdict"], &check["details"]["kind"]), (&"valid".into(), &"rw-register".into()));
+    assert!(reads_that_saw_appends(&run.history) > 50, "too few reads saw a write");
+    let flags = ["--workload", "rw-register", "--time-limit", "6s", "--seed", "2", "--nemesis", "none", "--set", "cluster.bugs=[txn-read-uncommitted]"];
+    let bug = run_spec_with("ci/list-append.yaml", &flags);
+    assert_eq!(bug.code, Some(1), "{}", bug.stdout);
+    assert_eq!(bug.check("transactions")["verdict"], "invalid");
 }

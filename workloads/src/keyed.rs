@@ -88,7 +88,7 @@ impl KeyedGenerator {
             WorkloadKind::Set => ("add", json!(self.unique())),
             WorkloadKind::Append if roll < 50 => ("read", json!(null)),
             WorkloadKind::Append => ("append", json!(self.unique())),
-            WorkloadKind::ListAppend => unreachable!("refused in KeyedGenerator::new"),
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => unreachable!("refused in KeyedGenerator::new"),
         };
         Invocation { f: f.to_string(), key: Some(key), value }
     }
@@ -121,7 +121,7 @@ pub fn final_read(kind: WorkloadKind, key: &str) -> Option<Invocation> {
     let read = |f: &str| Invocation { f: f.to_string(), key: Some(key.to_string()), value: json!(null) };
     match kind {
         WorkloadKind::Kv => Some(read("get")),
-        WorkloadKind::ListAppend => key.parse().ok().map(crate::list_append::read_txn),
+        WorkloadKind::ListAppend | WorkloadKind::RwRegister => key.parse().ok().map(crate::transactions::read_txn),
         _ => Some(read("read")),
     }
 }

@@ -14,16 +14,19 @@
 //! - append: `append` a unique integer; `read` null → the list, in order.
 //! - list-append: `txn`, no key, a list of micro-operations
 //!   `["append", k, v]` and `["r", k, null]` → the same list with each read
-//!   filled in (see [`list_append`]); checked as transactions, not per key.
+//!   filled in (see [`transactions`]); checked as transactions, not per key.
+//! - rw-register: `txn` of `["w", k, v]` and `["r", k, null]` → each read
+//!   filled in with the value or null.
 pub mod combinators;
 pub mod final_reads;
 pub mod generator;
 pub mod keyed;
-pub mod list_append;
+pub mod transactions;
 
 use std::fmt;
 use std::str::FromStr;
 
+use faultline_checkers::txn::TxnKind;
 use faultline_checkers::ModelKind;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +34,7 @@ pub use combinators::{each, limit, mix, phases, stagger, time_limit};
 pub use final_reads::FinalReads;
 pub use generator::{Context, Generator, Invocation, Next};
 pub use keyed::{final_reads, key_name, KeyedGenerator};
-pub use list_append::ListAppendGenerator;
+pub use transactions::TxnGenerator;
 
 /// Which workload a test runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,7 @@ pub enum WorkloadKind {
     Set,
     Append,
     ListAppend,
+    RwRegister,
 }
 
 /// The checkers a workload's history needs.
@@ -52,19 +56,20 @@ pub enum CheckerNeed {
     /// final reads that must hold every acknowledged write, the durability
     /// checker.
     Linearizable { model: ModelKind, durability: bool },
-    /// The transaction (dependency-graph) checker on list-append
-    /// transactions.
-    ListAppendTxns,
+    /// The transaction (dependency-graph) checker on transactions of this
+    /// kind.
+    Transactions(TxnKind),
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 6] = [
+    pub const ALL: [WorkloadKind; 7] = [
         WorkloadKind::Register,
         WorkloadKind::CasRegister,
         WorkloadKind::Kv,
         WorkloadKind::Set,
         WorkloadKind::Append,
         WorkloadKind::ListAppend,
+        WorkloadKind::RwRegister,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,13 +80,14 @@ impl WorkloadKind {
             WorkloadKind::Set => "set",
             WorkloadKind::Append => "append",
             WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
         }
     }
 
     /// Operations are transactions (`f: "txn"`) over integer keys rather
     /// than single-key operations.
     pub fn is_transactional(self) -> bool {
-        self == WorkloadKind::ListAppend
+        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister)
     }
 
     fn key_prefix(self) -> &'static str {
@@ -92,7 +98,7 @@ impl WorkloadKind {
             WorkloadKind::Set => "set",
             WorkloadKind::Append => "list",
             // Transaction keys are bare integers.
-            WorkloadKind::ListAppend => "",
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => "",
         }
     }
 
@@ -103,7 +109,8 @@ impl WorkloadKind {
             WorkloadKind::Kv => (ModelKind::Kv, false),
             WorkloadKind::Set => (ModelKind::Set, true),
             WorkloadKind::Append => (ModelKind::ListAppend, true),
-            WorkloadKind::ListAppend => return CheckerNeed::ListAppendTxns,
+            WorkloadKind::ListAppend => return CheckerNeed::Transactions(TxnKind::ListAppend),
+            WorkloadKind::RwRegister => return CheckerNeed::Transactions(TxnKind::RwRegister),
         };
         CheckerNeed::Linearizable { model, durability }
     }
@@ -116,7 +123,7 @@ impl fmt::Display for WorkloadKind {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown workload {0:?} (expected register, cas-register, kv, set, append or list-append)")]
+#[error("unknown workload {0:?} (expected register, cas-register, kv, set, append, list-append or rw-register)")]
 pub struct UnknownWorkload(String);
 
 impl FromStr for WorkloadKind {
@@ -143,7 +150,7 @@ impl WorkloadConfig {
     /// The infinite, seeded operation source for this workload.
     pub fn generator(&self, seed: u64) -> Box<dyn Generator> {
         match self.kind {
-            WorkloadKind::ListAppend => Box::new(ListAppendGenerator::new(self, seed)),
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => Box::new(TxnGenerator::new(self, seed)),
             _ => Box::new(KeyedGenerator::new(self, seed)),
         }
     }

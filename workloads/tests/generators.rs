@@ -58,7 +58,7 @@ fn functions_and_values_match_each_workload() {
             WorkloadKind::Kv => ["get", "put", "append"].into(),
             WorkloadKind::Set => ["read", "add"].into(),
             WorkloadKind::Append => ["read", "append"].into(),
-            WorkloadKind::ListAppend => ["txn"].into(),
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => ["txn"].into(),
         };
         assert_eq!(functions, expected, "{kind}");
         if kind.is_transactional() {
@@ -163,17 +163,25 @@ fn workload_names_round_trip_and_name_their_checker() {
     assert_eq!(WorkloadKind::Kv.checker(), CheckerNeed::Linearizable { model: ModelKind::Kv, durability: false });
     assert_eq!(WorkloadKind::Set.checker(), CheckerNeed::Linearizable { model: ModelKind::Set, durability: true });
     assert!(matches!(WorkloadKind::Append.checker(), CheckerNeed::Linearizable { model: ModelKind::ListAppend, .. }));
-    assert_eq!(WorkloadKind::ListAppend.checker(), CheckerNeed::ListAppendTxns);
+    assert_eq!(WorkloadKind::ListAppend.checker(), CheckerNeed::Transactions(faultline_checkers::txn::TxnKind::ListAppend));
+    assert_eq!(WorkloadKind::RwRegister.checker(), CheckerNeed::Transactions(faultline_checkers::txn::TxnKind::RwRegister));
     assert_eq!(final_reads(WorkloadKind::Kv, &["k".to_string()])[0].f, "get");
     let reads = final_reads(WorkloadKind::ListAppend, &["4".to_string(), "kv-1".to_string()]);
-    assert_eq!(reads, vec![list_append::read_txn(4)], "a non-integer key has no transactional read");
+    assert_eq!(reads, vec![transactions::read_txn(4)], "a non-integer key has no transactional read");
 }
 
-/// Elle's generator: 1..=4 micro-ops on a few active keys, appends unique
-/// per key and counted from 1, a key retired after its bound of appends.
+/// Elle's generators: 1..=4 micro-ops on a few active keys, writes
+/// (appends or register writes) unique per key and counted from 1, a key
+/// retired after its bound of writes.
 #[test]
-fn list_append_transactions_are_well_formed() {
-    let ops = simulate(&mut config(WorkloadKind::ListAppend).generator(9), 1, 2000);
+fn transactions_are_well_formed() {
+    for (kind, write_f) in [(WorkloadKind::ListAppend, "append"), (WorkloadKind::RwRegister, "w")] {
+        transactions_are_well_formed_for(kind, write_f);
+    }
+}
+
+fn transactions_are_well_formed_for(kind: WorkloadKind, write_f: &str) {
+    let ops = simulate(&mut config(kind).generator(9), 1, 2000);
     let mut appended: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let mut lengths = BTreeSet::new();
     for (_, op) in &ops {
@@ -184,16 +192,16 @@ fn list_append_transactions_are_well_formed() {
             let key = mop[1].as_u64().unwrap();
             match mop[0].as_str().unwrap() {
                 "r" => assert!(mop[2].is_null()),
-                "append" => appended.entry(key).or_default().push(mop[2].as_u64().unwrap()),
-                other => panic!("unexpected micro-op {other}"),
+                f if f == write_f => appended.entry(key).or_default().push(mop[2].as_u64().unwrap()),
+                other => panic!("{kind}: unexpected micro-op {other}"),
             }
         }
     }
-    assert_eq!(lengths, (1..=list_append::TXN_MOPS_MAX).collect());
+    assert_eq!(lengths, (1..=transactions::TXN_MOPS_MAX).collect());
     for (key, values) in &appended {
         let expected: Vec<u64> = (1..=values.len() as u64).collect();
-        assert_eq!(values, &expected, "key {key}: values count up from 1, unique");
-        assert!(values.len() <= 10, "key {key} outlived its bound");
+        assert_eq!(values, &expected, "{kind} key {key}: values count up from 1, unique");
+        assert!(values.len() <= 10, "{kind} key {key} outlived its bound");
     }
     assert!(appended.len() > 100, "keys retire: {} keys", appended.len());
 }

@@ -24,33 +24,33 @@ use super::jepsen_log::{fields, MARKER};
 use super::{detect, read_rest_utf8, utf8, Format, JsonlEvents, CHUNK_BYTES};
 use crate::error::ReadError;
 use crate::history::{Event, Process};
-use crate::txn::{Txn, TxnHistoryBuilder};
+use crate::txn::{Txn, TxnHistoryBuilder, TxnKind};
 
 /// Events [`is_txn_history`] looks at for a client operation.
 const OPS_LOOKED_AT_MAX: usize = 1000;
 
-/// Reads the transactions in `path`, whatever its format.
-pub fn read_txn_path(path: &Path) -> Result<(Format, Vec<Txn>), ReadError> {
+/// Reads the transactions of `kind` in `path`, whatever its format.
+pub fn read_txn_path(path: &Path, kind: TxnKind) -> Result<(Format, Vec<Txn>), ReadError> {
     let mut file = File::open(path)?;
     let mut head = Vec::new();
     (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut head)?;
     let format = detect(&head)?;
     let txns = match format {
         // Streamed: a JSONL history is never held whole.
-        Format::Jsonl => read_jsonl(BufReader::new(Cursor::new(head).chain(file)))?,
-        Format::Edn => read_edn(&read_rest_utf8(head, &mut file)?)?,
-        Format::JepsenLog => read_log(&read_rest_utf8(head, &mut file)?)?,
+        Format::Jsonl => read_jsonl(BufReader::new(Cursor::new(head).chain(file)), kind)?,
+        Format::Edn => read_edn(&read_rest_utf8(head, &mut file)?, kind)?,
+        Format::JepsenLog => read_log(&read_rest_utf8(head, &mut file)?, kind)?,
     };
     Ok((format, txns))
 }
 
-/// Reads the transactions of a history held in memory.
-pub fn read_txn_bytes(bytes: &[u8]) -> Result<(Format, Vec<Txn>), ReadError> {
+/// Reads the transactions of `kind` in a history held in memory.
+pub fn read_txn_bytes(bytes: &[u8], kind: TxnKind) -> Result<(Format, Vec<Txn>), ReadError> {
     let format = detect(bytes)?;
     let txns = match format {
-        Format::Jsonl => read_jsonl(bytes)?,
-        Format::Edn => read_edn(utf8(bytes)?)?,
-        Format::JepsenLog => read_log(utf8(bytes)?)?,
+        Format::Jsonl => read_jsonl(bytes, kind)?,
+        Format::Edn => read_edn(utf8(bytes)?, kind)?,
+        Format::JepsenLog => read_log(utf8(bytes)?, kind)?,
     };
     Ok((format, txns))
 }
@@ -81,6 +81,20 @@ pub fn is_txn_history(head: &[u8]) -> bool {
     first_f.as_deref() == Some("txn")
 }
 
+/// Which kind of transactions a history that [`is_txn_history`] holds:
+/// rw-register when its start writes registers (`["w", …]`, `[:w …]`)
+/// and appends to no list, else list-append. A start that only reads
+/// cannot tell; `faultline check --model` then decides.
+pub fn txn_kind(head: &[u8]) -> TxnKind {
+    let text = utf8_prefix(head);
+    let has = |markers: &[&str]| markers.iter().any(|marker| text.contains(marker));
+    if has(&["[\"w\",", "[:w "]) && !has(&["[\"append\",", "[:append "]) {
+        TxnKind::RwRegister
+    } else {
+        TxnKind::ListAppend
+    }
+}
+
 /// The longest UTF-8 start of `head`: a chunk may end inside a character.
 fn utf8_prefix(head: &[u8]) -> &str {
     match std::str::from_utf8(head) {
@@ -97,8 +111,8 @@ fn client_f(map: &[(Edn, Edn)]) -> Option<String> {
     }
 }
 
-fn read_jsonl(reader: impl BufRead) -> Result<Vec<Txn>, ReadError> {
-    let mut builder = TxnHistoryBuilder::new();
+fn read_jsonl(reader: impl BufRead, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
+    let mut builder = TxnHistoryBuilder::new(kind);
     for item in JsonlEvents::new(reader) {
         let (line, event) = item?;
         builder.push(line, &event)?;
@@ -106,8 +120,8 @@ fn read_jsonl(reader: impl BufRead) -> Result<Vec<Txn>, ReadError> {
     Ok(builder.finish())
 }
 
-fn read_edn(text: &str) -> Result<Vec<Txn>, ReadError> {
-    let builder = read_ops(text, TxnHistoryBuilder::new, |builder, op| {
+fn read_edn(text: &str, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
+    let builder = read_ops(text, || TxnHistoryBuilder::new(kind), |builder, op| {
         let event = event_of_map(&op.map).map_err(|message| ReadError::BadLine { line: op.line, message })?;
         builder.push(op.line, &event)
     })?;
@@ -116,8 +130,8 @@ fn read_edn(text: &str) -> Result<Vec<Txn>, ReadError> {
 
 /// Jepsen log lines have no time: it is the line order, as
 /// [`read_path`](super::read_path) reads them.
-fn read_log(text: &str) -> Result<Vec<Txn>, ReadError> {
-    let mut builder = TxnHistoryBuilder::new();
+fn read_log(text: &str, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
+    let mut builder = TxnHistoryBuilder::new(kind);
     for (i, text_line) in text.lines().enumerate() {
         let line = i as u32 + 1;
         let Some(at) = text_line.find(MARKER) else { continue };

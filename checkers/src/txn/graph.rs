@@ -21,11 +21,30 @@ pub(super) struct Graph<'a> {
     txns: &'a [Txn],
     /// Index → its edges out, one per (to, kind).
     out: Vec<Vec<(usize, Step)>>,
+    /// Explain edges as register writes and reads, not list appends.
+    registers: bool,
 }
 
 impl<'a> Graph<'a> {
+    /// A graph with no edges yet.
+    pub(super) fn new(txns: &'a [Txn], registers: bool) -> Graph<'a> {
+        Graph { txns, out: vec![Vec::new(); txns.len()], registers }
+    }
+
+    /// Process and real-time order between the transactions.
+    pub(super) fn add_session_edges(&mut self) {
+        for (from, to) in session::process_edges(self.txns) {
+            self.add(from, to, EdgeKind::Process, 0, 0);
+        }
+        for (from, to) in session::realtime_edges(self.txns) {
+            self.add(from, to, EdgeKind::Realtime, 0, 0);
+        }
+    }
+
+    /// The list-append graph: data edges from the inferred version orders,
+    /// then process and real-time order.
     pub(super) fn build(txns: &'a [Txn], orders: &Orders) -> Graph<'a> {
-        let mut graph = Graph { txns, out: vec![Vec::new(); txns.len()] };
+        let mut graph = Graph::new(txns, false);
         // Key → appends no read placed in its order: lists only grow, so a
         // read without one of them precedes its writer.
         let mut unplaced: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
@@ -71,16 +90,11 @@ impl<'a> Graph<'a> {
                 }
             }
         }
-        for (from, to) in session::process_edges(txns) {
-            graph.add(from, to, EdgeKind::Process, 0, 0);
-        }
-        for (from, to) in session::realtime_edges(txns) {
-            graph.add(from, to, EdgeKind::Realtime, 0, 0);
-        }
+        graph.add_session_edges();
         graph
     }
 
-    fn add(&mut self, from: usize, to: usize, kind: EdgeKind, key: u64, value: u64) {
+    pub(super) fn add(&mut self, from: usize, to: usize, kind: EdgeKind, key: u64, value: u64) {
         if self.out[from].iter().any(|(t, step)| *t == to && step.kind == kind) {
             return;
         }
@@ -105,7 +119,7 @@ impl<'a> Graph<'a> {
                 for (level, orders) in ORDER_LEVELS.iter().enumerate().take(levels) {
                     let path: Vec<EdgeKind> = data.iter().chain(orders.iter()).copied().collect();
                     if let Some(cycle) = self.cycle_closed_by(&member, &component, closing, &path) {
-                        anomalies.push(describe(variant(kind, level), cycle));
+                        anomalies.push(describe(variant(kind, level), cycle, self.registers));
                         return Some(level);
                     }
                 }
@@ -239,19 +253,23 @@ fn variant(kind: AnomalyKind, level: usize) -> AnomalyKind {
     }
 }
 
-fn phrase(step: &Step) -> String {
-    match step.kind {
-        EdgeKind::Process => format!("T{} ran after T{} on the same process", step.to, step.from),
-        EdgeKind::Realtime => format!("T{} was invoked after T{} completed", step.to, step.from),
-        EdgeKind::Ww => format!("T{} appended {} to key {} right after T{}'s append", step.to, step.value, step.key, step.from),
-        EdgeKind::Wr => format!("T{} read key {} ending with {}, appended by T{}", step.to, step.key, step.value, step.from),
-        EdgeKind::Rw => format!("T{} read key {} without {}, which T{} appended", step.from, step.key, step.value, step.to),
+fn phrase(step: &Step, registers: bool) -> String {
+    let (from, to, key, value) = (step.from, step.to, step.key, step.value);
+    match (step.kind, registers) {
+        (EdgeKind::Process, _) => format!("T{to} ran after T{from} on the same process"),
+        (EdgeKind::Realtime, _) => format!("T{to} was invoked after T{from} completed"),
+        (EdgeKind::Ww, false) => format!("T{to} appended {value} to key {key} right after T{from}'s append"),
+        (EdgeKind::Wr, false) => format!("T{to} read key {key} ending with {value}, appended by T{from}"),
+        (EdgeKind::Rw, false) => format!("T{from} read key {key} without {value}, which T{to} appended"),
+        (EdgeKind::Ww, true) => format!("T{to} wrote {value} to key {key} over T{from}'s write"),
+        (EdgeKind::Wr, true) => format!("T{to} read {value} from key {key}, written by T{from}"),
+        (EdgeKind::Rw, true) => format!("T{from} read key {key} before T{to} wrote {value} over it"),
     }
 }
 
-fn describe(kind: AnomalyKind, cycle: Vec<Step>) -> Anomaly {
+fn describe(kind: AnomalyKind, cycle: Vec<Step>, registers: bool) -> Anomaly {
     let txns = cycle.iter().map(|step| step.from).collect();
-    let words: Vec<String> = cycle.iter().map(phrase).collect();
+    let words: Vec<String> = cycle.iter().map(|step| phrase(step, registers)).collect();
     let explanation = format!("{}; so each precedes the next and the first follows the last: {}", words.join("; "), kind.name());
     Anomaly { kind, txns, cycle, explanation }
 }

@@ -7,12 +7,17 @@
 //! intermediate reads, garbage and duplicate elements, incompatible orders,
 //! a transaction that does not see its own appends).
 //!
+//! Elle's rw-register transactions (writes of unique values, reads of
+//! registers) are checked the same way from what their reads and
+//! writes-follow-reads order say ([`check_rw_register_under`]).
+//!
 //! Pure: a slice of [`Txn`] in, a [`TxnReport`] out;
 //! [`TxnHistoryBuilder`] makes the slice from history events.
 mod graph;
 mod history;
 mod model;
 mod order;
+mod rw_register;
 mod session;
 
 use serde::{Deserialize, Serialize};
@@ -22,13 +27,47 @@ pub use model::{ConsistencyModel, UnknownConsistencyModel};
 
 use crate::verdict::Verdict;
 
-/// One micro-operation of a list-append transaction.
+/// Which kind of transactions a history holds: what its micro-operations
+/// mean, and how its version orders are inferred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxnKind {
+    /// Elle's list-append: appends to lists and reads of whole lists.
+    ListAppend,
+    /// Elle's rw-register: writes of unique values and reads of registers.
+    RwRegister,
+}
+
+impl TxnKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnKind::ListAppend => "list-append",
+            TxnKind::RwRegister => "rw-register",
+        }
+    }
+}
+
+/// One micro-operation of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mop {
     /// `[append k v]`: values are unique per key.
     Append { key: u64, value: u64 },
     /// `[r k list]`: the whole list, None when the read did not complete.
     Read { key: u64, list: Option<Vec<u64>> },
+    /// `[w k v]` on a register: values are unique per key.
+    Write { key: u64, value: u64 },
+    /// `[r k v]` on a register: `None` when the read did not complete,
+    /// `Some(None)` when it found no value (nil).
+    ReadRegister { key: u64, value: Option<Option<u64>> },
+}
+
+impl Mop {
+    /// The key it reads or writes.
+    pub fn key(&self) -> u64 {
+        match self {
+            Mop::Append { key, .. } | Mop::Read { key, .. } | Mop::Write { key, .. } | Mop::ReadRegister { key, .. } => *key,
+        }
+    }
 }
 
 /// How a transaction ended.
@@ -199,6 +238,7 @@ pub struct TxnReport {
     /// least one committed transaction that read something (evidence);
     /// unknown otherwise.
     pub verdict: Verdict,
+    pub kind: TxnKind,
     /// The model the verdict is under.
     pub model: ConsistencyModel,
     /// Every anomaly found, the ones `model` allows included.
@@ -221,11 +261,31 @@ pub fn check_list_append_under(txns: &[Txn], model: ConsistencyModel) -> TxnRepo
     let mut anomalies = orders.anomalies.clone();
     let graph = graph::Graph::build(txns, &orders);
     anomalies.extend(graph.cycle_anomalies());
+    report(TxnKind::ListAppend, txns, model, anomalies, graph.edge_count())
+}
+
+/// Check a rw-register history against `model`.
+pub fn check_rw_register_under(txns: &[Txn], model: ConsistencyModel) -> TxnReport {
+    let (mut anomalies, graph) = rw_register::infer(txns, model.orders_real_time());
+    anomalies.extend(graph.cycle_anomalies());
+    report(TxnKind::RwRegister, txns, model, anomalies, graph.edge_count())
+}
+
+/// Check a history of transactions of `kind` against `model`.
+pub fn check_txns(kind: TxnKind, txns: &[Txn], model: ConsistencyModel) -> TxnReport {
+    match kind {
+        TxnKind::ListAppend => check_list_append_under(txns, model),
+        TxnKind::RwRegister => check_rw_register_under(txns, model),
+    }
+}
+
+fn report(kind: TxnKind, txns: &[Txn], model: ConsistencyModel, mut anomalies: Vec<Anomaly>, edges: usize) -> TxnReport {
     anomalies.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.txns.cmp(&b.txns)));
     let committed = txns.iter().filter(|txn| txn.outcome == TxnOutcome::Ok).count();
-    let read_something = txns
-        .iter()
-        .any(|txn| txn.outcome == TxnOutcome::Ok && txn.mops.iter().any(|mop| matches!(mop, Mop::Read { list: Some(_), .. })));
+    let read_something = txns.iter().any(|txn| {
+        let read = |mop: &Mop| matches!(mop, Mop::Read { list: Some(_), .. } | Mop::ReadRegister { value: Some(_), .. });
+        txn.outcome == TxnOutcome::Ok && txn.mops.iter().any(read)
+    });
     let forbidden = anomalies.iter().any(|anomaly| model.forbids(anomaly.kind));
     let verdict = match (forbidden, read_something) {
         (true, _) => Verdict::Invalid,
@@ -234,7 +294,7 @@ pub fn check_list_append_under(txns: &[Txn], model: ConsistencyModel) -> TxnRepo
     };
     let kinds: Vec<AnomalyKind> = anomalies.iter().map(|anomaly| anomaly.kind).collect();
     let compatible = ConsistencyModel::strongest_compatible(&kinds);
-    TxnReport { verdict, model, anomalies, compatible, committed, edges: graph.edge_count() }
+    TxnReport { verdict, kind, model, anomalies, compatible, committed, edges }
 }
 
 #[cfg(test)]

@@ -84,6 +84,12 @@ impl ConsistencyModel {
             }
     }
 
+    /// Whether the model orders transactions by real time: then each key's
+    /// writes are ordered by real time too (Elle's linearizable keys).
+    pub fn orders_real_time(self) -> bool {
+        matches!(self, ConsistencyModel::StrictSerializable | ConsistencyModel::StrongSnapshotIsolation)
+    }
+
     /// `self` rules out everything `other` does.
     fn implies(self, other: ConsistencyModel) -> bool {
         AnomalyKind::ALL.iter().all(|anomaly| !other.forbids(*anomaly) || self.forbids(*anomaly))

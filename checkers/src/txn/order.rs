@@ -169,7 +169,7 @@ fn internal(txn: &Txn, anomalies: &mut Vec<Anomaly>) {
                 *state = Some(list.clone());
                 own.clear();
             }
-            Mop::Read { list: None, .. } => {}
+            Mop::Read { list: None, .. } | Mop::Write { .. } | Mop::ReadRegister { .. } => {}
         }
     }
 }

@@ -33,13 +33,23 @@ pub(super) fn process_edges(txns: &[Txn]) -> Vec<(usize, usize)> {
 /// `a` → `b` when committed `a` completed strictly before `b` was invoked,
 /// transitively reduced (see the module docs).
 pub(super) fn realtime_edges(txns: &[Txn]) -> Vec<(usize, usize)> {
-    // (time, 0 = invoke before 1 = completion at the same instant, index):
+    let live = txns.iter().enumerate().filter(|(_, txn)| txn.outcome != TxnOutcome::Fail);
+    realtime_order(live.map(|(index, txn)| {
+        let completed = txn.outcome == TxnOutcome::Ok && txn.return_ns != RETURN_NEVER_NS;
+        (index, txn.call_ns, completed.then_some(txn.return_ns))
+    }))
+}
+
+/// Real-time order, transitively reduced, between items given as (id,
+/// invoked at, completed at if they completed).
+pub(super) fn realtime_order(items: impl Iterator<Item = (usize, u64, Option<u64>)>) -> Vec<(usize, usize)> {
+    // (time, 0 = invoke before 1 = completion at the same instant, id):
     // equal times are not "before".
-    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(txns.len() * 2);
-    for (index, txn) in txns.iter().enumerate().filter(|(_, txn)| txn.outcome != TxnOutcome::Fail) {
-        events.push((txn.call_ns, 0, index));
-        if txn.outcome == TxnOutcome::Ok && txn.return_ns != RETURN_NEVER_NS {
-            events.push((txn.return_ns, 1, index));
+    let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    for (index, call_ns, return_ns) in items {
+        events.push((call_ns, 0, index));
+        if let Some(return_ns) = return_ns {
+            events.push((return_ns, 1, index));
         }
     }
     events.sort_unstable();

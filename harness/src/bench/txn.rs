@@ -169,9 +169,7 @@ fn plant_stale_reads(rng: &mut ChaCha8Rng, history: &mut [Txn], count: u64) -> u
 
 /// The read to add to `txn` (at `index`) for a read skew, if it has one.
 fn skew_for(txn: &Txn, index: usize, history: &[Txn], order: &HashMap<u64, Vec<u64>>, writer: &HashMap<(u64, u64), usize>) -> Option<Mop> {
-    let touched: Vec<u64> = txn.mops.iter().map(|mop| match mop {
-        Mop::Append { key, .. } | Mop::Read { key, .. } => *key,
-    }).collect();
+    let touched: Vec<u64> = txn.mops.iter().map(Mop::key).collect();
     for mop in &txn.mops {
         let Mop::Read { key, list: Some(list) } = mop else { continue };
         let Some(next) = order.get(key).and_then(|values| values.get(list.len())) else { continue };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use faultline_checkers::read::{EventHistoryBuilder, JsonlEvents};
-use faultline_checkers::txn::{ConsistencyModel, Txn, TxnHistoryBuilder};
+use faultline_checkers::txn::{ConsistencyModel, Txn, TxnHistoryBuilder, TxnKind};
 use faultline_checkers::{OpHistory, ReadError};
 use faultline_workloads::CheckerNeed;
 
@@ -36,7 +36,10 @@ pub async fn decide(
     facts: ClusterFacts,
 ) -> Result<(Vec<Check>, Timeline), RunError> {
     let checkers = history_checkers(plan);
-    let transactional = plan.workload.checkers.is_none() && plan.workload.config.kind.checker() == CheckerNeed::ListAppendTxns;
+    let transactional = match plan.workload.config.kind.checker() {
+        CheckerNeed::Transactions(kind) if plan.workload.checkers.is_none() => Some(kind),
+        _ => None,
+    };
     let model = plan.checks.consistency_model;
     let path = history.clone();
     let task = tokio::task::spawn_blocking(move || {
@@ -46,7 +49,7 @@ pub async fn decide(
             Err(error) => checkers.iter().map(|checker| Check::failed(checker.name(), format!("history: {error}"))).collect(),
         };
         checks.extend(read.txns.map(|txns| match txns {
-            Ok(txns) => check_transactions(&txns, model),
+            Ok((kind, txns)) => check_transactions(kind, &txns, model),
             Err(error) => Check::failed(transactions::NAME, format!("history: {error}")),
         }));
         Ok::<_, RunError>((checks, read.timeline))
@@ -79,27 +82,27 @@ fn history_checkers(plan: &TestPlan) -> Vec<Arc<dyn Checker>> {
 }
 
 /// The transaction check, a panic in it becoming `unknown`.
-fn check_transactions(txns: &[Txn], model: ConsistencyModel) -> Check {
-    std::panic::catch_unwind(|| transactions::check(txns, model))
+fn check_transactions(kind: TxnKind, txns: &[Txn], model: ConsistencyModel) -> Check {
+    std::panic::catch_unwind(|| transactions::check(kind, txns, model))
         .unwrap_or_else(|_| Check::failed(transactions::NAME, format!("{}: the checker panicked", transactions::NAME)))
 }
 
 /// What one pass over `history.jsonl` gives the checks and the report.
 pub struct ReadBack {
     pub ops: Result<OpHistory, ReadError>,
-    /// The transactions, when the workload is transactional.
-    pub txns: Option<Result<Vec<Txn>, ReadError>>,
+    /// The transactions and their kind, when the workload is transactional.
+    pub txns: Option<Result<(TxnKind, Vec<Txn>), ReadError>>,
     pub timeline: Timeline,
 }
 
 /// One pass over `history.jsonl`. A line that is not an event is a harness
 /// error (the recorder wrote it); a history whose operations do not pair
 /// up is the checks' business (they become unknown, naming the line).
-pub fn read_back(path: &Path, transactional: bool) -> Result<ReadBack, RunError> {
+pub fn read_back(path: &Path, transactional: Option<TxnKind>) -> Result<ReadBack, RunError> {
     let history_error = |message: String| RunError::History { path: path.to_path_buf(), message };
     let file = std::fs::File::open(path).map_err(|error| history_error(error.to_string()))?;
     let mut ops = Ok(EventHistoryBuilder::new());
-    let mut txns = transactional.then(|| Ok(TxnHistoryBuilder::new()));
+    let mut txns = transactional.map(|kind| Ok((kind, TxnHistoryBuilder::new(kind))));
     let mut timeline = TimelineBuilder::default();
     let mut events = JsonlEvents::new(BufReader::with_capacity(1 << 20, file));
     for item in events.by_ref() {
@@ -109,7 +112,7 @@ pub fn read_back(path: &Path, transactional: bool) -> Result<ReadBack, RunError>
                 ops = Err(error);
             }
         }
-        if let Some(Ok(builder)) = &mut txns {
+        if let Some(Ok((_, builder))) = &mut txns {
             if let Err(error) = builder.push(line, &event) {
                 txns = Some(Err(error));
             }
@@ -119,7 +122,7 @@ pub fn read_back(path: &Path, transactional: bool) -> Result<ReadBack, RunError>
     timeline.started(events.header());
     Ok(ReadBack {
         ops: ops.map(EventHistoryBuilder::finish),
-        txns: txns.map(|txns| txns.map(TxnHistoryBuilder::finish)),
+        txns: txns.map(|txns| txns.map(|(kind, builder)| (kind, builder.finish()))),
         timeline: timeline.finish(),
     })
 }

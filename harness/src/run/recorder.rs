@@ -117,7 +117,7 @@ impl Recorder {
         }
         if event.process != Process::Nemesis && event.kind == EventType::Invoke && event.f == "txn" {
             // A transaction's keys are inside its value; final reads read them too.
-            for key in faultline_workloads::list_append::keys_of(&event.value) {
+            for key in faultline_workloads::transactions::keys_of(&event.value) {
                 guard.keys.insert(key.to_string());
             }
         }

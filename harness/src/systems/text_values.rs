@@ -30,7 +30,7 @@ pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value)
     };
     match kind {
         WorkloadKind::Kv => Ok(json!(text)),
-        WorkloadKind::Register | WorkloadKind::CasRegister => match text {
+        WorkloadKind::Register | WorkloadKind::CasRegister | WorkloadKind::RwRegister => match text {
             None => Ok(Value::Null),
             Some(text) => text
                 .parse::<i64>()

@@ -1,16 +1,16 @@
 //! Transactions checked as Elle checks them: the dependency graph of the
 //! committed transactions, each anomaly named with the transactions
 //! involved and explained in words.
-use faultline_checkers::txn::{check_list_append_under, AnomalyKind, ConsistencyModel, Txn, TxnReport};
+use faultline_checkers::txn::{check_txns, AnomalyKind, ConsistencyModel, Txn, TxnKind, TxnReport};
 use faultline_checkers::Verdict;
 
 use super::{Check, CheckDetails};
 
 pub const NAME: &str = "transactions";
 
-/// The check of a list-append history's transactions under `model`.
-pub fn check(txns: &[Txn], model: ConsistencyModel) -> Check {
-    to_check(check_list_append_under(txns, model))
+/// The check of a history's transactions of `kind` under `model`.
+pub fn check(kind: TxnKind, txns: &[Txn], model: ConsistencyModel) -> Check {
+    to_check(check_txns(kind, txns, model))
 }
 
 /// The check of a transaction checker's report.
@@ -66,18 +66,18 @@ mod tests {
         let append = |key, value| Mop::Append { key, value };
         let read = |key, list: &[u64]| Mop::Read { key, list: Some(list.to_vec()) };
         let serial = [ok(1, vec![append(1, 1), append(2, 1)]), ok(2, vec![read(1, &[1]), read(2, &[1])])];
-        let valid = check(&serial, ConsistencyModel::StrictSerializable);
+        let valid = check(TxnKind::ListAppend, &serial, ConsistencyModel::StrictSerializable);
         assert_eq!((valid.verdict, valid.reason.as_deref()), (Verdict::Valid, None));
         let skew = [ok(1, vec![append(1, 1), append(2, 1)]), ok(2, vec![read(1, &[1]), read(2, &[])])];
-        let invalid = check(&skew, ConsistencyModel::StrictSerializable);
+        let invalid = check(TxnKind::ListAppend, &skew, ConsistencyModel::StrictSerializable);
         assert_eq!(invalid.verdict, Verdict::Invalid);
         let reason = invalid.reason.unwrap();
         assert!(reason.starts_with("transactions: not strict-serializable: G-single: "), "{reason}");
         assert!(reason.ends_with("(1 G-single; at most read-committed)"), "{reason}");
-        let weak = check(&skew, ConsistencyModel::ReadCommitted);
+        let weak = check(TxnKind::ListAppend, &skew, ConsistencyModel::ReadCommitted);
         assert_eq!((weak.verdict, weak.reason), (Verdict::Valid, None), "read committed allows a read skew");
         assert!(matches!(invalid.details, CheckDetails::Transactions(report) if report.anomalies.len() == 1));
-        let blind = check(&[ok(1, vec![append(1, 1)])], ConsistencyModel::StrictSerializable);
+        let blind = check(TxnKind::ListAppend, &[ok(1, vec![append(1, 1)])], ConsistencyModel::StrictSerializable);
         assert_eq!(blind.verdict, Verdict::Unknown, "nothing read: no evidence");
     }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use faultline_checkers::read::{read_path, Format};
-use faultline_checkers::txn::{ConsistencyModel, TxnReport};
+use faultline_checkers::txn::{ConsistencyModel, TxnKind, TxnReport};
 use faultline_checkers::{check_op_history, CheckConfig, CheckResult, KeyResult, ModelKind, OpHistory, Verdict};
 use serde::Serialize;
 
@@ -33,9 +33,10 @@ pub struct CheckArgs {
     /// History files to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Model: register, cas-register, kv, set, list-append (guessed from the
-    /// operations when absent). A history of transactions (`f` "txn",
-    /// Elle's list-append) is checked for isolation anomalies instead.
+    /// Model: register, cas-register, kv, set, list-append, rw-register
+    /// (guessed from the operations when absent). A history of
+    /// transactions (`f` "txn": Elle's list-append or rw-register) is
+    /// checked for isolation anomalies instead.
     #[arg(long)]
     pub model: Option<String>,
     /// For transactions: the consistency model anomalies are judged
@@ -96,9 +97,12 @@ struct Report {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let model = match args.model.as_deref() {
-        Some(name) => Some(name.parse::<ModelKind>()?),
-        None => None,
+    // rw-register names only a transaction checker; list-append names one
+    // too when the file holds transactions.
+    let (model, txn_model) = match args.model.as_deref() {
+        Some("rw-register") => (None, Some(TxnKind::RwRegister)),
+        Some(name) => (Some(name.parse::<ModelKind>()?), None),
+        None => (None, None),
     };
     let consistency_model: ConsistencyModel = args.consistency_model.parse()?;
     let config = CheckConfig {
@@ -115,9 +119,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::with_capacity(args.files.len());
     let mut first_history = None;
     for path in &args.files {
-        let (report, history) = match model {
-            None | Some(ModelKind::ListAppend) if txn::is_txn_file(path) => (check_txn_file(path, consistency_model), None),
-            _ => check_file(path, &config),
+        let kind = match model {
+            None | Some(ModelKind::ListAppend) => txn::txn_file_kind(path).map(|found| match (model, txn_model) {
+                (Some(ModelKind::ListAppend), _) => TxnKind::ListAppend,
+                (_, Some(named)) => named,
+                _ => found,
+            }),
+            _ => None,
+        };
+        let (report, history) = match (kind, txn_model) {
+            (Some(kind), _) => (check_txn_file(path, kind, consistency_model), None),
+            (None, Some(_)) => (not_transactions(path), None),
+            (None, None) => check_file(path, &config),
         };
         if first_history.is_none() {
             first_history = history;
@@ -179,9 +192,14 @@ fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistor
     (report, Some(history))
 }
 
-/// One transaction history's verdict.
-fn check_txn_file(path: &Path, model: ConsistencyModel) -> FileReport {
-    let mut report = FileReport {
+/// `--model rw-register` on a file whose operations are not transactions.
+fn not_transactions(path: &Path) -> FileReport {
+    let error = "--model rw-register checks transactions (f \"txn\"), and this history's first operation is not one".to_string();
+    FileReport { error: Some(error), ..check_txn_file_empty(path) }
+}
+
+fn check_txn_file_empty(path: &Path) -> FileReport {
+    FileReport {
         file: path.display().to_string(),
         format: None,
         verdict: None,
@@ -189,8 +207,13 @@ fn check_txn_file(path: &Path, model: ConsistencyModel) -> FileReport {
         result: None,
         transactions: None,
         elapsed_ms: 0,
-    };
-    match txn::check(path, model) {
+    }
+}
+
+/// One transaction history's verdict.
+fn check_txn_file(path: &Path, kind: TxnKind, model: ConsistencyModel) -> FileReport {
+    let mut report = check_txn_file_empty(path);
+    match txn::check(path, kind, model) {
         Ok((format, transactions, elapsed_ms)) => {
             report.format = Some(format);
             report.verdict = Some(transactions.verdict);
@@ -227,10 +250,11 @@ fn report_input(file: &FileReport) -> ReportInput {
         input.reasons.extend(check.reason_text());
         input.verdict = Some(input.verdict.map_or(transactions.verdict, |v| v.merge(transactions.verdict)));
         input.checks.push(check);
-        input.facts.push(("history".into(), format!("list-append transactions, {} committed", transactions.committed)));
+        input.facts.push(("history".into(), format!("{} transactions, {} committed", transactions.kind.name(), transactions.committed)));
         input.facts.push(("checked in".into(), format!("{} ms", file.elapsed_ms)));
         let model = transactions.model.name();
-        input.replay = Some(format!("faultline check {} --consistency-model {model}", shell_word(&file.file)));
+        let kind = transactions.kind.name();
+        input.replay = Some(format!("faultline check {} --model {kind} --consistency-model {model}", shell_word(&file.file)));
     }
     input
 }

@@ -5,26 +5,28 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use faultline_checkers::read::{read_txn_path, Format};
-use faultline_checkers::txn::{check_list_append_under, ConsistencyModel, TxnReport};
+use faultline_checkers::read::{is_txn_history, read_txn_path, txn_kind, Format, CHUNK_BYTES};
+use faultline_checkers::txn::{check_txns, ConsistencyModel, TxnKind, TxnReport};
 
 /// Anomalies printed in text output; all are in `--format json`.
 const TEXT_ANOMALIES_MAX: usize = 10;
 
-/// The first bytes of a file, enough to tell a transaction history.
-pub fn is_txn_file(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else { return false };
+/// The kind of transactions a file holds, from its first bytes; None for
+/// a history of single-key operations (or a file that cannot be read: the
+/// single-key path reports why).
+pub fn txn_file_kind(path: &Path) -> Option<TxnKind> {
+    let file = std::fs::File::open(path).ok()?;
     let mut head = Vec::new();
-    let read = file.take(faultline_checkers::read::CHUNK_BYTES as u64).read_to_end(&mut head);
-    read.is_ok() && faultline_checkers::read::is_txn_history(&head)
+    file.take(CHUNK_BYTES as u64).read_to_end(&mut head).ok()?;
+    is_txn_history(&head).then(|| txn_kind(&head))
 }
 
 /// Reads and checks one transaction history; the report carries how long
 /// both took.
-pub fn check(path: &Path, model: ConsistencyModel) -> Result<(Format, TxnReport, u64), String> {
+pub fn check(path: &Path, kind: TxnKind, model: ConsistencyModel) -> Result<(Format, TxnReport, u64), String> {
     let started = Instant::now();
-    let (format, txns) = read_txn_path(path).map_err(|error| error.to_string())?;
-    let report = check_list_append_under(&txns, model);
+    let (format, txns) = read_txn_path(path, kind).map_err(|error| error.to_string())?;
+    let report = check_txns(kind, &txns, model);
     Ok((format, report, started.elapsed().as_millis() as u64))
 }
 
@@ -33,8 +35,9 @@ pub fn print_text(out: &mut impl Write, file: &str, report: &TxnReport, elapsed_
     let compatible = if compatible.is_empty() { "none".to_string() } else { compatible.join(", ") };
     writeln!(
         out,
-        "{file}: {} (list-append transactions under {}, {} committed, {} edges, {elapsed_ms} ms)",
+        "{file}: {} ({} transactions under {}, {} committed, {} edges, {elapsed_ms} ms)",
         report.verdict.name(),
+        report.kind.name(),
         report.model.name(),
         report.committed,
         report.edges

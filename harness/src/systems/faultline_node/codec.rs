@@ -7,10 +7,12 @@
 //! One key per set keeps an add a single atomic append, so the set checker
 //! sees exactly what was applied.
 //!
-//! A list-append transaction becomes one `txn` request: `["append", k, v]`
-//! is `{"f":"append","key":"k","value":" v"}` and `["r", k, null]` is
+//! A transaction becomes one `txn` request: `["append", k, v]` is
+//! `{"f":"append","key":"k","value":" v"}`, `["w", k, v]` is
+//! `{"f":"put","key":"k","value":"v"}` and `["r", k, null]` is
 //! `{"f":"get","key":"k"}`; the node answers one value per micro-operation,
-//! and each get's string is split back into the list.
+//! and each get's string is read back as the workload's value (a list, or
+//! a register's integer).
 use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::{json, Value};
 
@@ -55,7 +57,7 @@ pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, Cod
 /// (a string per key, as `text_values` reads it).
 pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
     if invocation.f == "txn" {
-        return txn_ok_value(invocation, node_value);
+        return txn_ok_value(kind, invocation, node_value);
     }
     text_values::ok_value(kind, invocation, node_value)
 }
@@ -82,6 +84,10 @@ fn txn_request(invocation: &Invocation) -> Result<Value, CodecError> {
                 let element = value.as_u64().ok_or_else(bad)?;
                 Ok(json!({"f": "append", "key": key.to_string(), "value": format!(" {element}")}))
             }
+            "w" => {
+                let written = value.as_u64().ok_or_else(bad)?;
+                Ok(json!({"f": "put", "key": key.to_string(), "value": written.to_string()}))
+            }
             _ => Err(bad()),
         })
         .collect();
@@ -90,7 +96,7 @@ fn txn_request(invocation: &Invocation) -> Result<Value, CodecError> {
 
 /// The invocation's micro-operations with each read's list filled in from
 /// the node's answer (one value per micro-operation).
-fn txn_ok_value(invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
+fn txn_ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
     let answers = node_value
         .as_array()
         .ok_or_else(|| CodecError::BadResult(node_value.to_string(), "list of values"))?;
@@ -99,10 +105,12 @@ fn txn_ok_value(invocation: &Invocation, node_value: &Value) -> Result<Value, Co
         return Err(CodecError::BadResult(node_value.to_string(), "value per micro-operation"));
     }
     let read = Invocation { f: "read".into(), key: None, value: Value::Null };
+    // A list-append read is a list; a rw-register read an integer or null.
+    let read_as = if kind == WorkloadKind::RwRegister { WorkloadKind::Register } else { WorkloadKind::Append };
     mops.into_iter()
         .zip(answers)
         .map(|((f, key, value), answer)| match f {
-            "r" => Ok(json!(["r", key, text_values::ok_value(WorkloadKind::Append, &read, answer)?])),
+            "r" => Ok(json!(["r", key, text_values::ok_value(read_as, &read, answer)?])),
             _ => Ok(json!([f, key, value])),
         })
         .collect::<Result<Vec<Value>, CodecError>>()
@@ -166,7 +174,16 @@ mod tests {
         );
         assert!(ok_value(kind, &txn, &json!([null, " 1"])).is_err(), "one value per micro-op");
         assert!(ok_value(kind, &txn, &json!([null, "x", null])).is_err());
-        let bad = Invocation { value: json!([["w", 3, 1]]), ..txn };
+        let bad = Invocation { value: json!([["x", 3, 1]]), ..txn };
         assert!(request(kind, &bad).is_err());
+        let register = Invocation { f: "txn".into(), key: None, value: json!([["w", 3, 7], ["r", 3, null], ["r", 4, null]]) };
+        assert_eq!(
+            request(WorkloadKind::RwRegister, &register).unwrap(),
+            json!({"op": "txn", "txn": [{"f":"put","key":"3","value":"7"}, {"f":"get","key":"3"}, {"f":"get","key":"4"}]})
+        );
+        assert_eq!(
+            ok_value(WorkloadKind::RwRegister, &register, &json!([null, "7", null])).unwrap(),
+            json!([["w", 3, 7], ["r", 3, 7], ["r", 4, null]])
+        );
     }
 }
