@@ -5,7 +5,8 @@ database: each option reproduces one thing real systems do that the generic
 adapter must handle. Python 3 standard library only.
 
   toystore.py node ...       run one node (node 1 is the fixed primary)
-  toystore.py client         a faultline external client (register, set, append)
+  toystore.py client         a faultline external client (register, set, append,
+                             list-append transactions)
   toystore.py ask ADDR CMD   one request to a node's client port; prints the
                              answer, exits 1 unless it is OK (probe commands)
 
@@ -22,10 +23,15 @@ Wrong on purpose, for the tests:
                        (client: TOYSTORE_READS=any): stale reads
   --forget-on-restart  a node that restarts has lost its index: every read
                        fails from then on, writes still succeed
+  --non-atomic-txn     a transaction's micro-operations run one at a time,
+                       each append its own log entry, and other requests
+                       run in between: others see half a transaction
 
 Correct otherwise: the primary appends each write to its log (fsync), and
 acknowledges it once a majority (itself included) holds it; reads go to
-the primary (TOYSTORE_READS=primary, the default).
+the primary (TOYSTORE_READS=primary, the default). A transaction is one
+request to the primary, run under its lock: its reads see the state with
+its own earlier appends, and its appends are one log entry.
 """
 import argparse
 import hashlib
@@ -36,6 +42,9 @@ import socketserver
 import sys
 import threading
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ left beside the example
+import toystore_txn  # noqa: E402 (its transactions; a file beside this one)
 
 PRIMARY = 1
 HEARTBEAT_S = 0.1
@@ -94,8 +103,13 @@ class Store:
         if seq != len(self.log) + 1:
             return False
         self.log.append((seq, key, value, op, time.monotonic()))
-        # `put` sets the value; `add` appends to the key's list.
-        self.data[key] = value if op == "put" else self.data.get(key, []) + [value]
+        # `put` sets the value; `add` appends to the key's list; `txn`
+        # (no key) holds a transaction's appends, `[["append", k, v], ...]`.
+        if op == "txn":
+            for _, k, v in value:
+                self.data[str(k)] = self.data.get(str(k), []) + [v]
+        else:
+            self.data[key] = value if op == "put" else self.data.get(key, []) + [value]
         return True
 
     def append(self, seq, key, value, op):
@@ -292,12 +306,29 @@ def answer(store, words):
                 return "ERR not primary"
             seq = len(store.log) + 1
             store.append(seq, words[1], json.loads(words[2]), command.lower())
-            if opts.lag_ms:
-                return "OK"
-            need = store.nodes // 2
-            held = lambda: sum(1 for acked in store.acked.values() if acked >= seq) >= need
-            return "OK" if store.lock.wait_for(held, timeout=WRITE_TIMEOUT_S) else "ERR timeout"
+            return "OK" if replicated(store, seq) else "ERR timeout"
+        if command == "TXN" and len(words) >= 2:
+            mops = json.loads(" ".join(words[1:]))
+            if opts.id != PRIMARY:
+                return "ERR not primary"
+            if not all(mop[0] in ("append", "r") for mop in mops):
+                return "ERR bad request"
+            if store.lost and any(mop[0] == "r" for mop in mops):
+                return "ERR index lost at restart"
+            run = toystore_txn.one_at_a_time if opts.non_atomic_txn else toystore_txn.atomically
+            done, seq = run(store, mops)
+            return "OK " + json.dumps(done) if replicated(store, seq) else "ERR timeout"
     return "ERR bad request"
+
+
+def replicated(store, seq):
+    """Waits until a majority (the primary included) holds entry `seq`;
+    under the lock. With --lag-ms the primary does not wait."""
+    if store.opts.lag_ms or seq == 0:
+        return True
+    need = store.nodes // 2
+    held = lambda: sum(1 for acked in store.acked.values() if acked >= seq) >= need
+    return store.lock.wait_for(held, timeout=WRITE_TIMEOUT_S)
 
 
 def serve(where, handler, store):
@@ -346,6 +377,10 @@ def ask(where, command):
     return 1
 
 
+class NotSent(OSError):
+    """No connection to the node could be opened: nothing was sent."""
+
+
 class Client:
     """faultline's external client protocol (harness/docs/adapters.md)."""
 
@@ -358,8 +393,13 @@ class Client:
         self.streams = {}
 
     def request(self, node, line):
+        """Sends one request line and returns the answer; NotSent if no
+        connection could be opened, any other OSError once it may be sent."""
         if node not in self.streams:
-            conn = socket.create_connection(self.nodes[node], timeout=1)
+            try:
+                conn = socket.create_connection(self.nodes[node], timeout=1)
+            except OSError as error:
+                raise NotSent(str(error)) from error
             self.streams[node] = conn.makefile("rwb")
         stream = self.streams[node]
         try:
@@ -373,7 +413,27 @@ class Client:
             raise
         return reply
 
+    def transaction(self, op):
+        """A list-append transaction: one TXN request to the primary, which
+        answers the micro-operations with the reads filled in. Reads alone
+        change nothing, so a lost answer to them is a `fail`."""
+        answer = {"id": op["id"], "node": 0}
+        reads_only = all(mop[0] == "r" for mop in op["value"])
+        try:
+            reply = self.request(0, "TXN " + json.dumps(op["value"], separators=(",", ":")))
+        except NotSent as error:
+            return {**answer, "type": "fail", "error": str(error)}
+        except OSError as error:
+            return {**answer, "type": "fail" if reads_only else "info", "error": str(error)}
+        if reply.startswith("OK "):
+            return {**answer, "type": "ok", "value": json.loads(reply[3:])}
+        # The primary applied a timed-out transaction and may still replicate it.
+        unknown = reply == "ERR timeout"
+        return {**answer, "type": "info" if unknown else "fail", "error": reply[4:]}
+
     def invoke(self, op):
+        if op["f"] == "txn":
+            return self.transaction(op)
         reading = op["f"] in ("read", "get")
         node = self.read_node if reading else 0
         answer = {"id": op["id"], "node": node}
@@ -382,12 +442,12 @@ class Client:
             return {**answer, "type": "fail", "error": "unsupported operation " + op["f"]}
         line = "GET %s" % op["key"] if reading else "%s %s %s" % (verb, op["key"], json.dumps(op["value"]))
         try:
-            connected = node in self.streams
             reply = self.request(node, line)
+        except NotSent as error:
+            return {**answer, "type": "fail", "error": str(error)}
         except OSError as error:
-            # Not connected: nothing was sent. Otherwise a write may have landed.
-            definite = reading or not connected
-            return {**answer, "type": "fail" if definite else "info", "error": str(error)}
+            # Sent (on a fresh connection too): a write may have landed.
+            return {**answer, "type": "fail" if reading else "info", "error": str(error)}
         if reply.startswith("OK"):
             if not reading:
                 return {**answer, "type": "ok"}
@@ -418,6 +478,7 @@ def main():
     run.add_argument("--advertise")
     run.add_argument("--lag-ms", type=int, default=0)
     run.add_argument("--forget-on-restart", action="store_true")
+    run.add_argument("--non-atomic-txn", action="store_true")
     probe = commands.add_parser("ask")
     probe.add_argument("addr")
     probe.add_argument("request")

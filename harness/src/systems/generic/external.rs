@@ -6,11 +6,12 @@
 //!   client addresses, comma-separated, node 0 first), `FAULTLINE_PROCESS`
 //!   and `FAULTLINE_WORKLOAD` in its environment;
 //! - per operation, one JSON line in: `{"id":1,"process":0,"f":"write",
-//!   "key":"reg-0","value":3}`;
+//!   "key":"reg-0","value":3}` (a transaction, `f: "txn"`, has no key);
 //! - one JSON line out: `{"id":1,"type":"ok","value":3}`, `type` one of
 //!   `ok`, `fail` (certainly not applied), `info` (unknown), with an
 //!   optional `error` string, an optional `node` (which node served it: a
-//!   0-based index or `"n1"`), and, for `ok` reads, the value read.
+//!   0-based index or `"n1"`), and, for `ok` reads, the value read; for an
+//!   `ok` transaction, its micro-operations with the reads filled in.
 //!
 //! Anything else (a timeout, a crash, a bad line) is `info` for writes and
 //! `fail` for reads, and the program is killed and started afresh for the
@@ -78,13 +79,16 @@ impl ExternalClient {
 
     async fn operate(&mut self, invocation: &Invocation) -> Completion {
         self.request_id += 1;
-        let request = json!({
+        let mut request = json!({
             "id": self.request_id,
             "process": self.process,
             "f": invocation.f,
-            "key": invocation.key,
             "value": invocation.value,
         });
+        // A transaction has none: its micro-operations name their keys.
+        if let Some(key) = &invocation.key {
+            request["key"] = json!(key);
+        }
         let bound = Duration::from_millis(self.config.op_timeout_ms);
         let (outcome, node, answered) = match tokio::time::timeout(bound, self.exchange(&request)).await {
             Ok(Ok(answer)) => {
@@ -187,12 +191,39 @@ enum Sent {
     Maybe(String),
 }
 
+/// A lost answer: a read (or a transaction of reads only) changed
+/// nothing, so it failed; anything else may have happened.
 fn unknown(invocation: &Invocation, error: String) -> Outcome {
-    if matches!(invocation.f.as_str(), "read" | "get") {
+    let reads_only = |mops: &Vec<Value>| mops.iter().all(|mop| mop[0] == "r");
+    let read = match invocation.f.as_str() {
+        "read" | "get" => true,
+        TXN => invocation.value.as_array().is_some_and(reads_only),
+        _ => false,
+    };
+    if read {
         Outcome::Fail(error)
     } else {
         Outcome::Info(error)
     }
+}
+
+const TXN: &str = "txn";
+
+/// An `ok` transaction's answer: the same micro-operations in the same
+/// order, each read filled in with a list. Any other answer is `info`: the
+/// transaction happened, but what it read is not known.
+fn committed(invocation: &Invocation, value: &Value) -> Outcome {
+    let (Some(asked), Some(answered)) = (invocation.value.as_array(), value.as_array()) else {
+        return Outcome::Info(format!("client program answered a transaction ok with value {value}"));
+    };
+    let filled_in = |(asked, answered): (&Value, &Value)| match asked[0].as_str() {
+        Some("r") => answered[0] == "r" && answered[1] == asked[1] && answered[2].is_array(),
+        _ => answered == asked,
+    };
+    if asked.len() != answered.len() || !asked.iter().zip(answered).all(filled_in) {
+        return Outcome::Info(format!("client program answered {} ok with {value}", invocation.value));
+    }
+    Outcome::Ok(value.clone())
 }
 
 /// The outcome of an answer, and the node that served it when the answer
@@ -202,6 +233,7 @@ fn interpret(invocation: &Invocation, answer: &Value, nodes: usize) -> (Outcome,
     let error = answer["error"].as_str().unwrap_or("").to_string();
     let outcome = match answer["type"].as_str() {
         Some("ok") if matches!(invocation.f.as_str(), "read" | "get") => Outcome::Ok(answer["value"].clone()),
+        Some("ok") if invocation.f == TXN => committed(invocation, &answer["value"]),
         Some("ok") => Outcome::Ok(invocation.value.clone()),
         Some("fail") => Outcome::Fail(if error.is_empty() { "fail".into() } else { error }),
         Some("info") => Outcome::Info(if error.is_empty() { "info".into() } else { error }),
@@ -238,5 +270,21 @@ mod tests {
         assert_eq!(node(json!({"type":"ok","node":3})), None, "no node 3 in a cluster of 3");
         assert_eq!(node(json!({"type":"ok","node":"x"})), None);
         assert_eq!(node(json!({"type":"ok"})), None);
+    }
+
+    #[test]
+    fn a_transaction_is_ok_only_with_its_reads_filled_in() {
+        let txn = Invocation { f: "txn".into(), key: None, value: json!([["append", 3, 1], ["r", 3, null]]) };
+        let outcome = |answer: Value| interpret(&txn, &answer, 3).0;
+        let done = json!([["append", 3, 1], ["r", 3, [1]]]);
+        assert_eq!(outcome(json!({"type":"ok","value":done})), Outcome::Ok(done));
+        assert!(matches!(outcome(json!({"type":"ok"})), Outcome::Info(_)), "no value");
+        assert!(matches!(outcome(json!({"type":"ok","value":txn.value})), Outcome::Info(_)), "the read not filled in");
+        assert!(matches!(outcome(json!({"type":"ok","value":[["append",3,2],["r",3,[2]]]})), Outcome::Info(_)), "another append");
+        assert!(matches!(outcome(json!({"type":"ok","value":[["append",3,1]]})), Outcome::Info(_)), "a micro-op missing");
+        assert_eq!(outcome(json!({"type":"fail"})), Outcome::Fail("fail".into()));
+        assert!(matches!(unknown(&txn, "timeout".into()), Outcome::Info(_)), "its append may have happened");
+        let reads = Invocation { value: json!([["r", 3, null], ["r", 4, null]]), ..txn };
+        assert!(matches!(unknown(&reads, "timeout".into()), Outcome::Fail(_)), "reads alone change nothing");
     }
 }

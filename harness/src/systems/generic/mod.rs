@@ -3,10 +3,13 @@
 //! start, wipe and probe a node ([`db`]) and which client to use: an
 //! external program of the user's speaking faultline's line protocol
 //! ([`external`]), or the client of a registered system. Optional
-//! membership commands ([`MemberCommands`]) let the `membership` faults run.
+//! membership commands ([`MemberCommands`]) let the `membership` faults run;
+//! transactions run when the borrowed client runs them, or when the spec
+//! says the external program does ([`ProgramTransactions`]).
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -14,7 +17,7 @@ use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db, PeerRouting};
 use crate::fields::SpecError;
 
-use super::{fields_of, read_options, Capabilities, Configured, Protocols, Registration, System};
+use super::{fields_of, read_options, registry, Capabilities, Configured, Protocols, Registration, System};
 
 pub mod db;
 pub mod external;
@@ -128,26 +131,64 @@ impl MemberCommands {
             _ => Ok(()),
         }
     }
+}
 
-    /// Takes the membership fields out of the `cluster.generic` section of
-    /// `options`, so what is left reads as a [`GenericSpec`].
-    fn take(options: &mut serde_json::Map<String, Value>) -> Result<MemberCommands, SpecError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Section {
-            generic: MemberCommands,
+/// `cluster.generic.transactions`: the external program handles `f: "txn"`
+/// (list-append transactions, each applied atomically). Beside
+/// [`GenericSpec`] for the reason [`MemberCommands`] is. A borrowed client
+/// runs transactions when the system lending it does, so the field is
+/// only for `client: external`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramTransactions {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transactions: bool,
+}
+
+impl ProgramTransactions {
+    const FIELDS: [&'static str; 1] = ["transactions"];
+
+    /// `transactions: true` only with `client: external`; the error says
+    /// whether the borrowed client runs transactions on its own.
+    pub fn validate(&self, spec: &GenericSpec) -> Result<(), (String, String)> {
+        if !self.transactions || spec.client == EXTERNAL {
+            return Ok(());
         }
-        let mut fields = serde_json::Map::new();
-        if let Some(Value::Object(section)) = options.get_mut("generic") {
-            for name in Self::FIELDS {
-                if let Some(value) = section.remove(name) {
-                    fields.insert(name.to_string(), value);
-                }
+        let lender = if lender_runs_transactions(&spec.client) { "runs them as its system does" } else { "runs none" };
+        let message = format!("is only used with client: external (client {} {lender})", spec.client);
+        Err(("cluster.generic.transactions".to_string(), message))
+    }
+}
+
+/// Whether the registered system `name` says its client runs transactions:
+/// asked of the system configured with its defaults, as the client it lends
+/// takes no options. A system unknown to the registry, or one that needs
+/// options to be configured, says no.
+fn lender_runs_transactions(name: &str) -> bool {
+    let Some(lender) = registry::find(name) else { return false };
+    let configured = (lender.configure)(&serde_json::Map::new(), Protocols { lent: &[] });
+    configured.is_ok_and(|configured| configured.system.capabilities().transactions)
+}
+
+/// Takes `fields` out of the `cluster.generic` section of `options` and
+/// reads them as a `T`, so what is left reads as a [`GenericSpec`]; errors
+/// name the field.
+fn take_fields<T: DeserializeOwned>(options: &mut serde_json::Map<String, Value>, names: &[&str]) -> Result<T, SpecError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Section<U> {
+        generic: U,
+    }
+    let mut fields = serde_json::Map::new();
+    if let Some(Value::Object(section)) = options.get_mut("generic") {
+        for name in names {
+            if let Some(value) = section.remove(*name) {
+                fields.insert(name.to_string(), value);
             }
         }
-        let section = serde_json::Map::from_iter([("generic".to_string(), Value::Object(fields))]);
-        Ok(read_options::<Section>(REGISTRATION.name, &section)?.generic)
     }
+    let section = serde_json::Map::from_iter([("generic".to_string(), Value::Object(fields))]);
+    Ok(read_options::<Section<T>>(REGISTRATION.name, &section)?.generic)
 }
 
 fn per_pair() -> String {
@@ -268,22 +309,33 @@ pub struct Generic {
     pub membership: MemberCommands,
     /// The client protocol `client:` borrows; None: the external program.
     pub borrowed: Option<fn() -> ClientFactory>,
+    /// The client runs transactions: the borrowed one because its system
+    /// says so, the external program because the spec does.
+    pub transactions: bool,
 }
 
 fn configure(options: &serde_json::Map<String, serde_json::Value>, protocols: Protocols<'_>) -> Result<Configured, SpecError> {
     let mut options = options.clone();
-    let membership = MemberCommands::take(&mut options)?;
+    let membership: MemberCommands = take_fields(&mut options, &MemberCommands::FIELDS)?;
+    let program: ProgramTransactions = take_fields(&mut options, &ProgramTransactions::FIELDS)?;
     let options: Options = read_options(REGISTRATION.name, &options)?;
     let spec = options.generic.clone().ok_or_else(|| {
         SpecError::value("cluster.generic", "system: generic needs a cluster.generic section (start, client, ...)")
     })?;
     spec.validate(protocols).map_err(|(field, message)| SpecError::value(&field, message))?;
     membership.validate(&spec).map_err(|(field, message)| SpecError::value(&field, message))?;
+    program.validate(&spec).map_err(|(field, message)| SpecError::value(&field, message))?;
     let borrowed = protocols.get(&spec.client);
-    let mut configured = Configured::new(Arc::new(Generic { spec, membership: membership.clone(), borrowed }), &options);
-    // The resolved spec shows the membership commands where they were written.
+    let transactions = match borrowed {
+        Some(_) => lender_runs_transactions(&spec.client),
+        None => program.transactions,
+    };
+    let generic = Generic { spec, membership: membership.clone(), borrowed, transactions };
+    let mut configured = Configured::new(Arc::new(generic), &options);
+    // The resolved spec shows the fields taken out where they were written.
     if let Some(Value::Object(section)) = configured.options.get_mut("generic") {
         section.extend(fields_of(&membership));
+        section.extend(fields_of(&program));
     }
     Ok(configured)
 }
@@ -296,10 +348,12 @@ impl System for Generic {
     /// A generic system names its leader only with a `leader` command;
     /// without one, leader-targeted faults hit a seeded random node and
     /// are recorded as such.
-    /// Membership changes need both `add_member` and `remove_member`.
+    /// Membership changes need both `add_member` and `remove_member`;
+    /// transactions, see [`Generic::transactions`].
     fn capabilities(&self) -> Capabilities {
         let membership = self.membership.supported();
-        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some(), membership, transactions: false }
+        let transactions = self.transactions;
+        Capabilities { leader: self.spec.leader.is_some(), digest: self.spec.digest.is_some(), membership, transactions }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {
@@ -397,4 +451,14 @@ mod tests {
         assert!(error("  remove_membr: x\n").contains("unknown field"), "typos are still refused");
     }
 
+    #[test]
+    fn an_external_program_runs_transactions_when_the_spec_says_so() {
+        assert!(!configured("").unwrap().system.capabilities().transactions);
+        let program = configured("  transactions: true\n").unwrap();
+        assert!(program.system.capabilities().transactions);
+        assert_eq!(program.options["generic"]["transactions"], true, "the resolved spec keeps it");
+        assert!(configured("  transactions: false\n").unwrap().options["generic"].get("transactions").is_none());
+        let error = configured("  transactions: 1\n").err().unwrap_or_default();
+        assert!(error.contains("cluster.generic.transactions"), "a type error names its field: {error}");
+    }
 }
