@@ -43,15 +43,16 @@ pub struct Bugs {
     pub concurrent_changes: bool,
     /// The leader answers a txn's `get`s from its applied state when the
     /// request arrives, before the txn's entry commits (each `get` sees the
-    /// txn's own earlier writes), and proposes only the writes as one
-    /// entry: two txns that read a key and then write it both read the old
+    /// txn's own earlier writes), and proposes only the writes (`cas`
+    /// included, checked when they apply) as one entry: two txns that read a key and then write it both read the old
     /// value (lost update, G-single).
     #[serde(default)]
     pub txn_read_uncommitted: bool,
     /// A txn of n > 1 micro-ops is proposed one micro-op at a time, each
     /// part once the previous one applied, and answered when the last one
     /// applies: other txns see half of it (fractured reads, G1c), and a
-    /// leader lost between parts leaves half of it applied.
+    /// leader lost between parts, or a `cas` part that fails, leaves half
+    /// of it applied.
     #[serde(default)]
     pub txn_non_atomic: bool,
 }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod txn;
+
 /// Default bound on remembered client sessions.
 pub const SESSIONS_MAX_DEFAULT: usize = 10_000;
 
@@ -31,7 +33,8 @@ pub enum KvOp {
         key: String,
     },
     /// A transaction: its micro-ops apply in order, all in this one entry,
-    /// so no other command sees a part of it.
+    /// so no other command sees a part of it; with a `cas` that fails, none
+    /// of them applies.
     Txn {
         ops: Vec<TxnOp>,
     },
@@ -54,6 +57,14 @@ pub enum TxnOp {
         key: String,
         value: String,
     },
+    /// Sets `to` if the key holds `from` (`None`: absent) as the
+    /// transaction's earlier micro-ops left it; otherwise the whole
+    /// transaction applies nothing. Answers `null`.
+    Cas {
+        key: String,
+        from: Option<String>,
+        to: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +84,13 @@ pub enum Outcome {
     Stale,
     /// Applied transaction: one value per micro-op, `None` for writes.
     Values(Vec<Option<String>>),
+    /// A transaction's `cas` at `position` (0-based, among its micro-ops)
+    /// found `current` there, as the earlier micro-ops left it; nothing of
+    /// the transaction changed.
+    TxnCasMismatch {
+        position: u64,
+        current: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,26 +231,23 @@ impl KvState {
                 self.remove(key);
                 Outcome::Ok(None)
             }
-            KvOp::Txn { ops } => {
-                Outcome::Values(ops.iter().map(|op| self.apply_txn_op(op)).collect())
-            }
+            KvOp::Txn { ops } => self.apply_txn(ops),
         }
     }
 
-    /// No micro-op can fail, so applying them one by one within one entry
-    /// is atomic: nothing is left to roll back.
-    fn apply_txn_op(&mut self, op: &TxnOp) -> Option<String> {
-        match op {
-            TxnOp::Get { key } => self.data.get(key).cloned(),
-            TxnOp::Put { key, value } => {
-                self.set(key, value.clone());
-                None
+    /// All or nothing: the outcome and writes are worked out first against
+    /// the data as the transaction itself changes it, then written, so a
+    /// failing `cas` leaves nothing to roll back.
+    fn apply_txn(&mut self, ops: &[TxnOp]) -> Outcome {
+        match txn::plan(&self.data, ops) {
+            Ok(txn::Commit { values, writes }) => {
+                for (key, value) in writes {
+                    self.set(&key, value);
+                }
+                Outcome::Values(values)
             }
-            TxnOp::Append { key, value } => {
-                let mut new_value = self.data.get(key).cloned().unwrap_or_default();
-                new_value.push_str(value);
-                self.set(key, new_value);
-                None
+            Err(txn::Mismatch { position, current }) => {
+                Outcome::TxnCasMismatch { position, current }
             }
         }
     }
@@ -255,7 +270,7 @@ impl KvState {
 mod tests {
     use super::*;
 
-    fn cmd(client: Option<&str>, seq: Option<u64>, op: KvOp) -> Command {
+    pub(super) fn cmd(client: Option<&str>, seq: Option<u64>, op: KvOp) -> Command {
         Command {
             client: client.map(str::to_string),
             seq,
@@ -263,7 +278,7 @@ mod tests {
         }
     }
 
-    fn append(key: &str, value: &str) -> KvOp {
+    pub(super) fn append(key: &str, value: &str) -> KvOp {
         KvOp::Append {
             key: key.into(),
             value: value.into(),
@@ -394,75 +409,6 @@ mod tests {
         b.apply(4, &cmd(None, None, KvOp::Delete { key: "x".into() }));
         assert_eq!(a.digest(), b.digest());
         assert_ne!(a.digest(), KvState::new(4).digest());
-    }
-
-    fn txn(ops: &[(&str, &str, Option<&str>)]) -> KvOp {
-        let ops = ops
-            .iter()
-            .map(|&(f, key, value)| {
-                let (key, value) = (key.to_string(), value.unwrap_or_default().to_string());
-                match f {
-                    "get" => TxnOp::Get { key },
-                    "put" => TxnOp::Put { key, value },
-                    _ => TxnOp::Append { key, value },
-                }
-            })
-            .collect();
-        KvOp::Txn { ops }
-    }
-
-    #[test]
-    fn a_txn_applies_whole_in_one_entry_and_sees_its_own_writes() {
-        let mut kv = KvState::new(4);
-        kv.apply(1, &cmd(None, None, append("a", "1")));
-        let ops = [
-            ("get", "a", None),
-            ("append", "a", Some(" 3")),
-            ("get", "a", None),
-            ("put", "b", Some("x")),
-            ("get", "b", None),
-        ];
-        let outcome = kv.apply(2, &cmd(None, None, txn(&ops)));
-        let expected = vec![
-            Some("1".into()),
-            None,
-            Some("1 3".into()),
-            None,
-            Some("x".into()),
-        ];
-        assert_eq!(outcome, Outcome::Values(expected));
-        // The digest moved exactly as plain writes of the final values move it.
-        let mut plain = KvState::new(4);
-        plain.apply(1, &cmd(None, None, append("a", "1 3")));
-        plain.apply(2, &cmd(None, None, append("b", "x")));
-        assert_eq!((kv.get("a"), kv.get("b")), (plain.get("a"), plain.get("b")));
-        assert_eq!(kv.digest(), plain.digest());
-        let empty_read = kv.apply(3, &cmd(None, None, txn(&[("get", "absent", None)])));
-        assert_eq!(empty_read, Outcome::Values(vec![None]));
-    }
-
-    #[test]
-    fn a_retried_txn_applies_once_and_answers_the_same() {
-        let mut kv = KvState::new(4);
-        let op = txn(&[("get", "k", None), ("append", "k", Some("x"))]);
-        let first = kv.apply(1, &cmd(Some("c1"), Some(4), op.clone()));
-        kv.apply(2, &cmd(None, None, append("k", "y")));
-        let retry = kv.apply(3, &cmd(Some("c1"), Some(4), op.clone()));
-        assert_eq!(first, Outcome::Values(vec![None, None]));
-        assert_eq!(retry, first, "the remembered answer, not a second read");
-        assert_eq!(kv.get("k").map(String::as_str), Some("xy"));
-        assert_eq!(kv.apply(4, &cmd(Some("c1"), Some(3), op)), Outcome::Stale);
-    }
-
-    #[test]
-    fn a_txn_entry_is_tagged_by_op_and_its_micro_ops_by_f() {
-        let op = txn(&[("get", "a", None), ("put", "b", Some("x"))]);
-        let text = serde_json::to_string(&op).unwrap();
-        assert_eq!(
-            text,
-            r#"{"op":"txn","ops":[{"f":"get","key":"a"},{"f":"put","key":"b","value":"x"}]}"#
-        );
-        assert_eq!(serde_json::from_str::<KvOp>(&text).unwrap(), op);
     }
 
     #[test]

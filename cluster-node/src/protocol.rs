@@ -228,6 +228,12 @@ pub enum Detail {
     None,
     Leader(Option<u64>),
     Current(Option<String>),
+    /// A txn's failing `cas`: its position among the micro-ops (`index`
+    /// on the wire) and the value it found there (`value`).
+    CurrentAt {
+        position: u64,
+        current: Option<String>,
+    },
     Message(String),
 }
 
@@ -275,6 +281,13 @@ fn insert_detail(map: &mut Map<String, Value>, detail: &Detail) {
             }
         }
         Detail::Current(current) => {
+            map.insert(
+                "value".into(),
+                current.clone().map(Value::from).unwrap_or(Value::Null),
+            );
+        }
+        Detail::CurrentAt { position, current } => {
+            map.insert("index".into(), Value::from(*position));
             map.insert(
                 "value".into(),
                 current.clone().map(Value::from).unwrap_or(Value::Null),
@@ -406,6 +419,21 @@ mod tests {
         assert_eq!(
             parsed(cas),
             doc(r#"{"id":7,"ok":false,"error":"cas_mismatch","definite":true,"value":null}"#)
+        );
+        let txn_cas = Response::Fail {
+            id: Some(7),
+            error: ErrorCode::CasMismatch,
+            definite: true,
+            detail: Detail::CurrentAt {
+                position: 1,
+                current: Some("9".into()),
+            },
+        };
+        assert_eq!(
+            parsed(txn_cas),
+            doc(
+                r#"{"id":7,"ok":false,"error":"cas_mismatch","definite":true,"index":1,"value":"9"}"#
+            )
         );
         let nl = Response::Fail {
             id: Some(7),

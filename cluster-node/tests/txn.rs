@@ -77,6 +77,29 @@ fn ok_value(answer: Option<Value>) -> Value {
     answer["value"].clone()
 }
 
+/// A failed answer's `error`, `definite`, `index` and `value`.
+fn failure(answer: Option<Value>) -> Value {
+    let answer = answer.expect("an answer");
+    assert_eq!(answer["ok"], false, "{answer}");
+    json!([
+        answer["error"],
+        answer["definite"],
+        answer["index"],
+        answer["value"]
+    ])
+}
+
+/// A bank transfer: `amount` moves between two accounts whose balances
+/// the client believes are `balances`, as one txn of two `cas`.
+fn transfer(accounts: [&str; 2], balances: [u64; 2], amount: u64) -> Value {
+    let [from, to] = accounts;
+    let [from_balance, to_balance] = balances;
+    txn(json!([
+        {"f":"cas","key":from,"from":from_balance.to_string(),"to":(from_balance - amount).to_string()},
+        {"f":"cas","key":to,"from":to_balance.to_string(),"to":(to_balance + amount).to_string()}
+    ]))
+}
+
 #[test]
 fn a_txn_answers_every_micro_op_and_applies_once() {
     let cluster = Cluster::start("txn-ops", 3, &[]);
@@ -117,6 +140,41 @@ fn a_txn_answers_every_micro_op_and_applies_once() {
 }
 
 #[test]
+fn a_cas_txn_commits_whole_or_changes_nothing() {
+    let cluster = Cluster::start("txn-cas", 3, &[]);
+    let leader = cluster.wait_leader();
+    let mut c = cluster.client(leader).unwrap();
+    let open =
+        txn(json!([{"f":"cas","key":"0","from":null,"to":"10"},{"f":"put","key":"3","value":"5"}]));
+    assert_eq!(ok_value(c.call(open)), json!([null, null]));
+    let mut committed = transfer(["0", "3"], [10, 5], 3);
+    committed["client"] = json!("c1");
+    committed["seq"] = json!(1);
+    assert_eq!(ok_value(c.call(committed)), json!([null, null]));
+    let balances = txn(json!([{"f":"get","key":"0"},{"f":"get","key":"3"}]));
+    assert_eq!(ok_value(c.call(balances.clone())), json!(["7", "8"]));
+    // The first cas holds, the second finds 8: neither applies.
+    let mut stale = transfer(["0", "3"], [7, 5], 2);
+    stale["client"] = json!("c1");
+    stale["seq"] = json!(2);
+    let mismatch = json!(["cas_mismatch", true, 1, "8"]);
+    assert_eq!(failure(c.call(stale.clone())), mismatch);
+    assert_eq!(ok_value(c.call(balances.clone())), json!(["7", "8"]));
+    // Made to hold, the retry still answers the remembered mismatch.
+    let fixed = txn(json!([{"f":"put","key":"3","value":"5"}]));
+    assert_eq!(ok_value(c.call(fixed)), json!([null]));
+    assert_eq!(failure(c.call(stale)), mismatch, "a retry answers the same");
+    assert_eq!(ok_value(c.call(balances)), json!(["7", "5"]));
+    let own_write = txn(
+        json!([{"f":"put","key":"n","value":"1"},{"f":"cas","key":"n","from":"1","to":"2"},{"f":"get","key":"n"}]),
+    );
+    assert_eq!(ok_value(c.call(own_write)), json!([null, null, "2"]));
+    let missing_to = c.call(txn(json!([{"f":"cas","key":"n","from":"2"}])));
+    assert_eq!(failure(missing_to)[0], json!("bad_request"));
+    cluster.wait_converged();
+}
+
+#[test]
 fn concurrent_txns_see_each_other_whole_or_not_at_all() {
     let cluster = Cluster::start("txn-whole", 3, &[]);
     let leader = cluster.wait_leader();
@@ -142,6 +200,17 @@ fn txn_non_atomic_lets_a_reader_see_half_a_txn() {
         json!([null, "a"]),
         "the parts' answers, combined in order"
     );
+    let open = txn(json!([{"f":"put","key":"0","value":"10"},{"f":"put","key":"3","value":"5"}]));
+    assert_eq!(ok_value(c.call(open)), json!([null, null]));
+    let first_fails = transfer(["0", "3"], [9, 5], 3);
+    let definite = json!(["cas_mismatch", true, 0, "10"]);
+    assert_eq!(failure(c.call(first_fails)), definite, "no part applied");
+    // The first part applies alone: 3 of the bank's money vanish.
+    let second_fails = transfer(["0", "3"], [10, 4], 3);
+    let unknown = json!(["timeout", false, null, null]);
+    assert_eq!(failure(c.call(second_fails)), unknown, "half of it applied");
+    let balances = txn(json!([{"f":"get","key":"0"},{"f":"get","key":"3"}]));
+    assert_eq!(ok_value(c.call(balances)), json!(["7", "5"]));
     let seen =
         (0..PROBES_MAX).find_map(|n| half_txn_seen(&cluster, leader, n).map(|values| (n, values)));
     let (n, values) =
@@ -175,12 +244,23 @@ fn txn_read_uncommitted_loses_an_update() {
         .find_map(|n| lost_update_seen(&cluster, leader, n).map(|answers| (n, answers)));
     let (n, (first, second)) =
         seen.unwrap_or_else(|| panic!("no lost update in {PROBES_MAX} probes"));
+    let mut c = cluster.client(leader).unwrap();
+    let late_cas = txn(
+        json!([{"f":"get","key":"a"},{"f":"put","key":"b","value":"1"},{"f":"cas","key":"b","from":"0","to":"2"}]),
+    );
+    let mismatch = json!(["cas_mismatch", true, 2, "1"]);
+    assert_eq!(
+        failure(c.call(late_cas)),
+        mismatch,
+        "checked at apply, at its request position"
+    );
+    let nothing = txn(json!([{"f":"get","key":"b"}]));
+    assert_eq!(ok_value(c.call(nothing)), json!([null]));
     eprintln!("txn-read-uncommitted: lost update at probe {n}");
     assert_eq!(
         (first["value"].clone(), second["value"].clone()),
         (json!([null, null]), json!([null, null]))
     );
-    let mut c = cluster.client(leader).unwrap();
     let both = ok_value(c.call(json!({"op":"get","key":format!("k{n}")})));
     assert!(
         both == json!("12") || both == json!("21"),

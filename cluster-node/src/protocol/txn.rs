@@ -3,21 +3,25 @@
 //! with 64 of them can tell which one is wrong.
 use serde::Deserialize;
 
-use super::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use super::{present_or_null, KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::kv::TxnOp;
 
 /// Micro-ops in one `txn`. The whole transaction is one log entry and one
 /// answer line, so the count bounds the work of one apply.
 pub const TXN_MOPS_MAX: usize = 64;
 
-/// One micro-op as it arrives; `value` on a `get` is ignored, as extra
-/// fields of the other ops are.
+/// One micro-op as it arrives; a known field that its `f` does not use
+/// (`value` on a `get`, `to` on a `put`) is ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMop {
     f: Option<String>,
     key: Option<String>,
     value: Option<String>,
+    /// `cas`: `Some(None)` is `"from": null` (key absent), `None` missing.
+    #[serde(default, deserialize_with = "present_or_null")]
+    from: Option<Option<String>>,
+    to: Option<String>,
 }
 
 /// The micro-ops of a `txn` request, or the `bad_request` message.
@@ -52,7 +56,17 @@ fn txn_op(mop: &RawMop) -> Result<TxnOp, String> {
             key: key()?,
             value: value()?,
         }),
-        other => Err(format!("unknown f `{other}` (known: get, put, append)")),
+        "cas" => Ok(TxnOp::Cas {
+            key: key()?,
+            from: mop
+                .from
+                .clone()
+                .ok_or("missing field `from` (use null for an absent key)")?,
+            to: mop.to.clone().ok_or("missing field `to`")?,
+        }),
+        other => Err(format!(
+            "unknown f `{other}` (known: get, put, append, cas)"
+        )),
     }
 }
 
@@ -64,11 +78,12 @@ pub(super) fn check_sizes(raw: Option<&[RawMop]>) -> Result<(), String> {
                 "txn[{position}]: key longer than {KEY_BYTES_MAX} bytes"
             ));
         }
-        if mop
-            .value
-            .as_ref()
-            .is_some_and(|v| v.len() > VALUE_BYTES_MAX)
-        {
+        let values = [
+            mop.value.as_ref(),
+            mop.to.as_ref(),
+            mop.from.as_ref().and_then(|from| from.as_ref()),
+        ];
+        if values.iter().flatten().any(|v| v.len() > VALUE_BYTES_MAX) {
             return Err(format!(
                 "txn[{position}]: value longer than {VALUE_BYTES_MAX} bytes"
             ));
@@ -109,10 +124,37 @@ mod tests {
     }
 
     #[test]
+    fn parses_cas_micro_ops_with_a_value_or_null_from() {
+        let line = br#"{"id":8,"op":"txn","txn":[{"f":"cas","key":"0","from":"10","to":"7"},{"f":"cas","key":"3","from":null,"to":"8"}]}"#;
+        let expected = vec![
+            TxnOp::Cas {
+                key: "0".into(),
+                from: Some("10".into()),
+                to: "7".into(),
+            },
+            TxnOp::Cas {
+                key: "3".into(),
+                from: None,
+                to: "8".into(),
+            },
+        ];
+        let request = parse_request(line).unwrap();
+        assert_eq!(request.operation, Operation::Txn(expected));
+        let ignored =
+            br#"{"id":8,"op":"txn","txn":[{"f":"put","key":"a","value":"v","from":"x","to":"y"}]}"#;
+        let put = TxnOp::Put {
+            key: "a".into(),
+            value: "v".into(),
+        };
+        let request = parse_request(ignored).unwrap();
+        assert_eq!(request.operation, Operation::Txn(vec![put]));
+    }
+
+    #[test]
     fn every_malformed_txn_is_a_bad_request_with_a_reason() {
         let gets = vec![r#"{"f":"get","key":"k"}"#; TXN_MOPS_MAX + 1].join(",");
         let over_limit = format!(r#"{{"id":9,"op":"txn","txn":[{gets}]}}"#);
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 13] = [
             (br#"{"id":9,"op":"txn"}"#, "missing field `txn`"),
             (br#"{"id":9,"op":"txn","txn":[]}"#, "`txn` has no micro-ops"),
             (over_limit.as_bytes(), "`txn` has 65 micro-ops; at most 64"),
@@ -121,8 +163,24 @@ mod tests {
                 "txn[0]: missing field `f`",
             ),
             (
-                br#"{"id":9,"op":"txn","txn":[{"f":"get","key":"a"},{"f":"cas","key":"a"}]}"#,
-                "txn[1]: unknown f `cas`",
+                br#"{"id":9,"op":"txn","txn":[{"f":"get","key":"a"},{"f":"delete","key":"a"}]}"#,
+                "txn[1]: unknown f `delete` (known: get, put, append, cas)",
+            ),
+            (
+                br#"{"id":9,"op":"txn","txn":[{"f":"get","key":"a"},{"f":"cas","key":"a","to":"b"}]}"#,
+                "txn[1]: missing field `from` (use null for an absent key)",
+            ),
+            (
+                br#"{"id":9,"op":"txn","txn":[{"f":"cas","key":"a","from":null}]}"#,
+                "txn[0]: missing field `to`",
+            ),
+            (
+                br#"{"id":9,"op":"txn","txn":[{"f":"cas","from":"a","to":"b"}]}"#,
+                "txn[0]: missing field `key`",
+            ),
+            (
+                br#"{"id":9,"op":"txn","txn":[{"f":"cas","key":"a","from":5,"to":"b"}]}"#,
+                "malformed request",
             ),
             (
                 br#"{"id":9,"op":"txn","txn":[{"f":"get"}]}"#,
@@ -137,8 +195,8 @@ mod tests {
                 "malformed request",
             ),
             (
-                br#"{"id":9,"op":"txn","txn":[{"f":"get","key":"a","to":"b"}]}"#,
-                "unknown field `to`",
+                br#"{"id":9,"op":"txn","txn":[{"f":"get","key":"a","bogus":"b"}]}"#,
+                "unknown field `bogus`",
             ),
         ];
         for (line, needle) in cases {
@@ -182,5 +240,21 @@ mod tests {
             "{}",
             rejection.message
         );
+        let long_from = format!(
+            r#"{{"id":1,"op":"txn","txn":[{{"f":"cas","key":"a","from":"{value}","to":"b"}}]}}"#
+        );
+        let long_to = format!(
+            r#"{{"id":1,"op":"txn","txn":[{{"f":"get","key":"a"}},{{"f":"cas","key":"a","from":null,"to":"{value}"}}]}}"#
+        );
+        for (line, position) in [(long_from, 0), (long_to, 1)] {
+            let rejection = parse_request(line.as_bytes()).unwrap_err();
+            assert_eq!(rejection.error, ErrorCode::TooLarge);
+            let prefix = format!("txn[{position}]: value longer than");
+            assert!(
+                rejection.message.starts_with(&prefix),
+                "{}",
+                rejection.message
+            );
+        }
     }
 }

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use super::client::{ClientRequest, Responder};
 use super::ServerError;
 use crate::bugs::Bugs;
-use crate::kv::{Command, KvState, Outcome};
+use crate::kv::{Command, KvState};
 use crate::mode::Mode;
 use crate::protocol::{Detail, ErrorCode, Operation, Request, Response};
-use crate::raft::{Entry, EntryKind, Message, ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
+use crate::raft::{Entry, EntryKind, Message, RawNode, Ready, Role, Snapshot, SnapshotMeta, StepError};
 use crate::snapshot::{SnapshotStore, StoredSnapshot};
 use crate::transport::Outbound;
 use crate::wal::{self, Record, Wal, WalEntry};
@@ -23,9 +23,11 @@ use crate::wal::{self, Record, Wal, WalEntry};
 mod deadlines;
 mod early_acks;
 mod membership;
+mod responses;
 mod txn;
 
 use membership::membership_value;
+use responses::{fail, outcome_response, refusal};
 use txn::{Reply, Settled};
 
 /// Requests or peer messages taken in one wake-up; they share one Ready and
@@ -534,49 +536,4 @@ fn to_record(e: &Entry) -> Record {
         payload: e.data.clone(),
         config: e.kind == EntryKind::Config,
     })
-}
-
-fn fail(id: u64, error: ErrorCode, definite: bool, detail: Detail) -> Response {
-    Response::Fail {
-        id: Some(id),
-        error,
-        definite,
-        detail,
-    }
-}
-
-fn refusal(id: u64, e: ProposeError) -> Response {
-    match e {
-        ProposeError::NotLeader { leader } => {
-            fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))
-        }
-        other => fail(
-            id,
-            ErrorCode::Overloaded,
-            true,
-            Detail::Message(other.to_string()),
-        ),
-    }
-}
-
-fn outcome_response(id: u64, outcome: Outcome) -> Response {
-    match outcome {
-        Outcome::Ok(value) => Response::Ok {
-            id,
-            value: value.map(Value::from).unwrap_or(Value::Null),
-        },
-        Outcome::CasMismatch(current) => {
-            fail(id, ErrorCode::CasMismatch, true, Detail::Current(current))
-        }
-        Outcome::Stale => {
-            let message =
-                "seq is older than this client's last applied seq; its outcome is unknown"
-                    .to_string();
-            fail(id, ErrorCode::Stale, false, Detail::Message(message))
-        }
-        Outcome::Values(values) => Response::Ok {
-            id,
-            value: values.into_iter().map(|v| v.map_or(Value::Null, Value::from)).collect(),
-        },
-    }
 }

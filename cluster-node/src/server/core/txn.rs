@@ -1,9 +1,10 @@
 //! The `txn` request on the server. The correct node proposes the whole
 //! transaction as one entry through the write path, so its reads happen at
 //! the entry's apply point, after every entry before it and before every
-//! entry after it: strict serializable. Two planted bugs change that path:
-//! `txn-read-uncommitted` reads at arrival, `txn-non-atomic` proposes one
-//! micro-op at a time (see `bugs.rs`).
+//! entry after it: strict serializable, and all or nothing when a `cas`
+//! fails. Two planted bugs change that path: `txn-read-uncommitted` reads
+//! at arrival, `txn-non-atomic` proposes one micro-op at a time (see
+//! `bugs.rs`).
 use std::collections::{BTreeMap, VecDeque};
 
 use tokio::time::Instant;
@@ -19,9 +20,18 @@ pub(super) enum Reply {
     Outcome,
     /// `txn-read-uncommitted`: the values read when the request arrived;
     /// the entry holds only the writes.
-    Reads(Vec<Option<String>>),
+    Reads(Reads),
     /// `txn-non-atomic`: the entry is one part of a txn, more may follow.
     Parts(Parts),
+}
+
+/// `txn-read-uncommitted`: a txn's answer taken at arrival.
+pub(super) struct Reads {
+    /// One value per micro-op: a `get`'s read, `None` for a write.
+    values: Vec<Option<String>>,
+    /// The txn position of each micro-op in the writes entry, in order, so
+    /// a failing `cas` is reported at its position in the request.
+    write_positions: Vec<u64>,
 }
 
 /// A txn proposed one micro-op at a time (`txn-non-atomic`). It lives in
@@ -62,7 +72,7 @@ impl Core {
         let (command, reply) = if self.bugs.txn_read_uncommitted && leads {
             let (reads, writes) = split_reads_uncommitted(&self.kv, ops);
             if writes.is_empty() {
-                return responder.answer(outcome_response(id, Outcome::Values(reads)));
+                return responder.answer(outcome_response(id, Outcome::Values(reads.values)));
             }
             let op = KvOp::Txn { ops: writes };
             (Command { client, seq, op }, Reply::Reads(reads))
@@ -95,6 +105,7 @@ impl Core {
     /// `txn-non-atomic`: a part applied; propose the next one now, so
     /// entries of other requests land between the parts (proposed together,
     /// the parts would sit next to each other in the log and apply as one).
+    /// A part that failed ends the txn; parts applied before it stay applied.
     fn next_part(
         &mut self,
         mut waiter: Waiter,
@@ -102,13 +113,7 @@ impl Core {
         outcome: Option<Outcome>,
     ) -> Option<(Waiter, Settled)> {
         let Some(Outcome::Values(values)) = outcome else {
-            // Parts applied before this one stay applied.
-            let settled = if parts.values.is_empty() {
-                Settled::Lost
-            } else {
-                Settled::Unknown
-            };
-            return Some((waiter, settled));
+            return Some((waiter, part_failed(&parts, outcome)));
         };
         assert_eq!(values.len(), 1, "a part is one micro-op");
         parts.values.extend(values);
@@ -125,6 +130,24 @@ impl Core {
             }
             Err(_) => Some((waiter, Settled::Unknown)),
         }
+    }
+}
+
+/// `txn-non-atomic`: what a part that did not apply (`outcome` `None`:
+/// lost; a `cas` mismatch) means for the whole txn. Only a first part
+/// leaves nothing applied, so only then is the answer definite; after
+/// that, the honest answer for half a txn is "unknown".
+fn part_failed(parts: &Parts, outcome: Option<Outcome>) -> Settled {
+    if !parts.values.is_empty() {
+        return Settled::Unknown;
+    }
+    match outcome {
+        None => Settled::Lost,
+        Some(Outcome::TxnCasMismatch { position, current }) => {
+            assert_eq!(position, 0, "a part is one micro-op");
+            Settled::Applied(Outcome::TxnCasMismatch { position, current })
+        }
+        Some(other) => panic!("a part has no session and one micro-op: {other:?}"),
     }
 }
 
@@ -152,8 +175,10 @@ fn part_command(op: TxnOp) -> Command {
 /// `txn-read-uncommitted`: every `get` answered from `kv` as it is now,
 /// overlaid with the txn's own earlier writes (so a txn stays consistent
 /// with itself and only isolation breaks); returns one value per micro-op
-/// and the writes left to propose.
-fn split_reads_uncommitted(kv: &KvState, ops: Vec<TxnOp>) -> (Vec<Option<String>>, Vec<TxnOp>) {
+/// and the writes left to propose. A `cas` is a write: its check happens
+/// when the writes entry applies, and the overlay takes its `to`, which
+/// is what a later `get` sees if the entry applies at all.
+fn split_reads_uncommitted(kv: &KvState, ops: Vec<TxnOp>) -> (Reads, Vec<TxnOp>) {
     let mut written: BTreeMap<&str, String> = BTreeMap::new();
     let mut reads = Vec::with_capacity(ops.len());
     let current = |key: &str, written: &BTreeMap<&str, String>| {
@@ -172,20 +197,34 @@ fn split_reads_uncommitted(kv: &KvState, ops: Vec<TxnOp>) -> (Vec<Option<String>
                 written.insert(key, new_value);
                 None
             }
+            TxnOp::Cas { key, to, .. } => {
+                written.insert(key, to.clone());
+                None
+            }
         });
     }
-    let writes = ops
-        .into_iter()
-        .filter(|op| !matches!(op, TxnOp::Get { .. }))
-        .collect();
+    let (write_positions, writes): (Vec<u64>, Vec<TxnOp>) = (0u64..)
+        .zip(ops)
+        .filter(|(_, op)| !matches!(op, TxnOp::Get { .. }))
+        .unzip();
+    let reads = Reads {
+        values: reads,
+        write_positions,
+    };
     (reads, writes)
 }
 
 /// `txn-read-uncommitted`: the writes applied; answer with the reads taken
-/// at arrival.
-fn reads_settled(reads: Vec<Option<String>>, outcome: Option<Outcome>) -> Settled {
+/// at arrival. If a `cas` failed nothing applied: answer its mismatch at
+/// its position in the request.
+fn reads_settled(reads: Reads, outcome: Option<Outcome>) -> Settled {
     match outcome {
-        Some(Outcome::Values(_)) => Settled::Applied(Outcome::Values(reads)),
+        Some(Outcome::Values(_)) => Settled::Applied(Outcome::Values(reads.values)),
+        Some(Outcome::TxnCasMismatch { position, current }) => {
+            let index = usize::try_from(position).expect("a position fits in usize");
+            let position = reads.write_positions[index];
+            Settled::Applied(Outcome::TxnCasMismatch { position, current })
+        }
         // `stale`: a retry of an older seq; its reads mean nothing either.
         Some(other) => Settled::Applied(other),
         None => Settled::Lost,
@@ -205,6 +244,19 @@ mod tests {
             key: key.into(),
             value: value.into(),
         }
+    }
+
+    fn cas(key: &str, from: Option<&str>, to: &str) -> TxnOp {
+        TxnOp::Cas {
+            key: key.into(),
+            from: from.map(str::to_string),
+            to: to.into(),
+        }
+    }
+
+    fn mismatch(position: u64, current: &str) -> Outcome {
+        let current = Some(current.to_string());
+        Outcome::TxnCasMismatch { position, current }
     }
 
     #[test]
@@ -229,6 +281,8 @@ mod tests {
             put.clone(),
             get("b"),
             get("c"),
+            cas("c", Some("unchecked"), "y"),
+            get("c"),
         ];
         let (reads, writes) = split_reads_uncommitted(&kv, ops);
         let expected = vec![
@@ -238,9 +292,13 @@ mod tests {
             None,
             Some("x".into()),
             None,
+            None,
+            Some("y".into()),
         ];
-        assert_eq!(reads, expected);
-        assert_eq!(writes, vec![append("a", "2"), put]);
+        assert_eq!(reads.values, expected);
+        assert_eq!(reads.write_positions, [1, 3, 6]);
+        let cas = cas("c", Some("unchecked"), "y");
+        assert_eq!(writes, vec![append("a", "2"), put, cas]);
         assert_eq!(
             kv.get("a").map(String::as_str),
             Some("1"),
@@ -250,14 +308,31 @@ mod tests {
 
     #[test]
     fn reads_answer_once_the_writes_applied_and_not_when_lost() {
-        let reads = vec![Some("old".to_string()), None];
-        let applied = reads_settled(reads.clone(), Some(Outcome::Values(vec![None])));
-        assert!(matches!(applied, Settled::Applied(Outcome::Values(v)) if v == reads));
-        assert!(matches!(reads_settled(reads.clone(), None), Settled::Lost));
+        let values = vec![Some("old".to_string()), None];
+        let reads = || Reads {
+            values: values.clone(),
+            write_positions: vec![1],
+        };
+        let applied = reads_settled(reads(), Some(Outcome::Values(vec![None])));
+        assert!(matches!(applied, Settled::Applied(Outcome::Values(v)) if v == values));
+        assert!(matches!(reads_settled(reads(), None), Settled::Lost));
         assert!(matches!(
-            reads_settled(reads, Some(Outcome::Stale)),
+            reads_settled(reads(), Some(Outcome::Stale)),
             Settled::Applied(Outcome::Stale)
         ));
+    }
+
+    #[test]
+    fn a_mismatch_in_the_writes_entry_is_reported_at_its_request_position() {
+        let kv = KvState::new(1);
+        let ops = vec![get("a"), cas("a", None, "1"), get("b"), cas("b", None, "2")];
+        let (reads, writes) = split_reads_uncommitted(&kv, ops);
+        assert_eq!(writes.len(), 2);
+        let settled = reads_settled(reads, Some(mismatch(1, "9")));
+        assert!(
+            matches!(settled, Settled::Applied(outcome) if outcome == mismatch(3, "9")),
+            "the second write is the request's micro-op 3"
+        );
     }
 
     #[test]
@@ -275,5 +350,26 @@ mod tests {
         };
         assert_eq!(parts.rest, [append("k", "v"), get("k")]);
         assert!(parts.values.is_empty());
+    }
+
+    #[test]
+    fn a_failed_part_is_definite_only_when_it_was_the_first() {
+        let (_, reply) = first_part(vec![cas("a", None, "1"), cas("b", None, "2")]);
+        let Reply::Parts(mut parts) = reply else {
+            panic!("a txn in parts waits as parts");
+        };
+        let first = part_failed(&parts, Some(mismatch(0, "9")));
+        assert!(
+            matches!(first, Settled::Applied(outcome) if outcome == mismatch(0, "9")),
+            "nothing applied: a definite mismatch"
+        );
+        assert!(matches!(part_failed(&parts, None), Settled::Lost));
+        parts.values.push(None);
+        let later = part_failed(&parts, Some(mismatch(0, "9")));
+        assert!(
+            matches!(later, Settled::Unknown),
+            "the first cas stays applied: the outcome is unknown"
+        );
+        assert!(matches!(part_failed(&parts, None), Settled::Unknown));
     }
 }
