@@ -67,16 +67,24 @@ pub struct Protocols<'a> {
     pub lent: &'a [Lender],
 }
 
-/// A system that lends its client protocol: its name, and its clients.
-pub type Lender = (&'static str, fn() -> ClientFactory);
+/// A system that lends its client protocol: its name, and the protocol.
+pub type Lender = (&'static str, Protocol);
+
+/// A client protocol a system lends.
+#[derive(Debug, Clone, Copy)]
+pub struct Protocol {
+    pub clients: fn() -> ClientFactory,
+    /// The clients run transactions (as `Capabilities::transactions`).
+    pub transactions: bool,
+}
 
 impl Protocols<'_> {
     pub fn names(&self) -> Vec<&'static str> {
         self.lent.iter().map(|(name, _)| *name).collect()
     }
 
-    pub fn get(&self, name: &str) -> Option<fn() -> ClientFactory> {
-        self.lent.iter().find(|(lender, _)| *lender == name).map(|(_, clients)| *clients)
+    pub fn get(&self, name: &str) -> Option<Protocol> {
+        self.lent.iter().find(|(lender, _)| *lender == name).map(|(_, protocol)| *protocol)
     }
 }
 
@@ -90,7 +98,7 @@ pub struct Registration {
     pub configure: fn(&serde_json::Map<String, serde_json::Value>, Protocols<'_>) -> Result<Configured, SpecError>,
     /// The system's client on its own, which `generic` systems may borrow
     /// (`client: etcd`); None: it has none to lend.
-    pub protocol: Option<fn() -> ClientFactory>,
+    pub protocol: Option<Protocol>,
 }
 
 /// A system as the registry hands it over: the system, and its fields as

@@ -6,8 +6,10 @@
 //! `k` is the prefix `k/`, one etcd key per element, so an add is a single
 //! put. Ranges are linearizable (etcd's default); cas is a txn comparing
 //! the value; append is a read then a txn comparing `mod_revision`, retried
-//! a bounded number of times. An outcome is `fail` only where nothing can
-//! have happened (nothing sent, a read, a txn etcd says did not succeed).
+//! a bounded number of times. A list-append transaction (`f: "txn"`) is a
+//! range txn then a txn comparing every touched key's `mod_revision`
+//! (`txn`). An outcome is `fail` only where nothing can have happened
+//! (nothing sent, a read, a txn etcd says did not succeed).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,11 @@ use crate::client::{Client, ClientConfig, Completion, Outcome};
 use crate::cluster::BoxFuture;
 use crate::systems::text_values;
 
+// Declared here rather than in `etcd/mod.rs`, so the transaction code can
+// use this module's private connection and trouble types; the file sits
+// beside this one.
+mod txn;
+
 /// Read-then-txn rounds of one append before it fails (each lost round
 /// changed nothing).
 const APPEND_ATTEMPTS_MAX: u32 = 8;
@@ -29,6 +36,9 @@ pub struct EtcdClient {
     process: u64,
     current: usize,
     connection: Option<HttpConnection>,
+    /// Whether the current transaction has a commit in flight: a timeout
+    /// before that point fails it, after it is `info`.
+    txn_commit_sent: bool,
 }
 
 /// Why an exchange ended without an answer.
@@ -45,7 +55,7 @@ impl EtcdClient {
     pub fn new(config: Arc<ClientConfig>, process: u64) -> Self {
         assert!(!config.addrs.is_empty(), "a client needs at least one node address");
         let current = (process % config.addrs.len() as u64) as usize;
-        EtcdClient { config, process, current, connection: None }
+        EtcdClient { config, process, current, connection: None, txn_commit_sent: false }
     }
 
     fn rotate(&mut self) {
@@ -56,8 +66,12 @@ impl EtcdClient {
     async fn operate(&mut self, invocation: &Invocation) -> Completion {
         let node = self.current;
         let bound = Duration::from_millis(self.config.op_timeout_ms);
+        self.txn_commit_sent = false;
         let outcome = match tokio::time::timeout(bound, self.perform(invocation)).await {
             Ok(outcome) => outcome,
+            Err(_) if invocation.f == "txn" && !self.txn_commit_sent => {
+                Err(Trouble::NotSent("timeout before the commit was sent".to_string()))
+            }
             Err(_) => Err(Trouble::Unknown("timeout".to_string())),
         };
         let outcome = match outcome {
@@ -71,6 +85,9 @@ impl EtcdClient {
     }
 
     async fn perform(&mut self, invocation: &Invocation) -> Result<Outcome, Trouble> {
+        if invocation.f == "txn" {
+            return self.txn(invocation).await;
+        }
         let key = match &invocation.key {
             Some(key) => key.clone(),
             None => return Ok(Outcome::Fail(format!("operation {:?} has no key", invocation.f))),

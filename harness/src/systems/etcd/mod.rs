@@ -14,7 +14,7 @@ use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
 use crate::fields::SpecError;
 
-use super::{read_options, timings, Capabilities, Configured, Protocols, Registration, System};
+use super::{read_options, timings, Capabilities, Configured, Protocol, Protocols, Registration, System};
 
 mod client;
 mod db;
@@ -27,7 +27,7 @@ pub const REGISTRATION: Registration = Registration {
     name: "etcd",
     about: "etcd 3.4+ (Debian: etcd-server), one member per node",
     configure,
-    protocol: Some(clients),
+    protocol: Some(Protocol { clients, transactions: true }),
 };
 
 /// The fields this system reads from the `cluster` section.
@@ -71,7 +71,7 @@ impl System for Etcd {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { leader: true, digest: true, membership: true, transactions: false }
+        Capabilities { leader: true, digest: true, membership: true, transactions: true }
     }
 
     fn db(&self) -> Result<Arc<dyn Db>, ClusterError> {

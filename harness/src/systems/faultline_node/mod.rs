@@ -14,7 +14,7 @@ use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
 use crate::fields::SpecError;
 
-use super::{read_options, timings, Capabilities, Configured, Protocols, Registration, System};
+use super::{read_options, timings, Capabilities, Configured, Protocol, Protocols, Registration, System};
 
 mod client;
 pub mod codec;
@@ -28,7 +28,7 @@ pub const REGISTRATION: Registration = Registration {
     name: "faultline-node",
     about: "the embedded Raft key-value node (cluster-node/), with its weaker modes and planted bugs",
     configure,
-    protocol: Some(clients),
+    protocol: Some(Protocol { clients, transactions: true }),
 };
 
 /// Applied entries between snapshots in a test: low enough that a 30 s

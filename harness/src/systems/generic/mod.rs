@@ -17,7 +17,7 @@ use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db, PeerRouting};
 use crate::fields::SpecError;
 
-use super::{fields_of, read_options, registry, Capabilities, Configured, Protocols, Registration, System};
+use super::{fields_of, read_options, Capabilities, Configured, Protocols, Registration, System};
 
 pub mod db;
 pub mod external;
@@ -150,24 +150,15 @@ impl ProgramTransactions {
 
     /// `transactions: true` only with `client: external`; the error says
     /// whether the borrowed client runs transactions on its own.
-    pub fn validate(&self, spec: &GenericSpec) -> Result<(), (String, String)> {
+    pub fn validate(&self, spec: &GenericSpec, protocols: Protocols<'_>) -> Result<(), (String, String)> {
         if !self.transactions || spec.client == EXTERNAL {
             return Ok(());
         }
-        let lender = if lender_runs_transactions(&spec.client) { "runs them as its system does" } else { "runs none" };
+        let runs = protocols.get(&spec.client).is_some_and(|protocol| protocol.transactions);
+        let lender = if runs { "runs them as its system does" } else { "runs none" };
         let message = format!("is only used with client: external (client {} {lender})", spec.client);
         Err(("cluster.generic.transactions".to_string(), message))
     }
-}
-
-/// Whether the registered system `name` says its client runs transactions:
-/// asked of the system configured with its defaults, as the client it lends
-/// takes no options. A system unknown to the registry, or one that needs
-/// options to be configured, says no.
-fn lender_runs_transactions(name: &str) -> bool {
-    let Some(lender) = registry::find(name) else { return false };
-    let configured = (lender.configure)(&serde_json::Map::new(), Protocols { lent: &[] });
-    configured.is_ok_and(|configured| configured.system.capabilities().transactions)
 }
 
 /// Takes `fields` out of the `cluster.generic` section of `options` and
@@ -324,12 +315,10 @@ fn configure(options: &serde_json::Map<String, serde_json::Value>, protocols: Pr
     })?;
     spec.validate(protocols).map_err(|(field, message)| SpecError::value(&field, message))?;
     membership.validate(&spec).map_err(|(field, message)| SpecError::value(&field, message))?;
-    program.validate(&spec).map_err(|(field, message)| SpecError::value(&field, message))?;
-    let borrowed = protocols.get(&spec.client);
-    let transactions = match borrowed {
-        Some(_) => lender_runs_transactions(&spec.client),
-        None => program.transactions,
-    };
+    program.validate(&spec, protocols).map_err(|(field, message)| SpecError::value(&field, message))?;
+    let lent = protocols.get(&spec.client);
+    let borrowed = lent.map(|protocol| protocol.clients);
+    let transactions = lent.map_or(program.transactions, |protocol| protocol.transactions);
     let generic = Generic { spec, membership: membership.clone(), borrowed, transactions };
     let mut configured = Configured::new(Arc::new(generic), &options);
     // The resolved spec shows the fields taken out where they were written.
@@ -378,7 +367,10 @@ mod tests {
 
     fn lenders() -> Vec<crate::systems::Lender> {
         let clients: fn() -> ClientFactory = || unreachable!("not built in this test");
-        vec![("faultline-node", clients), ("etcd", clients)]
+        vec![
+            ("faultline-node", crate::systems::Protocol { clients, transactions: true }),
+            ("etcd", crate::systems::Protocol { clients, transactions: true }),
+        ]
     }
     #[test]
     fn specs_are_validated_field_by_field() {

@@ -12,7 +12,7 @@ use crate::client::{Client, ClientConfig, ClientFactory};
 use crate::cluster::{ClusterError, Db};
 use crate::fields::{optional_duration, SpecError};
 
-use super::{read_options, Capabilities, Configured, Protocols, Registration, System};
+use super::{read_options, Capabilities, Configured, Protocol, Protocols, Registration, System};
 
 mod client;
 mod db;
@@ -26,7 +26,7 @@ pub const REGISTRATION: Registration = Registration {
     name: "redis-sentinel",
     about: "Redis + Sentinel (Debian: redis-server, redis-sentinel): asynchronous replication, sentinel failover",
     configure,
-    protocol: Some(clients),
+    protocol: Some(Protocol { clients, transactions: false }),
 };
 
 /// The fields this system reads from the `cluster` section.
