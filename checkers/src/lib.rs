@@ -72,6 +72,7 @@
 //! - `list-append` (per `key`): `append` (integer), `read` → array, in order.
 //!
 //! Nemesis events (process `"nemesis"`) are ignored by the models.
+pub mod bank;
 pub mod durability;
 pub mod error;
 pub mod history;

@@ -41,6 +41,7 @@ fn kinds(check: &Check) -> Vec<String> {
     match &check.details {
         CheckDetails::Linearizable(_) => vec![format!("{name}: a non-linearizable key")],
         CheckDetails::Transactions(report) => report.anomalies.iter().map(|anomaly| format!("{name}: {}", anomaly.kind.name())).collect(),
+        CheckDetails::Bank(_) => vec![format!("{name}: a read that does not add up")],
         CheckDetails::Durability(result) => {
             let counts = &result.counts;
             let found = [(counts.lost, "lost writes"), (counts.stale, "stale reads"), (counts.unexpected, "unexpected values")];
@@ -84,6 +85,7 @@ fn failing_lines(check: &Check) -> Vec<u32> {
         CheckDetails::Transactions(report) => {
             report.anomalies.iter().flat_map(|anomaly| &anomaly.txns).filter_map(|id| u32::try_from(*id).ok()).collect()
         }
+        CheckDetails::Bank(report) => report.bad.iter().map(|bad| bad.line).collect(),
         CheckDetails::Durability(result) => {
             let examples = &result.examples;
             let shown = examples.lost.iter().chain(&examples.stale).chain(&examples.unexpected);

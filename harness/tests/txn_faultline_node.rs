@@ -52,3 +52,20 @@ fn rw_register_on_the_correct_node_is_valid_and_a_lost_update_is_caught() {
     assert_eq!(bug.code, Some(1), "{}", bug.stdout);
     assert_eq!(bug.check("transactions")["verdict"], "invalid");
 }
+
+#[test]
+fn the_bank_conserves_money_on_the_correct_node_and_not_when_transactions_split() {
+    let run = run_spec_with("ci/bank.yaml", &["--time-limit", "8s", "--seed", "5"]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let check = run.check("bank");
+    assert_eq!(check["verdict"], "valid");
+    assert!(check["details"]["reads"].as_u64().unwrap() > 50, "{check:#}");
+    let transfers = run.history.iter().filter(|event| event["type"] == "ok" && event["f"] == "transfer").count();
+    assert!(transfers > 50, "only {transfers} transfers committed");
+    let flags = ["--time-limit", "6s", "--seed", "2", "--nemesis", "none", "--set", "cluster.bugs=[txn-non-atomic]"];
+    let bug = run_spec_with("ci/bank.yaml", &flags);
+    assert_eq!(bug.code, Some(1), "{}", bug.stdout);
+    let check = bug.check("bank");
+    assert_eq!(check["verdict"], "invalid");
+    assert!(check["reason"].as_str().unwrap().contains("add up to"), "{check:#}");
+}

@@ -88,7 +88,9 @@ impl KeyedGenerator {
             WorkloadKind::Set => ("add", json!(self.unique())),
             WorkloadKind::Append if roll < 50 => ("read", json!(null)),
             WorkloadKind::Append => ("append", json!(self.unique())),
-            WorkloadKind::ListAppend | WorkloadKind::RwRegister => unreachable!("refused in KeyedGenerator::new"),
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister | WorkloadKind::Bank => {
+                unreachable!("refused in KeyedGenerator::new")
+            }
         };
         Invocation { f: f.to_string(), key: Some(key), value }
     }
@@ -122,6 +124,8 @@ pub fn final_read(kind: WorkloadKind, key: &str) -> Option<Invocation> {
     match kind {
         WorkloadKind::Kv => Some(read("get")),
         WorkloadKind::ListAppend | WorkloadKind::RwRegister => key.parse().ok().map(crate::transactions::read_txn),
+        // Every bank read is of all accounts already.
+        WorkloadKind::Bank => None,
         _ => Some(read("read")),
     }
 }

@@ -17,6 +17,9 @@
 //!   filled in (see [`transactions`]); checked as transactions, not per key.
 //! - rw-register: `txn` of `["w", k, v]` and `["r", k, null]` → each read
 //!   filled in with the value or null.
+//! - bank: `transfer` `{"from", "to", "amount"}`; `read` of every account's
+//!   balance (see [`bank`]); every read must show the same total.
+pub mod bank;
 pub mod combinators;
 pub mod final_reads;
 pub mod generator;
@@ -34,6 +37,7 @@ pub use combinators::{each, limit, mix, phases, stagger, time_limit};
 pub use final_reads::FinalReads;
 pub use generator::{Context, Generator, Invocation, Next};
 pub use keyed::{final_reads, key_name, KeyedGenerator};
+pub use bank::BankGenerator;
 pub use transactions::TxnGenerator;
 
 /// Which workload a test runs.
@@ -47,6 +51,7 @@ pub enum WorkloadKind {
     Append,
     ListAppend,
     RwRegister,
+    Bank,
 }
 
 /// The checkers a workload's history needs.
@@ -59,10 +64,13 @@ pub enum CheckerNeed {
     /// The transaction (dependency-graph) checker on transactions of this
     /// kind.
     Transactions(TxnKind),
+    /// The bank checker: every read shows the whole total, no balance
+    /// below zero.
+    Bank,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 7] = [
+    pub const ALL: [WorkloadKind; 8] = [
         WorkloadKind::Register,
         WorkloadKind::CasRegister,
         WorkloadKind::Kv,
@@ -70,6 +78,7 @@ impl WorkloadKind {
         WorkloadKind::Append,
         WorkloadKind::ListAppend,
         WorkloadKind::RwRegister,
+        WorkloadKind::Bank,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,13 +90,14 @@ impl WorkloadKind {
             WorkloadKind::Append => "append",
             WorkloadKind::ListAppend => "list-append",
             WorkloadKind::RwRegister => "rw-register",
+            WorkloadKind::Bank => "bank",
         }
     }
 
     /// Operations are transactions (`f: "txn"`) over integer keys rather
     /// than single-key operations.
     pub fn is_transactional(self) -> bool {
-        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister)
+        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister | WorkloadKind::Bank)
     }
 
     fn key_prefix(self) -> &'static str {
@@ -98,7 +108,7 @@ impl WorkloadKind {
             WorkloadKind::Set => "set",
             WorkloadKind::Append => "list",
             // Transaction keys are bare integers.
-            WorkloadKind::ListAppend | WorkloadKind::RwRegister => "",
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister | WorkloadKind::Bank => "",
         }
     }
 
@@ -111,6 +121,7 @@ impl WorkloadKind {
             WorkloadKind::Append => (ModelKind::ListAppend, true),
             WorkloadKind::ListAppend => return CheckerNeed::Transactions(TxnKind::ListAppend),
             WorkloadKind::RwRegister => return CheckerNeed::Transactions(TxnKind::RwRegister),
+            WorkloadKind::Bank => return CheckerNeed::Bank,
         };
         CheckerNeed::Linearizable { model, durability }
     }
@@ -123,7 +134,7 @@ impl fmt::Display for WorkloadKind {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown workload {0:?} (expected register, cas-register, kv, set, append, list-append or rw-register)")]
+#[error("unknown workload {0:?} (expected register, cas-register, kv, set, append, list-append, rw-register or bank)")]
 pub struct UnknownWorkload(String);
 
 impl FromStr for WorkloadKind {
@@ -151,6 +162,7 @@ impl WorkloadConfig {
     pub fn generator(&self, seed: u64) -> Box<dyn Generator> {
         match self.kind {
             WorkloadKind::ListAppend | WorkloadKind::RwRegister => Box::new(TxnGenerator::new(self, seed)),
+            WorkloadKind::Bank => Box::new(BankGenerator::new(self, seed)),
             _ => Box::new(KeyedGenerator::new(self, seed)),
         }
     }

@@ -59,6 +59,7 @@ fn functions_and_values_match_each_workload() {
             WorkloadKind::Set => ["read", "add"].into(),
             WorkloadKind::Append => ["read", "append"].into(),
             WorkloadKind::ListAppend | WorkloadKind::RwRegister => ["txn"].into(),
+            WorkloadKind::Bank => ["read", "transfer"].into(),
         };
         assert_eq!(functions, expected, "{kind}");
         if kind.is_transactional() {
@@ -237,4 +238,25 @@ fn final_reads_retry_failures_up_to_the_bound_and_wait_for_outstanding() {
     assert_eq!(retry.key.as_deref(), Some("a"));
     reads.update(&completion(3, EventType::Fail));
     assert_eq!(reads.next(&ctx(4)), Next::Done, "two attempts used up");
+}
+
+/// Transfers between two distinct accounts of 1 to 5; reads name every account.
+#[test]
+fn bank_operations_are_well_formed() {
+    let config = WorkloadConfig { kind: WorkloadKind::Bank, keys_active: 4, ops_per_key_max: 10 };
+    let ops = simulate(&mut config.generator(4), 1, 1000);
+    let mut amounts = BTreeSet::new();
+    for (_, op) in &ops {
+        assert_eq!(op.key, None);
+        match op.f.as_str() {
+            "read" => assert_eq!(bank::read_accounts(&op.value), Some(vec![0, 1, 2, 3])),
+            _ => {
+                let (from, to, amount) = bank::transfer_of(&op.value).unwrap();
+                assert!(from != to && from < 4 && to < 4, "{}", op.value);
+                amounts.insert(amount);
+            }
+        }
+    }
+    assert_eq!(amounts, (1..=bank::TRANSFER_AMOUNT_MAX).collect());
+    assert_eq!(bank::total(4), 40);
 }

@@ -130,9 +130,14 @@ pub fn correct_transactions() -> Target {
     }
 }
 
+/// The correct node running the bank under the same faults.
+pub fn correct_bank() -> Target {
+    Target { name: "correct-bank", workload: "bank", ..correct_transactions() }
+}
+
 /// The control runs cycle through these.
-pub fn controls() -> [Target; 2] {
-    [correct(), correct_transactions()]
+pub fn controls() -> [Target; 3] {
+    [correct(), correct_transactions(), correct_bank()]
 }
 
 /// Targets by name (bug switch or mode), in the order given.

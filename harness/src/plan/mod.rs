@@ -368,6 +368,9 @@ fn workload_config(spec: &WorkloadSpec) -> Result<WorkloadConfig, SpecError> {
     if spec.ops_per_key_max == 0 {
         return Err(SpecError::value("workload.ops_per_key_max", "must be at least 1"));
     }
+    if kind == WorkloadKind::Bank && spec.keys_active < 2 {
+        return Err(SpecError::value("workload.keys_active", "a bank moves money between accounts: at least 2".to_string()));
+    }
     Ok(WorkloadConfig { kind, keys_active: spec.keys_active, ops_per_key_max: spec.ops_per_key_max })
 }
 

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use faultline_checkers::op::OpSummary;
+use faultline_checkers::bank::BankReport;
 use faultline_checkers::txn::{EdgeKind, TxnReport};
 use faultline_checkers::{CheckResult, DurabilityResult, KeyResult, Verdict};
 
@@ -142,6 +143,7 @@ pub fn findings(checks: &[Check], timeline: &Timeline) -> Vec<Finding> {
             CheckDetails::Durability(result) => out.push(durability_finding(check, result, timeline)),
             CheckDetails::Convergence(convergence) => out.push(convergence_finding(check, convergence)),
             CheckDetails::Transactions(report) => txn_findings(check, report, &mut out),
+            CheckDetails::Bank(report) => bank_findings(check, report, &mut out),
             CheckDetails::Notes { lines } => {
                 let mut finding = generic_finding(check);
                 finding.sentences.extend(lines.iter().cloned());
@@ -184,6 +186,30 @@ fn txn_findings(check: &Check, report: &TxnReport, out: &mut Vec<Finding>) {
         out.push(more);
     }
     if report.anomalies.is_empty() {
+        out.push(generic_finding(check));
+    }
+}
+
+/// One finding per wrong read of the balances (the first
+/// [`KEYS_EXPLAINED_MAX`]), the read outlined on the timeline.
+fn bank_findings(check: &Check, report: &BankReport, out: &mut Vec<Finding>) {
+    for bad in report.bad.iter().take(KEYS_EXPLAINED_MAX) {
+        let mut finding = Finding::new(check, format!("the read on line {} does not add up", bad.line));
+        finding.sentences.push(format!("{}.", bad.explanation));
+        finding.sentences.push(format!(
+            "The bank holds {} across accounts 0 to {}; transfers move money and never make or destroy it.",
+            report.config.total,
+            report.config.accounts.saturating_sub(1)
+        ));
+        finding.marks.push(Mark { line: bad.line, role: Role::Witness });
+        out.push(finding);
+    }
+    if report.bad_count > KEYS_EXPLAINED_MAX {
+        let mut more = Finding::new(check, format!("… and {} more wrong reads", report.bad_count - KEYS_EXPLAINED_MAX));
+        more.sentences.push("The first of them are in results.json.".into());
+        out.push(more);
+    }
+    if report.bad.is_empty() {
         out.push(generic_finding(check));
     }
 }

@@ -6,6 +6,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use faultline_checkers::bank::{BankConfig, BankHistoryBuilder, BankRead};
 use faultline_checkers::read::{EventHistoryBuilder, JsonlEvents};
 use faultline_checkers::txn::{ConsistencyModel, Txn, TxnHistoryBuilder, TxnKind};
 use faultline_checkers::{OpHistory, ReadError};
@@ -14,7 +15,7 @@ use faultline_workloads::CheckerNeed;
 use crate::cluster::{FailedRestart, UnexpectedExit};
 use crate::plan::TestPlan;
 use crate::report::timeline::{Timeline, TimelineBuilder};
-use crate::verdict::{check_safely, transactions, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
+use crate::verdict::{bank, check_safely, transactions, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
 
 use super::phases::Settled;
 
@@ -41,9 +42,12 @@ pub async fn decide(
         _ => None,
     };
     let model = plan.checks.consistency_model;
+    let banking = plan.workload.checkers.is_none() && plan.workload.config.kind.checker() == CheckerNeed::Bank;
+    let accounts = plan.workload.config.keys_active;
+    let bank_config = BankConfig { accounts, total: faultline_workloads::bank::total(accounts), negative_allowed: false };
     let path = history.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let read = read_back(&path, transactional)?;
+        let read = read_back(&path, transactional, banking)?;
         let mut checks: Vec<Check> = match read.ops {
             Ok(ops) => checkers.iter().map(|checker| check_safely(checker.as_ref(), &ops)).collect(),
             Err(error) => checkers.iter().map(|checker| Check::failed(checker.name(), format!("history: {error}"))).collect(),
@@ -51,6 +55,10 @@ pub async fn decide(
         checks.extend(read.txns.map(|txns| match txns {
             Ok((kind, txns)) => check_transactions(kind, &txns, model),
             Err(error) => Check::failed(transactions::NAME, format!("history: {error}")),
+        }));
+        checks.extend(read.bank.map(|reads| match reads {
+            Ok(reads) => check_or_unknown(bank::NAME, || bank::check(&reads, bank_config)),
+            Err(error) => Check::failed(bank::NAME, format!("history: {error}")),
         }));
         Ok::<_, RunError>((checks, read.timeline))
     });
@@ -83,8 +91,12 @@ fn history_checkers(plan: &TestPlan) -> Vec<Arc<dyn Checker>> {
 
 /// The transaction check, a panic in it becoming `unknown`.
 fn check_transactions(kind: TxnKind, txns: &[Txn], model: ConsistencyModel) -> Check {
-    std::panic::catch_unwind(|| transactions::check(kind, txns, model))
-        .unwrap_or_else(|_| Check::failed(transactions::NAME, format!("{}: the checker panicked", transactions::NAME)))
+    check_or_unknown(transactions::NAME, || transactions::check(kind, txns, model))
+}
+
+/// A check run so that a panic in it becomes `unknown`.
+fn check_or_unknown(name: &str, check: impl FnOnce() -> Check + std::panic::UnwindSafe) -> Check {
+    std::panic::catch_unwind(check).unwrap_or_else(|_| Check::failed(name, format!("{name}: the checker panicked")))
 }
 
 /// What one pass over `history.jsonl` gives the checks and the report.
@@ -92,17 +104,20 @@ pub struct ReadBack {
     pub ops: Result<OpHistory, ReadError>,
     /// The transactions and their kind, when the workload is transactional.
     pub txns: Option<Result<(TxnKind, Vec<Txn>), ReadError>>,
+    /// The committed reads of the balances, for the bank workload.
+    pub bank: Option<Result<Vec<BankRead>, ReadError>>,
     pub timeline: Timeline,
 }
 
 /// One pass over `history.jsonl`. A line that is not an event is a harness
 /// error (the recorder wrote it); a history whose operations do not pair
 /// up is the checks' business (they become unknown, naming the line).
-pub fn read_back(path: &Path, transactional: Option<TxnKind>) -> Result<ReadBack, RunError> {
+pub fn read_back(path: &Path, transactional: Option<TxnKind>, banking: bool) -> Result<ReadBack, RunError> {
     let history_error = |message: String| RunError::History { path: path.to_path_buf(), message };
     let file = std::fs::File::open(path).map_err(|error| history_error(error.to_string()))?;
     let mut ops = Ok(EventHistoryBuilder::new());
     let mut txns = transactional.map(|kind| Ok((kind, TxnHistoryBuilder::new(kind))));
+    let mut bank = banking.then(|| Ok(BankHistoryBuilder::new()));
     let mut timeline = TimelineBuilder::default();
     let mut events = JsonlEvents::new(BufReader::with_capacity(1 << 20, file));
     for item in events.by_ref() {
@@ -117,12 +132,18 @@ pub fn read_back(path: &Path, transactional: Option<TxnKind>) -> Result<ReadBack
                 txns = Some(Err(error));
             }
         }
+        if let Some(Ok(builder)) = &mut bank {
+            if let Err(error) = builder.push(line, &event) {
+                bank = Some(Err(error));
+            }
+        }
         timeline.push(line, &event);
     }
     timeline.started(events.header());
     Ok(ReadBack {
         ops: ops.map(EventHistoryBuilder::finish),
         txns: txns.map(|txns| txns.map(|(kind, builder)| (kind, builder.finish()))),
+        bank: bank.map(|bank| bank.map(BankHistoryBuilder::finish)),
         timeline: timeline.finish(),
     })
 }

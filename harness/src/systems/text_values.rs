@@ -29,6 +29,8 @@ pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value)
         other => return Err(CodecError::BadResult(other.to_string(), "string or null")),
     };
     match kind {
+        // A bank read is of every account at once: its client builds it.
+        WorkloadKind::Bank => Err(CodecError::UnknownFunction(format!("{} of one key in a bank", invocation.f))),
         WorkloadKind::Kv => Ok(json!(text)),
         WorkloadKind::Register | WorkloadKind::CasRegister | WorkloadKind::RwRegister => match text {
             None => Ok(Value::Null),

@@ -8,10 +8,12 @@
 //! A check's details stay typed from the checker to the report
 //! ([`CheckDetails`]); `results.json` stores them with serde and reads them
 //! back the same way.
+use faultline_checkers::bank::BankReport;
 use faultline_checkers::txn::TxnReport;
 use faultline_checkers::{CheckResult, DurabilityResult, OpHistory, Verdict};
 use serde::{Deserialize, Serialize};
 
+pub mod bank;
 pub mod convergence;
 pub mod durability;
 pub mod exits;
@@ -47,6 +49,8 @@ pub enum CheckDetails {
     Linearizable(CheckResult),
     /// Transactions: the anomalies of their dependency graph.
     Transactions(TxnReport),
+    /// A bank: reads whose balances do not add up.
+    Bank(BankReport),
     /// Acknowledged writes and what the reads after them showed.
     Durability(DurabilityResult),
     Liveness(Liveness),

@@ -3,7 +3,7 @@
 //! bounded by `op_timeout_ms` and `redirects_max`.
 use std::time::Duration;
 
-use faultline_workloads::Invocation;
+use faultline_workloads::{Invocation, WorkloadKind};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -35,8 +35,12 @@ pub struct NodeClient {
     request_id: u64,
 }
 
-/// Why one attempt did not produce a final answer.
+/// How one attempt ended.
 enum Attempt {
+    /// The node answered (anything but "not the leader"): the response
+    /// and the node that gave it.
+    Answer(Value, usize),
+    /// No answer: how the operation ended.
     Done(Completion),
     Redirect(Option<usize>),
 }
@@ -48,31 +52,51 @@ impl NodeClient {
         NodeClient { config, process, current, connection: None, seq: 0, request_id: 0 }
     }
 
+    pub(super) fn op_timeout_ms(&self) -> u64 {
+        self.config.op_timeout_ms
+    }
+
     fn rotate(&mut self) {
         self.current = (self.current + 1) % self.config.addrs.len();
     }
 
     async fn operate(&mut self, invocation: &Invocation) -> Completion {
+        // Bank reads and transfers take several requests; anything else
+        // (the liveness probe's put) is a plain request.
+        if self.config.kind == WorkloadKind::Bank && matches!(invocation.f.as_str(), "read" | "transfer") {
+            return self.bank(invocation).await;
+        }
         let body = match codec::request(self.config.kind, invocation) {
             Ok(body) => body,
             Err(error) => return Completion { outcome: Outcome::Fail(error.to_string()), node: None },
         };
-        self.seq += 1;
         let deadline = Duration::from_millis(self.config.op_timeout_ms);
-        match tokio::time::timeout(deadline, self.attempts(invocation, body)).await {
-            Ok(completion) => completion,
+        match self.round_trip(&body, deadline).await {
+            Ok((response, node)) => self.interpret(invocation, &response, node),
+            Err(completion) => completion,
+        }
+    }
+
+    /// One request, under a fresh `seq`, with leader redirects followed,
+    /// bounded by `deadline`: the node's answer (ok or not) and which node
+    /// gave it, or how the request ended without one.
+    pub(super) async fn round_trip(&mut self, body: &Value, deadline: Duration) -> Result<(Value, usize), Completion> {
+        self.seq += 1;
+        match tokio::time::timeout(deadline, self.attempts(body)).await {
+            Ok(answered) => answered,
             Err(_) => {
                 let node = self.connection.take().map(|c| c.node);
                 self.rotate();
-                Completion { outcome: Outcome::Info("timeout".to_string()), node }
+                Err(Completion { outcome: Outcome::Info("timeout".to_string()), node })
             }
         }
     }
 
-    async fn attempts(&mut self, invocation: &Invocation, body: Value) -> Completion {
+    async fn attempts(&mut self, body: &Value) -> Result<(Value, usize), Completion> {
         for _ in 0..=self.config.redirects_max {
-            match self.attempt(invocation, &body).await {
-                Attempt::Done(completion) => return completion,
+            match self.attempt(body).await {
+                Attempt::Answer(response, node) => return Ok((response, node)),
+                Attempt::Done(completion) => return Err(completion),
                 Attempt::Redirect(Some(leader)) if leader < self.config.addrs.len() => {
                     self.move_to(leader);
                 }
@@ -84,7 +108,7 @@ impl NodeClient {
                 }
             }
         }
-        Completion { outcome: Outcome::Fail("not_leader".to_string()), node: None }
+        Err(Completion { outcome: Outcome::Fail("not_leader".to_string()), node: None })
     }
 
     fn move_to(&mut self, node: usize) {
@@ -94,7 +118,7 @@ impl NodeClient {
         }
     }
 
-    async fn attempt(&mut self, invocation: &Invocation, body: &Value) -> Attempt {
+    async fn attempt(&mut self, body: &Value) -> Attempt {
         let node = self.current;
         if let Err(error) = self.connect().await {
             self.rotate();
@@ -107,7 +131,12 @@ impl NodeClient {
         request["client"] = Value::from(self.process);
         request["seq"] = Value::from(self.seq);
         match self.exchange(&request).await {
-            Ok(response) => self.interpret(invocation, &response, node),
+            Ok(response) if response["ok"] != Value::Bool(true) && response["error"] == "not_leader" => {
+                // Node ids are 1-based on the wire.
+                let leader = response["leader"].as_u64().and_then(|id| usize::try_from(id).ok()?.checked_sub(1));
+                Attempt::Redirect(leader)
+            }
+            Ok(response) => Attempt::Answer(response, node),
             Err(error) => {
                 self.connection = None;
                 self.rotate();
@@ -180,25 +209,25 @@ impl NodeClient {
         Err("no response with our id".to_string())
     }
 
-    fn interpret(&mut self, invocation: &Invocation, response: &Value, node: usize) -> Attempt {
-        let done = |outcome| Attempt::Done(Completion { outcome, node: Some(node) });
+    fn interpret(&self, invocation: &Invocation, response: &Value, node: usize) -> Completion {
+        let done = |outcome| Completion { outcome, node: Some(node) };
         if response["ok"] == Value::Bool(true) {
             return match codec::ok_value(self.config.kind, invocation, &response["value"]) {
                 Ok(value) => done(Outcome::Ok(value)),
                 Err(error) => done(Outcome::Info(error.to_string())),
             };
         }
-        let error = response["error"].as_str().unwrap_or("unknown").to_string();
-        if error == "not_leader" {
-            // Node ids are 1-based on the wire.
-            let leader = response["leader"].as_u64().and_then(|id| usize::try_from(id).ok()?.checked_sub(1));
-            return Attempt::Redirect(leader);
-        }
-        if response["definite"] == Value::Bool(true) {
-            done(Outcome::Fail(error))
-        } else {
-            done(Outcome::Info(error))
-        }
+        done(refusal(response))
+    }
+}
+
+/// A node's answer that is not ok: definite (nothing happened) or not.
+pub(super) fn refusal(response: &Value) -> Outcome {
+    let error = response["error"].as_str().unwrap_or("unknown").to_string();
+    if response["definite"] == Value::Bool(true) {
+        Outcome::Fail(error)
+    } else {
+        Outcome::Info(error)
     }
 }
 

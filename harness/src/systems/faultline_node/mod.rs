@@ -16,6 +16,7 @@ use crate::fields::SpecError;
 
 use super::{read_options, timings, Capabilities, Configured, Protocol, Protocols, Registration, System};
 
+mod bank;
 mod client;
 pub mod codec;
 mod db;
