@@ -122,6 +122,9 @@ pub enum AnomalyKind {
     G2ItemRealtime,
     /// A committed read saw an append of an aborted transaction.
     G1a,
+    /// A committed transaction's append follows an aborted one's in a
+    /// key's order: it was made on top of a write that never happened.
+    DirtyUpdate,
     /// A committed read saw a transaction's append that was not its last
     /// to that key.
     G1b,
@@ -137,7 +140,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 18] = [
+    pub const ALL: [AnomalyKind; 19] = [
         AnomalyKind::G0,
         AnomalyKind::G1c,
         AnomalyKind::GSingle,
@@ -151,6 +154,7 @@ impl AnomalyKind {
         AnomalyKind::GSingleRealtime,
         AnomalyKind::G2ItemRealtime,
         AnomalyKind::G1a,
+        AnomalyKind::DirtyUpdate,
         AnomalyKind::G1b,
         AnomalyKind::IncompatibleOrder,
         AnomalyKind::DuplicateElements,
@@ -173,6 +177,7 @@ impl AnomalyKind {
             AnomalyKind::GSingleRealtime => "G-single-realtime",
             AnomalyKind::G2ItemRealtime => "G2-item-realtime",
             AnomalyKind::G1a => "G1a",
+            AnomalyKind::DirtyUpdate => "dirty-update",
             AnomalyKind::G1b => "G1b",
             AnomalyKind::IncompatibleOrder => "incompatible-order",
             AnomalyKind::DuplicateElements => "duplicate-elements",

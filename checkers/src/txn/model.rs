@@ -28,7 +28,7 @@ pub enum ConsistencyModel {
 
 /// Anomalies that no model allows: the history contradicts itself.
 const ALWAYS: [AnomalyKind; 4] = [IncompatibleOrder, DuplicateElements, GarbageRead, Internal];
-const READ_COMMITTED: [AnomalyKind; 4] = [G0, G1a, G1b, G1c];
+const READ_COMMITTED: [AnomalyKind; 5] = [G0, G1a, DirtyUpdate, G1b, G1c];
 const SNAPSHOT: [AnomalyKind; 1] = [GSingle];
 const SERIAL: [AnomalyKind; 2] = [GSingle, G2Item];
 const PROCESS: [AnomalyKind; 4] = [G0Process, G1cProcess, GSingleProcess, G2ItemProcess];

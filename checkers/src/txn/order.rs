@@ -69,6 +69,7 @@ pub(super) fn infer(txns: &[Txn]) -> Orders {
     for txn in txns.iter().filter(|txn| txn.outcome == TxnOutcome::Ok) {
         internal(txn, &mut anomalies);
     }
+    dirty_updates(txns, &order, &writer, &mut anomalies);
     Orders { order, writer, anomalies }
 }
 
@@ -119,6 +120,24 @@ fn read_anomalies(
                 txns[w].id
             ),
         ));
+    }
+}
+
+/// Appends of transactions that did not abort, right after an aborted
+/// one's in a key's order; one per key.
+fn dirty_updates(txns: &[Txn], order: &FxHashMap<u64, Vec<u64>>, writer: &FxHashMap<(u64, u64), usize>, anomalies: &mut Vec<Anomaly>) {
+    let mut keys: Vec<&u64> = order.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let found = order[key].windows(2).find_map(|pair| {
+            let (a, b) = (*writer.get(&(*key, pair[0]))?, *writer.get(&(*key, pair[1]))?);
+            (txns[a].outcome == TxnOutcome::Fail && txns[b].outcome != TxnOutcome::Fail).then_some((a, b, pair))
+        });
+        if let Some((a, b, pair)) = found {
+            let (aborted, later) = (txns[a].id, txns[b].id);
+            let why = format!("T{later} appended {} to key {key} right after {}, appended by T{aborted}, which aborted", pair[1], pair[0]);
+            anomalies.push(anomaly(AnomalyKind::DirtyUpdate, vec![aborted, later], why));
+        }
     }
 }
 
