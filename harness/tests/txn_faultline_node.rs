@@ -45,7 +45,7 @@ fn rw_register_on_the_correct_node_is_valid_and_a_lost_update_is_caught() {
     let run = run_spec_with("ci/list-append.yaml", &["--workload", "rw-register", "--time-limit", "8s", "--seed", "5"]);
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     let check = run.check("transactions");
-    assert_eq!((&check["verdict"], &check["details"]["kind"]), (&"valid".into(), &"rw-register".into()));
+    assert_eq!((&check["verdict"], &check["details"]["workload"]), (&"valid".into(), &"rw-register".into()));
     assert!(reads_that_saw_appends(&run.history) > 50, "too few reads saw a write");
     let flags = ["--workload", "rw-register", "--time-limit", "6s", "--seed", "2", "--nemesis", "none", "--set", "cluster.bugs=[txn-read-uncommitted]"];
     let bug = run_spec_with("ci/list-append.yaml", &flags);

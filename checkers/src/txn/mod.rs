@@ -243,7 +243,9 @@ pub struct TxnReport {
     /// least one committed transaction that read something (evidence);
     /// unknown otherwise.
     pub verdict: Verdict,
-    pub kind: TxnKind,
+    /// Which transactions these were. Not `kind`: the harness stores the
+    /// report inside a check tagged by `kind`.
+    pub workload: TxnKind,
     /// The model the verdict is under.
     pub model: ConsistencyModel,
     /// Every anomaly found, the ones `model` allows included.
@@ -299,7 +301,7 @@ fn report(kind: TxnKind, txns: &[Txn], model: ConsistencyModel, mut anomalies: V
     };
     let kinds: Vec<AnomalyKind> = anomalies.iter().map(|anomaly| anomaly.kind).collect();
     let compatible = ConsistencyModel::strongest_compatible(&kinds);
-    TxnReport { verdict, kind, model, anomalies, compatible, committed, edges }
+    TxnReport { verdict, workload: kind, model, anomalies, compatible, committed, edges }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use faultline_checkers::op::OpSummary;
 use faultline_checkers::bank::BankReport;
-use faultline_checkers::txn::{EdgeKind, TxnReport};
+use faultline_checkers::txn::{EdgeKind, TxnKind, TxnReport};
 use faultline_checkers::{CheckResult, DurabilityResult, KeyResult, Verdict};
 
 use super::timeline::Timeline;
@@ -142,7 +142,7 @@ pub fn findings(checks: &[Check], timeline: &Timeline) -> Vec<Finding> {
             CheckDetails::Linearizable(result) => linear_findings(check, result, &mut out),
             CheckDetails::Durability(result) => out.push(durability_finding(check, result, timeline)),
             CheckDetails::Convergence(convergence) => out.push(convergence_finding(check, convergence)),
-            CheckDetails::Transactions(report) => txn_findings(check, report, &mut out),
+            CheckDetails::Transactions(report) => txn_findings(check, report, timeline, &mut out),
             CheckDetails::Bank(report) => bank_findings(check, report, &mut out),
             CheckDetails::Notes { lines } => {
                 let mut finding = generic_finding(check);
@@ -156,9 +156,14 @@ pub fn findings(checks: &[Check], timeline: &Timeline) -> Vec<Finding> {
 }
 
 /// One finding per anomaly (the first [`KEYS_EXPLAINED_MAX`]): its
-/// explanation, and its cycle as steps between transactions, each named by
-/// its invocation's line.
-fn txn_findings(check: &Check, report: &TxnReport, out: &mut Vec<Finding>) {
+/// explanation, its cycle as steps between transactions, and each
+/// transaction placed on the timeline (T<n> is the one invoked on history
+/// line n).
+fn txn_findings(check: &Check, report: &TxnReport, timeline: &Timeline, out: &mut Vec<Finding>) {
+    let (wrote, written) = match report.workload {
+        TxnKind::ListAppend => ("appended", "append"),
+        TxnKind::RwRegister => ("wrote", "write"),
+    };
     for anomaly in report.anomalies.iter().take(KEYS_EXPLAINED_MAX) {
         let names: Vec<String> = anomaly.txns.iter().map(|id| format!("T{id}")).collect();
         let mut finding = Finding::new(check, format!("{}: {}", anomaly.kind.name(), names.join(", ")));
@@ -166,18 +171,22 @@ fn txn_findings(check: &Check, report: &TxnReport, out: &mut Vec<Finding>) {
         if !anomaly.cycle.is_empty() {
             let steps = anomaly.cycle.iter().map(|step| {
                 let kind = match step.kind {
-                    EdgeKind::Ww => "ww: appended before it",
-                    EdgeKind::Wr => "wr: was read by it",
-                    EdgeKind::Rw => "rw: read before its append",
+                    EdgeKind::Ww => format!("ww: {wrote} before it"),
+                    EdgeKind::Wr => "wr: was read by it".to_string(),
+                    EdgeKind::Rw => format!("rw: read before its {written}"),
                     EdgeKind::Process => return format!("T{} → T{} (process: ran before it on the same process)", step.from, step.to),
                     EdgeKind::Realtime => return format!("T{} → T{} (real time: completed before it was invoked)", step.from, step.to),
                 };
                 format!("T{} → T{} ({kind}, key {} value {})", step.from, step.to, step.key, step.value)
             });
-            finding.op_lists.push(("cycle (T<n> is the transaction invoked on history line n)".into(), steps.collect()));
+            finding.op_lists.push(("cycle".into(), steps.collect()));
         }
-        let lines = anomaly.txns.iter().filter_map(|id| u32::try_from(*id).ok());
-        finding.marks.extend(lines.map(|line| Mark { line, role: Role::Cycle }));
+        let lines: Vec<u32> = anomaly.txns.iter().filter_map(|id| u32::try_from(*id).ok()).collect();
+        let placed: Vec<String> = lines.iter().filter_map(|line| txn_on_timeline(timeline, *line)).collect();
+        if !placed.is_empty() {
+            finding.op_lists.push(("on the timeline".into(), placed));
+        }
+        finding.marks.extend(lines.into_iter().map(|line| Mark { line, role: Role::Cycle }));
         out.push(finding);
     }
     if report.anomalies.len() > KEYS_EXPLAINED_MAX {
@@ -212,6 +221,17 @@ fn bank_findings(check: &Check, report: &BankReport, out: &mut Vec<Finding>) {
     if report.bad.is_empty() {
         out.push(generic_finding(check));
     }
+}
+
+/// `T<line>`: when it was invoked and completed, by which process and
+/// node, and the faults in force when it was invoked.
+fn txn_on_timeline(timeline: &Timeline, line: u32) -> Option<String> {
+    let op = timeline.op_at_line(line)?;
+    let at = |ns: u64| format!("{:.3} s", timeline.ms(ns) / 1e3);
+    let done = op.return_ns.map_or("never completed".to_string(), |ns| format!("completed {}", at(ns)));
+    let faults = timeline.faults_at(op.call_ns);
+    let faults = if faults.is_empty() { String::new() } else { format!("; faults then: {}", faults.join(", ")) };
+    Some(format!("T{line}: process {}, invoked {}, {done}{faults}", op.process, at(op.call_ns)))
 }
 
 fn linear_findings(check: &Check, result: &CheckResult, out: &mut Vec<Finding>) {

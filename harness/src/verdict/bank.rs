@@ -23,3 +23,23 @@ pub fn to_check(report: BankReport) -> Check {
     };
     Check { name: NAME.to_string(), verdict: report.verdict, reason, details: CheckDetails::Bank(report) }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_wrong_total_is_invalid_named_and_reads_back_from_json() {
+        let config = BankConfig { accounts: 2, total: 20, negative_allowed: false };
+        let read = |line, balances: [i64; 2]| BankRead { line, time_ns: 0, node: None, balances: BTreeMap::from([(0, balances[0]), (1, balances[1])]) };
+        let check = check(&[read(4, [10, 10]), read(9, [13, 10])], config);
+        assert_eq!(check.verdict, Verdict::Invalid);
+        let reason = check.reason.clone().unwrap();
+        assert!(reason.starts_with("bank: 1 of 2 reads wrong; the read on line 9") && reason.contains("add up to 23, not 20"), "{reason}");
+        let json = serde_json::to_string(&check).unwrap();
+        assert_eq!(serde_json::from_str::<Check>(&json).unwrap(), check);
+        assert_eq!(super::check(&[], config).verdict, Verdict::Unknown);
+    }
+}

@@ -71,12 +71,14 @@ mod tests {
         let skew = [ok(1, vec![append(1, 1), append(2, 1)]), ok(2, vec![read(1, &[1]), read(2, &[])])];
         let invalid = check(TxnKind::ListAppend, &skew, ConsistencyModel::StrictSerializable);
         assert_eq!(invalid.verdict, Verdict::Invalid);
-        let reason = invalid.reason.unwrap();
+        let reason = invalid.reason.clone().unwrap();
         assert!(reason.starts_with("transactions: not strict-serializable: G-single: "), "{reason}");
         assert!(reason.ends_with("(1 G-single; at most read-committed)"), "{reason}");
         let weak = check(TxnKind::ListAppend, &skew, ConsistencyModel::ReadCommitted);
         assert_eq!((weak.verdict, weak.reason), (Verdict::Valid, None), "read committed allows a read skew");
-        assert!(matches!(invalid.details, CheckDetails::Transactions(report) if report.anomalies.len() == 1));
+        assert!(matches!(&invalid.details, CheckDetails::Transactions(report) if report.anomalies.len() == 1));
+        let json = serde_json::to_string(&invalid).unwrap();
+        assert_eq!(serde_json::from_str::<Check>(&json).unwrap(), invalid, "results.json reads the check back");
         let blind = check(TxnKind::ListAppend, &[ok(1, vec![append(1, 1)])], ConsistencyModel::StrictSerializable);
         assert_eq!(blind.verdict, Verdict::Unknown, "nothing read: no evidence");
     }

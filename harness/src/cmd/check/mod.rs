@@ -250,10 +250,10 @@ fn report_input(file: &FileReport) -> ReportInput {
         input.reasons.extend(check.reason_text());
         input.verdict = Some(input.verdict.map_or(transactions.verdict, |v| v.merge(transactions.verdict)));
         input.checks.push(check);
-        input.facts.push(("history".into(), format!("{} transactions, {} committed", transactions.kind.name(), transactions.committed)));
+        input.facts.push(("history".into(), format!("{} transactions, {} committed", transactions.workload.name(), transactions.committed)));
         input.facts.push(("checked in".into(), format!("{} ms", file.elapsed_ms)));
         let model = transactions.model.name();
-        let kind = transactions.kind.name();
+        let kind = transactions.workload.name();
         input.replay = Some(format!("faultline check {} --model {kind} --consistency-model {model}", shell_word(&file.file)));
     }
     input

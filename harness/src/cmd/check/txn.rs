@@ -37,7 +37,7 @@ pub fn print_text(out: &mut impl Write, file: &str, report: &TxnReport, elapsed_
         out,
         "{file}: {} ({} transactions under {}, {} committed, {} edges, {elapsed_ms} ms)",
         report.verdict.name(),
-        report.kind.name(),
+        report.workload.name(),
         report.model.name(),
         report.committed,
         report.edges
