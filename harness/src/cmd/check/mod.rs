@@ -162,15 +162,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// One file's verdict, and its parsed history for the report's timeline.
 fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistory>) {
-    let mut report = FileReport {
-        file: path.display().to_string(),
-        format: None,
-        verdict: None,
-        error: None,
-        result: None,
-        transactions: None,
-        elapsed_ms: 0,
-    };
+    let mut report = FileReport::new(path);
     let started = Instant::now();
     let (format, history) = match read_path(path, config.threads) {
         Ok(read) => read,
@@ -195,24 +187,27 @@ fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistor
 /// `--model rw-register` on a file whose operations are not transactions.
 fn not_transactions(path: &Path) -> FileReport {
     let error = "--model rw-register checks transactions (f \"txn\"), and this history's first operation is not one".to_string();
-    FileReport { error: Some(error), ..check_txn_file_empty(path) }
+    FileReport { error: Some(error), ..FileReport::new(path) }
 }
 
-fn check_txn_file_empty(path: &Path) -> FileReport {
-    FileReport {
-        file: path.display().to_string(),
-        format: None,
-        verdict: None,
-        error: None,
-        result: None,
-        transactions: None,
-        elapsed_ms: 0,
+impl FileReport {
+    /// The report of `path` before anything is known of it.
+    fn new(path: &Path) -> FileReport {
+        FileReport {
+            file: path.display().to_string(),
+            format: None,
+            verdict: None,
+            error: None,
+            result: None,
+            transactions: None,
+            elapsed_ms: 0,
+        }
     }
 }
 
 /// One transaction history's verdict.
 fn check_txn_file(path: &Path, kind: TxnKind, model: ConsistencyModel) -> FileReport {
-    let mut report = check_txn_file_empty(path);
+    let mut report = FileReport::new(path);
     match txn::check(path, kind, model) {
         Ok((format, transactions, elapsed_ms)) => {
             report.format = Some(format);
