@@ -236,3 +236,30 @@ fn bench_check_exits_3_naming_a_verdict_that_differs_from_expected() {
     assert!(err.contains("1 corpus verdicts differ from expected.tsv"), "{err}");
     assert!(err.contains("kv/c01-ok.txt") && !err.contains("c01-bad"), "only the differing file is named: {err}");
 }
+
+/// A history of transactions gets the transaction checker: its anomalies in
+/// words, the verdict under the model asked for, one-line errors.
+#[test]
+fn transaction_histories_are_checked_under_a_consistency_model() {
+    let skew = "checkers/tests/data/txn-g-single.edn";
+    let strict = check(&[skew]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    let text = stdout(&strict);
+    assert!(text.contains("list-append transactions under strict-serializable"), "{text}");
+    assert!(text.contains("G-single: T") && text.contains("strongest models still possible: read-committed"), "{text}");
+    let weak = check(&[skew, "--consistency-model", "read-committed"]);
+    assert_eq!(weak.status.code(), Some(0), "{}", stdout(&weak));
+    assert!(stdout(&weak).contains("(allowed by the model)"));
+    let json = check(&[skew, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["files"][0]["transactions"]["anomalies"][0]["kind"], "G-single");
+    let bogus = check(&[skew, "--consistency-model", "linearizable"]);
+    assert_eq!(bogus.status.code(), Some(3));
+    assert_eq!(stderr(&bogus).lines().count(), 1, "{}", stderr(&bogus));
+    let registers = check(&["checkers/tests/data/txn-corpus/rw-register-write-skew.edn"]);
+    assert_eq!(registers.status.code(), Some(1), "{}", stderr(&registers));
+    assert!(stdout(&registers).contains("rw-register transactions") && stdout(&registers).contains("G2-item"));
+    let not_txn = check(&["checkers/examples/cas-register.jsonl", "--model", "rw-register"]);
+    assert_eq!(not_txn.status.code(), Some(3));
+    assert!(stderr(&not_txn).contains("--model rw-register checks transactions"), "{}", stderr(&not_txn));
+}

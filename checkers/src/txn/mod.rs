@@ -101,41 +101,60 @@ pub struct Txn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AnomalyKind {
     /// A cycle of write-write edges.
+    #[serde(rename = "G0")]
     G0,
     /// A cycle of write-write and write-read edges.
+    #[serde(rename = "G1c")]
     G1c,
     /// A cycle with exactly one read-write (anti-dependency) edge.
+    #[serde(rename = "G-single")]
     GSingle,
     /// A cycle with two or more read-write edges.
+    #[serde(rename = "G2-item")]
     G2Item,
     /// These cycles again, closed only through process order (a process's
     /// transactions in the order it ran them) ...
+    #[serde(rename = "G0-process")]
     G0Process,
+    #[serde(rename = "G1c-process")]
     G1cProcess,
+    #[serde(rename = "G-single-process")]
     GSingleProcess,
+    #[serde(rename = "G2-item-process")]
     G2ItemProcess,
     /// ... or only through real-time order (one transaction completed
     /// before the other was invoked).
+    #[serde(rename = "G0-realtime")]
     G0Realtime,
+    #[serde(rename = "G1c-realtime")]
     G1cRealtime,
+    #[serde(rename = "G-single-realtime")]
     GSingleRealtime,
+    #[serde(rename = "G2-item-realtime")]
     G2ItemRealtime,
     /// A committed read saw an append of an aborted transaction.
+    #[serde(rename = "G1a")]
     G1a,
     /// A committed transaction's append follows an aborted one's in a
     /// key's order: it was made on top of a write that never happened.
+    #[serde(rename = "dirty-update")]
     DirtyUpdate,
     /// A committed read saw a transaction's append that was not its last
     /// to that key.
+    #[serde(rename = "G1b")]
     G1b,
     /// Two reads of a key that are not prefixes of one order.
+    #[serde(rename = "incompatible-order")]
     IncompatibleOrder,
     /// An element read twice in one list.
+    #[serde(rename = "duplicate-elements")]
     DuplicateElements,
     /// An element no transaction appended.
+    #[serde(rename = "garbage-read")]
     GarbageRead,
     /// A transaction that did not see its own appends, or saw a key change
     /// between two of its reads.
+    #[serde(rename = "internal")]
     Internal,
 }
 

@@ -263,3 +263,12 @@ fn under_strict_serializability_every_anomaly_is_real() {
     assert!(rejected > 1_000, "enough broken histories: {rejected}");
     assert_eq!(found, rejected, "every history no real-time serial order explains is invalid");
 }
+
+/// results.json names anomalies as the explanations and the docs do.
+#[test]
+fn anomaly_kinds_serialize_by_their_names() {
+    for kind in AnomalyKind::ALL {
+        assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(kind.name()));
+        assert_eq!(serde_json::from_value::<AnomalyKind>(serde_json::json!(kind.name())).unwrap(), kind);
+    }
+}
