@@ -5,7 +5,10 @@
 //! does), and the same with planted read skews (sure G-single cycles). Prints generation and
 //! check time, transactions per second and peak memory; a clean history
 //! that is not valid, or a planted one that is not invalid, exits 3:
-//! figures for a wrong checker are not figures.
+//! figures for a wrong checker are not figures. Built with `--features
+//! bench-adya`, each history is also checked by the `adya` crate and its
+//! figures printed on the same line (see `txn_adya.rs`); verdicts that
+//! disagree also exit 3.
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,6 +19,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::check::{peak_memory_mib, reset_peak_memory};
+
+/// With `--features bench-adya`: the same histories checked by the `adya`
+/// crate, side by side.
+#[cfg(feature = "bench-adya")]
+mod adya_side;
 
 #[derive(clap::Args)]
 pub struct TxnBenchArgs {
@@ -73,7 +81,8 @@ fn one(args: &TxnBenchArgs, txns: u64, processes: u64, planted: u64) -> bool {
     let peak = peak_memory_mib().map_or("n/a".to_string(), |mib| format!("{mib:.0} MiB"));
     let expected = if planted == 0 { Verdict::Valid } else { Verdict::Invalid };
     let kinds: Vec<&str> = report.anomalies.iter().map(|a| a.kind.name()).collect();
-    println!(
+    #[allow(unused_mut)]
+    let mut line = format!(
         "  {txns:>9} txns, {processes:>2} processes, {planted} planted: {} ({} anomalies{}), generate {:.2} s, check {:.2} s = {:.0} txns/s, {} edges, peak {peak}",
         report.verdict.name(),
         report.anomalies.len(),
@@ -83,11 +92,20 @@ fn one(args: &TxnBenchArgs, txns: u64, processes: u64, planted: u64) -> bool {
         txns as f64 / checked.as_secs_f64(),
         report.edges,
     );
+    #[cfg(feature = "bench-adya")]
+    let agree = {
+        let (adya, agrees) = adya_side::side_by_side(history, report.verdict, checked);
+        line.push_str(&adya);
+        agrees
+    };
+    #[cfg(not(feature = "bench-adya"))]
+    let agree = true;
+    println!("{line}");
     if report.verdict != expected {
         println!("    WRONG: expected {}", expected.name());
         return false;
     }
-    true
+    agree
 }
 
 fn summarize(kinds: &[&str]) -> String {
