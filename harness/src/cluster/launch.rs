@@ -41,7 +41,8 @@ impl Cluster {
     /// on fresh ports, a bounded number of times.
     pub(super) async fn settle(&self, node: usize) -> Result<(), ClusterError> {
         for attempt in 1..=LAUNCH_ATTEMPTS_MAX {
-            match self.wait_ready(node).await {
+            let mut majority_was_down = false;
+            match self.wait_ready(node, &mut majority_was_down).await {
                 Ok(()) => {
                     self.inner.supervisor.started(node);
                     return Ok(());
@@ -55,13 +56,14 @@ impl Cluster {
                     self.move_ports(node)?;
                     self.launch(node).await?;
                 }
-                // Running, but cut off from its peers by a fault in force:
-                // a system whose readiness needs a leader (etcd) cannot be
-                // ready until that heals. Not a failed start: the node runs
-                // on, and the checks after the final heal judge it.
-                Err(ClusterError::NotReady { .. }) if self.is_cut_off(node).await => {
+                // Running, but cut off from its peers by a fault in force, or
+                // with most nodes killed, paused or without power while it
+                // waited: a system whose readiness needs a leader (etcd)
+                // cannot be ready until that heals. Not a failed start: the
+                // node runs on, and the checks after the final heal judge it.
+                Err(ClusterError::NotReady { .. }) if majority_was_down || self.is_cut_off(node).await => {
                     crate::messages::warning(format_args!(
-                        "node {node} runs but is not ready while a network fault cuts it off; carrying on"
+                        "node {node} runs but is not ready while faults cut it off or keep most nodes down; carrying on"
                     ));
                     self.inner.supervisor.started(node);
                     return Ok(());
@@ -75,7 +77,9 @@ impl Cluster {
         unreachable!("the last attempt returns")
     }
 
-    async fn wait_ready(&self, node: usize) -> Result<(), ClusterError> {
+    /// Waits for `node` to be ready; `majority_was_down` is set when, at
+    /// some poll, most of the cluster's nodes were not running.
+    async fn wait_ready(&self, node: usize, majority_was_down: &mut bool) -> Result<(), ClusterError> {
         let env = self.node_env(node);
         let timeout_ms = self.inner.config.ready_timeout_ms;
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
@@ -90,6 +94,7 @@ impl Cluster {
                     log: env.log_path,
                 });
             }
+            *majority_was_down |= self.majority_down();
             let probe = self.inner.db.is_ready(node, &env);
             let probe_bound = Duration::from_millis(READY_PROBE_TIMEOUT_MS);
             if let Ok(true) = tokio::time::timeout(probe_bound, probe).await {
@@ -98,6 +103,14 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(READY_POLL_MS)).await;
         }
         Err(ClusterError::NotReady { node, timeout_ms, log: env.log_path })
+    }
+
+    /// True when at most half of the nodes are running (the others killed,
+    /// paused or without power): no quorum can form.
+    fn majority_down(&self) -> bool {
+        let nodes = self.nodes();
+        let running = (0..nodes).filter(|node| self.node_state(*node) == NodeState::Running).count();
+        running * 2 <= nodes
     }
 
     /// Give the node fresh ports and point its proxy routes at them.
