@@ -6,10 +6,13 @@
 //! `k` is the prefix `k/`, one etcd key per element, so an add is a single
 //! put. Ranges are linearizable (etcd's default); cas is a txn comparing
 //! the value; append is a read then a txn comparing `mod_revision`, retried
-//! a bounded number of times. A list-append transaction (`f: "txn"`) is a
-//! range txn then a txn comparing every touched key's `mod_revision`
-//! (`txn`). An outcome is `fail` only where nothing can have happened
-//! (nothing sent, a read, a txn etcd says did not succeed).
+//! a bounded number of times. A list-append or rw-register transaction
+//! (`f: "txn"`) is a range txn then a txn comparing every read key's
+//! `mod_revision` (`txn`); a bank read or transfer (no key) works the same
+//! way over `acct-<i>` keys (`bank`). Keyed operations (the liveness
+//! probe's `put`, final reads) take the single-key path in every workload.
+//! An outcome is `fail` only where nothing can have happened (nothing
+//! sent, a read, a txn etcd says did not succeed).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +25,13 @@ use crate::cluster::BoxFuture;
 use crate::systems::text_values;
 
 // Declared here rather than in `etcd/mod.rs`, so the transaction code can
-// use this module's private connection and trouble types; the file sits
-// beside this one.
+// use this module's private connection and trouble types; the files sit
+// in `client/`.
+mod bank;
 mod txn;
 
-/// Read-then-txn rounds of one append before it fails (each lost round
-/// changed nothing).
+/// Read-then-txn rounds of one append, transaction or transfer before it
+/// fails (each lost round changed nothing).
 const APPEND_ATTEMPTS_MAX: u32 = 8;
 
 /// One Jepsen process's connection to an etcd cluster.
@@ -36,8 +40,9 @@ pub struct EtcdClient {
     process: u64,
     current: usize,
     connection: Option<HttpConnection>,
-    /// Whether the current transaction has a commit in flight: a timeout
-    /// before that point fails it, after it is `info`.
+    /// Whether the current transaction or transfer has a commit in
+    /// flight: a timeout before that point fails it, after it is `info`
+    /// (only for the operations `marks_commit` names).
     txn_commit_sent: bool,
 }
 
@@ -69,7 +74,7 @@ impl EtcdClient {
         self.txn_commit_sent = false;
         let outcome = match tokio::time::timeout(bound, self.perform(invocation)).await {
             Ok(outcome) => outcome,
-            Err(_) if invocation.f == "txn" && !self.txn_commit_sent => {
+            Err(_) if marks_commit(self.config.kind, invocation) && !self.txn_commit_sent => {
                 Err(Trouble::NotSent("timeout before the commit was sent".to_string()))
             }
             Err(_) => Err(Trouble::Unknown("timeout".to_string())),
@@ -87,6 +92,9 @@ impl EtcdClient {
     async fn perform(&mut self, invocation: &Invocation) -> Result<Outcome, Trouble> {
         if invocation.f == "txn" {
             return self.txn(invocation).await;
+        }
+        if is_bank_operation(self.config.kind, invocation) {
+            return self.bank(invocation).await;
         }
         let key = match &invocation.key {
             Some(key) => key.clone(),
@@ -253,6 +261,18 @@ impl Client for EtcdClient {
 /// What etcd answers a learner's client: nothing was done.
 const LEARNER_REFUSAL: &str = "rpc not supported for learner";
 
+/// A bank read or transfer: no key (the liveness probe's `put` and other
+/// keyed operations take the single-key path).
+fn is_bank_operation(kind: WorkloadKind, invocation: &Invocation) -> bool {
+    kind == WorkloadKind::Bank && invocation.key.is_none()
+}
+
+/// Whether `perform` sets `txn_commit_sent` when the operation's commit
+/// goes out, so a timeout before then certainly changed nothing.
+fn marks_commit(kind: WorkloadKind, invocation: &Invocation) -> bool {
+    invocation.f == "txn" || (is_bank_operation(kind, invocation) && invocation.f == "transfer")
+}
+
 /// Reads change nothing, so any trouble fails them; writes fail only when
 /// nothing was sent.
 fn classify(invocation: &Invocation, trouble: Trouble) -> Outcome {
@@ -359,6 +379,23 @@ mod tests {
         assert!(matches!(classify(&write, Trouble::Unknown("x".into())), Outcome::Info(_)));
         assert!(matches!(classify(&write, Trouble::Refused("x".into())), Outcome::Info(_)));
         assert!(matches!(classify(&write, Trouble::NotSent("x".into())), Outcome::Fail(_)));
+    }
+
+    #[test]
+    fn bank_operations_have_no_key_and_only_transactions_and_transfers_mark_their_commit() {
+        let transfer = Invocation { f: "transfer".into(), key: None, value: json!({"from": 0, "to": 1, "amount": 2}) };
+        let read = Invocation { f: "read".into(), key: None, value: json!([0, 1]) };
+        let probe = Invocation { f: "put".into(), key: Some("faultline-liveness".into()), value: json!("probe-1") };
+        let txn = Invocation { f: "txn".into(), key: None, value: json!([["r", 1, null]]) };
+        assert!(is_bank_operation(WorkloadKind::Bank, &transfer));
+        assert!(is_bank_operation(WorkloadKind::Bank, &read));
+        assert!(!is_bank_operation(WorkloadKind::Bank, &probe), "the probe is a single-key put");
+        assert!(!is_bank_operation(WorkloadKind::Register, &read));
+        assert!(marks_commit(WorkloadKind::Bank, &transfer));
+        assert!(!marks_commit(WorkloadKind::Bank, &read), "a read fails on any trouble anyway");
+        assert!(!marks_commit(WorkloadKind::Bank, &probe));
+        assert!(marks_commit(WorkloadKind::RwRegister, &txn));
+        assert!(!marks_commit(WorkloadKind::Register, &probe));
     }
 
     #[test]
