@@ -259,6 +259,12 @@ fn transaction_histories_are_checked_under_a_consistency_model() {
     let registers = check(&["checkers/tests/data/txn-corpus/rw-register-write-skew.edn"]);
     assert_eq!(registers.status.code(), Some(1), "{}", stderr(&registers));
     assert!(stdout(&registers).contains("rw-register transactions") && stdout(&registers).contains("G2-item"));
+    let page = std::env::temp_dir().join(format!("faultline-txn-report-{}.html", std::process::id()));
+    let reported = check(&["checkers/tests/data/txn-g-single.jsonl", "--report", page.to_str().unwrap()]);
+    assert_eq!(reported.status.code(), Some(1), "{}", stderr(&reported));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let _ = std::fs::remove_file(&page);
+    assert!(html.contains("G-single: T") && html.contains(": process "), "the anomaly and its transactions on the timeline");
     let not_txn = check(&["checkers/examples/cas-register.jsonl", "--model", "rw-register"]);
     assert_eq!(not_txn.status.code(), Some(3));
     assert!(stderr(&not_txn).contains("--model rw-register checks transactions"), "{}", stderr(&not_txn));

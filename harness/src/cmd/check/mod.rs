@@ -132,8 +132,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             (None, Some(_)) => (not_transactions(path), None),
             (None, None) => check_file(path, &config),
         };
-        if first_history.is_none() {
-            first_history = history;
+        if files.is_empty() {
+            first_history = match (history, report.format) {
+                (Some(history), _) => Some(Timeline::from_ops(&history)),
+                // A faultline transaction history: its events give the
+                // page the timeline (times, nodes, faults) the anomalies
+                // are placed on.
+                (None, Some(Format::Jsonl)) if args.report.is_some() => Timeline::read(path).ok(),
+                (None, _) => None,
+            };
         }
         if args.format == OutputFormat::Text {
             if !args.quiet {
@@ -144,7 +151,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         files.push(report);
     }
-    let timeline = first_history.as_ref().map(Timeline::from_ops).unwrap_or_default();
+    let timeline = first_history.unwrap_or_default();
     if let Err(error) = write_outputs(&files, &timeline, args.report.as_deref(), args.junit.as_deref()) {
         messages::error(error);
         return Ok(ExitCode::from(EXIT_HARNESS_ERROR));
