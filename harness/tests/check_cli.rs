@@ -269,3 +269,18 @@ fn transaction_histories_are_checked_under_a_consistency_model() {
     assert_eq!(not_txn.status.code(), Some(3));
     assert!(stderr(&not_txn).contains("--model rw-register checks transactions"), "{}", stderr(&not_txn));
 }
+
+/// EDN as Knossos and older Jepsen tools write it (one vector of maps over
+/// many lines, comments, several maps to a line) is read for single-key
+/// models too, and gives what the one-map-per-line form gives.
+#[test]
+fn a_vector_of_op_maps_over_many_lines_is_checked_like_one_map_per_line() {
+    let vector = check(&["checkers/tests/data/cas-register-vector.edn", "--model", "cas-register", "--format", "json"]);
+    let lines = check(&["checkers/tests/data/cas-register-lines.edn", "--model", "cas-register", "--format", "json"]);
+    assert_eq!(vector.status.code(), Some(0), "{}", stderr(&vector));
+    let read = |output: &Output| -> serde_json::Value { serde_json::from_slice(&output.stdout).unwrap() };
+    let (vector, lines) = (read(&vector), read(&lines));
+    assert_eq!(vector["files"][0]["format"], "edn");
+    assert_eq!(vector["files"][0]["result"]["op_count"], lines["files"][0]["result"]["op_count"]);
+    assert_eq!(vector["files"][0]["verdict"], lines["files"][0]["verdict"]);
+}
