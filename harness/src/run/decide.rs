@@ -15,7 +15,7 @@ use faultline_workloads::CheckerNeed;
 use crate::cluster::{FailedRestart, UnexpectedExit};
 use crate::plan::TestPlan;
 use crate::report::timeline::{Timeline, TimelineBuilder};
-use crate::verdict::{bank, check_safely, transactions, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
+use crate::verdict::{bank, check_safely, transactions, unknown_on_panic, Check, Checker, Durability, Linearizable, LogScan, NodeExitsCheck};
 
 use super::phases::Settled;
 
@@ -57,7 +57,7 @@ pub async fn decide(
             Err(error) => Check::failed(transactions::NAME, format!("history: {error}")),
         }));
         checks.extend(read.bank.map(|reads| match reads {
-            Ok(reads) => check_or_unknown(bank::NAME, || bank::check(&reads, bank_config)),
+            Ok(reads) => unknown_on_panic(bank::NAME, || bank::check(&reads, bank_config)),
             Err(error) => Check::failed(bank::NAME, format!("history: {error}")),
         }));
         Ok::<_, RunError>((checks, read.timeline))
@@ -91,12 +91,7 @@ fn history_checkers(plan: &TestPlan) -> Vec<Arc<dyn Checker>> {
 
 /// The transaction check, a panic in it becoming `unknown`.
 fn check_transactions(kind: TxnKind, txns: &[Txn], model: ConsistencyModel) -> Check {
-    check_or_unknown(transactions::NAME, || transactions::check(kind, txns, model))
-}
-
-/// A check run so that a panic in it becomes `unknown`.
-fn check_or_unknown(name: &str, check: impl FnOnce() -> Check + std::panic::UnwindSafe) -> Check {
-    std::panic::catch_unwind(check).unwrap_or_else(|_| Check::failed(name, format!("{name}: the checker panicked")))
+    unknown_on_panic(transactions::NAME, || transactions::check(kind, txns, model))
 }
 
 /// What one pass over `history.jsonl` gives the checks and the report.

@@ -104,9 +104,14 @@ pub trait Checker: Send + Sync {
 
 /// Runs `checker`, turning a panic into an `unknown` check.
 pub fn check_safely(checker: &dyn Checker, history: &OpHistory) -> Check {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| checker.check(history))) {
+    unknown_on_panic(&checker.name(), || checker.check(history))
+}
+
+/// Runs the check `name`, turning a panic into an `unknown` check.
+pub fn unknown_on_panic(name: &str, check: impl FnOnce() -> Check) -> Check {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
         Ok(check) => check,
-        Err(_) => Check::failed(checker.name(), format!("{}: the checker panicked", checker.name())),
+        Err(_) => Check::failed(name, format!("{name}: the checker panicked")),
     }
 }
 
