@@ -7,7 +7,9 @@
 //! are volatile until `fsync`/`fdatasync` of that file, or until the dirty
 //! bytes of the mount pass a bound and the largest dirty file is written
 //! back (as a kernel flushing under memory pressure would). Killing the
-//! process that serves this file system is the power cut.
+//! process that serves this file system is the power cut. Reads, writes
+//! and fsyncs first wait out the fault delay (`delay-us`) without holding
+//! the state's lock; the other faults are answered by `state.rs`.
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -46,6 +48,14 @@ impl LazyFs {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// The slow disk: wait `delay_us` before serving a read, write or fsync.
+    fn delay(&self) {
+        let delay_us = self.lock().faults.delay_us;
+        if delay_us > 0 {
+            std::thread::sleep(Duration::from_micros(u64::from(delay_us)));
+        }
     }
 }
 
@@ -236,6 +246,7 @@ impl Filesystem for LazyFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.delay();
         let state = self.lock();
         let result = match state.open.get(&ino.0) {
             Some(open) => open.volatile.read(&open.file, offset, size).map_err(Errno::from),
@@ -259,6 +270,7 @@ impl Filesystem for LazyFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.delay();
         match self.lock().write(ino.0, offset, data) {
             Ok(written) => reply.written(written),
             Err(errno) => reply.error(errno),
@@ -285,7 +297,8 @@ impl Filesystem for LazyFs {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        let result = self.lock().sync(ino.0);
+        self.delay();
+        let result = self.lock().fsync(ino.0);
         reply_empty(reply, result);
     }
 

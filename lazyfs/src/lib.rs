@@ -1,5 +1,6 @@
 //! lazyfs: a FUSE file system that loses what was not fsynced when the
-//! power goes, for the `power-loss` nemesis.
+//! power goes, for the `power-loss` nemesis, and that can fail like a
+//! sick disk on demand.
 //!
 //! This crate owns the file system and its daemon loop ([`serve`]); it
 //! knows nothing of clusters, nodes or faultline's harness. Each node's
@@ -15,22 +16,47 @@
 //! works for any system under test that writes its data dir through normal
 //! file calls.
 //!
+//! Faults, per daemon, for as long as its caller wants them: the control
+//! file ([`ServeOptions::control`], syntax in [`faults`]) is read at
+//! startup and again on each SIGUSR1. It can make fsync answer EIO, writes
+//! answer EIO or ENOSPC (storing nothing), and reads, writes and fsyncs
+//! wait a delay. A failed fsync has Linux's fsyncgate semantics: the
+//! pages it failed to write are marked clean, so they stay readable
+//! through the mount but nothing writes them through afterwards (not a
+//! later fsync that succeeds, not the dirty bound's writeback, not a clean
+//! stop) until a new write dirties the page again; the size the file grew
+//! to does become durable at the file's next successful sync, so the lost
+//! bytes read as zeros after a cut. SIGUSR2 is a torn power cut: the first
+//! `tear-bytes` (default 2048) of the unsynced page written last go
+//! through to the backing file, which is synced, and the daemon exits at
+//! once with [`EXIT_TORN_CUT`], writing nothing else and leaving a stale
+//! mount, as after SIGKILL. Each applied control file, rejected control
+//! file and torn cut is reported as an [`Event`] through
+//! [`ServeOptions::log`].
+//!
 //! Limits: directory changes (create, rename, unlink) are durable at once
 //! (as if the file system journaled every one immediately, which real ones
 //! do only at their next commit); unsynced data of a file lives only in
-//! whole 4 KiB pages, and a cut never tears a page; writes through a
+//! whole 4 KiB pages, and a plain cut never tears a page (only SIGUSR2's
+//! cut does, one page); writes through a
 //! shared writable `mmap` reach the daemon only when the kernel writes the
 //! page back; hard links are refused (EPERM); the kernel's page cache keeps
 //! what the node read, which is harmless because the whole mount is
-//! replaced on a cut. Mounting needs `/dev/fuse` and CAP_SYS_ADMIN (root).
+//! replaced on a cut; pages poisoned by a failed fsync stay in the
+//! daemon's memory (no bound) until rewritten, truncated away or unlinked,
+//! where Linux could evict them and later reads would show the disk's
+//! older bytes. Mounting needs `/dev/fuse` and CAP_SYS_ADMIN (root).
+mod daemon;
+pub mod faults;
 mod fs;
 mod inodes;
 mod state;
 mod volatile;
 
-
-
 use std::path::{Path, PathBuf};
+
+pub use daemon::{Event, EXIT_TORN_CUT};
+pub use state::Torn;
 
 /// Errors of mounting and unmounting.
 #[derive(Debug, thiserror::Error)]
@@ -86,10 +112,35 @@ pub struct Served {
     pub writebacks: u64,
 }
 
+/// How [`serve`] runs its daemon.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Unsynced bytes the mount holds before it writes the largest dirty
+    /// file back on its own.
+    pub dirty_max_bytes: u64,
+    /// The fault control file ([`faults`]), read at startup and on each
+    /// SIGUSR1; None: no faults (SIGUSR1 is logged and ignored, SIGUSR2
+    /// still tears with the default `tear-bytes`).
+    pub control: Option<PathBuf>,
+    /// Where the daemon reports what it did: faults applied, control files
+    /// rejected, torn cuts.
+    pub log: fn(&Event),
+}
+
+impl ServeOptions {
+    /// No control file; events go to stderr as `lazyfs: EVENT`.
+    pub fn new(dirty_max_bytes: u64) -> Self {
+        ServeOptions { dirty_max_bytes, control: None, log: |event| eprintln!("lazyfs: {event}") }
+    }
+}
+
 /// Mount lazyfs at `mountpoint` over `backing` and serve it until SIGTERM
 /// or SIGINT, which write every unsynced byte through and unmount. Blocks.
-pub fn serve(backing: &Path, mountpoint: &Path, dirty_max_bytes: u64) -> Result<Served, LazyFsError> {
-    use nix::sys::signal::{SigSet, Signal};
+///
+/// SIGUSR1 applies the control file again; SIGUSR2 is the torn power cut,
+/// after which the process exits with [`EXIT_TORN_CUT`] (this function
+/// never returns then) and leaves a stale mount for its caller to detach.
+pub fn serve(backing: &Path, mountpoint: &Path, options: ServeOptions) -> Result<Served, LazyFsError> {
     fn files(path: &Path) -> impl FnOnce(std::io::Error) -> LazyFsError + '_ {
         move |source| LazyFsError::Files { path: path.to_path_buf(), source }
     }
@@ -98,13 +149,18 @@ pub fn serve(backing: &Path, mountpoint: &Path, dirty_max_bytes: u64) -> Result<
     let backing = backing.canonicalize().map_err(files(backing))?;
     // A daemon before this one may have died with its mount in place.
     detach(mountpoint).map_err(files(mountpoint))?;
-    // Block the stop signals in every thread; one thread waits for them.
-    let mut stop = SigSet::empty();
-    stop.add(Signal::SIGTERM);
-    stop.add(Signal::SIGINT);
-    stop.thread_block().map_err(LazyFsError::Signals)?;
-    let filesystem = fs::LazyFs::new(backing.clone(), dirty_max_bytes);
+    // Block the daemon's signals in every thread; one thread waits for them.
+    let signals = daemon::signals();
+    signals.thread_block().map_err(LazyFsError::Signals)?;
+    let filesystem = fs::LazyFs::new(backing.clone(), options.dirty_max_bytes);
     let state = filesystem.shared();
+    let watcher = daemon::Watcher {
+        state: state.clone(),
+        mountpoint: mountpoint.to_path_buf(),
+        control: options.control,
+        log: options.log,
+    };
+    watcher.load(false);
     let mut config = fuser::Config::default();
     config.mount_options =
         vec![fuser::MountOption::FSName("faultline-lazyfs".into()), fuser::MountOption::Subtype("lazyfs".into())];
@@ -113,17 +169,9 @@ pub fn serve(backing: &Path, mountpoint: &Path, dirty_max_bytes: u64) -> Result<
         backing: backing.clone(),
         source,
     })?;
-    let watched = mountpoint.to_path_buf();
-    let watcher_state = state.clone();
     std::thread::Builder::new()
         .name("lazyfs-signals".into())
-        .spawn(move || {
-            if stop.wait().is_ok() {
-                // A clean shutdown is no power cut: sync, then let go.
-                let _ = state::lock(&watcher_state).sync_all();
-                let _ = detach(&watched);
-            }
-        })
+        .spawn(move || watcher.run(signals))
         .map_err(files(mountpoint))?;
     let served = session.run();
     let writebacks = state::lock(&state).writebacks;

@@ -1,12 +1,14 @@
 //! The file system's state behind one lock: the inode table, open handles
 //! and each file's unsynced data, with the operations FUSE requests map to.
 //! Metadata changes go straight to the backing directory; file contents
-//! stay volatile until `fsync` (see [`crate::volatile`]).
+//! stay volatile until `fsync` (see [`crate::volatile`]). The faults in
+//! force ([`crate::faults`]) live here too, so every request sees the
+//! ones set last.
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +17,7 @@ use fuser::{
     Errno, FileAttr, FileType, INodeNo, ReplyDirectory, TimeOrNow,
 };
 
+use crate::faults::{Faults, FsyncFault, WriteFault};
 use crate::inodes::Inodes;
 use crate::volatile::VolatileFile;
 
@@ -38,6 +41,19 @@ pub struct State {
     dirty_max_bytes: u64,
     /// Writes that pushed the mount past its bound (written back early).
     pub writebacks: u64,
+    /// The faults in force (set by the daemon's signal thread).
+    pub(crate) faults: Faults,
+    /// Numbers the writes, so a torn cut can find the page written last.
+    write_seq: u64,
+}
+
+/// What a torn power cut wrote through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Torn {
+    /// The backing file (None if its name is gone).
+    pub path: Option<PathBuf>,
+    pub offset: u64,
+    pub bytes: u64,
 }
 
 pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -56,6 +72,8 @@ impl State {
             dirty_bytes: 0,
             dirty_max_bytes,
             writebacks: 0,
+            faults: Faults::default(),
+            write_seq: 0,
         }
     }
 
@@ -68,7 +86,7 @@ impl State {
             }
         }
         self.dirty_bytes = self.open.values().map(|o| o.volatile.dirty_bytes()).sum();
-        self.open.retain(|_, open| open.handles > 0);
+        self.open.retain(|_, open| open.handles > 0 || !open.volatile.is_clean());
         first_error.map_or(Ok(()), Err)
     }
 
@@ -125,9 +143,16 @@ impl State {
         Ok(handle)
     }
 
+    /// A write request; a write fault answers before anything is stored.
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        match self.faults.write {
+            WriteFault::Ok => {}
+            WriteFault::Eio => return Err(Errno::EIO),
+            WriteFault::Enospc => return Err(Errno::ENOSPC),
+        }
         let open = self.open.get_mut(&ino).ok_or(Errno::EBADF)?;
-        let grown = open.volatile.write(&open.file, offset, data)?;
+        self.write_seq += 1;
+        let grown = open.volatile.write(&open.file, offset, data, self.write_seq)?;
         self.dirty_bytes += grown;
         if self.dirty_bytes > self.dirty_max_bytes {
             self.write_back_largest()?;
@@ -144,12 +169,40 @@ impl State {
         Ok(())
     }
 
+    /// An fsync request. Under `fsync=eio` it fails and poisons the file's
+    /// dirty pages: no later sync of any kind writes them (fsyncgate).
+    pub fn fsync(&mut self, ino: u64) -> Result<(), Errno> {
+        if self.faults.fsync == FsyncFault::Ok {
+            return self.sync(ino);
+        }
+        if let Some(open) = self.open.get_mut(&ino) {
+            self.dirty_bytes -= open.volatile.poison();
+        }
+        Err(Errno::EIO)
+    }
+
+    /// Write one file's dirty pages through (fsync, or an early writeback).
     pub fn sync(&mut self, ino: u64) -> Result<(), Errno> {
         let Some(open) = self.open.get_mut(&ino) else { return Ok(()) };
         let before = open.volatile.dirty_bytes();
         open.volatile.sync(&open.file)?;
+        // Only poisoned pages are left, and they are not dirty.
         self.dirty_bytes -= before;
         Ok(())
+    }
+
+    /// The torn power cut: the first `faults.tear_bytes` bytes of the dirty
+    /// page written last go through to the backing file, which is then
+    /// synced; nothing else is written. Ok(None) when nothing is dirty.
+    pub fn tear(&self) -> Result<Option<Torn>, (Torn, io::Error)> {
+        let last = self.open.iter().filter_map(|(ino, open)| Some((*ino, open, open.volatile.last_written(self.faults.tear_bytes)?)));
+        let Some((ino, open, page)) = last.max_by_key(|(_, _, page)| page.write_seq) else { return Ok(None) };
+        let torn = Torn { path: self.path(ino).ok(), offset: page.offset, bytes: page.bytes.len() as u64 };
+        let written = open.file.write_all_at(page.bytes, page.offset).and_then(|()| open.file.sync_data());
+        match written {
+            Ok(()) => Ok(Some(torn)),
+            Err(error) => Err((torn, error)),
+        }
     }
 
     pub fn truncate(&mut self, ino: u64, size: u64) -> Result<(), Errno> {
@@ -270,3 +323,7 @@ pub fn set_metadata(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,215 @@
+//! lazyfs's disk faults on real mounts, set while mounted through the
+//! daemon's `--control` file and SIGUSR1: fsync and write errors, a slow
+//! disk, fsyncgate (a failed fsync loses its data even after a retry
+//! succeeds), and the torn power cut of SIGUSR2.
+//!
+//! Needs /dev/fuse and root; skipped with a message otherwise, unless
+//! `FAULTLINE_REQUIRE_FUSE=1` (CI), where that is a failure.
+mod process_support;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use process_support::{wait_child, wait_for};
+
+const PAGE: usize = 4096;
+
+fn fuse_or_skip() -> bool {
+    let Err(why) = faultline_lazyfs::available() else { return true };
+    if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") {
+        panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+/// One daemon over `<dir>/disk` at `<dir>/mnt`, reading `<dir>/control`
+/// and logging to `<dir>/lazyfs.log`. Dropping it kills the daemon,
+/// detaches the mount and removes the directory, even when a test fails
+/// (then the daemon's log is printed first).
+struct Daemon {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(name: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("faultline-lazyfs-faults-{name}-{}", std::process::id()));
+        let _ = faultline_lazyfs::detach(&dir.join("mnt"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut daemon = Daemon { dir, child: None };
+        daemon.mount();
+        daemon
+    }
+
+    fn mnt(&self) -> PathBuf {
+        self.dir.join("mnt")
+    }
+
+    fn disk(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join("disk").join(name)).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("lazyfs.log")).unwrap_or_default()
+    }
+
+    fn mount(&mut self) {
+        let log = OpenOptions::new().create(true).append(true).open(self.dir.join("lazyfs.log")).unwrap();
+        let path = |name: &str| self.dir.join(name).display().to_string();
+        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["lazyfs", &path("mnt"), "--backing", &path("disk"), "--control", &path("control")])
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for("the mount", Duration::from_secs(10), || faultline_lazyfs::is_mounted(&self.mnt()));
+    }
+
+    fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("a running daemon");
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
+    /// Write the control file, SIGUSR1, and wait for the daemon's line
+    /// about it (applied or rejected), which is returned.
+    fn set(&self, line: &str) -> String {
+        let answers = |log: &str| -> Vec<String> {
+            log.lines().filter(|l| l.contains("faults applied") || l.contains("rejected")).map(str::to_string).collect()
+        };
+        let before = answers(&self.log()).len();
+        std::fs::write(self.dir.join("control"), line).unwrap();
+        self.signal(Signal::SIGUSR1);
+        wait_for("the daemon to read its control file", Duration::from_secs(10), || answers(&self.log()).len() > before);
+        answers(&self.log()).pop().unwrap()
+    }
+
+    /// The plain power cut: SIGKILL, then detach the stale mount.
+    fn cut(&mut self) {
+        let mut child = self.child.take().expect("a running daemon");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        faultline_lazyfs::detach(&self.mnt()).unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = faultline_lazyfs::detach(&self.mnt());
+        if std::thread::panicking() {
+            eprintln!("lazyfs log of {}:\n{}", self.dir.display(), self.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn open(path: &Path) -> File {
+    OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path).unwrap()
+}
+
+fn errno(result: std::io::Result<()>) -> Option<i32> {
+    result.err().and_then(|error| error.raw_os_error())
+}
+
+#[test]
+fn faults_are_set_and_lifted_while_mounted() {
+    if !fuse_or_skip() {
+        return;
+    }
+    let daemon = Daemon::start("set");
+    let mut file = open(&daemon.mnt().join("wal"));
+    file.write_all(b"healthy ").unwrap();
+    file.sync_data().unwrap();
+
+    let applied = daemon.set("fsync=eio\n");
+    assert!(applied.contains("faults applied from") && applied.contains("fsync=eio write=ok delay-us=0"), "{applied}");
+    assert_eq!(errno(file.sync_data()), Some(Errno::EIO as i32));
+    daemon.set("write=enospc");
+    assert_eq!(errno(file.write_all(b"full")), Some(Errno::ENOSPC as i32));
+    daemon.set("write=eio");
+    assert_eq!(errno(file.write_all(b"broken")), Some(Errno::EIO as i32));
+
+    daemon.set("delay-us=200000");
+    let started = Instant::now();
+    file.write_all(b"slow ").unwrap();
+    assert!(started.elapsed() >= Duration::from_micros(200_000), "a write took {:?}", started.elapsed());
+    let started = Instant::now();
+    file.sync_data().unwrap();
+    assert!(started.elapsed() >= Duration::from_micros(200_000), "an fsync took {:?}", started.elapsed());
+
+    // A bad file keeps the faults in force, and says which token is bad.
+    daemon.set("fsync=eio");
+    let rejected = daemon.set("fsync=sometimes delay-us=5");
+    assert!(rejected.contains(r#""fsync=sometimes""#) && rejected.contains("faults unchanged"), "{rejected}");
+    assert_eq!(errno(file.sync_data()), Some(Errno::EIO as i32));
+
+    daemon.set(""); // An empty file lifts every fault.
+    file.write_all(b"lifted").unwrap();
+    file.sync_data().unwrap();
+    assert_eq!(std::fs::read(daemon.mnt().join("wal")).unwrap(), b"healthy slow lifted");
+}
+
+#[test]
+fn a_failed_fsync_loses_its_data_even_after_a_retry_succeeds() {
+    if !fuse_or_skip() {
+        return;
+    }
+    let mut daemon = Daemon::start("fsyncgate");
+    let mut file = open(&daemon.mnt().join("wal"));
+    file.write_all(b"durable").unwrap();
+    file.sync_data().unwrap();
+    daemon.set("fsync=eio");
+    file.write_all(b" lost").unwrap();
+    assert_eq!(errno(file.sync_data()), Some(Errno::EIO as i32));
+    daemon.set("fsync=ok");
+    file.sync_data().unwrap(); // The retry "succeeds"...
+    assert_eq!(std::fs::read(daemon.mnt().join("wal")).unwrap(), b"durable lost", "...and readers see the data");
+    drop(file);
+
+    daemon.cut();
+    let on_disk = daemon.disk("wal");
+    assert_eq!(on_disk, b"durable\0\0\0\0\0", "the size was synced, the bytes never were");
+    daemon.mount();
+    assert_eq!(std::fs::read(daemon.mnt().join("wal")).unwrap(), on_disk);
+}
+
+#[test]
+fn a_torn_cut_writes_the_start_of_the_last_written_page_and_nothing_else() {
+    if !fuse_or_skip() {
+        return;
+    }
+    let mut daemon = Daemon::start("torn");
+    daemon.set("tear-bytes=100");
+    let file = open(&daemon.mnt().join("wal"));
+    let last: Vec<u8> = (0..PAGE).map(|i| (i % 251) as u8).collect();
+    file.write_all_at(&[7u8; PAGE], 0).unwrap();
+    file.write_all_at(&last, PAGE as u64).unwrap();
+
+    daemon.signal(Signal::SIGUSR2);
+    let mut child = daemon.child.take().unwrap();
+    let status = wait_child(&mut child, "the daemon after SIGUSR2", Duration::from_secs(10));
+    assert_eq!(status.code(), Some(i32::from(faultline_lazyfs::EXIT_TORN_CUT)));
+    let log = daemon.log();
+    assert!(log.contains("torn power cut: wrote 100 bytes of") && log.contains("wal at offset 4096"), "{log}");
+    let on_disk = daemon.disk("wal");
+    assert_eq!(on_disk.len(), PAGE + 100);
+    assert!(on_disk[..PAGE].iter().all(|b| *b == 0), "the other unsynced page is lost");
+    assert_eq!(on_disk[PAGE..], last[..100]);
+    drop(file);
+
+    faultline_lazyfs::detach(&daemon.mnt()).unwrap();
+    daemon.mount();
+    assert_eq!(std::fs::read(daemon.mnt().join("wal")).unwrap(), on_disk);
+}
