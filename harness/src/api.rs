@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(plan.nemesis.faults.last(), Some(&Fault::Custom("quiet")));
         assert_eq!(plan.resolved.nemesis.faults, ["kill-random", "quiet"], "spec.yaml names the custom fault");
         assert_eq!(plan.resolved.cluster.system, "mine");
-        let mix = crate::nemesis::Mix::standard(&plan.nemesis.faults, 4, plan.nemesis.link, &plan.nemesis.custom).unwrap();
+        let mix = crate::nemesis::Mix::standard(&plan.nemesis.faults, 4, &plan.nemesis.settings, &plan.nemesis.custom).unwrap();
         assert!(mix.handles().contains(&FaultFamily::Custom("quiet")), "the mix routes the custom fault to its nemesis");
         let error = Test::new("t").system(Mine).faults(&["revote"]).plan().unwrap_err().to_string();
         assert!(error.contains("does not name its leader"), "{error}");

@@ -49,6 +49,9 @@ struct Slot {
     /// Being removed from the cluster: an exit of its own is expected (a
     /// removed etcd member stops itself). Cleared at the next spawn.
     leaving: bool,
+    /// A fault in force makes an exit of its own the right answer (its
+    /// disk fails under it). Kept across spawns until cleared.
+    failing: bool,
     last_exit: Option<Exit>,
 }
 
@@ -159,6 +162,16 @@ impl Supervisor {
     /// Whether the node is being removed (its own exit is then no crash).
     pub(crate) fn set_leaving(&self, node: usize, leaving: bool) {
         lock(&self.table).slots[node].leaving = leaving;
+    }
+
+    /// Whether a fault in force (a failing disk) makes the node's own exit
+    /// expected.
+    pub(crate) fn set_failing(&self, node: usize, failing: bool) {
+        lock(&self.table).slots[node].failing = failing;
+    }
+
+    pub(crate) fn is_failing(&self, node: usize) -> bool {
+        lock(&self.table).slots[node].failing
     }
 
     pub(crate) fn started(&self, node: usize) {
@@ -294,7 +307,7 @@ fn spawn(
     let pid = child.id();
     let _ = writeln!(note, "--- faultline supervisor: node {node} is pid {pid}");
     let slot = &mut table.slots[node];
-    *slot = Slot { child: Some(child), paused: false, starting: true, leaving: false, last_exit: slot.last_exit };
+    *slot = Slot { child: Some(child), paused: false, starting: true, leaving: false, failing: slot.failing, last_exit: slot.last_exit };
     Ok(pid)
 }
 
@@ -377,7 +390,7 @@ fn reap(table: &mut Table) -> Vec<u32> {
             let _ = remote(node, Signal::SIGKILL);
         }
         let slot = &mut table.slots[node];
-        let expected = slot.starting || slot.leaving;
+        let expected = slot.starting || slot.leaving || slot.failing;
         slot.child = None;
         slot.paused = false;
         slot.last_exit = Some(exit);

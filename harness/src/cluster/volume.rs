@@ -24,6 +24,35 @@ pub struct VolumeConfig {
     pub dirty_max_mib: u64,
 }
 
+/// The disk faults one volume serves, as its daemon's control file says
+/// them (`faultline lazyfs --control`); the default is a healthy disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskFaults {
+    /// fsync answers EIO, and what it failed to sync never reaches the disk.
+    pub fsync_eio: bool,
+    /// Writes answer ENOSPC.
+    pub full: bool,
+    /// Every read, write and fsync waits this long first.
+    pub delay_us: u64,
+    /// At a torn power cut, how much of the last unsynced page reaches the disk.
+    pub tear_bytes: Option<u32>,
+}
+
+impl DiskFaults {
+    /// The control file's one line.
+    pub fn control_line(&self) -> String {
+        let mut tokens = vec![
+            format!("fsync={}", if self.fsync_eio { "eio" } else { "ok" }),
+            format!("write={}", if self.full { "enospc" } else { "ok" }),
+            format!("delay-us={}", self.delay_us),
+        ];
+        if let Some(bytes) = self.tear_bytes {
+            tokens.push(format!("tear-bytes={bytes}"));
+        }
+        tokens.join(" ") + "\n"
+    }
+}
+
 /// Bound on a daemon mounting its file system.
 const MOUNT_TIMEOUT_MS: u64 = 10_000;
 const MOUNT_POLL_MS: u64 = 5;
@@ -36,6 +65,8 @@ struct Mount {
     /// What survives a power cut.
     backing: PathBuf,
     log: PathBuf,
+    /// The disk faults the daemon reads at SIGUSR1.
+    control: PathBuf,
 }
 
 pub(crate) struct Volumes {
@@ -51,7 +82,12 @@ impl Volumes {
             .iter()
             .map(|data_dir| {
                 let node_dir = data_dir.parent().unwrap_or(Path::new("."));
-                Mount { mountpoint: data_dir.clone(), backing: node_dir.join("disk"), log: node_dir.join("lazyfs.log") }
+                Mount {
+                    mountpoint: data_dir.clone(),
+                    backing: node_dir.join("disk"),
+                    log: node_dir.join("lazyfs.log"),
+                    control: node_dir.join("lazyfs.control"),
+                }
             })
             .collect::<Vec<_>>();
         // No guard: a guard's SIGKILL would beat the SIGTERM a daemon needs
@@ -59,6 +95,13 @@ impl Volumes {
         let supervisor = Supervisor::start(mounts.len(), Signal::SIGTERM, None)?;
         let volumes = Volumes { config, supervisor, mounts };
         for node in 0..volumes.mounts.len() {
+            // Every disk starts healthy; after a power cut a new daemon
+            // serves what the control file says (a failing disk still fails).
+            let control = &volumes.mounts[node].control;
+            if let Err(source) = std::fs::write(control, DiskFaults::default().control_line()) {
+                volumes.stop().await;
+                return Err(ClusterError::Files { path: control.clone(), source });
+            }
             if let Err(error) = volumes.mount(node).await {
                 volumes.stop().await;
                 return Err(error);
@@ -74,6 +117,37 @@ impl Volumes {
         self.supervisor.kill(node).await?;
         self.detach(node)?;
         self.mount(node).await
+    }
+
+    /// Serve `faults` from now on: the control file, then SIGUSR1 to the
+    /// daemon, which reads it.
+    pub(crate) fn set_faults(&self, node: usize, faults: &DiskFaults) -> Result<(), ClusterError> {
+        let mount = &self.mounts[node];
+        std::fs::write(&mount.control, faults.control_line())
+            .map_err(|source| ClusterError::Files { path: mount.control.clone(), source })?;
+        self.signal(node, Signal::SIGUSR1)
+    }
+
+    /// A power cut that tears a page: the daemon writes `tear_bytes` of
+    /// the last page written but not synced, and dies with the rest
+    /// (SIGUSR2); the stale mount is detached and a new daemon mounts
+    /// what the disk kept. The node must already be dead.
+    pub(crate) async fn cut_torn(&self, node: usize, tear_bytes: u32) -> Result<(), ClusterError> {
+        let faults = DiskFaults { tear_bytes: Some(tear_bytes), ..DiskFaults::default() };
+        self.set_faults(node, &faults)?;
+        self.supervisor.signal_and_reap(node, Signal::SIGUSR2).await?;
+        // Bounded: a daemon that did not die of SIGUSR2 dies of SIGKILL.
+        self.supervisor.kill(node).await?;
+        self.detach(node)?;
+        self.mount(node).await
+    }
+
+    fn signal(&self, node: usize, signal: Signal) -> Result<(), ClusterError> {
+        let Some(pid) = self.supervisor.pid(node) else {
+            return Err(self.error(node, "its lazyfs daemon is not running".to_string()));
+        };
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        nix::sys::signal::kill(pid, signal).map_err(|errno| self.error(node, format!("cannot signal its lazyfs daemon: {errno}")))
     }
 
     /// Stop every daemon cleanly (each syncs and detaches), then make sure
@@ -114,6 +188,8 @@ impl Volumes {
                 mount.backing.display().to_string(),
                 "--dirty-max-mib".into(),
                 self.config.dirty_max_mib.to_string(),
+                "--control".into(),
+                mount.control.display().to_string(),
             ],
             env: Vec::new(),
             files: Vec::new(),

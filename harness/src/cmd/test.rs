@@ -42,11 +42,13 @@ pub struct TestArgs {
     /// register | cas-register | kv | set | append.
     #[arg(long, value_name = "KIND")]
     pub workload: Option<String>,
-    /// Comma-separated faults: kill, pause, partition, link, power-loss
-    /// (families), single faults such as kill-leader or partition-ring,
-    /// revote (a scenario: one voter restarted between two elections of one
-    /// term), figure-8 (the Raft paper's figure-8 order), mix (all but
-    /// power-loss and those two scenarios), or none.
+    /// Comma-separated faults: kill, pause, partition, link, power-loss,
+    /// corrupt, disk (families), single faults such as kill-leader,
+    /// partition-ring, corrupt-bitflip (a killed node's file damaged
+    /// before it starts again) or disk-fsync-eio, revote (a scenario: one voter restarted
+    /// between two elections of one term), figure-8 (the Raft paper's
+    /// figure-8 order), mix (all but power-loss, corrupt, disk and those two
+    /// scenarios), or none.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Cluster size.

@@ -113,7 +113,7 @@ pub fn correct() -> Target {
         bugs: Vec::new(),
         mode: None,
         workload: "register",
-        faults: vec!["kill", "pause", "partition", "link", "power-loss", "membership", "revote", "figure-8"],
+        faults: vec!["kill", "pause", "partition", "link", "power-loss", "membership", "revote", "figure-8", "corrupt", "disk"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
         overrides: Vec::new(),
     }
@@ -125,7 +125,7 @@ pub fn correct_transactions() -> Target {
     Target {
         name: "correct-txn",
         workload: "list-append",
-        faults: vec!["kill", "pause", "partition", "power-loss"],
+        faults: vec!["kill", "pause", "partition", "power-loss", "corrupt", "disk"],
         ..correct()
     }
 }

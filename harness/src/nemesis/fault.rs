@@ -66,6 +66,37 @@ pub enum LinkMode {
     Slow,
 }
 
+/// Damage to a killed node's files before it starts again (bit flips, a
+/// truncated tail, a zeroed chunk), as Jepsen's file-corruption nemesis does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorruptMode {
+    /// One random bit flipped in each of `nemesis.corrupt_bytes` random bytes.
+    Bitflip,
+    /// The last 1..=`nemesis.corrupt_bytes` bytes cut off.
+    Truncate,
+    /// A chunk of `nemesis.corrupt_bytes` bytes overwritten with zeroes.
+    Zero,
+}
+
+/// A disk fault from the node's lazyfs volume, for a bounded time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskMode {
+    /// fsync answers EIO on one node, and what it failed to sync never
+    /// reaches the disk (Linux's fsyncgate behaviour).
+    FsyncEio,
+    /// The same on a majority of the nodes.
+    FsyncEioMajority,
+    /// Writes answer ENOSPC on one node.
+    Full,
+    /// Every read, write and fsync on one node waits `nemesis.disk_delay`.
+    Slow,
+    /// One node loses power and the last page it wrote but did not sync
+    /// reaches the disk torn (`nemesis.disk_tear_bytes` of it).
+    TornWrite,
+}
+
 /// A membership change, through the system's own procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -95,6 +126,8 @@ pub enum Fault {
     Link(LinkMode),
     Power(PowerTarget),
     Membership(MembershipChange),
+    Corrupt(CorruptMode),
+    Disk(DiskMode),
     /// The revote scenario (`revote.rs`): one voter restarted between two
     /// elections of one term.
     Revote,
@@ -116,6 +149,8 @@ pub enum FaultFamily {
     Link,
     Power,
     Membership,
+    Corrupt,
+    Disk,
     Revote,
     FigureEight,
     /// A family of your own: one fault, of the same name.
@@ -138,6 +173,8 @@ impl FaultFamily {
             FaultFamily::FigureEight => 6,
             // Above every custom family's number (7 + 16 bits).
             FaultFamily::Membership => 0x1_0007,
+            FaultFamily::Corrupt => 0x1_0008,
+            FaultFamily::Disk => 0x1_0009,
             // FNV-1a: stable across builds, unlike the std hasher.
             FaultFamily::Custom(name) => {
                 let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
@@ -159,6 +196,8 @@ impl FaultFamily {
             FaultFamily::Link => "link",
             FaultFamily::Power => "power-loss",
             FaultFamily::Membership => "membership",
+            FaultFamily::Corrupt => "corrupt",
+            FaultFamily::Disk => "disk",
             FaultFamily::Revote => "revote",
             FaultFamily::FigureEight => "figure-8",
             FaultFamily::Custom(name) => name,
@@ -196,6 +235,15 @@ const MEMBERSHIPS: [Fault; 5] = [
     Fault::Membership(MembershipChange::Crash),
     Fault::Membership(MembershipChange::Race),
 ];
+const CORRUPTS: [Fault; 3] =
+    [Fault::Corrupt(CorruptMode::Bitflip), Fault::Corrupt(CorruptMode::Truncate), Fault::Corrupt(CorruptMode::Zero)];
+const DISKS: [Fault; 5] = [
+    Fault::Disk(DiskMode::FsyncEio),
+    Fault::Disk(DiskMode::FsyncEioMajority),
+    Fault::Disk(DiskMode::Full),
+    Fault::Disk(DiskMode::Slow),
+    Fault::Disk(DiskMode::TornWrite),
+];
 /// Faults no family or `mix` stands for, named on their own.
 const BY_NAME_ONLY: [Fault; 1] = [Fault::Partition(PartitionMode::Random)];
 const POWER_LOSSES: [Fault; 4] = [
@@ -214,6 +262,8 @@ impl Fault {
             Fault::Link(_) => FaultFamily::Link,
             Fault::Power(_) => FaultFamily::Power,
             Fault::Membership(_) => FaultFamily::Membership,
+            Fault::Corrupt(_) => FaultFamily::Corrupt,
+            Fault::Disk(_) => FaultFamily::Disk,
             Fault::Revote => FaultFamily::Revote,
             Fault::FigureEight => FaultFamily::FigureEight,
             Fault::Custom(name) => FaultFamily::Custom(name),
@@ -249,6 +299,14 @@ impl Fault {
             Fault::Membership(MembershipChange::Replace) => "membership-replace",
             Fault::Membership(MembershipChange::Crash) => "membership-crash",
             Fault::Membership(MembershipChange::Race) => "membership-race",
+            Fault::Corrupt(CorruptMode::Bitflip) => "corrupt-bitflip",
+            Fault::Corrupt(CorruptMode::Truncate) => "corrupt-truncate",
+            Fault::Corrupt(CorruptMode::Zero) => "corrupt-zero",
+            Fault::Disk(DiskMode::FsyncEio) => "disk-fsync-eio",
+            Fault::Disk(DiskMode::FsyncEioMajority) => "disk-fsync-eio-majority",
+            Fault::Disk(DiskMode::Full) => "disk-full",
+            Fault::Disk(DiskMode::Slow) => "disk-slow",
+            Fault::Disk(DiskMode::TornWrite) => "disk-torn-write",
             Fault::Revote => "revote",
             Fault::FigureEight => "figure-8",
             Fault::Custom(name) => name,
@@ -256,7 +314,8 @@ impl Fault {
     }
 
     /// Every fault `mix` (or `all`) stands for, in a fixed order: all but
-    /// power loss, which needs FUSE and root, membership changes, which
+    /// power loss and disk faults, which need FUSE and root, file corruption, which a
+    /// correct system answers by refusing to start, membership changes, which
     /// need a system that can make them, and the scripted scenarios
     /// (revote, figure-8), which need an odd cluster and own the whole
     /// network while they run; those are asked for by name.
@@ -266,7 +325,13 @@ impl Fault {
 
     /// Every single fault, power loss and the scripted scenarios included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).chain(MEMBERSHIPS).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain(MEMBERSHIPS).chain(CORRUPTS).chain(DISKS).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
+    }
+
+    /// Served through the nodes' lazyfs volumes (FUSE, root): power loss
+    /// and disk faults.
+    pub fn needs_volumes(self) -> bool {
+        matches!(self.family(), FaultFamily::Power | FaultFamily::Disk)
     }
 
     /// Aimed at the leader (`kill-leader`, `partition-leader`, ...).
@@ -304,12 +369,13 @@ impl Fault {
     pub fn nodes_min(self) -> usize {
         match self {
             Fault::Kill(KillTarget::Minority | KillTarget::Majority) => 3,
-            Fault::Power(PowerTarget::Majority) => 3,
+            Fault::Power(PowerTarget::Majority) | Fault::Disk(DiskMode::FsyncEioMajority) => 3,
+            Fault::Disk(_) => 1,
             Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
             Fault::Revote | Fault::FigureEight | Fault::Membership(_) => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
-            Fault::Kill(_) | Fault::Pause(_) | Fault::Custom(_) => 1,
+            Fault::Kill(_) | Fault::Pause(_) | Fault::Corrupt(_) | Fault::Custom(_) => 1,
         }
     }
 
@@ -325,6 +391,8 @@ impl Fault {
             "link" => Some(&LINKS),
             "power-loss" => Some(&POWER_LOSSES),
             "membership" => Some(&MEMBERSHIPS),
+            "corrupt" => Some(&CORRUPTS),
+            "disk" => Some(&DISKS),
             _ => None,
         };
         if let Some(faults) = family {
@@ -337,7 +405,7 @@ impl Fault {
         }
         Fault::every().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
             format!(
-                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, membership, mix, none, or one of {})",
+                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, membership, corrupt, disk, mix, none, or one of {})",
                 Fault::every().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
             )
         })
@@ -378,6 +446,10 @@ mod tests {
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
         assert_eq!(Fault::parse_name("membership").unwrap().len(), 5);
+        assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 3);
+        assert_eq!(Fault::parse_name("disk").unwrap().len(), 5);
+        assert!(Fault::parse_name("mix").unwrap().iter().all(|f| !f.needs_volumes()), "mix needs no root");
+        assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Corrupt), "corrupt is asked for by name");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Membership));
         assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::FigureEight), "figure-8 is asked for by name");

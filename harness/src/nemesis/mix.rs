@@ -6,6 +6,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::corrupt::{CorruptNemesis, CorruptSettings};
+use super::disk::{DiskNemesis, DiskSettings};
 use super::kill::KillNemesis;
 use super::link::{LinkNemesis, LinkSettings};
 use super::membership::MembershipNemesis;
@@ -16,6 +18,15 @@ use super::scenarios::figure8::FigureEightNemesis;
 use super::scenarios::revote::RevoteNemesis;
 use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError, NemesisFactory, Targets};
 use crate::cluster::{BoxFuture, Cluster};
+
+/// What the families that take settings are set to (the spec's
+/// `nemesis.link_*`, `nemesis.corrupt_*`, `nemesis.disk_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilySettings {
+    pub link: LinkSettings,
+    pub corrupt: CorruptSettings,
+    pub disk: DiskSettings,
+}
 
 pub struct Mix {
     nemeses: Vec<Box<dyn Nemesis>>,
@@ -36,9 +47,9 @@ impl Mix {
     }
 
     /// The standard nemeses for the faults of a test, each with its own
-    /// stream derived from the seed, and those of `custom` (the Rust API)
-    /// that claim one of the faults.
-    pub fn standard(faults: &[Fault], seed: u64, link: LinkSettings, custom: &[NemesisFactory]) -> Result<Mix, NemesisError> {
+    /// stream derived from the seed and its family's settings, and those of
+    /// `custom` (the Rust API) that claim one of the faults.
+    pub fn standard(faults: &[Fault], seed: u64, settings: &FamilySettings, custom: &[NemesisFactory]) -> Result<Mix, NemesisError> {
         let stream = |family: u64| ChaCha8Rng::seed_from_u64(seed ^ (0x6e65_6d65_7369_7300 + family));
         let mut nemeses: Vec<Box<dyn Nemesis>> = Vec::new();
         let wants = |family: FaultFamily| faults.iter().any(|fault| fault.family() == family);
@@ -52,10 +63,16 @@ impl Mix {
             nemeses.push(Box::new(PartitionNemesis::new(stream(3))));
         }
         if wants(FaultFamily::Link) {
-            nemeses.push(Box::new(LinkNemesis::new(stream(4), link)));
+            nemeses.push(Box::new(LinkNemesis::new(stream(4), settings.link)));
         }
         if wants(FaultFamily::Power) {
             nemeses.push(Box::new(PowerNemesis::new(stream(5))));
+        }
+        if wants(FaultFamily::Corrupt) {
+            nemeses.push(Box::new(CorruptNemesis::new(stream(9), settings.corrupt.clone())));
+        }
+        if wants(FaultFamily::Disk) {
+            nemeses.push(Box::new(DiskNemesis::new(stream(10), settings.disk)));
         }
         if wants(FaultFamily::Membership) {
             nemeses.push(Box::new(MembershipNemesis::new(stream(8))));
@@ -138,10 +155,11 @@ mod tests {
     #[test]
     fn standard_mix_claims_exactly_the_requested_families() {
         let link = LinkSettings { delay_ms: 1, jitter_ms: 1, bandwidth_bytes_per_s: 1 };
-        let faults = Fault::parse_names(&["kill-leader", "partition"]).unwrap();
-        let mix = Mix::standard(&faults, 1, link, &[]).unwrap();
-        assert_eq!(mix.handles(), vec![FaultFamily::Kill, FaultFamily::Partition]);
-        let all = Mix::standard(&Fault::all(), 1, link, &[]).unwrap();
+        let settings = FamilySettings { link, corrupt: CorruptSettings::default(), disk: DiskSettings::default() };
+        let faults = Fault::parse_names(&["kill-leader", "partition", "corrupt-zero"]).unwrap();
+        let mix = Mix::standard(&faults, 1, &settings, &[]).unwrap();
+        assert_eq!(mix.handles(), vec![FaultFamily::Kill, FaultFamily::Partition, FaultFamily::Corrupt]);
+        let all = Mix::standard(&Fault::all(), 1, &settings, &[]).unwrap();
         assert_eq!(all.handles().len(), 4);
     }
 }

@@ -1,7 +1,7 @@
 //! Nemeses: fault injection against a running cluster.
 //!
 //! Each fault family is one small implementation of [`Nemesis`] in its own
-//! file (`kill`, `pause`, `partition`, `link`, `power`), and the scripted
+//! file (`kill`, `pause`, `partition`, `link`, `power`, `corrupt`, `disk`), and the scripted
 //! Raft scenarios live in `scenarios/` (`revote`, `figure8`); a test can add
 //! nemeses of its own ([`NemesisFactory`], `Fault::Custom`). `mix` composes them, routing
 //! each fault to the one nemesis that claims its family. What to break is
@@ -14,6 +14,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cluster::{BoxFuture, Cluster, ClusterError};
 
+pub mod corrupt;
+pub mod disk;
 mod fault;
 pub mod kill;
 pub mod link;
@@ -27,8 +29,8 @@ pub mod scenarios;
 pub mod schedule;
 pub mod targets;
 
-pub use fault::{Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget};
-pub use mix::Mix;
+pub use fault::{CorruptMode, DiskMode, Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget};
+pub use mix::{FamilySettings, Mix};
 pub use schedule::{Schedule, ScheduleStep};
 pub use targets::{Targets, TargetsBy};
 

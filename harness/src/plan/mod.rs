@@ -15,7 +15,7 @@ use std::sync::Arc;
 use faultline_checkers::txn::{ConsistencyModel, UnknownConsistencyModel};
 use faultline_workloads::{Generator, Invocation, WorkloadConfig, WorkloadKind};
 
-use crate::nemesis::link::LinkSettings;
+use crate::nemesis::FamilySettings;
 use crate::cluster::{HostConfig, HostsConfig, NETNS_MAX};
 use crate::nemesis::recorded::RecordedSchedule;
 use crate::nemesis::{Fault, NemesisFactory, TargetsBy};
@@ -92,7 +92,8 @@ pub struct NemesisPlan {
     pub fault_duration_ms_max: u64,
     pub heal_duration_ms_min: u64,
     pub heal_duration_ms_max: u64,
-    pub link: LinkSettings,
+    /// The link and corrupt families' settings.
+    pub settings: FamilySettings,
     /// One schedule per fault family, overlapping (`nemesis.concurrent`).
     pub concurrent: bool,
     /// Faults named with a trailing `?` (`power-loss?`): left out, with a
@@ -113,7 +114,7 @@ impl std::fmt::Debug for NemesisPlan {
             .field("faults", &self.faults)
             .field("fault_duration_ms", &(self.fault_duration_ms_min, self.fault_duration_ms_max))
             .field("heal_duration_ms", &(self.heal_duration_ms_min, self.heal_duration_ms_max))
-            .field("link", &self.link)
+            .field("settings", &self.settings)
             .field("concurrent", &self.concurrent)
             .field("leader_share", &self.leader_share)
             .field("custom", &self.custom.len())

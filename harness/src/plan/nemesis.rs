@@ -1,9 +1,11 @@
 //! The nemesis section: which faults, how long each lasts, and whether the
 //! cluster can take them (sizes, odd clusters for the scripted scenarios, a
 //! system that names its leader).
+use crate::nemesis::corrupt::CorruptSettings;
+use crate::nemesis::disk::DiskSettings;
 use crate::nemesis::link::LinkSettings;
 use crate::nemesis::recorded::{RecordedSchedule, ScheduleHeader, ONE_AT_A_TIME, SCHEDULE_VERSION};
-use crate::nemesis::{Fault, FaultFamily, TargetsBy};
+use crate::nemesis::{FamilySettings, Fault, FaultFamily, TargetsBy};
 
 use crate::fields::{duration, positive_duration as positive};
 use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError, TestPlan};
@@ -21,10 +23,14 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
         fault_duration_ms_max: positive("nemesis.fault_duration_max", &spec.fault_duration_max)?,
         heal_duration_ms_min: positive("nemesis.heal_duration_min", &spec.heal_duration_min)?,
         heal_duration_ms_max: positive("nemesis.heal_duration_max", &spec.heal_duration_max)?,
-        link: LinkSettings {
-            delay_ms: duration("nemesis.link_delay", &spec.link_delay)?,
-            jitter_ms: duration("nemesis.link_jitter", &spec.link_jitter)?,
-            bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
+        settings: FamilySettings {
+            link: LinkSettings {
+                delay_ms: duration("nemesis.link_delay", &spec.link_delay)?,
+                jitter_ms: duration("nemesis.link_jitter", &spec.link_jitter)?,
+                bandwidth_bytes_per_s: spec.link_bandwidth_bytes_per_s,
+            },
+            corrupt: corrupt_settings(spec)?,
+            disk: DiskSettings { delay_us: duration("nemesis.disk_delay", &spec.disk_delay)? * 1_000 },
         },
         concurrent: spec.concurrent,
         optional,
@@ -34,6 +40,24 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
     };
     check(&plan, cluster)?;
     Ok(plan)
+}
+
+/// Longest wait `disk-slow` adds to one I/O (lazyfs's own bound).
+const DISK_DELAY_US_MAX: u64 = 1_000_000;
+/// Bytes one corrupt fault may touch at most.
+const CORRUPT_BYTES_MAX: u64 = 1 << 20;
+
+fn corrupt_settings(spec: &NemesisSpec) -> Result<CorruptSettings, SpecError> {
+    if let Err(error) = glob::Pattern::new(&spec.corrupt_files) {
+        return Err(SpecError::value("nemesis.corrupt_files", format!("{:?} is not a glob: {error}", spec.corrupt_files)));
+    }
+    if spec.corrupt_files.starts_with('/') || spec.corrupt_files.split('/').any(|part| part == "..") {
+        return Err(SpecError::value("nemesis.corrupt_files", format!("{:?} must stay inside the data dir (relative, no ..)", spec.corrupt_files)));
+    }
+    if !(1..=CORRUPT_BYTES_MAX).contains(&spec.corrupt_bytes) {
+        return Err(SpecError::value("nemesis.corrupt_bytes", format!("{} is not in 1..={CORRUPT_BYTES_MAX}", spec.corrupt_bytes)));
+    }
+    Ok(CorruptSettings { files_glob: spec.corrupt_files.clone(), bytes: spec.corrupt_bytes })
 }
 
 impl TestPlan {
@@ -98,6 +122,14 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
             "nemesis membership adds and removes nodes through the system's own procedure, and system {} declares none (Capabilities::membership)",
             cluster.system.name()
         )));
+    }
+    if cluster.hosts.is_some() && (families(FaultFamily::Corrupt) || families(FaultFamily::Disk)) {
+        return Err(SpecError::Combination(
+            "nemeses corrupt and disk act on a node's files on this machine, and cluster.hosts keeps them on other hosts".to_string(),
+        ));
+    }
+    if plan.settings.disk.delay_us > DISK_DELAY_US_MAX {
+        return Err(SpecError::value("nemesis.disk_delay", format!("{} ms is above the 1 s bound", plan.settings.disk.delay_us / 1_000)));
     }
     if cluster.hosts.is_some() {
         if let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) {

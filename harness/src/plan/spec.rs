@@ -129,6 +129,13 @@ pub struct NemesisSpec {
     pub link_delay: String,
     pub link_jitter: String,
     pub link_bandwidth_bytes_per_s: u64,
+    /// Corrupt faults: the files they may damage (a glob under each node's
+    /// data dir) and how many bytes one fault flips, cuts or zeroes.
+    pub corrupt_files: String,
+    pub corrupt_bytes: u64,
+    /// Disk faults: how long each read, write and fsync of a `disk-slow`
+    /// node waits.
+    pub disk_delay: String,
     /// Each fault family on its own schedule, so faults of different
     /// families overlap (a partition while a node is down); otherwise one
     /// fault at a time.
@@ -223,6 +230,9 @@ impl Default for NemesisSpec {
             link_delay: "50ms".to_string(),
             link_jitter: "50ms".to_string(),
             link_bandwidth_bytes_per_s: 2_000,
+            corrupt_files: "**/*".to_string(),
+            corrupt_bytes: 8,
+            disk_delay: "10ms".to_string(),
             concurrent: true,
             leader_share: Some(0.5),
         }

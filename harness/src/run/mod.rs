@@ -146,13 +146,13 @@ fn failed(plan: &TestPlan, run_dir: &RunDir, started: Instant, error: RunError, 
 /// nothing is left out. A required fault it cannot inject fails the run
 /// later, in `start_cluster`, with the reason.
 fn fit_to_machine(plan: &TestPlan, lazyfs: Result<(), String>) -> Option<TestPlan> {
-    let power = |fault: &Fault| fault.family() == FaultFamily::Power;
+    let power = |fault: &Fault| fault.needs_volumes();
     let optional_power = plan.nemesis.faults.iter().filter(|f| power(f)).all(|f| plan.nemesis.optional.contains(f));
     if !plan.nemesis.faults.iter().any(power) || !optional_power {
         return None;
     }
     let reason = lazyfs.err()?;
-    messages::warning(format_args!("power-loss left out of this run: {reason}"));
+    messages::warning(format_args!("power-loss and disk faults left out of this run: {reason}"));
     let mut fitted = plan.clone();
     fitted.nemesis.faults.retain(|fault| !power(fault));
     fitted.resolved.nemesis.faults.retain(|name| {
@@ -170,7 +170,7 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
     if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Membership) {
         config.spares = crate::nemesis::membership::SPARES;
     }
-    if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Power) {
+    if plan.nemesis.faults.iter().any(|fault| fault.needs_volumes()) {
         // On listed hosts, the hosts' own daemons say whether they can.
         if !matches!(plan.cluster.hosts, Some(HostsConfig::Listed(_))) {
             faultline_lazyfs::available().map_err(RunError::PowerLoss)?;

@@ -72,7 +72,7 @@ impl NemesisGroup {
                 .into_iter()
                 .map(|(label, events)| {
                     let faults: Vec<Fault> = events.iter().map(|event| event.fault).collect();
-                    let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
+                    let mix = Mix::standard(&faults, plan.seed, &plan.nemesis.settings, &plan.nemesis.custom)?;
                     let heal_name = RecordedEvent::heal_name(&label);
                     Ok(NemesisGroup { mix, schedule: Schedule::recorded(events), label, heal_name })
                 })
@@ -80,7 +80,7 @@ impl NemesisGroup {
         }
         let faults = &plan.nemesis.faults;
         if !plan.nemesis.concurrent {
-            let mix = Mix::standard(faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
+            let mix = Mix::standard(faults, plan.seed, &plan.nemesis.settings, &plan.nemesis.custom)?;
             let label = ONE_AT_A_TIME.to_string();
             let heal_name = RecordedEvent::heal_name(&label);
             return Ok(vec![NemesisGroup { mix, schedule: schedule(faults.clone(), plan.seed), label, heal_name }]);
@@ -92,7 +92,7 @@ impl NemesisGroup {
             .into_iter()
             .map(|family| {
                 let faults: Vec<_> = faults.iter().copied().filter(|fault| fault.family() == family).collect();
-                let mix = Mix::standard(&faults, plan.seed, plan.nemesis.link, &plan.nemesis.custom)?;
+                let mix = Mix::standard(&faults, plan.seed, &plan.nemesis.settings, &plan.nemesis.custom)?;
                 // Each family's schedule gets a stream of its own.
                 let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family.stream());
                 let label = family.name().to_string();

@@ -98,7 +98,12 @@ fn targets_of(line: &EventLine, fault: Fault, nodes: usize) -> Result<Option<Tar
     match (&line.nodes, &line.grudge, &line.roles) {
         (None, None, None) => Ok(None),
         (Some(names), None, None) => match family {
-            FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Power | FaultFamily::Link => {
+            FaultFamily::Kill
+            | FaultFamily::Pause
+            | FaultFamily::Power
+            | FaultFamily::Link
+            | FaultFamily::Corrupt
+            | FaultFamily::Disk => {
                 Ok(Some(Targets::Nodes(nodes_of(names, nodes)?)))
             }
             // An add names nobody: it takes the lowest free slot.
@@ -123,7 +128,13 @@ fn family_targets(family: FaultFamily) -> &'static str {
     match family {
         FaultFamily::Partition => "a partition takes a grudge",
         FaultFamily::Revote | FaultFamily::FigureEight => "a scripted scenario takes roles",
-        FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Power | FaultFamily::Link | FaultFamily::Membership => "it takes nodes",
+        FaultFamily::Kill
+        | FaultFamily::Pause
+        | FaultFamily::Power
+        | FaultFamily::Link
+        | FaultFamily::Membership
+        | FaultFamily::Corrupt
+        | FaultFamily::Disk => "it takes nodes",
         _ => "its nemesis chooses its own targets",
     }
 }

@@ -1,0 +1,30 @@
+//! Disk faults on a running cluster: what the nodes' lazyfs volumes
+//! serve (fsync errors, a full disk, slow I/O) and the torn power cut.
+use super::{Cluster, ClusterError, DiskFaults};
+
+impl Cluster {
+    /// Serve `faults` from the node's lazyfs volume from now on; while any
+    /// is in force, the node stopping on its own is the right answer (a
+    /// correct system stops on a disk it cannot trust), not a crash.
+    pub fn set_disk_faults(&self, node: usize, faults: &DiskFaults) -> Result<(), ClusterError> {
+        self.check(node)?;
+        let Some(volumes) = &self.inner.volumes else {
+            return Err(ClusterError::Config("disk faults need lazyfs volumes on this machine (ClusterConfig::volumes)".into()));
+        };
+        volumes.set_faults(node, faults)?;
+        self.inner.supervisor.set_failing(node, *faults != DiskFaults::default());
+        Ok(())
+    }
+
+    /// Power loss that tears the last page the node wrote but did not
+    /// sync (`tear_bytes` of it reach the disk). The node stays down until
+    /// `restart`.
+    pub async fn power_cut_torn(&self, node: usize, tear_bytes: u32) -> Result<(), ClusterError> {
+        self.check(node)?;
+        let Some(volumes) = &self.inner.volumes else {
+            return Err(ClusterError::Config("a torn power cut needs lazyfs volumes on this machine (ClusterConfig::volumes)".into()));
+        };
+        self.kill(node).await?;
+        volumes.cut_torn(node, tear_bytes).await
+    }
+}
