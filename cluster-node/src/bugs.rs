@@ -55,10 +55,32 @@ pub struct Bugs {
     /// of it applied.
     #[serde(default)]
     pub txn_non_atomic: bool,
+    /// At recovery, data that fails its checksum is used anyway (the
+    /// correct node refuses to start): a WAL record whose header checksum
+    /// fails is trusted for its length when that length is in range and
+    /// fits in the file, a payload whose checksum fails is decoded anyway,
+    /// and only a payload that does not decode at all is skipped, reading
+    /// on after it; the snapshot's checksum is ignored the same way. A torn
+    /// tail is still cut off as by the correct node. Exposed by faultline's
+    /// `corrupt` nemesis (bit flips in a killed node's WAL files before it
+    /// restarts): a flipped bit in a stored value becomes a value the node
+    /// serves, which no client wrote.
+    #[serde(default)]
+    pub wal_ignore_crc: bool,
+    /// A failed WAL fsync is logged as a warning and the node carries on as
+    /// if it had succeeded, acknowledging writes that are not durable (the
+    /// correct node stops: after a failed fsync the kernel may already have
+    /// dropped the pages, so retrying proves nothing, as PostgreSQL learned
+    /// in "fsyncgate"). A failed write still stops the node. Exposed by the
+    /// disk-fault nemesis making fsync answer EIO followed by a power cut:
+    /// the lazyfs layer never writes pages whose fsync failed, so the
+    /// acknowledged writes are gone.
+    #[serde(default)]
+    pub fsync_error_ignored: bool,
 }
 
 /// Every switch name, in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 12] = [
+pub const BUG_NAMES: [&str; 14] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -71,6 +93,8 @@ pub const BUG_NAMES: [&str; 12] = [
     "concurrent-changes",
     "txn-read-uncommitted",
     "txn-non-atomic",
+    "wal-ignore-crc",
+    "fsync-error-ignored",
 ];
 
 /// A name in `--bugs` that is not a known switch.
@@ -110,6 +134,8 @@ impl Bugs {
             "concurrent-changes" => &mut self.concurrent_changes,
             "txn-read-uncommitted" => &mut self.txn_read_uncommitted,
             "txn-non-atomic" => &mut self.txn_non_atomic,
+            "wal-ignore-crc" => &mut self.wal_ignore_crc,
+            "fsync-error-ignored" => &mut self.fsync_error_ignored,
             _ => return None,
         })
     }
@@ -136,8 +162,11 @@ mod tests {
         let all = Bugs::parse(&BUG_NAMES.join(",")).unwrap();
         assert!(all.ack_before_commit && all.no_fsync && all.forget_vote);
         assert!(all.txn_read_uncommitted && all.txn_non_atomic);
+        assert!(all.wal_ignore_crc && all.fsync_error_ignored);
         let one = Bugs::parse("txn-non-atomic").unwrap();
         assert!(one.txn_non_atomic && !one.txn_read_uncommitted);
+        let disk = Bugs::parse("wal-ignore-crc, fsync-error-ignored").unwrap();
+        assert!(disk.wal_ignore_crc && disk.fsync_error_ignored && !disk.no_fsync);
     }
 
     #[test]

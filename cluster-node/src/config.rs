@@ -238,6 +238,15 @@ mod tests {
     }
 
     #[test]
+    fn bugs_flag_takes_every_planted_bug() {
+        let a = args(&["--bugs", "wal-ignore-crc,fsync-error-ignored"]).unwrap();
+        assert!(a.bugs.wal_ignore_crc && a.bugs.fsync_error_ignored && !a.bugs.no_fsync);
+        let all = args(&["--bugs", &crate::bugs::BUG_NAMES.join(",")]).unwrap();
+        assert!(all.bugs.txn_non_atomic && all.bugs.wal_ignore_crc);
+        assert!(args(&["--bugs", "wal-ignore-checksums"]).is_err());
+    }
+
+    #[test]
     fn rejects_bad_peers_and_timeouts() {
         assert!(args(&["--peers", "2-127.0.0.1:8002"]).is_err());
         assert!(args(&["--peers", "x=127.0.0.1:8002"]).is_err());

@@ -19,11 +19,29 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("faultline-node: {e:#}");
+            // Exactly one line on stderr says why the node stopped, and it is
+            // the log's last: faultline's corrupt nemesis records that line
+            // as the refusal. (A WAL or snapshot error names the file, the OS
+            // error or the offset, and whether anything was acknowledged.)
+            eprintln!("faultline-node: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and each of its causes once, on one line: most of the node's
+/// errors already print their source (`on {path}: {source}`), which `{:#}`
+/// would print a second time.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line.replace('\n', " ")
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

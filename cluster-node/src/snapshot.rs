@@ -7,15 +7,22 @@
 //! no configuration; it loads with none (the bootstrap voters).
 //! Written to a temporary file, fsynced, renamed over the old one, and the
 //! directory fsynced, so a crash leaves either the old or the new snapshot.
+//! A failed save is returned, never retried (the node stops); a file that
+//! fails its checks refuses to load, naming the file and the offset of the
+//! part that failed.
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::bugs::Bugs;
 
 const MAGIC: &[u8; 8] = b"FLSNAP02";
 const MAGIC_V1: &[u8; 8] = b"FLSNAP01";
 /// Ids in each of the voter and learner lists, at most.
 const MEMBERS_MAX: usize = 4096;
 const HEADER_BYTES: usize = 8 + 8 + 8 + 8 + 4;
+/// Where the header's body length sits (after the magic, index and term).
+const BODY_LEN_OFFSET: usize = 8 + 8 + 8;
 const FILE_NAME: &str = "snapshot.bin";
 const TEMP_NAME: &str = "snapshot.tmp";
 
@@ -36,45 +43,76 @@ pub enum SnapshotError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("snapshot {path} is corrupt: {reason}; refusing to start")]
-    Corrupt { path: PathBuf, reason: &'static str },
+    /// A step of `save` failed (`action`: write, fsync, rename, directory
+    /// fsync): the node stops; nothing that depends on the snapshot was
+    /// acknowledged.
+    #[error("snapshot {action} failed on {path}: {source}; stopping: nothing unsynced was acknowledged")]
+    Save {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot corrupt: {path} at offset {offset}: {reason}; refusing to start")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 }
 
 pub struct SnapshotStore {
     dir: PathBuf,
+    /// The planted `wal-ignore-crc` bug: `load` ignores a checksum mismatch.
+    checksum_ignored: bool,
 }
 
 impl SnapshotStore {
     pub fn new(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
+        SnapshotStore::with_bugs(dir, Bugs::default())
+    }
+
+    /// `new` for a node running with planted bugs (`wal-ignore-crc`).
+    pub fn with_bugs(dir: &Path, bugs: Bugs) -> Result<SnapshotStore, SnapshotError> {
         crate::wal::create_dir_durably(dir).map_err(|source| SnapshotError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
         Ok(SnapshotStore {
             dir: dir.to_path_buf(),
+            checksum_ignored: bugs.wal_ignore_crc,
         })
     }
 
+    /// Writes `snapshot` durably in place of the last one. A failure is
+    /// returned, never retried: the caller must stop.
     pub fn save(&self, snapshot: &StoredSnapshot) -> Result<(), SnapshotError> {
         let temp = self.dir.join(TEMP_NAME);
         let target = self.dir.join(FILE_NAME);
-        let io = |path: &Path| {
+        let failed = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
-            move |source| SnapshotError::Io { path, source }
+            move |source| SnapshotError::Save { action, path, source }
         };
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(&temp)
-            .map_err(io(&temp))?;
-        file.write_all(&encode(snapshot)).map_err(io(&temp))?;
-        file.sync_all().map_err(io(&temp))?;
+            .map_err(failed("write", &temp))?;
+        file.write_all(&encode(snapshot)).map_err(failed("write", &temp))?;
+        file.sync_all().map_err(failed("fsync", &temp))?;
         drop(file);
-        fs::rename(&temp, &target).map_err(io(&target))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))
+        fs::rename(&temp, &target).map_err(failed("rename", &target))?;
+        let dir = File::open(&self.dir).map_err(failed("directory fsync", &self.dir))?;
+        dir.sync_all().map_err(failed("directory fsync", &self.dir))
+    }
+
+    /// The refusal for a loaded snapshot whose state-machine data (the last
+    /// `data_bytes` of the file) does not decode.
+    pub fn data_corrupt(&self, data_bytes: usize, reason: String) -> SnapshotError {
+        let path = self.dir.join(FILE_NAME);
+        let file_bytes = fs::metadata(&path).map_or(0, |m| m.len());
+        let offset = file_bytes.saturating_sub(data_bytes as u64);
+        SnapshotError::Corrupt { path, offset, reason }
     }
 
     /// The last saved snapshot, or `None` when none was ever saved.
@@ -85,9 +123,9 @@ impl SnapshotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SnapshotError::Io { path, source }),
         };
-        decode(&bytes)
+        decode(&bytes, self.checksum_ignored)
             .map(Some)
-            .map_err(|reason| SnapshotError::Corrupt { path, reason })
+            .map_err(|(offset, reason)| SnapshotError::Corrupt { path, offset, reason: reason.to_string() })
     }
 }
 
@@ -120,10 +158,12 @@ fn take_ids(body: &[u8]) -> Result<(Vec<u64>, &[u8]), &'static str> {
     Ok((ids, &body[4 + 8 * count..]))
 }
 
-fn decode(bytes: &[u8]) -> Result<StoredSnapshot, &'static str> {
+/// Decodes a snapshot file; an error is the offset of the part that
+/// failed and why. `checksum_ignored` is the planted `wal-ignore-crc` bug.
+fn decode(bytes: &[u8], checksum_ignored: bool) -> Result<StoredSnapshot, (u64, &'static str)> {
     let version_1 = bytes.get(0..8) == Some(&MAGIC_V1[..]);
     if bytes.len() < HEADER_BYTES || (&bytes[0..8] != MAGIC && !version_1) {
-        return Err("bad header");
+        return Err((0, "bad header"));
     }
     let u64_at = |at: usize| {
         u64::from_le_bytes(
@@ -132,21 +172,25 @@ fn decode(bytes: &[u8]) -> Result<StoredSnapshot, &'static str> {
                 .expect("header length was checked"),
         )
     };
-    let (index, term, data_len) = (u64_at(8), u64_at(16), u64_at(24));
+    let (index, term, data_len) = (u64_at(8), u64_at(16), u64_at(BODY_LEN_OFFSET));
     let crc = u32::from_le_bytes(bytes[32..36].try_into().expect("header length was checked"));
     let body = &bytes[HEADER_BYTES..];
     if body.len() as u64 != data_len {
-        return Err("length mismatch");
+        return Err((BODY_LEN_OFFSET as u64, "length mismatch"));
     }
     if crc32c::crc32c(body) != crc {
-        return Err("checksum mismatch");
+        if !checksum_ignored {
+            return Err((HEADER_BYTES as u64, "checksum mismatch"));
+        }
+        tracing::warn!(index, term, "snapshot used despite a checksum mismatch (planted bug wal-ignore-crc)");
     }
     if version_1 {
         let (voters, learners) = (Vec::new(), Vec::new());
         return Ok(StoredSnapshot { index, term, voters, learners, data: body.to_vec() });
     }
-    let (voters, rest) = take_ids(body)?;
-    let (learners, data) = take_ids(rest)?;
+    let offset_of = |part: &[u8]| (bytes.len() - part.len()) as u64;
+    let (voters, rest) = take_ids(body).map_err(|reason| (offset_of(body), reason))?;
+    let (learners, data) = take_ids(rest).map_err(|reason| (offset_of(rest), reason))?;
     Ok(StoredSnapshot { index, term, voters, learners, data: data.to_vec() })
 }
 
@@ -182,14 +226,33 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         fs::write(&path, bytes).unwrap();
+        let refusal = store.load().unwrap_err();
         assert!(matches!(
-            store.load(),
-            Err(SnapshotError::Corrupt {
-                reason: "checksum mismatch",
-                ..
-            })
+            &refusal,
+            SnapshotError::Corrupt { offset, reason, .. }
+                if *offset == HEADER_BYTES as u64 && reason == "checksum mismatch"
         ));
+        let message = refusal.to_string();
+        let expected = format!("snapshot corrupt: {} at offset {HEADER_BYTES}: checksum mismatch; refusing to start", path.display());
+        assert_eq!(message, expected);
+        // The planted `wal-ignore-crc` bug loads the flipped byte as data.
+        let trusting = SnapshotStore::with_bugs(&dir, Bugs::parse("wal-ignore-crc").unwrap()).unwrap();
+        let loaded = trusting.load().unwrap().expect("a snapshot");
+        assert_eq!(loaded.data, b"two ".to_vec(), "'!' with its lowest bit flipped");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn membership_damage_refuses_even_when_checksums_are_ignored() {
+        let snapshot = StoredSnapshot { index: 3, term: 1, voters: vec![1, 2], learners: vec![], data: b"{}".to_vec() };
+        let mut bytes = encode(&snapshot);
+        // The voter count's high byte: a list longer than the limit.
+        bytes[HEADER_BYTES + 3] ^= 0x80;
+        assert_eq!(decode(&bytes, false).unwrap_err(), (HEADER_BYTES as u64, "checksum mismatch"));
+        assert_eq!(decode(&bytes, true).unwrap_err(), (HEADER_BYTES as u64, "membership list too long"));
+        let mut bytes = encode(&snapshot);
+        bytes[BODY_LEN_OFFSET] ^= 0x01;
+        assert_eq!(decode(&bytes, true).unwrap_err(), (BODY_LEN_OFFSET as u64, "length mismatch"));
     }
 
     #[test]
@@ -201,11 +264,11 @@ mod tests {
         }
         bytes.extend_from_slice(&crc32c::crc32c(b"abc").to_le_bytes());
         bytes.extend_from_slice(b"abc");
-        let loaded = decode(&bytes).unwrap();
+        let loaded = decode(&bytes, false).unwrap();
         assert_eq!((loaded.index, loaded.term, loaded.data), (7, 2, b"abc".to_vec()));
         assert!(loaded.voters.is_empty() && loaded.learners.is_empty());
         let mut cut = encode(&StoredSnapshot { index: 1, term: 1, voters: vec![1], learners: vec![], data: vec![] });
         cut.truncate(HEADER_BYTES + 6);
-        assert!(decode(&cut).is_err(), "a body cut short is refused");
+        assert!(decode(&cut, false).is_err(), "a body cut short is refused");
     }
 }

@@ -26,8 +26,6 @@ pub enum ServerError {
     Wal(#[from] WalError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-    #[error(transparent)]
-    Kv(#[from] crate::kv::KvError),
     #[error("cannot start the Raft core: {0}")]
     Raft(#[from] NewError),
     #[error("cannot listen on {addr}: {source}")]
@@ -47,15 +45,15 @@ struct DiskState {
 }
 
 fn open_disk(config: &NodeConfig) -> Result<DiskState, ServerError> {
-    let dir = &config.args.data_dir;
-    let snapshots = SnapshotStore::new(dir)?;
+    let (dir, bugs) = (&config.args.data_dir, config.args.bugs);
+    let snapshots = SnapshotStore::with_bugs(dir, bugs)?;
     let stored = snapshots.load()?;
     let base = stored.as_ref().map_or((0, 0), |s| (s.index, s.term));
     let kv = match &stored {
-        Some(s) => KvState::from_bytes(&s.data)?,
+        Some(s) => KvState::from_bytes(&s.data).map_err(|e| snapshots.data_corrupt(s.data.len(), e.to_string()))?,
         None => KvState::new(SESSIONS_MAX_DEFAULT),
     };
-    let (wal, recovered) = Wal::open(&dir.join("wal"), base, config.args.wal_segment_bytes)?;
+    let (wal, recovered) = Wal::open_with_bugs(&dir.join("wal"), base, config.args.wal_segment_bytes, bugs)?;
     // A version-1 snapshot file recorded no configuration: the bootstrap one.
     let snapshot = stored.map(|s| Snapshot {
         meta: SnapshotMeta {

@@ -4,6 +4,9 @@
 //! Recovery truncates a torn tail of the last segment (the end of a write that
 //! never completed, which was therefore never fsynced nor acknowledged) and
 //! refuses to start on damage anywhere else, naming the file and offset.
+//! A failed write or fsync is returned, never retried: the server stops on
+//! it (after a failed fsync the kernel may have dropped the dirty pages, so
+//! a second fsync that succeeds proves nothing).
 //! Conflict truncation needs no separate record: replaying entry `i` drops
 //! every entry at or after `i`. Group commit happens one level up: the server
 //! appends everything one Raft `Ready` carries and calls `sync` once.
@@ -17,6 +20,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::bugs::Bugs;
+
 /// Default segment size after which the next append starts a new file.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 
@@ -24,6 +29,21 @@ pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 pub enum WalError {
     #[error("WAL I/O error on {path}: {source}")]
     Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Appending failed: the node stops; nothing in the failed write was
+    /// acknowledged (acknowledgements wait for the fsync after it).
+    #[error("WAL write failed on {path}: {source}; stopping: nothing unsynced was acknowledged")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An fsync of a segment (or of the WAL directory) failed: the node
+    /// stops; whatever was written since the last successful fsync was
+    /// never acknowledged.
+    #[error("WAL fsync failed on {path}: {source}; stopping: nothing unsynced was acknowledged")]
+    Sync {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -50,6 +70,20 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
     }
 }
 
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Sync {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct SegmentMeta {
     seq: u64,
@@ -67,6 +101,8 @@ pub struct Wal {
     hard_state: HardState,
     mark: (u64, u64),
     buffer: Vec<u8>,
+    /// Planted bugs; this reads `wal_ignore_crc` and `fsync_error_ignored`.
+    bugs: Bugs,
 }
 
 impl Wal {
@@ -77,6 +113,17 @@ impl Wal {
         base: (u64, u64),
         segment_bytes_max: u64,
     ) -> Result<(Wal, Recovered), WalError> {
+        Wal::open_with_bugs(dir, base, segment_bytes_max, Bugs::default())
+    }
+
+    /// `open` for a node running with planted bugs (`wal-ignore-crc` changes
+    /// recovery, `fsync-error-ignored` changes `sync`).
+    pub fn open_with_bugs(
+        dir: &Path,
+        base: (u64, u64),
+        segment_bytes_max: u64,
+        bugs: Bugs,
+    ) -> Result<(Wal, Recovered), WalError> {
         assert!(segment_bytes_max > 0, "segment_bytes_max must be positive");
         create_dir_durably(dir).map_err(io_error(dir))?;
         let seqs = list_segments(dir)?;
@@ -85,7 +132,7 @@ impl Wal {
         for (position, &seq) in seqs.iter().enumerate() {
             let path = segment_path(dir, seq);
             let is_last = position + 1 == seqs.len();
-            let records = read_segment(&path, is_last)?;
+            let records = read_segment(&path, is_last, bugs.wal_ignore_crc)?;
             let index_max = replay.apply_all(&path, records)?;
             segments.push(SegmentMeta { seq, index_max });
         }
@@ -96,6 +143,7 @@ impl Wal {
         };
         wal.hard_state = recovered.hard_state;
         wal.mark = recovered.mark;
+        wal.bugs = bugs;
         Ok((wal, recovered))
     }
 
@@ -145,6 +193,7 @@ impl Wal {
             hard_state: HardState::default(),
             mark: (0, 0),
             buffer: Vec::new(),
+            bugs: Bugs::default(),
         }
     }
 
@@ -162,7 +211,7 @@ impl Wal {
             self.note(r);
         }
         let path = self.current_path();
-        self.file.write_all(&self.buffer).map_err(io_error(&path))?;
+        self.file.write_all(&self.buffer).map_err(write_error(&path))?;
         self.segment_bytes += self.buffer.len() as u64;
         Ok(())
     }
@@ -181,10 +230,20 @@ impl Wal {
         }
     }
 
-    /// Makes every appended record durable (fdatasync also persists the file size).
+    /// Makes every appended record durable (fdatasync also persists the file
+    /// size). A failure is returned, never retried: the caller must stop.
     pub fn sync(&mut self) -> Result<(), WalError> {
         let path = self.current_path();
-        self.file.sync_data().map_err(io_error(&path))
+        match self.file.sync_data() {
+            Ok(()) => Ok(()),
+            Err(source) if self.bugs.fsync_error_ignored => {
+                // Planted bug `fsync-error-ignored`: the unsynced records
+                // are treated as durable and acknowledged.
+                tracing::warn!(path = %path.display(), error = %source, "WAL fsync failed; carrying on as if it succeeded (planted bug fsync-error-ignored)");
+                Ok(())
+            }
+            Err(source) => Err(WalError::Sync { path, source }),
+        }
     }
 
     /// Records that the log is compacted up to `index` (a snapshot covering it
@@ -298,34 +357,45 @@ pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
 
 /// Makes a created, renamed or removed directory entry durable.
 pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+    let handle = File::open(dir).map_err(io_error(dir))?;
+    handle.sync_all().map_err(sync_error(dir))
 }
 
 /// Reads one segment; a torn tail of the last segment is cut off on disk.
-fn read_segment(path: &Path, is_last: bool) -> Result<Vec<Record>, WalError> {
+/// `checksums_ignored` is the planted `wal-ignore-crc` bug: a frame the
+/// correct node refuses is used if its length frames it and its payload
+/// decodes, skipped if only the payload does not decode.
+fn read_segment(path: &Path, is_last: bool, checksums_ignored: bool) -> Result<Vec<Record>, WalError> {
     let bytes = fs::read(path).map_err(io_error(path))?;
     let mut records = Vec::new();
     let mut offset = 0usize;
     while offset < bytes.len() {
-        match Record::decode(&bytes[offset..]) {
+        let rest = &bytes[offset..];
+        match Record::decode(rest) {
             Ok((record, used)) => {
                 records.push(record);
                 offset += used;
             }
-            Err(e) if is_last && is_torn_tail(&bytes[offset..], &e) => {
-                tracing::warn!(path = %path.display(), offset, dropped_bytes = bytes.len() - offset, "WAL torn tail truncated");
+            Err(e) if is_last && is_torn_tail(rest, &e) => {
+                tracing::warn!(path = %path.display(), offset, dropped_bytes = rest.len(), "WAL torn tail truncated");
                 truncate_file(path, offset as u64)?;
                 return Ok(records);
             }
             Err(e) => {
-                let reason = format!("{e:?}");
-                return Err(WalError::Corrupt {
-                    path: path.to_path_buf(),
-                    offset: offset as u64,
-                    reason,
-                });
+                let salvaged = checksums_ignored.then(|| record::decode_ignoring_checksums(rest)).flatten();
+                let Some((salvaged, used)) = salvaged else {
+                    return Err(WalError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason: format!("{e:?}") });
+                };
+                match salvaged {
+                    Ok(record) => {
+                        tracing::warn!(path = %path.display(), offset, error = ?e, "WAL record used despite failing its check (planted bug wal-ignore-crc)");
+                        records.push(record);
+                    }
+                    Err(undecodable) => {
+                        tracing::warn!(path = %path.display(), offset, error = ?undecodable, "WAL record skipped: it does not decode (planted bug wal-ignore-crc)");
+                    }
+                }
+                offset += used;
             }
         }
     }
@@ -358,6 +428,6 @@ fn truncate_file(path: &Path, len: u64) -> Result<(), WalError> {
         .write(true)
         .open(path)
         .map_err(io_error(path))?;
-    file.set_len(len).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))
+    file.set_len(len).map_err(write_error(path))?;
+    file.sync_all().map_err(sync_error(path))
 }

@@ -129,6 +129,21 @@ impl Record {
     }
 }
 
+/// What a frame that failed a check still yields when checksums are
+/// ignored (the planted `wal-ignore-crc` bug): the frame's size, taken from
+/// its length field unchecked, and its payload decoded, or why that payload
+/// does not decode. `None` when the length is out of range or runs past the
+/// end of `bytes`: then nothing says where the next frame starts.
+pub fn decode_ignoring_checksums(bytes: &[u8]) -> Option<(Result<Record, FrameError>, usize)> {
+    let payload_len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    if payload_len == 0 || payload_len > PAYLOAD_BYTES_MAX {
+        return None;
+    }
+    let frame_bytes = FRAME_HEADER_BYTES + payload_len;
+    let payload = bytes.get(FRAME_HEADER_BYTES..frame_bytes)?;
+    Some((decode_payload(payload), frame_bytes))
+}
+
 fn decode_payload(payload: &[u8]) -> Result<Record, FrameError> {
     let body = &payload[1..];
     match payload[0] {
@@ -234,6 +249,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ignoring_checksums_decodes_what_the_length_frames() {
+        let mut frame = Vec::new();
+        Record::SnapshotMark { index: 1, term: 1 }.encode_into(&mut frame);
+        let mut damaged = frame.clone();
+        damaged[8] ^= 0x01;
+        damaged[FRAME_HEADER_BYTES + 1] ^= 0x02;
+        assert_eq!(Record::decode(&damaged), Err(FrameError::BadHeader));
+        let (salvaged, used) = decode_ignoring_checksums(&damaged).expect("the length is in range");
+        assert_eq!((salvaged, used), (Ok(Record::SnapshotMark { index: 3, term: 1 }), frame.len()));
+        damaged[FRAME_HEADER_BYTES] = 0x7f;
+        let (salvaged, used) = decode_ignoring_checksums(&damaged).expect("the length is in range");
+        assert!(matches!(salvaged, Err(FrameError::BadPayload(_))) && used == frame.len());
+        assert!(decode_ignoring_checksums(&damaged[..frame.len() - 1]).is_none(), "runs past the end");
+        damaged[0..4].copy_from_slice(&0u32.to_le_bytes());
+        assert!(decode_ignoring_checksums(&damaged).is_none(), "length zero");
     }
 
     #[test]

@@ -98,6 +98,15 @@ pub fn all() -> Vec<Target> {
         // Transactions need no fault: concurrency alone interleaves them.
         bug("txn-read-uncommitted", "list-append", &["none"], "a transaction's reads see the leader's applied state before its own entry commits: two transactions that read a key and append to it each miss the other's append (G-single)"),
         bug("txn-non-atomic", "list-append", &["none"], "a transaction's micro-operations commit as separate entries: a concurrent transaction sees some of its appends and not others (G-single, G1c)"),
+        // A killed node's WAL gets bit flips before it starts again; the
+        // appends make every damaged entry part of the final state, which
+        // the other replicas do not share.
+        bug("wal-ignore-crc", "append", &["corrupt-bitflip", "corrupt-zero"], "a killed node's WAL is damaged before it restarts; records whose checksums fail are replayed anyway, so the node applies appends nobody made: its state differs from the others' (convergence) and clients read the damage once it leads"),
+        Target {
+            // The fsync errors on a majority and the power cuts overlap.
+            overrides: vec![("nemesis.concurrent", "true")],
+            ..bug("fsync-error-ignored", "register", &["disk-fsync-eio-majority", "power-loss-all"], "fsync fails on a majority, which acknowledge anyway; lazyfs never writes pages whose fsync failed, so the next power cut takes acknowledged entries from a quorum")
+        },
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
         mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),

@@ -6,7 +6,7 @@
 pub const MODE_NAMES: [&str; 4] = ["raft", "sync", "semi-sync", "async"];
 
 /// Planted bugs (`--bugs`), in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 12] = [
+pub const BUG_NAMES: [&str; 14] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -19,6 +19,8 @@ pub const BUG_NAMES: [&str; 12] = [
     "concurrent-changes",
     "txn-read-uncommitted",
     "txn-non-atomic",
+    "wal-ignore-crc",
+    "fsync-error-ignored",
 ];
 
 pub fn check_mode(mode: &str) -> Result<(), String> {
