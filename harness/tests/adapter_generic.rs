@@ -27,6 +27,7 @@ fn spec(start: &str, ready: Option<&str>) -> GenericSpec {
         ready: ready.map(str::to_string),
         leader: None,
         digest: None,
+        clock: None,
         peer_routing: "per-pair".into(),
         peer_ports: Vec::new(),
         log_error_patterns: vec![],

@@ -190,6 +190,7 @@ async fn a_partition_cuts_both_peer_ports_of_a_node() {
         ready: Some(format!("python3 {script} ask {{client_addr}} PING")),
         leader: None,
         digest: None,
+        clock: None,
         peer_routing: "per-pair".into(),
         peer_ports: vec!["election".into()],
         log_error_patterns: vec![],

@@ -25,6 +25,7 @@ fn system(dir: &Path) -> GenericDb {
         ready: Some(format!("grep -q '^start {{node}} ' {d}/log")),
         leader: Some("echo n1".into()),
         digest: None,
+        clock: None,
         peer_routing: "per-pair".into(),
         peer_ports: Vec::new(),
         log_error_patterns: vec![],

@@ -25,6 +25,19 @@ pub struct ClusterConfig {
     /// Run node i on host i over SSH, with no proxy (None: every node on
     /// this machine behind the proxy).
     pub hosts: Option<HostsConfig>,
+    /// Preload libfaketime into every node, so the clock nemesis can move
+    /// its clock (None: real clocks).
+    pub clock: Option<ClockConfig>,
+}
+
+/// How nodes get a clock the harness can move.
+#[derive(Clone, Debug)]
+pub struct ClockConfig {
+    /// libfaketime's shared object.
+    pub library: PathBuf,
+    /// Fake the monotonic clock too (libfaketime's default); otherwise only
+    /// the wall clock moves.
+    pub fake_monotonic: bool,
 }
 
 impl ClusterConfig {
@@ -38,6 +51,7 @@ impl ClusterConfig {
             proxy: ProxyConfig { seed, ..ProxyConfig::default() },
             volumes: None,
             hosts: None,
+            clock: None,
         }
     }
 }

@@ -174,6 +174,18 @@ pub trait Db: Send + Sync {
     fn digest<'a>(&'a self, _node: usize, _env: &'a NodeEnv) -> BoxFuture<'a, Option<StateDigest>> {
         Box::pin(async { None })
     }
+    /// The node's wall clock, in milliseconds since the Unix epoch, as the
+    /// node itself reads it; one bounded probe. The clock nemesis asks it
+    /// once per node to see that a faked offset reaches the node. None:
+    /// no answer, or the system has no such probe (the default), and then
+    /// clock faults are refused.
+    fn clock_ms<'a>(&'a self, _node: usize, _env: &'a NodeEnv) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async { None })
+    }
+    /// True when `clock_ms` answers (clock faults need it).
+    fn has_clock_probe(&self) -> bool {
+        false
+    }
     /// True if the four membership requests below work (the `membership`
     /// fault family needs them).
     fn supports_membership(&self) -> bool {

@@ -20,8 +20,9 @@ impl Cluster {
     /// Spawn the node's process with its current env.
     pub(super) async fn launch(&self, node: usize) -> Result<(), ClusterError> {
         let env = self.node_env(node);
-        let launch = self.inner.db.launch(node, &env)?;
+        let mut launch = self.inner.db.launch(node, &env)?;
         let Some(hosts) = &self.inner.hosts else {
+            self.preload_clock(node, &mut launch)?;
             for file in &launch.files {
                 file.write_here()?;
             }

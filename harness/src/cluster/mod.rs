@@ -32,9 +32,11 @@ use launch::node_env;
 use ports::reserve_node_ports;
 use supervisor::Supervisor;
 use volume::Volumes;
+mod clock;
 mod disk;
 
-pub use config::ClusterConfig;
+pub use clock::find_libfaketime;
+pub use config::{ClockConfig, ClusterConfig};
 use config::validate;
 pub use db::{
     clear_dir, majority, BoxFuture, Db, MemberError, Members, NamedPeerPort, NodeEnv, NodeFile, NodeLaunch, PeerRouting, StateDigest,

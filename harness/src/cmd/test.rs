@@ -43,11 +43,13 @@ pub struct TestArgs {
     #[arg(long, value_name = "KIND")]
     pub workload: Option<String>,
     /// Comma-separated faults: kill, pause, partition, link, power-loss,
-    /// corrupt, disk (families), single faults such as kill-leader,
+    /// corrupt, disk, clock (families), single faults such as kill-leader,
     /// partition-ring, corrupt-bitflip (a killed node's file damaged
-    /// before it starts again) or disk-fsync-eio, revote (a scenario: one voter restarted
+    /// before it starts again), disk-fsync-eio or clock-bump-leader (clock
+    /// faults need libfaketime and a program that reads the clock through
+    /// libc: not Go, not static; each node is checked), revote (a scenario: one voter restarted
     /// between two elections of one term), figure-8 (the Raft paper's
-    /// figure-8 order), mix (all but power-loss, corrupt, disk and those two
+    /// figure-8 order), mix (all but power-loss, corrupt, disk, clock and those two
     /// scenarios), or none.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,

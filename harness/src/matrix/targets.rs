@@ -122,7 +122,7 @@ pub fn correct() -> Target {
         bugs: Vec::new(),
         mode: None,
         workload: "register",
-        faults: vec!["kill", "pause", "partition", "link", "power-loss", "membership", "revote", "figure-8", "corrupt", "disk"],
+        faults: vec!["kill", "pause", "partition", "link", "power-loss", "membership", "revote", "figure-8", "corrupt", "disk", "clock"],
         exposed_by: "nothing: every invalid verdict is a false alarm",
         overrides: Vec::new(),
     }
@@ -134,7 +134,7 @@ pub fn correct_transactions() -> Target {
     Target {
         name: "correct-txn",
         workload: "list-append",
-        faults: vec!["kill", "pause", "partition", "power-loss", "corrupt", "disk"],
+        faults: vec!["kill", "pause", "partition", "power-loss", "corrupt", "disk", "clock"],
         ..correct()
     }
 }

@@ -2,120 +2,10 @@
 //! command line and in specs (`kill`, `kill-leader`, `partition-ring`, ...).
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 
-/// Which nodes a kill takes down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KillTarget {
-    Random,
-    Leader,
-    Minority,
-    Majority,
-}
-
-/// Which node a pause stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PauseTarget {
-    Random,
-    Leader,
-}
-
-/// The shape of a network partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PartitionMode {
-    /// Two random halves (the larger one keeps a majority).
-    Halves,
-    /// The leader alone on one side.
-    Leader,
-    /// The leader and a minority of the others (`nodes / 2 - 1` of them)
-    /// on one side: a leader that still has a follower to acknowledge it,
-    /// as semi-synchronous replication wants, cut from the majority.
-    LeaderMinority,
-    /// One random node alone on one side (what `partition-leader` does, and
-    /// is recorded as, on a system that cannot name its leader).
-    Random,
-    /// Every node sees a majority, but no two nodes see the same one.
-    Ring,
-    /// Two halves and one node that sees both.
-    Bridge,
-    /// One random node loses everything the others send it; its own sends
-    /// still arrive.
-    OneWay,
-}
-
-/// Which nodes lose power (everything they did not fsync is gone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PowerTarget {
-    Random,
-    Leader,
-    Majority,
-    All,
-}
-
-/// A link fault from the proxy on every link into one random node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LinkMode {
-    Delay,
-    Drop,
-    Reset,
-    Slow,
-}
-
-/// Damage to a killed node's files before it starts again (bit flips, a
-/// truncated tail, a zeroed chunk), as Jepsen's file-corruption nemesis does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CorruptMode {
-    /// One random bit flipped in each of `nemesis.corrupt_bytes` random bytes.
-    Bitflip,
-    /// The last 1..=`nemesis.corrupt_bytes` bytes cut off.
-    Truncate,
-    /// A chunk of `nemesis.corrupt_bytes` bytes overwritten with zeroes.
-    Zero,
-}
-
-/// A disk fault from the node's lazyfs volume, for a bounded time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiskMode {
-    /// fsync answers EIO on one node, and what it failed to sync never
-    /// reaches the disk (Linux's fsyncgate behaviour).
-    FsyncEio,
-    /// The same on a majority of the nodes.
-    FsyncEioMajority,
-    /// Writes answer ENOSPC on one node.
-    Full,
-    /// Every read, write and fsync on one node waits `nemesis.disk_delay`.
-    Slow,
-    /// One node loses power and the last page it wrote but did not sync
-    /// reaches the disk torn (`nemesis.disk_tear_bytes` of it).
-    TornWrite,
-}
-
-/// A membership change, through the system's own procedure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MembershipChange {
-    /// A free slot joins with an empty disk: added as a learner, started,
-    /// promoted once it caught up.
-    Add,
-    /// A member (the leader at times) is removed, then stopped.
-    Remove,
-    /// A member is removed, its disk wiped, and added back.
-    Replace,
-    /// A free slot is added and the leader killed while the change is in
-    /// flight.
-    Crash,
-    /// The leader, cut off from every other node, is asked to remove two
-    /// of them at once: a correct leader takes one change at a time, and
-    /// one it cannot commit stays uncommitted.
-    Race,
-}
+pub use super::fault_modes::{
+    ClockMode, CorruptMode, DiskMode, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget,
+};
 
 /// One fault kind a test may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -128,6 +18,7 @@ pub enum Fault {
     Membership(MembershipChange),
     Corrupt(CorruptMode),
     Disk(DiskMode),
+    Clock(ClockMode),
     /// The revote scenario (`revote.rs`): one voter restarted between two
     /// elections of one term.
     Revote,
@@ -151,6 +42,7 @@ pub enum FaultFamily {
     Membership,
     Corrupt,
     Disk,
+    Clock,
     Revote,
     FigureEight,
     /// A family of your own: one fault, of the same name.
@@ -175,6 +67,7 @@ impl FaultFamily {
             FaultFamily::Membership => 0x1_0007,
             FaultFamily::Corrupt => 0x1_0008,
             FaultFamily::Disk => 0x1_0009,
+            FaultFamily::Clock => 0x1_000a,
             // FNV-1a: stable across builds, unlike the std hasher.
             FaultFamily::Custom(name) => {
                 let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
@@ -198,6 +91,7 @@ impl FaultFamily {
             FaultFamily::Membership => "membership",
             FaultFamily::Corrupt => "corrupt",
             FaultFamily::Disk => "disk",
+            FaultFamily::Clock => "clock",
             FaultFamily::Revote => "revote",
             FaultFamily::FigureEight => "figure-8",
             FaultFamily::Custom(name) => name,
@@ -244,6 +138,13 @@ const DISKS: [Fault; 5] = [
     Fault::Disk(DiskMode::Slow),
     Fault::Disk(DiskMode::TornWrite),
 ];
+const CLOCKS: [Fault; 5] = [
+    Fault::Clock(ClockMode::Skew),
+    Fault::Clock(ClockMode::Bump),
+    Fault::Clock(ClockMode::BumpLeader),
+    Fault::Clock(ClockMode::Strobe),
+    Fault::Clock(ClockMode::Rate),
+];
 /// Faults no family or `mix` stands for, named on their own.
 const BY_NAME_ONLY: [Fault; 1] = [Fault::Partition(PartitionMode::Random)];
 const POWER_LOSSES: [Fault; 4] = [
@@ -264,6 +165,7 @@ impl Fault {
             Fault::Membership(_) => FaultFamily::Membership,
             Fault::Corrupt(_) => FaultFamily::Corrupt,
             Fault::Disk(_) => FaultFamily::Disk,
+            Fault::Clock(_) => FaultFamily::Clock,
             Fault::Revote => FaultFamily::Revote,
             Fault::FigureEight => FaultFamily::FigureEight,
             Fault::Custom(name) => FaultFamily::Custom(name),
@@ -307,6 +209,11 @@ impl Fault {
             Fault::Disk(DiskMode::Full) => "disk-full",
             Fault::Disk(DiskMode::Slow) => "disk-slow",
             Fault::Disk(DiskMode::TornWrite) => "disk-torn-write",
+            Fault::Clock(ClockMode::Skew) => "clock-skew",
+            Fault::Clock(ClockMode::Bump) => "clock-bump",
+            Fault::Clock(ClockMode::BumpLeader) => "clock-bump-leader",
+            Fault::Clock(ClockMode::Strobe) => "clock-strobe",
+            Fault::Clock(ClockMode::Rate) => "clock-rate",
             Fault::Revote => "revote",
             Fault::FigureEight => "figure-8",
             Fault::Custom(name) => name,
@@ -314,7 +221,8 @@ impl Fault {
     }
 
     /// Every fault `mix` (or `all`) stands for, in a fixed order: all but
-    /// power loss and disk faults, which need FUSE and root, file corruption, which a
+    /// power loss and disk faults, which need FUSE and root, clock faults,
+    /// which need libfaketime and a system it reaches, file corruption, which a
     /// correct system answers by refusing to start, membership changes, which
     /// need a system that can make them, and the scripted scenarios
     /// (revote, figure-8), which need an odd cluster and own the whole
@@ -325,7 +233,7 @@ impl Fault {
 
     /// Every single fault, power loss and the scripted scenarios included.
     pub fn every() -> Vec<Fault> {
-        Fault::all().into_iter().chain(POWER_LOSSES).chain(MEMBERSHIPS).chain(CORRUPTS).chain(DISKS).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
+        Fault::all().into_iter().chain(POWER_LOSSES).chain(MEMBERSHIPS).chain(CORRUPTS).chain(DISKS).chain(CLOCKS).chain(SCRIPTED).chain(BY_NAME_ONLY).collect()
     }
 
     /// Served through the nodes' lazyfs volumes (FUSE, root): power loss
@@ -342,6 +250,7 @@ impl Fault {
                 | Fault::Pause(PauseTarget::Leader)
                 | Fault::Partition(PartitionMode::Leader | PartitionMode::LeaderMinority)
                 | Fault::Power(PowerTarget::Leader)
+                | Fault::Clock(ClockMode::BumpLeader)
         )
     }
 
@@ -361,6 +270,7 @@ impl Fault {
             Fault::Partition(PartitionMode::Leader) => Fault::Partition(PartitionMode::Random),
             Fault::Partition(PartitionMode::LeaderMinority) => Fault::Partition(PartitionMode::Halves),
             Fault::Power(PowerTarget::Leader) => Fault::Power(PowerTarget::Random),
+            Fault::Clock(ClockMode::BumpLeader) => Fault::Clock(ClockMode::Bump),
             other => other,
         }
     }
@@ -375,7 +285,7 @@ impl Fault {
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
             Fault::Revote | Fault::FigureEight | Fault::Membership(_) => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
-            Fault::Kill(_) | Fault::Pause(_) | Fault::Corrupt(_) | Fault::Custom(_) => 1,
+            Fault::Kill(_) | Fault::Pause(_) | Fault::Corrupt(_) | Fault::Clock(_) | Fault::Custom(_) => 1,
         }
     }
 
@@ -393,6 +303,7 @@ impl Fault {
             "membership" => Some(&MEMBERSHIPS),
             "corrupt" => Some(&CORRUPTS),
             "disk" => Some(&DISKS),
+            "clock" => Some(&CLOCKS),
             _ => None,
         };
         if let Some(faults) = family {
@@ -405,7 +316,7 @@ impl Fault {
         }
         Fault::every().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
             format!(
-                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, membership, corrupt, disk, mix, none, or one of {})",
+                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, membership, corrupt, disk, clock, mix, none, or one of {})",
                 Fault::every().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
             )
         })
@@ -448,6 +359,8 @@ mod tests {
         assert_eq!(Fault::parse_name("membership").unwrap().len(), 5);
         assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 3);
         assert_eq!(Fault::parse_name("disk").unwrap().len(), 5);
+        assert_eq!(Fault::parse_name("clock").unwrap().len(), 5);
+        assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Clock), "clock needs libfaketime");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| !f.needs_volumes()), "mix needs no root");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Corrupt), "corrupt is asked for by name");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Membership));

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::clock::{ClockNemesis, ClockSettings};
 use super::corrupt::{CorruptNemesis, CorruptSettings};
 use super::disk::{DiskNemesis, DiskSettings};
 use super::kill::KillNemesis;
@@ -20,12 +21,13 @@ use super::{Effect, Fault, FaultFamily, Nemesis, NemesisError, NemesisFactory, T
 use crate::cluster::{BoxFuture, Cluster};
 
 /// What the families that take settings are set to (the spec's
-/// `nemesis.link_*`, `nemesis.corrupt_*`, `nemesis.disk_*`).
+/// `nemesis.link_*`, `nemesis.corrupt_*`, `nemesis.disk_*`, `nemesis.clock_*`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FamilySettings {
     pub link: LinkSettings,
     pub corrupt: CorruptSettings,
     pub disk: DiskSettings,
+    pub clock: ClockSettings,
 }
 
 pub struct Mix {
@@ -73,6 +75,9 @@ impl Mix {
         }
         if wants(FaultFamily::Disk) {
             nemeses.push(Box::new(DiskNemesis::new(stream(10), settings.disk)));
+        }
+        if wants(FaultFamily::Clock) {
+            nemeses.push(Box::new(ClockNemesis::new(stream(11), settings.clock)));
         }
         if wants(FaultFamily::Membership) {
             nemeses.push(Box::new(MembershipNemesis::new(stream(8))));
@@ -155,7 +160,7 @@ mod tests {
     #[test]
     fn standard_mix_claims_exactly_the_requested_families() {
         let link = LinkSettings { delay_ms: 1, jitter_ms: 1, bandwidth_bytes_per_s: 1 };
-        let settings = FamilySettings { link, corrupt: CorruptSettings::default(), disk: DiskSettings::default() };
+        let settings = FamilySettings { link, corrupt: CorruptSettings::default(), disk: DiskSettings::default(), clock: ClockSettings::default() };
         let faults = Fault::parse_names(&["kill-leader", "partition", "corrupt-zero"]).unwrap();
         let mix = Mix::standard(&faults, 1, &settings, &[]).unwrap();
         assert_eq!(mix.handles(), vec![FaultFamily::Kill, FaultFamily::Partition, FaultFamily::Corrupt]);

@@ -1,7 +1,7 @@
 //! Nemeses: fault injection against a running cluster.
 //!
 //! Each fault family is one small implementation of [`Nemesis`] in its own
-//! file (`kill`, `pause`, `partition`, `link`, `power`, `corrupt`, `disk`), and the scripted
+//! file (`kill`, `pause`, `partition`, `link`, `power`, `corrupt`, `disk`, `clock`), and the scripted
 //! Raft scenarios live in `scenarios/` (`revote`, `figure8`); a test can add
 //! nemeses of its own ([`NemesisFactory`], `Fault::Custom`). `mix` composes them, routing
 //! each fault to the one nemesis that claims its family. What to break is
@@ -14,9 +14,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cluster::{BoxFuture, Cluster, ClusterError};
 
+pub mod clock;
 pub mod corrupt;
 pub mod disk;
 mod fault;
+mod fault_modes;
 pub mod kill;
 pub mod link;
 pub mod membership;
@@ -29,7 +31,7 @@ pub mod scenarios;
 pub mod schedule;
 pub mod targets;
 
-pub use fault::{CorruptMode, DiskMode, Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget};
+pub use fault::{ClockMode, CorruptMode, DiskMode, Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget};
 pub use mix::{FamilySettings, Mix};
 pub use schedule::{Schedule, ScheduleStep};
 pub use targets::{Targets, TargetsBy};

@@ -1,6 +1,7 @@
 //! The nemesis section: which faults, how long each lasts, and whether the
 //! cluster can take them (sizes, odd clusters for the scripted scenarios, a
 //! system that names its leader).
+use crate::nemesis::clock::ClockSettings;
 use crate::nemesis::corrupt::CorruptSettings;
 use crate::nemesis::disk::DiskSettings;
 use crate::nemesis::link::LinkSettings;
@@ -31,6 +32,11 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
             },
             corrupt: corrupt_settings(spec)?,
             disk: DiskSettings { delay_us: duration("nemesis.disk_delay", &spec.disk_delay)? * 1_000 },
+            clock: ClockSettings {
+                offset_ms_max: positive("nemesis.clock_offset_max", &spec.clock_offset_max)?,
+                strobe_period_ms: positive("nemesis.clock_strobe_period", &spec.clock_strobe_period)?,
+                fake_monotonic: spec.clock_fake_monotonic,
+            },
         },
         concurrent: spec.concurrent,
         optional,
@@ -42,6 +48,8 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
     Ok(plan)
 }
 
+/// Largest clock offset a fault may set.
+const CLOCK_OFFSET_MS_MAX: u64 = 86_400_000;
 /// Longest wait `disk-slow` adds to one I/O (lazyfs's own bound).
 const DISK_DELAY_US_MAX: u64 = 1_000_000;
 /// Bytes one corrupt fault may touch at most.
@@ -123,10 +131,13 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
             cluster.system.name()
         )));
     }
-    if cluster.hosts.is_some() && (families(FaultFamily::Corrupt) || families(FaultFamily::Disk)) {
+    if cluster.hosts.is_some() && [FaultFamily::Corrupt, FaultFamily::Disk, FaultFamily::Clock].into_iter().any(families) {
         return Err(SpecError::Combination(
-            "nemeses corrupt and disk act on a node's files on this machine, and cluster.hosts keeps them on other hosts".to_string(),
+            "nemeses corrupt, disk and clock act on nodes' files and processes on this machine, and cluster.hosts runs them on other hosts".to_string(),
         ));
+    }
+    if families(FaultFamily::Clock) && plan.settings.clock.offset_ms_max > CLOCK_OFFSET_MS_MAX {
+        return Err(SpecError::value("nemesis.clock_offset_max", "is above the 1 day bound".to_string()));
     }
     if plan.settings.disk.delay_us > DISK_DELAY_US_MAX {
         return Err(SpecError::value("nemesis.disk_delay", format!("{} ms is above the 1 s bound", plan.settings.disk.delay_us / 1_000)));

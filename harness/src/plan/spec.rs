@@ -136,6 +136,11 @@ pub struct NemesisSpec {
     /// Disk faults: how long each read, write and fsync of a `disk-slow`
     /// node waits.
     pub disk_delay: String,
+    /// Clock faults: the largest offset, how often a strobing (or
+    /// drifting) clock moves, and whether the monotonic clock is faked too.
+    pub clock_offset_max: String,
+    pub clock_strobe_period: String,
+    pub clock_fake_monotonic: bool,
     /// Each fault family on its own schedule, so faults of different
     /// families overlap (a partition while a node is down); otherwise one
     /// fault at a time.
@@ -233,6 +238,9 @@ impl Default for NemesisSpec {
             corrupt_files: "**/*".to_string(),
             corrupt_bytes: 8,
             disk_delay: "10ms".to_string(),
+            clock_offset_max: "10s".to_string(),
+            clock_strobe_period: "200ms".to_string(),
+            clock_fake_monotonic: false,
             concurrent: true,
             leader_share: Some(0.5),
         }

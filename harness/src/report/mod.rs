@@ -8,6 +8,7 @@
 //! end of `faultline test` and `faultline report` share [`write_run`]), or
 //! what `faultline check` found in a history file. Large histories are
 //! windowed and sampled (see [`payload`]) so the page stays small.
+pub mod clocks;
 pub mod explain;
 pub mod html;
 pub mod input;

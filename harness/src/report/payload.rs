@@ -46,6 +46,7 @@ pub fn build(timeline: &Timeline, findings: &[Finding]) -> Payload {
         "throughput": throughput(timeline, end_ms),
         "spans": timeline.spans.iter().map(|s| json!([s.name, round(timeline.ms(s.start_ns)), round(timeline.ms(s.end_ns))])).collect::<Vec<_>>(),
         "membership": timeline.membership.iter().map(|m| json!([round(timeline.ms(m.at_ns)), m.members, m.learners])).collect::<Vec<_>>(),
+        "clocks": timeline.clocks.iter().map(|m| json!([round(timeline.ms(m.at_ns)), m.node, m.offset_ms, m.label])).collect::<Vec<_>>(),
         "focus": focus,
         // The wall-clock time of the timeline's 0, for the tooltip.
         "wall_start_ms": timeline.start_unix_ns.map(|ns| (ns + timeline.first_ns) / 1_000_000),

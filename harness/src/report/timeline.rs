@@ -76,6 +76,8 @@ pub struct Timeline {
     pub spans: Vec<Span>,
     /// Membership over time, when the nemesis changed it.
     pub membership: Vec<MembershipMark>,
+    /// Each node's clock over time, when the clock nemesis moved it.
+    pub clocks: Vec<super::clocks::ClockMark>,
     pub keys: Vec<String>,
     pub fs: Vec<String>,
     pub first_ns: u64,
@@ -285,6 +287,7 @@ impl TimelineBuilder {
         }
         if event.kind == EventType::Ok {
             self.push_membership(event);
+            self.timeline.clocks.extend(super::clocks::marks_of(event));
         }
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use faultline_checkers::Verdict;
 
-use crate::cluster::{Cluster, ClusterConfig, ClusterError, HostsConfig, VolumeConfig};
+use crate::cluster::{ClockConfig, Cluster, ClusterConfig, ClusterError, HostsConfig, VolumeConfig};
 use crate::messages;
 use crate::nemesis::{Fault, FaultFamily, NemesisError};
 use crate::plan::TestPlan;
@@ -54,6 +54,8 @@ pub enum RunError {
     History { path: PathBuf, message: String },
     #[error("{0}")]
     PowerLoss(String),
+    #[error("{0}")]
+    Clock(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("interrupted by {signal}; the cluster is shut down; partial history in {dir}")]
@@ -162,6 +164,10 @@ fn fit_to_machine(plan: &TestPlan, lazyfs: Result<(), String>) -> Option<TestPla
     Some(fitted)
 }
 
+fn has_clock_faults(plan: &TestPlan) -> bool {
+    plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Clock)
+}
+
 async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, RunError> {
     let db = plan.cluster.system.db()?;
     let mut config = ClusterConfig::new(plan.cluster.nodes, run_dir.nodes_dir(), plan.seed);
@@ -179,7 +185,26 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
             .map_err(|error| RunError::PowerLoss(format!("power-loss needs the faultline binary to serve lazyfs: {error}")))?;
         config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
     }
+    if has_clock_faults(plan) {
+        if !db.has_clock_probe() {
+            return Err(RunError::Clock(format!(
+                "system {} cannot report its nodes' clocks (Db::clock_ms), so faultline cannot tell whether libfaketime reaches them; clock faults refused",
+                plan.cluster.system.name()
+            )));
+        }
+        let library = crate::cluster::find_libfaketime().map_err(RunError::Clock)?;
+        messages::warning(format_args!(
+            "clock faults reach only programs that read the clock through libc (not Go programs such as etcd, not static binaries); each node is checked once"
+        ));
+        config.clock = Some(ClockConfig { library, fake_monotonic: plan.nemesis.settings.clock.fake_monotonic });
+    }
     let cluster = Cluster::start(db, config).await?;
+    if has_clock_faults(plan) {
+        if let Err(error) = cluster.verify_clocks().await {
+            cluster.shutdown().await;
+            return Err(RunError::Clock(error.to_string()));
+        }
+    }
     if plan.nemesis.faults.contains(&Fault::Link(crate::nemesis::LinkMode::Delay)) {
         if let Err(error) = cluster.check_link_delay().await {
             cluster.shutdown().await;

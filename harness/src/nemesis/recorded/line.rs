@@ -103,7 +103,8 @@ fn targets_of(line: &EventLine, fault: Fault, nodes: usize) -> Result<Option<Tar
             | FaultFamily::Power
             | FaultFamily::Link
             | FaultFamily::Corrupt
-            | FaultFamily::Disk => {
+            | FaultFamily::Disk
+            | FaultFamily::Clock => {
                 Ok(Some(Targets::Nodes(nodes_of(names, nodes)?)))
             }
             // An add names nobody: it takes the lowest free slot.
@@ -134,7 +135,8 @@ fn family_targets(family: FaultFamily) -> &'static str {
         | FaultFamily::Link
         | FaultFamily::Membership
         | FaultFamily::Corrupt
-        | FaultFamily::Disk => "it takes nodes",
+        | FaultFamily::Disk
+        | FaultFamily::Clock => "it takes nodes",
         _ => "its nemesis chooses its own targets",
     }
 }

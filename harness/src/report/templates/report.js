@@ -229,7 +229,38 @@
     canvas.setAttribute("data-drawn", String(drawn));
   }
 
-  function drawAll() { drawTimeline(); drawMembership(); drawLatency(); drawThroughput(); }
+  // Clock lanes: each mark holds for its node until that node's next one.
+  function drawClocks() {
+    var C = D.clocks;
+    if (!C.length) return;
+    document.getElementById("clocks-section").hidden = false;
+    var canvas = document.getElementById("clocks");
+    var nodes = [];
+    C.forEach(function (c) { if (nodes.indexOf(c[1]) < 0) nodes.push(c[1]); });
+    nodes.sort(function (a, b) { return parseInt(a.slice(1), 10) - parseInt(b.slice(1), 10); });
+    var s = sizeCanvas(canvas, nodes.length * LANE_PX + AXIS_PX + 14), ctx = s.ctx, w = s.w;
+    var x = function (t) { return xOf(t, w); };
+    ctx.clearRect(0, 0, w, s.h);
+    shadeSpans(ctx, w, 0, nodes.length * LANE_PX + 14, x);
+    ctx.font = "10px sans-serif";
+    nodes.forEach(function (n, i) { ctx.fillStyle = "#777"; ctx.fillText(n, 2, 14 + i * LANE_PX + 11); });
+    var drawn = 0;
+    C.forEach(function (c, k) {
+      if (c[2] === 0) return;
+      var next = end;
+      for (var j = k + 1; j < C.length; j++) { if (C[j][1] === c[1]) { next = C[j][0]; break; } }
+      if (next < view.t0 || c[0] > view.t1) return;
+      var a = Math.max(x(c[0]), LABEL_PX), b = Math.min(x(next), w), top = 14 + nodes.indexOf(c[1]) * LANE_PX + 2;
+      ctx.fillStyle = c[2] === null ? COLORS[2] : (c[2] < 0 ? COLORS[1] : COLORS[0]);
+      ctx.fillRect(a, top, Math.max(b - a, 1), LANE_PX - 4);
+      ctx.fillStyle = "#000"; ctx.fillText(c[3], a + 2, top + 9);
+      drawn++;
+    });
+    timeAxis(ctx, w, nodes.length * LANE_PX + 16, x, view.t0, view.t1);
+    canvas.setAttribute("data-drawn", String(drawn));
+  }
+
+  function drawAll() { drawTimeline(); drawMembership(); drawClocks(); drawLatency(); drawThroughput(); }
   window.addEventListener("resize", drawAll);
   if (D.focus) focus(); else drawAll();
   document.body.setAttribute("data-rendered", "yes");

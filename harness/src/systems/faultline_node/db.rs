@@ -111,6 +111,14 @@ impl Db for FaultlineNodeDb {
         Box::pin(FaultlineNodeDb::status_digest(env))
     }
 
+    fn clock_ms<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move { status(env.client_listen).await?["value"]["clock_ms"].as_u64() })
+    }
+
+    fn has_clock_probe(&self) -> bool {
+        true
+    }
+
     fn supports_membership(&self) -> bool {
         true
     }

@@ -52,6 +52,8 @@ pub struct GenericDb {
     pub leader: Option<String>,
     /// Prints `DIGEST` or `POSITION DIGEST` of node i's applied state.
     pub digest: Option<String>,
+    /// Prints node i's wall clock (`SECONDS[.FRACTION] [MICROSECONDS]`).
+    pub clock: Option<String>,
     pub peer_routing: PeerRouting,
     /// Names of the further peer ports each node serves.
     pub peer_ports: Vec<String>,
@@ -226,6 +228,17 @@ impl Db for GenericDb {
         })
     }
 
+    fn clock_ms<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let output = run_probe(self.shell(render(self.clock.as_deref()?, env))).await?;
+            parse_clock_ms(&output)
+        })
+    }
+
+    fn has_clock_probe(&self) -> bool {
+        self.clock.is_some()
+    }
+
     /// Both `add_member` and `remove_member` are given.
     fn supports_membership(&self) -> bool {
         self.membership.supported()
@@ -312,6 +325,20 @@ async fn read_tail(mut reader: impl AsyncRead + Unpin, bytes_max: usize) -> Vec<
     tail
 }
 
+/// A `clock` command's answer in milliseconds: `SECONDS[.FRACTION]`, or
+/// `SECONDS MICROSECONDS` on two lines or one (Redis's `TIME`).
+fn parse_clock_ms(output: &str) -> Option<u64> {
+    let numbers: Vec<&str> = output.split_whitespace().collect();
+    match numbers.as_slice() {
+        [seconds] => {
+            let seconds: f64 = seconds.parse().ok()?;
+            (seconds.is_finite() && seconds >= 0.0).then_some((seconds * 1_000.0) as u64)
+        }
+        [seconds, micros] => Some(seconds.parse::<u64>().ok()?.checked_mul(1_000)? + micros.parse::<u64>().ok()? / 1_000),
+        _ => None,
+    }
+}
+
 /// A `digest` command's answer: `DIGEST`, or `POSITION DIGEST`.
 fn parse_digest(output: &str) -> Option<StateDigest> {
     let words: Vec<&str> = output.split_whitespace().collect();
@@ -386,6 +413,7 @@ mod tests {
             ready: ready.map(str::to_string),
             leader: None,
             digest: None,
+            clock: None,
             peer_routing: PeerRouting::PerPair,
             peer_ports: Vec::new(),
             log_error_patterns: vec![],
@@ -431,6 +459,9 @@ mod tests {
         assert_eq!(parse_digest("abc\n"), Some(StateDigest { position: None, digest: "abc".into() }));
         assert_eq!(parse_digest("12 abc"), Some(StateDigest { position: Some(12), digest: "abc".into() }));
         assert_eq!((parse_digest(""), parse_digest("x y z"), parse_digest("x y")), (None, None, None));
+        assert_eq!(parse_clock_ms("1733380000.25\n"), Some(1_733_380_000_250));
+        assert_eq!(parse_clock_ms("1733380000\n123456\n"), Some(1_733_380_000_123));
+        assert_eq!((parse_clock_ms(""), parse_clock_ms("soon"), parse_clock_ms("-1"), parse_clock_ms("1 2 3")), (None, None, None, None));
     }
 
     #[test]

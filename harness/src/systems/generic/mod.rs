@@ -55,6 +55,12 @@ pub struct GenericSpec {
     /// position it covers (`POSITION DIGEST`); turns on the convergence check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Prints node i's wall clock as the node reads it: Unix seconds (a
+    /// fraction allowed), optionally followed by microseconds (what Redis's
+    /// `TIME` prints); clock faults need it, to see that libfaketime
+    /// reaches the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
     /// `per-pair` (each node its own view of its peers) or `shared`.
     #[serde(default = "per_pair")]
     pub peer_routing: String,
@@ -283,6 +289,7 @@ impl GenericSpec {
             ready: self.ready.clone(),
             leader: self.leader.clone(),
             digest: self.digest.clone(),
+            clock: self.clock.clone(),
             peer_ports: self.peer_ports.clone(),
             peer_routing: self.routing().unwrap_or(PeerRouting::PerPair),
             log_error_patterns: self.log_error_patterns.clone(),
@@ -380,6 +387,7 @@ mod tests {
             ready: None,
             leader: None,
             digest: None,
+            clock: None,
             peer_routing: "per-pair".into(),
             peer_ports: Vec::new(),
             log_error_patterns: vec![],

@@ -264,6 +264,7 @@ mod tests {
             ready: None,
             leader: leader.map(str::to_string),
             digest: None,
+            clock: None,
             peer_routing: PeerRouting::PerPair,
             peer_ports: Vec::new(),
             log_error_patterns: vec![],
