@@ -77,10 +77,22 @@ pub struct Bugs {
     /// acknowledged writes are gone.
     #[serde(default)]
     pub fsync_error_ignored: bool,
+    /// The leader serves reads from local state, with no quorum round,
+    /// while it holds a lease kept on the wall clock: stamped with
+    /// `SystemTime::now()` when a quorum answers it and lasting a bit less
+    /// than the followers' shortest election wait, checked against
+    /// `SystemTime::now()` at each read (the correct node reads no wall
+    /// clock). The lease outlives a check-quorum step-down in the same
+    /// term, as it may with honest clocks. Exposed by a clock bump back
+    /// (or a slow clock) on the leader and a partition isolating it: the
+    /// lease lasts N s longer in real time, and the isolated node serves
+    /// stale reads while the majority's new leader takes writes.
+    #[serde(default)]
+    pub lease_wallclock: bool,
 }
 
 /// Every switch name, in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 14] = [
+pub const BUG_NAMES: [&str; 15] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -95,6 +107,7 @@ pub const BUG_NAMES: [&str; 14] = [
     "txn-non-atomic",
     "wal-ignore-crc",
     "fsync-error-ignored",
+    "lease-wallclock",
 ];
 
 /// A name in `--bugs` that is not a known switch.
@@ -136,6 +149,7 @@ impl Bugs {
             "txn-non-atomic" => &mut self.txn_non_atomic,
             "wal-ignore-crc" => &mut self.wal_ignore_crc,
             "fsync-error-ignored" => &mut self.fsync_error_ignored,
+            "lease-wallclock" => &mut self.lease_wallclock,
             _ => return None,
         })
     }
@@ -167,6 +181,9 @@ mod tests {
         assert!(one.txn_non_atomic && !one.txn_read_uncommitted);
         let disk = Bugs::parse("wal-ignore-crc, fsync-error-ignored").unwrap();
         assert!(disk.wal_ignore_crc && disk.fsync_error_ignored && !disk.no_fsync);
+        let clock = Bugs::parse("lease-wallclock").unwrap();
+        assert!(clock.lease_wallclock && !clock.lease_read);
+        assert!(all.lease_wallclock);
     }
 
     #[test]

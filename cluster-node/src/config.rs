@@ -244,6 +244,9 @@ mod tests {
         let all = args(&["--bugs", &crate::bugs::BUG_NAMES.join(",")]).unwrap();
         assert!(all.bugs.txn_non_atomic && all.bugs.wal_ignore_crc);
         assert!(args(&["--bugs", "wal-ignore-checksums"]).is_err());
+        let clock = args(&["--bugs", "lease-wallclock"]).unwrap();
+        assert!(clock.bugs.lease_wallclock && !clock.bugs.lease_read);
+        assert!(all.bugs.lease_wallclock);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! send `messages` → install snapshot → append + fsync (`persist_ready`) →
 //! send `messages_after_persist` → apply → serve reads → `advance` → compact.
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -22,9 +22,13 @@ use crate::wal::{self, Record, Wal, WalEntry};
 
 mod deadlines;
 mod early_acks;
+mod lease;
 mod membership;
+mod reads;
 mod responses;
 mod txn;
+
+pub use lease::WallClockLease;
 
 use membership::membership_value;
 use responses::{fail, outcome_response, refusal};
@@ -79,6 +83,8 @@ pub struct Core {
     /// Planted bugs and the replication mode; the defaults are the correct node.
     pub bugs: Bugs,
     pub mode: Mode,
+    /// The planted `lease-wallclock` bug's lease; `None` without the bug.
+    pub lease_wallclock: Option<WallClockLease>,
     /// Role, term and leader last logged, so each change is logged once.
     role_logged: (Role, u64, Option<u64>),
     /// Safety-violation lines are rate-limited per peer: a broken peer
@@ -142,6 +148,7 @@ impl Core {
             wal_syncs: 0,
             bugs: Bugs::default(),
             mode: Mode::default(),
+            lease_wallclock: None,
             role_logged: (status.role, status.term, status.leader),
             violations: HashMap::new(),
         }
@@ -187,8 +194,10 @@ impl Core {
     }
 
     fn step(&mut self, m: Message) {
-        let (from, kind) = (m.from, m.body.kind());
+        let (from, kind, term) = (m.from, m.body.kind(), m.term);
+        let acknowledges = lease::acknowledges_leader(&m.body);
         match self.raft.step(m) {
+            Ok(()) if acknowledges => self.lease_acknowledged(from, term),
             Ok(()) => {}
             // Not this node's fault, but the cluster is broken: an error
             // line the harness's log check reports.
@@ -359,46 +368,6 @@ impl Core {
         waiter.responder.answer(response);
     }
 
-    /// Only planted bugs and weaker modes read without a ReadIndex round.
-    fn reads_locally(&self) -> bool {
-        let leads = self.raft.status().role == Role::Leader;
-        self.bugs.stale_read || (leads && (self.bugs.lease_read || self.mode.reads_locally()))
-    }
-
-    /// `semi-sync` and `async` (with no read bug planted) read on the
-    /// primary without a quorum round, but after its own log is applied, as
-    /// a database primary reads its own acknowledged writes.
-    fn reads_from_own_log(&self) -> bool {
-        let leads = self.raft.status().role == Role::Leader;
-        leads && self.mode.reads_wait_for_own_log() && !self.bugs.stale_read && !self.bugs.lease_read
-    }
-
-    fn local_value(&self, key: &str) -> Value {
-        self.kv
-            .get(key)
-            .cloned()
-            .map(Value::from)
-            .unwrap_or(Value::Null)
-    }
-
-    fn serve_reads(&mut self) {
-        let applied = self.applied.0;
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .reads_confirmed
-            .drain(..)
-            .partition(|(index, _)| *index <= applied);
-        self.reads_confirmed = waiting;
-        for (_, r) in ready {
-            let value = self
-                .kv
-                .get(&r.key)
-                .cloned()
-                .map(Value::from)
-                .unwrap_or(Value::Null);
-            r.responder.answer(Response::Ok { id: r.id, value });
-        }
-    }
-
     fn maybe_compact(&mut self) -> Result<(), ServerError> {
         let (index, term) = self.applied;
         if index < self.snapshot_index + self.snapshot_entries {
@@ -459,35 +428,6 @@ impl Core {
         }
     }
 
-    /// The read path: never from local state alone; answered once a quorum
-    /// confirmed the leadership (ReadIndex) and the state machine caught up.
-    fn start_read(&mut self, waiter: ReadWaiter) {
-        if self.reads_from_own_log() {
-            // A primary's local state includes every write it acknowledged:
-            // wait until its whole log is applied, then read locally.
-            let index = self.raft.status().last_index;
-            self.reads_confirmed.push((index, waiter));
-            self.serve_reads();
-            return;
-        }
-        if self.reads_locally() {
-            let value = self.local_value(&waiter.key);
-            waiter.responder.answer(Response::Ok {
-                id: waiter.id,
-                value,
-            });
-            return;
-        }
-        let ctx = self.read_ctx_next;
-        self.read_ctx_next += 1;
-        match self.raft.read_index(ctx) {
-            Ok(()) => {
-                self.reads_unconfirmed.insert(ctx, waiter);
-            }
-            Err(e) => waiter.responder.answer(refusal(waiter.id, e)),
-        }
-    }
-
     /// The write path: answered when the entry is applied (so after it was
     /// fsynced on a quorum), or `timeout` at the deadline.
     fn start_write(&mut self, command: Command, reply: Reply, id: u64, deadline: Instant, responder: Responder) {
@@ -524,9 +464,16 @@ impl Core {
         json!({"id": s.id, "role": role, "term": s.term, "leader": s.leader, "commit": s.commit,
                "applied": self.applied.0, "last_index": s.last_index, "snapshot_index": self.snapshot_index, "wal_syncs": self.wal_syncs,
                "digest": self.kv.digest(), "voters": &self.raft.membership().voters,
-               "learners": &self.raft.membership().learners})
+               "learners": &self.raft.membership().learners, "clock_ms": clock_ms()})
     }
 
+}
+
+/// The wall clock for `status`, in ms since the Unix epoch (0 before it):
+/// reported for the harness's clock faults, never used for a decision.
+fn clock_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn to_record(e: &Entry) -> Record {

@@ -156,6 +156,10 @@ pub async fn run(
     );
     core.bugs = args.bugs;
     core.mode = args.mode;
+    if args.bugs.lease_wallclock {
+        let tick = Duration::from_millis(config.tick_ms);
+        core.lease_wallclock = Some(core::WallClockLease::new(tick, config.election_timeout_ticks_min));
+    }
     let inputs = core::Inputs {
         clients: client_rx,
         peers: peer_rx,

@@ -107,6 +107,13 @@ pub fn all() -> Vec<Target> {
             overrides: vec![("nemesis.concurrent", "true")],
             ..bug("fsync-error-ignored", "register", &["disk-fsync-eio-majority", "power-loss-all"], "fsync fails on a majority, which acknowledge anyway; lazyfs never writes pages whose fsync failed, so the next power cut takes acknowledged entries from a quorum")
         },
+        Target {
+            // The leader's clock must go back while it is cut off: the two
+            // families on their own schedules, overlapping. Three nodes:
+            // one follower fewer to out-vote.
+            overrides: vec![("nemesis.concurrent", "true"), ("cluster.nodes", "3")],
+            ..bug("lease-wallclock", "register", &["partition-leader", "clock-bump-leader"], "the isolated leader's lease is read from its wall clock; set back while it is cut off, the lease outlasts the followers' election timeout and the old leader answers reads from its own state after the new one took writes")
+        },
         mode("async", &["partition-leader", "kill-leader"], "the isolated or killed primary's acked writes never reached the new primary"),
         mode("semi-sync", &["partition-halves"], "the primary and one replica on the minority side keep acking; the majority promotes a primary without those writes"),
         mode("sync", &["partition-leader"], "an isolated primary keeps serving local reads while the majority promotes a new one"),

@@ -46,6 +46,10 @@ impl Core {
         match self.raft.transfer_leadership(to) {
             Ok(()) => {
                 tracing::info!(to, "leadership transfer started");
+                // The target may be elected at once: no lease survives that.
+                if let Some(lease) = &mut self.lease_wallclock {
+                    lease.revoke();
+                }
                 responder.answer(Response::Ok { id, value: json!({ "transferring_to": to }) });
             }
             Err(TransferError::NotLeader { leader }) => responder.answer(fail(id, ErrorCode::NotLeader, true, Detail::Leader(leader))),

@@ -6,7 +6,7 @@
 pub const MODE_NAMES: [&str; 4] = ["raft", "sync", "semi-sync", "async"];
 
 /// Planted bugs (`--bugs`), in the order the matrix reports them.
-pub const BUG_NAMES: [&str; 14] = [
+pub const BUG_NAMES: [&str; 15] = [
     "ack-before-commit",
     "stale-read",
     "lease-read",
@@ -21,6 +21,7 @@ pub const BUG_NAMES: [&str; 14] = [
     "txn-non-atomic",
     "wal-ignore-crc",
     "fsync-error-ignored",
+    "lease-wallclock",
 ];
 
 pub fn check_mode(mode: &str) -> Result<(), String> {
