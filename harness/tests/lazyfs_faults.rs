@@ -17,18 +17,9 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use process_support::{wait_child, wait_for};
+use process_support::{fuse_or_skip, wait_child, wait_for};
 
 const PAGE: usize = 4096;
-
-fn fuse_or_skip() -> bool {
-    let Err(why) = faultline_lazyfs::available() else { return true };
-    if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") {
-        panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}");
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
 
 /// One daemon over `<dir>/disk` at `<dir>/mnt`, reading `<dir>/control`
 /// and logging to `<dir>/lazyfs.log`. Dropping it kills the daemon,

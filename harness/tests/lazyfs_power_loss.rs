@@ -15,16 +15,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use process_support::{processes_mentioning, wait_for};
-
-fn fuse_or_skip() -> bool {
-    let Err(why) = faultline_lazyfs::available() else { return true };
-    if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") {
-        panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}");
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
+use process_support::{fuse_or_skip, processes_mentioning, wait_for};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("faultline-lazyfs-{name}-{}", std::process::id()));

@@ -32,6 +32,8 @@ pub struct DiskFaults {
     pub fsync_eio: bool,
     /// Writes answer ENOSPC.
     pub full: bool,
+    /// Writes answer EIO (`full` wins when both are set).
+    pub write_eio: bool,
     /// Every read, write and fsync waits this long first.
     pub delay_us: u64,
     /// At a torn power cut, how much of the last unsynced page reaches the disk.
@@ -43,13 +45,26 @@ impl DiskFaults {
     pub fn control_line(&self) -> String {
         let mut tokens = vec![
             format!("fsync={}", if self.fsync_eio { "eio" } else { "ok" }),
-            format!("write={}", if self.full { "enospc" } else { "ok" }),
+            format!("write={}", if self.full { "enospc" } else if self.write_eio { "eio" } else { "ok" }),
             format!("delay-us={}", self.delay_us),
         ];
         if let Some(bytes) = self.tear_bytes {
             tokens.push(format!("tear-bytes={bytes}"));
         }
         tokens.join(" ") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_lines_say_each_fault_as_lazyfs_reads_them() {
+        assert_eq!(DiskFaults::default().control_line(), "fsync=ok write=ok delay-us=0\n");
+        let failing = DiskFaults { fsync_eio: true, write_eio: true, delay_us: 250, tear_bytes: Some(100), ..DiskFaults::default() };
+        assert_eq!(failing.control_line(), "fsync=eio write=eio delay-us=250 tear-bytes=100\n");
+        assert_eq!(DiskFaults { full: true, write_eio: true, ..DiskFaults::default() }.control_line(), "fsync=ok write=enospc delay-us=0\n");
     }
 }
 

@@ -1,5 +1,5 @@
 //! Disk faults, served by each node's lazyfs volume (FUSE, root): fsync
-//! answers EIO (on one node or a majority), writes answer ENOSPC, every
+//! answers EIO (on one node or a majority), writes answer EIO or ENOSPC, every
 //! I/O waits, or a power cut tears the last page a node wrote but did not
 //! sync.
 //!
@@ -51,6 +51,7 @@ impl DiskNemesis {
     fn faults(&self, mode: DiskMode) -> DiskFaults {
         match mode {
             DiskMode::FsyncEio | DiskMode::FsyncEioMajority => DiskFaults { fsync_eio: true, ..DiskFaults::default() },
+            DiskMode::WriteEio => DiskFaults { write_eio: true, ..DiskFaults::default() },
             DiskMode::Full => DiskFaults { full: true, ..DiskFaults::default() },
             DiskMode::Slow => DiskFaults { delay_us: self.settings.delay_us, ..DiskFaults::default() },
             DiskMode::TornWrite => DiskFaults::default(),

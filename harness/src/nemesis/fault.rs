@@ -131,9 +131,10 @@ const MEMBERSHIPS: [Fault; 5] = [
 ];
 const CORRUPTS: [Fault; 3] =
     [Fault::Corrupt(CorruptMode::Bitflip), Fault::Corrupt(CorruptMode::Truncate), Fault::Corrupt(CorruptMode::Zero)];
-const DISKS: [Fault; 5] = [
+const DISKS: [Fault; 6] = [
     Fault::Disk(DiskMode::FsyncEio),
     Fault::Disk(DiskMode::FsyncEioMajority),
+    Fault::Disk(DiskMode::WriteEio),
     Fault::Disk(DiskMode::Full),
     Fault::Disk(DiskMode::Slow),
     Fault::Disk(DiskMode::TornWrite),
@@ -206,6 +207,7 @@ impl Fault {
             Fault::Corrupt(CorruptMode::Zero) => "corrupt-zero",
             Fault::Disk(DiskMode::FsyncEio) => "disk-fsync-eio",
             Fault::Disk(DiskMode::FsyncEioMajority) => "disk-fsync-eio-majority",
+            Fault::Disk(DiskMode::WriteEio) => "disk-write-eio",
             Fault::Disk(DiskMode::Full) => "disk-full",
             Fault::Disk(DiskMode::Slow) => "disk-slow",
             Fault::Disk(DiskMode::TornWrite) => "disk-torn-write",
@@ -358,7 +360,7 @@ mod tests {
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
         assert_eq!(Fault::parse_name("membership").unwrap().len(), 5);
         assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 3);
-        assert_eq!(Fault::parse_name("disk").unwrap().len(), 5);
+        assert_eq!(Fault::parse_name("disk").unwrap().len(), 6);
         assert_eq!(Fault::parse_name("clock").unwrap().len(), 5);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Clock), "clock needs libfaketime");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| !f.needs_volumes()), "mix needs no root");

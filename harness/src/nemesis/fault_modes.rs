@@ -87,6 +87,8 @@ pub enum DiskMode {
     FsyncEio,
     /// The same on a majority of the nodes.
     FsyncEioMajority,
+    /// Writes answer EIO on one node.
+    WriteEio,
     /// Writes answer ENOSPC on one node.
     Full,
     /// Every read, write and fsync on one node waits `nemesis.disk_delay`.

@@ -1,5 +1,5 @@
 //! Shared by the tests that check what is left running: live processes
-//! found through /proc, and bounded waiting.
+//! found through /proc, bounded waiting, and whether FUSE tests may run.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 use std::time::{Duration, Instant};
@@ -46,4 +46,15 @@ pub fn wait_child(child: &mut std::process::Child, what: &str, timeout: Duration
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// True when lazyfs can mount here (root and /dev/fuse); otherwise says
+/// SKIP and why, unless `FAULTLINE_REQUIRE_FUSE=1` (CI), where it panics.
+pub fn fuse_or_skip() -> bool {
+    let Err(why) = faultline_lazyfs::available() else { return true };
+    if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") {
+        panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}");
+    }
+    eprintln!("SKIP: {why}");
+    false
 }

@@ -1,0 +1,162 @@
+//! The corrupt, disk and clock nemeses end to end on faultline-node: the
+//! correct node refuses damaged files, stops on a failing disk and stays
+//! valid while its clocks move; the nodes that trust records whose
+//! checksums fail (`wal-ignore-crc`) or read a lease from the wall clock
+//! (`lease-wallclock`) are caught; a system that cannot report its clock
+//! has clock faults refused.
+//!
+//! Needs the faultline-node binary beside the faultline binary and
+//! libfaketime (Debian `libfaketime`); the disk test needs /dev/fuse and
+//! root (skipped with a message otherwise, unless `FAULTLINE_REQUIRE_FUSE=1`).
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+mod process_support;
+
+use process_support::fuse_or_skip;
+
+/// A short run: a wedged harness is killed after this.
+const RUN_TIMEOUT_S: u64 = 120;
+
+struct Run {
+    code: i32,
+    verdict: String,
+    reasons: String,
+    /// The nemesis completions (`ok`) of the history.
+    actions: Vec<serde_json::Value>,
+}
+
+/// A short run of a 3-node cluster with `args` added; the run's folder is removed.
+fn run(name: &str, args: &[&str], seed: u64) -> Run {
+    let store = std::env::temp_dir().join(format!("faultline-nodefaults-{name}-{seed}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let node_binary: PathBuf = faultline::systems::faultline_node::find_node_binary()
+        .expect("faultline-node must be built before these tests: cargo build --release -p faultline-node");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--quiet", "--nodes", "3", "--rate", "100", "--concurrency", "4"])
+        .args(["--seed", &seed.to_string(), "--name", "t", "--store", store.to_str().unwrap()])
+        .args(["--node-binary", node_binary.to_str().unwrap(), "--set", "schedule.recovery=500ms"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = process_support::wait_child(&mut child, name, Duration::from_secs(RUN_TIMEOUT_S));
+    let run_dir = store.join("t/latest");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap()).unwrap();
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    let actions = history
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["process"] == "nemesis" && event["type"] == "ok")
+        .collect();
+    std::fs::remove_dir_all(&store).unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        verdict: results["verdict"].as_str().unwrap().to_string(),
+        reasons: results["reasons"].to_string(),
+        actions,
+    }
+}
+
+/// The short faults of the corrupt and disk runs.
+const SHORT_FAULTS: [&str; 8] = [
+    "--set", "nemesis.fault_duration_min=500ms", "--set", "nemesis.fault_duration_max=1s",
+    "--set", "nemesis.heal_duration_min=300ms", "--set", "nemesis.heal_duration_max=600ms",
+];
+
+fn with_short_faults<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    args.iter().copied().chain(SHORT_FAULTS).chain(["--time-limit", "8s"]).collect()
+}
+
+fn values_of<'a>(run: &'a Run, fault: &str) -> Vec<&'a serde_json::Value> {
+    run.actions.iter().filter(|event| event["f"] == fault).map(|event| &event["value"]).collect()
+}
+
+#[test]
+fn the_correct_node_refuses_damaged_files_and_stays_valid() {
+    let run = run("correct-corrupt", &with_short_faults(&["--workload", "append", "--nemesis", "corrupt-bitflip"]), 3);
+    assert_eq!(run.verdict, "valid", "{}", run.reasons);
+    let faults = values_of(&run, "corrupt-bitflip");
+    assert!(!faults.is_empty(), "no corrupt fault was injected");
+    let refusals: Vec<_> = faults.iter().filter(|value| value["outcome"] == "refused to start; original bytes restored").collect();
+    assert!(!refusals.is_empty(), "the node never refused its damaged files: {faults:?}");
+    for refusal in refusals {
+        let line = refusal["refusal"].as_str().unwrap();
+        assert!(line.contains("refusing to start") || line.contains("corrupt"), "{line}");
+        assert!(refusal["file"].as_str().is_some() && refusal["damage"]["offsets"].is_array(), "{refusal}");
+    }
+}
+
+#[test]
+fn a_node_that_ignores_its_checksums_is_caught() {
+    let args = ["--workload", "append", "--nemesis", "corrupt-bitflip,corrupt-zero", "--set", "cluster.bugs=[wal-ignore-crc]"];
+    let run = run("wal-ignore-crc", &with_short_faults(&args), 1);
+    assert_eq!(run.verdict, "invalid", "wal-ignore-crc was not caught: {:?}", run.actions);
+    let started = run.actions.iter().filter(|event| event["value"]["outcome"] == "started on the damaged file").count();
+    assert!(started > 0, "the buggy node never started on a damaged file");
+}
+
+#[test]
+fn the_correct_node_stops_on_a_failing_disk_and_stays_valid() {
+    if !fuse_or_skip() {
+        return;
+    }
+    let args = ["--workload", "register", "--nemesis", "disk-fsync-eio,disk-write-eio,disk-full,disk-torn-write"];
+    let run = run("correct-disk", &with_short_faults(&args), 2);
+    assert_eq!(run.verdict, "valid", "{}", run.reasons);
+    let stopped: Vec<String> = run
+        .actions
+        .iter()
+        .filter(|event| event["f"] == "heal-disk")
+        .flat_map(|event| event["value"]["stopped-on-disk-error"].as_array().cloned().unwrap_or_default())
+        .map(|stop| stop["log"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!stopped.is_empty(), "no node stopped on a disk error: {:?}", run.actions);
+    for line in &stopped {
+        assert!(line.contains("nothing unsynced was acknowledged"), "{line}");
+    }
+    let torn = values_of(&run, "disk-torn-write");
+    assert!(torn.iter().all(|value| value["torn-page-bytes"].as_u64().is_some_and(|bytes| (1..4096).contains(&bytes))), "{torn:?}");
+}
+
+#[test]
+fn the_correct_node_stays_valid_while_its_clocks_move() {
+    let args = ["--workload", "register", "--nemesis", "clock", "--time-limit", "8s", "--set", "nemesis.fault_duration_max=1s"];
+    let run = run("correct-clock", &args, 5);
+    assert_eq!((run.verdict.as_str(), run.code), ("valid", 0), "{:?}", run.actions);
+    let moved: Vec<&serde_json::Value> = run.actions.iter().filter(|a| a["f"].as_str().is_some_and(|f| f.starts_with("clock-"))).collect();
+    assert!(!moved.is_empty(), "no clock fault was injected");
+    for action in &moved {
+        let value = &action["value"];
+        let offsets_bounded = value["clock-offsets-ms"].as_object().is_none_or(|o| o.values().all(|ms| ms.as_i64().unwrap().abs() <= 10_000));
+        assert!(offsets_bounded, "{value}");
+    }
+    let resets = run.actions.iter().filter(|a| a["value"]["clocks-reset"].is_array()).count();
+    assert!(resets > 0, "no heal put the clocks back");
+}
+
+#[test]
+fn a_lease_read_from_the_wall_clock_is_caught() {
+    let args = [
+        "--workload", "register", "--nemesis", "partition-leader,clock-bump-leader", "--set", "nemesis.concurrent=true",
+        "--set", "cluster.bugs=[lease-wallclock]", "--time-limit", "15s",
+    ];
+    let caught = (1..=3).map(|seed| run("lease", &args, seed)).find(|run| run.verdict == "invalid");
+    assert!(caught.is_some_and(|run| run.code == 1), "lease-wallclock was not caught in 3 runs");
+}
+
+#[test]
+fn a_system_without_a_clock_probe_has_clock_faults_refused() {
+    let store = std::env::temp_dir().join(format!("faultline-clock-refused-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["test", "--spec", "ci/generic-redis.yaml", "--nemesis", "clock-skew", "--store"])
+        .arg(&store)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot report its nodes' clocks"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&store);
+}
