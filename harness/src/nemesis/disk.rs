@@ -37,8 +37,9 @@ impl Default for DiskSettings {
 pub struct DiskNemesis {
     rng: ChaCha8Rng,
     settings: DiskSettings,
-    /// Nodes whose volumes serve a fault now.
-    faulted: Vec<usize>,
+    /// Nodes whose volumes serve a fault now, with the pid each ran as
+    /// when the fault began.
+    faulted: Vec<(usize, Option<u32>)>,
     /// Nodes down after a torn power cut.
     cut: Vec<usize>,
 }
@@ -65,12 +66,15 @@ impl DiskNemesis {
         Ok(json!({ "power-lost": node_name(node), "torn-page-bytes": tear_bytes }))
     }
 
-    /// Lift every fault; the nodes that stopped under one, with why.
+    /// Lift every fault; the nodes that stopped under one, with why. A
+    /// node another nemesis restarted meanwhile counts as stopped: it may
+    /// have read pages whose fsync failed, which never reach the disk.
     fn lift(&mut self, cluster: &Cluster) -> Result<Vec<(usize, String)>, NemesisError> {
         let mut stopped = Vec::new();
-        for node in std::mem::take(&mut self.faulted) {
+        for (node, pid_then) in std::mem::take(&mut self.faulted) {
             cluster.set_disk_faults(node, &DiskFaults::default())?;
-            if cluster.node_state(node) == NodeState::Killed {
+            let running_since = cluster.node_state(node) != NodeState::Killed && cluster.pid(node) == pid_then;
+            if !running_since {
                 stopped.push((node, last_line(&cluster.node_env(node).log_path)));
             }
         }
@@ -107,7 +111,7 @@ impl Nemesis for DiskNemesis {
             let faults = self.faults(mode);
             for node in &targets {
                 // Remember before acting, so a half-applied fault is still lifted.
-                self.faulted.push(*node);
+                self.faulted.push((*node, cluster.pid(*node)));
                 cluster.set_disk_faults(*node, &faults)?;
             }
             Ok(json!({ "disk": faults.control_line().trim(), "nodes": node_names(&targets) }))
@@ -119,7 +123,7 @@ impl Nemesis for DiskNemesis {
             if self.faulted.is_empty() && self.cut.is_empty() {
                 return Ok(Effect::Null);
             }
-            let lifted = node_names(&self.faulted);
+            let lifted: Vec<String> = self.faulted.iter().map(|(node, _)| node_name(*node)).collect();
             let stopped = self.lift(cluster)?;
             // A node that stopped on a disk error comes back as after a
             // reboot: its volume remounted, so it reads only what reached
