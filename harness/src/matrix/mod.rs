@@ -293,8 +293,12 @@ pub fn shrink_table(probes: &[Probe]) -> String {
 pub async fn control(options: &ProbeOptions, runs: u32) -> Result<(u32, u32, Vec<u64>), MatrixError> {
     let mut targets = targets::controls();
     if let Err(why) = faultline_lazyfs::available() {
-        messages::progress(format_args!("matrix control runs without power-loss: {why}"));
-        targets.iter_mut().for_each(|target| target.faults.retain(|fault| *fault != "power-loss"));
+        messages::progress(format_args!("matrix control runs without power-loss and disk faults: {why}"));
+        targets.iter_mut().for_each(|target| target.faults.retain(|fault| *fault != "power-loss" && *fault != "disk"));
+    }
+    if let Err(why) = crate::cluster::find_libfaketime() {
+        messages::progress(format_args!("matrix control runs without clock faults: {why}"));
+        targets.iter_mut().for_each(|target| target.faults.retain(|fault| *fault != "clock"));
     }
     let (mut alarms, mut unknown, mut alarm_seeds) = (0, 0, Vec::new());
     for index in 0..runs {
