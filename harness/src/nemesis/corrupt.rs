@@ -50,6 +50,8 @@ pub enum Change {
     Bytes { offset: u64, before: Vec<u8>, after: Vec<u8> },
     /// The file cut from `len_before` to `len_after`; `tail` was cut off.
     Cut { len_before: u64, len_after: u64, tail: Vec<u8> },
+    /// `removed` taken out at `offset`; `rest` (what followed it) moved up.
+    Dropped { offset: u64, removed: Vec<u8>, rest: Vec<u8> },
 }
 
 /// The changes one fault makes to one file's `bytes` (pure: the rng and
@@ -83,6 +85,11 @@ pub fn plan_damage(rng: &mut ChaCha8Rng, mode: CorruptMode, content: &[u8], byte
             let range = offset as usize..(offset + count) as usize;
             vec![Change::Bytes { offset, before: content[range].to_vec(), after: vec![0; count as usize] }]
         }
+        CorruptMode::Drop => {
+            let offset = rng.random_range(0..=len - count);
+            let (start, end) = (offset as usize, (offset + count) as usize);
+            vec![Change::Dropped { offset, removed: content[start..end].to_vec(), rest: content[end..].to_vec() }]
+        }
     }
 }
 
@@ -92,11 +99,12 @@ fn describe(changes: &[Change]) -> serde_json::Value {
         .iter()
         .filter_map(|change| match change {
             Change::Bytes { offset, .. } => Some(*offset),
-            Change::Cut { .. } => None,
+            Change::Cut { .. } | Change::Dropped { .. } => None,
         })
         .collect();
     match changes.first() {
         Some(Change::Cut { len_before, len_after, .. }) => json!({ "cut-from": len_before, "cut-to": len_after }),
+        Some(Change::Dropped { offset, removed, .. }) => json!({ "dropped-at": offset, "bytes": removed.len() }),
         Some(Change::Bytes { after, .. }) if changes.len() == 1 => json!({ "offset": offsets[0], "bytes": after.len() }),
         _ => json!({ "offsets": offsets }),
     }
@@ -111,6 +119,14 @@ fn write_changes(path: &Path, changes: &[Change], undo: bool) -> std::io::Result
             (Change::Bytes { offset, before, .. }, true) => write_at(&mut file, *offset, before)?,
             (Change::Cut { len_after, .. }, false) => file.set_len(*len_after)?,
             (Change::Cut { len_after, tail, .. }, true) => write_at(&mut file, *len_after, tail)?,
+            (Change::Dropped { offset, rest, .. }, false) => {
+                write_at(&mut file, *offset, rest)?;
+                file.set_len(offset + rest.len() as u64)?;
+            }
+            (Change::Dropped { offset, removed, rest }, true) => {
+                write_at(&mut file, *offset, removed)?;
+                write_at(&mut file, offset + removed.len() as u64, rest)?;
+            }
         }
     }
     file.sync_all()
@@ -245,7 +261,7 @@ mod tests {
     #[test]
     fn each_mode_damages_what_it_says_and_undoes_exactly() {
         let content: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
-        for mode in [CorruptMode::Bitflip, CorruptMode::Truncate, CorruptMode::Zero] {
+        for mode in [CorruptMode::Bitflip, CorruptMode::Truncate, CorruptMode::Zero, CorruptMode::Drop] {
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let changes = plan_damage(&mut rng, mode, &content, 8);
             let damaged = apply(&content, &changes, false);
@@ -264,6 +280,13 @@ mod tests {
                 CorruptMode::Zero => {
                     let first = damaged.iter().zip(&content).position(|(a, b)| a != b).unwrap();
                     assert!(damaged[first..first + 8].iter().all(|b| *b == 0));
+                }
+                CorruptMode::Drop => {
+                    assert_eq!(damaged.len(), content.len() - 8);
+                    let Change::Dropped { offset, .. } = &changes[0] else { panic!("{changes:?}") };
+                    let at = *offset as usize;
+                    assert_eq!(damaged[..at], content[..at]);
+                    assert_eq!(damaged[at..], content[at + 8..]);
                 }
             }
             assert_eq!(apply(&content, &changes, true), content, "{mode:?} undone exactly");

@@ -129,8 +129,12 @@ const MEMBERSHIPS: [Fault; 5] = [
     Fault::Membership(MembershipChange::Crash),
     Fault::Membership(MembershipChange::Race),
 ];
-const CORRUPTS: [Fault; 3] =
-    [Fault::Corrupt(CorruptMode::Bitflip), Fault::Corrupt(CorruptMode::Truncate), Fault::Corrupt(CorruptMode::Zero)];
+const CORRUPTS: [Fault; 4] = [
+    Fault::Corrupt(CorruptMode::Bitflip),
+    Fault::Corrupt(CorruptMode::Truncate),
+    Fault::Corrupt(CorruptMode::Zero),
+    Fault::Corrupt(CorruptMode::Drop),
+];
 const DISKS: [Fault; 6] = [
     Fault::Disk(DiskMode::FsyncEio),
     Fault::Disk(DiskMode::FsyncEioMajority),
@@ -205,6 +209,7 @@ impl Fault {
             Fault::Corrupt(CorruptMode::Bitflip) => "corrupt-bitflip",
             Fault::Corrupt(CorruptMode::Truncate) => "corrupt-truncate",
             Fault::Corrupt(CorruptMode::Zero) => "corrupt-zero",
+            Fault::Corrupt(CorruptMode::Drop) => "corrupt-drop",
             Fault::Disk(DiskMode::FsyncEio) => "disk-fsync-eio",
             Fault::Disk(DiskMode::FsyncEioMajority) => "disk-fsync-eio-majority",
             Fault::Disk(DiskMode::WriteEio) => "disk-write-eio",
@@ -359,7 +364,7 @@ mod tests {
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
         assert_eq!(Fault::parse_name("membership").unwrap().len(), 5);
-        assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 3);
+        assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 4);
         assert_eq!(Fault::parse_name("disk").unwrap().len(), 6);
         assert_eq!(Fault::parse_name("clock").unwrap().len(), 5);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Clock), "clock needs libfaketime");

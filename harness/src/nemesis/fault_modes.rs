@@ -76,6 +76,9 @@ pub enum CorruptMode {
     Truncate,
     /// A chunk of `nemesis.corrupt_bytes` bytes overwritten with zeroes.
     Zero,
+    /// A chunk of `nemesis.corrupt_bytes` bytes taken out; what followed
+    /// it moves up.
+    Drop,
 }
 
 /// A disk fault from the node's lazyfs volume, for a bounded time.
