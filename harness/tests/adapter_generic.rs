@@ -128,3 +128,39 @@ fn specs_choose_and_validate_the_system() {
     let error = plan(&generic.replace("    client_command: python3 client.py\n", "")).unwrap_err();
     assert!(error.contains("client_command"), "{error}");
 }
+
+/// A generic node whose wall clock its `clock` command reports: a shell
+/// writing `date +%s` (a libc program, so libfaketime reaches it) to a file.
+fn clock_node(clock: &str) -> GenericSpec {
+    let start = "exec sh -c 'while true; do date +%s > {data_dir}/now; sleep 0.1; done'";
+    GenericSpec { clock: Some(clock.into()), ..spec(start, Some("test -s {data_dir}/now")) }
+}
+
+fn with_clock(dir: &std::path::Path) -> Option<ClusterConfig> {
+    let library = match faultline::cluster::find_libfaketime() {
+        Ok(library) => library,
+        Err(why) if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") => panic!("{why}"),
+        Err(why) => {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
+    };
+    let clock = faultline::cluster::ClockConfig { library, fake_monotonic: false };
+    Some(ClusterConfig { ready_timeout_ms: 5_000, clock: Some(clock), ..ClusterConfig::new(2, dir.to_path_buf(), 1) })
+}
+
+#[tokio::test]
+async fn a_generic_clock_command_shows_the_faked_clock_and_a_probe_that_misses_it_is_refused() {
+    let dir = test_dir("generic-clock");
+    let Some(config) = with_clock(&dir) else { return };
+    let cluster = Cluster::start(Arc::new(clock_node("cat {data_dir}/now").db(None)), config.clone()).await.unwrap();
+    let verified = cluster.verify_clocks().await;
+    cluster.shutdown().await;
+    assert!(verified.is_ok(), "{verified:?}");
+    // The harness's own `date` is not the node's clock: the offset is not seen.
+    let blind = Cluster::start(Arc::new(clock_node("date +%s").db(None)), config).await.unwrap();
+    let refused = blind.verify_clocks().await.unwrap_err().to_string();
+    blind.shutdown().await;
+    assert!(refused.contains("clock faults do not reach node 0"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,9 @@ const LIBRARY_PATHS: [&str; 4] = [
 /// The offset `verify_clocks` fakes, and how far off the node's answer may be.
 const PROBE_OFFSET_S: i64 = 3_600;
 const PROBE_TOLERANCE_MS: i64 = 60_000;
+/// How long the probe waits for a node to show the offset, and how often it asks.
+const PROBE_TIMEOUT_MS: u64 = 3_000;
+const PROBE_POLL_MS: u64 = 100;
 
 /// libfaketime's shared object on this machine.
 pub fn find_libfaketime() -> Result<PathBuf, String> {
@@ -82,26 +85,46 @@ impl Cluster {
         write_line(&self.faketime_file(node), &faketime_line(offset_ms, rate))
     }
 
-    /// Fake an hour ahead on each node, ask the node its clock, and put it
-    /// back: an error names the first node that did not see it.
+    /// Fake an hour ahead on each node, ask the node its clock until it
+    /// shows it (bounded), and put it back: an error names the first node
+    /// that did not see it.
     pub async fn verify_clocks(&self) -> Result<(), ClusterError> {
         for node in self.members() {
             self.set_clock(node, PROBE_OFFSET_S * 1_000, 1.0)?;
-            let seen = self.inner.db.clock_ms(node, &self.node_env(node)).await;
+            let seen = self.clock_seen(node).await;
             self.set_clock(node, 0, 1.0)?;
-            let expected = now_ms() + PROBE_OFFSET_S * 1_000;
             match seen {
-                Some(seen) if (seen as i64 - expected).abs() <= PROBE_TOLERANCE_MS => {}
-                Some(seen) => {
+                Ok(()) => {}
+                Err(Some(off_ms)) => {
                     return Err(ClusterError::Config(format!(
                         "clock faults do not reach node {node}: with a faked offset of +{PROBE_OFFSET_S} s it reads {} s from the real time (a statically linked or Go program reads the clock without libc)",
-                        (seen as i64 - now_ms()) / 1_000
+                        off_ms / 1_000
                     )))
                 }
-                None => return Err(ClusterError::Config(format!("node {node} did not report its clock (Db::clock_ms)"))),
+                Err(None) => return Err(ClusterError::Config(format!("node {node} did not report its clock (Db::clock_ms)"))),
             }
         }
         Ok(())
+    }
+
+    /// Polls the node's clock until it reads the probe's offset; the last
+    /// offset it read otherwise (None: it never answered).
+    async fn clock_seen(&self, node: usize) -> Result<(), Option<i64>> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(PROBE_TIMEOUT_MS);
+        let mut last = None;
+        // Bounded by the deadline: a probe that reports its clock late (a
+        // file the node rewrites) still counts.
+        while std::time::Instant::now() < deadline {
+            if let Some(seen) = self.inner.db.clock_ms(node, &self.node_env(node)).await {
+                let off_ms = seen as i64 - now_ms();
+                if (off_ms - PROBE_OFFSET_S * 1_000).abs() <= PROBE_TOLERANCE_MS {
+                    return Ok(());
+                }
+                last = Some(off_ms);
+            }
+            tokio::time::sleep(Duration::from_millis(PROBE_POLL_MS)).await;
+        }
+        Err(last)
     }
 }
 
