@@ -198,7 +198,15 @@ impl State {
         let last = self.open.iter().filter_map(|(ino, open)| Some((*ino, open, open.volatile.last_written(self.faults.tear_bytes)?)));
         let Some((ino, open, page)) = last.max_by_key(|(_, _, page)| page.write_seq) else { return Ok(None) };
         let torn = Torn { path: self.path(ino).ok(), offset: page.offset, bytes: page.bytes.len() as u64 };
-        let written = open.file.write_all_at(page.bytes, page.offset).and_then(|()| open.file.sync_data());
+        // The file's unsynced pages below the torn one reach the disk
+        // whole, so the cut leaves a torn tail, never a hole before it (a
+        // hole left a WAL "corrupt" mid-file, not torn).
+        let below = open.volatile.whole_pages_before(page.offset);
+        let written = below
+            .into_iter()
+            .try_for_each(|(offset, bytes)| open.file.write_all_at(bytes, offset))
+            .and_then(|()| open.file.write_all_at(page.bytes, page.offset))
+            .and_then(|()| open.file.sync_data());
         match written {
             Ok(()) => Ok(Some(torn)),
             Err(error) => Err((torn, error)),

@@ -104,7 +104,7 @@ fn a_rewrite_makes_a_poisoned_page_durable_again() {
 }
 
 #[test]
-fn a_torn_cut_writes_the_start_of_the_page_written_last_and_nothing_else() {
+fn a_torn_cut_writes_the_start_of_the_page_written_last_and_the_pages_before_it() {
     let dir = scratch("tear");
     let mut state = State::new(dir.clone(), 1 << 20);
     assert_eq!(state.faults.tear_bytes, TEAR_BYTES_DEFAULT);
@@ -118,8 +118,8 @@ fn a_torn_cut_writes_the_start_of_the_page_written_last_and_nothing_else() {
     state.faults.tear_bytes = 100;
     let torn = state.tear().unwrap().unwrap();
     assert_eq!(torn, Torn { path: Some(dir.join("b")), offset: 0, bytes: 100 });
-    assert_eq!(disk(&state, "b"), &pattern[..100]);
-    assert_eq!(disk(&state, "a"), b"", "no other page is written");
+    assert_eq!(disk(&state, "b"), &pattern[..100], "b's page above the torn one is lost");
+    assert_eq!(disk(&state, "a"), b"", "no other file's page is written");
     // Once b is synced, a's page is the last dirty one written; a torn
     // page past the end of the backing file extends it.
     state.fsync(b).unwrap();
@@ -127,6 +127,7 @@ fn a_torn_cut_writes_the_start_of_the_page_written_last_and_nothing_else() {
     let torn = state.tear().unwrap().unwrap();
     assert_eq!((torn.offset, torn.bytes), (2 * PAGE_BYTES, 4), "never past the size readers see");
     assert_eq!(disk(&state, "a")[2 * PAGE..], *b"tail");
+    assert_eq!(disk(&state, "a")[..PAGE], [7u8; PAGE], "the unsynced page below the torn one, whole: no hole");
     state.faults.fsync = FsyncFault::Eio;
     let _ = state.fsync(a);
     assert_eq!(state.tear().unwrap(), None, "a poisoned page is not torn");

@@ -206,6 +206,18 @@ impl VolatileFile {
         Some(TornPage { write_seq: page.write_seq, offset, bytes: &page.bytes[..count] })
     }
 
+    /// The unsynced pages below `offset` (not poisoned), whole, in order:
+    /// what a write interrupted at `offset` had already put on the disk.
+    pub fn whole_pages_before(&self, offset: u64) -> Vec<(u64, &[u8])> {
+        let below = self.pages.range(..offset / PAGE_BYTES).filter(|(_, page)| !page.poisoned);
+        below
+            .map(|(index, page)| {
+                let start = index * PAGE_BYTES;
+                (start, &page.bytes[..PAGE_BYTES.min(self.size.saturating_sub(start)) as usize])
+            })
+            .collect()
+    }
+
     /// Page `index` as readers see it, from the backing file.
     fn load_page(&self, backing: &dyn Backing, index: u64) -> io::Result<Box<[u8; PAGE]>> {
         let mut page = Box::new([0u8; PAGE]);
