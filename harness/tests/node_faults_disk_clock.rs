@@ -23,6 +23,8 @@ struct Run {
     code: i32,
     verdict: String,
     reasons: String,
+    /// The last lines of every node's log, for a failure's message.
+    logs: String,
     /// The nemesis completions (`ok`) of the history.
     actions: Vec<serde_json::Value>,
 }
@@ -55,13 +57,25 @@ fn run(name: &str, args: &[&str], seed: u64) -> Run {
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
         .filter(|event| event["process"] == "nemesis" && event["type"] == "ok")
         .collect();
+    let logs = node_log_tails(&run_dir.join("nodes"));
     std::fs::remove_dir_all(&store).unwrap();
     Run {
         code: status.code().unwrap_or(-1),
         verdict: results["verdict"].as_str().unwrap().to_string(),
         reasons: results["reasons"].to_string(),
+        logs,
         actions,
     }
+}
+
+fn node_log_tails(nodes: &std::path::Path) -> String {
+    let mut tails = String::new();
+    for node in 0..3 {
+        let log = std::fs::read_to_string(nodes.join(format!("node-{node}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().rev().take(4).collect();
+        tails += &format!("node-{node}: {}\n", lines.into_iter().rev().collect::<Vec<_>>().join(" | "));
+    }
+    tails
 }
 
 /// The short faults of the corrupt and disk runs.
@@ -92,7 +106,7 @@ fn values_of<'a>(run: &'a Run, fault: &str) -> Vec<&'a serde_json::Value> {
 #[test]
 fn the_correct_node_refuses_damaged_files_and_stays_valid() {
     let run = run("correct-corrupt", &with_short_faults(&["--workload", "append", "--nemesis", "corrupt-bitflip"]), 3);
-    assert_eq!(run.verdict, "valid", "{}", run.reasons);
+    assert_eq!(run.verdict, "valid", "{}\n{}", run.reasons, run.logs);
     let faults = values_of(&run, "corrupt-bitflip");
     assert!(!faults.is_empty(), "no corrupt fault was injected");
     let refusals: Vec<_> = faults.iter().filter(|value| value["outcome"] == "refused to start; original bytes restored").collect();
@@ -120,7 +134,7 @@ fn the_correct_node_stops_on_a_failing_disk_and_stays_valid() {
     }
     let args = ["--workload", "register", "--nemesis", "disk-fsync-eio,disk-write-eio,disk-full,disk-torn-write"];
     let run = run("correct-disk", &with_short_faults(&args), 2);
-    assert_eq!(run.verdict, "valid", "{}", run.reasons);
+    assert_eq!(run.verdict, "valid", "{}\n{}", run.reasons, run.logs);
     let stopped: Vec<String> = run
         .actions
         .iter()
