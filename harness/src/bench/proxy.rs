@@ -32,6 +32,10 @@ pub struct ProxyBenchArgs {
     /// The proxy's read size per chunk, in KiB (default: the proxy's own).
     #[arg(long)]
     pub chunk_kib: Option<usize>,
+    /// The proxy's largest read on a direction with no fault, in KiB
+    /// (default: the proxy's own; the chunk size turns growing off).
+    #[arg(long)]
+    pub clear_read_kib: Option<usize>,
     /// Bound on each measured phase.
     #[arg(long, default_value_t = 60)]
     pub phase_timeout_s: u64,
@@ -67,7 +71,10 @@ async fn bench(args: ProxyBenchArgs) -> anyhow::Result<()> {
     if let Some(kib) = args.chunk_kib {
         config.chunk_bytes = kib.clamp(1, CHUNK_KIB_MAX) * 1024;
     }
-    println!("proxy chunk: {} KiB", config.chunk_bytes / 1024);
+    if let Some(kib) = args.clear_read_kib {
+        config.clear_read_bytes_max = kib.clamp(1, CHUNK_KIB_MAX) * 1024;
+    }
+    println!("proxy chunk: {} KiB, reads with no fault up to {} KiB", config.chunk_bytes / 1024, config.clear_read_bytes_max / 1024);
     let proxy = FaultProxy::new(config);
     let echo_paths = [("direct", echo), ("proxied", proxy.add_route(Endpoint::Client, 0, echo).await?)];
     let sink_paths = [("direct", sink), ("proxied", proxy.add_route(Endpoint::Client, 0, sink).await?)];

@@ -28,14 +28,22 @@ use shared::{Route, Shared};
 pub use error::ProxyError;
 pub use faults::{Endpoint, Grudge, LinkFault};
 
-/// Bounds and the seed of a proxy. All buffers are `chunk_bytes *
-/// queue_chunks_max` per direction of a connection at most.
+/// Bounds and the seed of a proxy. Per direction of a connection the proxy
+/// holds one read buffer (`chunk_bytes`, grown up to `clear_read_bytes_max`
+/// while the direction has no fault) and a queue of at most
+/// `queue_chunks_max * chunk_bytes`, or of one grown read if a fault is
+/// set while it is under way, whichever is more.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// Drives jitter; each connection derives its own stream from it.
     pub seed: u64,
-    /// Largest read, in bytes, forwarded as one unit.
+    /// Largest read, in bytes, forwarded as one unit while a fault is in
+    /// force on the direction (what the queue and the throttle hold).
     pub chunk_bytes: usize,
+    /// Largest read, in bytes, on a direction with no fault, whose bytes
+    /// go straight out and are never queued: a bulk stream's read buffer
+    /// grows from `chunk_bytes` to this.
+    pub clear_read_bytes_max: usize,
     /// Chunks queued per direction between the reader and the (delaying,
     /// throttling) writer of a connection.
     pub queue_chunks_max: usize,
@@ -50,6 +58,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             seed: 0,
             chunk_bytes: 64 * 1024,
+            clear_read_bytes_max: 1024 * 1024,
             queue_chunks_max: 32,
             connections_max: 4096,
             connect_timeout_ms: 2_000,
