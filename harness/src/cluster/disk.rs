@@ -8,10 +8,7 @@ impl Cluster {
     /// correct system stops on a disk it cannot trust), not a crash.
     pub fn set_disk_faults(&self, node: usize, faults: &DiskFaults) -> Result<(), ClusterError> {
         self.check(node)?;
-        let Some(volumes) = &self.inner.volumes else {
-            return Err(ClusterError::Config("disk faults need lazyfs volumes on this machine (ClusterConfig::volumes)".into()));
-        };
-        volumes.set_faults(node, faults)?;
+        self.local_volumes("a disk fault")?.set_faults(node, faults)?;
         self.inner.supervisor.set_failing(node, *faults != DiskFaults::default());
         Ok(())
     }
@@ -21,9 +18,7 @@ impl Cluster {
     /// `restart`.
     pub async fn power_cut_torn(&self, node: usize, tear_bytes: u32) -> Result<(), ClusterError> {
         self.check(node)?;
-        let Some(volumes) = &self.inner.volumes else {
-            return Err(ClusterError::Config("a torn power cut needs lazyfs volumes on this machine (ClusterConfig::volumes)".into()));
-        };
+        let volumes = self.local_volumes("a torn power cut")?;
         self.kill(node).await?;
         volumes.cut_torn(node, tear_bytes).await
     }

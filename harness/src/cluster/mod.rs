@@ -269,9 +269,14 @@ impl Cluster {
         if !self.is_member(node) {
             return Ok(()); // A removed node stays down.
         }
-        self.kill(node).await?;
-        self.launch(node).await?;
+        self.relaunch(node).await?;
         self.settle_restarted(node).await
+    }
+
+    /// Kill the node if it runs, then launch it again (not yet ready).
+    async fn relaunch(&self, node: usize) -> Result<(), ClusterError> {
+        self.kill(node).await?;
+        self.launch(node).await
     }
 
     /// `restart` whose failure is the caller's to judge, not remembered as
@@ -281,8 +286,7 @@ impl Cluster {
         if !self.is_member(node) {
             return Ok(());
         }
-        self.kill(node).await?;
-        self.launch(node).await?;
+        self.relaunch(node).await?;
         self.settle(node).await
     }
 
@@ -307,11 +311,14 @@ impl Cluster {
             self.kill(node).await?;
             return volumes.cut(node).await;
         }
-        let Some(volumes) = &self.inner.volumes else {
-            return Err(ClusterError::Config("power loss needs lazyfs volumes (ClusterConfig::volumes)".into()));
-        };
+        let volumes = self.local_volumes("power loss")?;
         self.kill(node).await?;
         volumes.cut(node).await
+    }
+
+    /// The lazyfs volumes on this machine, which `what` needs.
+    fn local_volumes(&self, what: &str) -> Result<&Volumes, ClusterError> {
+        self.inner.volumes.as_ref().ok_or_else(|| ClusterError::Config(format!("{what} needs lazyfs volumes on this machine (ClusterConfig::volumes)")))
     }
 
     /// True when data dirs are lazyfs mounts (power cuts are possible).
@@ -330,11 +337,7 @@ impl Cluster {
         let mut first_error = None;
         let mut launched = Vec::with_capacity(unique.len());
         for &node in &unique {
-            let started = async {
-                self.kill(node).await?;
-                self.launch(node).await
-            };
-            match started.await {
+            match self.relaunch(node).await {
                 Ok(()) => launched.push(node),
                 Err(error) => {
                     first_error.get_or_insert(error);

@@ -190,9 +190,10 @@ impl CorruptNemesis {
             return Ok(json!({ "corrupted": node_name(node), "file": null, "outcome": "no data file matched; restarted" }));
         };
         let path = env.data_dir.join(&relative);
-        let content = std::fs::read(&path).map_err(|error| Self::error(node, format!("{}: {error}", path.display())))?;
+        let file_error = |error: std::io::Error| Self::error(node, format!("{}: {error}", path.display()));
+        let content = std::fs::read(&path).map_err(file_error)?;
         let changes = plan_damage(&mut self.rng, mode, &content, self.settings.bytes);
-        write_changes(&path, &changes, false).map_err(|error| Self::error(node, format!("{}: {error}", path.display())))?;
+        write_changes(&path, &changes, false).map_err(file_error)?;
         let mut effect = json!({ "corrupted": node_name(node), "file": relative.display().to_string(), "mode": mode });
         effect["damage"] = describe(&changes);
         match cluster.try_restart(node).await {
@@ -200,7 +201,7 @@ impl CorruptNemesis {
             Err(_) => {
                 effect["outcome"] = json!("refused to start; original bytes restored");
                 effect["refusal"] = json!(last_line(&env.log_path));
-                write_changes(&path, &changes, true).map_err(|error| Self::error(node, format!("{}: {error}", path.display())))?;
+                write_changes(&path, &changes, true).map_err(file_error)?;
                 cluster.restart_all(&[node]).await?;
             }
         }
