@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod process_support;
+
 use faultline::systems::generic::{ExternalClient, ExternalCommand};
 use faultline::client::{Client, ClientConfig, Outcome};
 use faultline::systems::generic::GenericSpec;
@@ -137,14 +139,10 @@ fn clock_node(clock: &str) -> GenericSpec {
 }
 
 fn with_clock(dir: &std::path::Path) -> Option<ClusterConfig> {
-    let library = match faultline::cluster::find_libfaketime() {
-        Ok(library) => library,
-        Err(why) if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") => panic!("{why}"),
-        Err(why) => {
-            eprintln!("SKIP: {why}");
-            return None;
-        }
-    };
+    if !process_support::faketime_or_skip() {
+        return None;
+    }
+    let library = faultline::cluster::find_libfaketime().ok()?;
     let clock = faultline::cluster::ClockConfig { library, fake_monotonic: false };
     Some(ClusterConfig { ready_timeout_ms: 5_000, clock: Some(clock), ..ClusterConfig::new(2, dir.to_path_buf(), 1) })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 mod process_support;
 
-use process_support::fuse_or_skip;
+use process_support::{faketime_or_skip, fuse_or_skip};
 
 /// A short run: a wedged harness is killed after this.
 const RUN_TIMEOUT_S: u64 = 120;
@@ -86,17 +86,6 @@ const SHORT_FAULTS: [&str; 8] = [
 
 fn with_short_faults<'a>(args: &[&'a str]) -> Vec<&'a str> {
     args.iter().copied().chain(SHORT_FAULTS).chain(["--time-limit", "8s"]).collect()
-}
-
-/// True when libfaketime is installed; otherwise says SKIP, unless
-/// `FAULTLINE_REQUIRE_ADAPTERS=1` (CI installs it), where it panics.
-fn faketime_or_skip() -> bool {
-    let Err(why) = faultline::cluster::find_libfaketime() else { return true };
-    if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") {
-        panic!("FAULTLINE_REQUIRE_ADAPTERS=1 but {why}");
-    }
-    eprintln!("SKIP: {why}");
-    false
 }
 
 fn values_of<'a>(run: &'a Run, fault: &str) -> Vec<&'a serde_json::Value> {

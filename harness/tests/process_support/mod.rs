@@ -1,5 +1,5 @@
 //! Shared by the tests that check what is left running: live processes
-//! found through /proc, bounded waiting, and whether FUSE tests may run.
+//! found through /proc, bounded waiting, and whether FUSE and libfaketime tests may run.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 use std::time::{Duration, Instant};
@@ -54,6 +54,17 @@ pub fn fuse_or_skip() -> bool {
     let Err(why) = faultline_lazyfs::available() else { return true };
     if std::env::var("FAULTLINE_REQUIRE_FUSE").as_deref() == Ok("1") {
         panic!("FAULTLINE_REQUIRE_FUSE=1 but {why}");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+/// True when libfaketime is installed; otherwise says SKIP, unless
+/// `FAULTLINE_REQUIRE_ADAPTERS=1` (CI installs it), where it panics.
+pub fn faketime_or_skip() -> bool {
+    let Err(why) = faultline::cluster::find_libfaketime() else { return true };
+    if std::env::var("FAULTLINE_REQUIRE_ADAPTERS").as_deref() == Ok("1") {
+        panic!("FAULTLINE_REQUIRE_ADAPTERS=1 but {why}");
     }
     eprintln!("SKIP: {why}");
     false
