@@ -10,7 +10,8 @@
 use std::borrow::Cow;
 use std::io::{BufRead, Read};
 
-use super::jsonl::{is_blank, json_error_message, line_too_long, LINE_BYTES_MAX};
+use super::jsonl::json_error_message;
+use super::lines::{is_blank, line_too_long, LINE_BYTES_MAX};
 use super::raw::json_to_val;
 use crate::error::ReadError;
 use crate::history::{Event, Header, Process};

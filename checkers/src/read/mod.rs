@@ -2,16 +2,18 @@
 //! format detected from the file's first lines; [`read_txn_path`] reads the
 //! same formats as list-append transactions.
 mod edn;
+mod edn_fast;
 mod edn_ops;
 mod events;
 mod fast;
 mod jepsen_log;
 mod jsonl;
+mod lines;
 mod raw;
 mod txn;
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use serde::Serialize;
@@ -22,7 +24,7 @@ use crate::op::OpHistory;
 pub use edn::{parse as parse_edn, Edn};
 pub use events::{history_from_events, EventHistoryBuilder, JsonlEvents};
 pub use txn::{is_txn_history, read_txn_bytes, read_txn_path, txn_kind};
-pub use jsonl::{CHUNK_BYTES, LINE_BYTES_MAX};
+pub use lines::{CHUNK_BYTES, LINE_BYTES_MAX};
 
 /// Lines looked at to recognise a Jepsen log.
 const DETECT_LINES_MAX: usize = 1000;
@@ -71,7 +73,14 @@ pub fn read_path(path: &Path, threads: usize) -> Result<(Format, OpHistory), Rea
     let history = match format {
         Format::Jsonl => jsonl::read_jsonl(head, &mut file, threads)?,
         Format::JepsenLog => jepsen_log::read_jepsen_log(&read_rest_utf8(head, &mut file)?)?,
-        Format::Edn => edn_ops::read_edn(&read_rest_utf8(head, &mut file)?)?,
+        Format::Edn => match edn_ops::read_edn_lines(head, &mut file, threads)? {
+            Some(history) => history,
+            // Maps spread over lines: read the whole text form by form.
+            None => {
+                file.rewind()?;
+                edn_ops::read_edn(&read_rest_utf8(Vec::new(), &mut file)?)?
+            }
+        },
     };
     Ok((format, history))
 }
@@ -82,7 +91,10 @@ pub fn read_bytes(bytes: &[u8], threads: usize) -> Result<(Format, OpHistory), R
     let history = match format {
         Format::Jsonl => jsonl::read_jsonl(bytes.to_vec(), &mut std::io::empty(), threads)?,
         Format::JepsenLog => jepsen_log::read_jepsen_log(utf8(bytes)?)?,
-        Format::Edn => edn_ops::read_edn(utf8(bytes)?)?,
+        Format::Edn => match edn_ops::read_edn_lines(bytes.to_vec(), &mut std::io::empty(), threads)? {
+            Some(history) => history,
+            None => edn_ops::read_edn(utf8(bytes)?)?,
+        },
     };
     Ok((format, history))
 }
@@ -334,6 +346,52 @@ mod tests {
         assert_eq!(ops.len(), 2);
         assert_eq!(ops[1].output, Val::Str("x 0 1 y".into()));
         assert_eq!(history.nemesis_event_count, 1);
+    }
+
+    /// 4,000 operations on 7 keys, one map a line (about 500 KB: past the
+    /// size at which the line reader splits a block between threads), some
+    /// lines in the full parser's shapes only (escapes, a float, a set).
+    fn edn_lines(ops: u32) -> String {
+        let mut text = String::new();
+        for i in 0..ops {
+            let (key, process) = (i % 7, i % 5);
+            let value = match i % 10 {
+                0 => "\"a\\\"b\"".to_string(),
+                1 => "1.5".to_string(),
+                2 => "#{1 2}".to_string(),
+                _ => format!("\"v{i}\""),
+            };
+            text.push_str(&format!("{{:process {process}, :type :invoke, :f :put, :key \"{key}\", :value {value}, :time {i}}}\n"));
+            text.push_str(&format!("{{:process {process} :type :ok :f :put :key \"{key}\" :value {value}}}\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn edn_lines_read_on_threads_match_the_form_reader() {
+        let text = edn_lines(4_000);
+        let (_, by_lines) = read_bytes(text.as_bytes(), 3).unwrap();
+        let by_forms = edn_ops::read_edn(&format!("[{text}]")).unwrap();
+        assert_eq!(by_lines.op_count(), 4_000);
+        assert_eq!(by_lines.keys, by_forms.keys);
+        // Times differ (line numbers against ordinals); everything else not.
+        for (a, b) in by_lines.ops_by_key.iter().flatten().zip(by_forms.ops_by_key.iter().flatten()) {
+            assert_eq!((a.process, a.f, &a.input, &a.output, a.outcome, a.line), (b.process, b.f, &b.input, &b.output, b.outcome, b.line));
+        }
+    }
+
+    #[test]
+    fn a_map_spread_over_lines_late_in_the_file_is_read_as_forms() {
+        let mut text = edn_lines(4_000);
+        text.push_str("{:process 1, :type :invoke,\n :f :get, :key \"1\", :value nil}\n");
+        let (format, history) = read_bytes(text.as_bytes(), 2).unwrap();
+        assert_eq!(format, Format::Edn);
+        assert_eq!(history.op_count(), 4_001);
+        let path = std::env::temp_dir().join(format!("faultline-edn-spread-{}.edn", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let from_file = read_path(&path, 2);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(from_file.unwrap().1.op_count(), 4_001);
     }
 
     #[test]
