@@ -6,23 +6,29 @@
 //!    (harness error), naming the file: figures for a wrong checker are
 //!    not figures.
 //! 2. A generated kv history (default 1,000,000 operations, 1,000 keys,
-//!    10 clients), linearizable by construction, and the same with one
-//!    planted stale read: parse time, check time, total and peak memory.
+//!    10 clients, values that appends make grow; see [`generate`]) in EDN
+//!    and in JSONL, linearizable by construction and with one planted stale
+//!    read. In this process: parse and check time, MB/s, operations per
+//!    second and peak memory. As a whole process, as users run it:
+//!    `faultline check --model kv FILE`'s wall time and peak memory, beside
+//!    `cat FILE > /dev/null`, the I/O limit.
 //!
-//! Peak memory is `VmHWM` from `/proc/self/status`, reset before each
-//! measurement by writing `5` to `/proc/self/clear_refs` (Linux).
-use std::collections::{BinaryHeap, HashMap};
+//! In-process peak memory is `VmHWM` from `/proc/self/status`, reset before
+//! each measurement by writing `5` to `/proc/self/clear_refs` (Linux).
+mod generate;
+mod process;
+
 use std::cmp::Reverse;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use faultline_checkers::read::read_path;
 use faultline_checkers::{check_op_history, CheckConfig, Verdict};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+use generate::{generate_kv, HistoryFormat, KvSpec};
 
 #[derive(clap::Args)]
 pub struct CheckBenchArgs {
@@ -44,6 +50,14 @@ pub struct CheckBenchArgs {
     /// Folder for the generated history files (removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Leave the generated files in place (their paths are printed), to
+    /// run another checker on the same bytes.
+    #[arg(long)]
+    pub keep: bool,
+    /// Whole-process runs of `faultline check` per generated file; the
+    /// median wall time and the largest peak count (0 skips them).
+    #[arg(long, default_value_t = 3)]
+    pub process_runs: u32,
 }
 
 /// Largest generated history accepted, to keep the bench bounded.
@@ -55,6 +69,7 @@ pub fn run(args: CheckBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!((1..=RUNS_MAX).contains(&args.runs), "--runs must be 1..={RUNS_MAX}");
     anyhow::ensure!(args.ops <= GENERATED_OPS_MAX, "--ops must be at most {GENERATED_OPS_MAX}");
     anyhow::ensure!(args.keys >= 1 && args.clients >= 1, "--keys and --clients must be at least 1");
+    anyhow::ensure!(args.process_runs <= RUNS_MAX, "--process-runs must be at most {RUNS_MAX}");
     let mismatches = bench_corpus(args.runs)?;
     if args.ops > 0 {
         bench_generated(&args)?;
@@ -191,27 +206,61 @@ pub(super) fn reset_peak_memory() {
 fn bench_generated(args: &CheckBenchArgs) -> anyhow::Result<()> {
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     println!(
-        "Generated kv history: {} ops, {} keys, {} clients, seed {}",
+        "Generated kv history: {} ops, {} keys, {} clients, seed {}; gets return whole values that appends grow",
         args.ops, args.keys, args.clients, args.seed
     );
-    for (name, stale) in [("linearizable", false), ("one stale read", true)] {
-        let path = dir.join(format!("faultline-bench-check-{}-{}.jsonl", std::process::id(), stale as u8));
-        let generated = generate_kv(&path, args, stale);
-        let measured = generated.and_then(|bytes| measure(&path, bytes));
-        let _ = std::fs::remove_file(&path);
-        let m = measured?;
-        println!(
-            "  {name:<15} {:>7.1} MiB file: parse {:.0} ms, check {:.0} ms, total {:.0} ms (CPU {}), peak memory {} -> {}",
-            m.file_mib,
-            ms(m.parse),
-            ms(m.check),
-            ms(m.parse + m.check),
-            m.cpu,
-            m.peak_mib.map_or("n/a".to_string(), |p| format!("{p:.0} MiB")),
-            m.verdict.name()
-        );
+    for format in [HistoryFormat::Edn, HistoryFormat::Jsonl] {
+        for (name, stale) in [("linearizable", false), ("one stale read", true)] {
+            let path = dir.join(format!("faultline-bench-check-{}-{}-{}", std::process::id(), format.name(), stale as u8));
+            let spec = KvSpec { ops: args.ops, keys: args.keys, clients: args.clients, seed: args.seed, format, stale };
+            let measured = generate_kv(&path, &spec).and_then(|bytes| {
+                let in_process = measure(&path, bytes)?;
+                let whole = measure_process(&path, args.process_runs)?;
+                Ok((in_process, whole))
+            });
+            if args.keep {
+                println!("  kept {}", path.display());
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+            let (m, whole) = measured?;
+            print_generated(format, name, args.ops, &m, whole.as_ref());
+        }
     }
     Ok(())
+}
+
+fn print_generated(format: HistoryFormat, name: &str, ops: u64, m: &Measured, whole: Option<&WholeProcess>) {
+    let mb = m.file_mib * (1 << 20) as f64 / 1e6;
+    let rate = |d: Duration| (mb / d.as_secs_f64(), ops as f64 / d.as_secs_f64() / 1e6);
+    let (parse_mb_s, parse_mops) = rate(m.parse);
+    let (check_mb_s, check_mops) = rate(m.check);
+    println!("  {:<5} {name:<15} {:>7.1} MiB -> {}", format.name(), m.file_mib, m.verdict.name());
+    println!(
+        "    in process: parse {:.0} ms ({parse_mb_s:.0} MB/s, {parse_mops:.2} M ops/s), check {:.0} ms ({check_mb_s:.0} MB/s, {check_mops:.2} M ops/s), total {:.0} ms (CPU {}), peak memory {}",
+        ms(m.parse),
+        ms(m.check),
+        ms(m.parse + m.check),
+        m.cpu,
+        m.peak_mib.map_or("n/a".to_string(), |p| format!("{p:.0} MiB")),
+    );
+    if let Some(w) = whole {
+        println!(
+            "    whole process `faultline check --model kv`: {:.0} ms ({:.0} MB/s), peak memory {:.0} MiB, exit {}",
+            ms(w.wall),
+            mb / w.wall.as_secs_f64(),
+            w.peak_mib,
+            w.exit_code.map_or("by signal".to_string(), |c| c.to_string()),
+        );
+        println!(
+            "    I/O limit: `cat FILE > /dev/null` {:.0} ms ({:.0} MB/s); read(2) into memory {:.0} ms ({:.0} MB/s): parse runs at {:.0} % of the read speed",
+            ms(w.cat),
+            mb / w.cat.as_secs_f64(),
+            ms(w.read),
+            mb / w.read.as_secs_f64(),
+            100.0 * w.read.as_secs_f64() / m.parse.as_secs_f64(),
+        );
+    }
 }
 
 struct Measured {
@@ -241,74 +290,33 @@ fn measure(path: &Path, bytes: u64) -> anyhow::Result<Measured> {
     })
 }
 
-/// Per key: the current value, the one before it, and when the current
-/// value's put returned.
-#[derive(Default)]
-struct KeyState {
-    current: Option<u64>,
-    previous: Option<u64>,
-    current_acked_ns: u64,
+/// `faultline check` as a whole process, and `cat` on the same file.
+struct WholeProcess {
+    /// Median over the runs.
+    wall: Duration,
+    /// Largest over the runs.
+    peak_mib: f64,
+    exit_code: Option<i32>,
+    cat: Duration,
+    /// Reading the file into memory (see [`process::read_time`]).
+    read: Duration,
 }
 
-/// Time between one client's invocations; each operation takes effect one
-/// unit after its call and returns within the slot, so a client never has
-/// two operations pending while clients overlap each other.
-const SLOT_NS: u64 = 100;
-
-/// Writes a linearizable-by-construction kv history (or, with `stale`, one
-/// with a single stale read planted halfway); returns the bytes written.
-fn generate_kv(path: &Path, args: &CheckBenchArgs, stale: bool) -> anyhow::Result<u64> {
-    let file = std::fs::File::create(path).with_context(|| path.display().to_string())?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let mut keys: HashMap<u64, KeyState> = HashMap::new();
-    // Completions waiting to be written, ordered by time: bounded by the
-    // number of clients, as each client has at most one pending.
-    let mut returns: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
-    let mut planted = !stale;
-    let mut bytes = 0u64;
-    let step_ns = SLOT_NS / args.clients.max(1);
-    for i in 0..args.ops {
-        let call_ns = i * step_ns.max(1);
-        while returns.peek().is_some_and(|Reverse((t, _))| *t < call_ns) {
-            let Reverse((_, line)) = returns.pop().expect("peeked");
-            bytes += line.len() as u64;
-            out.write_all(line.as_bytes())?;
-        }
-        let process = i % args.clients;
-        let key = rng.random_range(0..args.keys);
-        let return_ns = call_ns + 1 + rng.random_range(1..SLOT_NS - 2);
-        let state = keys.entry(key).or_default();
-        let (f, invoke_value, ok_value) = if rng.random_bool(0.5) {
-            state.previous = state.current;
-            state.current = Some(i);
-            state.current_acked_ns = return_ns;
-            ("put", format!("\"v{i}\""), format!("\"v{i}\""))
-        } else {
-            let can_plant = !planted && i >= args.ops / 2 && state.previous.is_some() && state.current_acked_ns < call_ns;
-            let seen = if can_plant {
-                planted = true;
-                state.previous
-            } else {
-                state.current
-            };
-            ("get", "null".to_string(), seen.map_or("\"\"".to_string(), |v| format!("\"v{v}\"")))
-        };
-        let invoke = format!(
-            "{{\"process\":{process},\"type\":\"invoke\",\"f\":\"{f}\",\"key\":\"k{key}\",\"value\":{invoke_value},\"time_ns\":{call_ns}}}\n"
-        );
-        bytes += invoke.len() as u64;
-        out.write_all(invoke.as_bytes())?;
-        let ok = format!(
-            "{{\"process\":{process},\"type\":\"ok\",\"f\":\"{f}\",\"key\":\"k{key}\",\"value\":{ok_value},\"time_ns\":{return_ns}}}\n"
-        );
-        returns.push(Reverse((return_ns, ok)));
+fn measure_process(path: &Path, runs: u32) -> anyhow::Result<Option<WholeProcess>> {
+    if runs == 0 {
+        return Ok(None);
     }
-    while let Some(Reverse((_, line))) = returns.pop() {
-        bytes += line.len() as u64;
-        out.write_all(line.as_bytes())?;
+    let exe = std::env::current_exe().context("finding the faultline binary")?;
+    let cat = process::cat_time(path, runs)?;
+    let read = process::read_time(path, runs)?;
+    let mut walls = Vec::new();
+    let mut peak_mib: f64 = 0.0;
+    let mut exit_code = None;
+    for _ in 0..runs {
+        let figures = process::run_measured(Command::new(&exe).args(["check", "--model", "kv", "--quiet"]).arg(path))?;
+        walls.push(figures.wall);
+        peak_mib = peak_mib.max(figures.peak_mib);
+        exit_code = figures.exit_code;
     }
-    out.flush()?;
-    anyhow::ensure!(planted, "could not plant a stale read (history too small)");
-    Ok(bytes)
+    Ok(Some(WholeProcess { wall: median(walls), peak_mib, exit_code, cat, read }))
 }
