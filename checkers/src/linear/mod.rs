@@ -199,12 +199,15 @@ fn check_partitions<M: Model>(
         }
         done
     };
+    // This thread is one of the workers: a thread fewer to start, and one
+    // malloc arena fewer holding freed caches.
     let mut results: Vec<(usize, KeyResult)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a search thread panicked"))
-            .collect()
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(worker)).collect();
+        let mut results = worker();
+        for handle in handles {
+            results.extend(handle.join().expect("a search thread panicked"));
+        }
+        results
     });
     results.sort_by_key(|(index, _)| *index);
     let mut keys: Vec<KeyResult> = results.into_iter().map(|(_, result)| result).collect();

@@ -1,8 +1,7 @@
 //! `kv`: one string value per key (the search partitions by key);
 //! `get`, `put`, `append` (string concatenation). A missing key reads `""`.
-use std::sync::Arc;
-
-use super::{arc_heap_bytes, is_ok, unsupported, Model};
+use super::kv_state::KvState;
+use super::{is_ok, unsupported, Model};
 use crate::op::Op;
 use crate::value::{Func, Val};
 
@@ -19,31 +18,22 @@ fn as_str(val: &Val) -> Option<&str> {
 }
 
 impl Model for Kv {
-    type State = Arc<str>;
+    type State = KvState;
 
     fn name(&self) -> &'static str {
         "kv"
     }
 
     fn init(&self) -> Self::State {
-        Arc::from("")
+        KvState::default()
     }
 
     fn step(&self, state: &Self::State, op: &Op) -> Option<Self::State> {
-        match op.f {
-            Func::Get if !is_ok(op) => Some(state.clone()),
-            Func::Get => (as_str(&op.output)? == &**state).then(|| state.clone()),
-            Func::Put => match &op.input {
-                Val::Str(s) => Some(s.clone()),
-                _ => None,
-            },
-            Func::Append => {
-                let tail = as_str(&op.input)?;
-                let mut next = String::with_capacity(state.len() + tail.len());
-                next.push_str(state);
-                next.push_str(tail);
-                Some(Arc::from(next))
-            }
+        match (op.f, &op.input) {
+            (Func::Get, _) if !is_ok(op) => Some(state.clone()),
+            (Func::Get, _) => state.is(as_str(&op.output)?).then(|| state.clone()),
+            (Func::Put, Val::Str(s)) => Some(KvState::put(s)),
+            (Func::Append, Val::Str(s)) => Some(state.append(s)),
             _ => None,
         }
     }
@@ -71,6 +61,6 @@ impl Model for Kv {
     }
 
     fn state_heap_bytes(&self, state: &Self::State) -> usize {
-        arc_heap_bytes(state, state.len(), 1)
+        state.fresh_heap_bytes()
     }
 }
