@@ -54,7 +54,7 @@ impl Heads {
         let mask = self.slots.len() - 1;
         let tag = Heads::tag(key);
         let mut at = (key as usize) & mask;
-        // Bounded: the load factor stays at most 1/2, so a free slot exists.
+        // Bounded: the load factor stays at most 3/4, so a free slot exists.
         for _ in 0..self.slots.len() {
             let (slot_tag, head) = self.slots[at];
             if head == CHAIN_END || slot_tag == tag {
@@ -66,7 +66,7 @@ impl Heads {
     }
 
     fn grow_if_needed(&mut self, keys: &[u64]) {
-        if (self.len + 1) * 2 <= self.slots.len() {
+        if (self.len + 1) * 4 <= self.slots.len() * 3 {
             return;
         }
         let doubled = vec![(0, CHAIN_END); self.slots.len() * 2];
