@@ -103,6 +103,20 @@ impl<S: Eq + Hash> Cache<S> {
         }
     }
 
+    /// Empties the cache for a search of `words`-word bitsets, keeping its
+    /// allocations: a worker searching key after key touches its pages
+    /// once, not once per key (c50-ok: 4,541 -> 4,029 page faults).
+    pub fn reset(&mut self, words: usize) {
+        self.words = words;
+        self.bits.clear();
+        self.states.clear();
+        self.chain_next.clear();
+        self.keys.clear();
+        self.heads.slots.fill((0, CHAIN_END));
+        self.heads.len = 0;
+        self.state_heap_bytes = 0;
+    }
+
     /// Inserts the configuration; false if it was already there.
     /// `heap_bytes` is asked only for a state actually stored, and before the
     /// cache clones it, so that it can tell a fresh allocation from one
@@ -162,7 +176,8 @@ impl<S: Eq + Hash> Cache<S> {
     }
 
     /// Bytes held: entries, the heads table and the states' heap parts
-    /// (vector slack beyond `len` is not counted: at most a doubling).
+    /// (vector slack beyond `len` is not counted: at most a doubling, or
+    /// what an earlier search in this cache used, within its own budget).
     pub fn bytes(&self) -> u64 {
         let per_entry = self.words * 8 + std::mem::size_of::<S>() + 4 + 8;
         (self.len() * per_entry + self.heads.slots.len() * 8) as u64 + self.state_heap_bytes

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CheckError;
+use cache::Cache;
 use crate::model::{CasRegister, Kv, ListAppend, Model, ModelKind, ModelName, Register, Set};
 use crate::op::{Op, OpHistory, OpSummary};
 use crate::value::{Func, Outcome, Val};
@@ -185,10 +186,11 @@ fn check_partitions<M: Model>(
     let cancel_reason = std::sync::OnceLock::new();
     let worker = || {
         let mut done = Vec::new();
+        let mut cache = Cache::new(1);
         loop {
             let at = next.fetch_add(1, Ordering::Relaxed);
             let Some(&index) = order.get(at) else { break };
-            let report = search::search(model, &partitions[index], &budget);
+            let report = search::search(model, &partitions[index], &budget, &mut cache);
             let mut result = key_result(&history.keys[index], &partitions[index], report.outcome);
             result.configurations = report.configurations;
             if result.verdict == Verdict::Invalid && config.stop_at_first_invalid {

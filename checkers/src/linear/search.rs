@@ -168,10 +168,11 @@ fn open_ops(ops: &[&Op], words: usize) -> Vec<u64> {
     open
 }
 
-/// Searches one key's operations for a linearization.
-pub fn search<M: Model>(model: &M, ops: &[&Op], budget: &Budget) -> SearchReport {
-    let mut cache: Cache<M::State> = Cache::new(ops.len().div_ceil(64).max(1));
-    let outcome = search_with(model, ops, budget, &mut cache);
+/// Searches one key's operations for a linearization, in `cache` (emptied
+/// first; its allocations are reused).
+pub fn search<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Cache<M::State>) -> SearchReport {
+    cache.reset(ops.len().div_ceil(64).max(1));
+    let outcome = search_with(model, ops, budget, cache);
     SearchReport { outcome, configurations: cache.len() as u64 }
 }
 
