@@ -11,10 +11,8 @@
 //! A file that starts like the first shape but is not (a map spans lines)
 //! is read again as the second, so the first shape costs nothing extra.
 use std::borrow::Cow;
-use std::io::Read;
 
 use super::edn::{describe, parse, to_val, Edn, Parser};
-use super::lines::{self, LineError, LineFormat};
 use crate::error::ReadError;
 use crate::history::EventType;
 use crate::op::{FailMeaning, HistoryBuilder, OpHistory, Record};
@@ -95,42 +93,6 @@ pub(super) fn record_of_map(map: &[(Edn, Edn)], line: u32, time_ns: u64) -> Resu
         line,
         fail_means: jepsen_fail_meaning(f),
     })
-}
-
-/// EDN maps one a line, for the chunked line reader: the fast scanner
-/// first, then the full parser for the lines it leaves.
-struct EdnLines;
-
-impl LineFormat for EdnLines {
-    fn parse_line<'t>(&self, rest: &'t [u8], line: u32) -> Result<(Option<Record<'t>>, usize), LineError> {
-        if let Some((record, len)) = super::edn_fast::parse_line_prefix(rest, line) {
-            return Ok((Some(record), len));
-        }
-        let len = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
-        let Ok(text) = std::str::from_utf8(&rest[..len]) else {
-            return Err(LineError::Bad(ReadError::BadLine { line, message: "not UTF-8 text".to_string() }));
-        };
-        let start = text.trim_start();
-        if start.is_empty() || start.starts_with(';') {
-            return Ok((None, len));
-        }
-        let Ok(Edn::Map(map)) = parse(text) else {
-            return Err(LineError::NotOneALine);
-        };
-        let record = record_of_map(&map, line, u64::from(line)).map_err(|message| LineError::Bad(ReadError::BadLine { line, message }))?;
-        Ok((Some(record), len))
-    }
-}
-
-/// Reads an EDN history of one map a line from `reader`, starting with
-/// bytes already read, on `threads` threads; `None` if the file is not one
-/// map a line (read it whole with [`read_edn`] then).
-pub fn read_edn_lines(head: Vec<u8>, reader: &mut impl Read, threads: usize) -> Result<Option<OpHistory>, ReadError> {
-    match lines::read_lines(&EdnLines, head, reader, threads) {
-        Ok(history) => Ok(Some(history)),
-        Err(LineError::NotOneALine) => Ok(None),
-        Err(LineError::Bad(error)) => Err(error),
-    }
 }
 
 /// Reads an EDN history. Time is the order of the operations (see

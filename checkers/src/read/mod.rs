@@ -2,7 +2,7 @@
 //! format detected from the file's first lines; [`read_txn_path`] reads the
 //! same formats as list-append transactions.
 mod edn;
-mod edn_fast;
+mod edn_lines;
 mod edn_ops;
 mod events;
 mod fast;
@@ -73,7 +73,7 @@ pub fn read_path(path: &Path, threads: usize) -> Result<(Format, OpHistory), Rea
     let history = match format {
         Format::Jsonl => jsonl::read_jsonl(head, &mut file, threads)?,
         Format::JepsenLog => jepsen_log::read_jepsen_log(&read_rest_utf8(head, &mut file)?)?,
-        Format::Edn => match edn_ops::read_edn_lines(head, &mut file, threads)? {
+        Format::Edn => match edn_lines::read_edn_lines(head, &mut file, threads)? {
             Some(history) => history,
             // Maps spread over lines: read the whole text form by form.
             None => {
@@ -91,7 +91,7 @@ pub fn read_bytes(bytes: &[u8], threads: usize) -> Result<(Format, OpHistory), R
     let history = match format {
         Format::Jsonl => jsonl::read_jsonl(bytes.to_vec(), &mut std::io::empty(), threads)?,
         Format::JepsenLog => jepsen_log::read_jepsen_log(utf8(bytes)?)?,
-        Format::Edn => match edn_ops::read_edn_lines(bytes.to_vec(), &mut std::io::empty(), threads)? {
+        Format::Edn => match edn_lines::read_edn_lines(bytes.to_vec(), &mut std::io::empty(), threads)? {
             Some(history) => history,
             None => edn_ops::read_edn(utf8(bytes)?)?,
         },
