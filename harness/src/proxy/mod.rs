@@ -58,7 +58,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             seed: 0,
             chunk_bytes: 64 * 1024,
-            clear_read_bytes_max: 1024 * 1024,
+            clear_read_bytes_max: 4 * 1024 * 1024,
             queue_chunks_max: 32,
             connections_max: 4096,
             connect_timeout_ms: 2_000,
