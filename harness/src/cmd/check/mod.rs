@@ -135,14 +135,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         // Only the HTML report draws the timeline; building it describes
         // every operation, which took a third of a 1M-op check.
         if files.is_empty() && args.report.is_some() {
-            first_history = match (history, report.format) {
-                (Some(history), _) => Some(Timeline::from_ops(&history)),
+            first_history = match (&history, report.format) {
+                (Some(history), _) => Some(Timeline::from_ops(history)),
                 // A faultline transaction history: its events give the
                 // page the timeline (times, nodes, faults) the anomalies
                 // are placed on.
                 (None, Some(Format::Jsonl)) => Timeline::read(path).ok(),
                 (None, _) => None,
             };
+        }
+        // The last history is left for the process's exit to reclaim:
+        // freeing a 1M-op history value by value took 130 of 540 ms.
+        if files.len() + 1 == args.files.len() {
+            std::mem::forget(history);
         }
         if args.format == OutputFormat::Text {
             if !args.quiet {
