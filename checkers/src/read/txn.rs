@@ -20,7 +20,7 @@ use serde_json::{Map, Number, Value};
 
 use super::edn::{describe, parse, Edn};
 use super::edn_ops::{describe_option, kind_of_map, map_get, read_ops, EdnForms};
-use super::jepsen_log::{fields, MARKER};
+use super::jepsen_log::{fields, find_marker, MARKER};
 use super::{detect, read_rest_utf8, utf8, Format, JsonlEvents, CHUNK_BYTES};
 use crate::error::ReadError;
 use crate::history::{Event, Process};
@@ -72,7 +72,7 @@ pub fn is_txn_history(head: &[u8]) -> bool {
             .find_map(|op| client_f(&op.map)),
         Ok(Format::JepsenLog) => utf8_prefix(head)
             .lines()
-            .filter_map(|text_line| text_line.find(MARKER).map(|at| &text_line[at + MARKER.len()..]))
+            .filter_map(|text_line| find_marker(text_line).map(|at| &text_line[at + MARKER.len()..]))
             .take(OPS_LOOKED_AT_MAX)
             .map_while(|rest| fields(rest).ok())
             .find_map(|(process, _, f, _)| process.map(|_| f.to_string())),
@@ -134,7 +134,7 @@ fn read_log(text: &str, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
     let mut builder = TxnHistoryBuilder::new(kind);
     for (i, text_line) in text.lines().enumerate() {
         let line = i as u32 + 1;
-        let Some(at) = text_line.find(MARKER) else { continue };
+        let Some(at) = find_marker(text_line) else { continue };
         let event = log_event(&text_line[at + MARKER.len()..], line).map_err(|message| ReadError::BadLine { line, message })?;
         builder.push(line, &event)?;
     }
