@@ -31,7 +31,8 @@ pub use set::Set;
 
 /// A sequential specification of one key's object.
 pub trait Model: Sync {
-    type State: Clone + Eq + Hash + Debug + Send;
+    /// Not `Send`: a state never leaves the search thread that made it.
+    type State: Clone + Eq + Hash + Debug;
 
     fn name(&self) -> &'static str;
     fn init(&self) -> Self::State;
