@@ -10,7 +10,7 @@ const LINES_MAX: usize = 500;
 /// Files above the bound, each held at its size today: they may shrink,
 /// never grow.
 const LINES_HELD: [(&str, usize); 3] =
-    [("checkers/src/op.rs", 579), ("cluster-node/src/raft/node.rs", 577), ("cluster-node/src/server/core.rs", 628)];
+    [("checkers/src/op/mod.rs", 506), ("cluster-node/src/raft/node.rs", 577), ("cluster-node/src/server/core.rs", 628)];
 
 /// The workspace; `FAULTLINE_HOUSE_ROOT` points the rules at another
 /// checkout (to see what they say of an older tree).

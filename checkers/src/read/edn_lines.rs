@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::edn::{parse, Edn};
 use super::edn_ops::{jepsen_fail_meaning, record_of_map};
+use super::fast::{event_type, func};
 use super::lines::{read_lines, LineError, LineFormat};
 use crate::error::ReadError;
 use crate::history::EventType;
@@ -142,30 +143,6 @@ struct Fields<'a> {
     f: Option<Func>,
     key: Option<Option<Cow<'a, str>>>,
     value: Option<Val>,
-}
-
-fn event_type(name: &[u8]) -> Option<EventType> {
-    match name {
-        b"invoke" => Some(EventType::Invoke),
-        b"ok" => Some(EventType::Ok),
-        b"fail" => Some(EventType::Fail),
-        b"info" => Some(EventType::Info),
-        _ => None,
-    }
-}
-
-/// The function called `name`; built-ins without a UTF-8 check.
-fn func(name: &[u8]) -> Option<Func> {
-    Some(match name {
-        b"read" => Func::Read,
-        b"write" => Func::Write,
-        b"cas" => Func::Cas,
-        b"get" => Func::Get,
-        b"put" => Func::Put,
-        b"append" => Func::Append,
-        b"add" => Func::Add,
-        _ => Func::parse(std::str::from_utf8(name).ok()?),
-    })
 }
 
 /// Reads one entry's value into `fields`; `None` on anything unusual.

@@ -148,7 +148,7 @@ struct Fields<'a> {
 }
 
 /// The function called `name`; built-ins without a UTF-8 check.
-fn func(name: &[u8]) -> Option<Func> {
+pub(super) fn func(name: &[u8]) -> Option<Func> {
     Some(match name {
         b"read" => Func::Read,
         b"write" => Func::Write,
@@ -161,7 +161,7 @@ fn func(name: &[u8]) -> Option<Func> {
     })
 }
 
-fn event_type(name: &[u8]) -> Option<EventType> {
+pub(super) fn event_type(name: &[u8]) -> Option<EventType> {
     match name {
         b"invoke" => Some(EventType::Invoke),
         b"ok" => Some(EventType::Ok),
