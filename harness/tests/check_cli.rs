@@ -237,6 +237,39 @@ fn bench_check_exits_3_naming_a_verdict_that_differs_from_expected() {
     assert!(err.contains("kv/c01-ok.txt") && !err.contains("c01-bad"), "only the differing file is named: {err}");
 }
 
+/// A small slice of the generated part: both formats, both verdicts, each
+/// file also checked as a whole process (whose exit code says the verdict)
+/// beside the I/O limit.
+#[test]
+fn bench_check_generates_histories_and_checks_them_as_a_process() {
+    let dir = std::env::temp_dir().join(format!("faultline-bench-generated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let shared_copy = dir.join("shared");
+    let corpus = shared_copy.join("data/porcupine");
+    std::fs::create_dir_all(&corpus).expect("temp corpus");
+    std::fs::write(corpus.join("expected.tsv"), "file\tmodel\tlinearizable\n").expect("expected.tsv");
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["bench", "check", "--runs", "1", "--ops", "3000", "--keys", "20", "--clients", "4", "--process-runs", "1", "--dir"])
+        .arg(&dir)
+        .env("FAULTLINE_SHARED", &shared_copy)
+        .output()
+        .expect("faultline runs");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("dir").flatten().filter(|e| e.path() != shared_copy).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", stdout(&output), stderr(&output));
+    let out = stdout(&output);
+    for format in ["edn", "jsonl"] {
+        assert!(out.contains(&format!("{format:<5} linearizable")) && out.contains(&format!("{format:<5} one stale read")), "{out}");
+    }
+    assert_eq!(out.matches("MiB -> valid").count(), 2, "{out}");
+    assert_eq!(out.matches("MiB -> invalid").count(), 2, "{out}");
+    assert_eq!(out.matches("peak memory").count(), 8, "in process and as a process, for each file: {out}");
+    assert_eq!(out.matches(", exit 0").count(), 2, "{out}");
+    assert_eq!(out.matches(", exit 1").count(), 2, "{out}");
+    assert_eq!(out.matches("read(2) into memory").count(), 4, "{out}");
+    assert!(leftovers.is_empty(), "generated files are removed: {leftovers:?}");
+}
+
 /// A history of transactions gets the transaction checker: its anomalies in
 /// words, the verdict under the model asked for, one-line errors.
 #[test]
