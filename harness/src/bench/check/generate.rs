@@ -124,11 +124,13 @@ pub fn generate_kv(path: &Path, spec: &KvSpec) -> anyhow::Result<u64> {
             (kind, Some(value.clone()), value)
         };
         line.clear();
-        write_line(&mut line, spec.format, process, "invoke", kind, key, argument.as_deref(), call_ns);
+        let invoke = Line { process, kind: "invoke", f: kind, key, value: argument.as_deref(), time_ns: call_ns };
+        invoke.write(&mut line, spec.format);
         bytes += line.len() as u64;
         out.write_all(line.as_bytes())?;
         let mut completion = String::with_capacity(line.len() + result.len());
-        write_line(&mut completion, spec.format, process, "ok", kind, key, Some(&result), return_ns);
+        let ok = Line { kind: "ok", value: Some(&result), time_ns: return_ns, ..invoke };
+        ok.write(&mut completion, spec.format);
         returns.push(Reverse((return_ns, completion)));
     }
     while let Some(Reverse((_, text))) = returns.pop() {
@@ -140,22 +142,36 @@ pub fn generate_kv(path: &Path, spec: &KvSpec) -> anyhow::Result<u64> {
     Ok(bytes)
 }
 
-/// One event line. EDN has no time field: the readers take line order as
-/// time, and lines are written in time order.
-#[allow(clippy::too_many_arguments)]
-fn write_line(out: &mut String, format: HistoryFormat, process: u64, kind: &str, f: Kind, key: u64, value: Option<&str>, time_ns: u64) {
-    let f = f.name();
-    // Writing to a String cannot fail.
-    let _ = match (format, value) {
-        (HistoryFormat::Edn, None) => writeln!(out, "{{:process {process}, :type :{kind}, :f :{f}, :key \"{key}\", :value nil}}"),
-        (HistoryFormat::Edn, Some(v)) => writeln!(out, "{{:process {process}, :type :{kind}, :f :{f}, :key \"{key}\", :value \"{v}\"}}"),
-        (HistoryFormat::Jsonl, None) => {
-            writeln!(out, "{{\"process\":{process},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"{key}\",\"value\":null,\"time_ns\":{time_ns}}}")
-        }
-        (HistoryFormat::Jsonl, Some(v)) => {
-            writeln!(out, "{{\"process\":{process},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"{key}\",\"value\":\"{v}\",\"time_ns\":{time_ns}}}")
-        }
-    };
+/// One event line.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    process: u64,
+    kind: &'static str,
+    f: Kind,
+    key: u64,
+    /// None: `nil` / `null`.
+    value: Option<&'a str>,
+    time_ns: u64,
+}
+
+impl Line<'_> {
+    /// EDN has no time field: the readers take line order as time, and
+    /// lines are written in time order.
+    fn write(&self, out: &mut String, format: HistoryFormat) {
+        let Line { process, kind, key, time_ns, .. } = *self;
+        let f = self.f.name();
+        // Writing to a String cannot fail.
+        let _ = match (format, self.value) {
+            (HistoryFormat::Edn, None) => writeln!(out, "{{:process {process}, :type :{kind}, :f :{f}, :key \"{key}\", :value nil}}"),
+            (HistoryFormat::Edn, Some(v)) => writeln!(out, "{{:process {process}, :type :{kind}, :f :{f}, :key \"{key}\", :value \"{v}\"}}"),
+            (HistoryFormat::Jsonl, None) => {
+                writeln!(out, "{{\"process\":{process},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"{key}\",\"value\":null,\"time_ns\":{time_ns}}}")
+            }
+            (HistoryFormat::Jsonl, Some(v)) => {
+                writeln!(out, "{{\"process\":{process},\"type\":\"{kind}\",\"f\":\"{f}\",\"key\":\"{key}\",\"value\":\"{v}\",\"time_ns\":{time_ns}}}")
+            }
+        };
+    }
 }
 
 #[cfg(test)]
@@ -188,10 +204,11 @@ mod tests {
     #[test]
     fn edn_lines_have_porcupines_exact_shape() {
         let mut line = String::new();
-        write_line(&mut line, HistoryFormat::Edn, 3, "invoke", Kind::Get, 4, None, 0);
+        let invoke = Line { process: 3, kind: "invoke", f: Kind::Get, key: 4, value: None, time_ns: 0 };
+        invoke.write(&mut line, HistoryFormat::Edn);
         assert_eq!(line, "{:process 3, :type :invoke, :f :get, :key \"4\", :value nil}\n");
         line.clear();
-        write_line(&mut line, HistoryFormat::Edn, 3, "ok", Kind::Append, 4, Some("x1 x2 "), 0);
+        Line { kind: "ok", f: Kind::Append, value: Some("x1 x2 "), ..invoke }.write(&mut line, HistoryFormat::Edn);
         assert_eq!(line, "{:process 3, :type :ok, :f :append, :key \"4\", :value \"x1 x2 \"}\n");
     }
 }

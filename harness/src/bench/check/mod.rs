@@ -11,7 +11,7 @@
 //!    read. In this process: parse and check time, MB/s, operations per
 //!    second and peak memory. As a whole process, as users run it:
 //!    `faultline check --model kv FILE`'s wall time and peak memory, beside
-//!    `cat FILE > /dev/null`, the I/O limit.
+//!    the I/O limit: `cat FILE > /dev/null` and `read(2)` into memory.
 //!
 //! In-process peak memory is `VmHWM` from `/proc/self/status`, reset before
 //! each measurement by writing `5` to `/proc/self/clear_refs` (Linux).
@@ -62,13 +62,17 @@ pub struct CheckBenchArgs {
 
 /// Largest generated history accepted, to keep the bench bounded.
 const GENERATED_OPS_MAX: u64 = 50_000_000;
+/// Most keys and clients in it (the generator holds a state per key).
+const KEYS_MAX: u64 = 10_000_000;
+const CLIENTS_MAX: u64 = 10_000;
 /// Most runs per corpus file.
 const RUNS_MAX: u32 = 100;
 
 pub fn run(args: CheckBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!((1..=RUNS_MAX).contains(&args.runs), "--runs must be 1..={RUNS_MAX}");
     anyhow::ensure!(args.ops <= GENERATED_OPS_MAX, "--ops must be at most {GENERATED_OPS_MAX}");
-    anyhow::ensure!(args.keys >= 1 && args.clients >= 1, "--keys and --clients must be at least 1");
+    anyhow::ensure!((1..=KEYS_MAX).contains(&args.keys), "--keys must be 1..={KEYS_MAX}");
+    anyhow::ensure!((1..=CLIENTS_MAX).contains(&args.clients), "--clients must be 1..={CLIENTS_MAX}");
     anyhow::ensure!(args.process_runs <= RUNS_MAX, "--process-runs must be at most {RUNS_MAX}");
     let mismatches = bench_corpus(args.runs)?;
     if args.ops > 0 {
