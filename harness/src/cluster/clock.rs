@@ -22,6 +22,12 @@ const LIBRARY_PATHS: [&str; 4] = [
 /// The offset `verify_clocks` fakes, and how far off the node's answer may be.
 const PROBE_OFFSET_S: i64 = 3_600;
 const PROBE_TOLERANCE_MS: i64 = 60_000;
+/// The same with the monotonic clock faked too: putting the probe back
+/// moves that clock back by the offset, and every timer the node set during
+/// the probe waits that much longer. An hour left faultline-node with no
+/// leader for the whole test (liveness invalid on the correct node).
+const PROBE_MONOTONIC_OFFSET_S: i64 = 3;
+const PROBE_MONOTONIC_TOLERANCE_MS: i64 = 1_000;
 /// How long the probe waits for a node to show the offset, and how often it asks.
 const PROBE_TIMEOUT_MS: u64 = 3_000;
 const PROBE_POLL_MS: u64 = 100;
@@ -89,16 +95,19 @@ impl Cluster {
     /// shows it (bounded), and put it back: an error names the first node
     /// that did not see it.
     pub async fn verify_clocks(&self) -> Result<(), ClusterError> {
+        let monotonic = self.inner.config.clock.as_ref().is_some_and(|clock| clock.fake_monotonic);
+        let (offset_s, tolerance_ms) =
+            if monotonic { (PROBE_MONOTONIC_OFFSET_S, PROBE_MONOTONIC_TOLERANCE_MS) } else { (PROBE_OFFSET_S, PROBE_TOLERANCE_MS) };
         for node in self.members() {
-            self.set_clock(node, PROBE_OFFSET_S * 1_000, 1.0)?;
-            let seen = self.clock_seen(node).await;
+            self.set_clock(node, offset_s * 1_000, 1.0)?;
+            let seen = self.clock_seen(node, offset_s * 1_000, tolerance_ms).await;
             self.set_clock(node, 0, 1.0)?;
             match seen {
                 Ok(()) => {}
                 Err(Some(off_ms)) => {
                     return Err(ClusterError::Config(format!(
-                        "clock faults do not reach node {node}: with a faked offset of +{PROBE_OFFSET_S} s it reads {} s from the real time (a statically linked or Go program reads the clock without libc)",
-                        off_ms / 1_000
+                        "clock faults do not reach node {node}: with a faked offset of +{offset_s} s it reads {:.1} s from the real time (a statically linked or Go program reads the clock without libc)",
+                        off_ms as f64 / 1_000.0
                     )))
                 }
                 Err(None) => return Err(ClusterError::Config(format!("node {node} did not report its clock (Db::clock_ms)"))),
@@ -107,9 +116,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Polls the node's clock until it reads the probe's offset; the last
-    /// offset it read otherwise (None: it never answered).
-    async fn clock_seen(&self, node: usize) -> Result<(), Option<i64>> {
+    /// Polls the node's clock until it reads `offset_ms` from the real time,
+    /// within `tolerance_ms`; the last offset it read otherwise (None: it
+    /// never answered).
+    async fn clock_seen(&self, node: usize, offset_ms: i64, tolerance_ms: i64) -> Result<(), Option<i64>> {
         let deadline = std::time::Instant::now() + Duration::from_millis(PROBE_TIMEOUT_MS);
         let mut last = None;
         // Bounded by the deadline: a probe that reports its clock late (a
@@ -117,7 +127,7 @@ impl Cluster {
         while std::time::Instant::now() < deadline {
             if let Some(seen) = self.inner.db.clock_ms(node, &self.node_env(node)).await {
                 let off_ms = seen as i64 - now_ms();
-                if (off_ms - PROBE_OFFSET_S * 1_000).abs() <= PROBE_TOLERANCE_MS {
+                if (off_ms - offset_ms).abs() <= tolerance_ms {
                     return Ok(());
                 }
                 last = Some(off_ms);
