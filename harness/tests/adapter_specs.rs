@@ -1,13 +1,13 @@
 //! The adapter specs end to end through `faultline test --spec`: etcd under
 //! partition and kill is valid; Redis + Sentinel under a primary partition
-//! is invalid with lost acknowledged writes counted and shown; the generic
+//! is invalid within 3 runs, with lost acknowledged writes counted and shown; the generic
 //! worked example (Redis described by commands, Python client) is valid.
 //! Skipped with a message when the systems are not installed, unless
 //! `FAULTLINE_REQUIRE_ADAPTERS=1` (CI).
 mod spec_support;
 
 use serde_json::Value;
-use spec_support::{installed, run_spec};
+use spec_support::{installed, run_spec, run_spec_with};
 
 fn nemesis_kinds(results: &Value) -> String {
     results["nemesis"].to_string()
@@ -30,7 +30,18 @@ fn redis_sentinel_under_a_primary_partition_loses_acknowledged_writes() {
     if !installed(&["redis-server", "redis-sentinel"]) {
         return;
     }
-    let run = run_spec("ci/redis-sentinel.yaml");
+    // Within 3 runs, as the matrix counts: once in CI (seed 1) the run was
+    // valid with nothing lost, in 24 s against 33-34 s for the runs that
+    // lose writes; three reruns lost writes. Sentinel's failover timing is
+    // the system's own.
+    let mut run = run_spec("ci/redis-sentinel.yaml");
+    for seed in ["2", "3"] {
+        if run.code == Some(1) {
+            break;
+        }
+        eprintln!("redis-sentinel: a run lost nothing ({}); trying seed {seed}", run.results["verdict"]);
+        run = run_spec_with("ci/redis-sentinel.yaml", &["--seed", seed]);
+    }
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     assert_eq!(run.results["verdict"], "invalid");
     let durability = run.check("durability");
