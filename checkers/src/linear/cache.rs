@@ -112,8 +112,15 @@ impl<S: Eq + Hash> Cache<S> {
         self.states.clear();
         self.chain_next.clear();
         self.keys.clear();
-        self.heads.slots.fill((0, CHAIN_END));
-        self.heads.len = 0;
+        // Clearing costs the table's size: worth it for a table the last
+        // search filled, not for a large one after a small search (one big
+        // key, then thousands of tiny ones, would clear it thousands of times).
+        if self.heads.len * 4 >= self.heads.slots.len() {
+            self.heads.slots.fill((0, CHAIN_END));
+            self.heads.len = 0;
+        } else {
+            self.heads = Heads::new();
+        }
         self.state_heap_bytes = 0;
     }
 
