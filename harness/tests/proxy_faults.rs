@@ -51,12 +51,14 @@ fn grudge(pairs: &[(usize, &[usize])]) -> Grudge {
 }
 
 /// Write `message` and read the same number of bytes back, within `wait_ms`.
+/// Both at once: a message larger than the sockets' buffers would never be
+/// written whole before its echo is read.
 async fn round_trip(stream: &mut TcpStream, message: &[u8], wait_ms: u64) -> Option<Vec<u8>> {
-    stream.write_all(message).await.ok()?;
+    let (mut reader, mut writer) = stream.split();
     let mut reply = vec![0u8; message.len()];
-    let read = tokio::time::timeout(Duration::from_millis(wait_ms), stream.read_exact(&mut reply));
-    match read.await {
-        Ok(Ok(_)) => Some(reply),
+    let both = async { tokio::join!(writer.write_all(message), reader.read_exact(&mut reply)) };
+    match tokio::time::timeout(Duration::from_millis(wait_ms), both).await {
+        Ok((Ok(()), Ok(_))) => Some(reply),
         _ => None,
     }
 }
@@ -267,17 +269,6 @@ async fn child_round_trip(proxy: &FaultProxy, listen: SocketAddr, node: Option<u
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-/// Send `message` while reading as many bytes back, within `WAIT_MS`.
-async fn echoed(stream: &mut TcpStream, message: &[u8]) -> Option<Vec<u8>> {
-    let (mut reader, mut writer) = stream.split();
-    let mut reply = vec![0u8; message.len()];
-    let both = async { tokio::join!(writer.write_all(message), reader.read_exact(&mut reply)) };
-    match tokio::time::timeout(Duration::from_millis(WAIT_MS), both).await {
-        Ok((Ok(()), Ok(_))) => Some(reply),
-        _ => None,
-    }
-}
-
 #[tokio::test]
 async fn a_fault_set_between_bulk_reads_holds_back_every_byte_in_order() {
     let (echo, _seen) = echo_server().await;
@@ -287,15 +278,15 @@ async fn a_fault_set_between_bulk_reads_holds_back_every_byte_in_order() {
     let message: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
     // A clear bulk stream: the proxy's reads grow past a chunk.
     for _ in 0..4 {
-        assert!(echoed(&mut stream, &message).await.as_deref() == Some(&message[..]));
+        assert!(round_trip(&mut stream, &message, WAIT_MS).await.as_deref() == Some(&message[..]));
     }
     // The next bulk comes in long reads under a fault set meanwhile: held
     // back (in chunk-sized pieces), every byte delayed, none lost.
     let slow = LinkFault { delay_ms: 100, ..LinkFault::default() };
     proxy.set_link_fault(Endpoint::Client, Endpoint::Node(0), slow);
     let start = Instant::now();
-    assert!(echoed(&mut stream, &message).await.as_deref() == Some(&message[..]), "bytes lost or reordered");
+    assert!(round_trip(&mut stream, &message, WAIT_MS).await.as_deref() == Some(&message[..]), "bytes lost or reordered");
     assert!(start.elapsed() >= Duration::from_millis(100), "took {:?}", start.elapsed());
     proxy.heal();
-    assert!(echoed(&mut stream, &message).await.as_deref() == Some(&message[..]));
+    assert!(round_trip(&mut stream, &message, WAIT_MS).await.as_deref() == Some(&message[..]));
 }
