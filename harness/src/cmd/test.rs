@@ -24,9 +24,10 @@ pub const SPEC_FIELDS_HELP: &str = concat!(
 /// Run a faulted test against a cluster and check its history.
 ///
 /// With no flags: 5 faultline-node nodes, 30 s of the kv workload under
-/// kill, pause, partition and (with root and /dev/fuse) power-loss faults,
-/// each family on its own schedule, half of them aimed at the leader; then
-/// heal, recovery, final reads and the convergence check.
+/// kill, pause, partition, power-loss (with root and /dev/fuse) and the
+/// leader's clock set back (with libfaketime, on systems that report their
+/// clock) faults, each family on its own schedule, half of them aimed at
+/// the leader; then heal, recovery, final reads and the convergence check.
 /// Exit code: 0 valid, 1 invalid, 2 unknown, 3 harness error. See
 /// harness/docs/test.md for every spec field.
 #[derive(clap::Args, Debug, Default)]

@@ -389,8 +389,10 @@ mod tests {
         assert_eq!(plan.schedule.time_limit_ms, 30_000);
         assert_eq!(plan.workload.config.kind, WorkloadKind::Kv);
         let families: std::collections::BTreeSet<_> = plan.nemesis.faults.iter().map(|f| f.family()).collect();
-        assert_eq!(families.len(), 4, "kill, pause, partition and power loss");
-        assert_eq!(plan.nemesis.optional.len(), 4, "power loss where the machine can");
+        assert_eq!(families.len(), 5, "kill, pause, partition, power loss and clock");
+        assert_eq!(plan.nemesis.optional.len(), 5, "power loss and the leader's clock where the machine can");
+        assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Clock(crate::nemesis::ClockMode::BumpLeader)));
+        assert!(plan.nemesis.settings.clock.fake_monotonic, "a leader set back misses its own timeouts");
         assert!(plan.nemesis.concurrent);
         assert_eq!(plan.nemesis.leader_share, Some(0.5));
         assert_eq!(plan.gap_mean_ns(), 5_000_000, "200 ops/s");

@@ -227,7 +227,7 @@ impl Default for WorkloadSpec {
 impl Default for NemesisSpec {
     fn default() -> Self {
         NemesisSpec {
-            faults: ["kill", "pause", "partition", "power-loss?"].map(String::from).to_vec(),
+            faults: ["kill", "pause", "partition", "power-loss?", "clock-bump-leader?"].map(String::from).to_vec(),
             fault_duration_min: "300ms".to_string(),
             fault_duration_max: "3s".to_string(),
             heal_duration_min: "200ms".to_string(),
@@ -240,7 +240,7 @@ impl Default for NemesisSpec {
             disk_delay: "10ms".to_string(),
             clock_offset_max: "10s".to_string(),
             clock_strobe_period: "200ms".to_string(),
-            clock_fake_monotonic: false,
+            clock_fake_monotonic: true,
             concurrent: true,
             leader_share: Some(0.5),
         }

@@ -80,13 +80,7 @@ const LIVENESS_RETRY_MS: u64 = 50;
 /// harness error, with what the run left when it had a folder.
 pub async fn run(plan: &TestPlan, options: RunOptions) -> Result<RunOutcome, RunFailure> {
     let started = Instant::now();
-    // Listed hosts are asked only when the spec names power-loss without
-    // `?`: the default test must not fail on hosts that cannot mount FUSE.
-    let lazyfs = match plan.cluster.hosts {
-        Some(HostsConfig::Listed(_)) => Err("an optional power-loss is left out on listed hosts".to_string()),
-        _ => faultline_lazyfs::available(),
-    };
-    let fitted = fit_to_machine(plan, lazyfs);
+    let fitted = fit_to_machine(plan, Machine::of(plan));
     let plan = fitted.as_ref().unwrap_or(plan);
     let run_dir = RunDir::create(&plan.store_dir, &plan.name, SystemTime::now())
         .map_err(|error| RunFailure { error: error.into(), partial: None })?;
@@ -143,23 +137,75 @@ fn failed(plan: &TestPlan, run_dir: &RunDir, started: Instant, error: RunError, 
     RunFailure { error, partial: Some(Box::new(RunOutcome { dir: run_dir.path.clone(), results, timeline })) }
 }
 
-/// The plan without the optional faults (`power-loss?`) this machine
-/// cannot inject, said on stderr and in the resolved spec; `None` when
-/// nothing is left out. A required fault it cannot inject fails the run
-/// later, in `start_cluster`, with the reason.
-fn fit_to_machine(plan: &TestPlan, lazyfs: Result<(), String>) -> Option<TestPlan> {
-    let power = |fault: &Fault| fault.needs_volumes();
-    let optional_power = plan.nemesis.faults.iter().filter(|f| power(f)).all(|f| plan.nemesis.optional.contains(f));
-    if !plan.nemesis.faults.iter().any(power) || !optional_power {
+/// Why this machine cannot inject a kind of fault (`Ok` when it can).
+struct Machine {
+    lazyfs: Result<(), String>,
+    clock: Result<(), String>,
+}
+
+impl Machine {
+    /// Asks only what the plan's optional faults need: a plan without
+    /// `clock-...?` never builds its system's `Db` here.
+    fn of(plan: &TestPlan) -> Machine {
+        let listed = matches!(plan.cluster.hosts, Some(HostsConfig::Listed(_)));
+        // Listed hosts are asked only when the spec names a fault without
+        // `?`: the default test must not fail on hosts that cannot.
+        let lazyfs = match listed {
+            true => Err("optional power-loss is left out on listed hosts".to_string()),
+            false => faultline_lazyfs::available(),
+        };
+        let optional_clock = plan.nemesis.optional.iter().any(|fault| fault.family() == FaultFamily::Clock);
+        let clock = match (listed, optional_clock) {
+            (_, false) => Ok(()),
+            (true, true) => Err("optional clock faults are left out on listed hosts".to_string()),
+            (false, true) => clock_available(plan),
+        };
+        Machine { lazyfs, clock }
+    }
+}
+
+/// Whether clock faults can run: the system reports its nodes' clocks and
+/// libfaketime is installed.
+fn clock_available(plan: &TestPlan) -> Result<(), String> {
+    let db = plan.cluster.system.db().map_err(|error| error.to_string())?;
+    if !db.has_clock_probe() {
+        return Err(format!("system {} cannot report its nodes' clocks", plan.cluster.system.name()));
+    }
+    crate::cluster::find_libfaketime().map(|_| ())
+}
+
+/// The plan without the optional faults (`power-loss?`, `clock-...?`) this
+/// machine cannot inject, said on stderr and in the resolved spec; `None`
+/// when nothing is left out. A required fault it cannot inject fails the
+/// run later, in `start_cluster`, with the reason.
+fn fit_to_machine(plan: &TestPlan, machine: Machine) -> Option<TestPlan> {
+    let power = (|fault: &Fault| fault.needs_volumes()) as fn(&Fault) -> bool;
+    let clock = (|fault: &Fault| fault.family() == FaultFamily::Clock) as fn(&Fault) -> bool;
+    let kinds = [(power, machine.lazyfs, "power-loss and disk faults"), (clock, machine.clock, "clock faults")];
+    let mut fitted: Option<TestPlan> = None;
+    for (kind, can, what) in kinds {
+        let current = fitted.as_ref().unwrap_or(plan);
+        if let Some(next) = leave_out(current, kind, can, what) {
+            fitted = Some(next);
+        }
+    }
+    fitted
+}
+
+/// `plan` without the faults of one kind, when all of them are optional
+/// and the machine cannot inject them.
+fn leave_out(plan: &TestPlan, kind: fn(&Fault) -> bool, can: Result<(), String>, what: &str) -> Option<TestPlan> {
+    let all_optional = plan.nemesis.faults.iter().filter(|f| kind(f)).all(|f| plan.nemesis.optional.contains(f));
+    if !plan.nemesis.faults.iter().any(kind) || !all_optional {
         return None;
     }
-    let reason = lazyfs.err()?;
-    messages::warning(format_args!("power-loss and disk faults left out of this run: {reason}"));
+    let reason = can.err()?;
+    messages::warning(format_args!("{what} left out of this run: {reason}"));
     let mut fitted = plan.clone();
-    fitted.nemesis.faults.retain(|fault| !power(fault));
+    fitted.nemesis.faults.retain(|fault| !kind(fault));
     fitted.resolved.nemesis.faults.retain(|name| {
         let name = name.trim().strip_suffix('?').unwrap_or(name);
-        Fault::parse_name(name).map_or(true, |faults| !faults.iter().any(power))
+        Fault::parse_name(name).map_or(true, |faults| !faults.iter().any(kind))
     });
     Some(fitted)
 }
@@ -273,11 +319,39 @@ mod tests {
     #[test]
     fn optional_power_loss_is_left_out_only_where_lazyfs_cannot_run() {
         let optional = plan(&["kill", "power-loss?"]);
-        assert!(fit_to_machine(&optional, Ok(())).is_none(), "a machine that can keeps it");
-        let fitted = fit_to_machine(&optional, Err("power-loss needs root".into())).expect("left out");
+        assert!(fit_to_machine(&optional, can(Ok(()), Ok(()))).is_none(), "a machine that can keeps it");
+        let fitted = fit_to_machine(&optional, can(Err("power-loss needs root".into()), Ok(()))).expect("left out");
         assert!(fitted.nemesis.faults.iter().all(|fault| fault.family() == FaultFamily::Kill), "{:?}", fitted.nemesis.faults);
         assert_eq!(fitted.resolved.nemesis.faults, ["kill"], "the saved spec says what ran");
         let required = plan(&["kill", "power-loss"]);
-        assert!(fit_to_machine(&required, Err("no".into())).is_none(), "a required fault is start_cluster's error");
+        assert!(fit_to_machine(&required, can(Err("no".into()), Ok(()))).is_none(), "a required fault is start_cluster's error");
+    }
+
+    fn can(lazyfs: Result<(), String>, clock: Result<(), String>) -> Machine {
+        Machine { lazyfs, clock }
+    }
+
+    #[test]
+    fn optional_clock_faults_are_left_out_only_where_they_cannot_run() {
+        let both = plan(&["kill", "power-loss?", "clock-bump-leader?"]);
+        assert!(fit_to_machine(&both, can(Ok(()), Ok(()))).is_none(), "a machine that can keeps them");
+        let fitted = fit_to_machine(&both, can(Ok(()), Err("no libfaketime".into()))).expect("clock left out");
+        assert!(fitted.nemesis.faults.iter().all(|fault| fault.family() != FaultFamily::Clock), "{:?}", fitted.nemesis.faults);
+        assert!(fitted.nemesis.faults.iter().any(|fault| fault.needs_volumes()), "power loss stays");
+        assert_eq!(fitted.resolved.nemesis.faults, ["kill", "power-loss?"]);
+        let neither = fit_to_machine(&both, can(Err("no root".into()), Err("no libfaketime".into()))).expect("both left out");
+        assert_eq!(neither.resolved.nemesis.faults, ["kill"]);
+        let required = plan(&["kill", "clock-bump-leader"]);
+        assert!(fit_to_machine(&required, can(Ok(()), Err("no".into()))).is_none(), "a required fault is start_cluster's error");
+    }
+
+    #[test]
+    fn a_system_without_a_clock_probe_cannot_take_clock_faults() {
+        let mut spec = SpecFile::default();
+        spec.cluster.system = "etcd".to_string();
+        spec.nemesis.faults = vec!["kill".to_string(), "clock-bump-leader?".to_string()];
+        let etcd = TestPlan::from_spec(&spec, 1).unwrap();
+        let reason = Machine::of(&etcd).clock.expect_err("etcd has no clock probe");
+        assert!(reason.contains("etcd"), "{reason}");
     }
 }
