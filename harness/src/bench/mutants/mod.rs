@@ -86,6 +86,11 @@ pub struct MutantsBenchArgs {
     /// refused unless its runs used the same spec.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Only the mutants whose name (`file:line:column: change`) contains
+    /// this text, in the seeded order (repeatable: any of them): to try
+    /// chosen survivors again under a changed spec.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Vec<String>,
 }
 
 /// What happened to one mutant.
@@ -137,6 +142,9 @@ pub struct Report {
     pub resumed: usize,
     #[serde(default)]
     pub resumed_from: Option<PathBuf>,
+    /// `--only`: the texts that chose the mutants (empty: a sample).
+    #[serde(default)]
+    pub only: Vec<String>,
     /// The control run of the unmutated node (valid or unknown; an invalid
     /// one stops the bench before any mutant).
     #[serde(default)]
@@ -163,6 +171,10 @@ pub fn run(args: MutantsBenchArgs) -> anyhow::Result<ExitCode> {
         None => Resumed::default(),
     };
     let mut order = mutant::order(listed.len(), args.all, args.seed);
+    if !args.only.is_empty() {
+        order.retain(|&i| mutant::named_by(&listed[i], &args.only));
+        anyhow::ensure!(!order.is_empty(), "--only: no mutant of the {} listed has a name containing {:?}", listed.len(), args.only);
+    }
     if args.viable.is_none() && !args.all {
         order.truncate(args.sample);
     }
@@ -437,6 +449,7 @@ fn summarize(args: &MutantsBenchArgs, spec: &SpecFile, listed: usize, sampled: u
         caught,
         resumed: 0,
         resumed_from: args.resume.clone(),
+        only: args.only.clone(),
         control: None,
     }
 }
@@ -470,6 +483,9 @@ pub fn table(report: &Report) -> String {
     ));
     if let Some(control) = report.control {
         out.push_str(&format!("control: the unmutated node's run of the spec was {}\n", control.name()));
+    }
+    if !report.only.is_empty() {
+        out.push_str(&format!("only: the mutants whose names contain {:?}, not a sample\n", report.only));
     }
     if let Some(from) = &report.resumed_from {
         out.push_str(&format!("resumed: {} spec outcomes taken from {}\n", report.resumed, from.display()));

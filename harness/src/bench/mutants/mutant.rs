@@ -62,6 +62,11 @@ pub fn order(listed: usize, all: bool, seed: u64) -> Vec<usize> {
     indices
 }
 
+/// Whether `--only`'s texts choose this mutant (any one of them in its name).
+pub fn named_by(mutant: &Mutant, texts: &[String]) -> bool {
+    texts.iter().any(|text| mutant.name.contains(text.as_str()))
+}
+
 /// `source` with the mutant's span replaced.
 pub fn apply(source: &str, mutant: &Mutant) -> anyhow::Result<String> {
     let start = offset(source, mutant.span.start).with_context(|| format!("{}: span start out of the file", mutant.name))?;
@@ -104,6 +109,16 @@ mod tests {
         assert_eq!(apply(source, &mutant((2, 7), (2, 8), ">=")).unwrap(), "fn a() -> bool {\n    x >= 1\n}\n");
         assert_eq!(apply(source, &mutant((1, 16), (3, 2), "{ true }")).unwrap(), "fn a() -> bool { true }\n");
         assert!(apply(source, &mutant((9, 1), (9, 2), "x")).is_err(), "a span out of the file is an error");
+    }
+
+    #[test]
+    fn only_texts_choose_mutants_by_name() {
+        let mut named = mutant((1, 1), (1, 2), "x");
+        named.name = "cluster-node/src/wal/mod.rs:350:25: delete ! in create_dir_durably".into();
+        assert!(named_by(&named, &["in create_dir_durably".into()]));
+        assert!(named_by(&named, &["nothing".into(), "wal/mod.rs:350:25".into()]), "any text");
+        assert!(!named_by(&named, &["in Wal::sync".into()]));
+        assert!(!named_by(&named, &[]), "no text chooses nothing; the bench filters only when --only is given");
     }
 
     #[test]
