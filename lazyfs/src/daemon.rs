@@ -15,6 +15,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::faults::{read_control, ControlError, Faults};
 use crate::state::{lock, State, Torn};
+use crate::undo::Recovered;
 
 /// The exit code of a daemon after a torn power cut (SIGUSR2). A clean
 /// stop exits through [`crate::serve`] returning instead.
@@ -34,6 +35,10 @@ pub enum Event {
     /// A torn power cut whose write-through failed; the daemon exits all
     /// the same.
     TornCutFailed { torn: Torn, error: std::io::Error },
+    /// At start-up, before mounting: the directory journal a power cut
+    /// left was applied (the changes it lists that no directory fsync made
+    /// durable are undone).
+    DirectoriesRecovered(Recovered),
 }
 
 impl fmt::Display for Event {
@@ -48,6 +53,11 @@ impl fmt::Display for Event {
             Event::TornCut(Some(torn)) => {
                 write!(f, "torn power cut: wrote {}; exiting with code {EXIT_TORN_CUT}", Shown(torn))
             }
+            Event::DirectoriesRecovered(Recovered { journal, operations, undone }) => write!(
+                f,
+                "directory journal {}: undid {undone} of {operations} directory operations (not made durable by an fsync of their directory before the power cut)",
+                journal.display()
+            ),
             Event::TornCutFailed { torn, error } => {
                 write!(f, "torn power cut: writing {} failed: {error}; exiting with code {EXIT_TORN_CUT}", Shown(torn))
             }

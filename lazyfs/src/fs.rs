@@ -1,9 +1,11 @@
 //! The FUSE file system: a passthrough to a backing directory whose file
 //! data stays in this process's memory until the file is fsynced.
 //!
-//! Metadata operations (create, mkdir, unlink, rename, chmod, utimens) go
-//! straight to the backing directory, as if every directory change were
-//! journaled at once; file contents and sizes (write, truncate, fallocate)
+//! Directory operations (create, mkdir, mknod, symlink, unlink, rmdir,
+//! rename) go to the backing directory through an undo journal and become
+//! durable when their parent directory is fsynced (`fsyncdir`, see
+//! `dirops.rs`); other metadata (chmod, chown, utimens) goes straight to
+//! the backing directory; file contents and sizes (write, truncate, fallocate)
 //! are volatile until `fsync`/`fdatasync` of that file, or until the dirty
 //! bytes of the mount pass a bound and the largest dirty file is written
 //! back (as a kernel flushing under memory pressure would). Killing the
@@ -124,7 +126,34 @@ impl Filesystem for LazyFs {
     fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let mut state = self.lock();
         let result = state.child(parent.0, name).and_then(|(path, relative)| {
-            std::fs::DirBuilder::new().mode(mode & !umask & 0o7777).create(&path)?;
+            let mut builder = std::fs::DirBuilder::new();
+            builder.mode(mode & !umask & 0o7777);
+            state.dirops.new_entry(&relative, |path| builder.create(path))?;
+            state.entry(&path, &relative)
+        });
+        match result {
+            Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
+            Err(errno) => reply.error(errno),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        use nix::sys::stat::{mknod, Mode, SFlag};
+        let kind = SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits());
+        let permissions = Mode::from_bits_truncate(mode & !umask & 0o7777);
+        let mut state = self.lock();
+        let result = state.child(parent.0, name).and_then(|(path, relative)| {
+            let make = |path: &Path| -> std::io::Result<()> { Ok(mknod(path, kind, permissions, u64::from(rdev))?) };
+            state.dirops.new_entry(&relative, make)?;
             state.entry(&path, &relative)
         });
         match result {
@@ -135,8 +164,8 @@ impl Filesystem for LazyFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut state = self.lock();
-        let result = state.child(parent.0, name).and_then(|(path, relative)| {
-            std::fs::remove_file(&path)?;
+        let result = state.child(parent.0, name).and_then(|(_, relative)| {
+            state.dirops.remove(&relative, false)?;
             let gone = state.inodes.remove(&relative);
             state.forget_removed(&gone);
             Ok(())
@@ -146,8 +175,8 @@ impl Filesystem for LazyFs {
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut state = self.lock();
-        let result = state.child(parent.0, name).and_then(|(path, relative)| {
-            std::fs::remove_dir(&path)?;
+        let result = state.child(parent.0, name).and_then(|(_, relative)| {
+            state.dirops.remove(&relative, true)?;
             state.inodes.remove(&relative);
             Ok(())
         });
@@ -157,7 +186,7 @@ impl Filesystem for LazyFs {
     fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         let mut state = self.lock();
         let result = state.child(parent.0, link_name).and_then(|(path, relative)| {
-            std::os::unix::fs::symlink(target, &path)?;
+            state.dirops.new_entry(&relative, |path| std::os::unix::fs::symlink(target, path))?;
             state.entry(&path, &relative)
         });
         match result {
@@ -178,15 +207,13 @@ impl Filesystem for LazyFs {
     ) {
         let mut state = self.lock();
         let result = (|| {
-            let (from, from_relative) = state.child(parent.0, name)?;
-            let (to, to_relative) = state.child(newparent.0, newname)?;
+            let (_, from_relative) = state.child(parent.0, name)?;
+            let (_, to_relative) = state.child(newparent.0, newname)?;
             if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
                 return Err(Errno::EINVAL);
             }
-            if flags.contains(RenameFlags::RENAME_NOREPLACE) && std::fs::symlink_metadata(&to).is_ok() {
-                return Err(Errno::EEXIST);
-            }
-            std::fs::rename(&from, &to)?;
+            let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+            state.dirops.rename(&from_relative, &to_relative, no_replace)?;
             let replaced = state.inodes.rename(&from_relative, &to_relative);
             state.forget_removed(&replaced);
             Ok(())
@@ -222,7 +249,7 @@ impl Filesystem for LazyFs {
             } else {
                 options.create(true);
             }
-            drop(options.open(&path)?);
+            state.dirops.new_entry(&relative, |path| options.open(path).map(drop))?;
             let attr = state.entry(&path, &relative)?;
             let handle = state.new_handle(attr.ino.0)?;
             Ok((attr, handle))
@@ -309,9 +336,10 @@ impl Filesystem for LazyFs {
         }
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        // Directory changes are durable as soon as they are made.
-        reply.ok();
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // Directories are never faulted (no delay, no EIO).
+        let result = self.lock().sync_dir(ino.0);
+        reply_empty(reply, result);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

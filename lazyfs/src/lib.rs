@@ -6,15 +6,19 @@
 //! knows nothing of clusters, nodes or faultline's harness. Each node's
 //! data dir is a mount of this file system over a backing directory. The
 //! daemon (`faultline lazyfs`, one process per node, forked by the
-//! harness's cluster supervisor) passes every directory operation straight
-//! through, but keeps written file data in its own memory until that file
-//! is fsynced (see `fs.rs`, `state.rs` and `volatile.rs`). A power cut is then exactly
-//! what it sounds like: SIGKILL the node and the daemon together; the
-//! unsynced bytes die with the daemon, the stale mount is detached, a new
-//! daemon mounts the backing directory again, and the node restarts on
-//! what was synced. Nothing in it knows which system runs on top, so it
-//! works for any system under test that writes its data dir through normal
-//! file calls.
+//! harness's cluster supervisor) keeps written file data in its own memory
+//! until that file is fsynced (see `fs.rs`, `state.rs` and `volatile.rs`),
+//! and makes a directory change (create, mkdir, mknod, symlink, unlink,
+//! rmdir, rename) durable only when its parent directory is fsynced (a
+//! rename: the source's or the destination's parent), through an undo
+//! journal beside the backing directory (`dirops.rs`, `journal.rs`,
+//! `undo.rs`). A power cut is then exactly what it sounds like: SIGKILL
+//! the node and the daemon together; the unsynced bytes die with the
+//! daemon, the stale mount is detached, a new daemon undoes the directory
+//! changes no directory fsync made durable and mounts the backing
+//! directory again, and the node restarts on what was synced. Nothing in
+//! it knows which system runs on top, so it works for any system under
+//! test that writes its data dir through normal file calls.
 //!
 //! Faults, per daemon, for as long as its caller wants them: the control
 //! file ([`ServeOptions::control`], syntax in [`faults`]) is read at
@@ -34,11 +38,11 @@
 //! file and torn cut is reported as an [`Event`] through
 //! [`ServeOptions::log`].
 //!
-//! Limits: directory changes (create, rename, unlink) are durable at once
-//! (as if the file system journaled every one immediately, which real ones
-//! do only at their next commit); unsynced data of a file lives only in
-//! whole 4 KiB pages, and a plain cut never tears a page (only SIGUSR2's
-//! cut does, one page); writes through a
+//! Limits: metadata other than directory entries (chmod, chown, times) is
+//! durable at once; at most [`dirops::OPS_MAX`] directory operations are
+//! kept, and past that the oldest pending one becomes durable; unsynced
+//! data of a file lives only in whole 4 KiB pages, and a plain cut never
+//! tears a page (only SIGUSR2's cut does, one page); writes through a
 //! shared writable `mmap` reach the daemon only when the kernel writes the
 //! page back; hard links are refused (EPERM); the kernel's page cache keeps
 //! what the node read, which is harmless because the whole mount is
@@ -47,16 +51,20 @@
 //! where Linux could evict them and later reads would show the disk's
 //! older bytes. Mounting needs `/dev/fuse` and CAP_SYS_ADMIN (root).
 mod daemon;
+pub mod dirops;
 pub mod faults;
 mod fs;
 mod inodes;
+mod journal;
 mod state;
+mod undo;
 mod volatile;
 
 use std::path::{Path, PathBuf};
 
 pub use daemon::{Event, EXIT_TORN_CUT};
 pub use state::Torn;
+pub use undo::Recovered;
 
 /// Errors of mounting and unmounting.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,8 @@ pub enum LazyFsError {
     Mount { mountpoint: PathBuf, backing: PathBuf, source: std::io::Error },
     #[error("lazyfs: {0}")]
     Signals(nix::errno::Errno),
+    #[error("lazyfs: {0}")]
+    Directories(#[from] dirops::DirOpsError),
 }
 
 /// Detach whatever is mounted at `mountpoint` (a stale mount whose daemon
@@ -135,7 +145,14 @@ impl ServeOptions {
 }
 
 /// Mount lazyfs at `mountpoint` over `backing` and serve it until SIGTERM
-/// or SIGINT, which write every unsynced byte through and unmount. Blocks.
+/// or SIGINT, which write every unsynced byte through, make every
+/// directory change durable and unmount. Blocks.
+///
+/// First, if the last daemon over `backing` was cut, the directory
+/// changes it had not made durable are undone (logged as
+/// [`Event::DirectoriesRecovered`]). The journal and the trash live beside
+/// `backing` (`<backing>.lazyfs-dirops`, `<backing>.lazyfs-trash/`), so
+/// `backing` must not be a mount point itself.
 ///
 /// SIGUSR1 applies the control file again; SIGUSR2 is the torn power cut,
 /// after which the process exits with [`EXIT_TORN_CUT`] (this function
@@ -147,6 +164,9 @@ pub fn serve(backing: &Path, mountpoint: &Path, options: ServeOptions) -> Result
     std::fs::create_dir_all(backing).map_err(files(backing))?;
     std::fs::create_dir_all(mountpoint).map_err(files(mountpoint))?;
     let backing = backing.canonicalize().map_err(files(backing))?;
+    if let Some(recovered) = undo::recover(&backing)? {
+        (options.log)(&Event::DirectoriesRecovered(recovered));
+    }
     // A daemon before this one may have died with its mount in place.
     detach(mountpoint).map_err(files(mountpoint))?;
     // Block the daemon's signals in every thread; one thread waits for them.

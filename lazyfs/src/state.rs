@@ -1,7 +1,9 @@
 //! The file system's state behind one lock: the inode table, open handles
 //! and each file's unsynced data, with the operations FUSE requests map to.
-//! Metadata changes go straight to the backing directory; file contents
-//! stay volatile until `fsync` (see [`crate::volatile`]). The faults in
+//! Directory changes go to the backing directory through the undo journal
+//! ([`crate::dirops`]: durable at the parent's fsync); other metadata
+//! changes go straight there; file contents stay volatile until `fsync`
+//! (see [`crate::volatile`]). The faults in
 //! force ([`crate::faults`]) live here too, so every request sees the
 //! ones set last.
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ use fuser::{
     Errno, FileAttr, FileType, INodeNo, ReplyDirectory, TimeOrNow,
 };
 
+use crate::dirops::DirOps;
 use crate::faults::{Faults, FsyncFault, WriteFault};
 use crate::inodes::Inodes;
 use crate::volatile::VolatileFile;
@@ -45,6 +48,8 @@ pub struct State {
     pub(crate) faults: Faults,
     /// Numbers the writes, so a torn cut can find the page written last.
     write_seq: u64,
+    /// Directory changes not yet durable, and their undo journal.
+    pub(crate) dirops: DirOps,
 }
 
 /// What a torn power cut wrote through.
@@ -64,6 +69,7 @@ pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl State {
     pub fn new(root: PathBuf, dirty_max_bytes: u64) -> Self {
         State {
+            dirops: DirOps::new(root.clone()),
             root,
             inodes: Inodes::new(),
             handles: HashMap::new(),
@@ -77,7 +83,8 @@ impl State {
         }
     }
 
-    /// Write every unsynced byte through (a clean shutdown).
+    /// Write every unsynced byte through and make every directory change
+    /// durable (a clean shutdown).
     pub fn sync_all(&mut self) -> io::Result<()> {
         let mut first_error = None;
         for open in self.open.values_mut() {
@@ -87,12 +94,22 @@ impl State {
         }
         self.dirty_bytes = self.open.values().map(|o| o.volatile.dirty_bytes()).sum();
         self.open.retain(|_, open| open.handles > 0 || !open.volatile.is_clean());
+        if let Err(error) = self.dirops.commit_all() {
+            first_error.get_or_insert(error);
+        }
         first_error.map_or(Ok(()), Err)
     }
 
-
     pub fn path(&self, ino: u64) -> Result<PathBuf, Errno> {
         self.inodes.path(ino).map(|p| self.root.join(p)).ok_or(Errno::ENOENT)
+    }
+
+    /// fsyncdir: the directory's pending entries become durable (a
+    /// directory removed meanwhile has nothing to sync, as on Linux).
+    pub fn sync_dir(&mut self, ino: u64) -> Result<(), Errno> {
+        let Some(relative) = self.inodes.path(ino) else { return Ok(()) };
+        let relative = relative.to_path_buf();
+        self.dirops.sync_dir(&relative)
     }
 
     pub fn child(&self, parent: u64, name: &OsStr) -> Result<(PathBuf, PathBuf), Errno> {
