@@ -161,6 +161,7 @@ fn a_failed_fsync_loses_its_data_even_after_a_retry_succeeds() {
     let mut file = open(&daemon.mnt().join("wal"));
     file.write_all(b"durable").unwrap();
     file.sync_data().unwrap();
+    File::open(daemon.mnt()).unwrap().sync_all().unwrap(); // wal's entry is durable too.
     daemon.set("fsync=eio");
     file.write_all(b" lost").unwrap();
     assert_eq!(errno(file.sync_data()), Some(Errno::EIO as i32));
@@ -184,6 +185,7 @@ fn a_torn_cut_writes_the_pages_before_the_last_written_one_whole_and_the_start_o
     let mut daemon = Daemon::start("torn");
     daemon.set("tear-bytes=100");
     let file = open(&daemon.mnt().join("wal"));
+    File::open(daemon.mnt()).unwrap().sync_all().unwrap(); // wal's entry is durable.
     let last: Vec<u8> = (0..PAGE).map(|i| (i % 251) as u8).collect();
     file.write_all_at(&[7u8; PAGE], 0).unwrap();
     file.write_all_at(&last, PAGE as u64).unwrap();

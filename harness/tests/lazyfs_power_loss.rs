@@ -63,6 +63,8 @@ fn a_power_cut_keeps_exactly_what_was_synced() {
     std::fs::rename(mnt.join("tmp"), mnt.join("snapshot")).unwrap();
     write(&mnt.join("never-synced"), &[7u8; 100_000], false);
     std::fs::create_dir(mnt.join("dir")).unwrap();
+    // Directory entries are durable only once their directory is fsynced.
+    std::fs::File::open(&mnt).unwrap().sync_all().unwrap();
     assert_eq!(std::fs::read(mnt.join("wal")).unwrap(), b"synced-1 synced-2 lost", "readers see unsynced data");
     assert_eq!(std::fs::read(dir.join("disk/wal")).unwrap(), b"synced-1 synced-2 ", "the disk does not");
 
@@ -72,7 +74,7 @@ fn a_power_cut_keeps_exactly_what_was_synced() {
     let mut daemon = mount(&dir);
     assert_eq!(std::fs::read(mnt.join("wal")).unwrap(), b"synced-1 synced-2 ");
     assert_eq!(std::fs::read(mnt.join("snapshot")).unwrap(), b"snapshot", "a synced file renamed survives");
-    assert_eq!(std::fs::read(mnt.join("never-synced")).unwrap(), b"", "directory changes are durable, data is not");
+    assert_eq!(std::fs::read(mnt.join("never-synced")).unwrap(), b"", "its entry was fsynced in its directory, its data was not");
     assert!(mnt.join("dir").is_dir());
 
     // A clean stop is no power cut: everything is written through.
