@@ -4,89 +4,18 @@
 //!
 //! Needs /dev/fuse and root; skipped with a message otherwise, unless
 //! `FAULTLINE_REQUIRE_FUSE=1` (CI), where that is a failure.
+mod lazyfs_support;
 mod process_support;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use process_support::{fuse_or_skip, wait_child, wait_for};
-
-/// One daemon over `<dir>/disk` at `<dir>/mnt`, logging to
-/// `<dir>/lazyfs.log`. Dropping it kills the daemon, detaches the mount
-/// and removes the directory (the journal and trash beside `disk` too).
-struct Daemon {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start(name: &str) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("faultline-lazyfs-dirs-{name}-{}", std::process::id()));
-        let _ = faultline_lazyfs::detach(&dir.join("mnt"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut daemon = Daemon { dir, child: None };
-        daemon.mount();
-        daemon
-    }
-
-    fn mnt(&self) -> PathBuf {
-        self.dir.join("mnt")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("lazyfs.log")).unwrap_or_default()
-    }
-
-    fn mount(&mut self) {
-        let log = OpenOptions::new().create(true).append(true).open(self.dir.join("lazyfs.log")).unwrap();
-        let path = |name: &str| self.dir.join(name).display().to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["lazyfs", &path("mnt"), "--backing", &path("disk")])
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for("the mount", Duration::from_secs(10), || faultline_lazyfs::is_mounted(&self.mnt()));
-    }
-
-    /// The power cut: SIGKILL, detach the stale mount, mount again.
-    fn cut(&mut self) {
-        let mut child = self.child.take().expect("a running daemon");
-        child.kill().unwrap();
-        child.wait().unwrap();
-        faultline_lazyfs::detach(&self.mnt()).unwrap();
-        self.mount();
-    }
-
-    /// SIGTERM, the clean stop, then mount again.
-    fn stop_and_mount(&mut self) {
-        let mut child = self.child.take().expect("a running daemon");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-        assert!(wait_child(&mut child, "the daemon after SIGTERM", Duration::from_secs(10)).success());
-        assert!(!faultline_lazyfs::is_mounted(&self.mnt()));
-        self.mount();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = faultline_lazyfs::detach(&self.mnt());
-        if std::thread::panicking() {
-            eprintln!("lazyfs log of {}:\n{}", self.dir.display(), self.log());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use lazyfs_support::Daemon;
+use process_support::{fuse_or_skip, wait_child};
 
 /// Create `path` with `bytes`, fsynced (the data is durable; the entry
 /// is what is at stake).
@@ -105,13 +34,13 @@ fn a_directory_whose_parent_was_never_fsynced_is_lost_at_a_cut() {
     if !fuse_or_skip() {
         return;
     }
-    let mut daemon = Daemon::start("lost");
+    let mut daemon = Daemon::start("dirs", "lost");
     let mnt = daemon.mnt();
     std::fs::create_dir(mnt.join("wal")).unwrap();
     write_synced(&mnt.join("wal/1.log"), b"entries");
     fsync_dir(&mnt.join("wal")); // The file's entry is durable in wal, wal's entry in the root is not.
     assert_eq!(std::fs::read(daemon.dir.join("disk/wal/1.log")).unwrap(), b"entries", "the disk has it until the cut");
-    daemon.cut();
+    daemon.cut_and_mount();
     assert!(!mnt.join("wal").exists(), "the directory and the synced file in it are gone");
     let log = daemon.log();
     assert!(log.contains("undid 1 of 2 directory operations"), "{log}");
@@ -122,7 +51,7 @@ fn a_directory_whose_parent_was_fsynced_survives_a_cut() {
     if !fuse_or_skip() {
         return;
     }
-    let mut daemon = Daemon::start("kept");
+    let mut daemon = Daemon::start("dirs", "kept");
     let mnt = daemon.mnt();
     std::fs::create_dir(mnt.join("wal")).unwrap();
     write_synced(&mnt.join("wal/1.log"), b"entries");
@@ -131,7 +60,7 @@ fn a_directory_whose_parent_was_fsynced_survives_a_cut() {
     std::fs::create_dir(mnt.join("snap")).unwrap();
     fsync_dir(&mnt);
     write_synced(&mnt.join("snap/unlisted"), b"lost");
-    daemon.cut();
+    daemon.cut_and_mount();
     assert_eq!(std::fs::read(mnt.join("wal/1.log")).unwrap(), b"entries");
     assert!(mnt.join("snap").is_dir(), "snap's entry was durable...");
     assert!(!mnt.join("snap/unlisted").exists(), "...the file's in snap was not");
@@ -142,7 +71,7 @@ fn renames_and_unlinks_are_undone_unless_the_directory_was_fsynced() {
     if !fuse_or_skip() {
         return;
     }
-    let mut daemon = Daemon::start("rename");
+    let mut daemon = Daemon::start("dirs", "rename");
     let mnt = daemon.mnt();
     write_synced(&mnt.join("snapshot"), b"old");
     write_synced(&mnt.join("segment"), b"segment");
@@ -151,7 +80,7 @@ fn renames_and_unlinks_are_undone_unless_the_directory_was_fsynced() {
     std::fs::rename(mnt.join("snapshot.tmp"), mnt.join("snapshot")).unwrap();
     std::fs::remove_file(mnt.join("segment")).unwrap();
     assert_eq!(std::fs::read(mnt.join("snapshot")).unwrap(), b"new");
-    daemon.cut();
+    daemon.cut_and_mount();
     assert_eq!(std::fs::read(mnt.join("snapshot")).unwrap(), b"old", "the rename was undone");
     assert!(!mnt.join("snapshot.tmp").exists(), "and so was the create before it");
     assert_eq!(std::fs::read(mnt.join("segment")).unwrap(), b"segment", "the unlink was undone");
@@ -160,7 +89,7 @@ fn renames_and_unlinks_are_undone_unless_the_directory_was_fsynced() {
     std::fs::rename(mnt.join("snapshot.tmp"), mnt.join("snapshot")).unwrap();
     std::fs::remove_file(mnt.join("segment")).unwrap();
     fsync_dir(&mnt);
-    daemon.cut();
+    daemon.cut_and_mount();
     assert_eq!(std::fs::read(mnt.join("snapshot")).unwrap(), b"new");
     assert!(!mnt.join("segment").exists());
 }
@@ -170,7 +99,7 @@ fn a_clean_stop_keeps_every_directory_change_and_a_torn_cut_keeps_none() {
     if !fuse_or_skip() {
         return;
     }
-    let mut daemon = Daemon::start("clean");
+    let mut daemon = Daemon::start("dirs", "clean");
     let mnt = daemon.mnt();
     std::fs::create_dir(mnt.join("dir")).unwrap();
     write_synced(&mnt.join("dir/file"), b"data");

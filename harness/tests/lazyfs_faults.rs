@@ -5,106 +5,21 @@
 //!
 //! Needs /dev/fuse and root; skipped with a message otherwise, unless
 //! `FAULTLINE_REQUIRE_FUSE=1` (CI), where that is a failure.
+mod lazyfs_support;
 mod process_support;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use process_support::{fuse_or_skip, wait_child, wait_for};
+use nix::sys::signal::Signal;
+use lazyfs_support::Daemon;
+use process_support::{fuse_or_skip, wait_child};
 
 const PAGE: usize = 4096;
-
-/// One daemon over `<dir>/disk` at `<dir>/mnt`, reading `<dir>/control`
-/// and logging to `<dir>/lazyfs.log`. Dropping it kills the daemon,
-/// detaches the mount and removes the directory, even when a test fails
-/// (then the daemon's log is printed first).
-struct Daemon {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start(name: &str) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("faultline-lazyfs-faults-{name}-{}", std::process::id()));
-        let _ = faultline_lazyfs::detach(&dir.join("mnt"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut daemon = Daemon { dir, child: None };
-        daemon.mount();
-        daemon
-    }
-
-    fn mnt(&self) -> PathBuf {
-        self.dir.join("mnt")
-    }
-
-    fn disk(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join("disk").join(name)).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("lazyfs.log")).unwrap_or_default()
-    }
-
-    fn mount(&mut self) {
-        let log = OpenOptions::new().create(true).append(true).open(self.dir.join("lazyfs.log")).unwrap();
-        let path = |name: &str| self.dir.join(name).display().to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["lazyfs", &path("mnt"), "--backing", &path("disk"), "--control", &path("control")])
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for("the mount", Duration::from_secs(10), || faultline_lazyfs::is_mounted(&self.mnt()));
-    }
-
-    fn signal(&self, signal: Signal) {
-        let child = self.child.as_ref().expect("a running daemon");
-        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-    }
-
-    /// Write the control file, SIGUSR1, and wait for the daemon's line
-    /// about it (applied or rejected), which is returned.
-    fn set(&self, line: &str) -> String {
-        let answers = |log: &str| -> Vec<String> {
-            log.lines().filter(|l| l.contains("faults applied") || l.contains("rejected")).map(str::to_string).collect()
-        };
-        let before = answers(&self.log()).len();
-        std::fs::write(self.dir.join("control"), line).unwrap();
-        self.signal(Signal::SIGUSR1);
-        wait_for("the daemon to read its control file", Duration::from_secs(10), || answers(&self.log()).len() > before);
-        answers(&self.log()).pop().unwrap()
-    }
-
-    /// The plain power cut: SIGKILL, then detach the stale mount.
-    fn cut(&mut self) {
-        let mut child = self.child.take().expect("a running daemon");
-        child.kill().unwrap();
-        child.wait().unwrap();
-        faultline_lazyfs::detach(&self.mnt()).unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = faultline_lazyfs::detach(&self.mnt());
-        if std::thread::panicking() {
-            eprintln!("lazyfs log of {}:\n{}", self.dir.display(), self.log());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn open(path: &Path) -> File {
     OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path).unwrap()
@@ -119,7 +34,7 @@ fn faults_are_set_and_lifted_while_mounted() {
     if !fuse_or_skip() {
         return;
     }
-    let daemon = Daemon::start("set");
+    let daemon = Daemon::start("faults", "set");
     let mut file = open(&daemon.mnt().join("wal"));
     file.write_all(b"healthy ").unwrap();
     file.sync_data().unwrap();
@@ -157,7 +72,7 @@ fn a_failed_fsync_loses_its_data_even_after_a_retry_succeeds() {
     if !fuse_or_skip() {
         return;
     }
-    let mut daemon = Daemon::start("fsyncgate");
+    let mut daemon = Daemon::start("faults", "fsyncgate");
     let mut file = open(&daemon.mnt().join("wal"));
     file.write_all(b"durable").unwrap();
     file.sync_data().unwrap();
@@ -182,7 +97,7 @@ fn a_torn_cut_writes_the_pages_before_the_last_written_one_whole_and_the_start_o
     if !fuse_or_skip() {
         return;
     }
-    let mut daemon = Daemon::start("torn");
+    let mut daemon = Daemon::start("faults", "torn");
     daemon.set("tear-bytes=100");
     let file = open(&daemon.mnt().join("wal"));
     File::open(daemon.mnt()).unwrap().sync_all().unwrap(); // wal's entry is durable.
