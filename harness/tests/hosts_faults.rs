@@ -158,12 +158,16 @@ async fn a_power_cut_on_a_host_drops_what_was_not_fsynced_there() {
     assert!(cluster.has_volumes());
     let pids = dir.join("host-0/pids/lazyfs-0.pid");
     let data = cluster.node_env(0).data_dir.display().to_string();
-    let wrote = in_mounts_of(&pids, &format!("echo lost > {data}/unsynced && echo kept | dd of={data}/synced conv=fsync status=none"));
+    // Both entries are made durable (`sync DIR` fsyncs the directory);
+    // only `synced`'s data is.
+    let wrote = in_mounts_of(
+        &pids,
+        &format!("echo lost > {data}/unsynced && echo kept | dd of={data}/synced conv=fsync status=none && sync {data}"),
+    );
     assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
     let before = in_mounts_of(&pids, &format!("cat {data}/unsynced"));
     assert_eq!(String::from_utf8_lossy(&before.stdout), "lost\n", "readers see unsynced data before the cut");
     cluster.power_cut(0).await.unwrap();
-    // Directory changes are durable at once in lazyfs; data is not.
     let read = in_mounts_of(&pids, &format!("cat {data}/synced; echo '|'; cat {data}/unsynced"));
     let contents = String::from_utf8_lossy(&read.stdout).into_owned();
     assert_eq!(contents, "kept\n|\n", "after the cut the fsynced data is there and the rest is gone");
