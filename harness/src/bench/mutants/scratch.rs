@@ -158,18 +158,24 @@ fn first_failure(log: &str) -> Option<String> {
 
 /// Copies the checkout's sources (no target/, .git/ or store/), writing
 /// only files whose bytes differ so cargo sees the rest unchanged.
+/// Copies the checkout, leaving out git's store, results, and build output
+/// (`target` and any `target-*` beside it: other builds' directories can
+/// hold gigabytes, and a build running there changes them mid-copy).
 fn copy_changed(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let entries = std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
         let name = entry.file_name();
-        if [".git", "target", "store", "mutants.out"].iter().any(|skip| name == *skip) {
+        let build_output = name.to_string_lossy().starts_with("target");
+        if build_output || [".git", "store", "mutants.out"].iter().any(|skip| name == *skip) {
             continue;
         }
         let (source, dest) = (entry.path(), to.join(&name));
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type().with_context(|| format!("reading {}", source.display()))?;
+        if kind.is_dir() {
             copy_changed(&source, &dest)?;
-        } else if entry.file_type()?.is_file() {
+        } else if kind.is_file() {
             let bytes = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
             if std::fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {
                 std::fs::write(&dest, &bytes).with_context(|| format!("writing {}", dest.display()))?;
@@ -182,6 +188,23 @@ fn copy_changed(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_leaves_out_build_output_and_names_what_it_cannot_read() {
+        let root = std::env::temp_dir().join(format!("faultline-scratch-copy-{}", std::process::id()));
+        let (from, to) = (root.join("from"), root.join("to"));
+        for dir in ["src", "target/release", "target-other/release", ".git"] {
+            std::fs::create_dir_all(from.join(dir)).unwrap();
+        }
+        std::fs::write(from.join("src/lib.rs"), "pub fn a() {}").unwrap();
+        std::fs::write(from.join("target-other/release/big"), "output").unwrap();
+        copy_changed(&from, &to).unwrap();
+        assert_eq!(std::fs::read_to_string(to.join("src/lib.rs")).unwrap(), "pub fn a() {}");
+        assert!(!to.join("target").exists() && !to.join("target-other").exists() && !to.join(".git").exists());
+        let missing = copy_changed(&root.join("gone"), &to).unwrap_err();
+        assert!(format!("{missing:#}").contains("gone"), "{missing:#}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn the_first_failure_is_the_first_failed_test_or_error() {
