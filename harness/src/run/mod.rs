@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use faultline_checkers::Verdict;
 
-use crate::cluster::{ClockConfig, Cluster, ClusterConfig, ClusterError, HostsConfig, VolumeConfig};
+use crate::cluster::{ClockConfig, Cluster, ClusterConfig, ClusterError, Db, HostsConfig, VolumeConfig};
 use crate::messages;
 use crate::nemesis::{Fault, FaultFamily, NemesisError};
 use crate::plan::TestPlan;
@@ -164,14 +164,24 @@ impl Machine {
     }
 }
 
-/// Whether clock faults can run: the system reports its nodes' clocks and
-/// libfaketime is installed.
+/// Whether optional clock faults can run (`clock_library`, asked before
+/// the run's folder exists).
 fn clock_available(plan: &TestPlan) -> Result<(), String> {
     let db = plan.cluster.system.db().map_err(|error| error.to_string())?;
+    clock_library(plan, db.as_ref()).map(|_| ())
+}
+
+/// libfaketime's path, when clock faults can run: the system reports its
+/// nodes' clocks, so the harness can tell whether libfaketime reaches
+/// them, and the library is installed.
+fn clock_library(plan: &TestPlan, db: &dyn Db) -> Result<PathBuf, String> {
     if !db.has_clock_probe() {
-        return Err(format!("system {} cannot report its nodes' clocks", plan.cluster.system.name()));
+        return Err(format!(
+            "system {} cannot report its nodes' clocks (Db::clock_ms), so faultline cannot tell whether libfaketime reaches them",
+            plan.cluster.system.name()
+        ));
     }
-    crate::cluster::find_libfaketime().map(|_| ())
+    crate::cluster::find_libfaketime()
 }
 
 /// The plan without the optional faults (`power-loss?`, `clock-...?`) this
@@ -232,13 +242,7 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
         config.volumes = Some(VolumeConfig { program, dirty_max_mib: LAZYFS_DIRTY_MAX_MIB });
     }
     if has_clock_faults(plan) {
-        if !db.has_clock_probe() {
-            return Err(RunError::Clock(format!(
-                "system {} cannot report its nodes' clocks (Db::clock_ms), so faultline cannot tell whether libfaketime reaches them; clock faults refused",
-                plan.cluster.system.name()
-            )));
-        }
-        let library = crate::cluster::find_libfaketime().map_err(RunError::Clock)?;
+        let library = clock_library(plan, db.as_ref()).map_err(|reason| RunError::Clock(format!("{reason}; clock faults refused")))?;
         messages::warning(format_args!(
             "clock faults reach only programs that read the clock through libc (not Go programs such as etcd, not static binaries); each node is checked once"
         ));
