@@ -156,11 +156,10 @@ fn first_failure(log: &str) -> Option<String> {
     failed.chain(error).next().map(str::to_string)
 }
 
-/// Copies the checkout's sources (no target/, .git/ or store/), writing
-/// only files whose bytes differ so cargo sees the rest unchanged.
 /// Copies the checkout, leaving out git's store, results, and build output
 /// (`target` and any `target-*` beside it: other builds' directories can
-/// hold gigabytes, and a build running there changes them mid-copy).
+/// hold gigabytes, and a build running there changes them mid-copy), and
+/// writes only files whose bytes differ so cargo sees the rest unchanged.
 fn copy_changed(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let entries = std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))?;
