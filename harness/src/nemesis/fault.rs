@@ -22,6 +22,9 @@ pub enum Fault {
     /// The revote scenario (`revote.rs`): one voter restarted between two
     /// elections of one term.
     Revote,
+    /// The revote scenario with the voter's power cut instead of a kill:
+    /// what it voted but did not fsync is gone when it comes back.
+    RevotePowerLoss,
     /// The figure-8 scenario (`figure8.rs`): old-term entries committed by
     /// counting, then overwritten.
     FigureEight,
@@ -121,7 +124,7 @@ const LINKS: [Fault; 4] = [
     Fault::Link(LinkMode::Slow),
 ];
 /// The scripted scenarios: an odd cluster, the whole network to themselves.
-const SCRIPTED: [Fault; 2] = [Fault::Revote, Fault::FigureEight];
+const SCRIPTED: [Fault; 3] = [Fault::Revote, Fault::RevotePowerLoss, Fault::FigureEight];
 const MEMBERSHIPS: [Fault; 5] = [
     Fault::Membership(MembershipChange::Add),
     Fault::Membership(MembershipChange::Remove),
@@ -171,7 +174,7 @@ impl Fault {
             Fault::Corrupt(_) => FaultFamily::Corrupt,
             Fault::Disk(_) => FaultFamily::Disk,
             Fault::Clock(_) => FaultFamily::Clock,
-            Fault::Revote => FaultFamily::Revote,
+            Fault::Revote | Fault::RevotePowerLoss => FaultFamily::Revote,
             Fault::FigureEight => FaultFamily::FigureEight,
             Fault::Custom(name) => FaultFamily::Custom(name),
         }
@@ -222,6 +225,7 @@ impl Fault {
             Fault::Clock(ClockMode::Strobe) => "clock-strobe",
             Fault::Clock(ClockMode::Rate) => "clock-rate",
             Fault::Revote => "revote",
+            Fault::RevotePowerLoss => "revote-power-loss",
             Fault::FigureEight => "figure-8",
             Fault::Custom(name) => name,
         }
@@ -244,9 +248,9 @@ impl Fault {
     }
 
     /// Served through the nodes' lazyfs volumes (FUSE, root): power loss
-    /// and disk faults.
+    /// (the revote scenario's too) and disk faults.
     pub fn needs_volumes(self) -> bool {
-        matches!(self.family(), FaultFamily::Power | FaultFamily::Disk)
+        self == Fault::RevotePowerLoss || matches!(self.family(), FaultFamily::Power | FaultFamily::Disk)
     }
 
     /// Aimed at the leader (`kill-leader`, `partition-leader`, ...).
@@ -290,7 +294,7 @@ impl Fault {
             Fault::Disk(_) => 1,
             Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
-            Fault::Revote | Fault::FigureEight | Fault::Membership(_) => 3,
+            Fault::Revote | Fault::RevotePowerLoss | Fault::FigureEight | Fault::Membership(_) => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
             Fault::Kill(_) | Fault::Pause(_) | Fault::Corrupt(_) | Fault::Clock(_) | Fault::Custom(_) => 1,
         }
@@ -371,7 +375,9 @@ mod tests {
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| !f.needs_volumes()), "mix needs no root");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Corrupt), "corrupt is asked for by name");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Membership));
-        assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote]);
+        assert_eq!(Fault::parse_name("revote").unwrap(), [Fault::Revote], "the family's own name is the kill variant");
+        assert_eq!(Fault::parse_name("revote-power-loss").unwrap(), [Fault::RevotePowerLoss]);
+        assert!(Fault::RevotePowerLoss.needs_volumes() && Fault::RevotePowerLoss.is_scripted() && !Fault::Revote.needs_volumes());
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::FigureEight), "figure-8 is asked for by name");
         assert!(Fault::parse_name("none").unwrap().is_empty());
         let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();

@@ -58,6 +58,14 @@ impl Schedule {
         self
     }
 
+    /// Quiet times of at least `floor` (a range of its own, drawn instead
+    /// where the spec's lies below it).
+    pub fn with_quiet_ms_min(mut self, floor: (u64, u64)) -> Self {
+        assert!(floor.0 <= floor.1, "a quiet floor is a range");
+        self.quiet_ms_range = (self.quiet_ms_range.0.max(floor.0), self.quiet_ms_range.1.max(floor.1));
+        self
+    }
+
     /// The next step, `elapsed_ms` after the test started: a recorded
     /// event is due at its own time (at once, when the run is behind it).
     pub fn next_step(&mut self, elapsed_ms: u64) -> Option<ScheduleStep> {

@@ -27,6 +27,7 @@ mod overrides;
 mod spec;
 
 pub use crate::fields::SpecError;
+pub(crate) use nemesis::scripted_fits;
 use crate::fields::{duration, positive_duration};
 pub use spec::{CheckersSpec, ClientSpec, ClusterSpec, HostSpec, HostsSpec, NemesisSpec, NetnsSpec, ScheduleSpec, SpecFile, WorkloadSpec};
 

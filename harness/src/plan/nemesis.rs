@@ -142,30 +142,28 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
     if plan.settings.disk.delay_us > DISK_DELAY_US_MAX {
         return Err(SpecError::value("nemesis.disk_delay", format!("{} ms is above the 1 s bound", plan.settings.disk.delay_us / 1_000)));
     }
-    if cluster.hosts.is_some() {
-        if let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) {
-            return Err(SpecError::Combination(format!(
-                "nemesis {scenario} steers clients through the proxy, which cluster.hosts does not use"
-            )));
-        }
+    // An optional scenario (`revote?`) is left out of a run that cannot
+    // take it (`run::fit_to_machine`); a concurrent schedule runs each
+    // scenario alone, so it may sit beside partitions.
+    let required = |fault: &&Fault| fault.is_scripted() && !plan.optional.contains(fault);
+    let Some(scenario) = plan.faults.iter().find(required) else { return Ok(()) };
+    if let Err(reason) = scripted_fits(cluster) {
+        return Err(SpecError::Combination(format!("nemesis {scenario} {reason}")));
     }
-    let Some(scenario) = plan.faults.iter().find(|fault| fault.is_scripted()) else { return Ok(()) };
-    if plan.concurrent && (families(FaultFamily::Partition) || families(FaultFamily::Link)) {
-        return Err(SpecError::Combination(
-            "nemeses revote and figure-8 set the whole network themselves: with nemesis.concurrent they cannot run beside partition or link faults".to_string(),
-        ));
+    Ok(())
+}
+
+/// Whether the scripted scenarios (revote, figure-8) can run on this
+/// cluster; the reason, after the scenario's name, when not.
+pub(crate) fn scripted_fits(cluster: &ClusterPlan) -> Result<(), String> {
+    if cluster.hosts.is_some() {
+        return Err("steers clients through the proxy, which cluster.hosts does not use".to_string());
     }
     if cluster.nodes % 2 == 0 {
-        return Err(SpecError::Combination(format!(
-            "nemesis {scenario} needs an odd cluster size (two majorities that share one voter), the cluster has {}",
-            cluster.nodes
-        )));
+        return Err(format!("needs an odd cluster size (two majorities that share one voter), the cluster has {}", cluster.nodes));
     }
     if !cluster.system.capabilities().leader {
-        return Err(SpecError::Combination(format!(
-            "nemesis {scenario} follows the leader through the system's own report, and system {} does not name its leader",
-            cluster.system.name()
-        )));
+        return Err(format!("follows the leader through the system's own report, and system {} does not name its leader", cluster.system.name()));
     }
     Ok(())
 }
@@ -245,15 +243,10 @@ mod tests {
         spec.nemesis.concurrent = false;
         assert!(TestPlan::from_spec(&spec, 0).is_ok(), "one fault at a time shares the network");
         spec.nemesis.concurrent = true;
-        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
-        assert!(error.contains("cannot run beside partition or link"), "{error}");
-        spec.nemesis.faults = vec!["revote".to_string(), "kill".to_string()];
-        assert!(TestPlan::from_spec(&spec, 0).is_ok());
+        assert!(TestPlan::from_spec(&spec, 0).is_ok(), "a concurrent schedule runs each scenario alone");
         spec.nemesis.faults = vec!["mix".to_string()];
         assert!(!TestPlan::from_spec(&spec, 0).unwrap().nemesis.faults.contains(&Fault::Revote), "mix leaves revote out");
         spec.nemesis.faults = vec!["figure-8".to_string(), "partition".to_string()];
-        let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
-        assert!(error.contains("cannot run beside partition or link"), "{error}");
         spec.nemesis.concurrent = false;
         spec.cluster.nodes = 4;
         let error = TestPlan::from_spec(&spec, 0).unwrap_err().to_string();
@@ -263,6 +256,11 @@ mod tests {
         assert!(error.contains("does not name its leader"), "{error}");
         let with_leader = generic.replace("    client: external\n", "    client: external\n    leader: echo 0\n");
         assert!(TestPlan::from_spec(&SpecFile::from_yaml(&with_leader, "t").unwrap(), 0).is_ok(), "a leader command names it");
+        let optional = generic.replace("[revote]", "[kill, revote-power-loss?]").replace("nodes: 3", "nodes: 4");
+        let plan = TestPlan::from_spec(&SpecFile::from_yaml(&optional, "t").unwrap(), 0).expect("an optional scenario is the run's to leave out");
+        assert!(plan.nemesis.optional.contains(&Fault::RevotePowerLoss));
+        let cluster = &plan.cluster;
+        assert!(super::scripted_fits(cluster).unwrap_err().contains("odd cluster size"), "the run leaves it out for this reason");
     }
 
     #[test]

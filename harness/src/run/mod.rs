@@ -141,6 +141,9 @@ fn failed(plan: &TestPlan, run_dir: &RunDir, started: Instant, error: RunError, 
 struct Machine {
     lazyfs: Result<(), String>,
     clock: Result<(), String>,
+    /// Whether the cluster can take a scripted scenario (odd, on the
+    /// proxy, a system that names its leader).
+    scripted: Result<(), String>,
 }
 
 impl Machine {
@@ -160,7 +163,8 @@ impl Machine {
             (true, true) => Err("optional clock faults are left out on listed hosts".to_string()),
             (false, true) => clock_available(plan),
         };
-        Machine { lazyfs, clock }
+        let scripted = crate::plan::scripted_fits(&plan.cluster);
+        Machine { lazyfs, clock, scripted }
     }
 }
 
@@ -184,14 +188,20 @@ fn clock_library(plan: &TestPlan, db: &dyn Db) -> Result<PathBuf, String> {
     crate::cluster::find_libfaketime()
 }
 
-/// The plan without the optional faults (`power-loss?`, `clock-...?`) this
+/// The plan without the optional faults (`power-loss?`, `clock-...?`,
+/// `revote-power-loss?`) this
 /// machine cannot inject, said on stderr and in the resolved spec; `None`
 /// when nothing is left out. A required fault it cannot inject fails the
 /// run later, in `start_cluster`, with the reason.
 fn fit_to_machine(plan: &TestPlan, machine: Machine) -> Option<TestPlan> {
     let power = (|fault: &Fault| fault.needs_volumes()) as fn(&Fault) -> bool;
     let clock = (|fault: &Fault| fault.family() == FaultFamily::Clock) as fn(&Fault) -> bool;
-    let kinds = [(power, machine.lazyfs, "power-loss and disk faults"), (clock, machine.clock, "clock faults")];
+    let scripted = (|fault: &Fault| fault.is_scripted()) as fn(&Fault) -> bool;
+    let kinds = [
+        (power, machine.lazyfs, "power-loss and disk faults"),
+        (clock, machine.clock, "clock faults"),
+        (scripted, machine.scripted, "scripted scenarios (revote, figure-8)"),
+    ];
     let mut fitted: Option<TestPlan> = None;
     for (kind, can, what) in kinds {
         let current = fitted.as_ref().unwrap_or(plan);
@@ -332,7 +342,20 @@ mod tests {
     }
 
     fn can(lazyfs: Result<(), String>, clock: Result<(), String>) -> Machine {
-        Machine { lazyfs, clock }
+        Machine { lazyfs, clock, scripted: Ok(()) }
+    }
+
+    #[test]
+    fn optional_scenarios_are_left_out_only_where_the_cluster_cannot_take_them() {
+        let both = plan(&["kill", "power-loss?", "revote-power-loss?", "figure-8?"]);
+        assert!(fit_to_machine(&both, can(Ok(()), Ok(()))).is_none(), "an odd cluster whose system names its leader keeps them");
+        let even = Machine { scripted: Err("needs an odd cluster size".into()), ..can(Ok(()), Ok(())) };
+        let fitted = fit_to_machine(&both, even).expect("scenarios left out");
+        assert_eq!(fitted.resolved.nemesis.faults, ["kill", "power-loss?"]);
+        assert!(!fitted.nemesis.faults.iter().any(|fault| fault.is_scripted()), "{:?}", fitted.nemesis.faults);
+        let no_root = fit_to_machine(&both, can(Err("no root".into()), Ok(()))).expect("power left out");
+        assert_eq!(no_root.resolved.nemesis.faults, ["kill", "figure-8?"], "revote-power-loss needs the volumes too");
+        assert_eq!(Machine::of(&both).scripted, Ok(()), "the default cluster: 5 faultline-node nodes");
     }
 
     #[test]

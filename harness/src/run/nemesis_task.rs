@@ -20,6 +20,11 @@ pub type NemesisState = Arc<Mutex<String>>;
 
 /// Longest single sleep, so an interrupt is noticed promptly.
 const SLEEP_SLICE_MS: u64 = 100;
+/// Least quiet time before a scripted scenario in a concurrent schedule
+/// with other families: a scenario holds the cluster alone for seconds, so
+/// one every 8-14 s (a 30 s run gets one or two) leaves the other families
+/// most of the run.
+const SCRIPTED_QUIET_MS: (u64, u64) = (8_000, 14_000);
 
 pub fn set_state(state: &NemesisState, text: &str) {
     let mut guard = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -88,6 +93,7 @@ impl NemesisGroup {
         let mut families: Vec<FaultFamily> = faults.iter().map(|fault| fault.family()).collect();
         families.sort_unstable();
         families.dedup();
+        let alone = families.len() == 1;
         families
             .into_iter()
             .map(|family| {
@@ -97,7 +103,11 @@ impl NemesisGroup {
                 let seed = plan.seed ^ (0x6661_6d69_6c79_0000 + family.stream());
                 let label = family.name().to_string();
                 let heal_name = RecordedEvent::heal_name(&label);
-                Ok(NemesisGroup { mix, schedule: schedule(faults, seed), label, heal_name })
+                let mut schedule = schedule(faults.clone(), seed);
+                if !alone && faults.iter().all(|fault| fault.is_scripted()) {
+                    schedule = schedule.with_quiet_ms_min(SCRIPTED_QUIET_MS);
+                }
+                Ok(NemesisGroup { mix, schedule, label, heal_name })
             })
             .collect()
     }
@@ -129,6 +139,23 @@ impl Cycle {
     }
 }
 
+/// The earliest action due, and its group: of every group, or of the one
+/// whose scripted scenario runs `alone`.
+fn next_due(cycles: &[Cycle], alone: Option<usize>) -> Option<(Instant, usize)> {
+    let due = |(group, cycle): (usize, &Cycle)| cycle.until().filter(|_| alone.is_none_or(|g| g == group)).map(|until| (until, group));
+    cycles.iter().enumerate().filter_map(due).min()
+}
+
+/// Every group but `scenario` waits `held` longer for its next fault: the
+/// other families' clocks stop while a scripted scenario runs alone.
+fn postpone(cycles: &mut [Cycle], scenario: usize, held: Duration) {
+    for (group, cycle) in cycles.iter_mut().enumerate() {
+        if let (Cycle::Quiet { until, .. }, false) = (cycle, group == scenario) {
+            *until += held;
+        }
+    }
+}
+
 /// The faults injected so far, for `schedule.jsonl`; shared so that an
 /// interrupted run still writes what it did.
 pub type Injected = Arc<Mutex<Vec<RecordedEvent>>>;
@@ -156,12 +183,14 @@ impl NemesisRun<'_> {
         let now = Instant::now();
         let start = self.start;
         let mut cycles: Vec<Cycle> = self.groups.iter_mut().map(|g| Cycle::after_heal(&mut g.schedule, now, start)).collect();
+        // A scripted scenario in force (its group, and when it began): it
+        // sets the whole network itself, so it runs alone.
+        let mut alone: Option<(usize, Instant)> = None;
         // Each pass either returns or performs one action that moves its
         // group's `until` forward (quiet and fault times are positive), so
         // the loop ends by `end`.
         loop {
-            let next = cycles.iter().enumerate().filter_map(|(i, c)| c.until().map(|u| (u, i))).min();
-            let Some((until, group)) = next else {
+            let Some((until, group)) = next_due(&cycles, alone.map(|(group, _)| group)) else {
                 sleep_until(end, end, self.stop).await;
                 return;
             };
@@ -171,11 +200,18 @@ impl NemesisRun<'_> {
             cycles[group] = match std::mem::replace(&mut cycles[group], Cycle::Done) {
                 Cycle::Quiet { step, .. } => {
                     let fault_ms = step.fault_ms;
+                    if step.fault.is_scripted() {
+                        self.clear_for_scenario(group, &mut cycles).await;
+                        alone = Some((group, Instant::now()));
+                    }
                     self.inject(group, step).await;
                     Cycle::Faulted { until: Instant::now() + Duration::from_millis(fault_ms) }
                 }
                 Cycle::Faulted { .. } => {
                     self.heal_group(group).await;
+                    if let Some((_, began)) = alone.take() {
+                        postpone(&mut cycles, group, began.elapsed());
+                    }
                     Cycle::after_heal(&mut self.groups[group].schedule, Instant::now(), start)
                 }
                 Cycle::Done => Cycle::Done,
@@ -188,6 +224,17 @@ impl NemesisRun<'_> {
             }
         }
         set_state(&self.state, "healthy");
+    }
+
+    /// Heals every other group's fault in force before a scripted scenario
+    /// starts; their next faults wait until it heals (`postpone`).
+    async fn clear_for_scenario(&mut self, scenario: usize, cycles: &mut [Cycle]) {
+        for group in 0..cycles.len() {
+            if group != scenario && matches!(cycles[group], Cycle::Faulted { .. }) {
+                self.heal_group(group).await;
+                cycles[group] = Cycle::after_heal(&mut self.groups[group].schedule, Instant::now(), self.start);
+            }
+        }
     }
 
     fn show_state(&self, cycles: &[Cycle]) {
@@ -298,6 +345,41 @@ mod tests {
         spec.nemesis.faults = vec!["partition-halves".into(), "kill-leader".into(), "kill-random".into()];
         spec.nemesis.concurrent = concurrent;
         TestPlan::from_spec(&spec, 1).unwrap()
+    }
+
+    #[test]
+    fn a_scripted_scenario_runs_alone_and_stops_the_others_clocks() {
+        let now = Instant::now();
+        let step = ScheduleStep { quiet_ms: 1, fault: Fault::Revote, fault_ms: 1, recorded: None };
+        let at = |ms: u64| now + Duration::from_millis(ms);
+        let mut cycles = vec![
+            Cycle::Quiet { until: at(100), step: step.clone() },
+            Cycle::Faulted { until: at(900) },
+            Cycle::Done,
+        ];
+        assert_eq!(next_due(&cycles, None), Some((at(100), 0)), "the earliest of all");
+        assert_eq!(next_due(&cycles, Some(1)), Some((at(900), 1)), "only the scenario's heal");
+        assert_eq!(next_due(&cycles, Some(2)), None, "a finished group holds nothing");
+        postpone(&mut cycles, 1, Duration::from_millis(500));
+        assert_eq!(cycles[0].until(), Some(at(600)), "a quiet group waits as long as the scenario held the cluster");
+        assert_eq!(cycles[1].until(), Some(at(900)), "the scenario's own group is not moved");
+    }
+
+    #[test]
+    fn scripted_families_beside_others_wait_longer_between_scenarios() {
+        let mut spec = SpecFile::default();
+        spec.nemesis.faults = vec!["kill".into(), "revote-power-loss".into()];
+        spec.nemesis.concurrent = true;
+        let mut groups = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
+        let quiet = |group: &mut NemesisGroup| group.schedule.next_step(0).unwrap().quiet_ms;
+        assert_eq!(groups[1].label, "revote");
+        for _ in 0..20 {
+            assert!((SCRIPTED_QUIET_MS.0..=SCRIPTED_QUIET_MS.1).contains(&quiet(&mut groups[1])));
+            assert!(quiet(&mut groups[0]) < SCRIPTED_QUIET_MS.0, "the other families keep the spec's range");
+        }
+        spec.nemesis.faults = vec!["revote".into()];
+        let mut alone = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
+        assert!(quiet(&mut alone[0]) < SCRIPTED_QUIET_MS.0, "a scenario on its own keeps the spec's range");
     }
 
     #[test]

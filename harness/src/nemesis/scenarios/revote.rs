@@ -14,7 +14,9 @@
 //!    first side's bytes to the voter slowed down, so the voter's vote
 //!    reaches the candidate at once but the winner's entries do not;
 //! 4. as soon as the first side reports a leader, that leader is frozen
-//!    (SIGSTOP) and the voter is killed and restarted;
+//!    (SIGSTOP) and the voter is killed and restarted (`revote`), or its
+//!    power is cut and it is restarted on what its disk kept
+//!    (`revote-power-loss`: a vote answered before its fsync is gone);
 //! 5. second election: the second side and the voter are joined. A voter
 //!    that remembered its vote refuses the second side's candidate in that
 //!    term; one that forgot grants it, and the term has two leaders;
@@ -37,6 +39,10 @@ use crate::proxy::LinkFault;
 /// would come back after the candidate gave up on its term.
 const VOTER_INBOUND_DELAY_MS: u64 = 150;
 
+fn is_revote(fault: Fault) -> bool {
+    matches!(fault, Fault::Revote | Fault::RevotePowerLoss)
+}
+
 pub struct RevoteNemesis {
     rng: ChaCha8Rng,
     in_force: InForce,
@@ -47,7 +53,7 @@ impl RevoteNemesis {
         RevoteNemesis { rng, in_force: InForce::default() }
     }
 
-    async fn scenario(&mut self, roles: Roles, cluster: &Cluster) -> Result<Effect, NemesisError> {
+    async fn scenario(&mut self, fault: Fault, roles: Roles, cluster: &Cluster) -> Result<Effect, NemesisError> {
         let mut effect = self.in_force.open(&roles, cluster).await;
         let proxy = cluster.proxy();
         let slow = LinkFault { delay_ms: VOTER_INBOUND_DELAY_MS, ..LinkFault::default() };
@@ -62,6 +68,9 @@ impl RevoteNemesis {
         cluster.pause(first_leader)?;
         self.in_force.paused = Some(first_leader);
         effect["first_leader"] = json!(node_name(first_leader));
+        if fault == Fault::RevotePowerLoss {
+            cluster.power_cut(roles.voter).await?;
+        }
         cluster.restart(roles.voter).await?;
         proxy.partition(&roles.second_election());
         let joined = Roles::with_voter(&roles.second, roles.voter);
@@ -85,15 +94,15 @@ impl Nemesis for RevoteNemesis {
     }
 
     fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
-        (fault == Fault::Revote).then(|| choose_roles(&mut self.rng, nodes, leader))
+        is_revote(fault).then(|| choose_roles(&mut self.rng, nodes, leader))
     }
 
     fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
         Box::pin(async move {
-            if fault != Fault::Revote {
+            if !is_revote(fault) {
                 return Err(NemesisError::Unhandled(fault));
             }
-            self.scenario(roles_of(fault, targets)?, cluster).await
+            self.scenario(fault, roles_of(fault, targets)?, cluster).await
         })
     }
 
