@@ -229,10 +229,10 @@ impl NemesisRun<'_> {
     /// Heals every other group's fault in force before a scripted scenario
     /// starts; their next faults wait until it heals (`postpone`).
     async fn clear_for_scenario(&mut self, scenario: usize, cycles: &mut [Cycle]) {
-        for group in 0..cycles.len() {
-            if group != scenario && matches!(cycles[group], Cycle::Faulted { .. }) {
+        for (group, cycle) in cycles.iter_mut().enumerate() {
+            if group != scenario && matches!(cycle, Cycle::Faulted { .. }) {
                 self.heal_group(group).await;
-                cycles[group] = Cycle::after_heal(&mut self.groups[group].schedule, Instant::now(), self.start);
+                *cycle = Cycle::after_heal(&mut self.groups[group].schedule, Instant::now(), self.start);
             }
         }
     }
