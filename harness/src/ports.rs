@@ -8,7 +8,8 @@
 //! node failed to start and the thief answered its readiness probe); a
 //! collision with another process in the short release-to-bind window is
 //! caught by the node failing to start, and the supervisor retries with
-//! fresh ports.
+//! fresh ports (the failed attempt's output is moved to
+//! `node-N.failed-starts.log`, out of the log the checks read).
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Mutex;

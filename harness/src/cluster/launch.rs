@@ -54,6 +54,8 @@ impl Cluster {
                 Err(ClusterError::ExitedEarly { code, .. })
                     if attempt < LAUNCH_ATTEMPTS_MAX && !matches!(code, Some(126 | 127)) && self.inner.hosts.is_none() =>
                 {
+                    let log_path = self.node_env(node).log_path;
+                    set_aside_failed_start(&log_path).map_err(|source| ClusterError::Files { path: log_path, source })?;
                     self.move_ports(node)?;
                     self.launch(node).await?;
                 }
@@ -178,4 +180,42 @@ pub(super) fn node_env(
         initial_members: (0..config.nodes).collect(),
         joining: None,
     })
+}
+
+/// Moves the output of a launch that exited before it was ready (from its
+/// supervisor marker on) out of the node's log into
+/// `node-N.failed-starts.log` beside it: the log checks then judge the
+/// node that runs, not an attempt the retry replaced (etcd's fatal "address
+/// already in use" made a CI run invalid), and the evidence is kept.
+fn set_aside_failed_start(log_path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = std::fs::read(log_path)?;
+    let marker = super::supervisor::LAUNCH_MARKER.as_bytes();
+    let Some(at) = text.windows(marker.len()).rposition(|window| window == marker) else { return Ok(()) };
+    let aside = log_path.with_extension("failed-starts.log");
+    std::fs::OpenOptions::new().create(true).append(true).open(aside)?.write_all(&text[at..])?;
+    std::fs::OpenOptions::new().write(true).open(log_path)?.set_len(at as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_start_is_moved_out_of_the_log_the_checks_read() {
+        let dir = std::env::temp_dir().join(format!("faultline-aside-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("node-0.log");
+        let marker = super::super::supervisor::LAUNCH_MARKER;
+        let earlier = format!("{marker} 0: a\nran, then was killed\n");
+        let failed = format!("{marker} 0: a\nfatal: bind: address already in use\n");
+        std::fs::write(&log, format!("{earlier}{failed}")).unwrap();
+        set_aside_failed_start(&log).unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), earlier, "earlier lifetimes stay for the checks");
+        assert_eq!(std::fs::read_to_string(dir.join("node-0.failed-starts.log")).unwrap(), failed);
+        std::fs::write(&log, "no marker\n").unwrap();
+        set_aside_failed_start(&log).unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "no marker\n", "a log without a launch is left alone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The line that opens each launch's output in a node's log.
+pub(crate) const LAUNCH_MARKER: &str = "--- faultline supervisor: launching node";
+
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
@@ -284,7 +287,7 @@ fn spawn(
     let spawn_error = |source| ClusterError::Spawn { node, program: launch.program.clone(), source };
     let files_error = |source| ClusterError::Files { path: log_path.clone(), source };
     let mut log = OpenOptions::new().create(true).append(true).open(log_path).map_err(files_error)?;
-    let _ = writeln!(log, "--- faultline supervisor: launching node {node}: {:?} {:?}", launch.program, launch.args);
+    let _ = writeln!(log, "{LAUNCH_MARKER} {node}: {:?} {:?}", launch.program, launch.args);
     let stderr = log.try_clone().map_err(files_error)?;
     let mut note = log.try_clone().map_err(files_error)?;
     let mut command = Command::new(&launch.program);
