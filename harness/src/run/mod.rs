@@ -189,9 +189,8 @@ fn clock_library(plan: &TestPlan, db: &dyn Db) -> Result<PathBuf, String> {
 }
 
 /// The plan without the optional faults (`power-loss?`, `clock-...?`,
-/// `revote-power-loss?`) this
-/// machine cannot inject, said on stderr and in the resolved spec; `None`
-/// when nothing is left out. A required fault it cannot inject fails the
+/// `revote-power-loss?`) this machine or cluster cannot take, said on
+/// stderr and in the resolved spec; `None` when nothing is left out. A required fault it cannot inject fails the
 /// run later, in `start_cluster`, with the reason.
 fn fit_to_machine(plan: &TestPlan, machine: Machine) -> Option<TestPlan> {
     let power = (|fault: &Fault| fault.needs_volumes()) as fn(&Fault) -> bool;
