@@ -36,8 +36,8 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::{choose_roles, poll_leader, roles_of, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
-use crate::nemesis::{choose_then_apply, node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
+use super::{choose_roles, fits, invoke_scenario, poll_leader, roles_of, side_to_voter, InForce, Roles, ELECTION_WAIT_MS};
+use crate::nemesis::{node_name, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::{Endpoint, LinkFault};
 
@@ -120,11 +120,11 @@ impl Nemesis for FigureEightNemesis {
     }
 
     fn invoke<'a>(&'a mut self, fault: Fault, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {
-        Box::pin(choose_then_apply(self, fault, cluster))
+        Box::pin(invoke_scenario(self, fault, cluster))
     }
 
     fn choose(&mut self, fault: Fault, nodes: usize, leader: Option<usize>) -> Option<Targets> {
-        (fault == Fault::FigureEight).then(|| choose_roles(&mut self.rng, nodes, leader))
+        (fault == Fault::FigureEight && fits(nodes).is_ok()).then(|| choose_roles(&mut self.rng, nodes, leader))
     }
 
     fn apply<'a>(&'a mut self, fault: Fault, targets: Targets, cluster: &'a Cluster) -> BoxFuture<'a, Result<Effect, NemesisError>> {

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::nemesis::partition::{complete_grudge, isolate};
-use crate::nemesis::{leader_or, node_name, node_names, Effect, Fault, NemesisError, Targets};
+use crate::nemesis::{choose_then_apply, leader_or, node_name, node_names, Effect, Fault, Nemesis, NemesisError, Targets};
 use crate::cluster::Cluster;
 use crate::proxy::{Endpoint, Grudge, LinkFault};
 
@@ -149,6 +149,25 @@ impl InForce {
     }
 }
 
+/// Whether a race can play on `members` members: two majorities that
+/// share one voter need an odd number, 3 or more. The spec checks its
+/// cluster size; membership changes can leave an even one for a while.
+pub(super) fn fits(members: usize) -> Result<(), String> {
+    match members >= 3 && members % 2 == 1 {
+        true => Ok(()),
+        false => Err(format!("the cluster has {members} members now, and the race needs an odd number, 3 or more")),
+    }
+}
+
+/// A scenario's `invoke`: skipped, with the reason in the history, when
+/// the members do not [`fits`]; otherwise choose, then apply.
+pub(super) async fn invoke_scenario<N: Nemesis + ?Sized>(nemesis: &mut N, fault: Fault, cluster: &Cluster) -> Result<Effect, NemesisError> {
+    if let Err(why) = fits(cluster.members().len()) {
+        return Ok(json!({ "skipped": why }));
+    }
+    choose_then_apply(nemesis, fault, cluster).await
+}
+
 /// A scenario's `choose`: the roles around the leader the cluster named
 /// (a seeded random node if none), drawn from the scenario's rng.
 pub(super) fn choose_roles(rng: &mut ChaCha8Rng, nodes: usize, leader: Option<usize>) -> Targets {
@@ -207,6 +226,22 @@ mod tests {
                 assert_ne!(roles.voter, leader);
             }
         }
+    }
+
+    #[test]
+    fn a_race_is_not_chosen_for_an_even_membership() {
+        assert_eq!(fits(5), Ok(()));
+        for members in [0, 1, 2, 4, 6] {
+            let why = fits(members).expect_err("even or too few");
+            assert!(why.contains(&format!("{members} members")), "{why}");
+        }
+        // Membership changes left four of five slots members: no roles,
+        // where Roles::choose would have panicked.
+        let mut revote = revote::RevoteNemesis::new(ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(crate::nemesis::choose_among_members(&mut revote, Fault::Revote, &[0, 1, 3, 4], Some(1)), None);
+        let chosen = crate::nemesis::choose_among_members(&mut revote, Fault::Revote, &[0, 1, 2, 3, 5], Some(5));
+        let Some(Targets::Sides(roles)) = chosen else { panic!("five members take a race: {chosen:?}") };
+        assert!(roles.first.contains(&5), "the leader, named as a member, starts on the first side: {roles:?}");
     }
 
     #[test]
