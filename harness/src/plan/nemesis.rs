@@ -124,7 +124,12 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
             return Err(SpecError::value("nemesis.leader_share", format!("{share} is not a share in 0..=1")));
         }
     }
-    let families = |family: FaultFamily| plan.faults.iter().any(|fault| fault.family() == family);
+    // An optional fault (`membership?`, `corrupt?`) is left out of a run
+    // that cannot take it (`run::fit_to_machine`); only a required one is
+    // refused here.
+    let families = |family: FaultFamily| {
+        plan.faults.iter().any(|fault| fault.family() == family && !plan.optional.contains(fault))
+    };
     if families(FaultFamily::Membership) && !cluster.system.capabilities().membership {
         return Err(SpecError::Combination(format!(
             "nemesis membership adds and removes nodes through the system's own procedure, and system {} declares none (Capabilities::membership)",
@@ -136,15 +141,14 @@ pub(crate) fn check(plan: &NemesisPlan, cluster: &ClusterPlan) -> Result<(), Spe
             "nemeses corrupt, disk and clock act on nodes' files and processes on this machine, and cluster.hosts runs them on other hosts".to_string(),
         ));
     }
-    if families(FaultFamily::Clock) && plan.settings.clock.offset_ms_max > CLOCK_OFFSET_MS_MAX {
+    if plan.faults.iter().any(|fault| fault.family() == FaultFamily::Clock) && plan.settings.clock.offset_ms_max > CLOCK_OFFSET_MS_MAX {
         return Err(SpecError::value("nemesis.clock_offset_max", "is above the 1 day bound".to_string()));
     }
     if plan.settings.disk.delay_us > DISK_DELAY_US_MAX {
         return Err(SpecError::value("nemesis.disk_delay", format!("{} ms is above the 1 s bound", plan.settings.disk.delay_us / 1_000)));
     }
-    // An optional scenario (`revote?`) is left out of a run that cannot
-    // take it (`run::fit_to_machine`); a concurrent schedule runs each
-    // scenario alone, so it may sit beside partitions.
+    // A concurrent schedule runs each scenario alone, so it may sit beside
+    // partitions.
     let required = |fault: &&Fault| fault.is_scripted() && !plan.optional.contains(fault);
     let Some(scenario) = plan.faults.iter().find(required) else { return Ok(()) };
     if let Err(reason) = scripted_fits(cluster) {
@@ -212,6 +216,20 @@ mod tests {
         assert_eq!(plan.nemesis.faults.len(), 5, "{:?}", plan.nemesis.faults);
         assert_eq!(plan.nemesis.optional.len(), 4, "every power-loss fault, not kill-leader");
         assert!(!plan.nemesis.optional.contains(&Fault::Kill(KillTarget::Leader)));
+    }
+
+    #[test]
+    fn only_a_required_fault_the_system_or_hosts_cannot_take_is_refused() {
+        let generic = "cluster:\n  system: generic\n  nodes: 3\n  generic:\n    start: exec x\n    client: external\n    client_command: exec y\nnemesis:\n  faults: [kill, membership]\n";
+        let error = TestPlan::from_spec(&SpecFile::from_yaml(generic, "t").unwrap(), 0).unwrap_err().to_string();
+        assert!(error.contains("system generic declares none"), "{error}");
+        let optional = generic.replace("membership]", "membership?]");
+        assert!(TestPlan::from_spec(&SpecFile::from_yaml(&optional, "t").unwrap(), 0).is_ok(), "the run leaves it out");
+        let netns = "cluster:\n  hosts:\n    netns: 5\nnemesis:\n  faults: [kill, corrupt]\n";
+        let error = TestPlan::from_spec(&SpecFile::from_yaml(netns, "t").unwrap(), 0).unwrap_err().to_string();
+        assert!(error.contains("cluster.hosts"), "{error}");
+        let optional = netns.replace("corrupt]", "corrupt?, disk?]");
+        assert!(TestPlan::from_spec(&SpecFile::from_yaml(&optional, "t").unwrap(), 0).is_ok(), "the run leaves them out");
     }
 
     #[test]

@@ -144,6 +144,11 @@ struct Machine {
     /// Whether the cluster can take a scripted scenario (odd, on the
     /// proxy, a system that names its leader).
     scripted: Result<(), String>,
+    /// Whether the system declares a membership procedure.
+    membership: Result<(), String>,
+    /// Whether the nodes' files and processes are on this machine (no
+    /// `cluster.hosts`), which corrupt, disk and clock faults act on.
+    local: Result<(), String>,
 }
 
 impl Machine {
@@ -164,7 +169,16 @@ impl Machine {
             (false, true) => clock_available(plan),
         };
         let scripted = crate::plan::scripted_fits(&plan.cluster);
-        Machine { lazyfs, clock, scripted }
+        let system = &plan.cluster.system;
+        let membership = match system.capabilities().membership {
+            true => Ok(()),
+            false => Err(format!("system {} declares no procedure to add and remove nodes", system.name())),
+        };
+        let local = match plan.cluster.hosts {
+            Some(_) => Err("they act on nodes' files and processes on this machine, and cluster.hosts runs nodes elsewhere".to_string()),
+            None => Ok(()),
+        };
+        Machine { lazyfs, clock, scripted, membership, local }
     }
 }
 
@@ -189,14 +203,20 @@ fn clock_library(plan: &TestPlan, db: &dyn Db) -> Result<PathBuf, String> {
 }
 
 /// The plan without the optional faults (`power-loss?`, `clock-...?`,
-/// `revote-power-loss?`) this machine or cluster cannot take, said on
-/// stderr and in the resolved spec; `None` when nothing is left out. A required fault it cannot inject fails the
+/// `revote-power-loss?`, `membership?`, `corrupt?`, `disk?`) this machine
+/// or cluster cannot take, said on stderr and in the resolved spec; `None`
+/// when nothing is left out. A required fault it cannot inject fails the
 /// run later, in `start_cluster`, with the reason.
 fn fit_to_machine(plan: &TestPlan, machine: Machine) -> Option<TestPlan> {
+    let local = (|fault: &Fault| matches!(fault.family(), FaultFamily::Corrupt | FaultFamily::Disk | FaultFamily::Clock))
+        as fn(&Fault) -> bool;
+    let membership = (|fault: &Fault| fault.family() == FaultFamily::Membership) as fn(&Fault) -> bool;
     let power = (|fault: &Fault| fault.needs_volumes()) as fn(&Fault) -> bool;
     let clock = (|fault: &Fault| fault.family() == FaultFamily::Clock) as fn(&Fault) -> bool;
     let scripted = (|fault: &Fault| fault.is_scripted()) as fn(&Fault) -> bool;
     let kinds = [
+        (local, machine.local, "corrupt, disk and clock faults"),
+        (membership, machine.membership, "membership changes"),
         (power, machine.lazyfs, "power-loss and disk faults"),
         (clock, machine.clock, "clock faults"),
         (scripted, machine.scripted, "scripted scenarios (revote, figure-8)"),
@@ -341,7 +361,28 @@ mod tests {
     }
 
     fn can(lazyfs: Result<(), String>, clock: Result<(), String>) -> Machine {
-        Machine { lazyfs, clock, scripted: Ok(()) }
+        Machine { lazyfs, clock, scripted: Ok(()), membership: Ok(()), local: Ok(()) }
+    }
+
+    #[test]
+    fn optional_membership_and_file_faults_are_left_out_where_the_system_or_hosts_cannot_take_them() {
+        let all = plan(&["kill", "membership?", "corrupt?", "disk?"]);
+        assert!(fit_to_machine(&all, can(Ok(()), Ok(()))).is_none(), "faultline-node on this machine keeps them");
+        let no_procedure = Machine { membership: Err("system x declares no procedure".into()), ..can(Ok(()), Ok(())) };
+        let fitted = fit_to_machine(&all, no_procedure).expect("membership left out");
+        assert_eq!(fitted.resolved.nemesis.faults, ["kill", "corrupt?", "disk?"]);
+        assert!(fitted.nemesis.faults.iter().all(|fault| fault.family() != FaultFamily::Membership), "{:?}", fitted.nemesis.faults);
+        let hosts = Machine { local: Err("cluster.hosts".into()), ..can(Ok(()), Ok(())) };
+        let fitted = fit_to_machine(&all, hosts).expect("file faults left out");
+        assert_eq!(fitted.resolved.nemesis.faults, ["kill", "membership?"]);
+        let required = plan(&["kill", "corrupt"]);
+        let hosts = Machine { local: Err("cluster.hosts".into()), ..can(Ok(()), Ok(())) };
+        assert!(fit_to_machine(&required, hosts).is_none(), "a required fault is the plan's error");
+        let generic = "cluster:\n  system: generic\n  nodes: 3\n  generic:\n    start: exec x\n    client: external\n    client_command: exec y\nnemesis:\n  faults: [kill, membership?]\n";
+        let generic = TestPlan::from_spec(&SpecFile::from_yaml(generic, "t").unwrap(), 1).expect("optional membership plans");
+        let reason = Machine::of(&generic).membership.expect_err("generic declares no membership procedure");
+        assert!(reason.contains("generic"), "{reason}");
+        assert_eq!(fit_to_machine(&generic, Machine::of(&generic)).expect("left out").resolved.nemesis.faults, ["kill"]);
     }
 
     #[test]
