@@ -394,3 +394,45 @@ fn values_at_the_size_limit_replicate_to_a_lagging_follower() {
         started.elapsed()
     );
 }
+
+/// The helper half of `a_killed_test_binary_takes_its_nodes_with_it`
+/// (run only by it, through `--ignored`): starts one node, prints its pid
+/// and its dir, and waits to be killed.
+#[test]
+#[ignore = "a helper: a_killed_test_binary_takes_its_nodes_with_it runs it in a process it kills"]
+fn helper_starts_a_node_and_waits_to_be_killed() {
+    let cluster = Cluster::start("orphan", 1, &[]);
+    let pid = cluster.children[0].as_ref().map(|child| child.id()).expect("node 1 runs");
+    println!("node-pid {pid} dir {}", cluster.dir.display());
+    std::thread::sleep(Duration::from_millis(WAIT_MS_MAX));
+}
+
+#[test]
+fn a_killed_test_binary_takes_its_nodes_with_it() {
+    use std::io::BufRead;
+    let mut helper = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--ignored", "--exact", "helper_starts_a_node_and_waits_to_be_killed", "--nocapture"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the helper");
+    let stdout = std::io::BufReader::new(helper.stdout.take().expect("piped"));
+    let line = stdout.lines().map_while(Result::ok).find(|line| line.starts_with("node-pid ")).expect("the helper names its node");
+    let mut words = line.split_whitespace().skip(1);
+    let pid: u32 = words.next().and_then(|pid| pid.parse().ok()).expect("a pid");
+    let dir = words.nth(1).expect("a dir").to_string();
+    // SIGKILL: no Drop runs in the helper.
+    helper.kill().expect("kill the helper");
+    helper.wait().expect("reap the helper");
+    let alive = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command's closing parenthesis; a zombie is dead.
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    };
+    let deadline = Instant::now() + Duration::from_millis(5_000);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!alive(), "node pid {pid} outlived its killed test binary");
+}

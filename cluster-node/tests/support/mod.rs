@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,7 +88,15 @@ impl Cluster {
             .append(true)
             .open(self.log_path(id))
             .expect("open node log");
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline-node"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
+        // A test binary killed from outside (a bench's timeout) or aborted
+        // skips Drop: the kernel kills its nodes with it. Seen: a node of
+        // a mutant's `kill3` test, orphaned under init for two hours.
+        // SAFETY: prctl is async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+        }
+        let child = command
             .args(["--id", &id.to_string()])
             .arg("--data-dir")
             .arg(self.dir.join(format!("node{id}")))
