@@ -390,8 +390,8 @@ mod tests {
         assert_eq!(plan.schedule.time_limit_ms, 30_000);
         assert_eq!(plan.workload.config.kind, WorkloadKind::Kv);
         let families: std::collections::BTreeSet<_> = plan.nemesis.faults.iter().map(|f| f.family()).collect();
-        assert_eq!(families.len(), 7, "kill, pause, partition, power loss, disk, clock and revote");
-        assert_eq!(plan.nemesis.optional.len(), 12, "power loss, disk faults, the leader's clock and revote with power loss where the machine can");
+        assert_eq!(families.len(), 6, "kill, pause, partition, power loss, clock and revote");
+        assert_eq!(plan.nemesis.optional.len(), 6, "power loss, the leader's clock and revote with power loss where the machine can");
         assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Clock(crate::nemesis::ClockMode::BumpLeader)));
         assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::RevotePowerLoss));
         assert!(plan.nemesis.settings.clock.fake_monotonic, "a leader set back misses its own timeouts");

@@ -227,7 +227,7 @@ impl Default for WorkloadSpec {
 impl Default for NemesisSpec {
     fn default() -> Self {
         NemesisSpec {
-            faults: ["kill", "pause", "partition", "power-loss?", "disk?", "clock-bump-leader?", "revote-power-loss?"].map(String::from).to_vec(),
+            faults: ["kill", "pause", "partition", "power-loss?", "clock-bump-leader?", "revote-power-loss?"].map(String::from).to_vec(),
             fault_duration_min: "300ms".to_string(),
             fault_duration_max: "3s".to_string(),
             heal_duration_min: "200ms".to_string(),
