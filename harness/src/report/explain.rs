@@ -347,6 +347,12 @@ fn convergence_finding(check: &Check, convergence: &Convergence) -> Finding {
             Some(StateDigest { position: None, digest }) => format!("{}: {digest}.", node.node),
         });
     }
+    if !convergence.removed_by_system.is_empty() {
+        finding.sentences.push(format!(
+            "Not compared: {}, which the system no longer reported as a member (a removal that committed after the harness gave up on it).",
+            convergence.removed_by_system.join(", ")
+        ));
+    }
     finding
 }
 
@@ -450,6 +456,7 @@ mod tests {
             rounds: 3,
             nodes: nodes.into_iter().map(|(node, digest)| crate::verdict::convergence::NodeDigest { node: node.into(), digest }).collect(),
             settled: true,
+            removed_by_system: Vec::new(),
         };
         let found = findings(&[convergence.check()], &Timeline::default());
         assert_eq!(found[0].title, "convergence: replicas disagree: n1 at 9: a, n2 at 9: b, n3 at 9: a");

@@ -10,6 +10,7 @@ use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
 use crate::client::{ClientConfig, Outcome};
 use crate::cluster::Cluster;
 use crate::nemesis::recorded::{self, SCHEDULE_FILE};
+use crate::nemesis::{node_name, FaultFamily};
 use crate::plan::TestPlan;
 use crate::results::RunDir;
 use crate::verdict::liveness::{Liveness, Miss};
@@ -161,11 +162,35 @@ impl Phases<'_> {
         let convergence = match plan.cluster.system.capabilities().digest {
             true => {
                 self.set_phase("convergence");
-                Some(Convergence::probe(self.cluster, plan.checks.convergence_timeout_ms).await)
+                let removed = self.follow_reported_members().await;
+                let mut convergence = Convergence::probe(self.cluster, plan.checks.convergence_timeout_ms).await;
+                convergence.removed_by_system = removed.into_iter().map(node_name).collect();
+                Some(convergence)
             }
             false => None,
         };
         Settled { liveness, convergence }
+    }
+
+    /// A membership change the harness gave up on may still commit, after
+    /// the last heal (a removal 22 s after its request timed out, seen):
+    /// the replicas that must agree are the members the system reports
+    /// now. Those it no longer reports are stopped and left out; returns
+    /// them.
+    async fn follow_reported_members(&self) -> Vec<usize> {
+        let changes = self.plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Membership);
+        let reported = match changes {
+            true => self.cluster.reported_members().await,
+            false => None,
+        };
+        let Some(reported) = reported else { return Vec::new() };
+        match self.cluster.forget_removed(&reported).await {
+            Ok(gone) => gone,
+            Err(error) => {
+                tracing::warn!(%error, "could not stop a member the system removed");
+                Vec::new()
+            }
+        }
     }
 
     /// Writes to a key of its own until one succeeds or the bound passes.

@@ -34,6 +34,11 @@ pub struct Convergence {
     pub nodes: Vec<NodeDigest>,
     /// Every node answered, at one position (or the system has none).
     pub settled: bool,
+    /// Nodes the harness counted as members but the system, asked before
+    /// the probe, no longer did (a removal that committed after the harness
+    /// gave up on it): stopped, not compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_by_system: Vec<String>,
 }
 
 impl Convergence {
@@ -90,7 +95,11 @@ impl Convergence {
             Some(StateDigest { position: Some(position), digest }) => format!("{} at {position}: {digest}", report.node),
             Some(StateDigest { position: None, digest }) => format!("{}: {digest}", report.node),
         };
-        self.nodes.iter().map(node).collect::<Vec<_>>().join(", ")
+        let listing = self.nodes.iter().map(node).collect::<Vec<_>>().join(", ");
+        match self.removed_by_system.is_empty() {
+            true => listing,
+            false => format!("{listing}; not compared, removed by the system: {}", self.removed_by_system.join(", ")),
+        }
     }
 }
 
@@ -136,5 +145,13 @@ mod tests {
         assert!(silent.reason.unwrap().contains("n2: no answer"));
         assert_eq!(convergence(vec![report(None, "x"), report(None, "x")]).check().verdict, Verdict::Valid);
         assert_eq!(convergence(vec![report(None, "x"), report(None, "y")]).check().verdict, Verdict::Invalid);
+    }
+
+    #[test]
+    fn nodes_the_system_removed_are_named_but_not_compared() {
+        let mut diverged = convergence(vec![report(Some(9), "a"), report(Some(9), "b")]);
+        diverged.removed_by_system = vec!["n3".to_string()];
+        let reason = diverged.check().reason.expect("a reason");
+        assert_eq!(reason, "convergence: replicas disagree: n1 at 9: a, n2 at 9: b; not compared, removed by the system: n3");
     }
 }
