@@ -169,7 +169,10 @@ pub(super) async fn invoke_scenario<N: Nemesis + ?Sized>(nemesis: &mut N, fault:
 }
 
 /// A scenario's `choose`: the roles around the leader the cluster named
-/// (a seeded random node if none), drawn from the scenario's rng.
+/// (a seeded random node if none), drawn from the scenario's rng. Each
+/// scenario's `choose` also asks [`fits`] first: the nemesis task calls
+/// `choose` directly with the members of the moment, and a `None` sends it
+/// to `invoke`, which records the skip ([`invoke_scenario`]).
 pub(super) fn choose_roles(rng: &mut ChaCha8Rng, nodes: usize, leader: Option<usize>) -> Targets {
     let leader = leader_or(rng, nodes, leader);
     Targets::Sides(Roles::choose(rng, nodes, leader))
