@@ -204,29 +204,31 @@ pub fn search<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Cac
 fn search_from<M: Model>(model: &M, ops: &[&Op], budget: &Budget, cache: &mut Cache<M::State>, first_steps: u64) -> SearchReport {
     let open = open_ops(ops, ops.len().div_ceil(64).max(1));
     cache.reset(&open);
+    let key = Key { model, ops, open: &open, budget };
     let mut best = None;
     let outcome = if open.iter().all(|word| *word == 0) {
-        search_with(model, ops, &open, Round { order: Order::Calls, steps_max: u64::MAX }, budget, cache, &mut best)
+        search_with(&key, Round { order: Order::Calls, steps_max: u64::MAX }, cache, &mut best)
     } else {
-        search_in_turns(model, ops, &open, first_steps, budget, cache, &mut best)
+        search_in_turns(&key, first_steps, cache, &mut best)
     };
     let outcome = outcome.expect("a round without a step limit decides");
     SearchReport { outcome, configurations: cache.len() as u64 }
 }
 
-fn search_in_turns<M: Model>(
-    model: &M,
-    ops: &[&Op],
-    open: &[u64],
-    first_steps: u64,
-    budget: &Budget,
-    cache: &mut Cache<M::State>,
-    best: &mut Option<(Stuck, M::State)>,
-) -> Option<SearchOutcome> {
+/// What one key's search works on.
+struct Key<'a, M> {
+    model: &'a M,
+    ops: &'a [&'a Op],
+    /// The open operations among `ops` ([`open_ops`]).
+    open: &'a [u64],
+    budget: &'a Budget<'a>,
+}
+
+fn search_in_turns<M: Model>(key: &Key<M>, first_steps: u64, cache: &mut Cache<M::State>, best: &mut Option<(Stuck, M::State)>) -> Option<SearchOutcome> {
     let mut steps_max = first_steps;
     loop {
         for order in [Order::Calls, Order::OpenLast] {
-            let outcome = search_with(model, ops, open, Round { order, steps_max }, budget, cache, best);
+            let outcome = search_with(key, Round { order, steps_max }, cache, best);
             if outcome.is_some() {
                 return outcome;
             }
@@ -244,15 +246,8 @@ struct Round {
 
 /// The search in one order; `None` when `round.steps_max` ran out first.
 /// `best` is the furthest stuck point of every round so far.
-fn search_with<M: Model>(
-    model: &M,
-    ops: &[&Op],
-    open: &[u64],
-    round: Round,
-    budget: &Budget,
-    cache: &mut Cache<M::State>,
-    best: &mut Option<(Stuck, M::State)>,
-) -> Option<SearchOutcome> {
+fn search_with<M: Model>(key: &Key<M>, round: Round, cache: &mut Cache<M::State>, best: &mut Option<(Stuck, M::State)>) -> Option<SearchOutcome> {
+    let Key { model, ops, open, budget } = *key;
     let mut entries = Entries::new(ops);
     let words = open.len();
     let closed_total = ops.len() - open.iter().map(|w| w.count_ones() as usize).sum::<usize>();
@@ -430,7 +425,8 @@ mod tests {
                 let open = open_ops(&ops, ops.len().div_ceil(64).max(1));
                 cache.reset(&open);
                 let one_round = Round { order: Order::Calls, steps_max: u64::MAX };
-                let expected = search_with(&CasRegister, &ops, &open, one_round, &budget, &mut cache, &mut None).expect("decided");
+                let key = Key { model: &CasRegister, ops: &ops, open: &open, budget: &budget };
+                let expected = search_with(&key, one_round, &mut cache, &mut None).expect("decided");
                 let in_turns = search_from(&CasRegister, &ops, &budget, &mut cache, 16);
                 assert_eq!(linearizable(&in_turns.outcome), linearizable(&expected), "{}", log.display());
                 keys_with_open += usize::from(open.iter().any(|word| *word != 0));
