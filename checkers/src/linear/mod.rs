@@ -145,7 +145,8 @@ pub fn check_with<M: Model>(model: &M, history: &OpHistory, config: &CheckConfig
 }
 
 /// Per key, the operations the search needs: all of them, except read-only
-/// operations of unknown outcome (they constrain nothing).
+/// operations of unknown outcome (they constrain nothing) and open writes
+/// no read shows ([`Model::never_seen`]).
 fn searchable_partitions<'h, M: Model>(model: &M, history: &'h OpHistory) -> Result<Vec<Vec<&'h Op>>, CheckError> {
     let mut partitions = Vec::with_capacity(history.ops_by_key.len());
     for ops in &history.ops_by_key {
@@ -159,6 +160,10 @@ fn searchable_partitions<'h, M: Model>(model: &M, history: &'h OpHistory) -> Res
             if !(op.outcome == Outcome::Unknown && model.is_read_only(op)) {
                 kept.push(op);
             }
+        }
+        if kept.iter().any(|op| search::is_open_op(op)) {
+            let reads: Vec<&Op> = kept.iter().copied().filter(|op| op.outcome == Outcome::Ok && model.observes(op)).collect();
+            kept.retain(|op| !(search::is_open_op(op) && model.never_seen(op, &reads)));
         }
         partitions.push(kept);
     }

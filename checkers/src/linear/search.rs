@@ -162,11 +162,16 @@ impl Linearized {
 fn open_ops(ops: &[&Op], words: usize) -> Vec<u64> {
     let mut open = vec![0u64; words];
     for (i, op) in ops.iter().enumerate() {
-        if op.outcome == Outcome::Unknown && op.return_ns == RETURN_NEVER_NS {
+        if is_open_op(op) {
             open[i / 64] |= 1u64 << (i % 64);
         }
     }
     open
+}
+
+/// Unknown outcome and no return (see [`open_ops`]).
+pub fn is_open_op(op: &Op) -> bool {
+    op.outcome == Outcome::Unknown && op.return_ns == RETURN_NEVER_NS
 }
 
 fn is_open(open: &[u64], op: u32) -> bool {

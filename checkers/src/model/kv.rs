@@ -63,4 +63,16 @@ impl Model for Kv {
     fn state_heap_bytes(&self, state: &Self::State) -> usize {
         state.fresh_heap_bytes()
     }
+
+    /// Until the next `put`, every read starts with a put's value and
+    /// contains an append's, literally (an empty one counts as seen).
+    fn never_seen(&self, op: &Op, reads: &[&Op]) -> bool {
+        let Val::Str(written) = &op.input else { return false };
+        let shows: fn(&str, &str) -> bool = match op.f {
+            Func::Put => |read, written| read.starts_with(written),
+            Func::Append => |read, written| read.contains(written),
+            _ => return false,
+        };
+        reads.iter().all(|read| as_str(&read.output).is_some_and(|read| !shows(read, written)))
+    }
 }

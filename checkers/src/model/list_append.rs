@@ -2,7 +2,7 @@
 //! whole list, in order.
 use std::sync::Arc;
 
-use super::{arc_heap_bytes, is_ok, unsupported, Model};
+use super::{arc_heap_bytes, is_ok, never_read, unsupported, Model};
 use crate::op::Op;
 use crate::value::{Func, Val};
 
@@ -51,5 +51,10 @@ impl Model for ListAppend {
 
     fn state_heap_bytes(&self, state: &Self::State) -> usize {
         arc_heap_bytes(state, state.len(), std::mem::size_of::<i64>())
+    }
+
+    /// An appended element is in every read after it: the list only grows.
+    fn never_seen(&self, op: &Op, reads: &[&Op]) -> bool {
+        never_read(op, Func::Append, reads)
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CheckError;
 use crate::op::Op;
-use crate::value::{Func, Outcome};
+use crate::value::{Func, Outcome, Val};
 
 mod cas_register;
 mod kv;
@@ -64,6 +64,16 @@ pub trait Model: Sync {
     /// Defaults to 0, right for states without heap parts.
     fn state_heap_bytes(&self, _state: &Self::State) -> usize {
         0
+    }
+    /// True if the write `op`, were it to take effect, would show in every
+    /// acknowledged read until another write hid it, and none of `reads`
+    /// (this key's acknowledged [`Model::observes`] operations) shows it.
+    /// Then a linearization holding `op` stays one without it, and the
+    /// search leaves it out when its outcome is unknown: each such crashed
+    /// write would otherwise double the configurations to explore. Must
+    /// answer false when unsure; defaults to false.
+    fn never_seen(&self, _op: &Op, _reads: &[&Op]) -> bool {
+        false
     }
 }
 
@@ -178,6 +188,18 @@ impl FromStr for ModelKind {
 }
 
 /// Shared by the models: an `ok` result is required to compare outputs.
+/// For models whose state only grows: `op`, a `grows` of an integer, is in
+/// none of `reads` (a nil read holds nothing).
+pub(crate) fn never_read(op: &Op, grows: Func, reads: &[&Op]) -> bool {
+    let Val::Int(element) = op.input else { return false };
+    op.f == grows
+        && reads.iter().all(|read| match &read.output {
+            Val::Ints(seen) => !seen.contains(&element),
+            Val::Nil => true,
+            _ => false,
+        })
+}
+
 pub(crate) fn is_ok(op: &Op) -> bool {
     op.outcome == Outcome::Ok
 }
@@ -207,6 +229,31 @@ mod tests {
 
     fn text(s: &str) -> Val {
         Val::Str(Arc::from(s))
+    }
+
+    #[test]
+    fn a_write_no_read_shows_is_never_seen() {
+        let write = |f, input| op(f, input, Val::Nil, Outcome::Unknown);
+        let kv_reads = [ok(Func::Get, Val::Nil, text("v1.a.b")), ok(Func::Get, Val::Nil, Val::Nil)];
+        let kv_reads: Vec<&Op> = kv_reads.iter().collect();
+        assert!(Kv.never_seen(&write(Func::Put, text("v2")), &kv_reads));
+        assert!(!Kv.never_seen(&write(Func::Put, text("v1")), &kv_reads), "a prefix of a read");
+        assert!(!Kv.never_seen(&write(Func::Put, text("")), &kv_reads), "empty: shown by anything");
+        assert!(Kv.never_seen(&write(Func::Put, text("a.b")), &kv_reads), "in a read, not at its start");
+        assert!(!Kv.never_seen(&write(Func::Append, text(".a")), &kv_reads), "inside a read");
+        assert!(Kv.never_seen(&write(Func::Append, text(".c")), &kv_reads));
+        let register_reads = [ok(Func::Read, Val::Nil, Val::Int(3)), ok(Func::Read, Val::Nil, Val::Nil)];
+        let register_reads: Vec<&Op> = register_reads.iter().collect();
+        assert!(Register.never_seen(&write(Func::Write, Val::Int(4)), &register_reads));
+        assert!(!Register.never_seen(&write(Func::Write, Val::Int(3)), &register_reads));
+        assert!(!CasRegister.never_seen(&write(Func::Write, Val::Int(4)), &register_reads), "a cas can see it");
+        let list_reads = [ok(Func::Read, Val::Nil, ints(&[1, 2])), ok(Func::Read, Val::Nil, Val::Nil)];
+        let list_reads: Vec<&Op> = list_reads.iter().collect();
+        assert!(Set.never_seen(&write(Func::Add, Val::Int(3)), &list_reads));
+        assert!(!Set.never_seen(&write(Func::Add, Val::Int(2)), &list_reads));
+        assert!(ListAppend.never_seen(&write(Func::Append, Val::Int(3)), &list_reads));
+        assert!(!ListAppend.never_seen(&write(Func::Append, Val::Int(1)), &list_reads));
+        assert!(!ListAppend.never_seen(&write(Func::Read, Val::Int(3)), &list_reads), "not a write");
     }
 
     #[test]

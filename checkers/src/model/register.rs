@@ -67,4 +67,9 @@ impl Model for Register {
     fn describe_state(&self, state: &Self::State) -> String {
         state.map_or("nil".to_string(), |v| v.to_string())
     }
+
+    /// A written value is what every read returns until the next write.
+    fn never_seen(&self, op: &Op, reads: &[&Op]) -> bool {
+        op.f == Func::Write && reads.iter().all(|read| read.output != op.input)
+    }
 }

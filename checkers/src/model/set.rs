@@ -1,7 +1,7 @@
 //! `set`: a grow-only set of integers; `add x`, `read` → every element.
 use std::sync::Arc;
 
-use super::{arc_heap_bytes, is_ok, unsupported, Model};
+use super::{arc_heap_bytes, is_ok, never_read, unsupported, Model};
 use crate::op::Op;
 use crate::value::{Func, Val};
 
@@ -67,5 +67,10 @@ impl Model for Set {
 
     fn state_heap_bytes(&self, state: &Self::State) -> usize {
         arc_heap_bytes(state, state.len(), std::mem::size_of::<i64>())
+    }
+
+    /// An added element is in every read after it: the set only grows.
+    fn never_seen(&self, op: &Op, reads: &[&Op]) -> bool {
+        never_read(op, Func::Add, reads)
     }
 }
