@@ -95,6 +95,8 @@ pub struct Cache<S> {
     words: usize,
     /// The open operations of the search (see [`covers`]).
     open: Vec<u64>,
+    /// Whether `open` has any: without, no entry covers another.
+    has_open: bool,
     bits: Vec<u64>,
     states: Vec<S>,
     chain_next: Vec<u32>,
@@ -115,6 +117,7 @@ impl<S: Eq + Hash> Cache<S> {
         Cache {
             words,
             open: vec![0; words],
+            has_open: false,
             bits: Vec::new(),
             states: Vec::new(),
             chain_next: Vec::new(),
@@ -133,6 +136,7 @@ impl<S: Eq + Hash> Cache<S> {
         self.words = open.len();
         self.open.clear();
         self.open.extend_from_slice(open);
+        self.has_open = open.iter().any(|word| *word != 0);
         self.bits.clear();
         self.states.clear();
         self.chain_next.clear();
@@ -196,7 +200,7 @@ impl<S: Eq + Hash> Cache<S> {
     /// cover anything it does not, and the chain of one (closed set, state)
     /// would otherwise keep every set of open operations ever tried.
     fn unlink_covered(&mut self, new: u32, key: u64) {
-        if self.open.iter().all(|word| *word == 0) {
+        if !self.has_open {
             return;
         }
         let new_bits = new as usize * self.words..(new as usize + 1) * self.words;
