@@ -19,11 +19,26 @@ pub struct ClientConfig {
     pub addrs: Vec<SocketAddr>,
     /// The workload whose operations the client maps onto the system.
     pub kind: WorkloadKind,
+    /// The workload of the transactions (`f: "txn"`) mixed into `kind`
+    /// (`workload.transactions`), if any: see [`ClientConfig::kind_of`].
+    pub transactions: Option<WorkloadKind>,
     /// An operation without an answer by then is `info`.
     pub op_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     /// Leader redirects followed within one operation.
     pub redirects_max: u32,
+}
+
+impl ClientConfig {
+    /// The workload an operation belongs to, which says how to map it and
+    /// read its answer: a transaction mixed into a single-key workload is
+    /// the share's (a list-append read is a list), anything else `kind`'s.
+    pub fn kind_of(&self, invocation: &Invocation) -> WorkloadKind {
+        match self.transactions {
+            Some(kind) if invocation.f == "txn" => kind,
+            _ => self.kind,
+        }
+    }
 }
 
 /// One Jepsen process's connection to the cluster.

@@ -30,7 +30,7 @@ fn fast_db(binary: PathBuf) -> EtcdDb {
 /// Clients start at node `process % nodes`.
 fn config_for(cluster: &Cluster, kind: WorkloadKind) -> Arc<ClientConfig> {
     let addrs = (0..cluster.nodes()).map(|n| cluster.client_addr(n)).collect::<Vec<_>>();
-    Arc::new(ClientConfig { addrs, kind, op_timeout_ms: 1_500, connect_timeout_ms: 500, redirects_max: 0 })
+    Arc::new(ClientConfig { addrs, kind, transactions: None, op_timeout_ms: 1_500, connect_timeout_ms: 500, redirects_max: 0 })
 }
 
 fn op(f: &str, key: &str, value: Value) -> Invocation {

@@ -78,6 +78,7 @@ fn external(command: &str, op_timeout_ms: u64) -> ExternalClient {
     let config = ClientConfig {
         addrs: vec!["127.0.0.1:1".parse().unwrap()],
         kind: WorkloadKind::Register,
+        transactions: None,
         op_timeout_ms,
         connect_timeout_ms: 100,
         redirects_max: 0,

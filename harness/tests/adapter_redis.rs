@@ -104,6 +104,7 @@ async fn a_partitioned_primary_acknowledges_writes_that_the_failover_loses() {
     let config = Arc::new(ClientConfig {
         addrs,
         kind: WorkloadKind::Set,
+        transactions: None,
         op_timeout_ms: 1_000,
         connect_timeout_ms: 500,
         redirects_max: 0,

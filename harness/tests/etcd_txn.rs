@@ -83,6 +83,7 @@ fn client_config(addrs: &[SocketAddr], kind: WorkloadKind) -> Arc<ClientConfig> 
     Arc::new(ClientConfig {
         addrs: addrs.to_vec(),
         kind,
+        transactions: None,
         op_timeout_ms: 2_000,
         connect_timeout_ms: 500,
         redirects_max: 0,

@@ -20,6 +20,7 @@ fn client(cluster: &Cluster, redirects_max: u32, node: usize) -> NodeClient {
     let config = ClientConfig {
         addrs: (0..cluster.nodes()).map(|n| cluster.client_addr(n)).collect(),
         kind: WorkloadKind::Kv,
+        transactions: None,
         op_timeout_ms: 1_500,
         connect_timeout_ms: 500,
         redirects_max,

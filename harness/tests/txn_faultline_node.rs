@@ -1,7 +1,8 @@
 //! Transactions end to end on faultline-node: the correct node is strict
 //! serializable under faults, with evidence (reads that saw writes), and
 //! each planted isolation bug is caught with no fault at all, in both
-//! list-append and rw-register.
+//! list-append and rw-register, and in the default spec's mix of kv and
+//! list-append.
 mod spec_support;
 
 use serde_json::Value;
@@ -44,6 +45,30 @@ fn each_planted_transaction_bug_is_caught_without_faults() {
         let reason = check["reason"].as_str().unwrap();
         assert!(reason.starts_with("transactions: not strict-serializable: "), "{bug}: {reason}");
     }
+}
+
+/// The default spec mixes list-append transactions into kv: both checkers
+/// judge one history, each its own operations (the final reads included),
+/// so a transaction bug is the transaction checker's finding alone.
+#[test]
+fn the_default_mix_checks_kv_and_transactions_in_one_run() {
+    let run = run_spec_with("ci/default.yaml", &["--time-limit", "6s", "--seed", "5", "--nemesis", "none"]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.check("linearizable-kv")["verdict"], "valid");
+    let check = run.check("transactions");
+    assert_eq!(check["verdict"], "valid");
+    assert!(check["details"]["committed"].as_u64().unwrap() > 50, "{check:#}");
+    assert!(reads_that_saw_appends(&run.history) > 20, "too few reads saw an append");
+    let gets = run.history.iter().filter(|event| event["type"] == "ok" && event["f"] == "get").count();
+    assert!(gets > 50, "only {gets} kv reads committed");
+    let caught = ["6", "7", "8"].into_iter().find_map(|seed| {
+        let flags = ["--time-limit", "6s", "--seed", seed, "--nemesis", "none", "--set", "cluster.bugs=[txn-non-atomic]"];
+        let bug = run_spec_with("ci/default.yaml", &flags);
+        (bug.code == Some(1)).then_some(bug)
+    });
+    let bug = caught.expect("txn-non-atomic was not caught in 3 runs of the default mix");
+    assert_eq!(bug.check("transactions")["verdict"], "invalid");
+    assert_eq!(bug.check("linearizable-kv")["verdict"], "valid", "a transaction bug is not a kv finding");
 }
 
 #[test]

@@ -11,6 +11,8 @@ use crate::WorkloadKind;
 
 pub struct FinalReads {
     kind: WorkloadKind,
+    /// The transactions mixed into `kind`, whose keys they read.
+    transactions: Option<WorkloadKind>,
     queue: VecDeque<(String, u32)>,
     /// process → (key, attempts so far) of reads in flight.
     outstanding: BTreeMap<u64, (String, u32)>,
@@ -22,9 +24,25 @@ impl FinalReads {
         assert!(attempts_max > 0, "attempts_max is validated in the spec");
         FinalReads {
             kind,
+            transactions: None,
             queue: keys.iter().map(|key| (key.clone(), 0)).collect(),
             outstanding: BTreeMap::new(),
             attempts_max,
+        }
+    }
+
+    /// Reads the keys of transactions mixed into the workload
+    /// (`WorkloadConfig::transactions`) with read-only transactions.
+    pub fn with_transactions(self, transactions: Option<WorkloadKind>) -> Self {
+        FinalReads { transactions, ..self }
+    }
+
+    /// The workload whose read `key` gets: a transaction share's keys are
+    /// bare integers, and single-key workloads prefix theirs (`kv-3`).
+    fn reader(&self, key: &str) -> WorkloadKind {
+        match self.transactions {
+            Some(kind) if key.parse::<u64>().is_ok() => kind,
+            _ => self.kind,
         }
     }
 }
@@ -38,7 +56,7 @@ impl Generator for FinalReads {
         while let Some((key, attempts)) = self.queue.pop_front() {
             // A key no read can be made of is skipped (for transactions, a
             // key that is not an integer: the checker reports its writes).
-            if let Some(invocation) = final_read(self.kind, &key) {
+            if let Some(invocation) = final_read(self.reader(&key), &key) {
                 self.outstanding.insert(ctx.process, (key, attempts + 1));
                 return Next::Invoke(invocation);
             }

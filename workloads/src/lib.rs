@@ -155,15 +155,65 @@ pub struct WorkloadConfig {
     pub keys_active: u32,
     /// Operations on one key before it is retired for a fresh one.
     pub ops_per_key_max: u64,
+    /// A share of the operations run as transactions beside a single-key
+    /// workload: one history then feeds both checkers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<TransactionShare>,
 }
+
+/// Transactions of `kind` (list-append or rw-register) mixed into a
+/// single-key workload, `per_mille` of its operations. Why mix rather
+/// than run two tests: bugs in a system's transaction path and bugs in its
+/// replication are then found by the same run, under the same faults,
+/// which is what a default test needs. Transaction keys are bare integers
+/// and single-key workloads prefix theirs (`kv-3`), so the two never share
+/// a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionShare {
+    pub kind: WorkloadKind,
+    pub per_mille: u32,
+}
+
+/// The most a share may take: some single-key operations must remain.
+pub const TRANSACTION_SHARE_PER_MILLE_MAX: u32 = 999;
 
 impl WorkloadConfig {
     /// The infinite, seeded operation source for this workload.
     pub fn generator(&self, seed: u64) -> Box<dyn Generator> {
+        let main = self.single_generator(seed);
+        let Some(share) = self.transactions else { return main };
+        assert!(
+            (1..=TRANSACTION_SHARE_PER_MILLE_MAX).contains(&share.per_mille),
+            "a transaction share is 1..=999 per mille (validated in the spec)"
+        );
+        let txns = WorkloadConfig { kind: share.kind, transactions: None, ..self.clone() };
+        // Other seeds than the main generator's: the two draw independently.
+        let arms = vec![(1_000 - share.per_mille, main), (share.per_mille, txns.single_generator(seed ^ 0x7478_6e73))];
+        Box::new(mix(seed.rotate_left(17), arms))
+    }
+
+    fn single_generator(&self, seed: u64) -> Box<dyn Generator> {
         match self.kind {
             WorkloadKind::ListAppend | WorkloadKind::RwRegister => Box::new(TxnGenerator::new(self, seed)),
             WorkloadKind::Bank => Box::new(BankGenerator::new(self, seed)),
             _ => Box::new(KeyedGenerator::new(self, seed)),
         }
+    }
+
+    /// The workload whose transactions (`f: "txn"`) the history holds: the
+    /// main one when it is list-append or rw-register, else the share's.
+    pub fn txn_kind(&self) -> Option<WorkloadKind> {
+        match self.kind {
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => Some(self.kind),
+            _ => self.transactions.map(|share| share.kind),
+        }
+    }
+
+    /// Every checker the history needs: the main workload's, then the
+    /// share's.
+    pub fn checkers(&self) -> Vec<CheckerNeed> {
+        let mut needs = vec![self.kind.checker()];
+        needs.extend(self.transactions.map(|share| share.kind.checker()));
+        needs
     }
 }

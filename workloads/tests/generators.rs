@@ -5,7 +5,7 @@ use faultline_checkers::ModelKind;
 use faultline_workloads::*;
 
 fn config(kind: WorkloadKind) -> WorkloadConfig {
-    WorkloadConfig { kind, keys_active: 3, ops_per_key_max: 10 }
+    WorkloadConfig { kind, keys_active: 3, ops_per_key_max: 10, transactions: None }
 }
 
 /// Runs a generator on a fake clock that advances `step_ns` per call, for
@@ -207,6 +207,28 @@ fn transactions_are_well_formed_for(kind: WorkloadKind, write_f: &str) {
     assert!(appended.len() > 100, "keys retire: {} keys", appended.len());
 }
 
+/// kv with a list-append share: about the share's operations are
+/// transactions, the rest kv operations on prefixed keys; the same seed
+/// draws the same mix, and both checkers are named.
+#[test]
+fn a_transaction_share_mixes_transactions_into_a_single_key_workload() {
+    let share = TransactionShare { kind: WorkloadKind::ListAppend, per_mille: 200 };
+    let mixed = WorkloadConfig { transactions: Some(share), ..config(WorkloadKind::Kv) };
+    let ops = simulate(&mut mixed.generator(3), 1, 10_000);
+    assert_eq!(ops, simulate(&mut mixed.generator(3), 1, 10_000), "the same seed, the same mix");
+    let txns = ops.iter().filter(|(_, op)| op.f == "txn").count();
+    assert!((1_700..=2_300).contains(&txns), "about 200 per mille are transactions: {txns} of {}", ops.len());
+    for (_, op) in ops.iter().filter(|(_, op)| op.f != "txn") {
+        assert!(matches!(op.f.as_str(), "get" | "put" | "append"), "a kv operation: {op:?}");
+        assert!(op.key.as_deref().is_some_and(|key| key.starts_with("kv-")), "kv keys are prefixed: {op:?}");
+    }
+    assert_eq!(mixed.txn_kind(), Some(WorkloadKind::ListAppend));
+    assert_eq!(config(WorkloadKind::Kv).txn_kind(), None);
+    assert_eq!(config(WorkloadKind::RwRegister).txn_kind(), Some(WorkloadKind::RwRegister));
+    assert_eq!(mixed.checkers(), vec![WorkloadKind::Kv.checker(), WorkloadKind::ListAppend.checker()]);
+    assert_eq!(config(WorkloadKind::Kv).checkers(), vec![WorkloadKind::Kv.checker()]);
+}
+
 fn completion(process: u64, kind: faultline_checkers::EventType) -> faultline_checkers::Event {
     faultline_checkers::Event {
         process: faultline_checkers::Process::Client(process),
@@ -240,10 +262,27 @@ fn final_reads_retry_failures_up_to_the_bound_and_wait_for_outstanding() {
     assert_eq!(reads.next(&ctx(4)), Next::Done, "two attempts used up");
 }
 
+/// With transactions mixed in, a bare integer key is the transactions'
+/// and gets a read-only transaction; a prefixed key the workload's read.
+#[test]
+fn final_reads_of_a_mixed_workload_read_each_key_its_own_way() {
+    let keys = vec!["kv-0".to_string(), "3".to_string()];
+    let mut reads = FinalReads::new(WorkloadKind::Kv, &keys, 1).with_transactions(Some(WorkloadKind::ListAppend));
+    let ctx = |process| Context { time_ns: 0, process };
+    let Next::Invoke(get) = reads.next(&ctx(1)) else { panic!("expected a read") };
+    let Next::Invoke(txn) = reads.next(&ctx(2)) else { panic!("expected a read") };
+    assert_eq!((get.f.as_str(), get.key.as_deref()), ("get", Some("kv-0")));
+    assert_eq!(txn, transactions::read_txn(3));
+    let mut alone = FinalReads::new(WorkloadKind::Kv, &keys, 1);
+    let Next::Invoke(_) = alone.next(&ctx(1)) else { panic!("expected a read") };
+    let Next::Invoke(get) = alone.next(&ctx(2)) else { panic!("expected a read") };
+    assert_eq!((get.f.as_str(), get.key.as_deref()), ("get", Some("3")), "without a share, every key is kv's");
+}
+
 /// Transfers between two distinct accounts of 1 to 5; reads name every account.
 #[test]
 fn bank_operations_are_well_formed() {
-    let config = WorkloadConfig { kind: WorkloadKind::Bank, keys_active: 4, ops_per_key_max: 10 };
+    let config = WorkloadConfig { kind: WorkloadKind::Bank, keys_active: 4, ops_per_key_max: 10, transactions: None };
     let ops = simulate(&mut config.generator(4), 1, 1000);
     let mut amounts = BTreeSet::new();
     for (_, op) in &ops {

@@ -23,8 +23,9 @@ pub const SPEC_FIELDS_HELP: &str = concat!(
 
 /// Run a faulted test against a cluster and check its history.
 ///
-/// With no flags: 5 faultline-node nodes, 30 s of the kv workload under
-/// kill, pause, partition, power-loss (with root and /dev/fuse) and the
+/// With no flags: 5 faultline-node nodes, 30 s of the kv workload with a
+/// fifth of its operations list-append transactions (where the system runs
+/// transactions) under kill, pause, partition, power-loss (with root and /dev/fuse) and the
 /// leader's clock set back (with libfaketime, on systems that report their
 /// clock) faults, each family on its own schedule, half of them aimed at
 /// the leader; then heal, recovery, final reads and the convergence check.
@@ -40,7 +41,9 @@ pub struct TestArgs {
     /// Test name: results go to STORE/NAME/TIMESTAMP/.
     #[arg(long)]
     pub name: Option<String>,
-    /// register | cas-register | kv | set | append.
+    /// register | cas-register | kv | set | append | list-append |
+    /// rw-register | bank (the default's list-append transactions stay
+    /// mixed into a single-key kind: --set workload.transactions=none).
     #[arg(long, value_name = "KIND")]
     pub workload: Option<String>,
     /// Comma-separated faults: kill, pause, partition, link, power-loss,

@@ -13,7 +13,7 @@ use faultline_checkers::Verdict;
 use crate::results::Results;
 use crate::shrink::record::ShrinkRecord;
 use crate::run::{self, RunFailure, RunOptions};
-use crate::plan::{NemesisSpec, SpecFile, TestPlan};
+use crate::plan::{NemesisSpec, SpecFile, TestPlan, WorkloadSpec};
 use crate::messages;
 use crate::systems::faultline_node;
 pub use targets::Target;
@@ -106,7 +106,7 @@ impl Probe {
 pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<SpecFile, MatrixError> {
     let mut spec = default_spec_for(target, options, index);
     spec.name = format!("matrix-{}", target.name);
-    spec.workload.kind = target.workload.to_string();
+    spec.workload = WorkloadSpec { kind: target.workload.to_string(), ..WorkloadSpec::default() };
     // The rows were tuned with one fault at a time, 2-4 s faults and 1-3 s
     // quiet periods: the tuned column keeps them whatever the default is.
     spec.nemesis = NemesisSpec {

@@ -13,22 +13,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use faultline_checkers::txn::{ConsistencyModel, UnknownConsistencyModel};
-use faultline_workloads::{Generator, Invocation, WorkloadConfig, WorkloadKind};
 
 use crate::nemesis::FamilySettings;
 use crate::cluster::{HostConfig, HostsConfig, NETNS_MAX};
 use crate::nemesis::recorded::RecordedSchedule;
 use crate::nemesis::{Fault, NemesisFactory, TargetsBy};
 use crate::systems::{Configured, System};
-use crate::verdict::Checker;
 
 mod nemesis;
 mod overrides;
 mod spec;
+mod workload;
 
 pub use crate::fields::SpecError;
 pub(crate) use nemesis::scripted_fits;
 use crate::fields::{duration, positive_duration};
+pub use workload::{GeneratorFactory, LivenessWrite, WorkloadPlan, TRANSACTIONS_SHARE_DEFAULT};
+use workload::workload_plan;
 pub use spec::{CheckersSpec, ClientSpec, ClusterSpec, HostSpec, HostsSpec, NemesisSpec, NetnsSpec, ScheduleSpec, SpecFile, WorkloadSpec};
 
 /// The validated test: everything the runner needs, limits in named units.
@@ -63,28 +64,6 @@ pub struct ClientPlan {
     pub connect_timeout_ms: u64,
     pub redirects_max: u32,
 }
-
-/// Builds a run's main-phase generator from its seed.
-pub type GeneratorFactory = Arc<dyn Fn(u64) -> Box<dyn Generator> + Send + Sync>;
-
-#[derive(Clone)]
-pub struct WorkloadPlan {
-    /// The standard workload: what the built-in clients map, what the final
-    /// reads read, and (unless `checkers` says otherwise) what is checked.
-    pub config: WorkloadConfig,
-    /// A generator of your own for the main phase (the Rust API); None:
-    /// the standard workload's.
-    pub generator: Option<GeneratorFactory>,
-    /// Checkers of your own for the history (the Rust API); None: the ones
-    /// the standard workload names.
-    pub checkers: Option<Vec<Arc<dyn Checker>>>,
-    /// The write the liveness probe makes on attempt n (the Rust API, for a
-    /// client that does not speak `put`); None: `put faultline-liveness`.
-    pub liveness_write: Option<LivenessWrite>,
-}
-
-/// The liveness probe's write for attempt n (1-based).
-pub type LivenessWrite = Arc<dyn Fn(u64) -> Invocation + Send + Sync>;
 
 #[derive(Clone)]
 pub struct NemesisPlan {
@@ -124,16 +103,6 @@ impl std::fmt::Debug for NemesisPlan {
     }
 }
 
-impl std::fmt::Debug for WorkloadPlan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkloadPlan")
-            .field("config", &self.config)
-            .field("generator", &self.generator.as_ref().map(|_| "custom"))
-            .field("checkers", &self.checkers.as_ref().map(|checkers| checkers.iter().map(|c| c.name()).collect::<Vec<_>>()))
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchedulePlan {
     pub time_limit_ms: u64,
@@ -156,7 +125,6 @@ pub struct ChecksPlan {
 const NODES_MAX: usize = 15;
 const CONCURRENCY_MAX: usize = 1_000;
 const RATE_PER_S_MAX: f64 = 100_000.0;
-const KEYS_ACTIVE_MAX: u32 = 10_000;
 
 impl TestPlan {
     /// Validate every field and combination; `seed_fallback` is used when
@@ -186,7 +154,7 @@ impl TestPlan {
             nemesis: nemesis::plan(&spec.nemesis, &cluster)?,
             cluster,
             client: client_plan(&spec.client)?,
-            workload: WorkloadPlan { config: workload_config(&spec.workload)?, generator: None, checkers: None, liveness_write: None },
+            workload: workload_plan(&spec.workload)?,
             schedule: schedule_plan(&spec.schedule)?,
             checks: checks_plan(&spec.checkers)?,
             resolved,
@@ -196,11 +164,20 @@ impl TestPlan {
     }
 
     fn check_combinations(&self) -> Result<(), SpecError> {
-        if self.workload.config.kind.is_transactional() && !self.cluster.system.capabilities().transactions {
+        let transactions = self.cluster.system.capabilities().transactions;
+        if self.workload.config.kind.is_transactional() && !transactions {
             return Err(SpecError::Combination(format!(
                 "workload {} runs transactions, and system {} has no transactional client (Capabilities::transactions)",
                 self.workload_name(),
                 self.cluster.system.name()
+            )));
+        }
+        if let (Some(share), false, false) = (self.workload.config.transactions, self.workload.transactions_optional, transactions) {
+            return Err(SpecError::Combination(format!(
+                "workload.transactions mixes in {} transactions, and system {} has no transactional client (Capabilities::transactions; `{}?` leaves them out)",
+                share.kind,
+                self.cluster.system.name(),
+                share.kind
             )));
         }
         if self.client.op_timeout_ms >= self.schedule.time_limit_ms {
@@ -220,6 +197,15 @@ impl TestPlan {
     /// The workload's name as results and reports show it.
     pub fn workload_name(&self) -> &'static str {
         self.workload.config.kind.name()
+    }
+
+    /// The workload as results and reports show it: its name, and the
+    /// transactions mixed in (`kv + list-append (20%)`).
+    pub fn workload_summary(&self) -> String {
+        match self.workload.config.transactions {
+            None => self.workload_name().to_string(),
+            Some(share) => format!("{} + {} ({}%)", self.workload_name(), share.kind, f64::from(share.per_mille) / 10.0),
+        }
     }
 }
 
@@ -356,29 +342,10 @@ fn check_name(name: &str) -> Result<(), SpecError> {
     }
 }
 
-fn workload_config(spec: &WorkloadSpec) -> Result<WorkloadConfig, SpecError> {
-    let kind: WorkloadKind = spec
-        .kind
-        .parse()
-        .map_err(|e: faultline_workloads::UnknownWorkload| SpecError::value("workload.kind", e.to_string()))?;
-    if spec.keys_active == 0 || spec.keys_active > KEYS_ACTIVE_MAX {
-        return Err(SpecError::value(
-            "workload.keys_active",
-            format!("{} is not in 1..={KEYS_ACTIVE_MAX}", spec.keys_active),
-        ));
-    }
-    if spec.ops_per_key_max == 0 {
-        return Err(SpecError::value("workload.ops_per_key_max", "must be at least 1"));
-    }
-    if kind == WorkloadKind::Bank && spec.keys_active < 2 {
-        return Err(SpecError::value("workload.keys_active", "a bank moves money between accounts: at least 2".to_string()));
-    }
-    Ok(WorkloadConfig { kind, keys_active: spec.keys_active, ops_per_key_max: spec.ops_per_key_max })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faultline_workloads::{TransactionShare, WorkloadKind};
 
     #[test]
     fn the_default_plan_is_the_no_flag_test() {
@@ -389,6 +356,14 @@ mod tests {
         assert_eq!(plan.cluster.system.name(), "faultline-node");
         assert_eq!(plan.schedule.time_limit_ms, 30_000);
         assert_eq!(plan.workload.config.kind, WorkloadKind::Kv);
+        let share = TransactionShare { kind: WorkloadKind::ListAppend, per_mille: 200 };
+        assert_eq!(plan.workload.config.transactions, Some(share), "a fifth of the operations are list-append transactions");
+        assert!(plan.workload.transactions_optional, "where the system runs transactions");
+        assert_eq!(plan.workload_summary(), "kv + list-append (20%)");
+        let on_disk = SpecFile::from_yaml(include_str!("../../../ci/default.yaml"), "ci/default.yaml").unwrap();
+        let plan_on_disk = TestPlan::from_spec(&on_disk, 5).unwrap();
+        assert_eq!(plan_on_disk.workload.config, plan.workload.config, "ci/default.yaml is the no-flag test's workload");
+        assert_eq!(plan_on_disk.resolved.nemesis, plan.resolved.nemesis, "and its nemesis");
         let families: std::collections::BTreeSet<_> = plan.nemesis.faults.iter().map(|f| f.family()).collect();
         assert_eq!(families.len(), 6, "kill, pause, partition, power loss, clock and revote");
         assert_eq!(plan.nemesis.optional.len(), 6, "power loss, the leader's clock and revote with power loss where the machine can");

@@ -111,6 +111,16 @@ pub struct WorkloadSpec {
     pub kind: String,
     pub keys_active: u32,
     pub ops_per_key_max: u64,
+    /// Transactions mixed into a single-key workload: `list-append` or
+    /// `rw-register`, or `none`. A trailing `?` (`list-append?`) leaves
+    /// them out of a run whose system has no transactional client, or
+    /// whose workload runs transactions already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<String>,
+    /// The share of operations those transactions take, in (0, 1)
+    /// (default 0.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions_share: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,7 +202,14 @@ impl Default for SpecFile {
             store: PathBuf::from("store"),
             cluster: ClusterSpec::default(),
             client: ClientSpec::default(),
-            workload: WorkloadSpec::default(),
+            // The no-flag test mixes in transactions where the system runs
+            // them; a spec that writes its own workload section gets only
+            // what it names.
+            workload: WorkloadSpec {
+                transactions: Some("list-append?".to_string()),
+                transactions_share: Some(super::TRANSACTIONS_SHARE_DEFAULT),
+                ..WorkloadSpec::default()
+            },
             nemesis: NemesisSpec::default(),
             schedule: ScheduleSpec::default(),
             checkers: CheckersSpec::default(),
@@ -220,7 +237,7 @@ impl Default for ClientSpec {
 
 impl Default for WorkloadSpec {
     fn default() -> Self {
-        WorkloadSpec { kind: "kv".to_string(), keys_active: 4, ops_per_key_max: 100 }
+        WorkloadSpec { kind: "kv".to_string(), keys_active: 4, ops_per_key_max: 100, transactions: None, transactions_share: None }
     }
 }
 

@@ -21,6 +21,9 @@ use super::phases::Settled;
 
 use super::RunError;
 
+/// The function of a transaction event (the workloads' `f: "txn"`).
+const TXN_F: &str = "txn";
+
 /// What the cluster saw, for the checks beyond the history.
 pub struct ClusterFacts {
     pub exits: Vec<UnexpectedExit>,
@@ -37,10 +40,7 @@ pub async fn decide(
     facts: ClusterFacts,
 ) -> Result<(Vec<Check>, Timeline), RunError> {
     let checkers = history_checkers(plan);
-    let transactional = match plan.workload.config.kind.checker() {
-        CheckerNeed::Transactions(kind) if plan.workload.checkers.is_none() => Some(kind),
-        _ => None,
-    };
+    let transactional = plan.workload.checkers.is_none().then(|| transactions_read(plan)).flatten();
     let model = plan.checks.consistency_model;
     let banking = plan.workload.checkers.is_none() && plan.workload.config.kind.checker() == CheckerNeed::Bank;
     let accounts = plan.workload.config.keys_active;
@@ -89,9 +89,30 @@ fn history_checkers(plan: &TestPlan) -> Vec<Arc<dyn Checker>> {
     checkers
 }
 
+/// The transactions the workload's history holds, when one of its
+/// checkers judges transactions (the main workload's or the share's).
+fn transactions_read(plan: &TestPlan) -> Option<TxnRead> {
+    let kind = plan.workload.config.checkers().into_iter().find_map(|need| match need {
+        CheckerNeed::Transactions(kind) => Some(kind),
+        _ => None,
+    })?;
+    Some(TxnRead { kind, mixed: plan.workload.config.transactions.is_some() })
+}
+
 /// The transaction check, a panic in it becoming `unknown`.
 fn check_transactions(kind: TxnKind, txns: &[Txn], model: ConsistencyModel) -> Check {
     unknown_on_panic(transactions::NAME, || transactions::check(kind, txns, model))
+}
+
+/// Which transactions [`read_back`] collects.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnRead {
+    pub kind: TxnKind,
+    /// Single-key operations run beside the transactions (a transaction
+    /// share): only `f: "txn"` events are transactions, and the rest go to
+    /// the single-key history alone. Otherwise every client event must be
+    /// a transaction, and one that is not is reported.
+    pub mixed: bool,
 }
 
 /// What one pass over `history.jsonl` gives the checks and the report.
@@ -107,22 +128,26 @@ pub struct ReadBack {
 /// One pass over `history.jsonl`. A line that is not an event is a harness
 /// error (the recorder wrote it); a history whose operations do not pair
 /// up is the checks' business (they become unknown, naming the line).
-pub fn read_back(path: &Path, transactional: Option<TxnKind>, banking: bool) -> Result<ReadBack, RunError> {
+pub fn read_back(path: &Path, transactional: Option<TxnRead>, banking: bool) -> Result<ReadBack, RunError> {
     let history_error = |message: String| RunError::History { path: path.to_path_buf(), message };
     let file = std::fs::File::open(path).map_err(|error| history_error(error.to_string()))?;
     let mut ops = Ok(EventHistoryBuilder::new());
-    let mut txns = transactional.map(|kind| Ok((kind, TxnHistoryBuilder::new(kind))));
+    let mixed = transactional.is_some_and(|read| read.mixed);
+    let mut txns = transactional.map(|read| Ok((read.kind, TxnHistoryBuilder::new(read.kind))));
     let mut bank = banking.then(|| Ok(BankHistoryBuilder::new()));
     let mut timeline = TimelineBuilder::default();
     let mut events = JsonlEvents::new(BufReader::with_capacity(1 << 20, file));
     for item in events.by_ref() {
         let (line, event) = item.map_err(|error| history_error(error.to_string()))?;
-        if let Ok(builder) = &mut ops {
+        // A mixed workload's process runs both kinds, one at a time, and
+        // each kind is judged by its own checker.
+        let is_txn = event.f == TXN_F;
+        if let (Ok(builder), false) = (&mut ops, mixed && is_txn) {
             if let Err(error) = builder.push(line, &event) {
                 ops = Err(error);
             }
         }
-        if let Some(Ok((_, builder))) = &mut txns {
+        if let (Some(Ok((_, builder))), true) = (&mut txns, !mixed || is_txn) {
             if let Err(error) = builder.push(line, &event) {
                 txns = Some(Err(error));
             }

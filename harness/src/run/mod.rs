@@ -228,7 +228,26 @@ fn fit_to_machine(plan: &TestPlan, machine: Machine) -> Option<TestPlan> {
             fitted = Some(next);
         }
     }
-    fitted
+    leave_out_transactions(fitted.as_ref().unwrap_or(plan)).or(fitted)
+}
+
+/// `plan` without its optional transaction share (`list-append?`), when
+/// its system has no transactional client.
+fn leave_out_transactions(plan: &TestPlan) -> Option<TestPlan> {
+    let share = plan.workload.config.transactions?;
+    let system = &plan.cluster.system;
+    if !plan.workload.transactions_optional || system.capabilities().transactions {
+        return None;
+    }
+    messages::warning(format_args!(
+        "{} transactions left out of this run: system {} has no transactional client",
+        share.kind,
+        system.name()
+    ));
+    let mut fitted = plan.clone();
+    fitted.workload.config.transactions = None;
+    fitted.resolved.workload.transactions = None;
+    Some(fitted)
 }
 
 /// `plan` without the faults of one kind, when all of them are optional
@@ -325,7 +344,7 @@ fn conclude(plan: &TestPlan, run_dir: &RunDir, checks: Checks, timeline: &Timeli
         error: None,
         reasons,
         counts: timeline.counts,
-        workload: plan.workload_name().to_string(),
+        workload: plan.workload_summary(),
         nemesis: plan.resolved.nemesis.faults.clone(),
         nodes: plan.cluster.nodes,
         time_limit_ms: plan.schedule.time_limit_ms,
@@ -383,6 +402,21 @@ mod tests {
         let reason = Machine::of(&generic).membership.expect_err("generic declares no membership procedure");
         assert!(reason.contains("generic"), "{reason}");
         assert_eq!(fit_to_machine(&generic, Machine::of(&generic)).expect("left out").resolved.nemesis.faults, ["kill"]);
+    }
+
+    #[test]
+    fn an_optional_transaction_share_is_left_out_where_the_system_has_no_transactions() {
+        let generic = "cluster:\n  system: generic\n  nodes: 3\n  generic:\n    start: exec x\n    client: external\n    client_command: exec y\nworkload:\n  kind: kv\n  transactions: list-append?\n";
+        let optional = TestPlan::from_spec(&SpecFile::from_yaml(generic, "t").unwrap(), 1).expect("an optional share plans");
+        assert!(optional.workload.config.transactions.is_some());
+        let fitted = fit_to_machine(&optional, Machine::of(&optional)).expect("left out");
+        assert_eq!((fitted.workload.config.transactions, fitted.resolved.workload.transactions), (None, None));
+        let required = generic.replace("list-append?", "list-append");
+        let error = TestPlan::from_spec(&SpecFile::from_yaml(&required, "t").unwrap(), 1).expect_err("a required share is refused");
+        assert!(error.to_string().contains("has no transactional client"), "{error}");
+        let transactional = generic.replace("    client_command: exec y\n", "    client_command: exec y\n    transactions: true\n");
+        let kept = TestPlan::from_spec(&SpecFile::from_yaml(&transactional, "t").unwrap(), 1).unwrap();
+        assert!(leave_out_transactions(&kept).is_none(), "a system with transactions keeps them");
     }
 
     #[test]

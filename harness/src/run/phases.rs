@@ -109,6 +109,7 @@ impl Phases<'_> {
         let config = ClientConfig {
             addrs: (0..self.cluster.slots()).map(|node| self.cluster.client_addr(node)).collect(),
             kind: self.plan.workload.config.kind,
+            transactions: self.plan.workload.config.transactions.map(|share| share.kind),
             op_timeout_ms: self.plan.client.op_timeout_ms,
             connect_timeout_ms: self.plan.client.connect_timeout_ms,
             redirects_max: self.plan.client.redirects_max,
@@ -237,7 +238,8 @@ impl Phases<'_> {
         let workers = plan.schedule.concurrency.min(keys.len());
         let rounds = keys.len().div_ceil(workers) as u64 * u64::from(attempts_max);
         let deadline = Instant::now() + Duration::from_millis(rounds * (plan.client.op_timeout_ms + 50) + 1_000);
-        let reads = FinalReads::new(plan.workload.config.kind, &keys, attempts_max);
+        let config = &plan.workload.config;
+        let reads = FinalReads::new(config.kind, &keys, attempts_max).with_transactions(config.transactions.map(|share| share.kind));
         pool.run(Box::new(reads), workers, Instant::now(), deadline).await;
         set_state(&self.nemesis_state, "healthy");
     }

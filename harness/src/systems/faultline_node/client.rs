@@ -66,7 +66,7 @@ impl NodeClient {
         if self.config.kind == WorkloadKind::Bank && matches!(invocation.f.as_str(), "read" | "transfer") {
             return self.bank(invocation).await;
         }
-        let body = match codec::request(self.config.kind, invocation) {
+        let body = match codec::request(self.config.kind_of(invocation), invocation) {
             Ok(body) => body,
             Err(error) => return Completion { outcome: Outcome::Fail(error.to_string()), node: None },
         };
@@ -212,7 +212,7 @@ impl NodeClient {
     fn interpret(&self, invocation: &Invocation, response: &Value, node: usize) -> Completion {
         let done = |outcome| Completion { outcome, node: Some(node) };
         if response["ok"] == Value::Bool(true) {
-            return match codec::ok_value(self.config.kind, invocation, &response["value"]) {
+            return match codec::ok_value(self.config.kind_of(invocation), invocation, &response["value"]) {
                 Ok(value) => done(Outcome::Ok(value)),
                 Err(error) => done(Outcome::Info(error.to_string())),
             };

@@ -4,7 +4,8 @@
 //!
 //! - started as `/bin/sh -c <command>` with `FAULTLINE_NODES` (the proxied
 //!   client addresses, comma-separated, node 0 first), `FAULTLINE_PROCESS`
-//!   and `FAULTLINE_WORKLOAD` in its environment;
+//!   and `FAULTLINE_WORKLOAD` in its environment, and, when transactions
+//!   are mixed into the workload, `FAULTLINE_TRANSACTIONS` (their kind);
 //! - per operation, one JSON line in: `{"id":1,"process":0,"f":"write",
 //!   "key":"reg-0","value":3}` (a transaction, `f: "txn"`, has no key);
 //! - one JSON line out: `{"id":1,"type":"ok","value":3}`, `type` one of
@@ -152,6 +153,9 @@ impl ExternalClient {
         };
         if let Some(dir) = &self.command.dir {
             command.current_dir(dir);
+        }
+        if let Some(transactions) = self.config.transactions {
+            command.env("FAULTLINE_TRANSACTIONS", transactions.name());
         }
         command
             .env("FAULTLINE_NODES", nodes.join(","))

@@ -92,7 +92,7 @@ impl EtcdClient {
     /// classifies trouble (with `txn_commit_sent` telling a timeout before
     /// the commit apart).
     pub(super) async fn txn(&mut self, invocation: &Invocation) -> Result<Outcome, Trouble> {
-        let kind = self.config.kind;
+        let kind = self.config.kind_of(invocation);
         let Some(mops) = micro_ops(kind, &invocation.value) else { return Ok(bad_value(invocation)) };
         let keys = keys_read(&mops);
         // Blind writes alone read nothing: the commit is the first step.
