@@ -88,6 +88,14 @@ pub struct NemesisPlan {
     pub recorded: Option<(RecordedSchedule, TargetsBy)>,
 }
 
+impl NemesisPlan {
+    /// Whether the nemesis adds or removes nodes: the run then keeps a
+    /// spare slot and asks the system for its members before convergence.
+    pub fn changes_membership(&self) -> bool {
+        self.faults.iter().any(|fault| fault.family() == crate::nemesis::FaultFamily::Membership)
+    }
+}
+
 impl std::fmt::Debug for NemesisPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NemesisPlan")

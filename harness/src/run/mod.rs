@@ -277,7 +277,7 @@ async fn start_cluster(plan: &TestPlan, run_dir: &RunDir) -> Result<Cluster, Run
     let mut config = ClusterConfig::new(plan.cluster.nodes, run_dir.nodes_dir(), plan.seed);
     config.ready_timeout_ms = plan.cluster.ready_timeout_ms;
     config.hosts = plan.cluster.hosts.clone();
-    if plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Membership) {
+    if plan.nemesis.changes_membership() {
         config.spares = crate::nemesis::membership::SPARES;
     }
     if plan.nemesis.faults.iter().any(|fault| fault.needs_volumes()) {

@@ -10,7 +10,7 @@ use faultline_workloads::{stagger, time_limit, FinalReads, Generator};
 use crate::client::{ClientConfig, Outcome};
 use crate::cluster::Cluster;
 use crate::nemesis::recorded::{self, SCHEDULE_FILE};
-use crate::nemesis::{node_name, FaultFamily};
+use crate::nemesis::node_name;
 use crate::plan::TestPlan;
 use crate::results::RunDir;
 use crate::verdict::liveness::{Liveness, Miss};
@@ -179,8 +179,7 @@ impl Phases<'_> {
     /// now. Those it no longer reports are stopped and left out; returns
     /// them.
     async fn follow_reported_members(&self) -> Vec<usize> {
-        let changes = self.plan.nemesis.faults.iter().any(|fault| fault.family() == FaultFamily::Membership);
-        let reported = match changes {
+        let reported = match self.plan.nemesis.changes_membership() {
             true => self.cluster.reported_members().await,
             false => None,
         };
