@@ -49,8 +49,10 @@ pub struct Test {
 
 impl Test {
     /// The no-flag test (`faultline test`), named `name`: 5 faultline-node
-    /// nodes, 30 s of the kv workload under kill, pause, partition and
-    /// (with root and /dev/fuse) power-loss faults, overlapping.
+    /// nodes, 30 s of the kv workload with a fifth of its operations
+    /// list-append transactions (where the system runs transactions) under
+    /// kill, pause, partition and (with root and /dev/fuse) power-loss
+    /// faults, overlapping.
     pub fn new(name: impl Into<String>) -> Test {
         Test::from_spec(SpecFile { name: name.into(), ..SpecFile::default() })
     }
@@ -116,9 +118,12 @@ impl Test {
     }
 
     /// A standard workload: what the final reads read, what the built-in
-    /// clients map and (unless you give checkers) what is checked.
+    /// clients map and (unless you give checkers) what is checked. It is
+    /// the whole workload: the no-flag test's transactions are not mixed
+    /// in (a spec's `workload.transactions` can do that).
     pub fn workload(mut self, kind: WorkloadKind) -> Test {
         self.spec.workload.kind = kind.name().to_string();
+        (self.spec.workload.transactions, self.spec.workload.transactions_share) = (None, None);
         self
     }
 
@@ -138,7 +143,8 @@ impl Test {
     }
 
     /// Your generator for the main phase, built from the run's seed; it
-    /// must be pure (time comes from its context).
+    /// must be pure (time comes from its context). It replaces the standard
+    /// workload's operations, transactions mixed in included.
     pub fn generator(mut self, build: impl Fn(u64) -> Box<dyn Generator> + Send + Sync + 'static) -> Test {
         self.generator = Some(Arc::new(build));
         self
@@ -180,6 +186,12 @@ impl Test {
             None => TestPlan::from_spec(&self.spec, seed)?,
         };
         plan.workload.generator = self.generator.clone();
+        if plan.workload.generator.is_some() {
+            // The mix belongs to the standard generator: a share of no
+            // transactions would leave the transaction checker nothing.
+            plan.workload.config.transactions = None;
+            (plan.resolved.workload.transactions, plan.resolved.workload.transactions_share) = (None, None);
+        }
         plan.workload.liveness_write = self.liveness_write.clone();
         if !self.checkers.is_empty() {
             plan.workload.checkers = Some(self.checkers.clone());
@@ -259,6 +271,11 @@ mod tests {
         assert_eq!(plan.resolved.cluster.system, "mine");
         let mix = crate::nemesis::Mix::standard(&plan.nemesis.faults, 4, &plan.nemesis.settings, &plan.nemesis.custom).unwrap();
         assert!(mix.handles().contains(&FaultFamily::Custom("quiet")), "the mix routes the custom fault to its nemesis");
+        assert!(Test::new("t").system(Mine).plan().unwrap().workload.config.transactions.is_some(), "the no-flag test's mix");
+        let register = Test::new("t").system(Mine).workload(WorkloadKind::Register).plan().unwrap();
+        assert_eq!(register.workload.config.transactions, None, "a named workload is the whole workload");
+        let own = Test::new("t").system(Mine).generator(|_| Box::new(faultline_workloads::each(Vec::new()))).plan().unwrap();
+        assert_eq!((own.workload.config.transactions, own.resolved.workload.transactions), (None, None), "your generator replaces the mix");
         let error = Test::new("t").system(Mine).faults(&["revote"]).plan().unwrap_err().to_string();
         assert!(error.contains("does not name its leader"), "{error}");
         let mut fields = Test::new("t").system(Mine);

@@ -43,6 +43,7 @@ impl std::fmt::Debug for WorkloadPlan {
             .field("config", &self.config)
             .field("generator", &self.generator.as_ref().map(|_| "custom"))
             .field("checkers", &self.checkers.as_ref().map(|checkers| checkers.iter().map(|c| c.name()).collect::<Vec<_>>()))
+            .field("transactions_optional", &self.transactions_optional)
             .finish()
     }
 }
