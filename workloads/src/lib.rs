@@ -19,6 +19,10 @@
 //!   filled in with the value or null.
 //! - bank: `transfer` `{"from", "to", "amount"}`; `read` of every account's
 //!   balance (see [`bank`]); every read must show the same total.
+//!
+//! A single-key workload may mix in list-append or rw-register
+//! transactions ([`TransactionShare`]): its history then holds both kinds,
+//! and [`WorkloadConfig::checkers`] names both checkers.
 pub mod bank;
 pub mod combinators;
 pub mod final_reads;
