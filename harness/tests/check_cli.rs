@@ -175,6 +175,41 @@ fn an_operation_the_model_cannot_check_is_named() {
     assert_one_line_error(&output, &[file.path(), "line 1", "register"]);
 }
 
+/// A default run's history: kv operations and list-append transactions,
+/// each judged by its own checker, the verdict the worse of the two.
+#[test]
+fn a_history_mixing_transactions_into_kv_gets_both_checkers() {
+    let kv = [
+        r#"{"process":0,"type":"invoke","f":"put","key":"kv-0","value":"v1","time_ns":1}"#,
+        r#"{"process":0,"type":"ok","f":"put","key":"kv-0","value":"v1","time_ns":2}"#,
+        r#"{"process":0,"type":"invoke","f":"get","key":"kv-0","value":null,"time_ns":3}"#,
+        r#"{"process":0,"type":"ok","f":"get","key":"kv-0","value":"v1","time_ns":4}"#,
+    ];
+    let txn = |process: u32, time_ns: u32, invoke: &str, ok: &str| {
+        [
+            format!(r#"{{"process":{process},"type":"invoke","f":"txn","value":{invoke},"time_ns":{time_ns}}}"#),
+            format!(r#"{{"process":{process},"type":"ok","f":"txn","value":{ok},"time_ns":{}}}"#, time_ns + 1),
+        ]
+    };
+    let appended = txn(1, 5, r#"[["append",0,1]]"#, r#"[["append",0,1]]"#);
+    let read = |list: &str| txn(1, 7, r#"[["r",0,null]]"#, &format!(r#"[["r",0,{list}]]"#));
+    let history = |list: &str| [kv.map(String::from).to_vec(), appended.to_vec(), read(list).to_vec()].concat().join("\n") + "\n";
+    let valid = TempFile::new("mixed.jsonl", &history("[1]"));
+    let output = check(&["--format", "json", valid.path()]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let file = &report["files"][0];
+    assert_eq!(file["result"]["keys"].as_array().map(Vec::len), Some(1), "the kv key alone: {file:#}");
+    assert_eq!(file["transactions"]["committed"], 2, "{file:#}");
+    // A read that misses an append completed before it began: a real-time
+    // cycle, which only the transaction checker sees.
+    let stale = TempFile::new("mixed-stale.jsonl", &history("[]"));
+    let output = check(&[stale.path()]);
+    assert_eq!(output.status.code(), Some(1), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("list-append transactions"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("valid (kv,"), "the kv part is valid: {}", stdout(&output));
+}
+
 #[test]
 fn an_unknown_model_is_a_one_line_error() {
     let output = check(&["--model", "queue", "checkers/examples/cas-register.jsonl"]);

@@ -23,7 +23,7 @@ use crate::op::OpHistory;
 
 pub use edn::{parse as parse_edn, Edn};
 pub use events::{history_from_events, EventHistoryBuilder, JsonlEvents};
-pub use txn::{is_txn_history, read_txn_bytes, read_txn_path, txn_kind};
+pub use txn::{is_txn_history, read_txn_bytes, read_txn_path, read_txns_beside_ops, txn_kind};
 pub use lines::{CHUNK_BYTES, LINE_BYTES_MAX};
 
 /// Lines looked at to recognise a Jepsen log.

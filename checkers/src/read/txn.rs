@@ -111,6 +111,20 @@ fn client_f(map: &[(Edn, Edn)]) -> Option<String> {
     }
 }
 
+/// Reads the transactions of `kind` in a faultline JSONL history that mixes
+/// them with single-key operations (a run with `workload.transactions`):
+/// only `f: "txn"` events are read, the rest being another checker's.
+pub fn read_txns_beside_ops(path: &Path, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
+    let mut builder = TxnHistoryBuilder::new(kind);
+    for item in JsonlEvents::new(BufReader::new(File::open(path)?)) {
+        let (line, event) = item?;
+        if event.f == "txn" {
+            builder.push(line, &event)?;
+        }
+    }
+    Ok(builder.finish())
+}
+
 fn read_jsonl(reader: impl BufRead, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
     let mut builder = TxnHistoryBuilder::new(kind);
     for item in JsonlEvents::new(reader) {

@@ -130,7 +130,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         let (report, history) = match (kind, txn_model) {
             (Some(kind), _) => (check_txn_file(path, kind, consistency_model), None),
             (None, Some(_)) => (not_transactions(path), None),
-            (None, None) => check_file(path, &config),
+            (None, None) => check_file(path, &config, consistency_model),
         };
         // Only the HTML report draws the timeline; building it describes
         // every operation, which took a third of a 1M-op check.
@@ -175,10 +175,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One file's verdict, and its parsed history for the report's timeline.
-fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistory>) {
+/// A faultline history that mixes transactions into single-key operations
+/// gets both checkers, each on its own operations.
+fn check_file(path: &Path, config: &CheckConfig, consistency_model: ConsistencyModel) -> (FileReport, Option<OpHistory>) {
     let mut report = FileReport::new(path);
     let started = Instant::now();
-    let (format, history) = match read_path(path, config.threads) {
+    let (format, mut history) = match read_path(path, config.threads) {
         Ok(read) => read,
         Err(err) => {
             report.error = Some(err.to_string());
@@ -186,6 +188,10 @@ fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistor
         }
     };
     report.format = Some(format);
+    let mixed = match format {
+        Format::Jsonl => txn::split_transactions(path, &mut history),
+        _ => None,
+    };
     match check_op_history(&history, config) {
         Ok(mut result) => {
             // The file's figure includes parsing.
@@ -194,6 +200,16 @@ fn check_file(path: &Path, config: &CheckConfig) -> (FileReport, Option<OpHistor
             report.result = Some(result);
         }
         Err(err) => report.error = Some(err.to_string()),
+    }
+    if let (Some(kind), None) = (mixed, &report.error) {
+        match txn::check_beside_ops(path, kind, consistency_model) {
+            Ok((transactions, elapsed_ms)) => {
+                report.verdict = report.verdict.map(|verdict| verdict.merge(transactions.verdict));
+                report.transactions = Some(transactions);
+                report.elapsed_ms = elapsed_ms;
+            }
+            Err(error) => report.error = Some(error),
+        }
     }
     (report, Some(history))
 }
@@ -263,7 +279,9 @@ fn report_input(file: &FileReport) -> ReportInput {
         input.facts.push(("checked in".into(), format!("{} ms", file.elapsed_ms)));
         let model = transactions.model.name();
         let kind = transactions.workload.name();
-        input.replay = Some(format!("faultline check {} --model {kind} --consistency-model {model}", shell_word(&file.file)));
+        // A mixed history is checked whole again, both checkers.
+        let named = if file.result.is_some() { String::new() } else { format!(" --model {kind}") };
+        input.replay = Some(format!("faultline check {}{named} --consistency-model {model}", shell_word(&file.file)));
     }
     input
 }
@@ -314,7 +332,6 @@ fn print_text(report: &FileReport) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if let Some(transactions) = &report.transactions {
         txn::print_text(&mut out, &report.file, transactions, report.elapsed_ms)?;
-        return Ok(());
     }
     let Some(result) = &report.result else { return Ok(()) };
     writeln!(
