@@ -42,8 +42,9 @@ pub struct TestArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// register | cas-register | kv | set | append | list-append |
-    /// rw-register | bank (the default's list-append transactions stay
-    /// mixed into a single-key kind: --set workload.transactions=none).
+    /// rw-register | bank: the whole workload, without the no-flag test's
+    /// list-append transactions (add some with --set
+    /// workload.transactions=list-append).
     #[arg(long, value_name = "KIND")]
     pub workload: Option<String>,
     /// Comma-separated faults: kill, pause, partition, link, power-loss,
@@ -134,8 +135,11 @@ impl TestArgs {
         if let Some(name) = &self.name {
             spec.name = name.clone();
         }
+        // The whole workload, as the Rust API's `Test::workload`: a
+        // `--workload register` test is a register test.
         if let Some(workload) = &self.workload {
             spec.workload.kind = workload.clone();
+            (spec.workload.transactions, spec.workload.transactions_share) = (None, None);
         }
         if let Some(nemesis) = &self.nemesis {
             spec.nemesis.faults = nemesis.iter().map(|name| name.trim().to_string()).collect();
@@ -315,6 +319,17 @@ mod tests {
         }
         let docs = include_str!("../../docs/test.md");
         assert!(docs.contains(REFERENCE), "harness/docs/test.md must quote spec-reference.yaml verbatim");
+    }
+
+    #[test]
+    fn the_workload_flag_names_the_whole_workload() {
+        let default = TestArgs::default().plan().unwrap();
+        assert!(default.workload.config.transactions.is_some(), "the no-flag test mixes in transactions");
+        let register = TestArgs { workload: Some("register".into()), ..TestArgs::default() }.plan().unwrap();
+        assert_eq!(register.workload.config.transactions, None, "--workload register is a register test");
+        let set = vec!["workload.transactions=list-append".to_string()];
+        let mixed = TestArgs { workload: Some("register".into()), set, ..TestArgs::default() }.plan().unwrap();
+        assert!(mixed.workload.config.transactions.is_some(), "--set adds them back");
     }
 
     fn scratch(name: &str) -> PathBuf {
