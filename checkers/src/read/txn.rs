@@ -37,7 +37,7 @@ pub fn read_txn_path(path: &Path, kind: TxnKind) -> Result<(Format, Vec<Txn>), R
     let format = detect(&head)?;
     let txns = match format {
         // Streamed: a JSONL history is never held whole.
-        Format::Jsonl => read_jsonl(BufReader::new(Cursor::new(head).chain(file)), kind)?,
+        Format::Jsonl => read_jsonl(BufReader::new(Cursor::new(head).chain(file)), kind, Events::All)?,
         Format::Edn => read_edn(&read_rest_utf8(head, &mut file)?, kind)?,
         Format::JepsenLog => read_log(&read_rest_utf8(head, &mut file)?, kind)?,
     };
@@ -48,7 +48,7 @@ pub fn read_txn_path(path: &Path, kind: TxnKind) -> Result<(Format, Vec<Txn>), R
 pub fn read_txn_bytes(bytes: &[u8], kind: TxnKind) -> Result<(Format, Vec<Txn>), ReadError> {
     let format = detect(bytes)?;
     let txns = match format {
-        Format::Jsonl => read_jsonl(bytes, kind)?,
+        Format::Jsonl => read_jsonl(bytes, kind, Events::All)?,
         Format::Edn => read_edn(utf8(bytes)?, kind)?,
         Format::JepsenLog => read_log(utf8(bytes)?, kind)?,
     };
@@ -115,21 +115,25 @@ fn client_f(map: &[(Edn, Edn)]) -> Option<String> {
 /// them with single-key operations (a run with `workload.transactions`):
 /// only `f: "txn"` events are read, the rest being another checker's.
 pub fn read_txns_beside_ops(path: &Path, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
-    let mut builder = TxnHistoryBuilder::new(kind);
-    for item in JsonlEvents::new(BufReader::new(File::open(path)?)) {
-        let (line, event) = item?;
-        if event.f == "txn" {
-            builder.push(line, &event)?;
-        }
-    }
-    Ok(builder.finish())
+    read_jsonl(BufReader::new(File::open(path)?), kind, Events::TxnsOnly)
 }
 
-fn read_jsonl(reader: impl BufRead, kind: TxnKind) -> Result<Vec<Txn>, ReadError> {
+/// Which events of a JSONL history go to the transaction builder.
+#[derive(Clone, Copy, PartialEq)]
+enum Events {
+    /// Every one: a client event that is not a transaction is reported.
+    All,
+    /// Only `f: "txn"`: the rest are a single-key checker's.
+    TxnsOnly,
+}
+
+fn read_jsonl(reader: impl BufRead, kind: TxnKind, events: Events) -> Result<Vec<Txn>, ReadError> {
     let mut builder = TxnHistoryBuilder::new(kind);
     for item in JsonlEvents::new(reader) {
         let (line, event) = item?;
-        builder.push(line, &event)?;
+        if events == Events::All || event.f == "txn" {
+            builder.push(line, &event)?;
+        }
     }
     Ok(builder.finish())
 }

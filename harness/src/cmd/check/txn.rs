@@ -16,10 +16,16 @@ const TEXT_ANOMALIES_MAX: usize = 10;
 /// a history of single-key operations (or a file that cannot be read: the
 /// single-key path reports why).
 pub fn txn_file_kind(path: &Path) -> Option<TxnKind> {
+    let head = head(path)?;
+    is_txn_history(&head).then(|| txn_kind(&head))
+}
+
+/// The file's first bytes, which the format and kind are told from.
+fn head(path: &Path) -> Option<Vec<u8>> {
     let file = std::fs::File::open(path).ok()?;
     let mut head = Vec::new();
     file.take(CHUNK_BYTES as u64).read_to_end(&mut head).ok()?;
-    is_txn_history(&head).then(|| txn_kind(&head))
+    Some(head)
 }
 
 /// Reads and checks one transaction history; the report carries how long
@@ -50,10 +56,7 @@ pub fn split_transactions(path: &Path, history: &mut OpHistory) -> Option<TxnKin
     let mut kept = keep.iter();
     history.keys.retain(|_| kept.next().copied().unwrap_or(true));
     history.ops_by_key.retain(|ops| !ops.is_empty());
-    let file = std::fs::File::open(path).ok()?;
-    let mut head = Vec::new();
-    file.take(CHUNK_BYTES as u64).read_to_end(&mut head).ok()?;
-    Some(txn_kind(&head))
+    Some(txn_kind(&head(path)?))
 }
 
 /// Reads and checks the transactions of a mixed history (see
