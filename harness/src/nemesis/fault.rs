@@ -125,12 +125,13 @@ const LINKS: [Fault; 4] = [
 ];
 /// The scripted scenarios: an odd cluster, the whole network to themselves.
 const SCRIPTED: [Fault; 3] = [Fault::Revote, Fault::RevotePowerLoss, Fault::FigureEight];
-const MEMBERSHIPS: [Fault; 5] = [
+const MEMBERSHIPS: [Fault; 6] = [
     Fault::Membership(MembershipChange::Add),
     Fault::Membership(MembershipChange::Remove),
     Fault::Membership(MembershipChange::Replace),
     Fault::Membership(MembershipChange::Crash),
     Fault::Membership(MembershipChange::Race),
+    Fault::Membership(MembershipChange::AddMinority),
 ];
 const CORRUPTS: [Fault; 4] = [
     Fault::Corrupt(CorruptMode::Bitflip),
@@ -209,6 +210,7 @@ impl Fault {
             Fault::Membership(MembershipChange::Replace) => "membership-replace",
             Fault::Membership(MembershipChange::Crash) => "membership-crash",
             Fault::Membership(MembershipChange::Race) => "membership-race",
+            Fault::Membership(MembershipChange::AddMinority) => "membership-add-minority",
             Fault::Corrupt(CorruptMode::Bitflip) => "corrupt-bitflip",
             Fault::Corrupt(CorruptMode::Truncate) => "corrupt-truncate",
             Fault::Corrupt(CorruptMode::Zero) => "corrupt-zero",
@@ -367,7 +369,7 @@ mod tests {
         assert_eq!(Fault::parse_name("mix").unwrap().len(), 16);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Power), "mix needs no root");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::Revote), "revote is asked for by name");
-        assert_eq!(Fault::parse_name("membership").unwrap().len(), 5);
+        assert_eq!(Fault::parse_name("membership").unwrap().len(), 6);
         assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 4);
         assert_eq!(Fault::parse_name("disk").unwrap().len(), 6);
         assert_eq!(Fault::parse_name("clock").unwrap().len(), 5);

@@ -132,8 +132,13 @@ pub enum MembershipChange {
     /// A free slot is added and the leader killed while the change is in
     /// flight.
     Crash,
-    /// The leader, cut off from every other node, is asked to remove two
+    /// The leader, cut off from every other node, is asked to remove all
     /// of them at once: a correct leader takes one change at a time, and
-    /// one it cannot commit stays uncommitted.
+    /// one it cannot commit stays uncommitted; one that takes them all is
+    /// left a majority of one, whatever the cluster's size.
     Race,
+    /// A free slot is added as a learner, then it and the leader, with
+    /// one voter fewer than a majority, are cut off from the rest: a
+    /// learner that counts toward commit makes that side a majority.
+    AddMinority,
 }

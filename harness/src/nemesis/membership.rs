@@ -9,13 +9,14 @@
 //! slots as the run goes on.
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use super::fault::MembershipChange;
-use super::partition::isolate;
-use super::{choose_nodes, choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
+use super::partition::{complete_grudge, isolate};
+use super::{choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
 
 /// Slots beyond the cluster's size when the nemesis changes membership:
@@ -27,13 +28,34 @@ pub const SPARES: usize = 1;
 /// `membership-crash`: the kill lands before, during or after the commit.
 const CRASH_DELAY_MS_MAX: u64 = 30;
 
+/// The two sides of `membership-add-minority`, as slots: the leader, the
+/// learner and one voter fewer than a majority of `members` (drawn from
+/// the seed), then every other slot.
+pub fn learner_minority(
+    rng: &mut ChaCha8Rng,
+    leader: usize,
+    learner: usize,
+    members: &[usize],
+    slots: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut voters: Vec<usize> = members.iter().copied().filter(|node| *node != leader && *node != learner).collect();
+    let majority = (voters.len() + 1) / 2 + 1;
+    voters.shuffle(rng);
+    let beside = voters.into_iter().take(majority.saturating_sub(2));
+    let mut minority: Vec<usize> = [leader, learner].into_iter().chain(beside).collect();
+    minority.sort_unstable();
+    let rest = (0..slots).filter(|node| !minority.contains(node)).collect();
+    (minority, rest)
+}
+
 pub struct MembershipNemesis {
     rng: ChaCha8Rng,
     /// Leaders killed by `membership-crash`, restarted by the heal.
     killed: Vec<usize>,
     /// Nodes added as learners, promoted by the heal.
     learners: Vec<usize>,
-    /// `membership-race` cut the leader off; the heal mends the network.
+    /// `membership-race` or `membership-add-minority` cut the network;
+    /// the heal mends it.
     network: bool,
 }
 
@@ -134,26 +156,66 @@ impl MembershipNemesis {
     }
 
     /// Cut the leader off from every node, then ask it, at once, to
-    /// remove two others. The harness's members change only if the system
-    /// reports the removals after the heal.
+    /// remove every other member. One change may be in flight at a time,
+    /// so a correct leader takes the first and refuses or holds the rest;
+    /// one that takes them all is left a majority of one, in any cluster
+    /// size, and commits alone while the others elect a leader of their
+    /// own. The harness's members change only if the system reports the
+    /// removals after the heal.
     async fn race(&mut self, leader: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
-        let others: Vec<usize> = cluster.members().into_iter().filter(|node| *node != leader).collect();
+        let mut others: Vec<usize> = cluster.members().into_iter().filter(|node| *node != leader).collect();
         if others.len() < 2 {
             return Ok(self.with_members(cluster, json!({ "skipped": "fewer than two other members" })));
         }
-        let picked: Vec<usize> = choose_nodes(&mut self.rng, others.len(), 2).into_iter().map(|at| others[at]).collect();
+        // The order the requests are issued in, drawn from the seed.
+        others.shuffle(&mut self.rng);
         self.network = true;
         cluster.partition(&isolate(leader, cluster.slots())).await?;
-        let (first, second) =
-            tokio::join!(cluster.ask_removal_via(leader, picked[0]), cluster.ask_removal_via(leader, picked[1]));
-        let answer = |result: Result<(), crate::cluster::MemberError>| match result {
-            Ok(()) => "done".to_string(),
-            Err(error) => error.to_string(),
-        };
+        let mut asks = tokio::task::JoinSet::new();
+        for (position, node) in others.iter().copied().enumerate() {
+            let cluster = cluster.clone();
+            asks.spawn(async move { (position, cluster.ask_removal_via(leader, node).await) });
+        }
+        let mut answers = vec!["no answer".to_string(); others.len()];
+        while let Some(joined) = asks.join_next().await {
+            let Ok((position, result)) = joined else { continue };
+            answers[position] = match result {
+                Ok(()) => "done".to_string(),
+                Err(error) => error.to_string(),
+            };
+        }
         let effect = json!({
             "isolated": node_name(leader),
-            "asked": [format!("remove {}", node_name(picked[0])), format!("remove {}", node_name(picked[1]))],
-            "answers": [answer(first), answer(second)],
+            "asked": others.iter().map(|node| format!("remove {}", node_name(*node))).collect::<Vec<_>>(),
+            "answers": answers,
+        });
+        Ok(self.with_members(cluster, effect))
+    }
+
+    /// Add a free slot as a learner, then cut the leader, the learner and
+    /// one voter fewer than a majority (drawn from the seed) off from
+    /// everyone else. A learner must not count toward commit until it is
+    /// promoted, so a correct leader commits nothing on its side, and the
+    /// majority elects a leader of its own; a leader that counts the
+    /// learner commits writes the majority never sees. The heal mends the
+    /// network and promotes the learner.
+    async fn add_minority(&mut self, leader: usize, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        let Some(learner) = cluster.absent().first().copied() else {
+            return Ok(self.with_members(cluster, json!({ "skipped": "every slot is a member" })));
+        };
+        self.learners.push(learner);
+        let added = cluster.add_learner(learner).await?;
+        // The add may take seconds (retried while no member leads), and
+        // leadership may move meanwhile: cut off whoever leads now.
+        let leader = cluster.leader().await.filter(|now| *now != learner).unwrap_or(leader);
+        let (minority, rest) = learner_minority(&mut self.rng, leader, learner, &cluster.members(), cluster.slots());
+        self.network = true;
+        cluster.partition(&complete_grudge(&[minority.clone(), rest])).await?;
+        let effect = json!({
+            "added": node_name(learner),
+            "learner": node_name(learner),
+            "add": added,
+            "isolated": node_names(&minority),
         });
         Ok(self.with_members(cluster, effect))
     }
@@ -234,7 +296,9 @@ impl Nemesis for MembershipNemesis {
         let nodes = match change {
             MembershipChange::Add => Vec::new(),
             MembershipChange::Remove | MembershipChange::Replace => vec![self.member(members, leader)],
-            MembershipChange::Crash | MembershipChange::Race => vec![leader_or(&mut self.rng, members, leader)],
+            MembershipChange::Crash | MembershipChange::Race | MembershipChange::AddMinority => {
+                vec![leader_or(&mut self.rng, members, leader)]
+            }
         };
         Some(Targets::Nodes(nodes))
     }
@@ -250,6 +314,7 @@ impl Nemesis for MembershipNemesis {
                 (MembershipChange::Replace, Some(node)) => self.replace(node, cluster).await,
                 (MembershipChange::Crash, Some(leader)) => self.crash(leader, cluster).await,
                 (MembershipChange::Race, Some(leader)) => self.race(leader, cluster).await,
+                (MembershipChange::AddMinority, Some(leader)) => self.add_minority(leader, cluster).await,
                 (_, None) => Err(NemesisError::Unhandled(fault)),
             }
         })
@@ -289,6 +354,26 @@ mod tests {
         }
         // A third aimed at the leader, plus a third of the random draws.
         assert!((150..=250).contains(&leader_hits), "{leader_hits} of 300 removals took the leader");
+    }
+
+    #[test]
+    fn the_learner_and_the_leader_are_a_majority_only_if_the_learner_counts() {
+        for (members, slots) in [(vec![0, 1, 2], 4), (vec![0, 1, 2, 3, 4], 6), (vec![1, 2, 3, 4, 5, 6, 7], 8)] {
+            for seed in 0..20 {
+                let leader = members[seed as usize % members.len()];
+                let learner = (0..slots).find(|slot| !members.contains(slot)).expect("a free slot");
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let (minority, rest) = learner_minority(&mut rng, leader, learner, &members, slots);
+                let majority = members.len() / 2 + 1;
+                let voters_beside = minority.iter().filter(|node| members.contains(node)).count();
+                assert!(minority.contains(&leader) && minority.contains(&learner), "{minority:?}");
+                assert_eq!(voters_beside + 1, majority, "with the learner counted, {minority:?} is a majority of {members:?}");
+                assert!(voters_beside < majority, "the voters alone are a minority");
+                let mut all: Vec<usize> = minority.iter().chain(&rest).copied().collect();
+                all.sort_unstable();
+                assert_eq!(all, (0..slots).collect::<Vec<_>>(), "every slot on one side");
+            }
+        }
     }
 
     #[test]
