@@ -204,15 +204,6 @@ impl WorkloadConfig {
         }
     }
 
-    /// The workload whose transactions (`f: "txn"`) the history holds: the
-    /// main one when it is list-append or rw-register, else the share's.
-    pub fn txn_kind(&self) -> Option<WorkloadKind> {
-        match self.kind {
-            WorkloadKind::ListAppend | WorkloadKind::RwRegister => Some(self.kind),
-            _ => self.transactions.map(|share| share.kind),
-        }
-    }
-
     /// Every checker the history needs: the main workload's, then the
     /// share's.
     pub fn checkers(&self) -> Vec<CheckerNeed> {

@@ -222,9 +222,6 @@ fn a_transaction_share_mixes_transactions_into_a_single_key_workload() {
         assert!(matches!(op.f.as_str(), "get" | "put" | "append"), "a kv operation: {op:?}");
         assert!(op.key.as_deref().is_some_and(|key| key.starts_with("kv-")), "kv keys are prefixed: {op:?}");
     }
-    assert_eq!(mixed.txn_kind(), Some(WorkloadKind::ListAppend));
-    assert_eq!(config(WorkloadKind::Kv).txn_kind(), None);
-    assert_eq!(config(WorkloadKind::RwRegister).txn_kind(), Some(WorkloadKind::RwRegister));
     assert_eq!(mixed.checkers(), vec![WorkloadKind::Kv.checker(), WorkloadKind::ListAppend.checker()]);
     assert_eq!(config(WorkloadKind::Kv).checkers(), vec![WorkloadKind::Kv.checker()]);
 }
