@@ -27,8 +27,9 @@ pub const SPEC_FIELDS_HELP: &str = concat!(
 /// fifth of its operations list-append transactions (where the system runs
 /// transactions) under kill, pause, partition, power-loss (with root and /dev/fuse) and the
 /// leader's clock set back (with libfaketime, on systems that report their
-/// clock) faults, each family on its own schedule, half of them aimed at
-/// the leader; then heal, recovery, final reads and the convergence check.
+/// clock) faults and membership races (on systems that change membership),
+/// each family on its own schedule, half of them aimed at the leader; then
+/// heal, recovery, final reads and the convergence check.
 /// Exit code: 0 valid, 1 invalid, 2 unknown, 3 harness error. See
 /// harness/docs/test.md for every spec field.
 #[derive(clap::Args, Debug, Default)]
@@ -48,14 +49,15 @@ pub struct TestArgs {
     #[arg(long, value_name = "KIND")]
     pub workload: Option<String>,
     /// Comma-separated faults: kill, pause, partition, link, power-loss,
-    /// corrupt, disk, clock (families), single faults such as kill-leader,
-    /// partition-ring, corrupt-bitflip (a killed node's file damaged
-    /// before it starts again), disk-fsync-eio or clock-bump-leader (clock
-    /// faults need libfaketime and a program that reads the clock through
-    /// libc: not Go, not static; each node is checked), revote (a scenario: one voter restarted
-    /// between two elections of one term), figure-8 (the Raft paper's
-    /// figure-8 order), mix (all but power-loss, corrupt, disk, clock and those two
-    /// scenarios), or none.
+    /// membership, corrupt, disk, clock (families), single faults such as
+    /// kill-leader, membership-race, partition-ring, corrupt-bitflip (a
+    /// killed node's file damaged before it starts again), disk-fsync-eio
+    /// or clock-bump-leader (clock faults need libfaketime and a program
+    /// that reads the clock through libc: not Go, not static; each node is
+    /// checked), revote (a scenario: one voter restarted between two
+    /// elections of one term), figure-8 (the Raft paper's figure-8 order),
+    /// mix (all but power-loss, membership, corrupt, disk, clock and those
+    /// two scenarios), or none.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Cluster size.

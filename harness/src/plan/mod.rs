@@ -373,8 +373,11 @@ mod tests {
         assert_eq!(plan_on_disk.workload.config, plan.workload.config, "ci/default.yaml is the no-flag test's workload");
         assert_eq!(plan_on_disk.resolved.nemesis, plan.resolved.nemesis, "and its nemesis");
         let families: std::collections::BTreeSet<_> = plan.nemesis.faults.iter().map(|f| f.family()).collect();
-        assert_eq!(families.len(), 6, "kill, pause, partition, power loss, clock and revote");
-        assert_eq!(plan.nemesis.optional.len(), 6, "power loss, the leader's clock and revote with power loss where the machine can");
+        assert_eq!(families.len(), 7, "kill, pause, partition, power loss, clock, revote and membership");
+        assert_eq!(plan.nemesis.optional.len(), 8, "power loss, the leader's clock, revote with power loss and the membership races where the machine and system can");
+        let race = crate::nemesis::Fault::Membership(crate::nemesis::MembershipChange::Race);
+        let add_minority = crate::nemesis::Fault::Membership(crate::nemesis::MembershipChange::AddMinority);
+        assert!(plan.nemesis.optional.contains(&race) && plan.nemesis.optional.contains(&add_minority));
         assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Clock(crate::nemesis::ClockMode::BumpLeader)));
         assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::RevotePowerLoss));
         assert!(plan.nemesis.settings.clock.fake_monotonic, "a leader set back misses its own timeouts");

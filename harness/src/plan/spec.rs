@@ -241,10 +241,23 @@ impl Default for WorkloadSpec {
     }
 }
 
+/// The no-flag test's faults (`ci/default.yaml` writes them out; a plan
+/// test keeps the two the same).
+const DEFAULT_FAULTS: [&str; 8] = [
+    "kill",
+    "pause",
+    "partition",
+    "power-loss?",
+    "clock-bump-leader?",
+    "revote-power-loss?",
+    "membership-race?",
+    "membership-add-minority?",
+];
+
 impl Default for NemesisSpec {
     fn default() -> Self {
         NemesisSpec {
-            faults: ["kill", "pause", "partition", "power-loss?", "clock-bump-leader?", "revote-power-loss?"].map(String::from).to_vec(),
+            faults: DEFAULT_FAULTS.map(String::from).to_vec(),
             fault_duration_min: "300ms".to_string(),
             fault_duration_max: "3s".to_string(),
             heal_duration_min: "200ms".to_string(),
