@@ -145,4 +145,6 @@ fn help_documents_the_flags() {
     for flag in ["--spec", "--workload", "--nemesis", "--nodes", "--time-limit", "--rate", "--concurrency", "--seed", "--store", "--set"] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+    assert!(help.contains("With no flags: 5 faultline-node nodes"), "--help says what the no-flag test runs");
+    assert!(help.contains("membership-add-minority?"), "--help shows the default faults through the spec reference");
 }

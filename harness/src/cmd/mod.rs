@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Check recorded histories (faultline JSONL, Jepsen logs or EDN).
     Check(check::CheckArgs),
-    /// Run a faulted test against a cluster and check its history.
+    // Its about and long about come from `TestArgs`'s doc, which goes on
+    // to say what the no-flag test runs; a doc here would replace both.
     Test(Box<test::TestArgs>),
     /// Rebuild the HTML report of a stored run from its history.
     Report(report::ReportArgs),
