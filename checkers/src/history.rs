@@ -25,6 +25,11 @@
 //! number, or the string `"nemesis"` for fault-injection events.
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The `f` of a transaction: no key, and a list of micro-operations as its
+/// value (`[["append", 3, 1], ["r", 4, null]]`). A history may hold them
+/// beside single-key operations; readers and checkers split on this name.
+pub const TXN_F: &str = "txn";
+
 /// What happened to an operation at this point of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -86,7 +86,7 @@ pub mod verdict;
 
 pub use durability::{check_durability, DurabilityConfig, DurabilityResult};
 pub use error::{CheckError, ReadError};
-pub use history::{Event, EventType, Header, Process};
+pub use history::{Event, EventType, Header, Process, TXN_F};
 pub use linear::{check_op_history, check_with, CheckConfig, CheckResult, Counterexample, KeyResult};
 pub use model::{Model, ModelKind, ModelName};
 pub use op::{Op, OpHistory};

@@ -35,7 +35,7 @@ impl ClientConfig {
     /// the share's (a list-append read is a list), anything else `kind`'s.
     pub fn kind_of(&self, invocation: &Invocation) -> WorkloadKind {
         match self.transactions {
-            Some(kind) if invocation.f == "txn" => kind,
+            Some(kind) if invocation.f == faultline_checkers::TXN_F => kind,
             _ => self.kind,
         }
     }

@@ -81,7 +81,7 @@ impl Generator for TxnGenerator {
     fn next(&mut self, _ctx: &Context) -> Next {
         let length = self.rng.random_range(1..=TXN_MOPS_MAX);
         let mops: Vec<Value> = (0..length).map(|_| self.mop()).collect();
-        Next::Invoke(Invocation { f: "txn".to_string(), key: None, value: Value::Array(mops) })
+        Next::Invoke(Invocation { f: faultline_checkers::TXN_F.to_string(), key: None, value: Value::Array(mops) })
     }
 }
 

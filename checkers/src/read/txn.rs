@@ -78,7 +78,7 @@ pub fn is_txn_history(head: &[u8]) -> bool {
             .find_map(|(process, _, f, _)| process.map(|_| f.to_string())),
         Err(_) => None,
     };
-    first_f.as_deref() == Some("txn")
+    first_f.as_deref() == Some(crate::TXN_F)
 }
 
 /// Which kind of transactions a history that [`is_txn_history`] holds:
@@ -131,7 +131,7 @@ fn read_jsonl(reader: impl BufRead, kind: TxnKind, events: Events) -> Result<Vec
     let mut builder = TxnHistoryBuilder::new(kind);
     for item in JsonlEvents::new(reader) {
         let (line, event) = item?;
-        if events == Events::All || event.f == "txn" {
+        if events == Events::All || event.f == crate::TXN_F {
             builder.push(line, &event)?;
         }
     }

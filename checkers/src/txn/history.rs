@@ -45,7 +45,7 @@ impl TxnHistoryBuilder {
         let Process::Client(process) = event.process else {
             return Ok(());
         };
-        if event.f != "txn" {
+        if event.f != crate::TXN_F {
             let message = format!("`{}` is not a transaction (expected f \"txn\")", event.f);
             return Err(ReadError::BadLine { line, message });
         }

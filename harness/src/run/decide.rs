@@ -21,9 +21,6 @@ use super::phases::Settled;
 
 use super::RunError;
 
-/// The function of a transaction event (the workloads' `f: "txn"`).
-const TXN_F: &str = "txn";
-
 /// What the cluster saw, for the checks beyond the history.
 pub struct ClusterFacts {
     pub exits: Vec<UnexpectedExit>,
@@ -141,7 +138,7 @@ pub fn read_back(path: &Path, transactional: Option<TxnRead>, banking: bool) -> 
         let (line, event) = item.map_err(|error| history_error(error.to_string()))?;
         // A mixed workload's process runs both kinds, one at a time, and
         // each kind is judged by its own checker.
-        let is_txn = event.f == TXN_F;
+        let is_txn = event.f == faultline_checkers::TXN_F;
         if let (Ok(builder), false) = (&mut ops, mixed && is_txn) {
             if let Err(error) = builder.push(line, &event) {
                 ops = Err(error);

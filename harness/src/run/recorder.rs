@@ -115,7 +115,7 @@ impl Recorder {
                 guard.keys.insert(key.clone());
             }
         }
-        if event.process != Process::Nemesis && event.kind == EventType::Invoke && event.f == "txn" {
+        if event.process != Process::Nemesis && event.kind == EventType::Invoke && event.f == faultline_checkers::TXN_F {
             // A transaction's keys are inside its value; final reads read them too.
             for key in faultline_workloads::transactions::keys_of(&event.value) {
                 guard.keys.insert(key.to_string());

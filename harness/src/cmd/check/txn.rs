@@ -43,7 +43,7 @@ pub fn check(path: &Path, kind: TxnKind, model: ConsistencyModel) -> Result<(For
 /// judges without them, and returns their kind; None, and `history` left
 /// as it was, when it holds one kind only.
 pub fn split_transactions(path: &Path, history: &mut OpHistory) -> Option<TxnKind> {
-    let is_txn = |op: &faultline_checkers::Op| op.f.name() == "txn";
+    let is_txn = |op: &faultline_checkers::Op| op.f.name() == faultline_checkers::TXN_F;
     let txns: usize = history.ops_by_key.iter().map(|ops| ops.iter().filter(|op| is_txn(op)).count()).sum();
     if txns == 0 || txns as u64 == history.op_count() {
         return None;

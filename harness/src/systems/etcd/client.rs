@@ -90,7 +90,7 @@ impl EtcdClient {
     }
 
     async fn perform(&mut self, invocation: &Invocation) -> Result<Outcome, Trouble> {
-        if invocation.f == "txn" {
+        if invocation.f == faultline_checkers::TXN_F {
             return self.txn(invocation).await;
         }
         if is_bank_operation(self.config.kind, invocation) {
@@ -270,7 +270,7 @@ fn is_bank_operation(kind: WorkloadKind, invocation: &Invocation) -> bool {
 /// Whether `perform` sets `txn_commit_sent` when the operation's commit
 /// goes out, so a timeout before then certainly changed nothing.
 fn marks_commit(kind: WorkloadKind, invocation: &Invocation) -> bool {
-    invocation.f == "txn" || (is_bank_operation(kind, invocation) && invocation.f == "transfer")
+    invocation.f == faultline_checkers::TXN_F || (is_bank_operation(kind, invocation) && invocation.f == "transfer")
 }
 
 /// Reads change nothing, so any trouble fails them; writes fail only when

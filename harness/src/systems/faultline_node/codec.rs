@@ -21,7 +21,7 @@ use crate::systems::text_values;
 
 /// The request body (without `id`, `client`, `seq`) for an invocation.
 pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, CodecError> {
-    if invocation.f == "txn" {
+    if invocation.f == faultline_checkers::TXN_F {
         return txn_request(invocation);
     }
     let key = invocation.key.clone().ok_or_else(|| CodecError::NoKey(invocation.f.clone()))?;
@@ -56,7 +56,7 @@ pub fn request(kind: WorkloadKind, invocation: &Invocation) -> Result<Value, Cod
 /// The history value of a successful completion, from the node's `value`
 /// (a string per key, as `text_values` reads it).
 pub fn ok_value(kind: WorkloadKind, invocation: &Invocation, node_value: &Value) -> Result<Value, CodecError> {
-    if invocation.f == "txn" {
+    if invocation.f == faultline_checkers::TXN_F {
         return txn_ok_value(kind, invocation, node_value);
     }
     text_values::ok_value(kind, invocation, node_value)

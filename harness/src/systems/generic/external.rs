@@ -201,7 +201,7 @@ fn unknown(invocation: &Invocation, error: String) -> Outcome {
     let reads_only = |mops: &Vec<Value>| mops.iter().all(|mop| mop[0] == "r");
     let read = match invocation.f.as_str() {
         "read" | "get" => true,
-        TXN => invocation.value.as_array().is_some_and(reads_only),
+        faultline_checkers::TXN_F => invocation.value.as_array().is_some_and(reads_only),
         _ => false,
     };
     if read {
@@ -210,8 +210,6 @@ fn unknown(invocation: &Invocation, error: String) -> Outcome {
         Outcome::Info(error)
     }
 }
-
-const TXN: &str = "txn";
 
 /// An `ok` transaction's answer: the same micro-operations in the same
 /// order, each read filled in with a list. Any other answer is `info`: the
@@ -237,7 +235,7 @@ fn interpret(invocation: &Invocation, answer: &Value, nodes: usize) -> (Outcome,
     let error = answer["error"].as_str().unwrap_or("").to_string();
     let outcome = match answer["type"].as_str() {
         Some("ok") if matches!(invocation.f.as_str(), "read" | "get") => Outcome::Ok(answer["value"].clone()),
-        Some("ok") if invocation.f == TXN => committed(invocation, &answer["value"]),
+        Some("ok") if invocation.f == faultline_checkers::TXN_F => committed(invocation, &answer["value"]),
         Some("ok") => Outcome::Ok(invocation.value.clone()),
         Some("fail") => Outcome::Fail(if error.is_empty() { "fail".into() } else { error }),
         Some("info") => Outcome::Info(if error.is_empty() { "info".into() } else { error }),
