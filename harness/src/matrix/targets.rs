@@ -89,9 +89,10 @@ pub fn all() -> Vec<Target> {
             ..bug("promote-before-caught-up", "register", &["membership-add", "partition-leader-minority", "partition-halves"], "a learner counts toward commit: an isolated leader and a learner commit writes the voters never saw, and the majority's new leader overwrites them")
         },
         // One change at a time is the rule under test: an isolated leader
-        // asked for two removals at once.
+        // asked to remove every other member at once.
         Target {
-            // Three voters: two removals leave the leader a majority of one.
+            // Three voters: the fewest removals that leave the leader a
+            // majority of one (the default spec's five need four).
             overrides: vec![("cluster.nodes", "3")],
             ..bug("concurrent-changes", "register", &["membership-race"], "an isolated leader accepts a second removal before the first committed and becomes a majority of one; the others, still on the old configuration, elect a leader of their own: two leaders commit writes")
         },
