@@ -39,7 +39,9 @@ pub fn learner_minority(
     slots: usize,
 ) -> (Vec<usize>, Vec<usize>) {
     let mut voters: Vec<usize> = members.iter().copied().filter(|node| *node != leader && *node != learner).collect();
-    let majority = (voters.len() + 1) / 2 + 1;
+    // The voters with the leader.
+    let voter_count = voters.len() + 1;
+    let majority = voter_count / 2 + 1;
     voters.shuffle(rng);
     let beside = voters.into_iter().take(majority.saturating_sub(2));
     let mut minority: Vec<usize> = [leader, learner].into_iter().chain(beside).collect();
