@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{member_name, probe};
+use super::probe;
 use super::super::http::HttpConnection;
 use crate::cluster::{majority, MemberError, Members, NodeEnv};
+use crate::nemesis::node_name;
 
 /// Bound on connecting to one member.
 const CONNECT_TIMEOUT_MS: u64 = 500;
@@ -145,7 +146,7 @@ async fn change(path: &str, body: &str, members: &[NodeEnv]) -> Result<Value, Me
         if left_ms == 0 {
             break;
         }
-        let name = member_name(env.node);
+        let name = node_name(env.node);
         match post(env.client_listen, path, body, left_ms.min(CHANGE_TIMEOUT_MS)).await {
             Answer::Done(reply) => return Ok(reply),
             Answer::Lost(why) => last = MemberError::Retry(format!("{name}: {why}")),
@@ -164,11 +165,11 @@ async fn member_id(node: usize, members: &[NodeEnv]) -> Result<u64, MemberError>
     let peers = peer_urls(members);
     let mut last = MemberError::Retry("no running member to ask".into());
     for env in leader_first(members).await {
-        let name = member_name(env.node);
+        let name = node_name(env.node);
         match post(env.client_listen, "/v3/cluster/member/list", "{}", LIST_TIMEOUT_MS).await {
             Answer::Done(list) => {
                 return find_id(&list, node, &peers)
-                    .ok_or_else(|| MemberError::Refused(format!("{name}'s member list has no {}", member_name(node))))
+                    .ok_or_else(|| MemberError::Refused(format!("{name}'s member list has no {}", node_name(node))))
             }
             Answer::Lost(why) => last = MemberError::Retry(format!("{name}: {why}")),
             Answer::Failed { message, code } => match fate(&message, code) {
