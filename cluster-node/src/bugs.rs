@@ -67,11 +67,13 @@ pub struct Bugs {
     /// serves, which no client wrote.
     #[serde(default)]
     pub wal_ignore_crc: bool,
-    /// A failed WAL fsync is logged as a warning and the node carries on as
-    /// if it had succeeded, acknowledging writes that are not durable (the
-    /// correct node stops: after a failed fsync the kernel may already have
-    /// dropped the pages, so retrying proves nothing, as PostgreSQL learned
-    /// in "fsyncgate"). A failed write still stops the node. Exposed by the
+    /// A failed fsync (of the WAL or of a snapshot) is logged as a warning
+    /// and the node carries on as if it had succeeded, acknowledging writes
+    /// that are not durable (the correct node stops: after a failed fsync
+    /// the kernel may already have dropped the pages, so retrying proves
+    /// nothing, as PostgreSQL learned in "fsyncgate"). A failed write still
+    /// stops the node, and so does a failed fsync of the WAL's directory
+    /// when a new segment is created. Exposed by the
     /// disk-fault nemesis making fsync answer EIO followed by a power cut:
     /// the lazyfs layer never writes pages whose fsync failed, so the
     /// acknowledged writes are gone.
