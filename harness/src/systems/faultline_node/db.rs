@@ -85,7 +85,11 @@ impl Db for FaultlineNodeDb {
     fn log_error_patterns(&self) -> Vec<String> {
         // A node that sees a peer break Raft's guarantees (two leaders in a
         // term, a leader missing committed entries) logs this and goes on.
-        ["panicked at", "FATAL", "raft safety violation"].map(String::from).to_vec()
+        // One that skips a committed command it cannot decode has left the
+        // other replicas behind: a correct node never holds one (its WAL
+        // and snapshots are checksummed, the proxy alters no bytes), so the
+        // line means it applied damage.
+        ["panicked at", "FATAL", "raft safety violation", "undecodable committed entry"].map(String::from).to_vec()
     }
 
     fn is_ready<'a>(&'a self, _node: usize, env: &'a NodeEnv) -> BoxFuture<'a, bool> {
@@ -264,5 +268,16 @@ mod tests {
         assert!(args.starts_with("--id 2 --data-dir /tmp/d --client-addr 127.0.0.1:7002"), "{args}");
         assert!(args.contains("--peers 1=127.0.0.1:9001,3=127.0.0.1:9003"), "{args}");
         assert!(args.ends_with("--election-timeout-ms 300"), "{args}");
+    }
+
+    #[test]
+    fn the_violation_patterns_are_lines_the_node_writes() {
+        // The node's own words, so a reworded message cannot silently
+        // switch the check off.
+        let sources = [include_str!("../../../../cluster-node/src/raft/error.rs"), include_str!("../../../../cluster-node/src/server/core.rs")];
+        let db = FaultlineNodeDb::new("/bin/node".into());
+        for pattern in db.log_error_patterns().iter().filter(|p| p.as_str() != "panicked at" && p.as_str() != "FATAL") {
+            assert!(sources.iter().any(|source| source.contains(pattern.as_str())), "faultline-node never logs {pattern:?}");
+        }
     }
 }
