@@ -147,4 +147,5 @@ fn help_documents_the_flags() {
     }
     assert!(help.contains("With no flags: 5 faultline-node nodes"), "--help says what the no-flag test runs");
     assert!(help.contains("membership-add-minority?"), "--help shows the default faults through the spec reference");
+    assert!(help.contains("corrupt-bitflip?, disk-fsync-eio-majority?"), "and the file damage and fsync errors");
 }

@@ -39,7 +39,7 @@ pub struct CorruptSettings {
 
 impl Default for CorruptSettings {
     fn default() -> Self {
-        CorruptSettings { files_glob: "**/*".to_string(), bytes: 8 }
+        CorruptSettings { files_glob: "**/*".to_string(), bytes: 1 }
     }
 }
 

@@ -17,7 +17,7 @@ use faultline_checkers::txn::{ConsistencyModel, UnknownConsistencyModel};
 use crate::nemesis::FamilySettings;
 use crate::cluster::{HostConfig, HostsConfig, NETNS_MAX};
 use crate::nemesis::recorded::RecordedSchedule;
-use crate::nemesis::{Fault, NemesisFactory, TargetsBy};
+use crate::nemesis::{Fault, FaultFamily, NemesisFactory, TargetsBy};
 use crate::systems::{Configured, System};
 
 mod nemesis;
@@ -65,6 +65,9 @@ pub struct ClientPlan {
     pub redirects_max: u32,
 }
 
+/// Quiet-time ranges (min, max in ms) by fault family.
+pub type FamilyHealMs = Vec<(FaultFamily, (u64, u64))>;
+
 #[derive(Clone)]
 pub struct NemesisPlan {
     pub faults: Vec<Fault>,
@@ -72,6 +75,9 @@ pub struct NemesisPlan {
     pub fault_duration_ms_max: u64,
     pub heal_duration_ms_min: u64,
     pub heal_duration_ms_max: u64,
+    /// Longer quiet times for these families beside others
+    /// (`nemesis.family_heal_durations`).
+    pub family_heal_ms: FamilyHealMs,
     /// The link and corrupt families' settings.
     pub settings: FamilySettings,
     /// One schedule per fault family, overlapping (`nemesis.concurrent`).
@@ -92,7 +98,7 @@ impl NemesisPlan {
     /// Whether the nemesis adds or removes nodes: the run then keeps a
     /// spare slot and asks the system for its members before convergence.
     pub fn changes_membership(&self) -> bool {
-        self.faults.iter().any(|fault| fault.family() == crate::nemesis::FaultFamily::Membership)
+        self.faults.iter().any(|fault| fault.family() == FaultFamily::Membership)
     }
 }
 
@@ -102,6 +108,7 @@ impl std::fmt::Debug for NemesisPlan {
             .field("faults", &self.faults)
             .field("fault_duration_ms", &(self.fault_duration_ms_min, self.fault_duration_ms_max))
             .field("heal_duration_ms", &(self.heal_duration_ms_min, self.heal_duration_ms_max))
+            .field("family_heal_ms", &self.family_heal_ms)
             .field("settings", &self.settings)
             .field("concurrent", &self.concurrent)
             .field("leader_share", &self.leader_share)
@@ -373,8 +380,11 @@ mod tests {
         assert_eq!(plan_on_disk.workload.config, plan.workload.config, "ci/default.yaml is the no-flag test's workload");
         assert_eq!(plan_on_disk.resolved.nemesis, plan.resolved.nemesis, "and its nemesis");
         let families: std::collections::BTreeSet<_> = plan.nemesis.faults.iter().map(|f| f.family()).collect();
-        assert_eq!(families.len(), 7, "kill, pause, partition, power loss, clock, revote and membership");
-        assert_eq!(plan.nemesis.optional.len(), 8, "power loss, the leader's clock, revote with power loss and the membership races where the machine and system can");
+        assert_eq!(families.len(), 9, "kill, pause, partition, power loss, clock, revote, membership, corrupt and disk");
+        assert_eq!(plan.nemesis.optional.len(), 10, "power loss, the leader's clock, revote with power loss, the membership races, file damage and fsync errors where the machine and system can");
+        assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Corrupt(crate::nemesis::CorruptMode::Bitflip)));
+        assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Disk(crate::nemesis::DiskMode::FsyncEioMajority)));
+        assert_eq!(plan.nemesis.settings.corrupt.bytes, 1, "one bit flipped: a system that starts on it serves a value nobody wrote");
         let race = crate::nemesis::Fault::Membership(crate::nemesis::MembershipChange::Race);
         let add_minority = crate::nemesis::Fault::Membership(crate::nemesis::MembershipChange::AddMinority);
         assert!(plan.nemesis.optional.contains(&race) && plan.nemesis.optional.contains(&add_minority));

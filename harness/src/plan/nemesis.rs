@@ -9,7 +9,7 @@ use crate::nemesis::recorded::{RecordedSchedule, ScheduleHeader, ONE_AT_A_TIME, 
 use crate::nemesis::{FamilySettings, Fault, FaultFamily, TargetsBy};
 
 use crate::fields::{duration, positive_duration as positive};
-use super::{ClusterPlan, NemesisPlan, NemesisSpec, SpecError, TestPlan};
+use super::{ClusterPlan, FamilyHealMs, NemesisPlan, NemesisSpec, SpecError, TestPlan};
 
 pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisPlan, SpecError> {
     let (mut faults, optional) = faults(spec, cluster.nodes)?;
@@ -24,6 +24,7 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
         fault_duration_ms_max: positive("nemesis.fault_duration_max", &spec.fault_duration_max)?,
         heal_duration_ms_min: positive("nemesis.heal_duration_min", &spec.heal_duration_min)?,
         heal_duration_ms_max: positive("nemesis.heal_duration_max", &spec.heal_duration_max)?,
+        family_heal_ms: family_heal_ms(spec)?,
         settings: FamilySettings {
             link: LinkSettings {
                 delay_ms: duration("nemesis.link_delay", &spec.link_delay)?,
@@ -54,6 +55,27 @@ const CLOCK_OFFSET_MS_MAX: u64 = 86_400_000;
 const DISK_DELAY_US_MAX: u64 = 1_000_000;
 /// Bytes one corrupt fault may touch at most.
 const CORRUPT_BYTES_MAX: u64 = 1 << 20;
+
+/// Longest quiet time a family may ask for between its faults.
+const FAMILY_HEAL_MS_MAX: u64 = 600_000;
+
+fn family_heal_ms(spec: &NemesisSpec) -> Result<FamilyHealMs, SpecError> {
+    let mut ranges = Vec::new();
+    for (name, [min, max]) in &spec.family_heal_durations {
+        let field = format!("nemesis.family_heal_durations.{name}");
+        let family = Fault::parse_name(name)
+            .ok()
+            .and_then(|faults| faults.first().map(|fault| fault.family()))
+            .filter(|family| family.name() == name.as_str())
+            .ok_or_else(|| SpecError::value(&field, format!("{name:?} is not a fault family (kill, pause, partition, link, power-loss, membership, corrupt, disk, clock)")))?;
+        let range = (duration(&field, min)?, duration(&field, max)?);
+        if range.0 > range.1 || range.1 > FAMILY_HEAL_MS_MAX {
+            return Err(SpecError::value(&field, format!("[{min}, {max}] is not a range within 10m")));
+        }
+        ranges.push((family, range));
+    }
+    Ok(ranges)
+}
 
 fn corrupt_settings(spec: &NemesisSpec) -> Result<CorruptSettings, SpecError> {
     if let Err(error) = glob::Pattern::new(&spec.corrupt_files) {
@@ -230,6 +252,28 @@ mod tests {
         assert!(error.contains("cluster.hosts"), "{error}");
         let optional = netns.replace("corrupt]", "corrupt?, disk?]");
         assert!(TestPlan::from_spec(&SpecFile::from_yaml(&optional, "t").unwrap(), 0).is_ok(), "the run leaves them out");
+    }
+
+    #[test]
+    fn family_heal_durations_name_families_and_ranges() {
+        let plan = TestPlan::from_spec(&SpecFile::default(), 0).unwrap();
+        let expected = [(crate::nemesis::FaultFamily::Corrupt, (3_000, 6_000)), (crate::nemesis::FaultFamily::Disk, (8_000, 14_000))];
+        assert_eq!(plan.nemesis.family_heal_ms, expected, "the default's");
+        let with = |entry: &str| {
+            let yaml = format!("nemesis:\n  family_heal_durations: {{{entry}}}\n");
+            TestPlan::from_spec(&SpecFile::from_yaml(&yaml, "t").unwrap(), 0).map(|plan| plan.nemesis.family_heal_ms)
+        };
+        assert_eq!(with("kill: [1s, 2s]").unwrap(), [(crate::nemesis::FaultFamily::Kill, (1_000, 2_000))]);
+        for (entry, says) in [
+            ("kill-leader: [1s, 2s]", "\"kill-leader\" is not a fault family"),
+            ("mix: [1s, 2s]", "\"mix\" is not a fault family"),
+            ("disk: [5s, 2s]", "[5s, 2s] is not a range"),
+            ("disk: [1s, 11m]", "within 10m"),
+            ("disk: [1s, soon]", "nemesis.family_heal_durations.disk"),
+        ] {
+            let error = with(entry).unwrap_err().to_string();
+            assert!(error.contains(says) && !error.contains('\n'), "{entry}: {error}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! plain structs whose fields are exactly the spec's (unknown fields are
 //! errors), with the defaults of the no-flag test. Nothing here checks a
 //! value; `TestPlan::from_spec` does that once.
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,12 @@ pub struct NemesisSpec {
     /// Quiet time between a heal and the next fault, in [min, max].
     pub heal_duration_min: String,
     pub heal_duration_max: String,
+    /// Longer quiet times for some families, when they run beside others
+    /// (`nemesis.concurrent`): family name → [min, max], each at least the
+    /// spec's own. For faults that cost the cluster more than their length
+    /// (an fsync error stops every correct node it reaches), or that need
+    /// only a few a run.
+    pub family_heal_durations: BTreeMap<String, [String; 2]>,
     /// Link faults: added latency, jitter, and the `link-slow` throughput cap.
     pub link_delay: String,
     pub link_jitter: String,
@@ -243,7 +250,7 @@ impl Default for WorkloadSpec {
 
 /// The no-flag test's faults (`ci/default.yaml` writes them out; a plan
 /// test keeps the two the same).
-const DEFAULT_FAULTS: [&str; 8] = [
+const DEFAULT_FAULTS: [&str; 10] = [
     "kill",
     "pause",
     "partition",
@@ -252,6 +259,8 @@ const DEFAULT_FAULTS: [&str; 8] = [
     "revote-power-loss?",
     "membership-race?",
     "membership-add-minority?",
+    "corrupt-bitflip?",
+    "disk-fsync-eio-majority?",
 ];
 
 impl Default for NemesisSpec {
@@ -262,11 +271,15 @@ impl Default for NemesisSpec {
             fault_duration_max: "3s".to_string(),
             heal_duration_min: "200ms".to_string(),
             heal_duration_max: "2s".to_string(),
+            family_heal_durations: BTreeMap::from([
+                ("corrupt".to_string(), ["3s".to_string(), "6s".to_string()]),
+                ("disk".to_string(), ["8s".to_string(), "14s".to_string()]),
+            ]),
             link_delay: "50ms".to_string(),
             link_jitter: "50ms".to_string(),
             link_bandwidth_bytes_per_s: 2_000,
             corrupt_files: "**/*".to_string(),
-            corrupt_bytes: 8,
+            corrupt_bytes: 1,
             disk_delay: "10ms".to_string(),
             clock_offset_max: "10s".to_string(),
             clock_strobe_period: "200ms".to_string(),

@@ -104,8 +104,10 @@ impl NemesisGroup {
                 let label = family.name().to_string();
                 let heal_name = RecordedEvent::heal_name(&label);
                 let mut schedule = schedule(faults.clone(), seed);
-                if !alone && faults.iter().all(|fault| fault.is_scripted()) {
-                    schedule = schedule.with_quiet_ms_min(SCRIPTED_QUIET_MS);
+                let scripted = faults.iter().all(|fault| fault.is_scripted()).then_some(SCRIPTED_QUIET_MS);
+                let asked = plan.nemesis.family_heal_ms.iter().find(|(named, _)| *named == family).map(|(_, range)| *range);
+                for quiet_ms in [scripted, asked].into_iter().flatten().filter(|_| !alone) {
+                    schedule = schedule.with_quiet_ms_min(quiet_ms);
                 }
                 Ok(NemesisGroup { mix, schedule, label, heal_name })
             })
@@ -366,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn scripted_families_beside_others_wait_longer_between_scenarios() {
+    fn scripted_and_named_families_beside_others_wait_longer_between_faults() {
         let mut spec = SpecFile::default();
         spec.nemesis.faults = vec!["kill".into(), "revote-power-loss".into()];
         spec.nemesis.concurrent = true;
@@ -377,6 +379,18 @@ mod tests {
             assert!((SCRIPTED_QUIET_MS.0..=SCRIPTED_QUIET_MS.1).contains(&quiet(&mut groups[1])));
             assert!(quiet(&mut groups[0]) < SCRIPTED_QUIET_MS.0, "the other families keep the spec's range");
         }
+        spec.nemesis.faults = vec!["kill".into(), "corrupt-bitflip".into(), "disk-fsync-eio-majority".into()];
+        let mut groups = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
+        let labels: Vec<&str> = groups.iter().map(|group| group.label.as_str()).collect();
+        assert_eq!(labels, ["kill", "corrupt", "disk"]);
+        for _ in 0..20 {
+            assert!((3_000..=6_000).contains(&quiet(&mut groups[1])), "file corruption, as the default spec asks");
+            assert!((8_000..=14_000).contains(&quiet(&mut groups[2])), "disk errors, as the default spec asks");
+            assert!(quiet(&mut groups[0]) < 3_000, "kill keeps the spec's range");
+        }
+        spec.nemesis.family_heal_durations.clear();
+        let mut groups = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
+        assert!((0..3).all(|_| quiet(&mut groups[2]) < 3_000), "a spec that asks for nothing keeps its range");
         spec.nemesis.faults = vec!["revote".into()];
         let mut alone = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
         assert!(quiet(&mut alone[0]) < SCRIPTED_QUIET_MS.0, "a scenario on its own keeps the spec's range");
