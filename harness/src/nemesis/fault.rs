@@ -52,7 +52,18 @@ pub enum FaultFamily {
     Custom(&'static str),
 }
 
+/// The families a spec names as a whole (`kill` = every kill target).
+pub const FAMILY_NAMES: &str = "kill, pause, partition, link, power-loss, membership, corrupt, disk, clock";
+
 impl FaultFamily {
+    /// The built-in family a spec names (`kill`, or `revote` for the
+    /// scenario's family of one); None for a single fault such as
+    /// `kill-leader`, or `mix`.
+    pub fn named(name: &str) -> Option<FaultFamily> {
+        let family = Fault::parse_name(name).ok()?.first()?.family();
+        (family.name() == name).then_some(family)
+    }
+
     /// A number of the family's own, which seeds its schedule's stream in a
     /// concurrent nemesis: the built-in families keep their place in this
     /// enum, so a seed replays as it always did; a custom family gets a
@@ -329,7 +340,7 @@ impl Fault {
         }
         Fault::every().into_iter().find(|fault| fault.name() == name).map(|f| vec![f]).ok_or_else(|| {
             format!(
-                "unknown nemesis {name:?} (expected kill, pause, partition, link, power-loss, membership, corrupt, disk, clock, mix, none, or one of {})",
+                "unknown nemesis {name:?} (expected {FAMILY_NAMES}, mix, none, or one of {})",
                 Fault::every().iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
             )
         })

@@ -31,7 +31,7 @@ pub mod scenarios;
 pub mod schedule;
 pub mod targets;
 
-pub use fault::{ClockMode, CorruptMode, DiskMode, Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget};
+pub use fault::{ClockMode, CorruptMode, DiskMode, Fault, FaultFamily, KillTarget, LinkMode, MembershipChange, PartitionMode, PauseTarget, PowerTarget, FAMILY_NAMES};
 pub use mix::{FamilySettings, Mix};
 pub use schedule::{Schedule, ScheduleStep};
 pub use targets::{Targets, TargetsBy};

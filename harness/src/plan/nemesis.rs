@@ -6,7 +6,7 @@ use crate::nemesis::corrupt::CorruptSettings;
 use crate::nemesis::disk::DiskSettings;
 use crate::nemesis::link::LinkSettings;
 use crate::nemesis::recorded::{RecordedSchedule, ScheduleHeader, ONE_AT_A_TIME, SCHEDULE_VERSION};
-use crate::nemesis::{FamilySettings, Fault, FaultFamily, TargetsBy};
+use crate::nemesis::{FamilySettings, Fault, FaultFamily, TargetsBy, FAMILY_NAMES};
 
 use crate::fields::{duration, positive_duration as positive};
 use super::{ClusterPlan, FamilyHealMs, NemesisPlan, NemesisSpec, SpecError, TestPlan};
@@ -63,11 +63,8 @@ fn family_heal_ms(spec: &NemesisSpec) -> Result<FamilyHealMs, SpecError> {
     let mut ranges = Vec::new();
     for (name, [min, max]) in &spec.family_heal_durations {
         let field = format!("nemesis.family_heal_durations.{name}");
-        let family = Fault::parse_name(name)
-            .ok()
-            .and_then(|faults| faults.first().map(|fault| fault.family()))
-            .filter(|family| family.name() == name.as_str())
-            .ok_or_else(|| SpecError::value(&field, format!("{name:?} is not a fault family (kill, pause, partition, link, power-loss, membership, corrupt, disk, clock)")))?;
+        let family = FaultFamily::named(name)
+            .ok_or_else(|| SpecError::value(&field, format!("{name:?} is not a fault family ({FAMILY_NAMES})")))?;
         let range = (duration(&field, min)?, duration(&field, max)?);
         if range.0 > range.1 || range.1 > FAMILY_HEAL_MS_MAX {
             return Err(SpecError::value(&field, format!("[{min}, {max}] is not a range within 10m")));
