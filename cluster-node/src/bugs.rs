@@ -2,6 +2,8 @@
 //! one safety decision of the node, so `faultline matrix` can prove the
 //! harness catches it. The table of which fault exposes which bug lives in
 //! cluster-node/README.md ("Planted bugs").
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 /// The set of planted bugs a node runs with; `Bugs::default()` is the
@@ -93,6 +95,22 @@ pub struct Bugs {
     pub lease_wallclock: bool,
 }
 
+impl Bugs {
+    /// What a failed fsync of `path` (`what`: `WAL`, `snapshot`) comes to:
+    /// the error, for the caller to stop on; under the planted
+    /// `fsync-error-ignored` bug, a warning and success, wherever the node
+    /// fsyncs.
+    pub fn fsync_result(&self, result: std::io::Result<()>, what: &str, path: &Path) -> std::io::Result<()> {
+        match result {
+            Err(error) if self.fsync_error_ignored => {
+                tracing::warn!(path = %path.display(), %error, "{what} fsync failed; carrying on as if it succeeded (planted bug fsync-error-ignored)");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
 /// Every switch name, in the order the matrix reports them.
 pub const BUG_NAMES: [&str; 15] = [
     "ack-before-commit",
@@ -165,6 +183,16 @@ impl Bugs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_fsync_is_an_error_unless_the_bug_ignores_it() {
+        let eio = || Err(std::io::Error::from_raw_os_error(5));
+        let path = Path::new("/data/snapshot.bin");
+        assert!(Bugs::default().fsync_result(eio(), "snapshot", path).is_err(), "the correct node stops");
+        let ignoring = Bugs::parse("fsync-error-ignored").unwrap();
+        assert!(ignoring.fsync_result(eio(), "snapshot", path).is_ok(), "the planted bug carries on");
+        assert!(ignoring.fsync_result(Ok(()), "WAL", path).is_ok());
+    }
 
     #[test]
     fn every_name_parses_to_its_own_switch() {

@@ -62,11 +62,10 @@ pub enum SnapshotError {
 
 pub struct SnapshotStore {
     dir: PathBuf,
-    /// The planted `wal-ignore-crc` bug: `load` ignores a checksum mismatch.
-    checksum_ignored: bool,
-    /// The planted `fsync-error-ignored` bug: `save` carries on after a
-    /// failed fsync, as the WAL does.
-    fsync_errors_ignored: bool,
+    /// Planted bugs: `wal-ignore-crc` (`load` ignores a checksum
+    /// mismatch) and `fsync-error-ignored` (`save` carries on after a
+    /// failed fsync, as the WAL does).
+    bugs: Bugs,
 }
 
 impl SnapshotStore {
@@ -83,8 +82,7 @@ impl SnapshotStore {
         })?;
         Ok(SnapshotStore {
             dir: dir.to_path_buf(),
-            checksum_ignored: bugs.wal_ignore_crc,
-            fsync_errors_ignored: bugs.fsync_error_ignored,
+            bugs,
         })
     }
 
@@ -104,23 +102,11 @@ impl SnapshotStore {
             .open(&temp)
             .map_err(failed("write", &temp))?;
         file.write_all(&encode(snapshot)).map_err(failed("write", &temp))?;
-        self.fsynced(file.sync_all()).map_err(failed("fsync", &temp))?;
+        self.bugs.fsync_result(file.sync_all(), "snapshot", &temp).map_err(failed("fsync", &temp))?;
         drop(file);
         fs::rename(&temp, &target).map_err(failed("rename", &target))?;
         let dir = File::open(&self.dir).map_err(failed("directory fsync", &self.dir))?;
-        self.fsynced(dir.sync_all()).map_err(failed("directory fsync", &self.dir))
-    }
-
-    /// An fsync's result, or success under the planted `fsync-error-ignored`
-    /// bug (a node that ignores fsync errors ignores them everywhere).
-    fn fsynced(&self, result: std::io::Result<()>) -> std::io::Result<()> {
-        match result {
-            Err(error) if self.fsync_errors_ignored => {
-                tracing::warn!(dir = %self.dir.display(), %error, "snapshot fsync failed; carrying on as if it succeeded (planted bug fsync-error-ignored)");
-                Ok(())
-            }
-            other => other,
-        }
+        self.bugs.fsync_result(dir.sync_all(), "snapshot", &self.dir).map_err(failed("directory fsync", &self.dir))
     }
 
     /// The refusal for a loaded snapshot whose state-machine data (the last
@@ -140,7 +126,7 @@ impl SnapshotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SnapshotError::Io { path, source }),
         };
-        decode(&bytes, self.checksum_ignored)
+        decode(&bytes, self.bugs.wal_ignore_crc)
             .map(Some)
             .map_err(|(offset, reason)| SnapshotError::Corrupt { path, offset, reason: reason.to_string() })
     }
@@ -256,18 +242,6 @@ mod tests {
         let trusting = SnapshotStore::with_bugs(&dir, Bugs::parse("wal-ignore-crc").unwrap()).unwrap();
         let loaded = trusting.load().unwrap().expect("a snapshot");
         assert_eq!(loaded.data, b"two ".to_vec(), "'!' with its lowest bit flipped");
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_failed_fsync_stops_a_save_unless_the_bug_ignores_it() {
-        let dir = std::env::temp_dir().join(format!("faultline-snapshot-fsync-{}", std::process::id()));
-        let eio = || Err(std::io::Error::from_raw_os_error(5));
-        let store = SnapshotStore::new(&dir).unwrap();
-        assert!(store.fsynced(eio()).is_err(), "the correct node stops");
-        let ignoring = SnapshotStore::with_bugs(&dir, Bugs::parse("fsync-error-ignored").unwrap()).unwrap();
-        assert!(ignoring.fsynced(eio()).is_ok(), "the planted bug carries on");
-        assert!(ignoring.fsynced(Ok(())).is_ok());
         fs::remove_dir_all(&dir).unwrap();
     }
 

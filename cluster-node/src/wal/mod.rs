@@ -234,16 +234,10 @@ impl Wal {
     /// size). A failure is returned, never retried: the caller must stop.
     pub fn sync(&mut self) -> Result<(), WalError> {
         let path = self.current_path();
-        match self.file.sync_data() {
-            Ok(()) => Ok(()),
-            Err(source) if self.bugs.fsync_error_ignored => {
-                // Planted bug `fsync-error-ignored`: the unsynced records
-                // are treated as durable and acknowledged.
-                tracing::warn!(path = %path.display(), error = %source, "WAL fsync failed; carrying on as if it succeeded (planted bug fsync-error-ignored)");
-                Ok(())
-            }
-            Err(source) => Err(WalError::Sync { path, source }),
-        }
+        // Under the planted `fsync-error-ignored` bug the unsynced records
+        // are treated as durable and acknowledged.
+        let synced = self.bugs.fsync_result(self.file.sync_data(), "WAL", &path);
+        synced.map_err(|source| WalError::Sync { path, source })
     }
 
     /// Records that the log is compacted up to `index` (a snapshot covering it
