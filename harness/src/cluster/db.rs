@@ -103,6 +103,12 @@ pub enum MemberError {
     /// progress, the learner is still catching up.
     #[error("{0}")]
     Retry(String),
+    /// Not now: no running member names a leader. Retried for a shorter
+    /// time than `Retry`, as an election takes: the faults that may be why
+    /// (a killed majority, a partition) stay in force while the nemesis
+    /// waits.
+    #[error("{0}")]
+    NoLeader(String),
     /// Retrying will not help (the system said why).
     #[error("{0}")]
     Refused(String),

@@ -11,10 +11,11 @@ const CHANGE_TIMEOUT_MS: u64 = 3_000;
 
 /// Ask the leader to make one change for `node`. Transient refusals (a
 /// change in progress, a leader that has not committed in its term, a
-/// learner still behind) and lost answers are `Retry`.
+/// learner still behind) and lost answers are `Retry`; no leader to ask
+/// is `NoLeader`.
 pub(super) async fn change(op: &str, node: usize, members: &[NodeEnv]) -> Result<(), MemberError> {
     let Some(leader) = leader_env(members).await else {
-        return Err(MemberError::Retry("no member names a leader".into()));
+        return Err(MemberError::NoLeader("no member names a leader".into()));
     };
     let line = format!("{{\"id\":1,\"op\":\"{op}\",\"node\":{}}}\n", node + 1);
     let Some(answer) = ask(leader.client_listen, &line, CHANGE_TIMEOUT_MS).await else {
@@ -27,6 +28,8 @@ pub(super) async fn change(op: &str, node: usize, members: &[NodeEnv]) -> Result
     match answer["error"].as_str() {
         Some("refused") if is_transient(&message) => Err(MemberError::Retry(message)),
         Some("refused") => Err(MemberError::Refused(message)),
+        // The member named as leader has lost the lead since.
+        Some("not_leader") => Err(MemberError::NoLeader(format!("not_leader: {message}"))),
         Some(code) => Err(MemberError::Retry(format!("{code}: {message}"))),
         None => Err(MemberError::Refused(format!("unreadable answer {answer}"))),
     }
