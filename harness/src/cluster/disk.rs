@@ -13,6 +13,19 @@ impl Cluster {
         Ok(())
     }
 
+    /// Serve no fault from the node's volume any more, but keep its own
+    /// exit expected until [`Cluster::expect_no_disk_exit`]: a node that
+    /// met an error just before the lift may exit just after it.
+    pub fn lift_disk_faults(&self, node: usize) -> Result<(), ClusterError> {
+        self.check(node)?;
+        self.local_volumes("a disk fault")?.set_faults(node, &DiskFaults::default())
+    }
+
+    /// From now on the node's own exit is a crash again.
+    pub fn expect_no_disk_exit(&self, node: usize) {
+        self.inner.supervisor.set_failing(node, false);
+    }
+
     /// Power loss that tears the last page the node wrote but did not
     /// sync (`tear_bytes` of it reach the disk). The node stays down until
     /// `restart`.

@@ -10,6 +10,8 @@
 //! in force on a node, the node stopping on its own is expected; the heal
 //! lifts the faults, says which nodes stopped (and why, from their logs)
 //! and starts them again on a remounted volume, as after a reboot.
+use std::time::Duration;
+
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -19,6 +21,10 @@ use super::kill::kill_count;
 use super::{choose_nodes, choose_then_apply, node_name, node_names, DiskMode, Effect, Fault, FaultFamily, KillTarget, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster, DiskFaults, NodeState};
 
+/// How long after lifting a fault a node's own exit still counts as its
+/// answer to the fault: an answer in flight, the node's exit, and the
+/// supervisor's reaping (every 20 ms) take a few ms.
+const LIFT_GRACE_MS: u64 = 300;
 /// Most bytes of a page a torn cut writes (a page is 4 KiB).
 const TEAR_BYTES_MAX: u32 = 4095;
 
@@ -69,15 +75,28 @@ impl DiskNemesis {
     /// Lift every fault; the nodes that stopped under one, with why. A
     /// node another nemesis restarted meanwhile counts as stopped: it may
     /// have read pages whose fsync failed, which never reach the disk.
-    fn lift(&mut self, cluster: &Cluster) -> Result<Vec<(usize, String)>, NemesisError> {
+    /// Which nodes stopped is judged `LIFT_GRACE_MS` after the lift, and
+    /// until then a node's own exit stays expected: a node answered EIO
+    /// just before the lift exits just after it (seen once in 16 runs of
+    /// the default test, a false crash on a node that did right).
+    async fn lift(&mut self, cluster: &Cluster) -> Result<Vec<(usize, String)>, NemesisError> {
+        let faulted = std::mem::take(&mut self.faulted);
+        let mut lifted = Ok(());
+        for (node, _) in &faulted {
+            if let Err(error) = cluster.lift_disk_faults(*node) {
+                lifted = lifted.and(Err(error));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(LIFT_GRACE_MS)).await;
         let mut stopped = Vec::new();
-        for (node, pid_then) in std::mem::take(&mut self.faulted) {
-            cluster.set_disk_faults(node, &DiskFaults::default())?;
+        for (node, pid_then) in faulted {
             let running_since = cluster.node_state(node) != NodeState::Killed && cluster.pid(node) == pid_then;
+            cluster.expect_no_disk_exit(node);
             if !running_since {
                 stopped.push((node, last_line(&cluster.node_env(node).log_path)));
             }
         }
+        lifted?;
         Ok(stopped)
     }
 }
@@ -124,7 +143,7 @@ impl Nemesis for DiskNemesis {
                 return Ok(Effect::Null);
             }
             let lifted: Vec<String> = self.faulted.iter().map(|(node, _)| node_name(*node)).collect();
-            let stopped = self.lift(cluster)?;
+            let stopped = self.lift(cluster).await?;
             // A node that stopped on a disk error comes back as after a
             // reboot: its volume remounted, so it reads only what reached
             // the disk, not pages whose fsync failed (still in the old
