@@ -69,9 +69,8 @@ impl Db for FaultlineNodeDb {
         if let Some(ms) = self.heartbeat_interval_ms {
             args.extend(["--heartbeat-interval-ms".to_string(), ms.to_string()]);
         }
-        if env.initial_members.len() < env.peer_dial.len() + 1 {
-            // Spare slots are peers but not bootstrap voters.
-            let voters: Vec<String> = env.initial_members.iter().map(|member| (member + 1).to_string()).collect();
+        if let Some(voters) = bootstrap_voters(node, env) {
+            let voters: Vec<String> = voters.iter().map(|member| (member + 1).to_string()).collect();
             args.extend(["--voters".to_string(), voters.join(",")]);
         }
         args.extend(self.extra_args.iter().cloned());
@@ -243,6 +242,19 @@ fn node_binary_candidates() -> Vec<PathBuf> {
     candidates
 }
 
+/// The `--voters` a node starts with, when not every slot is one. Spare
+/// slots are peers but not bootstrap voters. A node added to a running
+/// cluster starts on an empty data dir as none either, as a learner does:
+/// a member removed and added again under its old id used to come back as
+/// a voter of the first membership, free to campaign with an empty log.
+fn bootstrap_voters(node: usize, env: &NodeEnv) -> Option<Vec<usize>> {
+    match &env.joining {
+        Some(members) => Some(members.iter().copied().filter(|member| *member != node).collect()),
+        None if env.initial_members.len() < env.peer_dial.len() + 1 => Some(env.initial_members.clone()),
+        None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +280,12 @@ mod tests {
         assert!(args.starts_with("--id 2 --data-dir /tmp/d --client-addr 127.0.0.1:7002"), "{args}");
         assert!(args.contains("--peers 1=127.0.0.1:9001,3=127.0.0.1:9003"), "{args}");
         assert!(args.ends_with("--election-timeout-ms 300"), "{args}");
+        assert!(!args.contains("--voters"), "every slot is a bootstrap voter");
+        let spare = NodeEnv { initial_members: vec![0, 2], ..env.clone() };
+        assert!(db.launch(1, &spare).unwrap().args.join(" ").contains("--voters 1,3"), "a spare is no voter");
+        let rejoining = NodeEnv { joining: Some(vec![0, 1, 2]), ..env };
+        let args = db.launch(1, &rejoining).unwrap().args.join(" ");
+        assert!(args.ends_with("--voters 1,3"), "a node added again joins as no voter: {args}");
     }
 
     #[test]
