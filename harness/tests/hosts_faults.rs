@@ -90,7 +90,7 @@ async fn faults_change_the_hosts_and_heals_undo_them() {
 
     // Node 0 loses everything from 1 and 2, and they from it.
     let grudge: BTreeMap<usize, BTreeSet<usize>> = [(0, [1, 2].into()), (1, [0].into()), (2, [0].into())].into();
-    let aborted = cluster.partition(&grudge).await.unwrap();
+    let aborted = cluster.partition("test", &grudge).await.unwrap();
     assert!(aborted.is_some_and(|n| n > 0), "the cut aborts established connections: {aborted:?}");
     let rules = drop_rules(0);
     assert_eq!(rules.len(), 2, "{rules:?}");
@@ -102,7 +102,7 @@ async fn faults_change_the_hosts_and_heals_undo_them() {
     // A slow link from node 1 to node 2 stays while the partition is healed.
     let slow = LinkFault { bandwidth_bytes_per_s: Some(5_000), ..LinkFault::default() };
     cluster.set_link_faults(&[(Endpoint::Node(1), Endpoint::Node(2))], slow).await.unwrap();
-    cluster.partition(&BTreeMap::new()).await.unwrap();
+    cluster.partition("test", &BTreeMap::new()).await.unwrap();
     assert!(drop_rules(0).is_empty(), "the partition's heal removes its rules");
     assert!(!cluster.is_cut_off(0).await, "node 0's links are whole again");
     assert!(cluster.is_cut_off(2).await, "node 2 is at one end of the slow link");

@@ -29,6 +29,7 @@ mod supervisor;
 mod volume;
 
 use launch::node_env;
+use network::PartitionLayers;
 use ports::reserve_node_ports;
 use supervisor::Supervisor;
 use volume::Volumes;
@@ -95,6 +96,9 @@ struct Inner {
     /// Proxy listeners forwarding to each node's client and peer ports.
     routes_to: Vec<RoutesTo>,
     failed_restarts: Mutex<Vec<FailedRestart>>,
+    /// The partition each nemesis holds, by its name; the network enforces
+    /// their union (`network.rs`).
+    partitions: Mutex<PartitionLayers>,
     /// The nodes that are members now, sorted: the first `nodes` at the
     /// start, then as membership changes add and remove them.
     members: Mutex<Vec<usize>>,
@@ -184,6 +188,7 @@ impl Cluster {
                 client_addrs: layout.client_addrs,
                 routes_to: layout.routes_to,
                 failed_restarts: Mutex::new(Vec::new()),
+                partitions: Mutex::default(),
                 members: Mutex::new(members),
                 hosts: None,
                 remote_volumes: None,

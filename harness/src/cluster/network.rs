@@ -1,19 +1,43 @@
 //! Network faults on the cluster, by whichever means its nodes are
 //! reached: the fault proxy on this machine, or the hosts' own firewall
 //! and traffic shaping.
+use std::collections::BTreeMap;
+
 use crate::proxy::{Endpoint, Grudge, LinkFault};
 
-use super::{Cluster, ClusterError};
+use super::{lock, Cluster, ClusterError};
+
+/// The partition each nemesis holds, by its name.
+pub(super) type PartitionLayers = BTreeMap<&'static str, Grudge>;
+
+/// Sets `owner`'s layer (an empty grudge removes it); what the network
+/// must enforce now: every receiver loses the senders any layer says.
+fn set_layer(layers: &mut PartitionLayers, owner: &'static str, grudge: &Grudge) -> Grudge {
+    match grudge.is_empty() {
+        true => layers.remove(owner),
+        false => layers.insert(owner, grudge.clone()),
+    };
+    let mut union = Grudge::new();
+    for (receiver, senders) in layers.values().flatten() {
+        union.entry(*receiver).or_default().extend(senders.iter().copied());
+    }
+    union
+}
 
 impl Cluster {
-    /// Replace the partition in force by `grudge` (receiver → the senders
-    /// it loses); an empty grudge ends it. On hosts, returns the
-    /// established connections the cut aborted.
-    pub async fn partition(&self, grudge: &Grudge) -> Result<Option<usize>, ClusterError> {
+    /// Replace the partition `owner` holds by `grudge` (receiver → the
+    /// senders it loses); an empty grudge ends it. The network enforces
+    /// the union of every owner's partition, so one nemesis's heal leaves
+    /// another's cut in force (a partition family healing on its own
+    /// schedule used to mend the cut a membership fault made a second
+    /// earlier). On hosts, returns the established connections the cut
+    /// aborted.
+    pub async fn partition(&self, owner: &'static str, grudge: &Grudge) -> Result<Option<usize>, ClusterError> {
+        let union = set_layer(&mut lock(&self.inner.partitions), owner, grudge);
         match &self.inner.hosts {
-            Some(hosts) => Ok(Some(hosts.partition(grudge).await?)),
+            Some(hosts) => Ok(Some(hosts.partition(&union).await?)),
             None => {
-                self.inner.proxy.partition(grudge);
+                self.inner.proxy.partition(&union);
                 Ok(None)
             }
         }
@@ -42,17 +66,6 @@ impl Cluster {
                 for (from, to) in links.into_keys() {
                     self.inner.proxy.set_link_fault(from, to, LinkFault::default());
                 }
-                Ok(())
-            }
-        }
-    }
-
-    /// Remove the partition and every link fault.
-    pub async fn heal_network(&self) -> Result<(), ClusterError> {
-        match &self.inner.hosts {
-            Some(hosts) => Ok(hosts.heal().await?),
-            None => {
-                self.inner.proxy.heal();
                 Ok(())
             }
         }
@@ -87,5 +100,23 @@ impl Cluster {
     /// True when the nodes run on hosts (no proxy between them).
     pub fn on_hosts(&self) -> bool {
         self.inner.hosts.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_owner_heals_only_its_own_cut() {
+        let mut layers = PartitionLayers::new();
+        let cut = |pairs: &[(usize, &[usize])]| -> Grudge { pairs.iter().map(|(to, from)| (*to, from.iter().copied().collect())).collect() };
+        let membership = cut(&[(0, &[1, 2]), (1, &[0]), (2, &[0])]);
+        assert_eq!(set_layer(&mut layers, "membership", &membership), membership);
+        let both = set_layer(&mut layers, "partition", &cut(&[(0, &[3]), (3, &[0])]));
+        assert_eq!(both, cut(&[(0, &[1, 2, 3]), (1, &[0]), (2, &[0]), (3, &[0])]), "the union of both cuts");
+        assert_eq!(set_layer(&mut layers, "partition", &Grudge::new()), membership, "the partition's heal leaves the membership cut");
+        assert_eq!(set_layer(&mut layers, "membership", &Grudge::new()), Grudge::new());
+        assert!(layers.is_empty());
     }
 }

@@ -18,6 +18,7 @@ use super::fault::MembershipChange;
 use super::partition::{complete_grudge, isolate};
 use super::{choose_then_apply, leader_or, node_name, node_names, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
+use crate::proxy::Grudge;
 
 /// Slots beyond the cluster's size when the nemesis changes membership:
 /// a change takes the cluster one node above or below its size, and the
@@ -27,6 +28,9 @@ pub const SPARES: usize = 1;
 /// Longest wait between asking for a change and killing the leader in
 /// `membership-crash`: the kill lands before, during or after the commit.
 const CRASH_DELAY_MS_MAX: u64 = 30;
+/// The name this family's cuts go by in the cluster's network: its heal
+/// mends them and leaves the partition family's.
+const MEMBERSHIP_OWNER: &str = "membership";
 
 /// The two sides of `membership-add-minority`, as slots: the leader, the
 /// learner and one voter fewer than a majority of `members` (drawn from
@@ -172,7 +176,7 @@ impl MembershipNemesis {
         // The order the requests are issued in, drawn from the seed.
         others.shuffle(&mut self.rng);
         self.network = true;
-        cluster.partition(&isolate(leader, cluster.slots())).await?;
+        cluster.partition(MEMBERSHIP_OWNER, &isolate(leader, cluster.slots())).await?;
         let mut asks = tokio::task::JoinSet::new();
         for (position, node) in others.iter().copied().enumerate() {
             let cluster = cluster.clone();
@@ -212,7 +216,7 @@ impl MembershipNemesis {
         let leader = cluster.leader().await.filter(|now| *now != learner).unwrap_or(leader);
         let (minority, rest) = learner_minority(&mut self.rng, leader, learner, &cluster.members(), cluster.slots());
         self.network = true;
-        cluster.partition(&complete_grudge(&[minority.clone(), rest])).await?;
+        cluster.partition(MEMBERSHIP_OWNER, &complete_grudge(&[minority.clone(), rest])).await?;
         let effect = json!({
             "added": node_name(learner),
             "learner": node_name(learner),
@@ -230,7 +234,7 @@ impl MembershipNemesis {
         let mut done = Vec::new();
         let healed = std::mem::take(&mut self.network);
         if healed {
-            cluster.heal_network().await?;
+            cluster.partition(MEMBERSHIP_OWNER, &Grudge::new()).await?;
             done.push(json!({ "network": "healed" }));
         }
         // Asked once the network is whole again.

@@ -11,6 +11,9 @@ use super::{choose_then_apply, leader_or, Effect, Fault, FaultFamily, Nemesis, N
 use crate::cluster::{BoxFuture, Cluster};
 use crate::proxy::Grudge;
 
+/// The name this family's cut goes by in the cluster's network.
+const PARTITION_OWNER: &str = "partition";
+
 /// Every node of each component loses everything sent from the others.
 pub fn complete_grudge(components: &[Vec<usize>]) -> Grudge {
     let mut grudge = Grudge::new();
@@ -154,7 +157,7 @@ impl Nemesis for PartitionNemesis {
             let (Fault::Partition(_), Targets::Grudge(grudge)) = (fault, targets) else {
                 return Err(NemesisError::Unhandled(fault));
             };
-            let aborted = cluster.partition(&grudge).await?;
+            let aborted = cluster.partition(PARTITION_OWNER, &grudge).await?;
             self.active = true;
             let mut effect = json!({ "grudge": grudge_json(&grudge) });
             if let Some(aborted) = aborted {
@@ -169,7 +172,7 @@ impl Nemesis for PartitionNemesis {
             if !std::mem::take(&mut self.active) {
                 return Ok(Effect::Null);
             }
-            cluster.partition(&Grudge::new()).await?;
+            cluster.partition(PARTITION_OWNER, &Grudge::new()).await?;
             Ok(json!("network healed"))
         })
     }

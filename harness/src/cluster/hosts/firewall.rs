@@ -100,13 +100,6 @@ impl Hosts {
         self.apply(&faults).await.map(|_| ())
     }
 
-    /// Remove every rule and shaping this run added.
-    pub(crate) async fn heal(&self) -> Result<(), HostError> {
-        let mut faults = self.faults.lock().await;
-        *faults = NetFaults::default();
-        self.clear().await
-    }
-
     async fn clear(&self) -> Result<(), HostError> {
         for host in &self.hosts {
             host.ssh.run(&clean_script(host)).await?;

@@ -56,6 +56,7 @@ impl Cluster {
                 envs: Mutex::new(envs),
                 routes_to: Vec::new(),
                 failed_restarts: Mutex::new(Vec::new()),
+                partitions: Mutex::default(),
                 members: Mutex::new((0..config.nodes).collect()),
                 hosts: Some(hosts),
                 remote_volumes,
