@@ -27,12 +27,14 @@ pub const SPEC_FIELDS_HELP: &str = concat!(
 /// fifth of its operations list-append transactions (where the system runs
 /// transactions) under kill, pause, partition, power-loss (with root and /dev/fuse) and the
 /// leader's clock set back (with libfaketime, on systems that report their
-/// clock) faults and membership races (on systems that change membership),
-/// each family on its own schedule, half of them aimed at the leader; every
-/// 3-6 s a killed node restarted on a data file with one bit flipped; every
-/// 8-14 s fsync failing on a majority (with /dev/fuse); and once or twice a
-/// run the scripted revote race with the voter's power cut (alone); then
-/// heal, recovery, final reads and the convergence check.
+/// clock) faults, each family on its own schedule, half of them aimed at
+/// the leader, none leaving fewer than a majority running unless it takes
+/// a majority on purpose; every 3-6 s a killed node restarted on a data
+/// file with one bit flipped; every 8-14 s fsync failing on a majority
+/// (with /dev/fuse); alone, a membership race every 3-6 s (on systems that
+/// change membership) and once or twice a run the scripted revote race
+/// with the voter's power cut; then heal, recovery, final reads and the
+/// convergence check.
 /// Exit code: 0 valid, 1 invalid, 2 unknown, 3 harness error. See
 /// harness/docs/test.md for every spec field.
 #[derive(clap::Args, Debug, Default)]

@@ -117,6 +117,7 @@ pub fn spec_for(target: &Target, options: &ProbeOptions, index: u32) -> Result<S
         heal_duration_max: "3s".into(),
         concurrent: false,
         leader_share: None,
+        keep_majority_running: false,
         ..spec.nemesis
     };
     let overrides: Vec<(String, String)> = target.overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -87,6 +87,9 @@ pub struct NemesisPlan {
     pub optional: Vec<Fault>,
     /// Share of the faults aimed at the leader (`nemesis.leader_share`).
     pub leader_share: Option<f64>,
+    /// Single-node faults never leave fewer than a majority running
+    /// (`nemesis.keep_majority_running`).
+    pub keep_majority_running: bool,
     /// Nemeses of your own (the Rust API), for the custom faults in `faults`.
     pub custom: Vec<NemesisFactory>,
     /// A schedule to follow instead of drawing one (`--schedule`), and how
@@ -112,6 +115,7 @@ impl std::fmt::Debug for NemesisPlan {
             .field("settings", &self.settings)
             .field("concurrent", &self.concurrent)
             .field("leader_share", &self.leader_share)
+            .field("keep_majority_running", &self.keep_majority_running)
             .field("custom", &self.custom.len())
             .field("recorded", &self.recorded.as_ref().map(|(schedule, by)| (&schedule.path, schedule.events.len(), by)))
             .finish()

@@ -42,6 +42,7 @@ pub(super) fn plan(spec: &NemesisSpec, cluster: &ClusterPlan) -> Result<NemesisP
         concurrent: spec.concurrent,
         optional,
         leader_share: spec.leader_share,
+        keep_majority_running: spec.keep_majority_running,
         custom: Vec::new(),
         recorded: None,
     };

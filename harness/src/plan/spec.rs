@@ -166,6 +166,12 @@ pub struct NemesisSpec {
     /// of the list that have a leader target; null: every fault of the
     /// list equally likely.
     pub leader_share: Option<f64>,
+    /// Skip a fault that stops nodes one at a time (a kill, pause or power
+    /// cut of one node or a minority, a single disk's error) when it would
+    /// leave fewer than a majority of the members running; the faults
+    /// that take a majority on purpose (`kill-majority`,
+    /// `power-loss-majority`, ...) still do.
+    pub keep_majority_running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,6 +292,7 @@ impl Default for NemesisSpec {
             clock_fake_monotonic: true,
             concurrent: true,
             leader_share: Some(0.5),
+            keep_majority_running: true,
         }
     }
 }

@@ -10,9 +10,9 @@ use faultline_checkers::EventType;
 use serde_json::json;
 
 use super::recorder::{nemesis_event, Recorder};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NodeState};
 use crate::nemesis::recorded::{RecordedEvent, ONE_AT_A_TIME};
-use crate::nemesis::{choose_among_members, Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep, TargetsBy};
+use crate::nemesis::{choose_among_members, node_names, Fault, FaultFamily, Mix, Nemesis, NemesisError, Schedule, ScheduleStep, Targets, TargetsBy};
 use crate::plan::TestPlan;
 
 /// The nemesis state the progress display shows (`healthy`, `kill-leader`).
@@ -25,6 +25,9 @@ const SLEEP_SLICE_MS: u64 = 100;
 /// one every 8-14 s (a 30 s run gets one or two) leaves the other families
 /// most of the run.
 const SCRIPTED_QUIET_MS: (u64, u64) = (8_000, 14_000);
+/// Least quiet time before a membership race that runs alone: it holds
+/// the cluster for a fault's length, so a 30 s run gets about four.
+const ALONE_QUIET_MS: (u64, u64) = (3_000, 6_000);
 
 pub fn set_state(state: &NemesisState, text: &str) {
     let mut guard = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -104,9 +107,13 @@ impl NemesisGroup {
                 let label = family.name().to_string();
                 let heal_name = RecordedEvent::heal_name(&label);
                 let mut schedule = schedule(faults.clone(), seed);
-                let scripted = faults.iter().all(|fault| fault.is_scripted()).then_some(SCRIPTED_QUIET_MS);
+                let held_alone = match (faults.iter().all(|fault| fault.is_scripted()), faults.iter().all(|fault| fault.runs_alone())) {
+                    (true, _) => Some(SCRIPTED_QUIET_MS),
+                    (false, true) => Some(ALONE_QUIET_MS),
+                    (false, false) => None,
+                };
                 let asked = plan.nemesis.family_heal_ms.iter().find(|(named, _)| *named == family).map(|(_, range)| *range);
-                for quiet_ms in [scripted, asked].into_iter().flatten().filter(|_| !alone) {
+                for quiet_ms in [held_alone, asked].into_iter().flatten().filter(|_| !alone) {
                     schedule = schedule.with_quiet_ms_min(quiet_ms);
                 }
                 Ok(NemesisGroup { mix, schedule, label, heal_name })
@@ -158,6 +165,16 @@ fn postpone(cycles: &mut [Cycle], scenario: usize, held: Duration) {
     }
 }
 
+/// Why stopping `nodes` too, with `down` not running now, would leave
+/// fewer than a majority of `members` running, if it would.
+fn majority_lost(members: &[usize], down: &[usize], nodes: &[usize]) -> Option<String> {
+    let running_after = members.iter().filter(|node| !down.contains(node) && !nodes.contains(node)).count();
+    let majority = members.len() / 2 + 1;
+    (running_after < majority).then(|| {
+        format!("it would leave {running_after} of {} members running ({} not running now)", members.len(), node_names(down).join(", "))
+    })
+}
+
 /// The faults injected so far, for `schedule.jsonl`; shared so that an
 /// interrupted run still writes what it did.
 pub type Injected = Arc<Mutex<Vec<RecordedEvent>>>;
@@ -174,6 +191,9 @@ pub struct NemesisRun<'a> {
     pub names_leader: bool,
     /// How recorded targets are aimed.
     pub targets_by: TargetsBy,
+    /// Skip a fault that would stop one node too many
+    /// (`nemesis.keep_majority_running`).
+    pub keep_majority_running: bool,
     pub injected: Injected,
 }
 
@@ -185,8 +205,9 @@ impl NemesisRun<'_> {
         let now = Instant::now();
         let start = self.start;
         let mut cycles: Vec<Cycle> = self.groups.iter_mut().map(|g| Cycle::after_heal(&mut g.schedule, now, start)).collect();
-        // A scripted scenario in force (its group, and when it began): it
-        // sets the whole network itself, so it runs alone.
+        // The fault running alone, if any (its group, and when it began): a
+        // scripted scenario or a staged membership race, each of which
+        // needs the network as it set it.
         let mut alone: Option<(usize, Instant)> = None;
         // Each pass either returns or performs one action that moves its
         // group's `until` forward (quiet and fault times are positive), so
@@ -202,7 +223,7 @@ impl NemesisRun<'_> {
             cycles[group] = match std::mem::replace(&mut cycles[group], Cycle::Done) {
                 Cycle::Quiet { step, .. } => {
                     let fault_ms = step.fault_ms;
-                    if step.fault.is_scripted() {
+                    if step.fault.runs_alone() {
                         self.clear_for_scenario(group, &mut cycles).await;
                         alone = Some((group, Instant::now()));
                     }
@@ -268,6 +289,16 @@ impl NemesisRun<'_> {
             Some((targets, leader_then)) => Some(targets.aimed(self.targets_by, *leader_then, leader)),
             None => choose_among_members(mix, fault, &members, leader),
         };
+        // A recorded schedule holds only what was injected: it replays all.
+        let guarded = self.keep_majority_running && step.recorded.is_none() && fault.stops_a_minority();
+        if let (true, Some(Targets::Nodes(nodes))) = (guarded, &targets) {
+            let down: Vec<usize> = members.iter().copied().filter(|node| self.cluster.node_state(*node) != NodeState::Running).collect();
+            if let Some(why) = majority_lost(&members, &down, nodes) {
+                let skipped = json!({ "skipped": why, "nodes": node_names(nodes) });
+                self.recorder.record(nemesis_event(EventType::Ok, fault.name(), skipped)).await;
+                return;
+            }
+        }
         let event = RecordedEvent {
             at_ms,
             fault,
@@ -368,6 +399,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_that_would_stop_the_majority_is_named_and_others_pass() {
+        let five = [0, 1, 2, 3, 4];
+        assert_eq!(majority_lost(&five, &[], &[0, 1]), None, "two of five down leave three running");
+        assert_eq!(majority_lost(&five, &[3], &[0]), None);
+        assert_eq!(majority_lost(&five, &[3], &[3]), None, "a node already down costs nothing more");
+        let why = majority_lost(&five, &[3, 4], &[0]).expect("a third node down of five");
+        assert_eq!(why, "it would leave 2 of 5 members running (n4, n5 not running now)");
+        assert!(majority_lost(&[0, 1, 2], &[], &[1]).is_none());
+        assert!(majority_lost(&[0, 1, 2], &[2], &[1]).is_some());
+        assert!(majority_lost(&[0, 1, 2, 3], &[2], &[1]).is_some(), "two of four are no majority");
+    }
+
+    #[test]
+    fn only_faults_that_stop_a_minority_are_guarded() {
+        let guarded = |name: &str| Fault::parse_names(&[name]).unwrap().iter().all(|fault| fault.stops_a_minority());
+        for name in ["kill-leader", "kill-minority", "pause", "power-loss-leader", "disk-fsync-eio", "disk-torn-write", "membership-crash"] {
+            assert!(guarded(name), "{name}");
+        }
+        let free = |name: &str| Fault::parse_names(&[name]).unwrap().iter().all(|fault| !fault.stops_a_minority());
+        for name in ["kill-majority", "power-loss-majority", "power-loss-all", "disk-fsync-eio-majority", "partition", "clock", "disk-slow", "revote"] {
+            assert!(free(name), "{name}: a majority on purpose, or no node stopped");
+        }
+    }
+
+    #[test]
     fn scripted_and_named_families_beside_others_wait_longer_between_faults() {
         let mut spec = SpecFile::default();
         spec.nemesis.faults = vec!["kill".into(), "revote-power-loss".into()];
@@ -391,6 +447,13 @@ mod tests {
         spec.nemesis.family_heal_durations.clear();
         let mut groups = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
         assert!((0..3).all(|_| quiet(&mut groups[2]) < 3_000), "a spec that asks for nothing keeps its range");
+        spec.nemesis.faults = vec!["kill".into(), "membership-race".into(), "membership-add-minority".into()];
+        let mut groups = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
+        assert_eq!(groups[1].label, "membership");
+        assert!((0..20).all(|_| (ALONE_QUIET_MS.0..=ALONE_QUIET_MS.1).contains(&quiet(&mut groups[1]))), "membership races run alone, every 3-6 s");
+        spec.nemesis.faults = vec!["kill".into(), "membership-race".into(), "membership-add".into()];
+        let mut groups = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
+        assert!((0..20).any(|_| quiet(&mut groups[1]) < ALONE_QUIET_MS.0), "a family with a fault that runs beside others keeps the spec's range");
         spec.nemesis.faults = vec!["revote".into()];
         let mut alone = NemesisGroup::for_plan(&TestPlan::from_spec(&spec, 1).unwrap()).unwrap();
         assert!(quiet(&mut alone[0]) < SCRIPTED_QUIET_MS.0, "a scenario on its own keeps the spec's range");

@@ -146,6 +146,7 @@ impl Phases<'_> {
             start: self.start,
             names_leader: plan.cluster.system.capabilities().leader,
             targets_by: plan.nemesis.recorded.as_ref().map(|(_, by)| *by).unwrap_or_default(),
+            keep_majority_running: plan.nemesis.keep_majority_running,
             injected: self.injected.clone(),
         };
         tokio::join!(
