@@ -129,7 +129,6 @@ async fn faults_change_the_hosts_and_heals_undo_them() {
     cluster.restart(2).await.unwrap();
     assert_eq!(cluster.node_state(2), NodeState::Running);
 
-    cluster.heal_network().await.unwrap();
     cluster.shutdown().await;
     let namespaces = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
     assert!(!namespaces.lines().any(|line| line.starts_with(&format!("f{}", std::process::id())) && line.contains("-2")), "{namespaces}");
