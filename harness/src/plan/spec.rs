@@ -167,8 +167,9 @@ pub struct NemesisSpec {
     /// list equally likely.
     pub leader_share: Option<f64>,
     /// Skip a fault that stops nodes one at a time (a kill, pause or power
-    /// cut of one node or a minority, a single disk's error) when it would
-    /// leave fewer than a majority of the members running; the faults
+    /// cut of one node or a minority, a single disk's error) when, beside
+    /// nodes already down, it would leave fewer than a majority of the
+    /// members running; the faults
     /// that take a majority on purpose (`kill-majority`,
     /// `power-loss-majority`, ...) still do.
     pub keep_majority_running: bool,

@@ -166,8 +166,13 @@ fn postpone(cycles: &mut [Cycle], scenario: usize, held: Duration) {
 }
 
 /// Why stopping `nodes` too, with `down` not running now, would leave
-/// fewer than a majority of `members` running, if it would.
+/// fewer than a majority of `members` running, if it would. A fault on a
+/// cluster with every other node up always acts: a one- or two-node
+/// cluster has no minority to lose, and its kills are the test.
 fn majority_lost(members: &[usize], down: &[usize], nodes: &[usize]) -> Option<String> {
+    if down.iter().all(|node| nodes.contains(node)) {
+        return None;
+    }
     let running_after = members.iter().filter(|node| !down.contains(node) && !nodes.contains(node)).count();
     let majority = members.len() / 2 + 1;
     (running_after < majority).then(|| {
@@ -409,6 +414,9 @@ mod tests {
         assert!(majority_lost(&[0, 1, 2], &[], &[1]).is_none());
         assert!(majority_lost(&[0, 1, 2], &[2], &[1]).is_some());
         assert!(majority_lost(&[0, 1, 2, 3], &[2], &[1]).is_some(), "two of four are no majority");
+        assert_eq!(majority_lost(&[0], &[], &[0]), None, "a lone node is killed: nothing else is down");
+        assert_eq!(majority_lost(&[0, 1], &[], &[1]), None);
+        assert!(majority_lost(&[0, 1], &[0], &[1]).is_some(), "the second of two");
     }
 
     #[test]
