@@ -177,32 +177,32 @@ fn the_correct_node_stays_available_with_its_monotonic_clock_faked_too() {
     assert!(run.actions.iter().any(|a| a["f"] == "clock-skew"), "no clock fault was injected");
 }
 
-/// The lease bug's window, written out: the leader's clock set back, then
-/// the leader cut off while its lease (stamped before the jump) still runs
-/// in its slowed clock; three times. Measured with both cores busy with
-/// other work: 3 of 5 runs of two rounds caught it.
-const LEASE_SCHEDULE: &str = r#"{"at_ms": 2000, "fault": "clock-bump-leader", "duration_ms": 4000}
-{"at_ms": 2300, "fault": "partition-leader", "duration_ms": 3000}
-{"at_ms": 8000, "fault": "clock-bump-leader", "duration_ms": 4000}
-{"at_ms": 8300, "fault": "partition-leader", "duration_ms": 3000}
-{"at_ms": 14000, "fault": "clock-bump-leader", "duration_ms": 4000}
-{"at_ms": 14300, "fault": "partition-leader", "duration_ms": 3000}
-"#;
-
+/// The lease bug's window, staged by `clock-isolate-leader`: the leader
+/// cut off, its clock set back, and the others electing and writing while
+/// it still answers reads.
 #[test]
 fn a_lease_read_from_the_wall_clock_is_caught() {
     if !faketime_or_skip() {
         return;
     }
-    let schedule = std::env::temp_dir().join(format!("faultline-lease-schedule-{}.jsonl", std::process::id()));
-    std::fs::write(&schedule, LEASE_SCHEDULE).unwrap();
     let args = [
-        "--workload", "register", "--schedule", schedule.to_str().unwrap(),
-        "--set", "cluster.bugs=[lease-wallclock]", "--time-limit", "19s",
+        "--workload", "register", "--nemesis", "clock-isolate-leader",
+        "--set", "cluster.bugs=[lease-wallclock]", "--time-limit", "12s",
     ];
-    let caught = (1..=5).map(|seed| run("lease", &args, seed)).find(|run| run.verdict == "invalid");
-    let _ = std::fs::remove_file(&schedule);
-    assert!(caught.is_some_and(|run| run.code == 1), "lease-wallclock was not caught in 5 runs");
+    let mut runs = Vec::new();
+    for seed in 1..=3 {
+        let run = run("lease", &args, seed);
+        let caught = run.verdict == "invalid";
+        runs.push(run);
+        if caught {
+            break;
+        }
+    }
+    let last = runs.last().expect("one run at least");
+    assert_eq!((last.verdict.as_str(), last.code), ("invalid", 1), "lease-wallclock was not caught in 3 runs: {}", last.reasons);
+    let staged: Vec<&serde_json::Value> = runs.iter().flat_map(|run| &run.actions).filter(|action| action["f"] == "clock-isolate-leader").collect();
+    assert!(staged.iter().any(|action| action["value"]["others_elected"].is_string()), "no window with a new leader: {staged:?}");
+    assert!(staged.iter().all(|action| action["value"]["isolated"].is_string()), "{staged:?}");
 }
 
 #[test]

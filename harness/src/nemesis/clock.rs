@@ -6,6 +6,16 @@
 //! and the bound, or one node's clock running at half or double speed. The
 //! heal puts every clock back.
 //!
+//! `clock-isolate-leader` stages the fault a lease read from the wall clock
+//! fails under: the leader is cut off from the other nodes (its clients
+//! still reach it), its clock set back, and the fault holds once the others
+//! have elected a leader of their own, so their writes land while the old
+//! leader may still answer reads. The cut comes first: a leader set back
+//! while still joined misses its heartbeats (with the monotonic clock
+//! faked), and the new leader's first message would end its term before
+//! the others wrote anything. Left to chance beside a partition family,
+//! the two rarely met on one leader that stayed up (`mutants.md`).
+//!
 //! Strobe and rate are driven from here: a task rewrites the node's offset
 //! every `nemesis.clock_strobe_period` until the heal (libfaketime's own
 //! rate counts from the process's start, which a restart moves).
@@ -17,12 +27,23 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::partition::isolate;
+use super::scenarios::{poll_leader, ELECTION_WAIT_MS};
 use super::{choose_then_apply, leader_or, node_name, node_names, ClockMode, Effect, Fault, FaultFamily, Nemesis, NemesisError, Targets};
 use crate::cluster::{BoxFuture, Cluster};
+use crate::proxy::Grudge;
 
 /// Most rewrites one strobe or rate task makes (at the shortest period,
 /// 1 ms, about 10 minutes).
 const TASK_STEPS_MAX: u64 = 600_000;
+/// The owner of `clock-isolate-leader`'s network cut.
+const CLOCK_OWNER: &str = "clock";
+/// How long `clock-isolate-leader` holds once the others elected, before
+/// the schedule's own fault time: the old leader's clients leave it only
+/// when an operation times out (`client.op_timeout`, 1 s by default), and
+/// come back to it as new processes one in n; until then nobody writes
+/// on the other side, and its reads have nothing to miss.
+const HOLD_AFTER_ELECTION_MS: u64 = 1_500;
 
 /// `nemesis.clock_offset_max`, `clock_strobe_period`, `clock_fake_monotonic`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +76,7 @@ pub fn plan_clocks(rng: &mut ChaCha8Rng, mode: ClockMode, targets: &[usize], off
     match mode {
         ClockMode::Skew => ClockPlan::Offsets(targets.iter().map(|node| (*node, rng.random_range(-bound..=bound))).collect()),
         ClockMode::Bump => ClockPlan::Offsets(vec![(node, if rng.random_bool(0.5) { bound } else { -bound })]),
-        ClockMode::BumpLeader => ClockPlan::Offsets(vec![(node, -bound)]),
+        ClockMode::BumpLeader | ClockMode::IsolateLeader => ClockPlan::Offsets(vec![(node, -bound)]),
         ClockMode::Strobe => ClockPlan::Strobe { node, offset_ms: if rng.random_bool(0.5) { bound } else { -bound } },
         ClockMode::Rate => ClockPlan::Rate { node, rate: if rng.random_bool(0.5) { 0.5 } else { 2.0 } },
     }
@@ -78,11 +99,31 @@ pub struct ClockNemesis {
     moved: Vec<usize>,
     /// Stops the running strobe or rate task.
     task_stop: Option<Arc<AtomicBool>>,
+    /// Whether `clock-isolate-leader`'s cut is in force.
+    cut: bool,
 }
 
 impl ClockNemesis {
     pub fn new(rng: ChaCha8Rng, settings: ClockSettings) -> Self {
-        ClockNemesis { rng, settings, moved: Vec::new(), task_stop: None }
+        ClockNemesis { rng, settings, moved: Vec::new(), task_stop: None, cut: false }
+    }
+
+    /// `clock-isolate-leader` on `leader`: cut off, then set back by
+    /// `plan`; returns `HOLD_AFTER_ELECTION_MS` after the other members
+    /// name a leader, or after `ELECTION_WAIT_MS` if they name none (the
+    /// history says which).
+    async fn isolate_leader(&mut self, leader: usize, plan: ClockPlan, cluster: &Cluster) -> Result<Effect, NemesisError> {
+        self.cut = true;
+        cluster.partition(CLOCK_OWNER, &isolate(leader, cluster.slots())).await?;
+        let mut effect = self.apply_plan(plan, cluster)?;
+        let others: Vec<usize> = cluster.members().into_iter().filter(|node| *node != leader).collect();
+        let elected = poll_leader(cluster, &others, Option::is_some, ELECTION_WAIT_MS).await.flatten();
+        if elected.is_some() {
+            tokio::time::sleep(Duration::from_millis(HOLD_AFTER_ELECTION_MS)).await;
+        }
+        effect["isolated"] = json!(node_name(leader));
+        effect["others_elected"] = json!(elected.map(node_name));
+        Ok(effect)
     }
 
     fn start_task(&mut self, plan: ClockPlan, node: usize, cluster: &Cluster) {
@@ -144,7 +185,7 @@ impl Nemesis for ClockNemesis {
         let Fault::Clock(mode) = fault else { return None };
         Some(Targets::Nodes(match mode {
             ClockMode::Skew => (0..nodes).collect(),
-            ClockMode::BumpLeader => vec![leader_or(&mut self.rng, nodes, leader)],
+            ClockMode::BumpLeader | ClockMode::IsolateLeader => vec![leader_or(&mut self.rng, nodes, leader)],
             ClockMode::Bump | ClockMode::Strobe | ClockMode::Rate => vec![self.rng.random_range(0..nodes)],
         }))
     }
@@ -155,7 +196,10 @@ impl Nemesis for ClockNemesis {
                 return Err(NemesisError::Unhandled(fault));
             };
             let plan = plan_clocks(&mut self.rng, mode, &targets, self.settings.offset_ms_max);
-            self.apply_plan(plan, cluster)
+            match (mode, targets.first()) {
+                (ClockMode::IsolateLeader, Some(&leader)) => self.isolate_leader(leader, plan, cluster).await,
+                _ => self.apply_plan(plan, cluster),
+            }
         })
     }
 
@@ -164,9 +208,15 @@ impl Nemesis for ClockNemesis {
             if let Some(stop) = self.task_stop.take() {
                 stop.store(true, Ordering::Release);
             }
+            // The network first: the old leader learns of the new term at
+            // once, and its lease ends with its term.
+            let cut = std::mem::take(&mut self.cut);
+            if cut {
+                cluster.partition(CLOCK_OWNER, &Grudge::new()).await?;
+            }
             let mut moved = std::mem::take(&mut self.moved);
             if moved.is_empty() {
-                return Ok(Effect::Null);
+                return Ok(if cut { json!({ "network": "healed" }) } else { Effect::Null });
             }
             moved.sort_unstable();
             moved.dedup();
@@ -175,7 +225,11 @@ impl Nemesis for ClockNemesis {
             for node in &moved {
                 cluster.set_clock(*node, 0, 1.0)?;
             }
-            Ok(json!({ "clocks-reset": node_names(&moved) }))
+            let mut effect = json!({ "clocks-reset": node_names(&moved) });
+            if cut {
+                effect["network"] = json!("healed");
+            }
+            Ok(effect)
         })
     }
 }
@@ -197,6 +251,19 @@ mod tests {
         assert_eq!(bump[0].1.abs(), 1_000);
         let ClockPlan::Rate { rate, .. } = plan_clocks(&mut rng, ClockMode::Rate, &[1], 1_000) else { panic!() };
         assert!(rate == 0.5 || rate == 2.0);
+    }
+
+    #[test]
+    fn isolate_leader_aims_at_the_leader_and_sets_it_back() {
+        let mut nemesis = ClockNemesis::new(ChaCha8Rng::seed_from_u64(5), ClockSettings::default());
+        let fault = Fault::Clock(ClockMode::IsolateLeader);
+        assert_eq!(nemesis.choose(fault, 5, Some(3)), Some(Targets::Nodes(vec![3])));
+        let Some(Targets::Nodes(drawn)) = nemesis.choose(fault, 5, None) else { panic!("a node is drawn without a leader") };
+        assert!(drawn.len() == 1 && drawn[0] < 5, "{drawn:?}");
+        let plan = plan_clocks(&mut ChaCha8Rng::seed_from_u64(5), ClockMode::IsolateLeader, &[3], 2_000);
+        assert_eq!(plan, ClockPlan::Offsets(vec![(3, -2_000)]), "back, the direction that stretches a lease");
+        assert!(fault.runs_alone() && fault.is_leader_targeted() && !fault.stops_a_minority());
+        assert_eq!(fault.nodes_min(), 3, "the others must elect without it");
     }
 
     #[test]

@@ -158,10 +158,11 @@ const DISKS: [Fault; 6] = [
     Fault::Disk(DiskMode::Slow),
     Fault::Disk(DiskMode::TornWrite),
 ];
-const CLOCKS: [Fault; 5] = [
+const CLOCKS: [Fault; 6] = [
     Fault::Clock(ClockMode::Skew),
     Fault::Clock(ClockMode::Bump),
     Fault::Clock(ClockMode::BumpLeader),
+    Fault::Clock(ClockMode::IsolateLeader),
     Fault::Clock(ClockMode::Strobe),
     Fault::Clock(ClockMode::Rate),
 ];
@@ -235,6 +236,7 @@ impl Fault {
             Fault::Clock(ClockMode::Skew) => "clock-skew",
             Fault::Clock(ClockMode::Bump) => "clock-bump",
             Fault::Clock(ClockMode::BumpLeader) => "clock-bump-leader",
+            Fault::Clock(ClockMode::IsolateLeader) => "clock-isolate-leader",
             Fault::Clock(ClockMode::Strobe) => "clock-strobe",
             Fault::Clock(ClockMode::Rate) => "clock-rate",
             Fault::Revote => "revote",
@@ -274,7 +276,7 @@ impl Fault {
                 | Fault::Pause(PauseTarget::Leader)
                 | Fault::Partition(PartitionMode::Leader | PartitionMode::LeaderMinority)
                 | Fault::Power(PowerTarget::Leader)
-                | Fault::Clock(ClockMode::BumpLeader)
+                | Fault::Clock(ClockMode::BumpLeader | ClockMode::IsolateLeader)
         )
     }
 
@@ -294,14 +296,19 @@ impl Fault {
     }
 
     /// Runs alone beside other families (`nemesis.concurrent`): a scripted
-    /// scenario, or a membership race staged behind a cut of its own
-    /// (`membership-race`, `membership-add-minority`). Each depends on the
+    /// scenario, or a race staged behind a cut of its own
+    /// (`membership-race`, `membership-add-minority`,
+    /// `clock-isolate-leader`). Each depends on the
     /// leader it cut off staying up and on the other side electing; with
     /// every family at once, a kill or power cut of that leader a moment
     /// later undid most of them (measured: `promote-before-caught-up`
     /// caught in 1 of 8 runs that way, 6 of 8 with the races alone).
     pub fn runs_alone(self) -> bool {
-        self.is_scripted() || matches!(self, Fault::Membership(MembershipChange::Race | MembershipChange::AddMinority))
+        self.is_scripted()
+            || matches!(
+                self,
+                Fault::Membership(MembershipChange::Race | MembershipChange::AddMinority) | Fault::Clock(ClockMode::IsolateLeader)
+            )
     }
 
     /// A scripted scenario (revote, figure-8): it needs an odd cluster and
@@ -320,7 +327,7 @@ impl Fault {
             Fault::Partition(PartitionMode::Leader) => Fault::Partition(PartitionMode::Random),
             Fault::Partition(PartitionMode::LeaderMinority) => Fault::Partition(PartitionMode::Halves),
             Fault::Power(PowerTarget::Leader) => Fault::Power(PowerTarget::Random),
-            Fault::Clock(ClockMode::BumpLeader) => Fault::Clock(ClockMode::Bump),
+            Fault::Clock(ClockMode::BumpLeader | ClockMode::IsolateLeader) => Fault::Clock(ClockMode::Bump),
             other => other,
         }
     }
@@ -334,6 +341,7 @@ impl Fault {
             Fault::Power(_) => 1,
             Fault::Partition(PartitionMode::Ring | PartitionMode::Bridge) => 3,
             Fault::Revote | Fault::RevotePowerLoss | Fault::FigureEight | Fault::Membership(_) => 3,
+            Fault::Clock(ClockMode::IsolateLeader) => 3,
             Fault::Partition(_) | Fault::Link(_) => 2,
             Fault::Kill(_) | Fault::Pause(_) | Fault::Corrupt(_) | Fault::Clock(_) | Fault::Custom(_) => 1,
         }
@@ -409,7 +417,7 @@ mod tests {
         assert_eq!(Fault::parse_name("membership").unwrap().len(), 6);
         assert_eq!(Fault::parse_name("corrupt").unwrap().len(), 4);
         assert_eq!(Fault::parse_name("disk").unwrap().len(), 6);
-        assert_eq!(Fault::parse_name("clock").unwrap().len(), 5);
+        assert_eq!(Fault::parse_name("clock").unwrap().len(), 6);
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Clock), "clock needs libfaketime");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| !f.needs_volumes()), "mix needs no root");
         assert!(Fault::parse_name("mix").unwrap().iter().all(|f| f.family() != FaultFamily::Corrupt), "corrupt is asked for by name");
@@ -418,7 +426,7 @@ mod tests {
         assert_eq!(Fault::parse_name("revote-power-loss").unwrap(), [Fault::RevotePowerLoss]);
         assert!(Fault::RevotePowerLoss.needs_volumes() && Fault::RevotePowerLoss.is_scripted() && !Fault::Revote.needs_volumes());
         let alone: Vec<&str> = Fault::every().into_iter().filter(|fault| fault.runs_alone()).map(Fault::name).collect();
-        assert_eq!(alone, ["membership-race", "membership-add-minority", "revote", "revote-power-loss", "figure-8"], "the scenarios and the staged membership races");
+        assert_eq!(alone, ["membership-race", "membership-add-minority", "clock-isolate-leader", "revote", "revote-power-loss", "figure-8"], "the scenarios and the staged races");
         assert!(!Fault::parse_name("mix").unwrap().contains(&Fault::FigureEight), "figure-8 is asked for by name");
         assert!(Fault::parse_name("none").unwrap().is_empty());
         let faults = Fault::parse_names(&["kill", "kill-leader", "pause-leader"]).unwrap();
