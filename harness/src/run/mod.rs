@@ -30,6 +30,7 @@ use crate::verdict::{compose, Check, Checks};
 
 pub mod clients;
 pub mod decide;
+pub mod nemesis_groups;
 pub mod nemesis_task;
 mod outcome;
 pub mod phases;
