@@ -25,15 +25,16 @@ pub const SPEC_FIELDS_HELP: &str = concat!(
 ///
 /// With no flags: 5 faultline-node nodes, 30 s of the kv workload with a
 /// fifth of its operations list-append transactions (where the system runs
-/// transactions) under kill, pause, partition, power-loss (with root and /dev/fuse) and the
-/// leader's clock set back (with libfaketime, on systems that report their
-/// clock) faults, each family on its own schedule, half of them aimed at
-/// the leader, none leaving fewer than a majority running unless it takes
-/// a majority on purpose; every 3-6 s a killed node restarted on a data
-/// file with one bit flipped; every 8-14 s fsync failing on a majority
-/// (with /dev/fuse); alone, a membership race every 3-6 s (on systems that
-/// change membership) and once or twice a run the scripted revote race
-/// with the voter's power cut; then heal, recovery, final reads and the
+/// transactions) under kill, pause, partition and power-loss (with root and
+/// /dev/fuse) faults, each family on its own schedule, half of them aimed
+/// at the leader, none leaving fewer than a majority running unless it
+/// takes a majority on purpose; every 3-6 s a killed node restarted on a
+/// data file with one bit flipped; every 8-14 s fsync failing on a
+/// majority (with /dev/fuse); alone, a membership race every 3-6 s (on
+/// systems that change membership), the leader cut off with its clock set
+/// back every 3-6 s (with libfaketime, on systems that report their clock)
+/// and once or twice a run the scripted revote race with the voter's
+/// power cut; then heal, recovery, final reads and the
 /// convergence check.
 /// Exit code: 0 valid, 1 invalid, 2 unknown, 3 harness error. See
 /// harness/docs/test.md for every spec field.
@@ -57,7 +58,7 @@ pub struct TestArgs {
     /// membership, corrupt, disk, clock (families), single faults such as
     /// kill-leader, membership-race, partition-ring, corrupt-bitflip (a
     /// killed node's file damaged before it starts again), disk-fsync-eio
-    /// or clock-bump-leader (clock faults need libfaketime and a program
+    /// or clock-isolate-leader (clock faults need libfaketime and a program
     /// that reads the clock through libc: not Go, not static; each node is
     /// checked), revote (a scenario: one voter restarted between two
     /// elections of one term), figure-8 (the Raft paper's figure-8 order),

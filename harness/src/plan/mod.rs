@@ -392,7 +392,7 @@ mod tests {
         let race = crate::nemesis::Fault::Membership(crate::nemesis::MembershipChange::Race);
         let add_minority = crate::nemesis::Fault::Membership(crate::nemesis::MembershipChange::AddMinority);
         assert!(plan.nemesis.optional.contains(&race) && plan.nemesis.optional.contains(&add_minority));
-        assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Clock(crate::nemesis::ClockMode::BumpLeader)));
+        assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::Clock(crate::nemesis::ClockMode::IsolateLeader)));
         assert!(plan.nemesis.optional.contains(&crate::nemesis::Fault::RevotePowerLoss));
         assert!(plan.nemesis.settings.clock.fake_monotonic, "a leader set back misses its own timeouts");
         assert!(plan.nemesis.concurrent);

@@ -262,7 +262,7 @@ const DEFAULT_FAULTS: [&str; 10] = [
     "pause",
     "partition",
     "power-loss?",
-    "clock-bump-leader?",
+    "clock-isolate-leader?",
     "revote-power-loss?",
     "membership-race?",
     "membership-add-minority?",
