@@ -82,7 +82,7 @@ fn next_due(cycles: &[Cycle], alone: Option<usize>) -> Option<(Instant, usize)> 
 /// its next fault: the other families' clocks stop while a fault runs
 /// alone, so each keeps its share of the run. A family spaced on purpose
 /// keeps its clock: with the membership races and `clock-isolate-leader`
-/// alone, the revote race ran in 10 of 16 control runs (20 of 20 before
+/// alone, the revote race ran in 12 of 19 control runs (20 of 20 before
 /// `clock-isolate-leader`), and once it ran on, the fsync errors of
 /// every 8-14 s in 5 of 11.
 fn postpone(cycles: &mut [Cycle], scenario: usize, held: Duration, spaced: &[bool]) {
