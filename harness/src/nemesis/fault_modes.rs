@@ -113,8 +113,8 @@ pub enum ClockMode {
     /// The leader's clock jumps back by the bound.
     BumpLeader,
     /// The leader is cut off from the other nodes (its clients still reach
-    /// it) and its clock jumps back by the bound, until the others elect a
-    /// leader; then it stays so for the fault's length. Runs alone.
+    /// it) and its clock jumps back by the bound; it stays so until the
+    /// others elect a leader, 1.5 s more, and the fault's length. Runs alone.
     IsolateLeader,
     /// One node's clock jumps between the real time and the bound.
     Strobe,
